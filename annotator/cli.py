@@ -1,0 +1,178 @@
+"""The `annotator` command: thin typer layer (parse, call, render). Each stage's work lives in
+its package; heavy imports (torch, ultralytics, the Label Studio SDK) happen inside commands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from annotator.cli_common import JsonOption, WorkspaceOption, handle_errors
+from annotator.console import console, print_json, progress_bar, say
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                  help="Human-in-the-loop labelling of pigmented skin lesion photos: ingest, bootstrap a detector, "
+                       "review in Label Studio, retrain, benchmark.")
+
+
+@app.command()
+@handle_errors
+def synth(
+    out: Annotated[Path, typer.Argument(help="Folder to write images/, labels/ and truth/ into.")],
+    images: Annotated[int, typer.Option("--images", "-n", help="Number of photos.")] = 200,
+    labelled: Annotated[float, typer.Option("--labelled", help="Fraction hand-labelled (4,868/12,836 = 0.38).")] = 0.38,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same photos).")] = 0,
+    size: Annotated[str, typer.Option(help="small | phone | dslr (18 MP).")] = "small",
+    workers: Annotated[int, typer.Option(help="Parallel processes.")] = 1,
+    json_out: JsonOption = False,
+) -> None:
+    """Write a synthetic PSL photo set (SIMULATED data, for demos and tests)."""
+    from annotator.synth import generate
+
+    with progress_bar() as bar:
+        task = bar.add_task("synthesising photos", total=images)
+        summary = generate(out, images=images, labelled_fraction=labelled, seed=seed, size=size, workers=workers,
+                           progress=lambda n: bar.update(task, completed=n))
+    data = {"images": summary.images, "labelled": summary.labelled, "phone": summary.phone,
+            "rotated": summary.rotated, "boxes_by_class": summary.boxes_by_class,
+            "photos_by_class": summary.photos_by_class, "out": str(summary.out)}
+    if json_out:
+        print_json(data)
+    else:
+        console.print(f"wrote {summary.images} photos ({summary.labelled} hand-labelled, {summary.phone} phone) to "
+                      f"{out}/images, labels to {out}/labels, ground truth to {out}/truth")
+
+
+@app.command()
+@handle_errors
+def init(
+    workspace: Annotated[Path, typer.Argument(help="Workspace folder to create or update.")],
+    images: Annotated[Path, typer.Option("--images", help="Folder of photos (searched recursively).",
+                                         exists=True, file_okay=False)],
+    labels: Annotated[Optional[Path], typer.Option("--labels", help="Folder of labelImg XML (default: beside the photos).")] = None,
+    classes: Annotated[Optional[str], typer.Option(help="Comma-separated class names (default: the six PSL classes).")] = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Ingest photos and labelImg VOC XML; re-running adds only what is new."""
+    from annotator.config import Config, load_config
+    from annotator.ingest import ingest
+    from annotator.store import Workspace
+
+    workspace = workspace.resolve()
+    if (workspace / "annotator.toml").exists():
+        cfg = load_config(workspace)
+        if cfg.images.resolve() != images.resolve():
+            from annotator.errors import ConfigError
+            raise ConfigError(f"{workspace} already ingests {cfg.images}; use a new workspace for {images}")
+        ws = Workspace.open(workspace, write=True)
+    else:
+        cfg = Config(images=images.resolve(), labels=labels.resolve() if labels else None)
+        if classes:
+            cfg = cfg.with_(classes=tuple(c.strip() for c in classes.split(",") if c.strip()))
+        ws = Workspace.create(workspace, cfg)
+    with ws, progress_bar() as bar:
+        task = bar.add_task("ingesting photos", total=None)
+        report = ingest(ws, images=images, labels=labels or ws.config.labels,
+                        progress=lambda done, total: bar.update(task, completed=done, total=total))
+    data = report.to_dict()
+    if json_out:
+        print_json(data)
+        return
+    console.print(f"scanned {report.scanned} photos: {report.added} added ({report.labelled} hand-labelled with "
+                  f"{report.boxes} boxes, {report.unlabelled} unlabelled), {report.already_known} already known, "
+                  f"{report.quarantined} quarantined")
+    for line in report.lines[:20]:
+        colour = "red" if line.action == "quarantined" else "yellow"
+        console.print(f"  [{colour}]{line.action}[/] {line.path}: {line.message}", soft_wrap=True)
+    if len(report.lines) > 20:
+        console.print(f"  ... and {len(report.lines) - 20} more")
+    if report.lines:
+        console.print(f"full report: {workspace / 'reports' / 'ingest.txt'}")
+
+
+@app.command()
+@handle_errors
+def status(workspace: WorkspaceOption = Path("."), json_out: JsonOption = False) -> None:
+    """Where every photo stands: per status, class, device, split and round; the learning curve."""
+    from annotator.store import Workspace
+    from training.rounds import learning_curve
+
+    with Workspace.open(workspace) as ws:
+        data = ws.store.status_counts()
+        data["rounds"] = learning_curve(ws)
+    if json_out:
+        print_json(data)
+        return
+    console.print(f"[bold]{data['images']}[/] photos in {workspace.resolve()}  "
+                  f"({data['quarantined']} quarantined at ingest, see reports/ingest.txt)")
+    for title, key in (("status", "by_status"), ("photos per class", "photos_by_class"),
+                       ("boxes per class", "boxes_by_class"), ("device", "by_device"), ("split", "by_split"),
+                       ("labels per round", "labels_by_round")):
+        if data[key]:
+            console.print(f"  {title:<17}" + "  ".join(f"{k}: {v}" for k, v in data[key].items()))
+    if data["rounds"]:
+        table = Table(title="learning curve")
+        for col in ("round", "labelled (manual/reviewed/auto)", "test mAP50", "correction rate",
+                    "added boxes/photo", "reviewer time", "draw-from-scratch time"):
+            table.add_column(col)
+        for r in data["rounds"]:
+            table.add_row(str(r["round"]), f"{r['labelled_manual']}/{r['labelled_reviewed']}/{r['labelled_auto']}",
+                          _fmt(r.get("test_map50")), _fmt(r.get("correction_rate")), _fmt(r.get("added_per_photo")),
+                          _minutes(r.get("reviewer_seconds")), _minutes(r.get("scratch_seconds")))
+        console.print(table)
+
+
+def _fmt(value) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def _minutes(seconds) -> str:
+    return "-" if not seconds else f"{seconds / 60:.1f} min"
+
+
+@app.command()
+@handle_errors
+def export(
+    out: Annotated[Path, typer.Argument(help="Output folder.")],
+    fmt: Annotated[str, typer.Option("--format", "-f", help="voc | yolo | coco")] = "voc",
+    include_predictions: Annotated[bool, typer.Option(help="Also export unreviewed model predictions.")] = False,
+    workspace: WorkspaceOption = Path("."),
+    json_out: JsonOption = False,
+) -> None:
+    """Write the current labels (displayed-frame pixels) as VOC, YOLO or COCO."""
+    from annotator.export import export_labels
+    from annotator.store import Workspace
+
+    with Workspace.open(workspace) as ws:
+        data = export_labels(ws, fmt, out, include_predictions=include_predictions)
+    if json_out:
+        print_json(data)
+    else:
+        console.print(f"exported {data['photos']} photos, {data['boxes']} boxes as {fmt} to {out}")
+
+
+def _mount_stages() -> None:
+    from bootstrap.cli import bootstrap_command
+    from review_queue.cli import review_app
+    from training.cli import demo_command, finalize_command, retrain_command
+    from training.cli_benchmark import benchmark
+
+    app.command("bootstrap")(bootstrap_command)
+    app.command("retrain")(retrain_command)
+    app.command("finalize")(finalize_command)
+    app.command("demo")(demo_command)
+    app.command("benchmark")(benchmark)
+    app.add_typer(review_app, name="review", help="The Label Studio review queue.")
+
+
+_mount_stages()
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,132 @@
+"""annotator.toml -> a frozen Config. The file is the user's: secrets never go in it."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from annotator.classes import CLASS_NAMES, ClassTable
+from annotator.errors import ConfigError
+from annotator.fsutil import atomic_write_text
+
+CONFIG_NAME = "annotator.toml"
+
+
+@dataclass(frozen=True)
+class Config:
+    images: Path
+    labels: Path | None = None
+    classes: tuple[str, ...] = CLASS_NAMES
+    aliases: dict[str, str] = field(default_factory=dict)
+    # prediction
+    default_threshold: float = 0.25
+    thresholds: dict[str, float] = field(default_factory=dict)
+    predict_imgsz: int = 640
+    predict_batch: int = 16
+    # training
+    model: str = "auto"  # "auto": yolo11s.yaml on a GPU, yolo11n.yaml on the CPU
+    epochs: int = 60
+    retrain_epochs: int = 30
+    imgsz: int = 640
+    batch: int = 16
+    # splits
+    test_size: int = 300
+    test_fraction: float = 0.10
+    val_fraction: float = 0.20
+    seed: int = 0
+    # review queue
+    label_studio_url: str | None = None
+    project_title: str = "PSL review"
+
+    @property
+    def class_table(self) -> ClassTable:
+        return ClassTable(self.classes, self.aliases)
+
+    def threshold_for(self, label: str) -> float:
+        return float(self.thresholds.get(label, self.default_threshold))
+
+    def with_(self, **changes: Any) -> Config:
+        return replace(self, **changes)
+
+
+def _section(data: dict, name: str) -> dict:
+    value = data.get(name, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"[{name}] in {CONFIG_NAME} must be a table")
+    return value
+
+
+def load_config(workspace: Path) -> Config:
+    path = workspace / CONFIG_NAME
+    if not path.exists():
+        raise ConfigError(f"{path} not found: run `annotator init {workspace} --images DIR` first")
+    try:
+        data = tomllib.loads(path.read_text("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc}); fix the file")
+    ws, cls, pred, train, split, review = (_section(data, n) for n in
+                                           ("workspace", "classes", "predict", "train", "split", "review"))
+    if "images" not in ws:
+        raise ConfigError(f"{path}: [workspace] images = \"...\" is missing")
+    try:
+        return Config(
+            images=Path(ws["images"]),
+            labels=Path(ws["labels"]) if ws.get("labels") else None,
+            classes=tuple(cls.get("names", CLASS_NAMES)),
+            aliases={str(k): str(v) for k, v in cls.get("aliases", {}).items()},
+            default_threshold=float(pred.get("default_threshold", 0.25)),
+            thresholds={str(k): float(v) for k, v in pred.get("thresholds", {}).items()},
+            predict_imgsz=int(pred.get("imgsz", 640)),
+            predict_batch=int(pred.get("batch", 16)),
+            model=str(train.get("model", "auto")),
+            epochs=int(train.get("epochs", 60)),
+            retrain_epochs=int(train.get("retrain_epochs", 30)),
+            imgsz=int(train.get("imgsz", 640)),
+            batch=int(train.get("batch", 16)),
+            test_size=int(split.get("test_size", 300)),
+            test_fraction=float(split.get("test_fraction", 0.10)),
+            val_fraction=float(split.get("val_fraction", 0.20)),
+            seed=int(split.get("seed", 0)),
+            label_studio_url=review.get("url"),
+            project_title=str(review.get("project_title", "PSL review")),
+        )
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{path}: a value has the wrong type ({exc}); fix the file")
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    text = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{text}"'
+
+
+def config_to_toml(cfg: Config) -> str:
+    lines = ["# annotator workspace settings. Label Studio tokens never go here (use LABEL_STUDIO_API_KEY).", "",
+             "[workspace]", f"images = {_toml_value(str(cfg.images))}"]
+    if cfg.labels:
+        lines.append(f"labels = {_toml_value(str(cfg.labels))}")
+    lines += ["", "[classes]", f"names = {_toml_value(list(cfg.classes))}", "", "[classes.aliases]",
+              "# \"Mel\" = \"mel\"  (the built-in table already knows the common spellings)"]
+    lines += [f"{_toml_value(k)} = {_toml_value(v)}" for k, v in cfg.aliases.items()]
+    lines += ["", "[predict]", f"default_threshold = {cfg.default_threshold}", f"imgsz = {cfg.predict_imgsz}",
+              f"batch = {cfg.predict_batch}", "", "[predict.thresholds]", "# mel = 0.30"]
+    lines += [f"{_toml_value(k)} = {v}" for k, v in cfg.thresholds.items()]
+    lines += ["", "[train]", f"model = {_toml_value(cfg.model)}", f"epochs = {cfg.epochs}",
+              f"retrain_epochs = {cfg.retrain_epochs}", f"imgsz = {cfg.imgsz}", f"batch = {cfg.batch}",
+              "", "[split]", f"test_size = {cfg.test_size}", f"test_fraction = {cfg.test_fraction}",
+              f"val_fraction = {cfg.val_fraction}", f"seed = {cfg.seed}", "", "[review]",
+              f"project_title = {_toml_value(cfg.project_title)}"]
+    if cfg.label_studio_url:
+        lines.append(f"url = {_toml_value(cfg.label_studio_url)}")
+    return "\n".join(lines) + "\n"
+
+
+def save_config(workspace: Path, cfg: Config) -> None:
+    atomic_write_text(workspace / CONFIG_NAME, config_to_toml(cfg))

@@ -1,0 +1,541 @@
+"""The workspace: one SQLite database, the only writer of workspace state.
+
+Holds every photo, every label version (append-only, with provenance), the ingest report,
+splits, Label Studio task ids, pulled annotation ids, rounds and their manifests. The current
+labels are mirrored as labelImg VOC XML under `labels/`, written atomically after each commit;
+a killed command leaves at worst a stale mirror, which `sync_voc_mirror` repairs on next open.
+
+Writers take an exclusive lock (`.annotator.lock`); a second writer gets WorkspaceBusy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import json
+import os
+import sqlite3
+from collections import Counter
+from pathlib import Path, PurePosixPath
+from typing import Any, Iterable, Iterator
+
+from annotator.config import Config, load_config, save_config
+from annotator.errors import WorkspaceBusy, WorkspaceError
+from annotator.types import Box, DeviceClass, ImageRecord, LabelVersion, Source
+from annotator.voc import write_voc
+
+DB_NAME = "annotator.db"
+LOCK_NAME = ".annotator.lock"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS images (
+    id INTEGER PRIMARY KEY,
+    path TEXT NOT NULL UNIQUE,
+    sha256 TEXT NOT NULL,
+    width INTEGER NOT NULL,
+    height INTEGER NOT NULL,
+    orientation INTEGER NOT NULL DEFAULT 1,
+    make TEXT, model TEXT,
+    device_class TEXT NOT NULL DEFAULT 'unknown',
+    split TEXT,
+    voc_version_id INTEGER,
+    added_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS images_sha ON images(sha256);
+CREATE TABLE IF NOT EXISTS label_versions (
+    id INTEGER PRIMARY KEY,
+    image_id INTEGER NOT NULL REFERENCES images(id),
+    source TEXT NOT NULL,
+    round INTEGER,
+    model_version TEXT,
+    reviewer TEXT,
+    created_at TEXT NOT NULL,
+    excluded INTEGER NOT NULL DEFAULT 0,
+    uncertainty REAL,
+    boxes TEXT NOT NULL,
+    meta TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX IF NOT EXISTS lv_image ON label_versions(image_id, id);
+CREATE TABLE IF NOT EXISTS current_labels (
+    image_id INTEGER PRIMARY KEY REFERENCES images(id),
+    version_id INTEGER NOT NULL REFERENCES label_versions(id)
+);
+CREATE TABLE IF NOT EXISTS ingest_issues (
+    id INTEGER PRIMARY KEY,
+    path TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    message TEXT NOT NULL,
+    action TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    UNIQUE(path, reason, message)
+);
+CREATE TABLE IF NOT EXISTS tasks (
+    image_id INTEGER PRIMARY KEY REFERENCES images(id),
+    project_id INTEGER NOT NULL,
+    task_id INTEGER NOT NULL,
+    pushed_version_id INTEGER,
+    pushed_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS pulled_annotations (
+    annotation_id INTEGER PRIMARY KEY,
+    image_id INTEGER NOT NULL REFERENCES images(id),
+    version_id INTEGER REFERENCES label_versions(id),
+    updated_at TEXT,
+    pulled_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS rounds (
+    round INTEGER NOT NULL,
+    attempt INTEGER NOT NULL DEFAULT 0,
+    stage TEXT NOT NULL,
+    model_path TEXT,
+    model_version TEXT,
+    metrics TEXT NOT NULL DEFAULT '{}',
+    info TEXT NOT NULL DEFAULT '{}',
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (round, attempt)
+);
+CREATE TABLE IF NOT EXISTS manifests (
+    round INTEGER NOT NULL,
+    attempt INTEGER NOT NULL,
+    image_id INTEGER NOT NULL REFERENCES images(id),
+    version_id INTEGER NOT NULL REFERENCES label_versions(id),
+    split TEXT NOT NULL,
+    PRIMARY KEY (round, attempt, image_id)
+);
+"""
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _boxes_json(boxes: Iterable[Box]) -> str:
+    return json.dumps([b.to_dict() for b in boxes], separators=(",", ":"))
+
+
+def _row_to_image(row: sqlite3.Row) -> ImageRecord:
+    return ImageRecord(path=row["path"], sha256=row["sha256"], width=row["width"], height=row["height"],
+                       orientation=row["orientation"], make=row["make"], model=row["model"],
+                       device_class=DeviceClass(row["device_class"]), id=row["id"], split=row["split"])
+
+
+def _row_to_version(row: sqlite3.Row) -> LabelVersion:
+    return LabelVersion(image_path=row["path"], source=Source(row["source"]),
+                        boxes=tuple(Box.from_dict(b) for b in json.loads(row["boxes"])), round=row["round"],
+                        model_version=row["model_version"], reviewer=row["reviewer"], created_at=row["created_at"],
+                        excluded=bool(row["excluded"]), uncertainty=row["uncertainty"], meta=json.loads(row["meta"]),
+                        id=row["id"])
+
+
+_VERSION_COLUMNS = ("lv.id, i.path, lv.source, lv.round, lv.model_version, lv.reviewer, lv.created_at, lv.excluded, "
+                    "lv.uncertainty, lv.boxes, lv.meta")
+
+
+class Store:
+    """SQLite access. All multi-row writes go through `transaction()`."""
+
+    def __init__(self, db_path: Path) -> None:
+        self.path = db_path
+        self.conn = sqlite3.connect(str(db_path), timeout=30, isolation_level=None, check_same_thread=False)
+        self.conn.row_factory = sqlite3.Row
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+        self.conn.execute("PRAGMA foreign_keys=ON")
+        self.conn.executescript(_SCHEMA)
+        self._depth = 0
+
+    def close(self) -> None:
+        self.conn.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """Nested calls join the outer transaction; the outermost commits or rolls back."""
+        if self._depth == 0:
+            self.conn.execute("BEGIN IMMEDIATE")
+        self._depth += 1
+        try:
+            yield self.conn
+        except BaseException:
+            self._depth -= 1
+            if self._depth == 0:
+                self.conn.execute("ROLLBACK")
+            raise
+        self._depth -= 1
+        if self._depth == 0:
+            self.conn.execute("COMMIT")
+
+    # ---- meta --------------------------------------------------------------------------
+    def get_meta(self, key: str, default: str | None = None) -> str | None:
+        row = self.conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return row[0] if row else default
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.transaction() as c:
+            c.execute("INSERT INTO meta(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                      (key, value))
+
+    # ---- images ------------------------------------------------------------------------
+    def add_image(self, rec: ImageRecord) -> int:
+        with self.transaction() as c:
+            cur = c.execute(
+                "INSERT INTO images(path, sha256, width, height, orientation, make, model, device_class, added_at)"
+                " VALUES(?,?,?,?,?,?,?,?,?) ON CONFLICT(path) DO NOTHING",
+                (rec.path, rec.sha256, rec.width, rec.height, rec.orientation, rec.make, rec.model,
+                 rec.device_class.value, now_iso()))
+            if cur.rowcount:
+                return int(cur.lastrowid)
+            return int(c.execute("SELECT id FROM images WHERE path=?", (rec.path,)).fetchone()[0])
+
+    def image(self, path: str) -> ImageRecord | None:
+        row = self.conn.execute("SELECT * FROM images WHERE path=?", (path,)).fetchone()
+        return _row_to_image(row) if row else None
+
+    def image_by_id(self, image_id: int) -> ImageRecord | None:
+        row = self.conn.execute("SELECT * FROM images WHERE id=?", (image_id,)).fetchone()
+        return _row_to_image(row) if row else None
+
+    def path_with_sha(self, sha256: str) -> str | None:
+        row = self.conn.execute("SELECT path FROM images WHERE sha256=? LIMIT 1", (sha256,)).fetchone()
+        return row[0] if row else None
+
+    def known_paths(self) -> set[str]:
+        return {r[0] for r in self.conn.execute("SELECT path FROM images")}
+
+    def images(self, split: str | None = None) -> list[ImageRecord]:
+        if split is None:
+            rows = self.conn.execute("SELECT * FROM images ORDER BY id")
+        else:
+            rows = self.conn.execute("SELECT * FROM images WHERE split=? ORDER BY id", (split,))
+        return [_row_to_image(r) for r in rows]
+
+    def set_splits(self, splits: dict[str, str]) -> None:
+        with self.transaction() as c:
+            c.executemany("UPDATE images SET split=? WHERE path=?", [(s, p) for p, s in splits.items()])
+
+    def splits(self) -> dict[str, str]:
+        return {r[0]: r[1] for r in self.conn.execute("SELECT path, split FROM images WHERE split IS NOT NULL")}
+
+    # ---- label versions ----------------------------------------------------------------
+    def add_label_version(self, lv: LabelVersion) -> int | None:
+        """Append a version and make it current. A model version is refused (None returned)
+        when the photo already has a human or accepted label: a model never overwrites them."""
+        with self.transaction() as c:
+            row = c.execute("SELECT id FROM images WHERE path=?", (lv.image_path,)).fetchone()
+            if row is None:
+                raise WorkspaceError(f"{lv.image_path}: not in the workspace; run `annotator init` to add it")
+            image_id = row[0]
+            if lv.source is Source.MODEL:
+                cur = c.execute("SELECT lv.source FROM current_labels cl JOIN label_versions lv ON lv.id=cl.version_id"
+                                " WHERE cl.image_id=?", (image_id,)).fetchone()
+                if cur is not None and cur[0] != Source.MODEL.value:
+                    return None
+            cur = c.execute(
+                "INSERT INTO label_versions(image_id, source, round, model_version, reviewer, created_at, excluded,"
+                " uncertainty, boxes, meta) VALUES(?,?,?,?,?,?,?,?,?,?)",
+                (image_id, lv.source.value, lv.round, lv.model_version, lv.reviewer, lv.created_at or now_iso(),
+                 int(lv.excluded), lv.uncertainty, _boxes_json(lv.boxes), json.dumps(lv.meta, default=str)))
+            version_id = int(cur.lastrowid)
+            c.execute("INSERT INTO current_labels(image_id, version_id) VALUES(?, ?) "
+                      "ON CONFLICT(image_id) DO UPDATE SET version_id=excluded.version_id", (image_id, version_id))
+            return version_id
+
+    def add_history_version(self, lv: LabelVersion) -> int:
+        """Append a version to the history without making it current (superseded annotations)."""
+        with self.transaction() as c:
+            image_id = c.execute("SELECT id FROM images WHERE path=?", (lv.image_path,)).fetchone()[0]
+            cur = c.execute(
+                "INSERT INTO label_versions(image_id, source, round, model_version, reviewer, created_at, excluded,"
+                " uncertainty, boxes, meta) VALUES(?,?,?,?,?,?,?,?,?,?)",
+                (image_id, lv.source.value, lv.round, lv.model_version, lv.reviewer, lv.created_at or now_iso(),
+                 int(lv.excluded), lv.uncertainty, _boxes_json(lv.boxes), json.dumps(lv.meta, default=str)))
+            return int(cur.lastrowid)
+
+    def current_label(self, path: str) -> LabelVersion | None:
+        row = self.conn.execute(
+            f"SELECT {_VERSION_COLUMNS} FROM current_labels cl JOIN label_versions lv ON lv.id=cl.version_id "
+            "JOIN images i ON i.id=cl.image_id WHERE i.path=?", (path,)).fetchone()
+        return _row_to_version(row) if row else None
+
+    def current_labels(self, sources: Iterable[Source] | None = None) -> dict[str, LabelVersion]:
+        sql = (f"SELECT {_VERSION_COLUMNS} FROM current_labels cl JOIN label_versions lv ON lv.id=cl.version_id "
+               "JOIN images i ON i.id=cl.image_id")
+        args: tuple = ()
+        if sources is not None:
+            values = [s.value for s in sources]
+            sql += f" WHERE lv.source IN ({','.join('?' * len(values))})"
+            args = tuple(values)
+        return {r["path"]: _row_to_version(r) for r in self.conn.execute(sql + " ORDER BY i.id", args)}
+
+    def version(self, version_id: int) -> LabelVersion | None:
+        row = self.conn.execute(f"SELECT {_VERSION_COLUMNS} FROM label_versions lv JOIN images i ON i.id=lv.image_id "
+                                "WHERE lv.id=?", (version_id,)).fetchone()
+        return _row_to_version(row) if row else None
+
+    def history(self, path: str) -> list[LabelVersion]:
+        rows = self.conn.execute(f"SELECT {_VERSION_COLUMNS} FROM label_versions lv JOIN images i ON i.id=lv.image_id "
+                                 "WHERE i.path=? ORDER BY lv.id", (path,))
+        return [_row_to_version(r) for r in rows]
+
+    def unlabelled_paths(self) -> list[str]:
+        return [r[0] for r in self.conn.execute(
+            "SELECT path FROM images WHERE id NOT IN (SELECT image_id FROM current_labels) ORDER BY id")]
+
+    # ---- ingest report -----------------------------------------------------------------
+    def add_issue(self, path: str, reason: str, message: str, action: str) -> None:
+        with self.transaction() as c:
+            c.execute("INSERT INTO ingest_issues(path, reason, message, action, created_at) VALUES(?,?,?,?,?) "
+                      "ON CONFLICT DO NOTHING", (path, reason, message, action, now_iso()))
+
+    def issues(self) -> list[dict[str, Any]]:
+        return [dict(r) for r in self.conn.execute(
+            "SELECT path, reason, message, action, created_at FROM ingest_issues ORDER BY id")]
+
+    # ---- Label Studio bookkeeping ------------------------------------------------------
+    def task_map(self, project_id: int | None = None) -> dict[str, int]:
+        sql = "SELECT i.path, t.task_id FROM tasks t JOIN images i ON i.id=t.image_id"
+        rows = self.conn.execute(sql + (" WHERE t.project_id=?" if project_id is not None else ""),
+                                 (project_id,) if project_id is not None else ())
+        return {r[0]: r[1] for r in rows}
+
+    def pushed_versions(self) -> dict[str, int | None]:
+        return {r[0]: r[1] for r in self.conn.execute(
+            "SELECT i.path, t.pushed_version_id FROM tasks t JOIN images i ON i.id=t.image_id")}
+
+    def record_tasks(self, project_id: int, rows: Iterable[tuple[str, int, int | None]]) -> None:
+        """rows: (image path, task id, pushed label-version id)."""
+        with self.transaction() as c:
+            for path, task_id, version_id in rows:
+                c.execute("INSERT INTO tasks(image_id, project_id, task_id, pushed_version_id, pushed_at) "
+                          "SELECT id, ?, ?, ?, ? FROM images WHERE path=? ON CONFLICT(image_id) DO UPDATE SET "
+                          "project_id=excluded.project_id, task_id=excluded.task_id, "
+                          "pushed_version_id=excluded.pushed_version_id, pushed_at=excluded.pushed_at",
+                          (project_id, task_id, version_id, now_iso(), path))
+
+    def forget_tasks(self, project_id: int) -> None:
+        with self.transaction() as c:
+            c.execute("DELETE FROM tasks WHERE project_id=?", (project_id,))
+
+    def pulled_annotations(self) -> dict[int, str | None]:
+        """annotation id -> the `updated_at` we stored (an edited annotation is pulled again)."""
+        return {r[0]: r[1] for r in self.conn.execute("SELECT annotation_id, updated_at FROM pulled_annotations")}
+
+    def record_pulled(self, annotation_id: int, path: str, version_id: int | None, updated_at: str | None) -> None:
+        with self.transaction() as c:
+            c.execute("INSERT INTO pulled_annotations(annotation_id, image_id, version_id, updated_at, pulled_at) "
+                      "SELECT ?, id, ?, ?, ? FROM images WHERE path=? ON CONFLICT(annotation_id) DO UPDATE SET "
+                      "version_id=excluded.version_id, updated_at=excluded.updated_at, pulled_at=excluded.pulled_at",
+                      (annotation_id, version_id, updated_at, now_iso(), path))
+
+    # ---- rounds and manifests ----------------------------------------------------------
+    def round_row(self, round_no: int, attempt: int | None = None) -> dict[str, Any] | None:
+        if attempt is None:
+            row = self.conn.execute("SELECT * FROM rounds WHERE round=? ORDER BY attempt DESC LIMIT 1",
+                                    (round_no,)).fetchone()
+        else:
+            row = self.conn.execute("SELECT * FROM rounds WHERE round=? AND attempt=?", (round_no, attempt)).fetchone()
+        if row is None:
+            return None
+        out = dict(row)
+        out["metrics"] = json.loads(out["metrics"])
+        out["info"] = json.loads(out["info"])
+        return out
+
+    def rounds(self) -> list[dict[str, Any]]:
+        """The latest attempt of every round, in order."""
+        rows = self.conn.execute("SELECT round, MAX(attempt) FROM rounds GROUP BY round ORDER BY round").fetchall()
+        return [self.round_row(r[0], r[1]) for r in rows]  # type: ignore[misc]
+
+    def upsert_round(self, round_no: int, attempt: int, *, stage: str, model_path: str | None = None,
+                     model_version: str | None = None, metrics: dict | None = None, info: dict | None = None) -> None:
+        existing = self.round_row(round_no, attempt)
+        with self.transaction() as c:
+            if existing is None:
+                c.execute("INSERT INTO rounds(round, attempt, stage, model_path, model_version, metrics, info, "
+                          "created_at, updated_at) VALUES(?,?,?,?,?,?,?,?,?)",
+                          (round_no, attempt, stage, model_path, model_version, json.dumps(metrics or {}),
+                           json.dumps(info or {}), now_iso(), now_iso()))
+            else:
+                c.execute("UPDATE rounds SET stage=?, model_path=COALESCE(?, model_path), "
+                          "model_version=COALESCE(?, model_version), metrics=?, info=?, updated_at=? "
+                          "WHERE round=? AND attempt=?",
+                          (stage, model_path, model_version,
+                           json.dumps({**existing["metrics"], **(metrics or {})}),
+                           json.dumps({**existing["info"], **(info or {})}), now_iso(), round_no, attempt))
+
+    def write_manifest(self, round_no: int, attempt: int, rows: Iterable[tuple[str, int, str]]) -> None:
+        """rows: (image path, label-version id, split). Immutable once written."""
+        with self.transaction() as c:
+            if c.execute("SELECT 1 FROM manifests WHERE round=? AND attempt=? LIMIT 1", (round_no, attempt)).fetchone():
+                return
+            c.executemany("INSERT INTO manifests(round, attempt, image_id, version_id, split) "
+                          "SELECT ?, ?, id, ?, ? FROM images WHERE path=?",
+                          [(round_no, attempt, vid, split, path) for path, vid, split in rows])
+
+    def manifest(self, round_no: int, attempt: int) -> list[tuple[str, int, str]]:
+        return [(r[0], r[1], r[2]) for r in self.conn.execute(
+            "SELECT i.path, m.version_id, m.split FROM manifests m JOIN images i ON i.id=m.image_id "
+            "WHERE m.round=? AND m.attempt=? ORDER BY i.id", (round_no, attempt))]
+
+    # ---- VOC mirror ----------------------------------------------------------------------
+    def stale_voc(self) -> list[tuple[str, int]]:
+        return [(r[0], r[1]) for r in self.conn.execute(
+            "SELECT i.path, cl.version_id FROM current_labels cl JOIN images i ON i.id=cl.image_id "
+            "WHERE i.voc_version_id IS NOT cl.version_id")]
+
+    def mark_voc_written(self, items: Iterable[tuple[str, int]]) -> None:
+        with self.transaction() as c:
+            c.executemany("UPDATE images SET voc_version_id=? WHERE path=?", [(v, p) for p, v in items])
+
+    # ---- summary -------------------------------------------------------------------------
+    def status_counts(self) -> dict[str, Any]:
+        images = self.conn.execute("SELECT COUNT(*) FROM images").fetchone()[0]
+        by_source: Counter[str] = Counter()
+        by_class: Counter[str] = Counter()
+        by_round: Counter[str] = Counter()
+        photos_per_class: Counter[str] = Counter()
+        excluded = 0
+        for r in self.conn.execute("SELECT lv.source, lv.round, lv.excluded, lv.boxes FROM current_labels cl "
+                                   "JOIN label_versions lv ON lv.id=cl.version_id"):
+            if r["excluded"]:
+                excluded += 1
+                by_source["excluded"] += 1
+                continue
+            by_source[r["source"]] += 1
+            if r["round"] is not None:
+                by_round[str(r["round"])] += 1
+            labels = [b["label"] for b in json.loads(r["boxes"])]
+            by_class.update(labels)
+            photos_per_class.update(set(labels))
+        labelled = sum(by_source.values())
+        by_source["unlabelled"] = images - labelled
+        devices = Counter({r[0]: r[1] for r in self.conn.execute(
+            "SELECT device_class, COUNT(*) FROM images GROUP BY device_class")})
+        splits = Counter({(r[0] or "pool"): r[1] for r in self.conn.execute(
+            "SELECT split, COUNT(*) FROM images GROUP BY split")})
+        quarantined = self.conn.execute(
+            "SELECT COUNT(DISTINCT path) FROM ingest_issues WHERE action='quarantined'").fetchone()[0]
+        return {
+            "images": images,
+            "by_status": dict(sorted(by_source.items())),
+            "boxes_by_class": dict(sorted(by_class.items())),
+            "photos_by_class": dict(sorted(photos_per_class.items())),
+            "by_device": dict(sorted(devices.items())),
+            "by_split": dict(sorted(splits.items())),
+            "labels_by_round": dict(sorted(by_round.items())),
+            "quarantined": quarantined,
+            "excluded": excluded,
+        }
+
+
+class Workspace:
+    """A folder holding annotator.toml, the database, the VOC mirror, reports and rounds."""
+
+    def __init__(self, root: Path, config: Config, store: Store, lock_fd: int | None) -> None:
+        self.root = root
+        self.config = config
+        self.store = store
+        self._lock_fd = lock_fd
+
+    # layout
+    @property
+    def labels_dir(self) -> Path:
+        return self.root / "labels"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.root / "reports"
+
+    def round_dir(self, round_no: int, attempt: int = 0) -> Path:
+        return self.root / "rounds" / (f"{round_no:03d}" if attempt == 0 else f"{round_no:03d}-attempt{attempt}")
+
+    @property
+    def image_root(self) -> Path:
+        return self.config.images
+
+    def image_path(self, rel: str) -> Path:
+        return self.config.images / PurePosixPath(rel)
+
+    def voc_path(self, rel: str) -> Path:
+        return self.labels_dir / PurePosixPath(rel).with_suffix(".xml")
+
+    # lifecycle
+    @classmethod
+    def create(cls, root: Path, config: Config) -> Workspace:
+        root.mkdir(parents=True, exist_ok=True)
+        if not (root / "annotator.toml").exists():
+            save_config(root, config)
+        return cls.open(root, write=True)
+
+    @classmethod
+    def open(cls, root: Path, *, write: bool = False) -> Workspace:
+        root = root.resolve()
+        config = load_config(root)
+        if not (root / DB_NAME).exists() and not write:
+            raise WorkspaceError(f"{root / DB_NAME} not found: run `annotator init {root} --images DIR` first")
+        lock_fd = None
+        if write:
+            lock_fd = os.open(root / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(lock_fd)
+                raise WorkspaceBusy(f"{root}: workspace busy, another annotator command is writing to it; "
+                                    "wait for it to finish and run this again")
+        ws = cls(root, config, Store(root / DB_NAME), lock_fd)
+        if write:
+            ws.sync_voc_mirror()
+        return ws
+
+    def close(self) -> None:
+        self.store.close()
+        if self._lock_fd is not None:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def __enter__(self) -> Workspace:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def set_config(self, config: Config) -> None:
+        save_config(self.root, config)
+        self.config = config
+
+    # the VOC mirror
+    def write_voc_for(self, version: LabelVersion) -> None:
+        rec = self.store.image(version.image_path)
+        assert rec is not None
+        provenance = {
+            "source": version.source.value,
+            "round": version.round,
+            "model_version": version.model_version,
+            "reviewer": version.reviewer,
+            "created_at": version.created_at,
+            "uncertainty": None if version.uncertainty is None else f"{version.uncertainty:.4f}",
+            "excluded": "yes" if version.excluded else None,
+            "version_id": version.id,
+        }
+        write_voc(self.voc_path(rec.path), filename=PurePosixPath(rec.path).name,
+                  path=str(self.image_path(rec.path)), width=rec.width, height=rec.height, depth=3,
+                  boxes=version.boxes, provenance=provenance, verified=version.source.is_human,
+                  folder=PurePosixPath(rec.path).parent.name or self.config.images.name)
+
+    def sync_voc_mirror(self) -> int:
+        """Write every current label whose VOC mirror is missing or stale. Returns the count."""
+        stale = self.store.stale_voc()
+        done = []
+        for path, version_id in stale:
+            version = self.store.version(version_id)
+            if version is not None:
+                self.write_voc_for(version)
+                done.append((path, version_id))
+            if len(done) >= 500:
+                self.store.mark_voc_written(done)
+                done = []
+        self.store.mark_voc_written(done)
+        return len(stale)

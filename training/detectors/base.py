@@ -1,0 +1,85 @@
+"""One detector interface for every family (Ultralytics YOLO/RT-DETR, torchvision SSD/Faster R-CNN).
+
+A detector trains on a `TrainingView` (YOLO-format folders written by `training.dataset`),
+predicts on decoded displayed-frame arrays, and saves/loads itself to one file.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from annotator.types import Box
+
+
+@dataclass(frozen=True)
+class TrainingView:
+    """A YOLO-format data set: `data_yaml` lists train/val image folders; labels beside them.
+
+    images: split -> list of (absolute photo path as linked in the view, relative workspace path).
+    """
+
+    root: Path
+    data_yaml: Path
+    classes: tuple[str, ...]
+    images: dict[str, list[tuple[Path, str]]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    epochs: int = 30
+    imgsz: int = 640
+    batch: int = 16
+    device: str | None = None  # None: first GPU if any, else CPU; "0,1" for DDP
+    seed: int = 0
+    workers: int = 2
+    patience: int = 100
+    verbose: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    weights: Path
+    metrics: dict[str, Any]
+    train_seconds: float
+    epochs_run: int
+
+
+ProgressCallback = Callable[[int, int], None]  # (epoch done, epochs total)
+
+
+class Detector(abc.ABC):
+    """Train, predict, save, load. `classes` fixes the index -> name mapping."""
+
+    family: str = "?"
+
+    def __init__(self, classes: Sequence[str]) -> None:
+        self.classes = tuple(classes)
+
+    @abc.abstractmethod
+    def train(self, view: TrainingView, settings: TrainSettings, workdir: Path,
+              progress: ProgressCallback | None = None) -> TrainResult:
+        """Train in `workdir` (everything the framework writes stays there)."""
+
+    @abc.abstractmethod
+    def predict_arrays(self, images: Sequence[np.ndarray], *, conf: float = 0.01, imgsz: int = 640) -> list[list[Box]]:
+        """Boxes in each array's own pixel frame (RGB uint8 (H, W, 3) inputs), scores set."""
+
+    @abc.abstractmethod
+    def save(self, path: Path) -> Path:
+        """Write the weights to one file and return its path."""
+
+    @classmethod
+    @abc.abstractmethod
+    def load(cls, path: Path, classes: Sequence[str]) -> Detector:
+        """Load weights written by `save` (or a compatible local file the user names)."""
+
+    @property
+    @abc.abstractmethod
+    def parameter_count(self) -> int:
+        """Number of parameters, for the benchmark report."""
