@@ -1,0 +1,61 @@
+"""The training view: a YOLO-format folder of links to the photos, written from the store.
+
+Photos are symlinked (never copied); YOLO label files are in the displayed frame, which is
+what OpenCV's EXIF-aware decode gives the trainer. Paths are flattened (`a/b.jpg` ->
+`a__b.jpg`) so a view is two flat folders per split.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from annotator.boxes import box_to_yolo
+from annotator.fsutil import atomic_write_text
+from annotator.store import Workspace
+from annotator.types import LabelVersion
+from training.detectors.base import TrainingView
+
+SPLITS = ("train", "val", "test")
+
+
+def flat_name(rel: str) -> str:
+    return rel.replace("/", "__")
+
+
+def build_training_view(ws: Workspace, out_dir: Path, splits: dict[str, str],
+                        labels: dict[str, LabelVersion]) -> TrainingView:
+    """Write `out_dir/images/<split>/` links and `out_dir/labels/<split>/` YOLO files.
+
+    splits: rel path -> "train" | "val" | "test"; only photos in `labels` are included.
+    Rebuilt from scratch each time, so a view always equals its manifest.
+    """
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    classes = ws.config.classes
+    records = {r.path: r for r in ws.store.images()}
+    images: dict[str, list[tuple[Path, str]]] = {s: [] for s in SPLITS}
+    for rel, split in sorted(splits.items()):
+        version = labels.get(rel)
+        if version is None or version.excluded or split not in SPLITS:
+            continue
+        rec = records[rel]
+        link = out_dir / "images" / split / flat_name(rel)
+        link.parent.mkdir(parents=True, exist_ok=True)
+        os.symlink(ws.image_path(rel).resolve(), link)
+        lines = []
+        for box in version.boxes:
+            cx, cy, w, h = box_to_yolo(box, rec.width, rec.height)
+            lines.append(f"{classes.index(box.label)} {cx:.6f} {cy:.6f} {w:.6f} {h:.6f}")
+        label_file = out_dir / "labels" / split / (Path(flat_name(rel)).stem + ".txt")
+        label_file.parent.mkdir(parents=True, exist_ok=True)
+        label_file.write_text("\n".join(lines) + ("\n" if lines else ""))
+        images[split].append((link, rel))
+    for split in SPLITS:
+        (out_dir / "images" / split).mkdir(parents=True, exist_ok=True)
+        (out_dir / "labels" / split).mkdir(parents=True, exist_ok=True)
+    data_yaml = out_dir / "data.yaml"
+    atomic_write_text(data_yaml, f"path: {out_dir.resolve()}\ntrain: images/train\nval: images/val\n"
+                      "test: images/test\nnames:\n" + "".join(f"  {i}: {c!r}\n" for i, c in enumerate(classes)))
+    return TrainingView(root=out_dir, data_yaml=data_yaml, classes=tuple(classes), images=images)
