@@ -21,7 +21,7 @@ class SplitCandidate:
     device: str
 
 
-def test_split_size(n_labelled: int, test_size: int, test_fraction: float) -> int:
+def held_out_size(n_labelled: int, test_size: int, test_fraction: float) -> int:
     """The study's rule: `test_size` photos or `test_fraction` of the labelled set, whichever is smaller."""
     return max(0, min(test_size, int(round(test_fraction * n_labelled))))
 
@@ -31,7 +31,7 @@ def make_splits(candidates: list[SplitCandidate], *, test_size: int = 300, test_
     """path -> "test" | "train" | "val" for every candidate. Deterministic for a seed."""
     rng = random.Random(seed)
     ordered = sorted(candidates, key=lambda c: c.path)
-    n_test = test_split_size(len(ordered), test_size, test_fraction)
+    n_test = held_out_size(len(ordered), test_size, test_fraction)
 
     by_class: dict[str, list[SplitCandidate]] = defaultdict(list)
     for cand in ordered:
