@@ -97,7 +97,7 @@ def init(
 def status(workspace: WorkspaceOption = Path("."), json_out: JsonOption = False) -> None:
     """Where every photo stands: per status, class, device, split and round; the learning curve."""
     from annotator.store import Workspace
-    from training.rounds import learning_curve
+    from training.curve import learning_curve
 
     with Workspace.open(workspace) as ws:
         data = ws.store.status_counts()

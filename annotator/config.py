@@ -24,7 +24,7 @@ class Config:
     default_threshold: float = 0.25
     thresholds: dict[str, float] = field(default_factory=dict)
     predict_imgsz: int = 640
-    predict_batch: int = 16
+    predict_batch: int = 0  # 0: auto (32 on a GPU, 4 on the CPU, where small batches run faster)
     # training
     model: str = "auto"  # "auto": yolo11s.yaml on a GPU, yolo11n.yaml on the CPU
     epochs: int = 60
@@ -79,7 +79,7 @@ def load_config(workspace: Path) -> Config:
             default_threshold=float(pred.get("default_threshold", 0.25)),
             thresholds={str(k): float(v) for k, v in pred.get("thresholds", {}).items()},
             predict_imgsz=int(pred.get("imgsz", 640)),
-            predict_batch=int(pred.get("batch", 16)),
+            predict_batch=int(pred.get("batch", 0)),
             model=str(train.get("model", "auto")),
             epochs=int(train.get("epochs", 60)),
             retrain_epochs=int(train.get("retrain_epochs", 30)),

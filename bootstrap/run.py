@@ -51,7 +51,7 @@ def run_bootstrap(ws: Workspace, settings: BootstrapSettings, *,
                            verbose=settings.verbose, progress=on_epoch)
     if on_stage:
         on_stage("pre-annotate")
-    stats = predict_round(ws, detector, 0, imgsz=settings.imgsz, batch=settings.batch, device=settings.device,
+    stats = predict_round(ws, detector, 0, imgsz=settings.imgsz, device=settings.device,
                           workers=settings.workers, progress=on_predicted)
     row = ws.store.round_row(0)
     return BootstrapResult(trained_now=not trained_before, metrics=row["metrics"] if row else {}, preannotate=stats)

@@ -12,7 +12,7 @@ import copy
 import io
 import math
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
@@ -446,21 +446,38 @@ def mcnemar_exact(correct_a: Sequence[bool], correct_b: Sequence[bool]) -> McNem
 
 @dataclass(frozen=True)
 class ClinicalResult:
-    """Everything the report prints for one detector on one set of photos."""
+    """Everything the report prints for one rater (detector or human reader) on a set of photos.
+
+    box_confusion and detection need boxes: None for a human reader, who names classes only.
+    """
 
     photos: tuple[str, ...]
     image_level: ImageLevelResult
     correct: np.ndarray  # (N,) bool, per photo in `photos` order
-    box_confusion: np.ndarray  # (K+1, K+1), see box_confusion_matrix
     image_confusion: np.ndarray  # (K, K+2), see image_confusion_matrix
-    detection: DetectionQuality
     intervals: BootstrapIntervals | None
+    box_confusion: np.ndarray | None = None  # (K+1, K+1), see box_confusion_matrix
+    detection: DetectionQuality | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"n_photos": len(self.photos), "image_level": self.image_level.to_dict(),
-                "box_confusion": self.box_confusion.tolist(), "image_confusion": self.image_confusion.tolist(),
-                "detection": self.detection.to_dict(),
+                "image_confusion": self.image_confusion.tolist(),
+                "box_confusion": None if self.box_confusion is None else self.box_confusion.tolist(),
+                "detection": None if self.detection is None else self.detection.to_dict(),
                 "intervals": None if self.intervals is None else self.intervals.to_dict()}
+
+
+def score_class_sets(photos: Sequence[str], true_sets: Sequence[Iterable[str]], pred_sets: Sequence[Iterable[str]],
+                     classes: Sequence[str], *, n_resamples: int = 1000, seed: int = 0,
+                     level: float = 0.95) -> ClinicalResult:
+    """The image-level part of a ClinicalResult, from class sets alone (how human readers are scored)."""
+    true_sets = [frozenset(t) for t in true_sets]
+    pred_sets = [frozenset(p) for p in pred_sets]
+    intervals = (bootstrap_intervals(true_sets, pred_sets, classes, n_resamples=n_resamples, seed=seed, level=level)
+                 if n_resamples > 0 else None)
+    return ClinicalResult(tuple(photos), image_level_scores(true_sets, pred_sets, classes),
+                          photo_correct(true_sets, pred_sets), image_confusion_matrix(true_sets, pred_sets, classes),
+                          intervals)
 
 
 class ClinicalEvaluation:
@@ -517,10 +534,8 @@ class ClinicalEvaluation:
         sel = self._select(subset)
         photos, true_sets, pred_sets = self.class_sets(subset)
         gt, preds = self.coco(subset)
-        intervals = (bootstrap_intervals(true_sets, pred_sets, self.classes, n_resamples=n_resamples, seed=seed,
-                                         level=level) if n_resamples > 0 else None)
-        return ClinicalResult(
-            tuple(photos), image_level_scores(true_sets, pred_sets, self.classes), photo_correct(true_sets, pred_sets),
-            box_confusion_matrix([self._truth[n] for n in sel], [self._pred[n] for n in sel], self.classes,
-                                 thresholds=self.thresholds, iou_threshold=self.iou_threshold),
-            image_confusion_matrix(true_sets, pred_sets, self.classes), coco_evaluate(gt, preds), intervals)
+        result = score_class_sets(photos, true_sets, pred_sets, self.classes, n_resamples=n_resamples, seed=seed,
+                                  level=level)
+        return replace(result, detection=coco_evaluate(gt, preds), box_confusion=box_confusion_matrix(
+            [self._truth[n] for n in sel], [self._pred[n] for n in sel], self.classes,
+            thresholds=self.thresholds, iou_threshold=self.iou_threshold))

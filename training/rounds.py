@@ -16,7 +16,7 @@ from typing import Callable
 from annotator.errors import WorkspaceError
 from annotator.fsutil import atomic_write_text
 from annotator.store import Workspace
-from annotator.types import ImageRecord, Source
+from annotator.types import ImageRecord, LabelVersion, Source
 from bootstrap.preannotate import PreannotateStats, preannotate
 from bootstrap.split import SplitCandidate, late_split, make_splits
 from training.dataset import build_training_view
@@ -125,12 +125,13 @@ def unreviewed_targets(ws: Workspace, model_version: str) -> list[ImageRecord]:
     return out
 
 
-def predict_round(ws: Workspace, detector: Detector, round_no: int, attempt: int = 0, *, imgsz: int, batch: int,
+def predict_round(ws: Workspace, detector: Detector, round_no: int, attempt: int = 0, *, imgsz: int, batch: int = 0,
                   device: str | None = None, workers: int = 4,
                   progress: Callable[[int], None] | None = None) -> PreannotateStats:
     version = model_version_for(round_no, attempt)
     targets = unreviewed_targets(ws, version)
-    stats = preannotate(ws, detector, targets, round_no=round_no, model_version=version, imgsz=imgsz, batch=batch,
+    stats = preannotate(ws, detector, targets, round_no=round_no, model_version=version, imgsz=imgsz,
+                        batch=batch or ws.config.predict_batch,
                         workers=workers, device=device, progress=progress)
     previous = ws.store.round_row(round_no, attempt) or {"info": {}}
     done_before = previous["info"].get("preannotate", {}).get("predicted", 0)
@@ -153,3 +154,87 @@ def round_model_path(ws: Workspace, round_no: int) -> Path:
     if row is None or not row.get("model_path") or not Path(row["model_path"]).exists():
         raise WorkspaceError(f"round {round_no} has no trained model in {ws.root}/rounds; run it first")
     return Path(row["model_path"])
+
+
+def plan_retrain(ws: Workspace, round_no: int, *, force: bool = False) -> int:
+    """Check round N may run and return its attempt number (resumes an unfinished attempt)."""
+    if round_no < 1:
+        raise WorkspaceError("retrain starts at round 1; round 0 is `annotator bootstrap`")
+    previous = ws.store.round_row(round_no - 1)
+    if not stage_reached(previous, "trained"):
+        raise WorkspaceError(f"round {round_no - 1} is missing or unfinished in {ws.root}; run "
+                             + ("`annotator bootstrap`" if round_no == 1 else f"`annotator retrain --round {round_no - 1}`")
+                             + " first")
+    existing = ws.store.round_row(round_no)
+    if existing is None:
+        return 0
+    if existing["stage"] != "done":
+        return int(existing["attempt"])  # killed half-way: continue it
+    if not force:
+        raise WorkspaceError(f"round {round_no} already exists ({ws.round_dir(round_no, existing['attempt'])}); "
+                             "use --force to make a new attempt (the old one is kept)")
+    return int(existing["attempt"]) + 1
+
+
+def finish_round(ws: Workspace, round_no: int, attempt: int, *, pushed: dict | None = None) -> Path:
+    """Mark the round done and write its one-page report."""
+    from training.curve import learning_curve
+    from training.round_report import write_round_report
+
+    ws.store.upsert_round(round_no, attempt, stage="done", info={"push": pushed} if pushed else None)
+    row = ws.store.round_row(round_no, attempt) or {}
+    path = ws.round_dir(round_no, attempt) / "report.html"
+    write_round_report(path, title=f"Round {round_no} ({model_version_for(round_no, attempt)})",
+                       curve=learning_curve(ws), round_metrics=row.get("metrics", {}))
+    return path
+
+
+def recommend_threshold(remaining_boxes: int, human_boxes: int, tolerated_error_share: float = 0.02) -> float:
+    """The correction rate below which auto-accepting the remaining predictions is expected to put
+    fewer wrong boxes into the final set than `tolerated_error_share` of all its boxes (2%: below
+    the disagreement between two dermatologists, whose accuracy in the study was 0.949)."""
+    if remaining_boxes <= 0:
+        return 1.0
+    total = remaining_boxes + human_boxes
+    return float(min(1.0, tolerated_error_share * total / remaining_boxes))
+
+
+def finalize(ws: Workspace, *, threshold: float | None = None, export_dir: Path | None = None) -> dict:
+    """Accept the remaining predictions as `auto-accepted` when the last reviewed batch's correction
+    rate is at or below the threshold; refuse with the figures otherwise. Exports VOC, YOLO, COCO."""
+    from annotator.export import export_labels
+    from training.curve import review_summary
+
+    current = ws.store.current_labels()
+    reviewed = [v for v in current.values() if v.source is Source.REVIEWED and not v.excluded and v.round is not None]
+    remaining = [v for v in current.values() if v.source is Source.MODEL and not v.excluded]
+    if not reviewed:
+        raise WorkspaceError("no reviewed photos yet: review part of the queue in Label Studio and run "
+                             "`annotator review pull` before finalizing")
+    last_round = max(v.round for v in reviewed)  # type: ignore[type-var]
+    batch = [v for v in reviewed if v.round == last_round]
+    summary = review_summary(batch)
+    rate = summary["correction_rate"] or 0.0
+    human_boxes = sum(len(v.boxes) for v in current.values() if v.source is not Source.MODEL and not v.excluded)
+    recommended = recommend_threshold(sum(len(v.boxes) for v in remaining), human_boxes)
+    used = recommended if threshold is None else threshold
+    figures = {"last_reviewed_round": last_round, "reviewed_photos": len(batch), "correction_rate": rate,
+               "correction_rate_per_class": summary["correction_rate_per_class"], "threshold": used,
+               "recommended_threshold": recommended, "remaining_predictions": len(remaining)}
+    if rate > used:
+        per_class = ", ".join(f"{c} {r:.1%}" for c, r in summary["correction_rate_per_class"].items())
+        raise WorkspaceError(f"not finalizing: reviewers corrected {rate:.1%} of round {last_round}'s boxes "
+                             f"({per_class}), above the threshold {used:.1%} (recommended from the data: "
+                             f"{recommended:.1%}); review more photos and run `annotator retrain`")
+    accepted = 0
+    with ws.store.transaction():
+        for version in remaining:
+            ws.store.add_label_version(LabelVersion(
+                image_path=version.image_path, source=Source.AUTO_ACCEPTED, boxes=version.boxes,
+                round=version.round, model_version=version.model_version, uncertainty=version.uncertainty,
+                meta={"accepted_from_version": version.id, "correction_rate": rate, "threshold": used}))
+            accepted += 1
+    ws.sync_voc_mirror()
+    out = export_dir or ws.root / "export"
+    exports = {fmt: export_labels(ws, fmt, out / fmt) for fmt in ("voc", "yolo", "coco")}
+    return {**figures, "auto_accepted": accepted, "exports": exports}

@@ -1,0 +1,382 @@
+"""torchvision detectors (SSD300, SSDlite, Faster R-CNN) behind the Detector interface.
+
+Random initialisation by default, or a local model/backbone weights file the user names:
+nothing is downloaded. Trains on the YOLO-format training view with a plain loop.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+from annotator.errors import TrainingError
+from annotator.images import decode_displayed
+from annotator.types import Box
+from training.detectors.base import Detector, ProgressCallback, TrainingView, TrainResult, TrainSettings
+
+FILE_FORMAT = "annotator-torchvision/1"
+
+
+@dataclass(frozen=True)
+class _Arch:
+    builder: str  # torchvision.models.detection function
+    fixed_size: int | None  # SSDs resize every photo to a fixed square; Faster R-CNN follows imgsz
+    description: str
+
+
+ARCHS: dict[str, _Arch] = {
+    "ssdlite": _Arch("ssdlite320_mobilenet_v3_large", 320, "SSDlite 320, MobileNetV3-Large"),
+    "ssd300": _Arch("ssd300_vgg16", 300, "SSD300, VGG16"),
+    "fasterrcnn_mobilenet": _Arch("fasterrcnn_mobilenet_v3_large_fpn", None, "Faster R-CNN, MobileNetV3-Large FPN"),
+    "fasterrcnn_resnet50": _Arch("fasterrcnn_resnet50_fpn", None, "Faster R-CNN, ResNet-50 FPN"),
+}
+
+
+def _device(name: str | None) -> torch.device:
+    if name in (None, ""):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cpu":
+        return torch.device("cpu")
+    first = str(name).split(",")[0]
+    return torch.device(f"cuda:{first}" if first.isdigit() else first)
+
+
+def _read_weights(path: Path) -> dict[str, Any]:
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise TrainingError(f"{path}: weights file not found; name a local file (nothing is downloaded)")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # pickles of arbitrary objects, truncated files, not a torch file
+        raise TrainingError(f"{path}: cannot read it as torch weights ({exc}); name a state_dict or a file "
+                            "written by this tool")
+
+
+def _state_dict_of(payload: dict[str, Any]) -> dict[str, torch.Tensor]:
+    for key in ("state_dict", "model"):
+        if isinstance(payload.get(key), dict):
+            return payload[key]
+    return payload
+
+
+def _load_by_name(module: torch.nn.Module, state: dict[str, torch.Tensor], source: Path) -> int:
+    """Load tensors whose name and shape match (a head for another class count is skipped)."""
+    own = module.state_dict()
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    matched = {k: v for k, v in state.items() if k in own and tuple(v.shape) == tuple(own[k].shape)}
+    if not matched:
+        raise TrainingError(f"{source}: no tensor matches this architecture; name weights of the same model")
+    module.load_state_dict(matched, strict=False)
+    return len(matched)
+
+
+def _load_in_order(module: torch.nn.Module, state: dict[str, torch.Tensor], source: Path) -> int:
+    """Load a classification backbone (e.g. torchvision's ImageNet file) into a detection backbone.
+
+    Detection backbones rename and regroup layers, so tensors are paired in order, by shape:
+    each source tensor (classifier excluded) goes to the next target tensor of the same shape.
+    """
+    src = [(k, v) for k, v in state.items()
+           if not k.startswith(("fc.", "classifier.", "head.")) and not k.endswith("num_batches_tracked")]
+    own = [(k, v) for k, v in module.state_dict().items() if not k.endswith("num_batches_tracked")]
+    loaded: dict[str, torch.Tensor] = {}
+    j = 0
+    for key, target in own:
+        if j < len(src) and tuple(src[j][1].shape) == tuple(target.shape):
+            loaded[key] = src[j][1]
+            j += 1
+    if not src or j < 0.9 * len(src):
+        raise TrainingError(f"{source}: only {j} of {len(src)} backbone tensors fit this architecture's backbone; "
+                            "name the ImageNet weights of the matching classifier (e.g. resnet50 for "
+                            "fasterrcnn_resnet50)")
+    module.load_state_dict(loaded, strict=False)
+    return j
+
+
+def build_model(arch: str, num_classes: int) -> torch.nn.Module:
+    """A randomly initialised torchvision detector; num_classes includes background (index 0)."""
+    if arch not in ARCHS:
+        raise TrainingError(f"unknown torchvision architecture {arch!r}; choose one of {', '.join(ARCHS)}")
+    import torchvision.models.detection as detection
+
+    builder: Callable[..., torch.nn.Module] = getattr(detection, ARCHS[arch].builder)
+    return builder(weights=None, weights_backbone=None, num_classes=num_classes)
+
+
+# ---- data -----------------------------------------------------------------------------------
+
+def _label_path(image_link: Path) -> Path:
+    """YOLO convention: .../images/<split>/x.jpg -> .../labels/<split>/x.txt."""
+    parts = list(image_link.parts)
+    for i in range(len(parts) - 1, -1, -1):
+        if parts[i] == "images":
+            parts[i] = "labels"
+            break
+    return Path(*parts).with_suffix(".txt")
+
+
+def _resize_long_side(rgb: np.ndarray, side: int) -> tuple[np.ndarray, float]:
+    """Resize (H, W, 3) so the long side is `side`; returns (pixels, original / resized scale)."""
+    h, w = rgb.shape[:2]
+    scale = side / max(h, w)
+    if abs(scale - 1.0) < 1e-6:
+        return rgb, 1.0
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    out = np.asarray(Image.fromarray(rgb).resize(size, Image.BILINEAR))
+    return out, w / size[0]
+
+
+def _to_tensor(rgb: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.require(rgb, requirements=["C", "W"])).permute(2, 0, 1).float().div_(255.0)  # (3, H, W)
+
+
+class _ViewDataset(torch.utils.data.Dataset):
+    """(image (3, H, W) in [0, 1], target {boxes (N, 4) xyxy pixels, labels (N,) 1-based}) per photo."""
+
+    def __init__(self, items: list[tuple[Path, str]], side: int, augment: bool) -> None:
+        self.items = items
+        self.side = side
+        self.augment = augment
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        link, rel = self.items[i]
+        try:
+            rgb, _, _ = decode_displayed(link, max_side=self.side)  # EXIF applied: the labels' frame
+        except OSError as exc:
+            raise TrainingError(f"{rel}: cannot decode the photo for training ({exc})")
+        rgb, _ = _resize_long_side(rgb, self.side)
+        h, w = rgb.shape[:2]
+        rows = []
+        label_file = _label_path(link)
+        if label_file.exists():
+            for line in label_file.read_text().splitlines():
+                fields = line.split()
+                if len(fields) == 5:
+                    c, cx, cy, bw, bh = int(fields[0]), *(float(v) for v in fields[1:])
+                    rows.append([c + 1, (cx - bw / 2) * w, (cy - bh / 2) * h, (cx + bw / 2) * w, (cy + bh / 2) * h])
+        boxes = np.array([r[1:] for r in rows], dtype=np.float32).reshape(-1, 4)  # (N, 4)
+        labels = np.array([r[0] for r in rows], dtype=np.int64)  # (N,)
+        boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, w)
+        boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, h)
+        keep = ((boxes[:, 2] - boxes[:, 0]) >= 1) & ((boxes[:, 3] - boxes[:, 1]) >= 1)  # torchvision refuses empty boxes
+        boxes, labels = boxes[keep], labels[keep]
+        if self.augment and random.random() < 0.5:  # faces are left-right symmetric enough
+            rgb = rgb[:, ::-1]
+            boxes[:, [0, 2]] = w - boxes[:, [2, 0]]
+        return _to_tensor(rgb), {"boxes": torch.from_numpy(boxes), "labels": torch.from_numpy(labels)}
+
+
+def _collate(batch):
+    return tuple(zip(*batch))
+
+
+# ---- the detector ---------------------------------------------------------------------------
+
+class TorchvisionDetector(Detector):
+    """SSD / Faster R-CNN from torchvision.
+
+    arch: one of ARCHS. weights: a local file of a whole model (one written by `save`, or a
+    torchvision detection state_dict: tensors are matched by name and shape, so a head for
+    another class count is skipped). backbone_weights: a local ImageNet classifier state_dict
+    (e.g. resnet50 for fasterrcnn_resnet50). SSDs take their fixed square input (300/320 px);
+    Faster R-CNN resizes the long side to `imgsz`.
+    """
+
+    family = "torchvision"
+
+    def __init__(self, classes: Sequence[str], arch: str = "ssdlite", weights: str | Path | None = None,
+                 backbone_weights: str | Path | None = None, *, imgsz: int = 640) -> None:
+        super().__init__(classes)
+        self.arch = arch
+        self.imgsz = int(imgsz)
+        self.model = build_model(arch, len(self.classes) + 1)
+        if backbone_weights is not None:
+            target = getattr(self.model.backbone, "body", self.model.backbone)
+            _load_in_order(target, _state_dict_of(_read_weights(Path(backbone_weights))), Path(backbone_weights))
+        if weights is not None:
+            payload = _read_weights(Path(weights))
+            if payload.get("format") == FILE_FORMAT and payload.get("arch") != arch:
+                raise TrainingError(f"{weights}: holds a {payload.get('arch')} model, not {arch}")
+            _load_by_name(self.model, _state_dict_of(payload), Path(weights))
+        self.device = torch.device("cpu")
+
+    # -- sizes and thresholds
+    def _input_side(self, imgsz: int) -> int:
+        fixed = ARCHS[self.arch].fixed_size
+        return fixed if fixed is not None else int(imgsz)
+
+    def _configure(self, imgsz: int, conf: float | None = None) -> None:
+        transform = self.model.transform
+        if ARCHS[self.arch].fixed_size is None:
+            transform.min_size = (int(imgsz),)
+            transform.max_size = int(imgsz)
+        if conf is not None:
+            if hasattr(self.model, "roi_heads"):
+                self.model.roi_heads.score_thresh = float(conf)
+            else:
+                self.model.score_thresh = float(conf)
+
+    def _to(self, device: torch.device) -> None:
+        self.model.to(device)
+        self.device = device
+
+    # -- train
+    def train(self, view: TrainingView, settings: TrainSettings, workdir: Path,
+              progress: ProgressCallback | None = None) -> TrainResult:
+        if tuple(view.classes) != self.classes:
+            raise TrainingError(f"the training view's classes {view.classes} differ from the model's {self.classes}")
+        items = view.images.get("train", [])
+        if not items:
+            raise TrainingError(f"{view.root}: no training photos; label some photos and make the splits first")
+        workdir.mkdir(parents=True, exist_ok=True)
+        started = time.perf_counter()
+        torch.manual_seed(settings.seed)
+        random.seed(settings.seed)
+        self.imgsz = int(settings.imgsz)
+        self._configure(self.imgsz)
+        self._to(_device(settings.device))
+        generator = torch.Generator().manual_seed(settings.seed)
+        loader = torch.utils.data.DataLoader(
+            _ViewDataset(items, self._input_side(self.imgsz), augment=True), batch_size=max(1, settings.batch),
+            shuffle=True, collate_fn=_collate, num_workers=settings.workers, generator=generator,
+            drop_last=len(items) > settings.batch)
+        lr = float(settings.extra.get("lr", 1e-3))
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        if settings.extra.get("optimizer", "adamw").lower() == "sgd":
+            optimizer: torch.optim.Optimizer = torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=5e-4)
+        else:
+            optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=float(settings.extra.get("weight_decay", 1e-4)))
+        total = max(1, settings.epochs * len(loader))
+        warmup = min(100, max(1, total // 10))
+        scheduler = torch.optim.lr_scheduler.LambdaLR(  # linear warm-up, then cosine down to 5 % of lr
+            optimizer, lambda s: (s + 1) / warmup if s < warmup
+            else 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * (s - warmup) / max(1, total - warmup))))
+        history: list[float] = []
+        skipped = 0
+        for epoch in range(settings.epochs):
+            self.model.train()
+            losses = []
+            for images, targets in loader:
+                images = [im.to(self.device) for im in images]
+                targets = [{k: v.to(self.device) for k, v in t.items()} for t in targets]
+                loss = sum(self.model(images, targets).values())
+                if not torch.isfinite(loss):  # a diverging batch from scratch: skip it, keep training
+                    skipped += 1
+                    optimizer.zero_grad(set_to_none=True)
+                    continue
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(params, 10.0)
+                optimizer.step()
+                scheduler.step()
+                losses.append(float(loss.detach()))
+            history.append(float(np.mean(losses)) if losses else float("nan"))
+            if settings.verbose:
+                print(f"epoch {epoch + 1}/{settings.epochs} loss {history[-1]:.4f}")
+            if progress:
+                progress(epoch + 1, settings.epochs)
+        weights = self.save(workdir / "weights.pt")
+        metrics: dict[str, Any] = {"loss": history[-1] if history else None, "loss_history": history,
+                                   "skipped_batches": skipped}
+        metrics.update(self._validate(view.images.get("val", []), self.imgsz))
+        return TrainResult(weights=weights, metrics=metrics, train_seconds=time.perf_counter() - started,
+                           epochs_run=settings.epochs)
+
+    def _validate(self, items: list[tuple[Path, str]], imgsz: int) -> dict[str, Any]:
+        """COCO mAP on the val photos of the view (pycocotools), for the training log."""
+        if not items:
+            return {}
+        from training.metrics import coco_evaluate, to_coco_ground_truth, to_coco_predictions
+
+        dataset = _ViewDataset(items, self._input_side(imgsz), augment=False)
+        truth, pred = [], []
+        for i in range(len(dataset)):
+            image, target = dataset[i]
+            rgb = (image.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+            pred.extend(self.predict_arrays([rgb], conf=0.001, imgsz=imgsz))
+            truth.append([Box(self.classes[int(c) - 1], *map(float, b))
+                          for b, c in zip(target["boxes"].tolist(), target["labels"].tolist())])
+        quality = coco_evaluate(to_coco_ground_truth([p for _, p in items], truth, self.classes),
+                                to_coco_predictions(pred, self.classes))
+        return {"val_map50": quality.map50, "val_map50_95": quality.map50_95}
+
+    # -- predict
+    @torch.inference_mode()
+    def predict_arrays(self, images: Sequence[np.ndarray], *, conf: float = 0.01, imgsz: int = 640,
+                       batch: int = 8) -> list[list[Box]]:
+        if not images:
+            return []
+        self._configure(imgsz, conf)
+        self.model.eval()
+        side = self._input_side(imgsz)
+        out: list[list[Box]] = []
+        for start in range(0, len(images), batch):
+            chunk = [_resize_long_side(np.asarray(a, dtype=np.uint8), side) for a in images[start:start + batch]]
+            results = self.model([_to_tensor(rgb).to(self.device) for rgb, _ in chunk])
+            for (_, scale), res in zip(chunk, results):
+                xyxy = res["boxes"].cpu().numpy() * scale  # (N, 4) in the input array's pixels
+                scores = res["scores"].cpu().numpy()  # (N,)
+                labels = res["labels"].cpu().numpy()  # (N,) 1-based, 0 = background
+                out.append([Box(self.classes[int(c) - 1], float(x1), float(y1), float(x2), float(y2), score=float(s))
+                            for (x1, y1, x2, y2), s, c in zip(xyxy, scores, labels)
+                            if 1 <= int(c) <= len(self.classes) and s >= conf])
+        return out
+
+    # -- persistence
+    def save(self, path: Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
+        tmp = path.with_name(path.name + ".tmp")
+        torch.save({"format": FILE_FORMAT, "arch": self.arch, "classes": list(self.classes), "imgsz": self.imgsz,
+                    "state_dict": state}, tmp)
+        tmp.replace(path)
+        return path
+
+    @classmethod
+    def load(cls, path: Path, classes: Sequence[str] | None = None) -> TorchvisionDetector:
+        payload = _read_weights(Path(path))
+        if payload.get("format") != FILE_FORMAT:
+            raise TrainingError(f"{path}: not a file written by this tool's torchvision detector; pass it as "
+                                "weights= with the architecture instead")
+        saved = tuple(payload["classes"])
+        if classes is not None and tuple(classes) != saved:
+            raise TrainingError(f"{path}: trained for classes {saved}, not {tuple(classes)}; use the workspace "
+                                "the model was trained for")
+        det = cls(saved, payload["arch"], imgsz=int(payload.get("imgsz", 640)))
+        det.model.load_state_dict(payload["state_dict"])
+        return det
+
+    @property
+    def parameter_count(self) -> int:
+        return int(sum(p.numel() for p in self.model.parameters()))
+
+
+def _factory(arch: str) -> Callable[..., TorchvisionDetector]:
+    def make(classes: Sequence[str], **kwargs: Any) -> TorchvisionDetector:
+        return TorchvisionDetector(classes, arch, **kwargs)
+
+    return make
+
+
+def _register() -> None:
+    try:
+        from training.detectors import register
+    except ImportError:  # a registry without `register`: build TorchvisionDetector directly
+        return
+    for name in ARCHS:
+        register(name, _factory(name))
+
+
+_register()
