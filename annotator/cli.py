@@ -34,7 +34,7 @@ def synth(
     with progress_bar() as bar:
         task = bar.add_task("synthesising photos", total=images)
         summary = generate(out, images=images, labelled_fraction=labelled, seed=seed, size=size, workers=workers,
-                           progress=lambda n: bar.update(task, completed=n))
+                           progress=lambda n: bar.advance(task, n))
     data = {"images": summary.images, "labelled": summary.labelled, "phone": summary.phone,
             "rotated": summary.rotated, "boxes_by_class": summary.boxes_by_class,
             "photos_by_class": summary.photos_by_class, "out": str(summary.out)}

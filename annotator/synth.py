@@ -42,7 +42,7 @@ from PIL import Image, ImageChops
 from annotator.classes import CLASS_NAMES
 from annotator.errors import ConfigError
 from annotator.types import Box
-from annotator.voc import write_voc
+from annotator.voc import voc_xml_bytes
 
 # Displayed (width, height) of a camera photo per size; phone photos are a little smaller (4:3).
 SIZES: dict[str, tuple[int, int]] = {"small": (384, 288), "phone": (1600, 1200), "dslr": (5184, 3456)}
@@ -58,7 +58,7 @@ PHONES: tuple[tuple[str, str], ...] = (("Apple", "iPhone 13"), ("samsung", "SM-G
 _MAX_DRAW_SIDE = 1024  # larger photos are drawn at 1/k scale, then upscaled with fine grain added
 _VISIBLE = 0.04  # a pixel belongs to a lesion when the pigment darkens some channel by >= 4 %
 _EXIF_MAKE, _EXIF_MODEL, _EXIF_ORIENTATION = 0x010F, 0x0110, 0x0112
-_NORMAL = statistics.NormalDist()
+_NORMAL_QUANTILES = [statistics.NormalDist().inv_cdf((k + 0.5) / 256) for k in range(256)]  # grain from bytes
 
 # Each face-wide class covers a region (cheeks, one side) and so appears at most once per photo;
 # the discrete ones (sl, caf) are placed around them. Single-class weights compensate for the
@@ -104,6 +104,7 @@ def generate(out: Path, *, images: int, labelled_fraction: float = 0.38, seed: i
 
     Which photos are labelled depends on (seed, images); each photo's pixels and boxes on (seed, i) only.
     progress: called with the number of photos just finished (an increment, e.g. `bar.advance`).
+    workers > 1 draws in spawned processes, so a calling script needs the `if __name__ == "__main__":` guard.
     Refuses an `out` whose images/ folder already holds files, so stale photos never mix in.
     """
     out = Path(out)
@@ -185,7 +186,7 @@ def _generate_one(out: Path, seed: int, index: int, size: str, labelled: bool) -
     photo = Image.merge("RGB", [Image.fromarray(plane) for plane in np.clip(pixels, 0, 255).astype(np.uint8)])
     if (draw_w, draw_h) != (width, height):
         photo = photo.resize((width, height), Image.Resampling.BILINEAR)
-    photo = _add_grain(photo, rng, sigma=rng.uniform(4.0, 8.0) if phone else rng.uniform(1.2, 2.2))
+    photo = _add_grain(photo, rng, rng.uniform(4.0, 8.0) if phone else rng.uniform(1.2, 2.2), chroma=phone)
 
     sx, sy = width / draw_w, height / draw_h
     boxes = tuple(Box(b.label, min(b.x1 * sx, width), min(b.y1 * sy, height), min(b.x2 * sx, width),
@@ -205,11 +206,13 @@ def _generate_one(out: Path, seed: int, index: int, size: str, labelled: bool) -
     stem = f"synth_{index:06d}"
     image_path = out / "images" / f"{stem}.jpg"
     image_path.write_bytes(buffer.getvalue())
-    voc = dict(filename=image_path.name, path=str(image_path.resolve()), width=width, height=height, depth=3,
-               boxes=boxes, folder="images")
-    write_voc(out / "truth" / f"{stem}.xml", **voc)
+    # Plain writes, not fsutil's fsync'd atomic ones: a fresh folder of regenerable files needs no
+    # durability, and an fsync per file would cost more than drawing the photo.
+    xml = voc_xml_bytes(filename=image_path.name, path=str(image_path.resolve()), width=width, height=height,
+                        depth=3, boxes=boxes, folder="images")
+    (out / "truth" / f"{stem}.xml").write_bytes(xml)
     if labelled:
-        write_voc(out / "labels" / f"{stem}.xml", **voc)
+        (out / "labels" / f"{stem}.xml").write_bytes(xml)
     return _PhotoResult(phone=phone, rotated=rotated, boxes=boxes)
 
 
@@ -224,12 +227,15 @@ def _choose_classes(rng: np.random.Generator) -> tuple[str, ...]:
     return face_wide, "caf", "sl"
 
 
-def _add_grain(photo: Image.Image, rng: np.random.Generator, sigma: float) -> Image.Image:
-    """Per-channel gaussian sensor noise at full resolution: random bytes through a quantile table."""
-    quantiles = [128 + sigma * _NORMAL.inv_cdf((k + 0.5) / 256) for k in range(256)]
-    table = [min(255, max(0, round(q))) for q in quantiles]
-    planes = [Image.frombytes("L", photo.size, rng.bytes(photo.width * photo.height)).point(table) for _ in range(3)]
-    return ImageChops.add(photo, Image.merge("RGB", planes), scale=1.0, offset=-128)
+def _add_grain(photo: Image.Image, rng: np.random.Generator, sigma: float, *, chroma: bool) -> Image.Image:
+    """Gaussian sensor noise at full resolution: random bytes through a quantile table.
+
+    chroma: independent noise per channel (a small phone sensor); otherwise luminance grain only.
+    """
+    table = [min(255, max(0, round(128 + sigma * q))) for q in _NORMAL_QUANTILES]
+    planes = [Image.frombytes("L", photo.size, rng.bytes(photo.width * photo.height)).point(table)
+              for _ in range(3 if chroma else 1)]
+    return ImageChops.add(photo, Image.merge("RGB", planes if chroma else planes * 3), scale=1.0, offset=-128)
 
 
 # ---- drawing -----------------------------------------------------------------------------
@@ -252,30 +258,86 @@ class _Face:
         return self.cx + u * self.a * c - v * self.b * s, self.cy + u * self.a * s + v * self.b * c
 
 
-class _Layer:
-    """One boxed lesion: its opacity over the frame, the window it was drawn in, and its pigment."""
+@dataclass
+class _Canvas:
+    """What the lesion drawers share: the face, where skin is free to hold pigment, and scales.
 
-    def __init__(self, label: str, h: int, w: int, depth: float, colour: np.ndarray) -> None:
+    skin: (h, w) opacity of lesion-able skin (face minus hair, eyes, brows, nostrils, mouth).
+    unit: 1 % of the face half-width in px. sharp: the px width of a sharp edge.
+    occupied: (x0, y0, x1, y1) px of lesions drawn so far, kept clear by discrete lesions.
+    """
+
+    face: _Face
+    skin: np.ndarray
+    unit: float
+    sharp: float
+    occupied: list[tuple[float, float, float, float]]
+
+
+class _Layer:
+    """One boxed lesion: its opacity (h, w) over the canvas, the window drawn in, and its pigment."""
+
+    def __init__(self, label: str, canvas: _Canvas, depth: float, colour: np.ndarray) -> None:
         self.label = label
+        h, w = canvas.skin.shape
         self.alpha = np.zeros((h, w), np.float32)
         self.bounds = [h, 0, w, 0]  # y0, y1, x0, x1 of everything stamped so far
         self.depth = depth
         self.colour = colour
 
-    def window(self, x0: float, x1: float, y0: float, y1: float) -> tuple[slice, slice, np.ndarray, np.ndarray] | None:
-        h, w = self.alpha.shape
-        win = _window(x0, x1, y0, y1, w, h)
+    def ellipse(self, cx: float, cy: float, rx: float, ry: float, angle: float, soft: float, peak: float = 1.0,
+                wobble: tuple[tuple[int, float, float], ...] = ()) -> None:
+        """Add a filled ellipse (see `_ellipse`) of opacity `peak`."""
+        win = self._window(*_ellipse_bounds(cx, cy, rx, ry, soft, 0.3 if wobble else 0.0))
         if win is None:
-            return None
-        ys, xs = win[0], win[1]
-        b = self.bounds
-        b[0], b[1], b[2], b[3] = min(b[0], ys.start), max(b[1], ys.stop), min(b[2], xs.start), max(b[3], xs.stop)
-        return win
+            return
+        ys_slice, xs_slice, xs, ys = win
+        alpha = _ellipse(xs, ys, cx, cy, rx, ry, angle, soft, wobble)
+        if peak != 1.0:
+            alpha *= np.float32(peak)
+        np.maximum(self.alpha[ys_slice, xs_slice], alpha, out=self.alpha[ys_slice, xs_slice])
+
+    def dots(self, xs_c: np.ndarray, ys_c: np.ndarray, radii: np.ndarray, peaks: np.ndarray, soft: float) -> None:
+        """Add many small round dots at once: (n,) centres, radii and peak opacities."""
+        if len(xs_c) == 0:
+            return
+        reach = float(radii.max()) + soft + 1.0
+        win = self._window(float(xs_c.min()) - reach, float(xs_c.max()) + reach,
+                           float(ys_c.min()) - reach, float(ys_c.max()) + reach)
+        if win is None:
+            return
+        ys_slice, xs_slice, xs, ys = win
+        for start in range(0, len(xs_c), 16):  # bounded (16, h, w) temporaries
+            part = slice(start, start + 16)
+            r = radii[part, None, None]
+            d2 = (xs[None, None, :] - xs_c[part, None, None]) ** 2 + (ys[None, :, None] - ys_c[part, None, None]) ** 2
+            # (r^2 - d^2) / 2r ~ r - d near the edge: an antialiased disc without a square root
+            alpha = np.clip((r * r - d2) / (2.0 * r * np.float32(soft)) + np.float32(0.5), 0.0, 1.0)
+            alpha *= peaks[part, None, None]
+            np.maximum(self.alpha[ys_slice, xs_slice], alpha.max(axis=0), out=self.alpha[ys_slice, xs_slice])
+
+    def mottle(self, rng: np.random.Generator, strength: float, cell: float) -> None:
+        """Uneven pigment inside a patch: opacity times (1 - strength * noise in [0, 1])."""
+        region = self.region
+        if region is None:
+            return
+        rh, rw = region[0].stop - region[0].start, region[1].stop - region[1].start
+        noise01 = np.clip(np.float32(0.5) + _smooth_noise(rng, rh, rw, cell), 0.0, 1.0)
+        self.alpha[region] *= np.float32(1.0) - np.float32(strength) * noise01
 
     @property
     def region(self) -> tuple[slice, slice] | None:
         y0, y1, x0, x1 = self.bounds
         return (slice(y0, y1), slice(x0, x1)) if y1 > y0 and x1 > x0 else None
+
+    def _window(self, x0: float, x1: float, y0: float, y1: float):
+        h, w = self.alpha.shape
+        win = _window(x0, x1, y0, y1, w, h)
+        if win is not None:
+            b = self.bounds
+            b[0], b[1] = min(b[0], win[0].start), max(b[1], win[0].stop)
+            b[2], b[3] = min(b[2], win[1].start), max(b[3], win[1].stop)
+        return win
 
 
 def _window(x0: float, x1: float, y0: float, y1: float, w: int, h: int):
@@ -309,45 +371,22 @@ def _ellipse(xs: np.ndarray, ys: np.ndarray, cx: float, cy: float, rx: float, ry
     return alpha
 
 
-def _stamp_ellipse(layer_alpha: np.ndarray, win, cx, cy, rx, ry, angle, soft, peak=1.0, wobble=()) -> None:
-    if win is None:
-        return
-    ys_slice, xs_slice, xs, ys = win
-    alpha = _ellipse(xs, ys, cx, cy, rx, ry, angle, soft, wobble)
-    if peak != 1.0:
-        alpha *= np.float32(peak)
-    np.maximum(layer_alpha[ys_slice, xs_slice], alpha, out=layer_alpha[ys_slice, xs_slice])
-
-
-def _ellipse_window(layer: _Layer, cx, cy, rx, ry, soft, wobble_max=0.0):
+def _ellipse_bounds(cx, cy, rx, ry, soft, wobble_max=0.0) -> tuple[float, float, float, float]:
+    """(x0, x1, y0, y1) px that hold every pixel an ellipse from `_ellipse` touches."""
     reach = max(rx, ry) * (1.0 + wobble_max) + soft + 1.0
-    return layer.window(cx - reach, cx + reach, cy - reach, cy + reach)
-
-
-def _stamp_dots(layer: _Layer, xs_c: np.ndarray, ys_c: np.ndarray, radii: np.ndarray, peaks: np.ndarray,
-                soft: float) -> None:
-    """Many small round dots at once: (n,) centres, radii, peak opacities."""
-    if len(xs_c) == 0:
-        return
-    reach = float(radii.max()) + soft + 1.0
-    win = layer.window(float(xs_c.min()) - reach, float(xs_c.max()) + reach,
-                       float(ys_c.min()) - reach, float(ys_c.max()) + reach)
-    if win is None:
-        return
-    ys_slice, xs_slice, xs, ys = win
-    for start in range(0, len(xs_c), 16):  # bounded (16, h, w) temporaries
-        part = slice(start, start + 16)
-        r = radii[part, None, None]
-        d2 = (xs[None, None, :] - xs_c[part, None, None]) ** 2 + (ys[None, :, None] - ys_c[part, None, None]) ** 2
-        alpha = np.clip((r * r - d2) / (2.0 * r * np.float32(soft)) + np.float32(0.5), 0.0, 1.0)
-        alpha *= peaks[part, None, None]
-        np.maximum(layer.alpha[ys_slice, xs_slice], alpha.max(axis=0), out=layer.alpha[ys_slice, xs_slice])
+    return cx - reach, cx + reach, cy - reach, cy + reach
 
 
 def _smooth_noise(rng: np.random.Generator, h: int, w: int, cell: float) -> np.ndarray:
-    """Low-frequency noise (h, w), roughly N(0, 0.5), varying over `cell` px."""
+    """Low-frequency noise (h, w) with std about 0.5, varying over `cell` px.
+
+    A random grid, one node per cell, upsampled bicubically by PIL as 8-bit (several times faster
+    than float, and 8 bits are plenty for texture).
+    """
     grid = rng.standard_normal((max(2, int(h / cell) + 2), max(2, int(w / cell) + 2)), dtype=np.float32)
-    return np.asarray(Image.fromarray(grid).resize((w, h), Image.Resampling.BICUBIC))
+    coarse = Image.fromarray(np.clip(grid * np.float32(40.0) + np.float32(128.0), 0, 255).astype(np.uint8))
+    fine = np.asarray(coarse.resize((w, h), Image.Resampling.BICUBIC), dtype=np.float32)
+    return (fine - np.float32(128.0)) * np.float32(1 / 80)
 
 
 def _lerp(img: np.ndarray, ys: slice, xs: slice, alpha: np.ndarray, colour) -> None:
@@ -367,6 +406,36 @@ def _render(rng: np.random.Generator, w: int, h: int, classes: tuple[str, ...],
     a = min(b / rng.uniform(1.25, 1.45), 0.42 * w)
     face = _Face(cx=w * rng.uniform(0.44, 0.56), cy=h * rng.uniform(0.50, 0.57), a=a, b=b,
                  roll=rng.uniform(-0.08, 0.08))
+
+    bg_colour = _BACKGROUNDS[rng.integers(len(_BACKGROUNDS))] * (1.0 + rng.uniform(-0.15, 0.15, 3)).astype(np.float32)
+    rows = (np.arange(h, dtype=np.float32) + np.float32(0.5)) / np.float32(h)
+    gradient = np.float32(rng.uniform(0.75, 0.9)) + np.float32(rng.uniform(0.1, 0.3)) * (np.float32(1.0) - rows)
+    img = np.empty((3, h, w), np.float32)
+    img[:] = bg_colour[:, None, None] * gradient[None, :, None]
+
+    # hair, face and neck lie in a band of columns around the face: draw them there only
+    reach = 1.13 * a + 1.2 * b * abs(math.sin(face.roll)) + 3.0
+    c0, c1 = max(0, int(face.cx - reach)), min(w, int(math.ceil(face.cx + reach)))
+    head = np.ascontiguousarray(img[:, :, c0:c1])
+    head_boxes = _draw_head(rng, head, _Face(face.cx - c0, face.cy, a, b, face.roll), classes)
+    img[:, :, c0:c1] = head
+    boxes = [Box(box.label, box.x1 + c0, box.y1, box.x2 + c0, box.y2) for box in head_boxes]
+
+    # exposure and colour temperature of the whole photo
+    warmth = rng.uniform(-0.06, 0.08)
+    img *= (np.float32(rng.uniform(0.85, 1.10)) * np.array([1 + warmth, 1.0, 1 - warmth], np.float32))[:, None, None]
+    if card:
+        _draw_card(rng, img, boxes)
+    return img, boxes
+
+
+def _draw_head(rng: np.random.Generator, img: np.ndarray, face: _Face, classes: tuple[str, ...]) -> list[Box]:
+    """Paint hair, face (with lesions and features) and neck over the background img (3, h, w), in place.
+
+    Returns the lesion boxes in img's frame.
+    """
+    _, h, w = img.shape
+    a, b = face.a, face.b
     unit = a / 100.0  # 1 % of the face half-width, in px; sharp edges stay ~1 px at any scale
     sharp = max(0.7, 0.8 * a / 110.0)
 
@@ -380,8 +449,8 @@ def _render(rng: np.random.Generator, w: int, h: int, classes: tuple[str, ...],
     # face: an egg (narrower at the jaw), neck below, hair above and at the sides
     jaw = np.float32(1.0) - np.float32(0.16) * np.clip(v, 0.0, 1.0)
     uj = u / jaw
-    r_face = np.sqrt(uj * uj + v * v)
-    face_alpha = np.clip((np.float32(1.0) - r_face) * np.float32(a / 1.2) + np.float32(0.5), 0.0, 1.0)
+    r2 = uj * uj + v * v
+    face_alpha = np.clip((np.float32(1.0) - np.sqrt(r2)) * np.float32(a / 1.2) + np.float32(0.5), 0.0, 1.0)
     neck_half = rng.uniform(0.40, 0.50)
     neck_alpha = np.clip((np.float32(neck_half) - np.abs(u)) * np.float32(a / 1.2) + np.float32(0.5), 0.0, 1.0)
     neck_alpha *= v > 0.55
@@ -398,22 +467,23 @@ def _render(rng: np.random.Generator, w: int, h: int, classes: tuple[str, ...],
     # features: eyes, brows, nostrils, mouth (painted later; masked out of lesions now)
     features: list[tuple[slice, slice, np.ndarray, np.ndarray | tuple]] = []
     block = np.zeros((h, w), np.float32)
-    scratch = _Layer("", h, w, 0.0, _BROWN)  # only for window bookkeeping
 
     def feature(u0, v0, rx, ry, colour, soft=sharp, block_scale=0.0, angle=0.0):
+        """An ellipse to paint over the skin; block_scale > 0 also keeps lesions off a margin around it."""
         x, y = face.px(u0, v0)
-        win = _ellipse_window(scratch, x, y, rx, ry, soft)
+        win = _window(*_ellipse_bounds(x, y, rx, ry, soft), w, h)
         if win is None:
             return
-        alpha = _ellipse(win[2], win[3], x, y, rx, ry, face.roll + angle, soft)
-        features.append((win[0], win[1], alpha, colour))
+        features.append((win[0], win[1], _ellipse(win[2], win[3], x, y, rx, ry, face.roll + angle, soft), colour))
         if block_scale:
-            bwin = _ellipse_window(scratch, x, y, rx * block_scale, ry * block_scale * 1.3, sharp)
+            brx, bry = rx * block_scale, ry * block_scale * 1.3
+            bwin = _window(*_ellipse_bounds(x, y, brx, bry, sharp), w, h)
             if bwin is not None:
-                balpha = _ellipse(bwin[2], bwin[3], x, y, rx * block_scale, ry * block_scale * 1.3, face.roll, sharp)
+                balpha = _ellipse(bwin[2], bwin[3], x, y, brx, bry, face.roll, sharp)
                 np.maximum(block[bwin[0], bwin[1]], balpha, out=block[bwin[0], bwin[1]])
 
-    hair_colour = np.array([rng.uniform(20, 60), rng.uniform(15, 45), rng.uniform(10, 35)], np.float32)
+    hair_colour = np.float32(rng.uniform(18, 70)) * np.array([1.0, rng.uniform(0.75, 0.9), rng.uniform(0.55, 0.8)],
+                                                             np.float32)
     eye_u, eye_v = rng.uniform(0.33, 0.40), rng.uniform(-0.17, -0.08)
     eye_rx = 17 * unit * rng.uniform(0.9, 1.1)
     iris_colour = (rng.uniform(40, 80), rng.uniform(25, 50), rng.uniform(15, 35))
@@ -434,13 +504,14 @@ def _render(rng: np.random.Generator, w: int, h: int, classes: tuple[str, ...],
     feature(0.0, mouth_v, 24 * unit, 0.008 * b + 0.6, (70, 35, 35), soft=sharp)
     skin = face_alpha * (np.float32(1.0) - hair) * (np.float32(1.0) - block)
 
-    # skin albedo: a Fitzpatrick III-IV tone with gentle low-frequency texture
+    # skin albedo: a Fitzpatrick III-IV tone with gentle low-frequency texture; the same noise
+    # field, stronger, gives the hair its sheen (skin and hair never overlap)
     tone = _SKIN_LIGHT + (_SKIN_MEDIUM - _SKIN_LIGHT) * np.float32(rng.uniform(0, 1))
     tone = tone * (1.0 + rng.uniform(-0.03, 0.03, 3)).astype(np.float32)
-    texture = np.float32(1.0) + np.float32(0.05) * _smooth_noise(rng, h, w, cell=6 * unit)
-    albedo = tone[:, None, None] * texture[None]  # (3, h, w)
+    texture_noise = _smooth_noise(rng, h, w, cell=12 * unit)
+    albedo = tone[:, None, None] * (np.float32(1.0) + np.float32(0.035) * texture_noise)[None]  # (3, h, w)
 
-    layers = _draw_lesions(rng, face, classes, skin, h, w, unit, sharp)
+    layers = _draw_lesions(rng, _Canvas(face, skin, unit, sharp, occupied=[]), classes)
     boxes: list[Box] = []
     for layer in layers:
         region = layer.region
@@ -463,28 +534,27 @@ def _render(rng: np.random.Generator, w: int, h: int, classes: tuple[str, ...],
     # lighting: Lambert on an ellipsoid face, the neck in the chin's shadow
     light = np.array([light_u, rng.uniform(-0.5, 0.0), 1.0], np.float32)
     light /= np.linalg.norm(light)
-    nz = np.sqrt(np.clip(np.float32(1.0) - uj * uj - v * v, 0.02, 1.0))
-    diffuse = np.clip((uj * light[0] + v * light[1] + nz * light[2]) / np.sqrt(uj * uj + v * v + nz * nz), 0.0, 1.0)
-    shade = np.float32(rng.uniform(0.35, 0.5)) + np.float32(0.62) * diffuse
-    shade = face_alpha * shade + (np.float32(1.0) - face_alpha) * np.float32(rng.uniform(0.55, 0.7))
+    nz = np.sqrt(np.clip(np.float32(1.0) - r2, 0.02, 1.0))  # with (uj, v), a unit normal inside the face
+    diffuse = np.clip(uj * light[0] + v * light[1] + nz * light[2], 0.0, 1.0)
+    neck_shade = np.float32(rng.uniform(0.55, 0.7))
+    shade = np.float32(rng.uniform(0.35, 0.5)) + np.float32(0.62) * diffuse - neck_shade
+    shade *= face_alpha
+    shade += neck_shade
     albedo *= shade[None]
 
-    bg_colour = _BACKGROUNDS[rng.integers(len(_BACKGROUNDS))] * (1.0 + rng.uniform(-0.15, 0.15, 3)).astype(np.float32)
-    gradient = (np.float32(rng.uniform(0.75, 0.9)) + np.float32(rng.uniform(0.1, 0.3)) * (1.0 - ys / h))[:, None]
-    img = np.empty((3, h, w), np.float32)
-    img[:] = bg_colour[:, None, None] * gradient[None]
-    body = np.maximum(face_alpha, neck_alpha)
-    img += (albedo - img) * body[None]
-    hair_shine = np.float32(0.75) + np.float32(0.5) * np.clip(
-        np.float32(0.5) + _smooth_noise(rng, h, w, cell=4 * unit), 0.0, 1.0)
-    img += (hair_colour[:, None, None] * hair_shine[None] - img) * hair[None]
-
-    # exposure and colour temperature of the whole photo
-    warmth = rng.uniform(-0.06, 0.08)
-    img *= (np.float32(rng.uniform(0.85, 1.10)) * np.array([1 + warmth, 1.0, 1 - warmth], np.float32))[:, None, None]
-    if card:
-        _draw_card(rng, img, boxes)
-    return img, boxes
+    # img += (paint - img) * alpha, in place: (3, h, w) temporaries cost more than the arithmetic
+    paint = albedo
+    paint -= img
+    paint *= np.maximum(face_alpha, neck_alpha)[None]
+    img += paint
+    strands = rng.standard_normal(w, dtype=np.float32)  # brightness per pixel column: vertical strands
+    strands = (strands + np.roll(strands, 1) + np.roll(strands, -1))[None, :] * np.float32(0.06)
+    hair_shine = np.float32(1.0) + np.float32(0.25) * texture_noise + strands
+    np.multiply(hair_colour[:, None, None], hair_shine[None], out=paint)
+    paint -= img
+    paint *= hair[None]
+    img += paint
+    return boxes
 
 
 def _hull(alpha: np.ndarray, strength: float, region: tuple[slice, slice], label: str) -> Box | None:
@@ -527,21 +597,19 @@ def _draw_card(rng: np.random.Generator, img: np.ndarray, boxes: list[Box]) -> N
 
 # ---- lesions -----------------------------------------------------------------------------
 
-def _draw_lesions(rng: np.random.Generator, face: _Face, classes: tuple[str, ...], skin: np.ndarray, h: int, w: int,
-                  unit: float, sharp: float) -> list[_Layer]:
+def _draw_lesions(rng: np.random.Generator, canvas: _Canvas, classes: tuple[str, ...]) -> list[_Layer]:
     layers: list[_Layer] = []
-    occupied: list[tuple[float, float, float, float]] = []  # x0, y0, x1, y1 (px) of drawn lesions
     for label in sorted(classes, key=lambda name: (name not in _FACE_WIDE, name)):  # face-wide first
-        new = _DRAWERS[label](rng, face, skin, h, w, unit, sharp, occupied)
+        new = _DRAWERS[label](rng, canvas)
         for layer in new:
             region = layer.region
             if region is not None:
-                occupied.append((region[1].start, region[0].start, region[1].stop, region[0].stop))
+                canvas.occupied.append((region[1].start, region[0].start, region[1].stop, region[0].stop))
         layers.extend(new)
     return layers
 
 
-def _draw_fre(rng, face: _Face, skin, h, w, unit, sharp, occupied) -> list[_Layer]:
+def _draw_fre(rng: np.random.Generator, canvas: _Canvas) -> list[_Layer]:
     """Freckles: 15-40 small light-brown dots in a butterfly over the nose and both cheeks."""
     n = int(rng.integers(15, 41))
     edge_case = rng.random() < 0.15  # fewer, larger, darker dots: nearer lentigines
@@ -549,7 +617,7 @@ def _draw_fre(rng, face: _Face, skin, h, w, unit, sharp, occupied) -> list[_Laye
     side = np.where(where == 1, -1.0, 1.0)
     u = np.where(where == 0, rng.normal(0.0, 0.07, n), side * np.clip(np.abs(rng.normal(0.42, 0.13, n)), 0.15, 0.72))
     v = np.where(where == 0, rng.uniform(-0.05, 0.27, n), np.clip(rng.normal(0.16, 0.10, n), -0.02, 0.40))
-    radius = unit * (rng.uniform(2.0, 3.2, n) if edge_case else rng.uniform(1.2, 2.6, n))
+    radius = canvas.unit * (rng.uniform(2.0, 3.2, n) if edge_case else rng.uniform(1.2, 2.6, n))
     radius = np.maximum(radius, 0.9).astype(np.float32)
     peaks = rng.uniform(0.6, 1.0, n).astype(np.float32)
     depth = rng.uniform(0.40, 0.50) if edge_case else rng.uniform(0.22, 0.40)
@@ -557,52 +625,47 @@ def _draw_fre(rng, face: _Face, skin, h, w, unit, sharp, occupied) -> list[_Laye
     groups = [left, ~left] if min(left.sum(), (~left).sum()) >= 3 else [np.ones(n, bool)]
     layers = []
     for members in groups:
-        layer = _Layer("fre", h, w, depth, _BROWN)
-        x, y = _to_px(face, u[members], v[members])
-        _stamp_dots(layer, x, y, radius[members], peaks[members], soft=sharp)
+        layer = _Layer("fre", canvas, depth, _BROWN)
+        x, y = _to_px(canvas.face, u[members], v[members])
+        layer.dots(x, y, radius[members], peaks[members], soft=canvas.sharp)
         layers.append(layer)
     return layers
 
 
-def _draw_sl(rng, face: _Face, skin, h, w, unit, sharp, occupied) -> list[_Layer]:
+def _draw_sl(rng: np.random.Generator, canvas: _Canvas) -> list[_Layer]:
     """Solar lentigines: 1-4 larger, darker, well-defined irregular brown macules anywhere on the face."""
     layers = []
     for _ in range(int(rng.integers(1, 5))):
         edge_case = rng.random() < 0.2  # small and light: nearer a freckle
-        rx = unit * (rng.uniform(3.0, 4.0) if edge_case else rng.uniform(3.5, 8.5))
+        rx = canvas.unit * (rng.uniform(3.0, 4.5) if edge_case else rng.uniform(4.5, 10.0))
         ry = rx * rng.uniform(0.65, 1.0)
         wobble = tuple((k, rng.uniform(0.02, 0.10), rng.uniform(0, 2 * math.pi)) for k in (2, 3, 5))
-        spot = _free_spot(rng, face, skin, rx * 1.35, occupied)
+        spot = _free_spot(rng, canvas, rx * 1.35)
         if spot is None:
             continue
-        layer = _Layer("sl", h, w, rng.uniform(0.33, 0.42) if edge_case else rng.uniform(0.42, 0.70), _BROWN)
-        win = _ellipse_window(layer, spot[0], spot[1], rx, ry, sharp, wobble_max=0.3)
-        _stamp_ellipse(layer.alpha, win, spot[0], spot[1], rx, ry, rng.uniform(0, math.pi), sharp, wobble=wobble)
-        occupied.append((spot[0] - rx * 1.3, spot[1] - rx * 1.3, spot[0] + rx * 1.3, spot[1] + rx * 1.3))
+        layer = _Layer("sl", canvas, rng.uniform(0.33, 0.42) if edge_case else rng.uniform(0.42, 0.70), _BROWN)
+        layer.ellipse(spot[0], spot[1], rx, ry, rng.uniform(0, math.pi), canvas.sharp, wobble=wobble)
+        canvas.occupied.append((spot[0] - rx * 1.3, spot[1] - rx * 1.3, spot[0] + rx * 1.3, spot[1] + rx * 1.3))
         layers.append(layer)
     return layers
 
 
-def _draw_caf(rng, face: _Face, skin, h, w, unit, sharp, occupied) -> list[_Layer]:
+def _draw_caf(rng: np.random.Generator, canvas: _Canvas) -> list[_Layer]:
     """Cafe-au-lait spot: one uniform light-brown oval with a sharp, smooth border."""
-    rx = unit * rng.uniform(9.0, 22.0)
+    rx = canvas.unit * rng.uniform(9.0, 22.0)
     ry = rx * rng.uniform(0.55, 0.9)
-    spot = None
     for scale in (1.0, 0.7, 0.5):  # shrink when the face is crowded
-        spot = _free_spot(rng, face, skin, rx * scale, occupied)
+        spot = _free_spot(rng, canvas, rx * scale)
         if spot is not None:
-            rx, ry = rx * scale, ry * scale
-            break
-    if spot is None:
-        return []
-    layer = _Layer("caf", h, w, rng.uniform(0.22, 0.36), _CAF)
-    win = _ellipse_window(layer, spot[0], spot[1], rx, ry, sharp)
-    _stamp_ellipse(layer.alpha, win, spot[0], spot[1], rx, ry, rng.uniform(0, math.pi), sharp)
-    return [layer]
+            layer = _Layer("caf", canvas, rng.uniform(0.26, 0.40), _CAF)
+            layer.ellipse(spot[0], spot[1], rx * scale, ry * scale, rng.uniform(0, math.pi), canvas.sharp)
+            return [layer]
+    return []
 
 
-def _draw_mel(rng, face: _Face, skin, h, w, unit, sharp, occupied) -> list[_Layer]:
+def _draw_mel(rng: np.random.Generator, canvas: _Canvas) -> list[_Layer]:
     """Melasma: symmetric blurred-edge mottled brown patches on both cheeks, sometimes the forehead."""
+    face = canvas.face
     depth = rng.uniform(0.20, 0.40)
     mottle = rng.uniform(0.45, 0.7) if rng.random() < 0.2 else rng.uniform(0.15, 0.4)  # blotchy: nearer Hori's
     cu, cv = rng.uniform(0.36, 0.48), rng.uniform(0.08, 0.22)
@@ -616,45 +679,44 @@ def _draw_mel(rng, face: _Face, skin, h, w, unit, sharp, occupied) -> list[_Laye
                         face.b * rng.uniform(0.07, 0.11), 0.0))
     layers = []
     for pu, pv, prx, pry, angle in patches:
-        layer = _Layer("mel", h, w, depth, _BROWN)
+        layer = _Layer("mel", canvas, depth, _BROWN)
         x, y = face.px(pu, pv)
-        soft = blur * min(prx, pry)
-        win = _ellipse_window(layer, x, y, prx, pry, soft)
-        _stamp_ellipse(layer.alpha, win, x, y, prx, pry, face.roll + angle, soft)
-        _mottle(rng, layer, mottle, cell=5 * unit)
+        layer.ellipse(x, y, prx, pry, face.roll + angle, soft=blur * min(prx, pry))
+        layer.mottle(rng, mottle, cell=5 * canvas.unit)
         layers.append(layer)
     return layers
 
 
-def _draw_hori(rng, face: _Face, skin, h, w, unit, sharp, occupied) -> list[_Layer]:
+def _draw_hori(rng: np.random.Generator, canvas: _Canvas) -> list[_Layer]:
     """Hori's nevus: grey-brown small speckles on both cheekbones, sometimes over a faint haze."""
+    face = canvas.face
     depth = rng.uniform(0.30, 0.50)
     cu, cv = rng.uniform(0.40, 0.52), rng.uniform(-0.01, 0.10)
     ru, rv = rng.uniform(0.10, 0.17), rng.uniform(0.06, 0.11)
     haze = rng.uniform(0.2, 0.4) if rng.random() < 0.35 else 0.0  # a blurred background: nearer melasma
     layers = []
     for side in (-1, 1):
-        layer = _Layer("hori", h, w, depth, _GREY_BROWN)
+        layer = _Layer("hori", canvas, depth, _GREY_BROWN)
         n = int(rng.integers(15, 41))
         angle, dist = rng.uniform(0, 2 * math.pi, n), np.sqrt(rng.uniform(0, 1, n))
         u = side * (cu + rng.uniform(-0.02, 0.02)) + ru * dist * np.cos(angle)
         v = cv + rng.uniform(-0.02, 0.02) + rv * dist * np.sin(angle)
         x, y = _to_px(face, u, v)
-        radius = np.maximum(unit * rng.uniform(1.0, 2.2, n), 0.8).astype(np.float32)
-        _stamp_dots(layer, x, y, radius, rng.uniform(0.55, 1.0, n).astype(np.float32), soft=sharp)
+        radius = np.maximum(canvas.unit * rng.uniform(1.0, 2.2, n), 0.8).astype(np.float32)
+        layer.dots(x, y, radius, rng.uniform(0.55, 1.0, n).astype(np.float32), soft=canvas.sharp)
         if haze:
             hx, hy = face.px(side * cu, cv)
             hrx, hry = ru * face.a, rv * face.b
-            win = _ellipse_window(layer, hx, hy, hrx, hry, 0.6 * min(hrx, hry))
-            _stamp_ellipse(layer.alpha, win, hx, hy, hrx, hry, face.roll, 0.6 * min(hrx, hry), peak=haze)
+            layer.ellipse(hx, hy, hrx, hry, face.roll, soft=0.6 * min(hrx, hry), peak=haze)
         layers.append(layer)
     return layers
 
 
-def _draw_ota(rng, face: _Face, skin, h, w, unit, sharp, occupied) -> list[_Layer]:
+def _draw_ota(rng: np.random.Generator, canvas: _Canvas) -> list[_Layer]:
     """Nevus of Ota: one-sided blue-grey mottled patch around one eye, out to the temple and cheek."""
+    face = canvas.face
     side = -1 if rng.random() < 0.5 else 1
-    layer = _Layer("ota", h, w, rng.uniform(0.35, 0.55), _BLUE_GREY)
+    layer = _Layer("ota", canvas, rng.uniform(0.35, 0.55), _BLUE_GREY)
     parts = [(0.37, -0.12, 0.26, 0.17)]  # around the eye: (u, v, rx in a, ry in b)
     if rng.random() < 0.8:
         parts.append((0.72, -0.28, rng.uniform(0.14, 0.22), rng.uniform(0.14, 0.22)))  # temple
@@ -665,11 +727,9 @@ def _draw_ota(rng, face: _Face, skin, h, w, unit, sharp, occupied) -> list[_Laye
     for pu, pv, pru, prv in parts:
         x, y = face.px(side * (pu + rng.uniform(-0.04, 0.04)), pv + rng.uniform(-0.03, 0.03))
         rx, ry = pru * face.a * rng.uniform(0.85, 1.15), prv * face.b * rng.uniform(0.85, 1.15)
-        soft = rng.uniform(0.4, 0.7) * min(rx, ry)
-        win = _ellipse_window(layer, x, y, rx, ry, soft)
-        _stamp_ellipse(layer.alpha, win, x, y, rx, ry, face.roll + rng.uniform(-0.5, 0.5), soft,
-                       peak=rng.uniform(0.75, 1.0))
-    _mottle(rng, layer, rng.uniform(0.3, 0.5), cell=3 * unit)
+        layer.ellipse(x, y, rx, ry, face.roll + rng.uniform(-0.5, 0.5), soft=rng.uniform(0.4, 0.7) * min(rx, ry),
+                      peak=rng.uniform(0.75, 1.0))
+    layer.mottle(rng, rng.uniform(0.3, 0.5), cell=3 * canvas.unit)
     return [layer]
 
 
@@ -683,31 +743,20 @@ def _to_px(face: _Face, u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.nd
     return np.asarray(x, np.float32), np.asarray(y, np.float32)
 
 
-def _mottle(rng: np.random.Generator, layer: _Layer, strength: float, cell: float) -> None:
-    """Uneven pigment inside a patch: opacity times (1 - strength * noise in [0, 1])."""
-    region = layer.region
-    if region is None:
-        return
-    rh, rw = region[0].stop - region[0].start, region[1].stop - region[1].start
-    noise01 = np.clip(np.float32(0.5) + _smooth_noise(rng, rh, rw, cell), 0.0, 1.0)
-    layer.alpha[region] *= np.float32(1.0) - np.float32(strength) * noise01
-
-
-def _free_spot(rng: np.random.Generator, face: _Face, skin: np.ndarray, reach: float,
-               occupied: list[tuple[float, float, float, float]]) -> tuple[float, float] | None:
+def _free_spot(rng: np.random.Generator, canvas: _Canvas, reach: float) -> tuple[float, float] | None:
     """A centre (px) for a discrete lesion: on clear skin and clear of other lesions; None after 40 tries."""
-    h, w = skin.shape
+    h, w = canvas.skin.shape
     for _ in range(40):
         u, v = rng.uniform(-0.85, 0.85), rng.uniform(-0.60, 0.85)
         if u * u + v * v > 0.8:
             continue
-        x, y = face.px(u, v)
+        x, y = canvas.face.px(u, v)
         x0, x1, y0, y1 = int(x - reach), int(x + reach) + 1, int(y - reach), int(y + reach) + 1
         if x0 < 0 or y0 < 0 or x1 > w or y1 > h:
             continue
-        if skin[y0:y1, x0:x1].min() < 0.98:
+        if canvas.skin[y0:y1, x0:x1].min() < 0.98:
             continue
-        if any(ox0 < x1 and x0 < ox1 and oy0 < y1 and y0 < oy1 for ox0, oy0, ox1, oy1 in occupied):
+        if any(ox0 < x1 and x0 < ox1 and oy0 < y1 and y0 < oy1 for ox0, oy0, ox1, oy1 in canvas.occupied):
             continue
         return x, y
     return None

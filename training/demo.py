@@ -63,7 +63,7 @@ def run_demo(settings: DemoSettings) -> dict:
         with progress_bar() as bar:
             task = bar.add_task("synthesising", total=settings.images)
             generate(data, images=settings.images, labelled_fraction=0.38, seed=settings.seed, size="small",
-                     progress=lambda n: bar.update(task, completed=n))
+                     progress=lambda n: bar.advance(task, n))
 
     _step(2, "ingesting photos and labelImg XML into the workspace")
     cfg = Config(images=data / "images", labels=data / "labels", imgsz=imgsz, epochs=epochs,
