@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
+import os
+from dataclasses import dataclass
+from typing import Callable, Iterator
 
 import pytest
 
@@ -11,6 +13,9 @@ from annotator.config import Config
 from annotator.ingest import ingest
 from annotator.store import Workspace
 from annotator.synth import generate
+from review_queue import server as ls
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session")
@@ -41,3 +46,42 @@ def make_workspace(tmp_path, synth_set) -> Callable[..., Workspace]:
         return ws
 
     return make
+
+
+@pytest.fixture(scope="session")
+def ls_template() -> Path:
+    target = Path(os.environ.get(ls.TEMPLATE_ENV) or REPO / ".cache" / "ls-template")
+    return ls.build_template(target)
+
+
+@pytest.fixture(scope="session")
+def ls_root(tmp_path_factory) -> Path:
+    """The session server's document root: every test's photo folder lives under it."""
+    return tmp_path_factory.mktemp("label-studio-root")
+
+
+@dataclass(frozen=True)
+class LiveServer:
+    ws_root: Path
+    info: ls.ServerInfo
+    credentials: ls.Credentials
+    document_root: Path
+
+    @property
+    def url(self) -> str:
+        return self.info.url
+
+
+@pytest.fixture(scope="session")
+def live_server(ls_root: Path, ls_template: Path) -> Iterator[LiveServer]:
+    images = ls_root / "server-photos" / "images"
+    images.mkdir(parents=True)
+    ws = Workspace.create(ls_root / "server-ws", Config(images=images))
+    try:
+        info = ls.start_server(ws, template=ls_template, document_root=ls_root)
+        creds = ls.read_credentials(ws.root)
+        assert creds is not None
+        yield LiveServer(ws.root, info, creds, ls_root)
+    finally:
+        ls.stop_server(ws)
+        ws.close()

@@ -1,0 +1,159 @@
+"""Throughput of the review queue against a real local Label Studio: bulk push and snapshot pull
+versus the one-task-per-call way, measured in the same run.
+
+    python benchmarks/review_queue.py [--n 8000] [--sample 50]
+
+push: `review_queue.push.push` of N photos with predictions (bulk import, 500 per request), vs
+one `import_tasks` call per task on a sample. pull: N annotated tasks (imported in bulk with
+their annotations, as if reviewed) pulled by `review_queue.pull.pull` (one snapshot export,
+checks, diff, one transaction per annotation, VOC mirror), vs fetching each task's annotations
+with one call per task on a sample (fetch only: the naive figure leaves out all storing, so
+the ratio understates the gain). The server starts from the migrated template (.cache/ls-template,
+built when absent).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+# Run as a script, this file's folder comes first on sys.path and its name would shadow the
+# review_queue package.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+from PIL import Image  # noqa: E402
+
+from annotator.config import Config  # noqa: E402
+from annotator.store import Workspace  # noqa: E402
+from annotator.types import Box, ImageRecord, LabelVersion, Source  # noqa: E402
+from review_queue import server as ls  # noqa: E402
+from review_queue.client import connect  # noqa: E402
+from review_queue.convert import box_to_result, task_payload  # noqa: E402
+from review_queue.project import PROJECT_KEY, document_prefix, ensure_photo_storage  # noqa: E402
+from review_queue.pull import pull  # noqa: E402
+from review_queue.push import push  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+W, H = 640, 480
+
+
+def _photos(root: Path, n: int) -> Path:
+    """n photo files (hard links to one small JPEG: Label Studio never opens them during push/pull)."""
+    images = root / "images"
+    images.mkdir(parents=True)
+    Image.new("RGB", (W, H), (180, 140, 120)).save(root / "photo.jpg", quality=70)
+    for i in range(n):
+        os.link(root / "photo.jpg", images / f"face_{i:05d}.jpg")
+    return images
+
+
+def _workspace(root: Path, images: Path, n: int, title: str, seed: int) -> Workspace:
+    rng = random.Random(seed)
+    ws = Workspace.create(root, Config(images=images, project_title=title))
+    with ws.store.transaction():
+        for i in range(n):
+            path = f"face_{i:05d}.jpg"
+            ws.store.add_image(ImageRecord(path=path, sha256=f"{seed}-{i}", width=W, height=H))
+            boxes = tuple(Box(rng.choice(("sl", "fre", "mel")), x, y, x + rng.uniform(10, 80), y + rng.uniform(10, 80),
+                              score=rng.random()) for x, y in ((rng.uniform(0, 500), rng.uniform(0, 380))
+                                                               for _ in range(rng.randint(1, 4))))
+            ws.store.add_label_version(LabelVersion(path, Source.MODEL, boxes, round=0, model_version="round-000",
+                                                    uncertainty=rng.random()))
+    return ws
+
+
+def _rate(count: int, seconds: float) -> str:
+    return f"{count} in {seconds:.2f} s = {count / seconds:,.1f}/s"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=8000)
+    parser.add_argument("--sample", type=int, default=50)
+    args = parser.parse_args()
+    n, sample = args.n, args.sample
+
+    with tempfile.TemporaryDirectory(prefix="bench-review-") as tmp:
+        base = Path(tmp)
+        images = _photos(base / "photos", n)
+        template = ls.build_template(Path(os.environ.get(ls.TEMPLATE_ENV) or REPO / ".cache" / "ls-template"))
+        server_ws = Workspace.create(base / "server-ws", Config(images=images))
+        t0 = time.perf_counter()
+        info = ls.start_server(server_ws, template=template)
+        print(f"server start from template: {time.perf_counter() - t0:.1f} s ({info.url})")
+        try:
+            # ---- push ------------------------------------------------------------------
+            ws = _workspace(base / "ws-push", images, n, "bench push", seed=1)
+            client = connect(ws, url=info.url, api_key=ls.read_credentials(server_ws.root).token,
+                             document_root=Path(info.document_root))
+            t0 = time.perf_counter()
+            result = push(ws, client)
+            bulk_push = time.perf_counter() - t0
+            assert result.created == n
+
+            naive_project = client.sdk.projects.create(title="bench naive push", label_config=client.sdk.projects.get(
+                result.project_id).label_config)
+            ensure_photo_storage(ws, client, naive_project.id)
+            prefix = document_prefix(ws, client)
+            labels = ws.store.current_labels()
+            records = {r.path: r for r in ws.store.images()[:sample]}
+            t0 = time.perf_counter()
+            for path, rec in records.items():
+                client.sdk.projects.import_tasks(naive_project.id, request=[task_payload(rec, labels[path],
+                                                                                         str(prefix / path))])
+            naive_push = time.perf_counter() - t0
+            ws.close()
+
+            # ---- pull ------------------------------------------------------------------
+            ws = _workspace(base / "ws-pull", images, n, "bench pull", seed=2)
+            project = client.sdk.projects.create(title="bench pull", label_config=naive_project.label_config)
+            ws.store.set_meta(PROJECT_KEY, str(project.id))
+            ensure_photo_storage(ws, client, project.id)
+            labels = ws.store.current_labels()
+            records = {r.path: r for r in ws.store.images()}
+            rng = random.Random(3)
+            t0 = time.perf_counter()
+            paths = list(records)
+            for start in range(0, n, 500):
+                chunk = paths[start:start + 500]
+                payload = []
+                for path in chunk:
+                    task = task_payload(records[path], labels[path], str(prefix / path))
+                    moved = [Box(b.label, max(0.0, b.x1 + rng.uniform(-3, 3)), b.y1, b.x2, b.y2)
+                             for b in labels[path].boxes]
+                    reviewed = [box_to_result(b, W, H, f"r{i}") for i, b in enumerate(moved)]
+                    task["annotations"] = [{"result": reviewed, "lead_time": 12.0, "was_cancelled": False}]
+                    payload.append(task)
+                ids = client.sdk.projects.import_tasks(project.id, request=payload, return_task_ids=True).task_ids
+                ws.store.record_tasks(project.id, [(p, t, labels[p].id) for p, t in zip(chunk, ids)])
+            print(f"setup: {n} annotated tasks imported in {time.perf_counter() - t0:.1f} s")
+            t0 = time.perf_counter()
+            pulled = pull(ws, client)
+            bulk_pull = time.perf_counter() - t0
+            assert pulled.current == n and not pulled.issues, pulled.issues[:3]
+            task_ids = list(ws.store.task_map(project.id).values())[:sample]
+            t0 = time.perf_counter()
+            for task_id in task_ids:
+                client.sdk.annotations.list(task_id)
+            naive_pull = time.perf_counter() - t0
+            ws.close()
+        finally:
+            ls.stop_server(server_ws)
+            server_ws.close()
+
+    push_rate, naive_push_rate = n / bulk_push, sample / naive_push
+    pull_rate, naive_pull_rate = n / bulk_pull, sample / naive_pull
+    print(f"push, bulk (500 per request): {_rate(n, bulk_push)}")
+    print(f"push, one task per call:      {_rate(sample, naive_push)}   -> bulk is {push_rate / naive_push_rate:.0f}x")
+    print(f"pull, snapshot export + store: {_rate(n, bulk_pull)}")
+    print(f"pull, one call per task (fetch only): {_rate(sample, naive_pull)}   -> bulk is "
+          f"{pull_rate / naive_pull_rate:.1f}x")
+
+
+if __name__ == "__main__":
+    main()

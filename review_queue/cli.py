@@ -1,0 +1,188 @@
+"""`annotator review ...`: serve Label Studio, push predictions, pull reviews, simulate a reviewer, status.
+
+Thin: parse options, open the workspace, call the stage, render. Errors are one red line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Annotated, Iterator, Optional
+
+import httpx
+import typer
+
+from annotator.cli_common import JsonOption, WorkspaceOption, handle_errors
+from annotator.console import console, err_console, print_json, progress_bar, say
+from annotator.errors import LabelStudioError
+from annotator.store import Workspace
+from review_queue.client import connect
+from review_queue.pull import pull as pull_annotations
+from review_queue.push import push as push_tasks
+from review_queue.server import credentials_path, read_server_info, start_server, stop_server
+from review_queue.simulate import simulate as simulate_review
+from review_queue.status import review_status
+
+review_app = typer.Typer(
+    help="Review the model's boxes in Label Studio: serve it, push predictions, pull corrections.",
+    no_args_is_help=True)
+
+UrlOption = Annotated[Optional[str], typer.Option(
+    "--url", help="Label Studio to use (default: [review] url in annotator.toml, else the workspace's own server). "
+                  "Its token comes from LABEL_STUDIO_API_KEY.")]
+
+
+@contextlib.contextmanager
+def _progress() -> Iterator:
+    """A (step, done, total) callback drawing one rich bar per step."""
+    with progress_bar() as bar:
+        steps: dict[str, int] = {}
+
+        def update(step: str, done: int, total: int) -> None:
+            if step not in steps:
+                steps[step] = bar.add_task(step, total=total)
+            bar.update(steps[step], completed=done, total=total)
+
+        yield update
+
+
+@review_app.command()
+@handle_errors
+def serve(workspace: WorkspaceOption = Path("."),
+          stop: Annotated[bool, typer.Option("--stop", help="Stop the workspace's Label Studio.")] = False,
+          port: Annotated[Optional[int], typer.Option(
+              "--port", help="Port on 127.0.0.1 (default: a free one).")] = None,
+          url: Annotated[Optional[str], typer.Option(
+              "--url", help="Use this running Label Studio instead of starting one (saved in annotator.toml).")] = None,
+          json_out: JsonOption = False) -> None:
+    """Start the workspace's own Label Studio on 127.0.0.1 (offline), or stop it, or adopt an existing one."""
+    if stop:
+        stopped = stop_server(workspace.resolve())
+        if json_out:
+            print_json({"stopped": stopped})
+        else:
+            say("Label Studio stopped." if stopped else "Label Studio was not running.")
+        return
+    if url is not None:
+        url = url.rstrip("/")
+        try:
+            ok = httpx.get(url + "/health", timeout=5.0).status_code == 200
+        except httpx.HTTPError:
+            ok = False
+        if not ok:
+            raise LabelStudioError(f"Label Studio at {url} is not reachable; check the address, or start the "
+                                   "workspace's own server with `annotator review serve`")
+        with Workspace.open(workspace, write=True) as ws:
+            ws.set_config(ws.config.with_(label_studio_url=url))
+        if json_out:
+            print_json({"url": url})
+        else:
+            console.print(f"Using Label Studio at {url} (saved in annotator.toml). Set LABEL_STUDIO_API_KEY to "
+                          "your token from its Account & Settings page.", soft_wrap=True)
+        return
+    with Workspace.open(workspace) as ws:
+        say("Starting Label Studio (the first start takes up to a minute)...")
+        info = start_server(ws)
+        creds = credentials_path(ws.root)
+        configured = ws.config.label_studio_url
+    if json_out:
+        print_json({"url": info.url, "pid": info.pid, "port": info.port, "credentials": str(creds),
+                    "log": info.log})
+        return
+    console.print(f"Label Studio is running at [bold]{info.url}[/]", soft_wrap=True)
+    console.print(f"Log in with the email and password in {creds} (readable only by you).", soft_wrap=True)
+    console.print("Stop it with `annotator review serve --stop`.", soft_wrap=True)
+    if configured and configured.rstrip("/") != info.url:
+        say(f"[yellow]note:[/] annotator.toml sets [review] url = {configured}; push and pull use that one. "
+            "Remove it to use this server.")
+
+
+@review_app.command()
+@handle_errors
+def push(workspace: WorkspaceOption = Path("."), url: UrlOption = None,
+         batch: Annotated[int, typer.Option("--batch", help="Tasks per import request.")] = 500,
+         new_project: Annotated[bool, typer.Option(
+             "--new-project", help="Start a new Label Studio project (when the old one is gone).")] = False,
+         json_out: JsonOption = False) -> None:
+    """Send every photo whose current label is a model prediction to the review queue."""
+    with Workspace.open(workspace, write=True) as ws:
+        client = connect(ws, url=url)
+        with _progress() as update:
+            result = push_tasks(ws, client, batch=batch, new_project=new_project, progress=update)
+    if json_out:
+        print_json(result.to_dict())
+        return
+    console.print(f"Project {result.project_id} ({result.model_version}): {result.created} tasks created, "
+                  f"{result.replaced} predictions replaced, {result.up_to_date} up to date, "
+                  f"{result.kept_annotated} already annotated left alone"
+                  + (f", {result.adopted} adopted from an interrupted push" if result.adopted else "") + ".",
+                  soft_wrap=True)
+
+
+@review_app.command()
+@handle_errors
+def pull(workspace: WorkspaceOption = Path("."), url: UrlOption = None, json_out: JsonOption = False) -> None:
+    """Store the reviewers' annotations as reviewed labels (safe to run again at any time)."""
+    with Workspace.open(workspace, write=True) as ws:
+        client = connect(ws, url=url)
+        with _progress() as update:
+            result = pull_annotations(ws, client, progress=update)
+    if json_out:
+        print_json(result.to_dict())
+        return
+    console.print(f"{result.stored} annotations stored ({result.current} current, {result.history} history), "
+                  f"{result.already_pulled} already pulled, {result.skipped} skipped by reviewers.", soft_wrap=True)
+    if result.issues:
+        err_console.print(f"[yellow]{len(result.issues)} annotations not merged[/] (listed in {result.issues_file}):",
+                          soft_wrap=True)
+        for issue in result.issues[:20]:
+            err_console.print(f"  task {issue['task_id']} ({issue['photo']}): {issue['problem']}", soft_wrap=True,
+                              markup=False)
+
+
+@review_app.command()
+@handle_errors
+def simulate(workspace: WorkspaceOption = Path("."), url: UrlOption = None,
+             count: Annotated[int, typer.Option("--count", help="How many queued tasks to annotate.")] = 10,
+             truth: Annotated[Optional[Path], typer.Option(
+                 "--truth", help="Ground-truth VOC folder (default: truth/ beside the image folder).")] = None,
+             noise: Annotated[float, typer.Option("--noise", help="Probability of a reviewer slip, 0-1.")] = 0.0,
+             seed: Annotated[int, typer.Option("--seed", help="Seed of the slips.")] = 0,
+             json_out: JsonOption = False) -> None:
+    """SIMULATION: annotate queued tasks from ground truth, as a careful dermatologist would."""
+    with Workspace.open(workspace) as ws:
+        client = connect(ws, url=url)
+        with _progress() as update:
+            result = simulate_review(ws, client, count=count, truth_dir=truth, noise=noise, seed=seed,
+                                     progress=update)
+    if json_out:
+        print_json(result.to_dict())
+        return
+    console.print(f"Simulated reviewer annotated {result.annotated} tasks ({result.lead_time_s:.0f} s of modelled "
+                  f"review time; actions: {result.actions}).", soft_wrap=True)
+    if result.missing_truth:
+        say(f"[yellow]{len(result.missing_truth)} photos had no ground truth and were left in the queue.[/]")
+
+
+@review_app.command()
+@handle_errors
+def status(workspace: WorkspaceOption = Path("."),
+           server: Annotated[bool, typer.Option("--server", help="Also ask Label Studio for its counts.")] = False,
+           url: UrlOption = None, json_out: JsonOption = False) -> None:
+    """How far the review is: pushed, reviewed, excluded, remaining, and how often the model was corrected."""
+    with Workspace.open(workspace) as ws:
+        client = connect(ws, url=url) if server else None
+        summary = review_status(ws, client)
+        local = read_server_info(ws.root)
+    if json_out:
+        print_json(summary)
+        return
+    console.print(f"pushed {summary['pushed']}, reviewed {summary['reviewed']} (excluded {summary['excluded']}), "
+                  f"remaining {summary['remaining']}", soft_wrap=True)
+    if summary["predicted_boxes"]:
+        rate = summary["correction_rate"]
+        console.print(f"correction rate {rate:.1%} of {summary['predicted_boxes']} predicted boxes; "
+                      f"{summary['boxes_added_per_photo']:.2f} boxes added per photo", soft_wrap=True)
+        for label, value in summary["correction_rate_by_class"].items():
+            console.print(f"  {label:>5}: {value:.1%}" if value is not None else f"  {label:>5}: -", soft_wrap=True)
+    console.print(f"local Label Studio: {local.url}" if local else "local Label Studio: not running", soft_wrap=True)

@@ -1,0 +1,179 @@
+"""Connect to Label Studio and turn every SDK or network failure into one LabelStudioError with a fix.
+
+The URL comes from --url, annotator.toml ([review] url) or the workspace's own server
+(server.json); the token from LABEL_STUDIO_API_KEY (a legacy token or a personal access token)
+or, for the workspace's own server only, its 0600 credentials file. The token never appears
+in a message: every message passes through `_scrub`.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator, TypeVar
+
+import httpx
+from label_studio_sdk import LabelStudio
+from label_studio_sdk.core.api_error import ApiError
+
+from annotator.errors import LabelStudioError
+from annotator.store import Workspace
+from review_queue.server import credentials_path, read_credentials, read_server_info
+
+API_KEY_ENV = "LABEL_STUDIO_API_KEY"
+DOCUMENT_ROOT_ENV = "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT"  # what a self-run Label Studio serves files under
+T = TypeVar("T")
+
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout)  # the request never reached the server
+_RETRY_STATUS_ANY = (500, 502, 503, 504)
+_RETRY_STATUS_UNSENT = (502, 503, 504)  # a proxy answered: the server did not act on it
+
+
+@dataclass
+class ReviewClient:
+    """An SDK client with bounded retries and error mapping.
+
+    document_root: the server's LOCAL_FILES_DOCUMENT_ROOT when known (our own server), used to
+    build photo URLs; None means "the image root's parent", what `annotator review serve` uses.
+    """
+
+    url: str
+    sdk: LabelStudio
+    _token: str
+    document_root: Path | None = None
+    local_log: Path | None = None
+    tries: int = 4
+    backoff_s: float = 0.25
+
+    def __repr__(self) -> str:
+        return f"ReviewClient(url={self.url!r})"
+
+    def call(self, what: str, fn: Callable[..., T], *args: Any, idempotent: bool = True,
+             missing: str | None = None, **kwargs: Any) -> T:
+        """Run one SDK call. Transport errors and 5xx are retried `tries` times with backoff;
+        a non-idempotent call (creating things) only when the request surely did not arrive."""
+        for attempt in range(self.tries):
+            last = attempt == self.tries - 1
+            try:
+                return fn(*args, **kwargs)
+            except httpx.TransportError as exc:
+                if last or not (idempotent or isinstance(exc, _NOT_SENT)):
+                    raise self._transport_error(what, exc) from None
+            except ApiError as exc:
+                status = exc.status_code or 0
+                retry_on = _RETRY_STATUS_ANY if idempotent else _RETRY_STATUS_UNSENT
+                if last or status not in retry_on:
+                    raise self._api_error(what, exc, missing) from None
+            time.sleep(self.backoff_s * 2 ** attempt)
+        raise AssertionError("unreachable")
+
+    def task_pages(self, project_id: int, *, fields: str = "task_only", include: str | None = None,
+                   query: str | None = None, page_size: int = 1000) -> Iterator[list[Any]]:
+        """The project's tasks, one page (a list of SDK task objects) per request."""
+        page = 1
+        while True:
+            def fetch(p: int = page) -> list[Any]:
+                try:
+                    pager = self.sdk.tasks.list(project=project_id, fields=fields, include=include, query=query,
+                                                page=p, page_size=page_size)
+                except ApiError as exc:
+                    if exc.status_code == 404 and p > 1:  # Label Studio's way of saying "no more pages"
+                        return []
+                    raise
+                return list(pager.items or [])
+
+            items = self.call(f"listing the tasks of project {project_id}", fetch)
+            if items:
+                yield items
+            if len(items) < page_size:
+                return
+            page += 1
+
+    def health(self) -> bool:
+        try:
+            return httpx.get(self.url + "/health", timeout=5.0).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    # ---- error messages --------------------------------------------------------------------
+    def _scrub(self, text: str) -> str:
+        return text.replace(self._token, "***") if self._token else text
+
+    def _transport_error(self, what: str, exc: Exception) -> LabelStudioError:
+        if isinstance(exc, _NOT_SENT):
+            msg = (f"Label Studio at {self.url} is not reachable ({type(exc).__name__} while {what}); "
+                   "start it with `annotator review serve`")
+        else:
+            msg = (f"Label Studio at {self.url} stopped answering ({type(exc).__name__} while {what}); "
+                   "check that it is running (`annotator review serve`) and run the command again")
+        return LabelStudioError(self._scrub(msg))
+
+    def _api_error(self, what: str, exc: ApiError, missing: str | None) -> LabelStudioError:
+        status = exc.status_code or 0
+        if status == 401:
+            msg = (f"Label Studio at {self.url} refused the token ({what}); set {API_KEY_ENV} to a valid token "
+                   "(Account & Settings > Personal Access Token, or the legacy token) or unset it to use the "
+                   "workspace's own server")
+        elif status == 403:
+            msg = (f"Label Studio at {self.url} does not allow this user to {what}; use an administrator's "
+                   f"token in {API_KEY_ENV}")
+        elif status == 404:
+            msg = missing or (f"Label Studio at {self.url} has no such object ({what}): it was deleted, or this "
+                              "is another server")
+        elif status >= 500:
+            where = f"see {self.local_log}" if self.local_log else "see the server's log"
+            msg = (f"Label Studio at {self.url} failed with HTTP {status} while {what}; {where}, then run "
+                   "the command again")
+        else:
+            msg = f"Label Studio at {self.url} rejected the request ({what}, HTTP {status}): {_body_text(exc)}"
+        return LabelStudioError(self._scrub(msg))
+
+
+def _body_text(exc: ApiError) -> str:
+    body = exc.body
+    if isinstance(body, dict):
+        detail = body.get("validation_errors") or body.get("detail") or body
+        return str(detail)[:500]
+    return str(body)[:200]
+
+
+def connect(ws: Workspace, *, url: str | None = None, api_key: str | None = None,
+            document_root: Path | None = None, timeout: float = 300.0) -> ReviewClient:
+    """A client for the workspace's Label Studio; checks the server answers and accepts the token.
+
+    document_root: where the server serves local files from; default: the workspace's own
+    server's, else $LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT, else the image root's parent.
+    """
+    local = read_server_info(ws.root)
+    local_log: Path | None = None
+    if url is None:
+        url = ws.config.label_studio_url or (local.url if local else None)
+    if url is None:
+        raise LabelStudioError("no Label Studio to talk to: start one with `annotator review serve` or pass "
+                               "--url http://HOST:PORT")
+    url = url.rstrip("/")
+    is_local = local is not None and local.url == url
+    if is_local:
+        assert local is not None
+        local_log = Path(local.log)
+        document_root = document_root or Path(local.document_root)
+    elif document_root is None and os.environ.get(DOCUMENT_ROOT_ENV):
+        document_root = Path(os.environ[DOCUMENT_ROOT_ENV])
+    token = api_key or os.environ.get(API_KEY_ENV) or None
+    if token is None and is_local:
+        creds = read_credentials(ws.root)
+        token = creds.token if creds else None
+    if token is None:
+        hint = f" ({credentials_path(ws.root)} only serves the workspace's own server)" if local else ""
+        raise LabelStudioError(f"no token for Label Studio at {url}: set {API_KEY_ENV} to your token{hint}")
+    try:
+        # api_key must be explicit: the SDK reads LABEL_STUDIO_API_KEY once, at import time.
+        sdk = LabelStudio(base_url=url, api_key=token, timeout=timeout, max_retries=0)
+    except ApiError:  # an expired personal access token is refused before any request
+        raise LabelStudioError(f"the token in {API_KEY_ENV} has expired; create a new Personal Access Token in "
+                               f"Label Studio at {url} (Account & Settings)") from None
+    client = ReviewClient(url=url, sdk=sdk, _token=token, document_root=document_root, local_log=local_log)
+    client.call("checking the token", sdk.users.whoami)
+    return client

@@ -1,0 +1,99 @@
+"""The workspace's Label Studio project: find or create it, attach the photo folder, build photo URLs.
+
+The project id lives in the store's meta table (`review.project_id`); the labeling config and
+the reviewers' instructions are made here from the workspace's class table.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from annotator.errors import LabelStudioError
+from annotator.store import Workspace
+from review_queue.client import ReviewClient
+from review_queue.convert import labeling_config
+
+PROJECT_KEY = "review.project_id"
+SAMPLING = "Uncertainty sampling"
+
+
+def instructions(ws: Workspace) -> str:
+    """What a dermatologist sees before and during the review (HTML)."""
+    table = ws.config.class_table
+    keys = "".join(f"<li><b>{table.describe(n).hotkey}</b> {n}: {table.describe(n).full_name}</li>"
+                   for n in table.names)
+    return (
+        "<h3>Reviewing the model's lesion boxes</h3>"
+        "<p>Each face photo comes with the boxes the model proposed. The queue serves the photos the model "
+        "is least sure about first. Check every box:</p><ul>"
+        "<li><b>Right</b>: leave it as it is.</li>"
+        "<li><b>Badly placed</b>: drag its corners so it just encloses the pigmented area.</li>"
+        "<li><b>Wrong class</b>: select it and press the class key.</li>"
+        "<li><b>No lesion there</b>: select it and press Backspace.</li>"
+        "<li><b>Missed lesion</b>: press the class key, then drag a box around it.</li></ul>"
+        "<p>One box per lentigo and per cafe-au-lait spot; one box per cluster region for freckles and "
+        "Hori's nevus (for example one per cheek); one box per melasma patch; one box around the whole nevus "
+        "of Ota patch. Class keys:</p><ul>" + keys + "</ul>"
+        "<p>If the photo cannot be judged (blurred, badly lit) or is not a benign pigmented lesion case, tick "
+        "<b>blurred</b> or <b>atypical</b> under <i>Exclude this photo?</i>: it is left out of training.</p>"
+        "<p>Press <b>Submit</b> when the boxes are right. Use <b>Skip</b> only if you cannot decide.</p>"
+    )
+
+
+def stored_project_id(ws: Workspace) -> int | None:
+    value = ws.store.get_meta(PROJECT_KEY)
+    return int(value) if value else None
+
+
+def require_project_id(ws: Workspace) -> int:
+    pid = stored_project_id(ws)
+    if pid is None:
+        raise LabelStudioError("nothing was pushed to Label Studio yet: run `annotator review push` first")
+    return pid
+
+
+def get_project(client: ReviewClient, project_id: int) -> Any:
+    return client.call(f"reading project {project_id}", client.sdk.projects.get, project_id,
+                       missing=(f"project {project_id} is not on Label Studio at {client.url}: it was deleted or "
+                                "this is another server; run `annotator review push --new-project` to start "
+                                "a new one (photos are pushed again)"))
+
+
+def ensure_project(ws: Workspace, client: ReviewClient, *, new: bool = False) -> Any:
+    """The workspace's project (created on first use, or when `new`)."""
+    pid = stored_project_id(ws)
+    if pid is not None and not new:
+        return get_project(client, pid)
+    if pid is not None:
+        ws.store.forget_tasks(pid)
+    project = client.call("creating the review project", client.sdk.projects.create, idempotent=False,
+                          title=ws.config.project_title, label_config=labeling_config(ws.config.class_table),
+                          description="Pigmented skin lesion boxes: check the model's proposals",
+                          expert_instruction=instructions(ws), show_instruction=True,
+                          show_collab_predictions=True, sampling=SAMPLING, maximum_annotations=1,
+                          show_skip_button=True)
+    ws.store.set_meta(PROJECT_KEY, str(project.id))
+    return project
+
+
+def ensure_photo_storage(ws: Workspace, client: ReviewClient, project_id: int) -> None:
+    """Attach the image root as a local-files storage (needed to serve the photos; never synced)."""
+    folder = str(Path(ws.image_root).resolve())
+    storages = client.call("listing the project's storages", client.sdk.import_storage.local.list,
+                           project=project_id)
+    if any(str(s.path).rstrip("/") == folder for s in storages):
+        return
+    client.call("attaching the photo folder", client.sdk.import_storage.local.create, idempotent=False,
+                project=project_id, path=folder, title="photos", use_blob_urls=True)
+
+
+def document_prefix(ws: Workspace, client: ReviewClient) -> PurePosixPath:
+    """The image root's path under the server's LOCAL_FILES_DOCUMENT_ROOT: photo `rel` is served as prefix/rel."""
+    root = Path(client.document_root) if client.document_root else Path(ws.image_root).resolve().parent
+    image_root = Path(ws.image_root).resolve()
+    try:
+        return PurePosixPath(image_root.relative_to(root.resolve()).as_posix())
+    except ValueError:
+        raise LabelStudioError(f"Label Studio serves files under {root}, but the photos are in {image_root}; "
+                               "start the workspace's own server with `annotator review serve`") from None

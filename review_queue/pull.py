@@ -1,0 +1,279 @@
+"""Pull reviewed annotations from Label Studio into the workspace as `reviewed` label versions.
+
+One snapshot export gives every annotated task with its annotations (reviewer email, times,
+lead time, parent prediction) and full predictions. Each annotation is checked, converted to
+boxes on the displayed photo, diffed against the prediction it started from, and stored in
+its own transaction together with its `pulled_annotations` row: a pull killed at any point
+leaves a consistent store, and the next pull skips what is stored and finishes the rest.
+The VOC mirror of the new current labels is written at the end by a few threads (every file
+is fsynced, so the disk is the limit); a kill before that leaves a stale mirror, which the
+next pull, or the next command opening the workspace for writing, repairs.
+Annotations that cannot be merged are listed in reports/pull-issues.json, never guessed at.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable
+
+from annotator.errors import LabelStudioError
+from annotator.fsutil import atomic_write_text
+from annotator.store import Workspace, now_iso
+from annotator.types import Box, ImageRecord, LabelVersion, Source
+from review_queue.client import ReviewClient
+from review_queue.convert import (PHOTO_FIELD, SIMULATED_REVIEWER, count_edits, diff_regions, parse_result,
+                                  region_id)
+from review_queue.project import require_project_id
+
+Progress = Callable[[str, int, int], None]  # (step, done, total)
+ISSUES_FILE = "pull-issues.json"
+SERIALIZATION = {"predictions": {"only_id": False}, "annotations__completed_by": {"only_id": False}}
+
+
+@dataclass(frozen=True)
+class PullResult:
+    project_id: int
+    tasks: int  # annotated tasks in the export
+    current: int  # annotations stored as the photo's current label
+    history: int  # annotations stored as history (superseded by a later one on the same task)
+    already_pulled: int
+    skipped: int  # skipped ("cancelled") annotations, not labels
+    issues: list[dict[str, Any]] = field(default_factory=list)
+    issues_file: str | None = None
+
+    @property
+    def stored(self) -> int:
+        return self.current + self.history
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "stored": self.stored}
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    version: LabelVersion
+    annotation_id: int
+    updated_at: str | None
+    current: bool
+
+
+def pull(ws: Workspace, client: ReviewClient, *, progress: Progress | None = None,
+         export_timeout: float = 600.0) -> PullResult:
+    """Store every new or edited annotation of the workspace's project. Safe to rerun at any time."""
+    pid = require_project_id(ws)
+    tasks = _export(client, pid, timeout=export_timeout)
+    photo_of_task = {tid: path for path, tid in ws.store.task_map(pid).items()}
+    records = {r.path: r for r in ws.store.images()}
+    pulled = ws.store.pulled_annotations()
+    pushed = ws.store.pushed_versions()
+    issues: list[dict[str, Any]] = []
+    counts = {"current": 0, "history": 0, "already": 0, "skipped": 0}
+
+    for done, task in enumerate(tasks, 1):
+        path = photo_of_task.get(task["id"]) or (task.get("data") or {}).get(PHOTO_FIELD)
+        record = records.get(path) if path else None
+        if record is None:
+            issues.append(_issue(task, None, path, "the task's photo is not in this workspace; not merged"))
+            continue
+        annotations = task.get("annotations") or []
+        counts["skipped"] += sum(1 for a in annotations if a.get("was_cancelled"))
+        submitted = sorted((a for a in annotations if not a.get("was_cancelled")),
+                           key=lambda a: (a.get("updated_at") or "", a["id"]))
+        for ann in submitted:
+            if ann["id"] in pulled and pulled[ann["id"]] == ann.get("updated_at"):
+                counts["already"] += 1
+                continue
+            prepared, problems = _prepare(ws, pid, task, ann, record, pushed.get(record.path),
+                                          latest=ann is submitted[-1])
+            if prepared is None:
+                issues.extend(_issue(task, ann, path, p) for p in problems)
+                continue
+            _store_annotation(ws, prepared)
+            pulled[prepared.annotation_id] = prepared.updated_at
+            counts["current" if prepared.current else "history"] += 1
+        if progress:
+            progress("storing annotations", done, len(tasks))
+    _write_voc_mirror(ws, ws.store.stale_voc(), progress=progress)  # also repairs an interrupted pull's
+
+    issues_file = ws.reports_dir / ISSUES_FILE
+    atomic_write_text(issues_file, json.dumps({"pulled_at": now_iso(), "project_id": pid, "issues": issues},
+                                              indent=2) + "\n")
+    return PullResult(project_id=pid, tasks=len(tasks), current=counts["current"], history=counts["history"],
+                      already_pulled=counts["already"], skipped=counts["skipped"], issues=issues,
+                      issues_file=str(issues_file))
+
+
+def pending_annotations(ws: Workspace, client: ReviewClient, *, export_timeout: float = 600.0) -> int:
+    """How many submitted annotations in Label Studio are new or edited since the last pull."""
+    pid = require_project_id(ws)
+    pulled = ws.store.pulled_annotations()
+    return sum(1 for task in _export(client, pid, timeout=export_timeout)
+               for ann in task.get("annotations") or []
+               if not ann.get("was_cancelled") and pulled.get(ann["id"], "\0") != ann.get("updated_at"))
+
+
+def _issue(task: dict[str, Any], ann: dict[str, Any] | None, path: str | None, problem: str) -> dict[str, Any]:
+    return {"task_id": task.get("id"), "annotation_id": ann.get("id") if ann else None, "photo": path,
+            "reviewer": _reviewer(ann) if ann else None, "problem": problem}
+
+
+def _reviewer(ann: dict[str, Any]) -> str | None:
+    who = ann.get("completed_by")
+    if isinstance(who, dict):
+        return who.get("email") or (str(who["id"]) if "id" in who else None)
+    return None if who is None else f"user {who}"
+
+
+# ---- export --------------------------------------------------------------------------------
+
+def _export(client: ReviewClient, project_id: int, *, timeout: float) -> list[dict[str, Any]]:
+    """A snapshot export (JSON) of the project's annotated tasks, with full predictions and reviewers."""
+    sdk = client.sdk
+    export = client.call("starting an export", sdk.projects.exports.create, project_id, idempotent=False,
+                         title=f"annotator pull {now_iso()}", serialization_options=SERIALIZATION,
+                         task_filter_options={"annotated": "only"})
+    deadline = time.monotonic() + timeout
+    delay = 0.1
+    while True:
+        status = str(client.call("waiting for the export", sdk.projects.exports.get, project_id, export.id).status)
+        if status.endswith("completed"):
+            break
+        if status.endswith("failed"):
+            raise LabelStudioError(f"Label Studio at {client.url} failed to export project {project_id}; see its "
+                                   "log and run `annotator review pull` again")
+        if time.monotonic() > deadline:
+            raise LabelStudioError(f"the export of project {project_id} took over {timeout:.0f} s; run "
+                                   "`annotator review pull` again later")
+        time.sleep(delay)
+        delay = min(delay * 2, 0.5)
+    body = client.call("downloading the export",
+                       lambda: b"".join(sdk.projects.exports.download(project_id, export.id, export_type="JSON")))
+    try:
+        client.call("deleting the export file", sdk.projects.exports.delete, project_id, export.id)
+    except LabelStudioError:
+        pass  # a leftover export file on the server is harmless
+    try:
+        tasks = json.loads(body)
+    except ValueError:
+        raise LabelStudioError(f"Label Studio at {client.url} sent an export that is not JSON; run "
+                               "`annotator review pull` again") from None
+    return sorted(tasks, key=lambda t: t["id"])
+
+
+# ---- one annotation ---------------------------------------------------------------------------
+
+def _prepare(ws: Workspace, project_id: int, task: dict[str, Any], ann: dict[str, Any], record: ImageRecord,
+             pushed_version_id: int | None, *, latest: bool) -> tuple[_Prepared | None, list[str]]:
+    """Check and convert one annotation; (None, problems) when it cannot be merged."""
+    classes = ws.config.class_table
+    parsed = parse_result(ann.get("result") or [], width=record.width, height=record.height, classes=classes)
+    if parsed.problems:
+        return None, [f"{p}; fix it in Label Studio and pull again" for p in parsed.problems]
+    reviewed = [(rid, Box(b.label, b.x1, b.y1, b.x2, b.y2)) for rid, b in parsed.regions]  # human boxes: no score
+
+    predicted, model_version, round_no, pred_version_id = _parent_prediction(ws, task, ann, record,
+                                                                             pushed_version_id)
+    ops = diff_regions(predicted, reviewed)
+    reviewer = _reviewer(ann)
+    meta = {
+        "project_id": project_id,
+        "task_id": task["id"],
+        "annotation_id": ann["id"],
+        "lead_time": ann.get("lead_time"),
+        "created_at": ann.get("created_at"),
+        "updated_at": ann.get("updated_at"),
+        "parent_prediction": ann.get("parent_prediction"),
+        "prediction_version_id": pred_version_id,
+        "edits": count_edits(ops),
+        "operations": [op.to_dict() for op in ops],
+        "simulated": reviewer == SIMULATED_REVIEWER,
+    }
+    if parsed.excluded:
+        meta["exclude_reasons"] = list(parsed.excluded)
+    version = LabelVersion(image_path=record.path, source=Source.REVIEWED, boxes=tuple(b for _, b in reviewed),
+                           round=round_no, model_version=model_version, reviewer=reviewer,
+                           excluded=bool(parsed.excluded), meta=meta)
+    return _Prepared(version, int(ann["id"]), ann.get("updated_at"),
+                     current=latest and not _newer_review_is_current(ws, record.path, ann)), []
+
+
+def _parent_prediction(ws: Workspace, task: dict[str, Any], ann: dict[str, Any], record: ImageRecord,
+                       pushed_version_id: int | None
+                       ) -> tuple[list[tuple[str, Box]], str | None, int | None, int | None]:
+    """(regions, model_version, round, label-version id) of the prediction the reviewer started from:
+    the annotation's parent prediction, else the label version pushed with the task."""
+    history = ws.store.history(record.path)
+    model_versions = [v for v in history if v.source is Source.MODEL]
+    parent_id = ann.get("parent_prediction")
+    parent = next((p for p in task.get("predictions") or [] if isinstance(p, dict) and p.get("id") == parent_id),
+                  None)
+    if parent is None and isinstance(ann.get("prediction"), dict) and "result" in ann["prediction"]:
+        parent = ann["prediction"]
+    if parent is not None:
+        parsed = parse_result(parent.get("result") or [], width=record.width, height=record.height,
+                              classes=ws.config.class_table)
+        mv = parent.get("model_version")
+        match = next((v for v in reversed(model_versions) if v.model_version == mv), None)
+        return list(parsed.regions), mv, match.round if match else None, match.id if match else None
+    fallback = next((v for v in reversed(model_versions) if v.id == pushed_version_id), None) or \
+        (model_versions[-1] if model_versions else None)
+    if fallback is None:
+        return [], None, None, None
+    regions = [(region_id(fallback.id, i), b) for i, b in enumerate(fallback.boxes)]
+    return regions, fallback.model_version, fallback.round, fallback.id
+
+
+def _newer_review_is_current(ws: Workspace, path: str, ann: dict[str, Any]) -> bool:
+    """A later annotation (of any task of this photo) is already the current label."""
+    current = ws.store.current_label(path)
+    if current is None or current.source is not Source.REVIEWED:
+        return False
+    if current.meta.get("annotation_id") == ann["id"]:
+        return False
+    return str(current.meta.get("updated_at") or "") > str(ann.get("updated_at") or "")
+
+
+def _store_annotation(ws: Workspace, item: _Prepared) -> int:
+    """Store one annotation and its pulled-row in one transaction: both or neither."""
+    with ws.store.transaction():
+        if item.current:
+            version_id = ws.store.add_label_version(item.version)
+        else:
+            version_id = ws.store.add_history_version(item.version)
+        assert version_id is not None  # a reviewed version is never refused
+        ws.store.record_pulled(item.annotation_id, item.version.image_path, version_id, item.updated_at)
+    return version_id
+
+
+def _write_voc_mirror(ws: Workspace, items: list[tuple[str, int]], *, workers: int = 4,
+                      progress: Progress | None = None) -> None:
+    """Write the VOC files of (photo, version id), then mark them written. Each thread reads through
+    its own read-only workspace (a SQLite connection is not shared between threads)."""
+    local = threading.local()
+    opened: list[Workspace] = []
+    lock = threading.Lock()
+    done = [0]
+
+    def write(item: tuple[str, int]) -> None:
+        if not hasattr(local, "ws"):
+            local.ws = Workspace.open(ws.root)
+            opened.append(local.ws)
+        version = local.ws.store.version(item[1])
+        assert version is not None
+        local.ws.write_voc_for(version)
+        if progress:
+            with lock:
+                done[0] += 1
+                progress("writing the VOC mirror", done[0], len(items))
+
+    try:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            list(pool.map(write, items))
+    finally:
+        for reader in opened:
+            reader.close()
+    ws.store.mark_voc_written(items)

@@ -1,0 +1,150 @@
+"""Pure conversions: boxes <-> Label Studio results round-trip, the labeling config, the edit diff,
+and the simulated reviewer's plan and time model."""
+
+from __future__ import annotations
+
+import random
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from lxml import etree
+
+from annotator.classes import CLASS_NAMES, ClassTable
+from annotator.types import Box, ImageRecord, LabelVersion, Source
+from review_queue.convert import (box_to_result, count_edits, diff_regions, labeling_config, parse_result,
+                                  prediction_score, result_to_box, task_payload)
+from review_queue.simulate import DRAW_MAX_S, DRAW_MIN_S, draw_seconds, plan_review
+
+CLASSES = ClassTable()
+
+
+@st.composite
+def photo_and_box(draw):
+    w = draw(st.integers(16, 6000))
+    h = draw(st.integers(16, 6000))
+    x1 = draw(st.floats(0, w - 2, allow_nan=False))
+    y1 = draw(st.floats(0, h - 2, allow_nan=False))
+    x2 = draw(st.floats(x1 + 1, w, allow_nan=False))
+    y2 = draw(st.floats(y1 + 1, h, allow_nan=False))
+    return w, h, Box(draw(st.sampled_from(CLASS_NAMES)), x1, y1, x2, y2)
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(photo_and_box())
+def test_box_result_round_trip(case):
+    w, h, box = case
+    result = box_to_result(box, w, h, "r1")
+    back = result_to_box(result, w, h)
+    assert back.label == box.label
+    assert all(abs(a - b) < 1e-6
+               for a, b in zip((back.x1, back.y1, back.x2, back.y2), (box.x1, box.y1, box.x2, box.y2)))
+    parsed = parse_result([result], width=w, height=h, classes=CLASSES)
+    assert parsed.problems == () and parsed.regions[0][0] == "r1"
+
+
+def test_result_is_percent_top_left_with_the_photo_size():
+    result = box_to_result(Box("mel", 32, 24, 96, 72, score=0.8), 320, 240, "a")
+    assert result["value"] == {"x": 10.0, "y": 10.0, "width": 20.0, "height": 20.0, "rotation": 0,
+                               "rectanglelabels": ["mel"]}
+    assert (result["original_width"], result["original_height"], result["score"]) == (320, 240, 0.8)
+    assert (result["from_name"], result["to_name"], result["type"]) == ("label", "image", "rectanglelabels")
+
+
+def test_labeling_config_has_six_hotkeyed_classes_and_an_exclude_choice():
+    root = etree.fromstring(labeling_config(CLASSES).encode())
+    image = root.find("Image")
+    assert (image.get("name"), image.get("value")) == ("image", "$image")
+    rect = root.find("RectangleLabels")
+    assert (rect.get("name"), rect.get("toName")) == ("label", "image")
+    labels = rect.findall("Label")
+    assert [l.get("value") for l in labels] == list(CLASS_NAMES)
+    assert [l.get("hotkey") for l in labels] == ["1", "2", "3", "4", "5", "6"]
+    assert labels[2].get("background") == CLASSES.describe("mel").colour
+    choices = root.find("Choices")
+    assert choices.get("name") == "exclude" and [c.get("value") for c in choices] == ["blurred", "atypical"]
+
+
+def test_task_payload_orders_the_queue_by_uncertainty():
+    rec = ImageRecord(path="sub dir/a#1.jpg", sha256="x", width=100, height=50)
+    lv = LabelVersion("sub dir/a#1.jpg", Source.MODEL, (Box("sl", 10, 10, 20, 20, score=0.4),), round=2,
+                      model_version="round-002", uncertainty=0.75, id=17)
+    task = task_payload(rec, lv, "images/sub dir/a#1.jpg")
+    assert task["data"]["image"] == "/data/local-files/?d=images/sub%20dir/a%231.jpg"
+    assert task["data"]["photo"] == "sub dir/a#1.jpg"
+    prediction = task["predictions"][0]
+    assert prediction["model_version"] == "round-002" and prediction["score"] == 0.25
+    assert prediction["result"][0]["id"] == "v17-0" and prediction["result"][0]["score"] == 0.4
+    assert prediction_score(0.9) < prediction_score(0.1)  # ascending score = most uncertain first
+    assert prediction_score(None) == 0.5 and prediction_score(7.0) == 0.0
+
+
+def test_parse_result_reports_what_cannot_be_merged():
+    good = box_to_result(Box("mel", 10, 10, 50, 50), 100, 100, "g")
+    cases = {
+        "unknown label 'nevus'": {**good, "value": {**good["value"], "rectanglelabels": ["nevus"]}},
+        "original_width/original_height missing": {k: v for k, v in good.items() if k != "original_width"},
+        "drawn on a 200x100 image": {**good, "original_width": 200},
+        "outside the 100x100 photo": box_to_result(Box("mel", 90, 90, 120, 99), 100, 100, "o"),
+        "rotated": {**good, "value": {**good["value"], "rotation": 30}},
+        "empty box": box_to_result(Box("mel", 10, 10, 10, 30), 100, 100, "e"),
+    }
+    for expected, result in cases.items():
+        parsed = parse_result([result], width=100, height=100, classes=CLASSES)
+        assert parsed.regions == () and expected in parsed.problems[0], expected
+    # aliases are accepted, a sub-pixel overshoot is clipped, the exclude choice is read
+    alias = {**good, "value": {**good["value"], "rectanglelabels": ["Melasma"]}}
+    edge = box_to_result(Box("sl", 95, 95, 100.4, 100.4), 100, 100, "edge")
+    exclude = {"type": "choices", "from_name": "exclude", "to_name": "image", "value": {"choices": ["atypical"]}}
+    parsed = parse_result([alias, edge, exclude], width=100, height=100, classes=CLASSES)
+    assert parsed.problems == () and parsed.excluded == ("atypical",)
+    assert parsed.regions[0][1].label == "mel" and parsed.regions[1][1].x2 == 100.0
+
+
+def test_diff_names_every_edit():
+    predicted = [("a", Box("mel", 0, 0, 10, 10)), ("b", Box("fre", 20, 20, 30, 30)),
+                 ("c", Box("caf", 40, 40, 50, 50)), ("d", Box("ota", 60, 60, 70, 70))]
+    reviewed = [("a", Box("mel", 0, 0, 10, 10.3)),  # same id, within tolerance: accepted
+                ("b", Box("fre", 22, 21, 32, 31)),  # same id, moved
+                ("x", Box("sl", 40, 40, 50, 51)),  # new id but on c: relabelled (and moved)
+                ("y", Box("hori", 80, 80, 90, 90))]  # nothing there before: added
+    ops = diff_regions(predicted, reviewed)
+    kinds = {op.region: op.kind for op in ops}
+    assert kinds == {"a": "accepted", "b": "moved", "c": "relabelled", "d": "deleted", "y": "added"}
+    relabel = next(op for op in ops if op.kind == "relabelled")
+    assert (relabel.label, relabel.new_label, relabel.moved) == ("caf", "sl", True)
+    assert count_edits(ops) == {"accepted": 1, "moved": 1, "relabelled": 1, "deleted": 1, "added": 1,
+                                "predicted": 4}
+    assert count_edits(op.to_dict() for op in ops) == count_edits(ops)
+
+
+@settings(max_examples=100, deadline=None, database=None)
+@given(st.lists(photo_and_box().map(lambda c: c[2]), max_size=6))
+def test_diff_of_an_untouched_prediction_is_all_accepted(boxes):
+    regions = [(f"r{i}", b) for i, b in enumerate(boxes)]
+    assert all(op.kind == "accepted" for op in diff_regions(regions, regions))
+
+
+def test_simulated_reviewer_fixes_everything_and_keeps_region_ids():
+    truth = [Box("mel", 0, 0, 100, 100), Box("sl", 200, 200, 220, 220), Box("fre", 300, 10, 330, 40)]
+    predicted = [("p0", Box("mel", 0, 0, 100, 100)), ("p1", Box("caf", 201, 200, 221, 220)),
+                 ("p2", Box("ota", 500, 300, 540, 340))]
+    regions, actions = plan_review(predicted, truth, width=640, height=480, rng=random.Random(0))
+    assert sorted((b for _, b in regions), key=repr) == sorted(truth, key=repr)
+    ids = {rid for rid, _ in regions}
+    assert {"p0", "p1"} <= ids and "p2" not in ids
+    assert sorted(a.kind for a in actions) == ["adjust", "delete", "draw", "photo", "relabel", "verify"]
+
+
+def test_drawing_time_grows_with_the_box():
+    small = draw_seconds(Box("fre", 0, 0, 5, 5), 1000, 1000)
+    large = draw_seconds(Box("mel", 0, 0, 600, 600), 1000, 1000)
+    assert small == DRAW_MIN_S and large == DRAW_MAX_S
+    assert small < draw_seconds(Box("caf", 0, 0, 100, 100), 1000, 1000) < large
+
+
+def test_noise_is_seeded():
+    truth = [Box("mel", 0, 0, 100, 100), Box("sl", 200, 200, 220, 220)]
+    a = plan_review([], truth, width=640, height=480, rng=random.Random(3), noise=0.9)
+    b = plan_review([], truth, width=640, height=480, rng=random.Random(3), noise=0.9)
+    assert a == b
+    assert [box for _, box in a[0]] != truth  # slips happened

@@ -1,0 +1,126 @@
+"""pull against a real Label Studio: idempotent, crash-safe, and strict about what it merges."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from annotator.types import Box, Source
+from review_queue import pull as pull_module
+from review_queue.convert import box_to_result
+from review_queue.pull import pull
+from review_queue.push import push
+from review_queue.simulate import simulate
+
+pytestmark = pytest.mark.server
+
+
+def _versions(ws):
+    return ws.store.conn.execute("SELECT COUNT(*) FROM label_versions WHERE source='reviewed'").fetchone()[0]
+
+
+def _reviewed_setup(review_setup):
+    s = review_setup()
+    push(s.ws, s.client)
+    simulate(s.ws, s.client, count=len(s.photos))
+    return s
+
+
+def test_pull_twice_is_a_no_op(review_setup):
+    s = _reviewed_setup(review_setup)
+    first = pull(s.ws, s.client)
+    labels = {p: v.id for p, v in s.ws.store.current_labels().items()}
+    second = pull(s.ws, s.client)
+    assert (first.current, second.current, second.history, second.already_pulled) == (6, 0, 0, 6)
+    assert _versions(s.ws) == 6
+    assert {p: v.id for p, v in s.ws.store.current_labels().items()} == labels
+
+
+@pytest.mark.parametrize("where", ["between annotations", "inside a transaction"])
+def test_pull_killed_half_way_loses_nothing_and_duplicates_nothing(review_setup, monkeypatch, where):
+    s = _reviewed_setup(review_setup)
+    stored = {"n": 0}
+    if where == "between annotations":
+        real = pull_module._store_annotation
+
+        def crash(ws, item):
+            if stored["n"] == 3:
+                raise KeyboardInterrupt
+            stored["n"] += 1
+            return real(ws, item)
+
+        monkeypatch.setattr(pull_module, "_store_annotation", crash)
+    else:  # the label version is written, its pulled-row is not: the transaction must roll back
+        real = s.ws.store.record_pulled
+
+        def crash(*args, **kwargs):
+            if stored["n"] == 3:
+                raise KeyboardInterrupt
+            stored["n"] += 1
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(s.ws.store, "record_pulled", crash)
+    with pytest.raises(KeyboardInterrupt):
+        pull(s.ws, s.client)
+    monkeypatch.undo()
+    assert _versions(s.ws) == 3 and len(s.ws.store.pulled_annotations()) == 3
+
+    again = pull(s.ws, s.client)
+    assert (again.current, again.already_pulled) == (3, 3)
+    assert _versions(s.ws) == 6 and len(s.ws.store.pulled_annotations()) == 6
+    assert all(v.source is Source.REVIEWED for v in s.ws.store.current_labels().values())
+    assert s.ws.store.stale_voc() == []
+
+
+def test_bad_annotations_are_reported_not_merged(review_setup):
+    s = review_setup()
+    push(s.ws, s.client)
+    tasks = s.ws.store.task_map()
+    good = box_to_result(Box("mel", 10, 10, 50, 50), 320, 240, "ok")
+    unknown = {**good, "id": "u", "value": {**good["value"], "rectanglelabels": ["nevus"]}}
+    no_size = {k: v for k, v in good.items() if k not in ("original_width", "original_height")}
+    outside = box_to_result(Box("mel", 300, 200, 400, 260), 320, 240, "far")
+    for photo, result in (("p0.jpg", [good, unknown]), ("p1.jpg", [no_size]), ("p2.jpg", [outside])):
+        if photo != "p0.jpg":  # results carry the photo's own size
+            for r in result:
+                if "original_width" in r:
+                    r["original_width"], r["original_height"] = {"p1.jpg": (240, 320), "p2.jpg": (300, 200)}[photo]
+        s.client.sdk.annotations.create(tasks[photo], result=result, lead_time=1.0)
+    result = pull(s.ws, s.client)
+    assert result.current == 0
+    problems = {i["photo"]: i["problem"] for i in result.issues}
+    assert "unknown label 'nevus'" in problems["p0.jpg"]
+    assert "original_width/original_height missing" in problems["p1.jpg"]
+    assert "outside the 300x200 photo" in problems["p2.jpg"]
+    report = json.loads((s.ws.reports_dir / "pull-issues.json").read_text())
+    assert len(report["issues"]) == 3
+    assert all(v.source is Source.MODEL for v in s.ws.store.current_labels().values())
+
+
+def test_excluded_photo_and_several_annotations(review_setup):
+    s = review_setup()
+    push(s.ws, s.client)
+    tasks = s.ws.store.task_map()
+    exclude = {"id": "ex", "type": "choices", "from_name": "exclude", "to_name": "image",
+               "value": {"choices": ["blurred"]}}
+    s.client.sdk.annotations.create(tasks["p4.jpg"], result=[exclude], lead_time=2.0)
+    first = s.client.sdk.annotations.create(tasks["p3.jpg"], result=[], lead_time=1.0)
+    later = s.client.sdk.annotations.create(
+        tasks["p3.jpg"], result=[box_to_result(Box("sl", 1, 2, 30, 40), 256, 256, "n1")], lead_time=5.0)
+    result = pull(s.ws, s.client)
+    assert (result.current, result.history) == (2, 1)
+
+    p4 = s.ws.store.current_label("p4.jpg")
+    assert p4.excluded and p4.meta["exclude_reasons"] == ["blurred"] and p4.boxes == ()
+    assert p4.meta["edits"]["deleted"] == 1  # the reviewer removed the predicted ota box
+    p3 = s.ws.store.current_label("p3.jpg")
+    assert p3.meta["annotation_id"] == later.id and p3.boxes == (Box("sl", 1, 2, 30, 40),)
+    history = [v for v in s.ws.store.history("p3.jpg") if v.source is Source.REVIEWED]
+    assert [v.meta["annotation_id"] for v in history] == [first.id, later.id]
+
+    # an edited annotation comes back as a new version; the unedited ones are not pulled again
+    s.client.sdk.annotations.update(first.id, result=[box_to_result(Box("fre", 5, 5, 20, 20), 256, 256, "n2")])
+    again = pull(s.ws, s.client)
+    assert (again.current + again.history, again.already_pulled) == (1, 2)
+    assert s.ws.store.current_label("p3.jpg").meta["annotation_id"] == first.id  # now the latest edit
