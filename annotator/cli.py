@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.table import Table
 
 from annotator.cli_common import JsonOption, WorkspaceOption, handle_errors
 from annotator.console import console, print_json, progress_bar, say
@@ -97,7 +96,7 @@ def init(
 def status(workspace: WorkspaceOption = Path("."), json_out: JsonOption = False) -> None:
     """Where every photo stands: per status, class, device, split and round; the learning curve."""
     from annotator.store import Workspace
-    from training.curve import learning_curve
+    from training.curve import curve_table, learning_curve
 
     with Workspace.open(workspace) as ws:
         data = ws.store.status_counts()
@@ -113,23 +112,7 @@ def status(workspace: WorkspaceOption = Path("."), json_out: JsonOption = False)
         if data[key]:
             console.print(f"  {title:<17}" + "  ".join(f"{k}: {v}" for k, v in data[key].items()))
     if data["rounds"]:
-        table = Table(title="learning curve")
-        for col in ("round", "labelled (manual/reviewed/auto)", "test mAP50", "correction rate",
-                    "added boxes/photo", "reviewer time", "draw-from-scratch time"):
-            table.add_column(col)
-        for r in data["rounds"]:
-            table.add_row(str(r["round"]), f"{r['labelled_manual']}/{r['labelled_reviewed']}/{r['labelled_auto']}",
-                          _fmt(r.get("test_map50")), _fmt(r.get("correction_rate")), _fmt(r.get("added_per_photo")),
-                          _minutes(r.get("reviewer_seconds")), _minutes(r.get("scratch_seconds")))
-        console.print(table)
-
-
-def _fmt(value) -> str:
-    return "-" if value is None else f"{value:.3f}"
-
-
-def _minutes(seconds) -> str:
-    return "-" if not seconds else f"{seconds / 60:.1f} min"
+        console.print(curve_table(data["rounds"]))
 
 
 @app.command()

@@ -33,23 +33,9 @@ def _train_and_predict(ws, round_no: int, attempt: int, *, model: str, epochs: i
 
 
 def print_curve(curve: list[dict]) -> None:
-    from rich.table import Table
+    from training.curve import curve_table
 
-    table = Table(title="learning curve")
-    for col in ("round", "trained on (manual/reviewed/auto)", "test mAP50", "reviewed photos", "correction rate",
-                "added boxes/photo", "box ops/photo (review vs scratch)", "reviewer time vs scratch"):
-        table.add_column(col)
-
-    def f(v, pct=False):
-        return "-" if v is None else (f"{v:.1%}" if pct else f"{v:.2f}")
-
-    for r in curve:
-        table.add_row(str(r["round"]), f"{r['labelled_manual']}/{r['labelled_reviewed']}/{r['labelled_auto']}",
-                      f(r["test_map50"]), str(r["reviewed_photos"]), f(r["correction_rate"], True),
-                      f(r["added_per_photo"]),
-                      f"{f(r['operations_per_photo'])} vs {f(r['scratch_operations_per_photo'])}",
-                      f"{r['reviewer_seconds'] / 60:.1f} vs {r['scratch_seconds'] / 60:.1f} min")
-    console.print(table)
+    console.print(curve_table(curve))
 
 
 @handle_errors

@@ -90,3 +90,27 @@ def learning_curve(ws: Workspace) -> list[dict[str, Any]]:
                                        "reviewer_seconds", "scratch_seconds")},
         })
     return rows
+
+
+def curve_table(curve: list[dict[str, Any]]):
+    """The learning curve as a compact rich table (fits 80 columns)."""
+    from rich.table import Table
+
+    def f(v: float | None, pct: bool = False) -> str:
+        return "-" if v is None else (f"{v:.0%}" if pct else f"{v:.2f}")
+
+    from rich import box
+
+    table = Table(title="learning curve", box=box.SIMPLE_HEAD, padding=(0, 1),
+                  caption="m/r/a: manual/reviewed/auto-accepted photos trained on; corrected: share of predicted "
+                          "boxes reviewers changed; ops/ph: reviewer box operations per photo vs drawing every "
+                          "box from scratch (draw/ph); times in minutes")
+    for col in ("round", "m/r/a", "mAP50", "reviewed", "corrected", "added/ph", "ops/ph", "draw/ph",
+                "review", "draw"):
+        table.add_column(col, justify="right")
+    for r in curve:
+        table.add_row(str(r["round"]), f"{r['labelled_manual']}/{r['labelled_reviewed']}/{r['labelled_auto']}",
+                      f(r["test_map50"]), str(r["reviewed_photos"]), f(r["correction_rate"], True),
+                      f(r["added_per_photo"]), f(r["operations_per_photo"]), f(r["scratch_operations_per_photo"]),
+                      f"{r['reviewer_seconds'] / 60:.1f}", f"{r['scratch_seconds'] / 60:.1f}")
+    return table

@@ -92,15 +92,19 @@ def run_demo(settings: DemoSettings) -> dict:
 
         _step(5, "pushing pre-annotations to the review queue, most uncertain first")
         pushed = push(ws, client)
-        say(f"  {pushed}")
+        say(f"  {pushed.created} tasks created, {pushed.replaced} predictions replaced, "
+            f"{pushed.up_to_date} already current (project {pushed.project_id})")
 
         n_review = max(1, int(settings.review_fraction * len(ws.store.task_map())))
         _step(6, f"a SIMULATED dermatologist reviews {n_review} photos in queue order through the Label Studio API")
-        simulate(ws, client, count=n_review)
+        simulated = simulate(ws, client, count=n_review)
+        say(f"  {simulated.annotated} photos reviewed, actions {simulated.actions}, "
+            f"{simulated.lead_time_s / 60:.1f} simulated reviewer minutes")
 
         _step(7, "pulling the corrections back with provenance")
         pulled = pull(ws, client)
-        say(f"  {pulled}")
+        say(f"  {pulled.stored} reviews stored ({pulled.already_pulled} already pulled, "
+            f"{len(pulled.issues)} reported in {pulled.issues_file})")
 
         _step(8, "retrain round 1: snapshot, warm start from round 0, evaluate, re-predict, re-push")
         row1 = ws.store.round_row(1)
@@ -109,7 +113,7 @@ def run_demo(settings: DemoSettings) -> dict:
             _train_and_predict(ws, 1, attempt, model=str(round_model_path(ws, 0)), epochs=retrain_epochs,
                                imgsz=imgsz, batch=16, device=None, verbose=False)
             repushed = push(ws, client)
-            report_path = finish_round(ws, 1, attempt, pushed=repushed if isinstance(repushed, dict) else None)
+            report_path = finish_round(ws, 1, attempt, pushed=repushed.to_dict())
         else:
             report_path = ws.round_dir(1, row1["attempt"]) / "report.html"
 
