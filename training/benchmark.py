@@ -22,7 +22,7 @@ from annotator.images import decode_displayed
 from annotator.store import Workspace
 from annotator.types import Box, LabelVersion, Source
 from training.metrics import ClinicalEvaluation, ClinicalResult, McNemarResult, mcnemar_exact, present_classes, \
-    score_class_sets
+    score_class_sets, to_coco_ground_truth, to_coco_predictions
 from training.readers import PhotoNames, read_device_csv, read_reader_csv
 
 ULTRALYTICS_MODELS = ("yolov5nu", "yolov8n", "yolo11n", "rtdetr-l", "yolov4")
@@ -134,7 +134,7 @@ def run_benchmark(ws: Workspace, models: Sequence[str], out_dir: Path, *, epochs
     out_dir.mkdir(parents=True, exist_ok=True)
     classes = tuple(ws.config.classes)
     records = {r.path: r for r in ws.store.images()}
-    labels = {p: v for p, v in ws.store.current_labels().items() if not v.excluded and v.source is not Source.MODEL}
+    labels = labels_for(ws)
     splits = {p: s for p, s in ws.store.splits().items() if p in labels}
     test_photos = [p for p in sorted(splits) if splits[p] == "test" and labels[p].source.is_human]
     split_sizes = {s: sum(1 for v in splits.values() if v == s) for s in ("train", "val", "test")}
@@ -159,18 +159,18 @@ def run_benchmark(ws: Workspace, models: Sequence[str], out_dir: Path, *, epochs
     coco_dir.mkdir(exist_ok=True)
     ground_truth_file = coco_dir / "ground_truth.json"
     sizes = [(records[p].width, records[p].height) for p in test_photos]
-    from training.metrics import to_coco_ground_truth, to_coco_predictions
-
     ground_truth_file.write_text(json.dumps(to_coco_ground_truth(test_photos, [truth[p] for p in test_photos],
                                                                  classes, sizes=sizes)))
 
     arrays = _decode_test_photos(ws, test_photos, imgsz)
+    threads = torch_threads()
     raters: list[RaterRun] = []
     for model in models:
         name = display_name(model)
         settings = TrainSettings(epochs=epochs, imgsz=imgsz, batch=batch, device=device, seed=seed, workers=workers)
         try:
             detector = make_detector(model, classes)
+            _pin_threads(threads)  # after the build: Ultralytics is imported by then
             train_result = None
             if epochs > 0:
                 train_result = detector.train(view, settings, out_dir / "runs" / _safe(name),
@@ -208,20 +208,41 @@ def run_benchmark(ws: Workspace, models: Sequence[str], out_dir: Path, *, epochs
                     results[s] = score_class_sets(rated, [true_sets[p] for p in rated],
                                                   [reader.answers[p] for p in rated], classes,
                                                   n_resamples=n_resamples, seed=seed)
-            missing = len(test_photos) - len(results.get("all").photos if "all" in results else ())
-            if missing:
-                warnings.append(f"{reader.reader}: answered {len(test_photos) - missing} of {len(test_photos)} test "
-                                "photos; scored on those only")
+            answered = len(results["all"].photos) if "all" in results else 0
+            if answered < len(test_photos):
+                warnings.append(f"{reader.reader}: answered {answered} of {len(test_photos)} test photos; scored on "
+                                "those only")
             raters.append(RaterRun(reader.reader, "reader", results))
 
     result = BenchmarkResult(
         classes=classes, test_photos=tuple(test_photos), subset_sizes={s: len(v) for s, v in subsets.items()},
         split_sizes=split_sizes, settings={"models": list(models), "epochs": epochs, "imgsz": imgsz, "batch": batch,
                                            "seed": seed, "thresholds": thresholds, "bootstrap_resamples": n_resamples,
-                                           "device": device or "auto", "predict_conf": PREDICT_CONF},
+                                           "device": device or "auto", "predict_conf": PREDICT_CONF,
+                                           "torch_threads": threads},
         raters=raters, comparisons=compare_raters(raters), warnings=warnings,
         ground_truth_file=str(ground_truth_file))
     return write_reports(result, out_dir)
+
+
+def torch_threads() -> int:
+    import torch
+
+    return int(torch.get_num_threads())
+
+
+def _pin_threads(threads: int) -> None:
+    """Every model gets the same torch threads: Ultralytics' device selection would drop CPU runs
+    to cpu_count - 1 threads (1 on a 2-core machine) for the rest of the process, which would make
+    the speed columns depend on the order the models run in."""
+    import sys
+
+    import torch
+
+    torch.set_num_threads(threads)
+    torch_utils = sys.modules.get("ultralytics.utils.torch_utils")
+    if torch_utils is not None and hasattr(torch_utils, "NUM_THREADS"):
+        torch_utils.NUM_THREADS = threads
 
 
 def _decode_test_photos(ws: Workspace, photos: Sequence[str], imgsz: int) -> dict[str, tuple[np.ndarray, float, float]]:

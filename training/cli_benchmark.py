@@ -60,7 +60,7 @@ def benchmark(
     if json_out:
         print_json(result.to_dict())
         return
-    console.print(Path(result.files["markdown"]).read_text(), markup=False)
+    console.print(Path(result.files["markdown"]).read_text(), markup=False, soft_wrap=True)
     for warning in result.warnings:
         console.print(f"[yellow]warning:[/] {warning}", soft_wrap=True)
     console.print(f"report: {result.files['html']}\ntable: {result.files['markdown']}\njson: {result.files['json']}")
