@@ -9,6 +9,7 @@ coordinates; and a writer thread stores results and writes VOC off the hot path.
 
 from __future__ import annotations
 
+import copy
 import queue
 import threading
 import time
@@ -124,50 +125,82 @@ class _Writer(threading.Thread):
             self.error = exc
 
 
+def _devices(device: str | None) -> list[str | None]:
+    """'0,1' -> ['0', '1']: one pipeline per GPU. None or one device -> a single pipeline."""
+    if device is None or "," not in device:
+        return [device]
+    return [d.strip() for d in device.split(",") if d.strip()]
+
+
+def _run_pipeline(ws: Workspace, detector: Detector, records: Sequence[ImageRecord], writer: _Writer,
+                  stats: PreannotateStats, *, round_no: int, model_version: str, imgsz: int, batch: int,
+                  workers: int, device: str | None, progress: Callable[[int], None] | None) -> None:
+    """Decode ahead -> batch -> predict -> hand to the writer, for one device."""
+    threshold = ws.config.threshold_for
+    chunk: list[tuple[ImageRecord, np.ndarray, float, float]] = []
+    kwargs = {"conf": CONF_FLOOR, "imgsz": imgsz, **({"device": device} if device is not None else {})}
+
+    def flush() -> None:
+        if chunk:
+            raw = detector.predict_arrays([c[1] for c in chunk], **kwargs)
+            writer.inbox.put([predictions_from_raw(r, rec, sx, sy, threshold, model_version=model_version,
+                                                   round_no=round_no) for (rec, _, sx, sy), r in zip(chunk, raw)])
+            chunk.clear()
+
+    for rec, decoded in _decoded(ws, records, imgsz, workers):
+        if writer.error:
+            return
+        if isinstance(decoded, Exception):
+            stats.failed.append((rec.path, f"{type(decoded).__name__}: {decoded}"))
+            if progress:
+                progress(1)
+            continue
+        chunk.append((rec, *decoded))
+        if len(chunk) >= batch:
+            flush()
+    flush()
+
+
 def preannotate(ws: Workspace, detector: Detector, records: Iterable[ImageRecord], *, round_no: int,
                 model_version: str, imgsz: int = 640, batch: int = 0, workers: int = 4,
                 device: str | None = None, progress: Callable[[int], None] | None = None) -> PreannotateStats:
-    """Predict every record and store each as a `model` label version (never over a human label)."""
+    """Predict every record and store each as a `model` label version (never over a human label).
+
+    device: None (GPU if present), "cpu", "0", or "0,1,...": one pipeline (decoder threads +
+    its own copy of the model) per GPU, photos dealt round-robin, one shared writer.
+    """
     records = list(records)
     stats = PreannotateStats(photos=len(records))
-    batch = batch if batch > 0 else auto_batch(device)
-    cfg = ws.config
+    devices = _devices(device)
+    batch = batch if batch > 0 else auto_batch(devices[0])
     writer = _Writer(ws, stats, progress)
     writer.start()
     started = time.perf_counter()
+    errors: list[BaseException] = []
+
+    def run(i: int, dev: str | None) -> None:
+        try:
+            model = detector if i == 0 else copy.deepcopy(detector)
+            _run_pipeline(ws, model, records[i::len(devices)], writer, stats, round_no=round_no,
+                          model_version=model_version, imgsz=imgsz, batch=batch,
+                          workers=max(1, workers // len(devices)), device=dev, progress=progress)
+        except BaseException as exc:  # re-raised in the caller's thread
+            errors.append(exc)
+
     try:
-        chunk: list[tuple[ImageRecord, np.ndarray, float, float]] = []
-
-        def flush() -> None:
-            if not chunk:
-                return
-            kwargs = {"conf": CONF_FLOOR, "imgsz": imgsz}
-            if device is not None:
-                kwargs["device"] = device
-            raw = detector.predict_arrays([c[1] for c in chunk], **kwargs)
-            preds = [predictions_from_raw(r, rec, sx, sy, cfg.threshold_for, model_version=model_version,
-                                          round_no=round_no) for (rec, _, sx, sy), r in zip(chunk, raw)]
-            writer.inbox.put(preds)
-            chunk.clear()
-
-        for rec, decoded in _decoded(ws, records, imgsz, workers):
-            if writer.error:
-                break
-            if isinstance(decoded, Exception):
-                stats.failed.append((rec.path, f"{type(decoded).__name__}: {decoded}"))
-                if progress:
-                    progress(1)
-                continue
-            arr, sx, sy = decoded
-            chunk.append((rec, arr, sx, sy))
-            if len(chunk) >= batch:
-                flush()
-        if not writer.error:
-            flush()
+        if len(devices) == 1:
+            run(0, devices[0])
+        else:
+            threads = [threading.Thread(target=run, args=(i, d), daemon=True) for i, d in enumerate(devices)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
     finally:
         writer.inbox.put(None)
         writer.join()
         stats.seconds = time.perf_counter() - started
-    if writer.error:
-        raise writer.error
+    for exc in [*errors, writer.error]:
+        if exc is not None:
+            raise exc
     return stats

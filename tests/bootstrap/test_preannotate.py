@@ -30,7 +30,8 @@ class RedSquareFinder(Detector):
         super().__init__(("caf",))
         self.seen_shapes: list[tuple[int, ...]] = []
 
-    def predict_arrays(self, images: Sequence[np.ndarray], *, conf: float = 0.01, imgsz: int = 640) -> list[list[Box]]:
+    def predict_arrays(self, images: Sequence[np.ndarray], *, conf: float = 0.01, imgsz: int = 640,
+                       device: str | None = None) -> list[list[Box]]:
         out = []
         for arr in images:
             self.seen_shapes.append(arr.shape)
@@ -104,4 +105,18 @@ def test_a_photo_that_no_longer_decodes_is_reported_and_the_rest_are_predicted(t
     stats = preannotate(ws, RedSquareFinder(), ws.store.images(), round_no=0, model_version="round-000", imgsz=300)
     assert stats.predicted == 1
     assert [p for p, _ in stats.failed] == ["gone.jpg"]
+    ws.close()
+
+
+def test_several_devices_share_the_photos_and_every_photo_is_predicted_once(tmp_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    ws = Workspace.create(tmp_path / "ws", Config(images=images))
+    for i in range(7):
+        _save(_displayed_photo(), images / f"p{i}.jpg", 1)
+        ws.store.add_image(ImageRecord(path=f"p{i}.jpg", sha256=f"{i}", width=2400, height=1600))
+    stats = preannotate(ws, RedSquareFinder(), ws.store.images(), round_no=0, model_version="round-000", imgsz=300,
+                        batch=2, device="cpu,cpu")  # two pipelines, as with two GPUs
+    assert stats.predicted == 7 and not stats.failed
+    assert all(len(ws.store.history(f"p{i}.jpg")) == 1 for i in range(7))
     ws.close()

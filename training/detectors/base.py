@@ -67,8 +67,10 @@ class Detector(abc.ABC):
         """Train in `workdir` (everything the framework writes stays there)."""
 
     @abc.abstractmethod
-    def predict_arrays(self, images: Sequence[np.ndarray], *, conf: float = 0.01, imgsz: int = 640) -> list[list[Box]]:
-        """Boxes in each array's own pixel frame (RGB uint8 (H, W, 3) inputs), scores set."""
+    def predict_arrays(self, images: Sequence[np.ndarray], *, conf: float = 0.01, imgsz: int = 640,
+                       device: str | None = None) -> list[list[Box]]:
+        """Boxes in each array's own pixel frame (RGB uint8 (H, W, 3) inputs), scores set.
+        device: None (GPU if present), "cpu" or a GPU index such as "0"."""
 
     @abc.abstractmethod
     def save(self, path: Path) -> Path:

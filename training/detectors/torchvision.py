@@ -314,9 +314,12 @@ class TorchvisionDetector(Detector):
     # -- predict
     @torch.inference_mode()
     def predict_arrays(self, images: Sequence[np.ndarray], *, conf: float = 0.01, imgsz: int = 640,
-                       batch: int = 8) -> list[list[Box]]:
+                       device: str | None = None, batch: int = 8) -> list[list[Box]]:
         if not images:
             return []
+        if device is not None:
+            self.device = torch.device("cpu" if device == "cpu" else f"cuda:{device}" if device.isdigit() else device)
+            self.model.to(self.device)
         self._configure(imgsz, conf)
         self.model.eval()
         side = self._input_side(imgsz)
