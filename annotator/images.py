@@ -74,6 +74,11 @@ def _clean(value) -> str | None:
     return text or None
 
 
+def _base_format(fmt: str | None) -> str | None:
+    """MPO (a JPEG with a second, preview frame, as many phones and cameras write) is a JPEG."""
+    return "JPEG" if fmt == "MPO" else fmt
+
+
 def _open(data: bytes, source: str) -> Image.Image:
     if not data:
         raise InputFileError(source, "empty-photo", "the photo is 0 bytes; copy it again from the camera or phone")
@@ -94,7 +99,7 @@ def _open(data: bytes, source: str) -> Image.Image:
                              f"{MAX_PIXELS // 1_000_000} MP limit; refused as a possible decompression bomb")
     suffix = Path(source).suffix.lower()
     expected = _SUFFIX_FORMATS.get(suffix)
-    if expected and img.format != expected:
+    if expected and _base_format(img.format) != expected:
         raise InputFileError(source, "wrong-extension",
                              f"the file is {img.format} but named {suffix}; convert it to {expected} or rename it")
     return img
@@ -121,13 +126,13 @@ def inspect_photo_bytes(data: bytes, source: str, *, verify: bool = True) -> Pho
     img = _open(data, source)
     orientation, make, model = _exif(img)
     raw_w, raw_h = img.size
-    fmt, mode = img.format or "?", img.mode
+    fmt, mode = _base_format(img.format) or "?", img.mode
     if verify:
         try:
             if fmt == "JPEG":
                 img.draft("RGB", (max(1, raw_w // 8), max(1, raw_h // 8)))
             img.load()
-        except (OSError, SyntaxError, ValueError) as exc:
+        except Exception as exc:  # a broken file can fail deep in any decoder (struct.error, IndexError, ...)
             raise InputFileError(source, "truncated-photo",
                                  f"the photo cannot be decoded ({exc}); copy it again from the original")
     w, h = displayed_size(raw_w, raw_h, orientation)

@@ -96,6 +96,11 @@ def parse_voc_bytes(data: bytes, source: str = "<xml>") -> VocAnnotation:
         msg = str(exc)
         reason = "not-utf8" if ("encoding" in msg.lower() or "utf-8" in msg.lower() or "char" in msg.lower() and "0x" in msg.lower()) else "malformed-xml"
         raise InputFileError(source, reason, f"not well-formed XML ({msg.splitlines()[0]}); re-save it in labelImg")
+    docinfo = root.getroottree().docinfo
+    if docinfo.doctype or docinfo.internalDTD is not None or docinfo.externalDTD is not None:
+        # the byte check above misses UTF-16/UTF-32 files; entities were not expanded, but refuse all the same
+        raise InputFileError(source, "hostile-xml",
+                             "contains a DOCTYPE/ENTITY declaration, which labelImg never writes; refused for safety")
     if root.tag != "annotation":
         raise InputFileError(source, "malformed-xml", f"root element is <{root.tag}>, not <annotation>; not a VOC file")
 
@@ -107,7 +112,7 @@ def parse_voc_bytes(data: bytes, source: str = "<xml>") -> VocAnnotation:
             width = int(float(w)) if w else None
             height = int(float(h)) if h else None
             depth = int(float(d)) if d else None
-        except ValueError:
+        except (ValueError, OverflowError):  # OverflowError: int(float("inf"))
             raise InputFileError(source, "malformed-xml", "<size> holds something that is not a number; fix the XML")
         if width is not None and width <= 0 or height is not None and height <= 0:
             width = height = None  # labelImg writes 0x0 when it could not read the photo; take it from the photo
@@ -121,6 +126,7 @@ def parse_voc_bytes(data: bytes, source: str = "<xml>") -> VocAnnotation:
         if bnd is None:
             raise InputFileError(source, "malformed-xml", f"object {name!r} has no <bndbox>; redraw it in labelImg")
         score_raw = _text(obj, "score")
+        score = _number(score_raw, "score", source) if score_raw else None
         objects.append(VocObject(
             name=name,
             xmin=_number(_text(bnd, "xmin"), "xmin", source),
@@ -129,7 +135,7 @@ def parse_voc_bytes(data: bytes, source: str = "<xml>") -> VocAnnotation:
             ymax=_number(_text(bnd, "ymax"), "ymax", source),
             difficult=_flag(_text(obj, "difficult")),
             truncated=_flag(_text(obj, "truncated")),
-            score=float(score_raw) if score_raw else None,
+            score=score,
         ))
     extra: dict[str, Any] = {}
     ann = root.find("annotator")
@@ -150,6 +156,10 @@ def parse_voc_bytes(data: bytes, source: str = "<xml>") -> VocAnnotation:
 def read_voc(path: str | Path) -> VocAnnotation:
     p = Path(path)
     try:
+        size = p.stat().st_size
+        if size > MAX_XML_BYTES:  # checked before reading, so a multi-GB file never reaches memory
+            raise InputFileError(str(p), "xml-too-large",
+                                 f"{size:,} bytes is far larger than any labelImg file; check it is the right file")
         data = p.read_bytes()
     except OSError as exc:
         raise InputFileError(str(p), "unreadable", f"cannot read ({exc.strerror}); check permissions")

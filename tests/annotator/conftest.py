@@ -1,0 +1,48 @@
+"""Fixtures for the core: a folder of real photo and labelImg files in tmp_path, and ingest over it
+(helpers in tests/corpus/psl_testkit.py, file writers in tests/corpus/make_corpus.py)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "corpus"))
+
+from psl_testkit import Ingested, PhotoFolder  # noqa: E402
+
+from annotator.config import Config  # noqa: E402
+from annotator.ingest import ingest  # noqa: E402
+from annotator.store import Workspace  # noqa: E402
+
+
+@pytest.fixture
+def folder(tmp_path) -> PhotoFolder:
+    return PhotoFolder(tmp_path / "data")
+
+
+@pytest.fixture
+def run_ingest(tmp_path, folder) -> Iterator[Callable[..., Ingested]]:
+    """run_ingest(**config) -> Ingested over `folder` (same workspace on every call, like re-running init).
+    One process unless `workers` says otherwise: most tests are about what is reported, not how fast."""
+    opened: list[Workspace] = []
+
+    def run(images: Path | None = None, labels: Path | None | bool = True, workers: int | None = 1,
+            **config) -> Ingested:
+        images = images or folder.images
+        images.mkdir(parents=True, exist_ok=True)
+        label_dir = folder.labels if labels is True else (labels or None)
+        if label_dir is not None:
+            label_dir.mkdir(parents=True, exist_ok=True)
+        for ws in opened:
+            ws.close()
+        opened.clear()
+        ws = Workspace.create(tmp_path / "ws", Config(images=images, labels=label_dir, **config))
+        opened.append(ws)
+        return Ingested(ws, ingest(ws, images=images, labels=label_dir, workers=workers), folder)
+
+    yield run
+    for ws in opened:
+        ws.close()
