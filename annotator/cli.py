@@ -48,22 +48,24 @@ def synth(
 @handle_errors
 def init(
     workspace: Annotated[Path, typer.Argument(help="Workspace folder to create or update.")],
-    images: Annotated[Path, typer.Option("--images", help="Folder of photos (searched recursively).",
-                                         exists=True, file_okay=False)],
+    images: Annotated[Path, typer.Option("--images", help="Folder of photos (searched recursively).")],
     labels: Annotated[Optional[Path], typer.Option("--labels", help="Folder of labelImg XML (default: beside the photos).")] = None,
     classes: Annotated[Optional[str], typer.Option(help="Comma-separated class names (default: the six PSL classes).")] = None,
     json_out: JsonOption = False,
 ) -> None:
     """Ingest photos and labelImg VOC XML; re-running adds only what is new."""
     from annotator.config import Config, load_config
+    from annotator.errors import ConfigError
     from annotator.ingest import ingest
     from annotator.store import Workspace
 
+    for what, folder in (("--images", images), ("--labels", labels)):
+        if folder is not None and not folder.is_dir():
+            raise ConfigError(f"{what} {folder}: no such folder; check the path (nothing was created)")
     workspace = workspace.resolve()
     if (workspace / "annotator.toml").exists():
         cfg = load_config(workspace)
         if cfg.images.resolve() != images.resolve():
-            from annotator.errors import ConfigError
             raise ConfigError(f"{workspace} already ingests {cfg.images}; use a new workspace for {images}")
         ws = Workspace.open(workspace, write=True)
     else:

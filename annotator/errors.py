@@ -35,6 +35,9 @@ class InputFileError(AnnotatorError):
         self.reason = reason
         self.detail = message
 
+    def __reduce__(self):  # picklable, so worker processes can return it
+        return (type(self), (self.path, self.reason, self.detail))
+
 
 class LabelStudioError(AnnotatorError):
     """Label Studio is unreachable, refused our token, or lost a project or task."""
