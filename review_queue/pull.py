@@ -14,9 +14,7 @@ Annotations that cannot be merged are listed in reports/pull-issues.json, never 
 from __future__ import annotations
 
 import json
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
@@ -97,7 +95,7 @@ def pull(ws: Workspace, client: ReviewClient, *, progress: Progress | None = Non
             counts["current" if prepared.current else "history"] += 1
         if progress:
             progress("storing annotations", done, len(tasks))
-    _write_voc_mirror(ws, ws.store.stale_voc(), progress=progress)  # also repairs an interrupted pull's
+    ws.sync_voc_mirror()  # the new reviews, and whatever an interrupted pull left stale
 
     issues_file = ws.reports_dir / ISSUES_FILE
     atomic_write_text(issues_file, json.dumps({"pulled_at": now_iso(), "project_id": pid, "issues": issues},
@@ -247,33 +245,3 @@ def _store_annotation(ws: Workspace, item: _Prepared) -> int:
         assert version_id is not None  # a reviewed version is never refused
         ws.store.record_pulled(item.annotation_id, item.version.image_path, version_id, item.updated_at)
     return version_id
-
-
-def _write_voc_mirror(ws: Workspace, items: list[tuple[str, int]], *, workers: int = 4,
-                      progress: Progress | None = None) -> None:
-    """Write the VOC files of (photo, version id), then mark them written. Each thread reads through
-    its own read-only workspace (a SQLite connection is not shared between threads)."""
-    local = threading.local()
-    opened: list[Workspace] = []
-    lock = threading.Lock()
-    done = [0]
-
-    def write(item: tuple[str, int]) -> None:
-        if not hasattr(local, "ws"):
-            local.ws = Workspace.open(ws.root)
-            opened.append(local.ws)
-        version = local.ws.store.version(item[1])
-        assert version is not None
-        local.ws.write_voc_for(version)
-        if progress:
-            with lock:
-                done[0] += 1
-                progress("writing the VOC mirror", done[0], len(items))
-
-    try:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            list(pool.map(write, items))
-    finally:
-        for reader in opened:
-            reader.close()
-    ws.store.mark_voc_written(items)
