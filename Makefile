@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test venv clean-demo
+.PHONY: demo test venv docs clean-demo
 
 venv: $(STAMP)
 
@@ -27,6 +27,9 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider
+
+docs: $(STAMP)
+	$(VENV)/bin/typer annotator.cli utils docs --name annotator --output docs/cli.md
 
 clean-demo:
 	-$(VENV)/bin/annotator review serve --stop -w demo-workspace/workspace
