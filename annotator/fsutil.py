@@ -28,6 +28,21 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, mode: int | None = 
         raise
 
 
+def remove_temp_files(folder: str | os.PathLike, names: str = "*") -> int:
+    """Delete, under `folder`, the temp files of atomic writes a killed process never renamed
+    (`.<name>.<random>.tmp`, `<name>` matching `names`). Returns the count. Only for folders no
+    other process is writing to (the caller holds the workspace lock)."""
+    root = Path(folder)
+    if not root.is_dir():
+        return 0
+    removed = 0
+    for leftover in root.rglob(f".{names}.*.tmp"):
+        if leftover.is_file() and not leftover.is_symlink():
+            leftover.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
 def atomic_write_text(path: str | os.PathLike, text: str, mode: int | None = None) -> None:
     atomic_write_bytes(path, text.encode("utf-8"), mode=mode)
 

@@ -9,8 +9,11 @@ locate files: a photo's XML is the file with the same stem in the labels folder.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
+import signal
+import sys
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -27,6 +30,7 @@ from annotator.types import Box, ImageRecord, LabelVersion, Source
 from annotator.voc import VocAnnotation, read_voc
 
 CANDIDATE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".heic", ".heif", ".webp")
+_PR_SET_PDEATHSIG = 1  # prctl(2)
 EDGE_TOLERANCE_PX = 1.5  # labelImg rounds to whole pixels and sometimes writes 0 at the left edge
 
 QUARANTINED, CLIPPED, DROPPED_BOX, IGNORED, FIXED, NOTE = (
@@ -299,7 +303,8 @@ def ingest(ws: Workspace, *, images: Path, labels: Path | None = None, workers: 
     seen_sha: dict[str, str] = {}
     workers = workers or min(4, os.cpu_count() or 1)
     total = len(jobs)
-    pool = ProcessPoolExecutor(max_workers=workers) if workers > 1 and total > 64 else None
+    pool = (ProcessPoolExecutor(max_workers=workers, initializer=_die_with_parent, initargs=(os.getpid(),))
+            if workers > 1 and total > 64 else None)
     results = pool.map(_read_pair, jobs, chunksize=32) if pool else map(_read_pair, jobs)
     try:
         pending: list[tuple[ImageRecord, LabelVersion | None]] = []
@@ -333,6 +338,19 @@ def ingest(ws: Workspace, *, images: Path, labels: Path | None = None, workers: 
     ws.sync_voc_mirror()
     _write_report(ws, report)
     return report
+
+
+def _die_with_parent(parent: int) -> None:
+    """Ingest workers end with the command. A forked worker shares the workspace lock, so one left
+    behind by a SIGKILLed `init` (the OOM killer, kill -9) would keep every later command out with
+    "workspace busy" while it idles forever. Linux: the kernel kills it when its parent dies."""
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:  # the command died before the line above ran
+        os._exit(1)
 
 
 def _readable_label(xml: _Found, labels_root: Path) -> bool:

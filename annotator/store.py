@@ -3,7 +3,8 @@
 Holds every photo, every label version (append-only, with provenance), the ingest report,
 splits, Label Studio task ids, pulled annotation ids, rounds and their manifests. The current
 labels are mirrored as labelImg VOC XML under `labels/`, written atomically after each commit;
-a killed command leaves at worst a stale mirror, which `sync_voc_mirror` repairs on next open.
+a killed command leaves at worst a stale mirror and unrenamed temp files, which the next writer
+to open the workspace repairs and removes.
 
 Writers take an exclusive lock (`.annotator.lock`); a second writer gets WorkspaceBusy.
 """
@@ -23,6 +24,7 @@ from typing import Any, Iterable, Iterator
 
 from annotator.config import Config, load_config, save_config
 from annotator.errors import WorkspaceBusy, WorkspaceError
+from annotator.fsutil import remove_temp_files
 from annotator.types import Box, DeviceClass, ImageRecord, LabelVersion, Source
 from annotator.voc import write_voc
 
@@ -491,7 +493,9 @@ class Workspace:
                 raise WorkspaceBusy(f"{root}: workspace busy, another annotator command is writing to it; "
                                     "wait for it to finish and run this again")
         ws = cls(root, config, Store(root / DB_NAME), lock_fd)
-        if write:
+        if write:  # under the lock: no other writer can own a temp file now
+            remove_temp_files(ws.labels_dir, "*.xml")
+            remove_temp_files(ws.reports_dir)
             ws.sync_voc_mirror()
         return ws
 

@@ -27,6 +27,7 @@ DOCUMENT_ROOT_ENV = "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT"  # what a self-run 
 T = TypeVar("T")
 
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout)  # the request never reached the server
+CHECK_TIMEOUT_S = 10.0  # the first request (who am I?): a server that cannot answer it this fast is hung
 _RETRY_STATUS_ANY = (500, 502, 503, 504)
 _RETRY_STATUS_UNSENT = (502, 503, 504)  # a proxy answered: the server did not act on it
 
@@ -53,11 +54,14 @@ class ReviewClient:
     def call(self, what: str, fn: Callable[..., T], *args: Any, idempotent: bool = True,
              missing: str | None = None, **kwargs: Any) -> T:
         """Run one SDK call. Transport errors and 5xx are retried `tries` times with backoff;
-        a non-idempotent call (creating things) only when the request surely did not arrive."""
+        a non-idempotent call (creating things) only when the request surely did not arrive.
+        A timeout is never retried: it has already waited the whole timeout once."""
         for attempt in range(self.tries):
             last = attempt == self.tries - 1
             try:
                 return fn(*args, **kwargs)
+            except httpx.TimeoutException as exc:
+                raise self._transport_error(what, exc) from None
             except httpx.TransportError as exc:
                 if last or not (idempotent or isinstance(exc, _NOT_SENT)):
                     raise self._transport_error(what, exc) from None
@@ -102,7 +106,10 @@ class ReviewClient:
         return text.replace(self._token, "***") if self._token else text
 
     def _transport_error(self, what: str, exc: Exception) -> LabelStudioError:
-        if isinstance(exc, _NOT_SENT):
+        if isinstance(exc, httpx.TimeoutException):
+            msg = (f"Label Studio at {self.url} did not answer in time ({type(exc).__name__} while {what}); check "
+                   "that it is running and not overloaded (`annotator review serve`), then run the command again")
+        elif isinstance(exc, _NOT_SENT):
             msg = (f"Label Studio at {self.url} is not reachable ({type(exc).__name__} while {what}); "
                    "start it with `annotator review serve`")
         else:
@@ -175,5 +182,6 @@ def connect(ws: Workspace, *, url: str | None = None, api_key: str | None = None
         raise LabelStudioError(f"the token in {API_KEY_ENV} has expired; create a new Personal Access Token in "
                                f"Label Studio at {url} (Account & Settings)") from None
     client = ReviewClient(url=url, sdk=sdk, _token=token, document_root=document_root, local_log=local_log)
-    client.call("checking the token", sdk.users.whoami)
+    client.call("checking the token", sdk.users.whoami,
+                request_options={"timeout_in_seconds": min(timeout, CHECK_TIMEOUT_S)})
     return client

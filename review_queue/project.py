@@ -6,10 +6,12 @@ the reviewers' instructions are made here from the workspace's class table.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from annotator.errors import LabelStudioError
+from annotator.fsutil import is_within
 from annotator.store import Workspace
 from review_queue.client import ReviewClient
 from review_queue.convert import labeling_config
@@ -78,7 +80,12 @@ def ensure_project(ws: Workspace, client: ReviewClient, *, new: bool = False) ->
 
 
 def ensure_photo_storage(ws: Workspace, client: ReviewClient, project_id: int) -> None:
-    """Attach the image root as a local-files storage (needed to serve the photos; never synced)."""
+    """Attach the image root as a local-files storage (needed to serve the photos; never synced).
+
+    Label Studio then serves ANY file under the image root to every logged-in reviewer, following
+    links: so a workspace inside the image root (its database, the server's credentials) or a link
+    leading out of it is refused, at every push."""
+    check_served_folder(ws)
     folder = str(Path(ws.image_root).resolve())
     storages = client.call("listing the project's storages", client.sdk.import_storage.local.list,
                            project=project_id)
@@ -86,6 +93,37 @@ def ensure_photo_storage(ws: Workspace, client: ReviewClient, project_id: int) -
         return
     client.call("attaching the photo folder", client.sdk.import_storage.local.create, idempotent=False,
                 project=project_id, path=folder, title="photos", use_blob_urls=True)
+
+
+def check_served_folder(ws: Workspace) -> None:
+    """Refuse to let Label Studio serve the image root when that would serve more than photos."""
+    image_root = Path(ws.image_root).resolve()
+    if is_within(ws.root, image_root):
+        raise LabelStudioError(f"the workspace {ws.root} is inside the image folder {image_root}: Label Studio would "
+                               "serve its database and the server's credentials to every reviewer; move the "
+                               "workspace out of the image folder and push again")
+    link = _link_leaving(image_root)
+    if link is not None:
+        raise LabelStudioError(f"{link} is a link to {link.resolve()}, outside the image folder {image_root}: Label "
+                               "Studio would serve what it leads to to every reviewer; replace the link with the "
+                               "files themselves (or remove it) and push again")
+
+
+def _link_leaving(root: Path) -> Path | None:
+    """The first link under `root` (files and folders; linked folders are not entered) that leads outside it."""
+    stack = [root]
+    while stack:
+        try:
+            with os.scandir(stack.pop()) as listing:
+                for entry in listing:
+                    if entry.is_symlink():
+                        if not is_within(Path(entry.path), root):
+                            return Path(entry.path)
+                    elif entry.is_dir():
+                        stack.append(Path(entry.path))
+        except OSError:
+            continue  # an unreadable folder is not served either
+    return None
 
 
 def document_prefix(ws: Workspace, client: ReviewClient) -> PurePosixPath:

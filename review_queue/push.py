@@ -17,7 +17,8 @@ from annotator.store import Workspace
 from annotator.types import LabelVersion, Source
 from review_queue.client import ReviewClient
 from review_queue.convert import PHOTO_FIELD, VERSION_FIELD, model_version_of, prediction_payload, task_payload
-from review_queue.project import SAMPLING, document_prefix, ensure_photo_storage, ensure_project
+from review_queue.project import (SAMPLING, check_served_folder, document_prefix, ensure_photo_storage,
+                                  ensure_project)
 
 Progress = Callable[[str, int, int], None]  # (step, done, total)
 T = TypeVar("T")
@@ -52,6 +53,7 @@ def push(ws: Workspace, client: ReviewClient, *, batch: int = 500, new_project: 
     if batch < 1:
         raise ConfigError(f"--batch must be at least 1 (got {batch})")
     report = progress or _silent
+    check_served_folder(ws)  # before a project is made for photos that must not be served
     project = ensure_project(ws, client, new=new_project)
     pid = int(project.id)
     ensure_photo_storage(ws, client, pid)

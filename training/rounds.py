@@ -177,15 +177,18 @@ def plan_retrain(ws: Workspace, round_no: int, *, force: bool = False) -> int:
 
 
 def finish_round(ws: Workspace, round_no: int, attempt: int, *, pushed: dict | None = None) -> Path:
-    """Mark the round done and write its one-page report."""
+    """Write the round's one-page report, then mark the round done (in that order: a run killed before
+    the report is on disk resumes and writes it, rather than being refused as finished)."""
     from training.curve import learning_curve
     from training.round_report import write_round_report
 
-    ws.store.upsert_round(round_no, attempt, stage="done", info={"push": pushed} if pushed else None)
     row = ws.store.round_row(round_no, attempt) or {}
+    if pushed:
+        ws.store.upsert_round(round_no, attempt, stage=row.get("stage", "predicted"), info={"push": pushed})
     path = ws.round_dir(round_no, attempt) / "report.html"
     write_round_report(path, title=f"Round {round_no} ({model_version_for(round_no, attempt)})",
                        curve=learning_curve(ws), round_metrics=row.get("metrics", {}))
+    ws.store.upsert_round(round_no, attempt, stage="done")
     return path
 
 

@@ -1,0 +1,148 @@
+"""Two commands on one workspace, and many reviewers at once.
+
+A second writing command while one runs is refused with "workspace busy" (exit code 3) and
+changes nothing; reading commands still work. Pulls running while several reviewers keep
+submitting through the API lose nothing: after a final pull every annotation in Label Studio is
+in the store exactly once, and each photo's current label is its newest review.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import subprocess
+import threading
+import time
+
+import pytest
+
+from annotator.config import Config
+from annotator.ingest import ingest
+from annotator.store import Workspace
+from annotator.synth import generate
+from annotator.types import Box, LabelVersion, Source
+from review_queue.client import connect
+from review_queue.convert import box_to_result
+from review_queue.pull import pull
+from review_queue.push import push
+
+import reliability_kit as kit
+
+_cases = itertools.count()
+
+
+@pytest.mark.slow
+def test_a_second_writer_is_refused_while_bootstrap_runs(tmp_path):
+    data = tmp_path / "data"
+    generate(data, images=30, labelled_fraction=0.5, seed=3)
+    ws_root = tmp_path / "ws"
+    with Workspace.create(ws_root, Config(images=data / "images", labels=data / "labels", test_size=4)) as ws:
+        ingest(ws, images=ws.config.images, labels=ws.config.labels)
+    env = kit.cli_env()
+    bootstrap = subprocess.Popen(
+        kit.CLI + ["bootstrap", "-w", str(ws_root), "--model", "yolo11n.yaml", "--epochs", "2", "--imgsz", "128",
+                   "--batch", "8", "--device", "cpu", "--workers", "2"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while kit.round_stage(ws_root, 0) is None and bootstrap.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)  # round 0 recorded: bootstrap holds the workspace
+        assert bootstrap.poll() is None, bootstrap.communicate()
+        before = kit.db_query(ws_root, "SELECT COUNT(*), MAX(id) FROM images")
+
+        writers = [["init", str(ws_root), "--images", str(data / "images"), "--labels", str(data / "labels")],
+                   ["review", "pull", "-w", str(ws_root), "--url", "http://127.0.0.1:9"],
+                   ["retrain", "--round", "1", "-w", str(ws_root), "--no-queue"],
+                   ["finalize", "-w", str(ws_root)]]
+        started = [subprocess.Popen(kit.CLI + args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    text=True, stdin=subprocess.DEVNULL) for args in writers]
+        reader = kit.run_cli(["status", "-w", str(ws_root), "--json"], env)  # readers are not locked out
+        assert reader.returncode == 0, reader.stderr
+        for args, proc in zip(writers, started):
+            out, err = proc.communicate(timeout=120)
+            assert proc.returncode == 3, (args, out, err)
+            lines = [line for line in err.splitlines() if line.strip()]
+            assert len(lines) == 1 and "workspace busy" in lines[0], err
+        assert kit.db_query(ws_root, "SELECT COUNT(*), MAX(id) FROM images") == before
+    finally:
+        out, err = bootstrap.communicate(timeout=300)
+    assert bootstrap.returncode == 0, out + err
+    assert kit.check_after_rerun(ws_root) == []
+    sources = kit.current_sources(ws_root)
+    assert {s for s, _ in sources.values()} == {"manual", "model"} and len(sources) == 30
+
+
+@pytest.mark.server
+def test_pulls_during_a_stream_of_reviews_lose_nothing(live_server):
+    n = next(_cases)
+    data = live_server.document_root / f"reviewers-{n}"
+    generate(data, images=48, labelled_fraction=0.0, seed=21)
+    ws = Workspace.create(data / "ws", Config(images=data / "images", project_title=f"PSL reviewers test {n}"))
+    try:
+        ingest(ws, images=data / "images")
+        with ws.store.transaction():
+            for rec in ws.store.images():
+                ws.store.add_label_version(LabelVersion(rec.path, Source.MODEL, (Box("mel", 10, 10, 40, 40, 0.4),),
+                                                        round=0, model_version="round-000", uncertainty=0.5))
+        client = connect(ws, url=live_server.url, api_key=live_server.credentials.token,
+                         document_root=live_server.document_root)
+        pid = push(ws, client).project_id
+        records = {r.path: r for r in ws.store.images()}
+        tasks = [t for page in client.task_pages(pid, include="id,data") for t in page]
+        reviewers = [_reviewer(client, f"reviewer-{n}-{i}@annotator.test") for i in range(3)]
+
+        # each reviewer works through its share of the queue; a few photos get a second opinion
+        rng = random.Random(n)
+        rng.shuffle(tasks)
+        shares = [tasks[i::3] for i in range(3)]
+        for i, share in enumerate(shares):
+            share.extend(shares[(i + 1) % 3][:3])
+        posted: list[int] = []
+        lock = threading.Lock()
+        errors: list[BaseException] = []
+
+        def review(user_id: int, share: list) -> None:
+            try:
+                for task in share:
+                    rec = records[task.data["photo"]]
+                    x = rng.uniform(0, rec.width / 2)
+                    box = Box("sl", x, 5, x + 20, 30)
+                    ann = client.sdk.annotations.create(task.id, result=[box_to_result(box, rec.width, rec.height,
+                                                                                       f"r{user_id}")],
+                                                        completed_by=user_id, lead_time=5.0, was_cancelled=False)
+                    with lock:
+                        posted.append(int(ann.id))
+                    time.sleep(0.02)
+            except BaseException as exc:  # surfaced below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=review, args=(u, s)) for u, s in zip(reviewers, shares)]
+        for t in threads:
+            t.start()
+        pulls = 0
+        while any(t.is_alive() for t in threads):
+            pull(ws, client)
+            pulls += 1
+        for t in threads:
+            t.join()
+        assert not errors, errors
+        assert pulls >= 2  # the pulls really ran while reviews arrived
+        pull(ws, client)
+
+        view = kit.server_view(client, pid)
+        assert view.annotation_ids == set(posted) and len(posted) == 48 + 9
+        assert kit.check_label_studio(ws.root, view, pulled=True) == []
+        assert kit.check_after_rerun(ws.root) == []
+        newest = {}  # photo -> its newest annotation
+        for task in view.tasks:
+            anns = sorted(task.annotations, key=lambda a: (kit.get(a, "updated_at") or "", kit.get(a, "id")))
+            newest[task.data["photo"]] = int(kit.get(anns[-1], "id"))
+        current = ws.store.current_labels()
+        assert {p: v.meta.get("annotation_id") for p, v in current.items()} == newest
+    finally:
+        ws.close()
+
+
+def _reviewer(client, email: str) -> int:
+    user = client.sdk.users.create(username=email.split("@")[0], email=email, first_name="Reviewer")
+    return int(user.id)
