@@ -16,12 +16,10 @@ from annotator.cli_common import JsonOption, WorkspaceOption, handle_errors
 from annotator.console import console, err_console, print_json, progress_bar, say
 from annotator.errors import LabelStudioError
 from annotator.store import Workspace
-from review_queue.client import connect
-from review_queue.pull import pull as pull_annotations
-from review_queue.push import push as push_tasks
 from review_queue.server import credentials_path, read_server_info, start_server, stop_server
-from review_queue.simulate import simulate as simulate_review
-from review_queue.status import review_status
+
+# The Label Studio SDK takes ~2 s to import: the modules that need it are imported by the commands
+# that use them, so `annotator --help`, `status` and `serve` stay quick.
 
 review_app = typer.Typer(
     help="Review the model's boxes in Label Studio: serve it, push predictions, pull corrections.",
@@ -106,6 +104,9 @@ def push(workspace: WorkspaceOption = Path("."), url: UrlOption = None,
          json_out: JsonOption = False) -> None:
     """Send every photo whose current label is a model prediction to the review queue."""
     with Workspace.open(workspace, write=True) as ws:
+        from review_queue.client import connect
+        from review_queue.push import push as push_tasks
+
         client = connect(ws, url=url)
         with _progress() as update:
             result = push_tasks(ws, client, batch=batch, new_project=new_project, progress=update)
@@ -124,6 +125,9 @@ def push(workspace: WorkspaceOption = Path("."), url: UrlOption = None,
 def pull(workspace: WorkspaceOption = Path("."), url: UrlOption = None, json_out: JsonOption = False) -> None:
     """Store the reviewers' annotations as reviewed labels (safe to run again at any time)."""
     with Workspace.open(workspace, write=True) as ws:
+        from review_queue.client import connect
+        from review_queue.pull import pull as pull_annotations
+
         client = connect(ws, url=url)
         with _progress() as update:
             result = pull_annotations(ws, client, progress=update)
@@ -151,6 +155,9 @@ def simulate(workspace: WorkspaceOption = Path("."), url: UrlOption = None,
              json_out: JsonOption = False) -> None:
     """SIMULATION: annotate queued tasks from ground truth, as a careful dermatologist would."""
     with Workspace.open(workspace) as ws:
+        from review_queue.client import connect
+        from review_queue.simulate import simulate as simulate_review
+
         client = connect(ws, url=url)
         with _progress() as update:
             result = simulate_review(ws, client, count=count, truth_dir=truth, noise=noise, seed=seed,
@@ -171,6 +178,9 @@ def status(workspace: WorkspaceOption = Path("."),
            url: UrlOption = None, json_out: JsonOption = False) -> None:
     """How far the review is: pushed, reviewed, excluded, remaining, and how often the model was corrected."""
     with Workspace.open(workspace) as ws:
+        from review_queue.client import connect
+        from review_queue.status import review_status
+
         client = connect(ws, url=url) if server else None
         summary = review_status(ws, client)
         local = read_server_info(ws.root)
