@@ -7,6 +7,7 @@ the reviewers' instructions are made here from the workspace's class table.
 from __future__ import annotations
 
 import os
+import uuid
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -17,6 +18,7 @@ from review_queue.client import ReviewClient
 from review_queue.convert import labeling_config
 
 PROJECT_KEY = "review.project_id"
+PENDING_KEY = "review.creating_project"  # the key of a project being created, until its id is stored
 SAMPLING = "Uncertainty sampling"
 
 
@@ -69,14 +71,31 @@ def ensure_project(ws: Workspace, client: ReviewClient, *, new: bool = False) ->
         return get_project(client, pid)
     if pid is not None:
         ws.store.forget_tasks(pid)
+    key = None if new else (ws.store.get_meta(PENDING_KEY) or None)
+    if key is not None:  # a push was killed between creating the project and storing its id: adopt it
+        adopted = _project_with_key(client, key)
+        if adopted is not None:
+            with ws.store.transaction():
+                ws.store.set_meta(PROJECT_KEY, str(adopted.id))
+                ws.store.set_meta(PENDING_KEY, "")
+            return adopted
+    key = uuid.uuid4().hex[:12]
+    ws.store.set_meta(PENDING_KEY, key)
     project = client.call("creating the review project", client.sdk.projects.create, idempotent=False,
                           title=ws.config.project_title, label_config=labeling_config(ws.config.class_table),
-                          description="Pigmented skin lesion boxes: check the model's proposals",
+                          description=f"Pigmented skin lesion boxes: check the model's proposals (workspace key {key})",
                           expert_instruction=instructions(ws), show_instruction=True,
                           show_collab_predictions=True, sampling=SAMPLING, maximum_annotations=1,
                           show_skip_button=True)
-    ws.store.set_meta(PROJECT_KEY, str(project.id))
+    with ws.store.transaction():
+        ws.store.set_meta(PROJECT_KEY, str(project.id))
+        ws.store.set_meta(PENDING_KEY, "")
     return project
+
+
+def _project_with_key(client: ReviewClient, key: str) -> Any:
+    projects = client.call("listing projects", lambda: list(client.sdk.projects.list()))
+    return next((p for p in projects if key in (p.description or "")), None)
 
 
 def ensure_photo_storage(ws: Workspace, client: ReviewClient, project_id: int) -> None:

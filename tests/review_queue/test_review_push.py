@@ -77,3 +77,23 @@ def test_push_killed_after_an_import_is_finished_without_duplicates(review_setup
     assert sorted(t.data["photo"] for t in tasks) == sorted(p.name for p in s.photos)
     assert all(s.ws.store.task_map()[t.data["photo"]] == t.id for t in tasks)
     assert push(s.ws, s.client).created == 0
+
+
+def test_push_killed_right_after_creating_the_project_adopts_it_instead_of_making_another(review_setup, monkeypatch):
+    s = review_setup()
+    sdk_projects = s.client.sdk.projects
+    real_create = sdk_projects.create
+
+    def created_then_killed(*args, **kwargs):
+        real_create(*args, **kwargs)  # Label Studio has the project; the store never hears its id
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sdk_projects, "create", created_then_killed)
+    with pytest.raises(KeyboardInterrupt):
+        push(s.ws, s.client)
+    monkeypatch.setattr(sdk_projects, "create", real_create)
+
+    result = push(s.ws, s.client)
+    titled = [p for p in sdk_projects.list() if p.title == s.ws.config.project_title]
+    assert len(titled) == 1 and titled[0].id == result.project_id
+    assert result.created == len(s.photos)
