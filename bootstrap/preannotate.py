@@ -9,7 +9,7 @@ coordinates; and a writer thread stores results and writes VOC off the hot path.
 
 from __future__ import annotations
 
-import copy
+import os
 import queue
 import threading
 import time
@@ -125,11 +125,21 @@ class _Writer(threading.Thread):
             self.error = exc
 
 
+MAX_CPU_PIPELINES = 4
+
+
 def _devices(device: str | None) -> list[str | None]:
-    """'0,1' -> ['0', '1']: one pipeline per GPU. None or one device -> a single pipeline."""
-    if device is None or "," not in device:
-        return [device]
-    return [d.strip() for d in device.split(",") if d.strip()]
+    """One pipeline per device: '0,1' -> ['0', '1']. On a machine without a GPU, None or 'cpu'
+    gives one pipeline per core (each runs its model copy on one thread: Ultralytics pins torch to
+    one thread per process here, and ops release the GIL, so pipelines use the cores in parallel)."""
+    if device is not None and "," in device:
+        return [d.strip() for d in device.split(",") if d.strip()]
+    if device in (None, "cpu"):
+        import torch
+
+        if device == "cpu" or not torch.cuda.is_available():
+            return ["cpu"] * max(1, min(MAX_CPU_PIPELINES, os.cpu_count() or 1))
+    return [device]
 
 
 def _run_pipeline(ws: Workspace, detector: Detector, records: Sequence[ImageRecord], writer: _Writer,
@@ -180,7 +190,7 @@ def preannotate(ws: Workspace, detector: Detector, records: Iterable[ImageRecord
 
     def run(i: int, dev: str | None) -> None:
         try:
-            model = detector if i == 0 else copy.deepcopy(detector)
+            model = detector if i == 0 else detector.replicate()
             _run_pipeline(ws, model, records[i::len(devices)], writer, stats, round_no=round_no,
                           model_version=model_version, imgsz=imgsz, batch=batch,
                           workers=max(1, workers // len(devices)), device=dev, progress=progress)

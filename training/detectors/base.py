@@ -7,6 +7,7 @@ predicts on decoded displayed-frame arrays, and saves/loads itself to one file.
 from __future__ import annotations
 
 import abc
+import copy
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -71,6 +72,10 @@ class Detector(abc.ABC):
                        device: str | None = None) -> list[list[Box]]:
         """Boxes in each array's own pixel frame (RGB uint8 (H, W, 3) inputs), scores set.
         device: None (GPU if present), "cpu" or a GPU index such as "0"."""
+
+    def replicate(self) -> Detector:
+        """An independent copy for a second device or CPU core (pre-annotation runs one per pipeline)."""
+        return copy.deepcopy(self)
 
     @abc.abstractmethod
     def save(self, path: Path) -> Path:

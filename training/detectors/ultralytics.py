@@ -7,6 +7,7 @@ All Ultralytics output goes under the `workdir` the caller gives.
 
 from __future__ import annotations
 
+import copy
 import logging
 import shutil
 import time
@@ -128,6 +129,17 @@ class UltralyticsDetector(Detector):
                     boxes.append(Box(self.classes[c], float(x1), float(y1), float(x2), float(y2), score=float(s)))
             out.append(boxes)
         return out
+
+    def replicate(self) -> UltralyticsDetector:
+        """A copy with its own network and no predictor (Ultralytics' predictor holds a lock, which
+        cannot be deep-copied, and is not safe to share between threads)."""
+        twin = copy.copy(self)
+        twin.model = copy.copy(self.model)
+        twin.model._modules = dict(self.model._modules)  # a shallow copy would share the submodule table
+        twin.model.model = copy.deepcopy(self.model.model)
+        twin.model.predictor = None
+        twin.model.callbacks = {k: list(v) for k, v in self.model.callbacks.items()}
+        return twin
 
     def save(self, path: Path) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
