@@ -50,34 +50,41 @@ def test_two_rounds_keep_provenance_manifests_and_reviews(live_server, monkeypat
     assert len(reviewed_before) == 6
     manifest0 = ws.store.manifest(0, 0)
     project_id = require_project_id(ws)
+    assert simulate(ws, client, count=2).annotated == 2  # reviewed after the pull: not in the store yet
     annotated_tasks = {t.id for t in _tasks(client, project_id) if t.total_annotations}
     ws.close()
 
     # round 1, through the command a user types
     monkeypatch.setenv("LABEL_STUDIO_API_KEY", live_server.credentials.token)
-    result = CliRunner().invoke(app, ["retrain", "--round", "1", "-w", str(data / "ws"), "--url", live_server.url,
-                                      "--json"])
+    retrain = ["retrain", "--round", "1", "-w", str(data / "ws"), "--url", live_server.url]
+    refused = CliRunner().invoke(app, retrain + ["--refuse-unpulled"])
+    assert refused.exit_code != 0 and "2 reviewed photos in Label Studio are not pulled yet" in refused.stderr
+    result = CliRunner().invoke(app, retrain + ["--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["round"] == 1
 
     ws = Workspace.open(data / "ws", write=True)
     current = ws.store.current_labels()
+    reviewed_after = {p for p, v in current.items() if v.source is Source.REVIEWED}
+    assert len(reviewed_after) == 8 and set(reviewed_before) < reviewed_after
     # provenance of every photo
     for path, version in current.items():
         if path in manual:
             assert version.source is Source.MANUAL
-        elif path in reviewed_before:
-            assert version.source is Source.REVIEWED and version.id == reviewed_before[path].id
-            assert version.reviewer and version.meta.get("lead_time") and version.round == 0
+        elif path in reviewed_after:
+            assert version.source is Source.REVIEWED and version.round == 0
+            assert version.reviewer and version.meta.get("lead_time") and version.meta.get("annotation_id")
+            if path in reviewed_before:
+                assert version.id == reviewed_before[path].id
         else:
             assert version.source is Source.MODEL and version.model_version == "round-001" and version.round == 1
     assert len(current) == 36
     # manifests: round 0's is unchanged; round 1 trains on the manual and the reviewed labels
     assert ws.store.manifest(0, 0) == manifest0
     manifest1 = {p: (vid, split) for p, vid, split in ws.store.manifest(1, 0)}
-    assert {p for p, (_, s) in manifest1.items()} == manual | set(reviewed_before)
-    assert all(manifest1[p][0] == v.id for p, v in reviewed_before.items())
-    assert all(manifest1[p][1] != "test" for p in reviewed_before)
+    assert {p for p, (_, s) in manifest1.items()} == manual | reviewed_after
+    assert all(manifest1[p][0] == current[p].id for p in reviewed_after)
+    assert all(manifest1[p][1] != "test" for p in reviewed_after)
     assert {p: s for p, (_, s) in manifest1.items() if p in manual} == {p: s for p, _, s in manifest0}
     for rd in (ws.round_dir(0), ws.round_dir(1)):
         assert (rd / "manifest.json").exists() and (rd / "model.pt").exists()
