@@ -20,7 +20,7 @@ def bootstrap_command(
     imgsz: Annotated[Optional[int], typer.Option(help="Training and prediction size in pixels.")] = None,
     batch: Annotated[Optional[int], typer.Option(help="Batch size.")] = None,
     device: Annotated[Optional[str], typer.Option(help="'cpu', '0', or a list '0,1' (DDP). Default: GPU if present.")] = None,
-    workers: Annotated[int, typer.Option(help="Decode threads for pre-annotation.")] = 4,
+    workers: Annotated[int, typer.Option(help="Decode threads for pre-annotation (0: one per core).")] = 0,
     verbose: Annotated[bool, typer.Option("--verbose", help="Show Ultralytics' own output.")] = False,
     json_out: JsonOption = False,
 ) -> None:

@@ -172,7 +172,7 @@ def _run_pipeline(ws: Workspace, detector: Detector, records: Sequence[ImageReco
 
 
 def preannotate(ws: Workspace, detector: Detector, records: Iterable[ImageRecord], *, round_no: int,
-                model_version: str, imgsz: int = 640, batch: int = 0, workers: int = 4,
+                model_version: str, imgsz: int = 640, batch: int = 0, workers: int = 0,
                 device: str | None = None, progress: Callable[[int], None] | None = None) -> PreannotateStats:
     """Predict every record and store each as a `model` label version (never over a human label).
 
@@ -183,6 +183,7 @@ def preannotate(ws: Workspace, detector: Detector, records: Iterable[ImageRecord
     stats = PreannotateStats(photos=len(records))
     devices = _devices(device)
     batch = batch if batch > 0 else auto_batch(devices[0])
+    workers = workers if workers > 0 else (os.cpu_count() or 1)
     writer = _Writer(ws, stats, progress)
     writer.start()
     started = time.perf_counter()

@@ -18,7 +18,7 @@ class BootstrapSettings:
     imgsz: int = 640
     batch: int = 16
     device: str | None = None
-    workers: int = 4
+    workers: int = 0
     verbose: bool = False
 
 

@@ -15,7 +15,7 @@ from annotator.errors import LabelStudioError, WorkspaceError
 
 
 def _train_and_predict(ws, round_no: int, attempt: int, *, model: str, epochs: int, imgsz: int, batch: int,
-                       device: str | None, verbose: bool, workers: int = 4):
+                       device: str | None, verbose: bool, workers: int = 0):
     from training.rounds import predict_round, stage_reached, train_round
 
     with progress_bar() as bar:

@@ -126,7 +126,7 @@ def unreviewed_targets(ws: Workspace, model_version: str) -> list[ImageRecord]:
 
 
 def predict_round(ws: Workspace, detector: Detector, round_no: int, attempt: int = 0, *, imgsz: int, batch: int = 0,
-                  device: str | None = None, workers: int = 4,
+                  device: str | None = None, workers: int = 0,
                   progress: Callable[[int], None] | None = None) -> PreannotateStats:
     version = model_version_for(round_no, attempt)
     targets = unreviewed_targets(ws, version)
