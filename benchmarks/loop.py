@@ -2,9 +2,8 @@
 
 Prints the learning curve per round (correction rate, test mAP50, reviewer box operations per
 photo vs drawing every box from scratch) and, after `finalize`, the box F1 (IoU 0.5) of the
-final labelled set against the generator's ground truth. Also measures whether warm-starting a
-round from the previous round's weights pays off: the same round trained from scratch for the
-same epochs, test mAP50 side by side.
+final labelled set against the generator's ground truth. `benchmarks/warm_start.py` then asks
+whether round 1's warm start paid off, on this run's workspace.
 
   python benchmarks/loop.py [--photos 1500] [--review 250] [--epochs 20] [--retrain-epochs 10] [--imgsz 320]
 """
@@ -31,7 +30,6 @@ def main() -> None:
     parser.add_argument("--imgsz", type=int, default=320)
     parser.add_argument("--model", default="auto")
     parser.add_argument("--dir", type=Path, default=Path("/tmp/annotator-loop-bench"))
-    parser.add_argument("--cold-check", action="store_true", help="also train round 1 from scratch to compare")
     args = parser.parse_args()
 
     from annotator.boxes import match_boxes, voc_to_box
@@ -40,14 +38,13 @@ def main() -> None:
     from annotator.store import Workspace
     from annotator.synth import generate
     from annotator.voc import read_voc
-    from bootstrap.run import BootstrapSettings, resolve_model, run_bootstrap
+    from bootstrap.run import BootstrapSettings, run_bootstrap
     from review_queue.client import connect
     from review_queue.pull import pull
     from review_queue.push import push
     from review_queue.server import start_server, stop_server
     from review_queue.simulate import simulate
     from training.curve import learning_curve
-    from training.detectors import make_detector
     from training.rounds import finalize, finish_round, plan_retrain, predict_round, round_model_path, train_round
 
     t0 = time.perf_counter()
@@ -81,20 +78,6 @@ def main() -> None:
     simulate(ws, client, count=args.review, seed=99)
     pull(ws, client)
 
-    warm_vs_cold = None
-    if args.cold_check:
-        from training.dataset import build_training_view
-        from training.detectors.base import TrainSettings
-
-        manifest = ws.store.manifest(1, 0)
-        view = build_training_view(ws, args.dir / "cold-view", {p: s for p, _, s in manifest},
-                                   {p: ws.store.version(v) for p, v, _ in manifest})
-        cold = make_detector(resolve_model(args.model), cfg.classes)
-        cold.train(view, TrainSettings(epochs=args.retrain_epochs, imgsz=args.imgsz, batch=16), args.dir / "cold")
-        cold_test = cold.validate(view, "test", imgsz=args.imgsz, batch=16, workdir=args.dir / "cold")
-        warm_vs_cold = {"warm_map50": ws.store.round_row(1)["metrics"]["test"].get("map50"),
-                        "cold_map50": cold_test.get("map50"), "epochs": args.retrain_epochs}
-
     curve = learning_curve(ws)
     print(f"{'round':>5} {'trained on m/r/a':>17} {'test mAP50':>10} {'reviewed':>8} {'corr. rate':>10} "
           f"{'added/photo':>11} {'ops/photo':>9} {'scratch ops':>11} {'ratio':>6} {'review min':>10} {'scratch min':>11}")
@@ -125,9 +108,6 @@ def main() -> None:
         fn += len(truth) - matched
     f1 = 2 * tp / (2 * tp + fp + fn) if tp else 0.0
     print(f"final labelled set vs ground truth: box F1 {f1:.3f} at IoU 0.5 (TP {tp}, FP {fp}, FN {fn})")
-    if warm_vs_cold:
-        print(f"warm start pays off? round 1 test mAP50 warm {warm_vs_cold['warm_map50']:.3f} vs from scratch "
-              f"{warm_vs_cold['cold_map50']:.3f} ({warm_vs_cold['epochs']} epochs each)")
     for k, v in timings.items():
         print(f"{k}: {v / 60:.1f} min")
     print(f"total {(time.perf_counter() - t0) / 60:.1f} min")

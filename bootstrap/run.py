@@ -8,7 +8,7 @@ from typing import Callable
 
 from annotator.store import Workspace
 from bootstrap.preannotate import PreannotateStats
-from training.rounds import predict_round, stage_reached, train_round
+from training.rounds import predict_round, stage_reached, train_round, write_report
 
 
 @dataclass(frozen=True)
@@ -53,5 +53,6 @@ def run_bootstrap(ws: Workspace, settings: BootstrapSettings, *,
         on_stage("pre-annotate")
     stats = predict_round(ws, detector, 0, imgsz=settings.imgsz, device=settings.device,
                           workers=settings.workers, progress=on_predicted)
+    write_report(ws, 0)
     row = ws.store.round_row(0)
     return BootstrapResult(trained_now=not trained_before, metrics=row["metrics"] if row else {}, preannotate=stats)

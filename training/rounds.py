@@ -176,18 +176,24 @@ def plan_retrain(ws: Workspace, round_no: int, *, force: bool = False) -> int:
     return int(existing["attempt"]) + 1
 
 
-def finish_round(ws: Workspace, round_no: int, attempt: int, *, pushed: dict | None = None) -> Path:
-    """Write the round's one-page report, then mark the round done (in that order: a run killed before
-    the report is on disk resumes and writes it, rather than being refused as finished)."""
+def write_report(ws: Workspace, round_no: int, attempt: int = 0) -> Path:
+    """The round's one-page report (learning curve so far, this round's test metrics)."""
     from training.curve import learning_curve
     from training.round_report import write_round_report
 
     row = ws.store.round_row(round_no, attempt) or {}
-    if pushed:
-        ws.store.upsert_round(round_no, attempt, stage=row.get("stage", "predicted"), info={"push": pushed})
     path = ws.round_dir(round_no, attempt) / "report.html"
-    write_round_report(path, title=f"Round {round_no} ({model_version_for(round_no, attempt)})",
-                       curve=learning_curve(ws), round_metrics=row.get("metrics", {}))
+    return write_round_report(path, title=f"Round {round_no} ({model_version_for(round_no, attempt)})",
+                              curve=learning_curve(ws), round_metrics=row.get("metrics", {}))
+
+
+def finish_round(ws: Workspace, round_no: int, attempt: int, *, pushed: dict | None = None) -> Path:
+    """Write the round's one-page report, then mark the round done (in that order: a run killed before
+    the report is on disk resumes and writes it, rather than being refused as finished)."""
+    if pushed:
+        row = ws.store.round_row(round_no, attempt) or {}
+        ws.store.upsert_round(round_no, attempt, stage=row.get("stage", "predicted"), info={"push": pushed})
+    path = write_report(ws, round_no, attempt)
     ws.store.upsert_round(round_no, attempt, stage="done")
     return path
 

@@ -46,7 +46,7 @@ def test_bootstrap_completes_offline_and_predicts_every_unlabelled_photo(make_wo
                for p, v in current.items() if p in predicted)
     assert all(v.source is Source.MANUAL for p, v in current.items() if p not in predicted)
     round_dir = ws.round_dir(0)
-    for name in ("model.pt", "manifest.json", "train_args.json", "metrics.json"):
+    for name in ("model.pt", "manifest.json", "train_args.json", "metrics.json", "report.html"):
         assert (round_dir / name).exists(), name
     assert "map50" in json.loads((round_dir / "metrics.json").read_text())["test"]
     assert all(ws.voc_path(p).exists() for p in predicted)
