@@ -138,7 +138,7 @@ def demo_command(
     folder: Annotated[Path, typer.Argument(help="A new folder for the demo (data, workspace, Label Studio).")] = Path("demo-workspace"),
     images: Annotated[int, typer.Option(help="Synthetic photos.")] = 240,
     review_fraction: Annotated[float, typer.Option(help="Share of the queue the simulated dermatologist reviews.")] = 0.5,
-    epochs: Annotated[Optional[int], typer.Option(help="Round-0 epochs (default: 25 on CPU, 60 on GPU).")] = None,
+    epochs: Annotated[Optional[int], typer.Option(help="Round-0 epochs (default: 40 on CPU, 60 on GPU).")] = None,
     imgsz: Annotated[Optional[int], typer.Option(help="Image size (default: 320 on CPU, 640 on GPU).")] = None,
     port: Annotated[Optional[int], typer.Option(help="Label Studio port (default: a free one).")] = None,
     seed: Annotated[int, typer.Option()] = 0,

@@ -49,8 +49,9 @@ def run_demo(settings: DemoSettings) -> dict:
     from training.rounds import finish_round, plan_retrain, round_model_path, stage_reached
 
     gpu = torch.cuda.is_available()
-    epochs = settings.epochs or (60 if gpu else 25)  # CPU-sized: the demo must finish in ~10 min on 2 cores
+    epochs = settings.epochs or (60 if gpu else 40)  # CPU-sized: the demo must finish in ~10 min on 2 cores
     retrain_epochs = settings.retrain_epochs or max(5, epochs * 2 // 5)  # warm start: fewer epochs
+    batch = 16 if gpu else 8  # more updates per epoch on the small CPU seed set
     imgsz = settings.imgsz or (640 if gpu else 320)
     folder = settings.folder.resolve()
     data, ws_root = folder / "data", folder / "workspace"
@@ -67,7 +68,7 @@ def run_demo(settings: DemoSettings) -> dict:
 
     _step(2, "ingesting photos and labelImg XML into the workspace")
     cfg = Config(images=data / "images", labels=data / "labels", imgsz=imgsz, epochs=epochs,
-                 retrain_epochs=retrain_epochs, batch=16, test_size=30, model="auto")
+                 retrain_epochs=retrain_epochs, batch=batch, test_size=30, model="auto")
     ws = Workspace.create(ws_root, cfg) if not (ws_root / "annotator.toml").exists() else \
         Workspace.open(ws_root, write=True)
     with ws:
@@ -79,7 +80,7 @@ def run_demo(settings: DemoSettings) -> dict:
         with progress_bar() as bar:
             train_task = bar.add_task("training round 0", total=epochs)
             pred_task = bar.add_task("pre-annotating", total=None)
-            result = run_bootstrap(ws, BootstrapSettings(model="auto", epochs=epochs, imgsz=imgsz, batch=16),
+            result = run_bootstrap(ws, BootstrapSettings(model="auto", epochs=epochs, imgsz=imgsz, batch=batch),
                                    on_epoch=lambda d, t: bar.update(train_task, completed=d, total=t),
                                    on_predicted=lambda n: bar.advance(pred_task, n))
         test = result.metrics.get("test", {})
@@ -111,7 +112,7 @@ def run_demo(settings: DemoSettings) -> dict:
         if row1 is None or row1["stage"] != "done":
             attempt = plan_retrain(ws, 1)
             _train_and_predict(ws, 1, attempt, model=str(round_model_path(ws, 0)), epochs=retrain_epochs,
-                               imgsz=imgsz, batch=16, device=None, verbose=False)
+                               imgsz=imgsz, batch=batch, device=None, verbose=False)
             repushed = push(ws, client)
             report_path = finish_round(ws, 1, attempt, pushed=repushed.to_dict())
         else:

@@ -26,3 +26,11 @@ def test_a_replica_has_its_own_network_and_predicts_the_same(tmp_path):
     assert twin.model.model is not detector.model.model
     assert twin.predict_arrays(photo, conf=0.0001, imgsz=320, device="cpu") == original
     assert detector.parameter_count == twin.parameter_count > 1_000_000
+
+
+def test_warm_up_is_skipped_when_ultralytics_floor_would_eat_the_small_seed_sets_training():
+    from training.detectors.base import TrainSettings
+    from training.detectors.ultralytics import warmup_epochs
+
+    assert warmup_epochs(66, TrainSettings(epochs=25, batch=16)) == 0.0  # 125 iterations, 100 of them warm-up
+    assert warmup_epochs(4000, TrainSettings(epochs=60, batch=16)) == 3.0  # 15,000 iterations
