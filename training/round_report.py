@@ -45,6 +45,7 @@ def plot_learning_curve(curve: list[dict[str, Any]]) -> bytes:
     axes[3].plot(rounds, [r["scratch_operations_per_photo"] if r["scratch_operations_per_photo"] is not None
                           else float("nan") for r in curve], marker="s", label="drawing from scratch")
     axes[3].set_title("box operations per photo")
+    axes[3].set_ylim(bottom=0)
     axes[3].legend(fontsize=8)
     for ax in axes:
         ax.set_xlabel("round")
