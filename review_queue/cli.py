@@ -152,6 +152,9 @@ def simulate(workspace: WorkspaceOption = Path("."), url: UrlOption = None,
                  "--truth", help="Ground-truth VOC folder (default: truth/ beside the image folder).")] = None,
              noise: Annotated[float, typer.Option("--noise", help="Probability of a reviewer slip, 0-1.")] = 0.0,
              seed: Annotated[int, typer.Option("--seed", help="Seed of the slips.")] = 0,
+             accept_iou: Annotated[float, typer.Option(
+                 "--accept-iou", help="Leave a predicted box as it is when its IoU with the true box is at least "
+                                      "this (1.0: fix every box that is not pixel-exact).")] = 0.7,
              json_out: JsonOption = False) -> None:
     """SIMULATION: annotate queued tasks from ground truth, as a careful dermatologist would."""
     with Workspace.open(workspace) as ws:
@@ -161,6 +164,7 @@ def simulate(workspace: WorkspaceOption = Path("."), url: UrlOption = None,
         client = connect(ws, url=url)
         with _progress() as update:
             result = simulate_review(ws, client, count=count, truth_dir=truth, noise=noise, seed=seed,
+                                     accept_iou=accept_iou,
                                      progress=update)
     if json_out:
         print_json(result.to_dict())

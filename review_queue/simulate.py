@@ -3,8 +3,10 @@
 It takes unannotated tasks in the order Label Studio serves them (prediction score ascending
 = most uncertain first), compares each prediction with the ground truth in `truth/` and fixes
 it like a careful reviewer would: a predicted box that matches a true lesion (IoU >= 0.5, same
-class) is verified, or moved onto the true lesion when its corners are off by more than half a
-pixel; a box on a true lesion with the wrong class is relabelled (and moved if needed); a box
+class) is verified when it is as good as a hand-drawn box (IoU with the true box >= `accept_iou`,
+0.7 by default: about the agreement between two people boxing the same lesion), else moved onto
+the true lesion (`accept_iou=None`: a pixel-exact reviewer who moves any box off by more than half
+a pixel); a box on a true lesion with the wrong class is relabelled (and moved if needed); a box
 on no lesion is deleted; a missed lesion is drawn. Kept regions keep the prediction's region
 id, so every edit is traceable after `pull`. THIS IS A SIMULATION: annotations are made by
 the Label Studio user `simulated-reviewer@annotator.local`, never by a real reviewer's account.
@@ -32,7 +34,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Sequence
 
-from annotator.boxes import clip_box, match_boxes, voc_to_box
+from annotator.boxes import clip_box, iou, match_boxes, voc_to_box
 from annotator.classes import ClassTable
 from annotator.errors import ConfigError, InputFileError, LabelStudioError
 from annotator.store import Workspace
@@ -46,6 +48,7 @@ Progress = Callable[[str, int, int], None]  # (step, done, total)
 
 SECONDS = {"verify": 2.0, "adjust": 6.0, "relabel": 3.0, "delete": 2.0, "photo": 3.0}
 DRAW_MIN_S, DRAW_MAX_S = 7.0, 35.0
+ACCEPT_IOU = 0.7  # a predicted box this close to the lesion's true box is left as it is
 _SMALL, _LARGE = 0.02, 0.30  # box side relative to the photo's (sqrt of area share): fastest / slowest draw
 
 
@@ -76,8 +79,8 @@ def draw_seconds(box: Box, width: int, height: int) -> float:
 
 
 def plan_review(predicted: Sequence[tuple[str, Box]], truth: Sequence[Box], *, width: int, height: int,
-                rng: random.Random, noise: float = 0.0, tolerance_px: float = 0.5
-                ) -> tuple[list[tuple[str, Box]], list[ReviewAction]]:
+                rng: random.Random, noise: float = 0.0, tolerance_px: float = 0.5,
+                accept_iou: float | None = ACCEPT_IOU) -> tuple[list[tuple[str, Box]], list[ReviewAction]]:
     """What the careful reviewer submits for one photo: (regions, actions). Pure given `rng`."""
     boxes = [b for _, b in predicted]
     result: list[tuple[str, Box]] = []
@@ -91,7 +94,8 @@ def plan_review(predicted: Sequence[tuple[str, Box]], truth: Sequence[Box], *, w
             actions.append(ReviewAction("relabel", rid, SECONDS["relabel"]))
         off = max(abs(a - b) for a, b in zip((before.x1, before.y1, before.x2, before.y2),
                                               (target.x1, target.y1, target.x2, target.y2)))
-        if off > tolerance_px:
+        good_enough = accept_iou is not None and iou(before, target) >= accept_iou
+        if off > tolerance_px and not good_enough:
             actions.append(ReviewAction("adjust", rid, SECONDS["adjust"]))
             after = Box(target.label, target.x1, target.y1, target.x2, target.y2)
         else:
@@ -157,7 +161,8 @@ def read_truth(truth_dir: Path, photo: str, classes: ClassTable) -> list[Box] | 
 
 
 def simulate(ws: Workspace, client: ReviewClient, *, count: int, truth_dir: Path | None = None,
-             noise: float = 0.0, seed: int = 0, progress: Progress | None = None) -> SimulationResult:
+             noise: float = 0.0, seed: int = 0, accept_iou: float | None = ACCEPT_IOU,
+             progress: Progress | None = None) -> SimulationResult:
     """Annotate the next `count` tasks of the review queue as the simulated reviewer."""
     if count < 0 or not 0.0 <= noise <= 1.0:
         raise ConfigError("--count must be >= 0 and --noise between 0 and 1")
@@ -190,7 +195,7 @@ def simulate(ws: Workspace, client: ReviewClient, *, count: int, truth_dir: Path
                                           height=record.height, classes=classes).regions)
         truth = [clip_box(b, record.width, record.height) for b in truth]
         regions, actions = plan_review(predicted, truth, width=record.width, height=record.height, rng=rng,
-                                       noise=noise)
+                                       noise=noise, accept_iou=accept_iou)
         lead_time = round(sum(a.seconds for a in actions), 2)
         result = [box_to_result(b, record.width, record.height, rid) for rid, b in regions]
         client.call(f"annotating task {task.id}", client.sdk.annotations.create, task.id, idempotent=False,

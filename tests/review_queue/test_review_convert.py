@@ -124,15 +124,25 @@ def test_diff_of_an_untouched_prediction_is_all_accepted(boxes):
     assert all(op.kind == "accepted" for op in diff_regions(regions, regions))
 
 
-def test_simulated_reviewer_fixes_everything_and_keeps_region_ids():
+def test_a_pixel_exact_simulated_reviewer_fixes_everything_and_keeps_region_ids():
     truth = [Box("mel", 0, 0, 100, 100), Box("sl", 200, 200, 220, 220), Box("fre", 300, 10, 330, 40)]
     predicted = [("p0", Box("mel", 0, 0, 100, 100)), ("p1", Box("caf", 201, 200, 221, 220)),
                  ("p2", Box("ota", 500, 300, 540, 340))]
-    regions, actions = plan_review(predicted, truth, width=640, height=480, rng=random.Random(0))
+    regions, actions = plan_review(predicted, truth, width=640, height=480, rng=random.Random(0), accept_iou=None)
     assert sorted((b for _, b in regions), key=repr) == sorted(truth, key=repr)
     ids = {rid for rid, _ in regions}
     assert {"p0", "p1"} <= ids and "p2" not in ids
     assert sorted(a.kind for a in actions) == ["adjust", "delete", "draw", "photo", "relabel", "verify"]
+
+
+def test_the_default_reviewer_leaves_a_box_as_good_as_a_hand_drawn_one():
+    truth = [Box("mel", 0, 0, 100, 100), Box("sl", 200, 200, 220, 220)]
+    close = Box("mel", 3, 2, 104, 101)  # IoU 0.93 with the truth: what a second dermatologist might draw
+    far = Box("sl", 203, 203, 223, 223)  # IoU 0.57: the same lesion, but moved onto it
+    regions, actions = plan_review([("p0", close), ("p1", far)], truth, width=640, height=480,
+                                   rng=random.Random(0))
+    assert dict(regions) == {"p0": close, "p1": truth[1]}
+    assert sorted(a.kind for a in actions) == ["adjust", "photo", "verify"]
 
 
 def test_drawing_time_grows_with_the_box():
