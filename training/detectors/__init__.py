@@ -19,10 +19,7 @@ def register(name: str, factory: Callable[..., Detector]) -> None:
 
 
 def _ensure_registered() -> None:
-    try:
-        import training.detectors.torchvision  # noqa: F401  (registers its names on import)
-    except ImportError:
-        pass
+    import training.detectors.torchvision  # noqa: F401  (registers its names on import)
 
 
 def make_detector(name: str, classes: Sequence[str], **kwargs) -> Detector:
