@@ -89,24 +89,15 @@ def retrain_command(
 
             say("[bold]retrain:[/] pushing the new predictions (untouched tasks only)")
             pushed = push(ws, client)
-        report = finish_round(ws, round_no, attempt, pushed=_as_dict(pushed))
+        report = finish_round(ws, round_no, attempt, pushed=pushed.to_dict() if pushed else None)
         curve = learning_curve(ws)
     if json_out:
         print_json({"round": round_no, "attempt": attempt, "report": str(report), "curve": curve,
-                    "preannotate": stats.to_dict() if stats else None, "push": _as_dict(pushed)})
+                    "preannotate": stats.to_dict() if stats else None,
+                    "push": pushed.to_dict() if pushed else None})
         return
     print_curve(curve)
     console.print(f"round report: {report}")
-
-
-def _as_dict(value):
-    if value is None or isinstance(value, dict):
-        return value
-    if hasattr(value, "to_dict"):
-        return value.to_dict()
-    from dataclasses import asdict, is_dataclass
-
-    return asdict(value) if is_dataclass(value) else {"result": str(value)}
 
 
 @handle_errors
