@@ -16,7 +16,7 @@ from annotator.errors import ConfigError
 from annotator.fsutil import atomic_write_text
 from annotator.store import Workspace
 from annotator.types import LabelVersion, Source
-from annotator.voc import write_voc
+from annotator.formats.voc import write_voc
 
 FORMATS = ("voc", "yolo", "coco")
 HUMAN_SOURCES = (Source.MANUAL, Source.REVIEWED, Source.AUTO_ACCEPTED)

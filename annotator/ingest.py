@@ -27,7 +27,7 @@ from annotator.fsutil import atomic_write_text, is_within
 from annotator.images import PhotoInfo, displayed_size, inspect_photo
 from annotator.store import Workspace, now_iso
 from annotator.types import Box, ImageRecord, LabelVersion, Source
-from annotator.voc import VocAnnotation, read_voc
+from annotator.formats.voc import VocAnnotation, read_voc
 
 CANDIDATE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".heic", ".heif", ".webp")
 _PR_SET_PDEATHSIG = 1  # prctl(2)

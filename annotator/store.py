@@ -26,7 +26,7 @@ from annotator.config import Config, load_config, save_config
 from annotator.errors import WorkspaceBusy, WorkspaceError
 from annotator.fsutil import remove_temp_files
 from annotator.types import Box, DeviceClass, ImageRecord, LabelVersion, Source
-from annotator.voc import write_voc
+from annotator.formats.voc import write_voc
 
 DB_NAME = "annotator.db"
 LOCK_NAME = ".annotator.lock"

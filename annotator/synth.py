@@ -42,7 +42,7 @@ from PIL import Image, ImageChops
 from annotator.classes import CLASS_NAMES
 from annotator.errors import ConfigError
 from annotator.types import Box
-from annotator.voc import voc_xml_bytes
+from annotator.formats.voc import voc_xml_bytes
 
 # Displayed (width, height) of a camera photo per size; phone photos are a little smaller (4:3).
 SIZES: dict[str, tuple[int, int]] = {"small": (384, 288), "phone": (1600, 1200), "dslr": (5184, 3456)}

@@ -20,15 +20,12 @@ import tempfile
 import time
 from pathlib import Path
 
-# Run as a script, this file's folder comes first on sys.path and its review_queue.py would
-# shadow the review_queue package.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "reliability"))
 
 from annotator.config import Config  # noqa: E402
 from annotator.store import Workspace  # noqa: E402
-from review_queue import server as ls  # noqa: E402
+from review_queue.labelstudio import server as ls  # noqa: E402
 
 from crash_flow import CrashFlow  # noqa: E402
 

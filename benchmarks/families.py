@@ -23,7 +23,7 @@ from annotator.store import Workspace  # noqa: E402
 from annotator.synth import generate  # noqa: E402
 from training.benchmark import ALL_MODELS, parse_models, run_benchmark  # noqa: E402
 from training.report import render_markdown  # noqa: E402
-from training.rounds import ensure_splits  # noqa: E402
+from bootstrap.rounds import ensure_splits  # noqa: E402
 
 
 def main() -> None:

@@ -16,8 +16,6 @@ import sys
 import time
 from pathlib import Path
 
-# Run as a script, this folder comes first on sys.path and benchmarks/review_queue.py would shadow the package.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 
 def main() -> None:
@@ -37,15 +35,16 @@ def main() -> None:
     from annotator.ingest import ingest
     from annotator.store import Workspace
     from annotator.synth import generate
-    from annotator.voc import read_voc
+    from annotator.formats.voc import read_voc
     from bootstrap.run import BootstrapSettings, run_bootstrap
-    from review_queue.client import connect
-    from review_queue.pull import pull
-    from review_queue.push import push
-    from review_queue.server import start_server, stop_server
+    from review_queue.labelstudio.client import connect
+    from review_queue.labelstudio.pull import pull
+    from review_queue.labelstudio.push import push
+    from review_queue.labelstudio.server import start_server, stop_server
     from review_queue.simulate import simulate
-    from training.curve import learning_curve
-    from training.rounds import finalize, finish_round, plan_retrain, predict_round, round_model_path, train_round
+    from bootstrap.curve import learning_curve
+    from bootstrap.finalize import finalize
+    from bootstrap.rounds import finish_round, plan_retrain, predict_round, round_model_path, train_round
 
     t0 = time.perf_counter()
     data = args.dir / "data"

@@ -30,9 +30,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-# Run as a script, this file's folder comes first on sys.path and its review_queue.py would
-# shadow the review_queue package.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 import psutil  # noqa: E402
 
@@ -112,7 +109,7 @@ def _preannotate(ws_root: Path, limit: int, version: str, imgsz: int) -> None:
     from annotator.store import Workspace
     from bootstrap.preannotate import preannotate
     from training.detectors import make_detector
-    from training.rounds import unreviewed_targets
+    from bootstrap.rounds import unreviewed_targets
 
     with Workspace.open(ws_root, write=True) as ws:
         records = unreviewed_targets(ws, version)  # what a round predicts: photos without a human label
@@ -127,8 +124,8 @@ def _preannotate(ws_root: Path, limit: int, version: str, imgsz: int) -> None:
 def _accept_rest(ws_root: Path) -> None:
     """Every task still unannotated: its prediction accepted as it is, by Label Studio's bulk action."""
     from annotator.store import Workspace
-    from review_queue.client import connect
-    from review_queue.project import require_project_id
+    from review_queue.labelstudio.client import connect
+    from review_queue.labelstudio.project import require_project_id
 
     with Workspace.open(ws_root) as ws:
         client = connect(ws)
@@ -148,9 +145,9 @@ def _accept_rest(ws_root: Path) -> None:
 def _annotate(ws_root: Path, threads: int, limit: int) -> None:
     """Annotate `limit` unannotated tasks through the API (truth boxes), `threads` calls at a time."""
     from annotator.store import Workspace
-    from review_queue.client import connect
-    from review_queue.convert import box_to_result
-    from review_queue.project import require_project_id
+    from review_queue.labelstudio.client import connect
+    from review_queue.labelstudio.convert import box_to_result
+    from review_queue.labelstudio.project import require_project_id
     from review_queue.simulate import read_truth
 
     with Workspace.open(ws_root) as ws:
@@ -201,7 +198,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from annotator.store import Workspace
-    from review_queue import server as ls
+    from review_queue.labelstudio import server as ls
 
     work = args.out or Path(tempfile.mkdtemp(prefix="bench-scale-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -307,8 +304,8 @@ def _check(ws_root: Path) -> list[str]:
     import sqlite3
 
     from annotator.store import Workspace
-    from review_queue.client import connect
-    from review_queue.project import require_project_id
+    from review_queue.labelstudio.client import connect
+    from review_queue.labelstudio.project import require_project_id
 
     problems = []
     db = sqlite3.connect(ws_root / "annotator.db")

@@ -8,7 +8,7 @@ from typing import Callable
 
 from annotator.store import Workspace
 from bootstrap.preannotate import PreannotateStats
-from training.rounds import predict_round, stage_reached, train_round, write_report
+from bootstrap.rounds import predict_round, stage_reached, train_round, write_report
 
 
 @dataclass(frozen=True)

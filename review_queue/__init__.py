@@ -1,6 +1,7 @@
-"""The review queue: model pre-annotations go to Label Studio, dermatologists' corrections come back.
+"""The human side of the loop: serve predictions to dermatologists most-uncertain-first, pull
+their corrections back with provenance, and measure how much they had to correct.
 
-server (a local, offline Label Studio) -> push (bulk tasks with predictions, most uncertain first)
--> review in the browser, or simulate (a simulated reviewer) -> pull (reviewed label versions with
-their edits) -> status. convert holds the pure conversions; client maps every failure to one message.
+Public face: `ReviewQueue` / `open_queue` (queue.py), the Label Studio implementation
+(`labelstudio/`), the simulated reviewer (simulate.py) and review status (status.py).
+Imports only the core `annotator`.
 """

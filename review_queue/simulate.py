@@ -39,10 +39,10 @@ from annotator.classes import ClassTable
 from annotator.errors import ConfigError, InputFileError, LabelStudioError
 from annotator.store import Workspace
 from annotator.types import Box
-from annotator.voc import read_voc
-from review_queue.client import ReviewClient
-from review_queue.convert import SIMULATED_REVIEWER, box_to_result, parse_result
-from review_queue.project import get_project, require_project_id
+from annotator.formats.voc import read_voc
+from review_queue.labelstudio.client import ReviewClient
+from review_queue.labelstudio.convert import SIMULATED_REVIEWER, box_to_result, parse_result
+from review_queue.labelstudio.project import get_project, require_project_id
 
 Progress = Callable[[str, int, int], None]  # (step, done, total)
 

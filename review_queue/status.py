@@ -12,9 +12,9 @@ from typing import Any
 
 from annotator.store import Workspace
 from annotator.types import Source
-from review_queue.client import ReviewClient
-from review_queue.convert import EDIT_KINDS
-from review_queue.project import get_project, stored_project_id
+from review_queue.labelstudio.client import ReviewClient
+from review_queue.labelstudio.convert import EDIT_KINDS
+from review_queue.labelstudio.project import get_project, stored_project_id
 
 _CORRECTIONS = ("moved", "relabelled", "deleted")
 

@@ -13,7 +13,7 @@ from annotator.config import Config
 from annotator.ingest import ingest
 from annotator.store import Workspace
 from annotator.synth import generate
-from review_queue import server as ls
+from review_queue.labelstudio import server as ls
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -16,7 +16,7 @@ from make_corpus import Obj
 from psl_testkit import CARD_CLASSES, PLAYING_CARDS, ROOT
 
 from annotator.store import Workspace
-from annotator.voc import read_voc
+from annotator.formats.voc import read_voc
 
 try:
     from annotator.cli import app

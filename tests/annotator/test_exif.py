@@ -16,7 +16,7 @@ from annotator.boxes import coco_to_box, voc_to_box, yolo_to_box
 from annotator.export import export_labels
 from annotator.images import decode_displayed, inspect_photo
 from annotator.types import Box
-from annotator.voc import read_voc
+from annotator.formats.voc import read_voc
 
 SHOWN = (120, 200)  # displayed width, height: a portrait phone photo
 SQUARE = (40, 100, 61, 131)  # painted on the displayed photo: x1, y1, x2, y2 (exclusive)

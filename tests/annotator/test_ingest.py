@@ -29,7 +29,7 @@ from annotator.ingest import ingest
 from annotator.store import Workspace
 from annotator.synth import PHONES
 from annotator.types import Box, DeviceClass, LabelVersion, Source
-from annotator.voc import read_voc
+from annotator.formats.voc import read_voc
 
 GOOD = Box("mel", 9, 7, 40, 30)  # GOOD_BOX (VOC 10,8,40,30) in our frame
 

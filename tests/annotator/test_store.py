@@ -16,7 +16,7 @@ import annotator.fsutil
 from annotator.errors import AnnotatorError, WorkspaceBusy, WorkspaceError
 from annotator.store import Workspace
 from annotator.types import Box, LabelVersion, Source
-from annotator.voc import read_voc
+from annotator.formats.voc import read_voc
 
 MODEL_BOXES = (Box("fre", 1, 1, 9, 9, score=0.8),)
 REVIEWED_BOXES = (Box("sl", 2, 2, 20, 15), Box("caf", 40, 30, 60, 45))

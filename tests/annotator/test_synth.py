@@ -13,7 +13,7 @@ from annotator.errors import ConfigError
 from annotator.images import apply_orientation, inspect_photo
 from annotator.synth import PHONE_SIZES, SIZES, SynthSummary, generate
 from annotator.types import DeviceClass
-from annotator.voc import VocAnnotation, read_voc
+from annotator.formats.voc import VocAnnotation, read_voc
 
 PHOTOS = 60
 

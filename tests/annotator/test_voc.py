@@ -1,4 +1,4 @@
-"""annotator.voc: reads what labelImg really writes, refuses what is hostile, and writes files
+"""annotator.formats.voc: reads what labelImg really writes, refuses what is hostile, and writes files
 that read back identically (our own files and the 67 real labelImg files of the playing-card set)."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from annotator.boxes import voc_to_box
 from annotator.classes import ClassTable
 from annotator.errors import InputFileError
 from annotator.types import Box
-from annotator.voc import MAX_XML_BYTES, parse_voc_bytes, read_voc, voc_xml_bytes, write_voc
+from annotator.formats.voc import MAX_XML_BYTES, parse_voc_bytes, read_voc, voc_xml_bytes, write_voc
 
 
 def parse(text: str | bytes):

@@ -10,7 +10,7 @@ import pytest
 from annotator.types import Source
 from bootstrap.run import BootstrapSettings, run_bootstrap
 from training.dataset import build_training_view
-from training.rounds import ensure_splits
+from bootstrap.rounds import ensure_splits
 
 TINY = BootstrapSettings(model="yolo11n.yaml", epochs=2, imgsz=128, batch=8, workers=2)
 

@@ -23,7 +23,7 @@ import httpx
 from annotator.config import load_config, save_config
 from annotator.store import Workspace
 from annotator.synth import generate
-from review_queue.client import connect
+from review_queue.labelstudio.client import connect
 
 import reliability_kit as kit
 

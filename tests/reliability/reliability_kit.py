@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from annotator.errors import InputFileError
-from annotator.voc import read_voc
+from annotator.formats.voc import read_voc
 
 _EXE = Path(sys.executable).parent / "annotator"
 CLI = [str(_EXE)] if _EXE.exists() else [sys.executable, "-m", "annotator.cli"]
@@ -347,7 +347,7 @@ class DedicatedServer:
         return self.ws.root / "label-studio" / "data" / "label_studio.sqlite3"
 
     def start(self) -> None:
-        from review_queue import server as ls
+        from review_queue.labelstudio import server as ls
 
         port = self.info.port if self.info is not None else None
         self.info = ls.start_server(self.ws, template=self.template, document_root=self.document_root, port=port)
@@ -368,7 +368,7 @@ class DedicatedServer:
         wait_group_gone(self.info.pid)
 
     def stop(self) -> None:
-        from review_queue import server as ls
+        from review_queue.labelstudio import server as ls
 
         ls.stop_server(self.ws)
         self.ws.close()

@@ -21,10 +21,10 @@ from annotator.ingest import ingest
 from annotator.store import Workspace
 from annotator.synth import generate
 from annotator.types import Box, LabelVersion, Source
-from review_queue.client import connect
-from review_queue.convert import box_to_result
-from review_queue.pull import pull
-from review_queue.push import push
+from review_queue.labelstudio.client import connect
+from review_queue.labelstudio.convert import box_to_result
+from review_queue.labelstudio.pull import pull
+from review_queue.labelstudio.push import push
 
 import reliability_kit as kit
 

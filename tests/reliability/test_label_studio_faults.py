@@ -21,8 +21,8 @@ from annotator.ingest import ingest
 from annotator.store import Workspace
 from annotator.synth import generate
 from annotator.types import LabelVersion, Source
-from review_queue.client import CHECK_TIMEOUT_S, connect
-from review_queue.push import push
+from review_queue.labelstudio.client import CHECK_TIMEOUT_S, connect
+from review_queue.labelstudio.push import push
 from review_queue.simulate import simulate
 
 import reliability_kit as kit

@@ -22,9 +22,9 @@ from annotator.ingest import ingest
 from annotator.store import Workspace
 from annotator.synth import generate
 from annotator.types import LabelVersion, Source
-from review_queue.client import connect
-from review_queue.push import push
-from review_queue.server import credentials_path, server_dir
+from review_queue.labelstudio.client import connect
+from review_queue.labelstudio.push import push
+from review_queue.labelstudio.server import credentials_path, server_dir
 
 import reliability_kit as kit
 

@@ -20,9 +20,9 @@ from annotator.boxes import box_to_voc
 from annotator.config import Config
 from annotator.store import Workspace
 from annotator.types import Box, ImageRecord, LabelVersion, Source
-from annotator.voc import write_voc
+from annotator.formats.voc import write_voc
 
-from review_queue.client import ReviewClient, connect
+from review_queue.labelstudio.client import ReviewClient, connect
 
 _counter = itertools.count()
 

@@ -10,8 +10,8 @@ from typer.testing import CliRunner
 
 from annotator.config import Config
 from annotator.store import Workspace
-from review_queue.cli import review_app
-from review_queue.server import TEMPLATE_ENV, credentials_path, read_credentials, read_server_info
+from annotator.cli.review import review_app
+from review_queue.labelstudio.server import TEMPLATE_ENV, credentials_path, read_credentials, read_server_info
 
 pytestmark = pytest.mark.server
 runner = CliRunner()

@@ -11,7 +11,7 @@ from lxml import etree
 
 from annotator.classes import CLASS_NAMES, ClassTable
 from annotator.types import Box, ImageRecord, LabelVersion, Source
-from review_queue.convert import (box_to_result, count_edits, diff_regions, labeling_config, parse_result,
+from review_queue.labelstudio.convert import (box_to_result, count_edits, diff_regions, labeling_config, parse_result,
                                   prediction_score, result_to_box, task_payload)
 from review_queue.simulate import DRAW_MAX_S, DRAW_MIN_S, draw_seconds, plan_review
 

@@ -8,9 +8,9 @@ import pytest
 from lxml import etree
 
 from annotator.types import Source
-from review_queue.convert import EDIT_KINDS, SIMULATED_REVIEWER
-from review_queue.pull import pull
-from review_queue.push import push
+from review_queue.labelstudio.convert import EDIT_KINDS, SIMULATED_REVIEWER
+from review_queue.labelstudio.pull import pull
+from review_queue.labelstudio.push import push
 from review_queue.simulate import queue_query, simulate
 from review_queue.status import review_status
 

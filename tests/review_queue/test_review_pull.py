@@ -7,10 +7,10 @@ import json
 import pytest
 
 from annotator.types import Box, Source
-from review_queue import pull as pull_module
-from review_queue.convert import box_to_result
-from review_queue.pull import pull
-from review_queue.push import push
+from review_queue.labelstudio import pull as pull_module
+from review_queue.labelstudio.convert import box_to_result
+from review_queue.labelstudio.pull import pull
+from review_queue.labelstudio.push import push
 from review_queue.simulate import simulate
 
 pytestmark = pytest.mark.server

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from annotator.types import Box
-from review_queue.push import push
+from review_queue.labelstudio.push import push
 from review_queue.simulate import simulate
 
 pytestmark = pytest.mark.server

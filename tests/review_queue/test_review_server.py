@@ -10,10 +10,10 @@ import pytest
 from annotator.config import Config
 from annotator.errors import LabelStudioError
 from annotator.store import Workspace
-from review_queue.client import connect
-from review_queue.project import PROJECT_KEY
-from review_queue.push import push
-from review_queue.server import credentials_path, server_dir
+from review_queue.labelstudio.client import connect
+from review_queue.labelstudio.project import PROJECT_KEY
+from review_queue.labelstudio.push import push
+from review_queue.labelstudio.server import credentials_path, server_dir
 
 pytestmark = pytest.mark.server
 

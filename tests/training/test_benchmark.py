@@ -23,7 +23,7 @@ def benchmark_run(tmp_path_factory):
     from annotator.ingest import ingest
     from annotator.store import Workspace
     from annotator.synth import generate
-    from training.rounds import ensure_splits
+    from bootstrap.rounds import ensure_splits
 
     root = tmp_path_factory.mktemp("bench")
     generate(root / "data", images=36, labelled_fraction=1.0, seed=4)

@@ -15,10 +15,10 @@ from annotator.store import Workspace
 from annotator.synth import generate
 from annotator.types import Source
 from bootstrap.run import BootstrapSettings, run_bootstrap
-from review_queue.client import connect
-from review_queue.project import require_project_id
-from review_queue.pull import pull
-from review_queue.push import push
+from review_queue.labelstudio.client import connect
+from review_queue.labelstudio.project import require_project_id
+from review_queue.labelstudio.pull import pull
+from review_queue.labelstudio.push import push
 from review_queue.simulate import simulate
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]

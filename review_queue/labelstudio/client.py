@@ -20,7 +20,7 @@ from label_studio_sdk.core.api_error import ApiError
 
 from annotator.errors import LabelStudioError
 from annotator.store import Workspace
-from review_queue.server import credentials_path, read_credentials, read_server_info
+from review_queue.labelstudio.server import credentials_path, read_credentials, read_server_info
 
 API_KEY_ENV = "LABEL_STUDIO_API_KEY"
 DOCUMENT_ROOT_ENV = "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT"  # what a self-run Label Studio serves files under

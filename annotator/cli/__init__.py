@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from annotator.cli_common import JsonOption, WorkspaceOption, handle_errors
+from annotator.cli.common import JsonOption, WorkspaceOption, handle_errors
 from annotator.console import console, print_json, progress_bar, say
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -98,7 +98,7 @@ def init(
 def status(workspace: WorkspaceOption = Path("."), json_out: JsonOption = False) -> None:
     """Where every photo stands: per status, class, device, split and round; the learning curve."""
     from annotator.store import Workspace
-    from training.curve import curve_table, learning_curve
+    from bootstrap.curve import curve_table, learning_curve
 
     with Workspace.open(workspace) as ws:
         data = ws.store.status_counts()
@@ -139,10 +139,10 @@ def export(
 
 
 def _mount_stages() -> None:
-    from bootstrap.cli import bootstrap_command
-    from review_queue.cli import review_app
-    from training.cli import demo_command, finalize_command, retrain_command
-    from training.cli_benchmark import benchmark
+    from annotator.cli.bootstrap import bootstrap_command
+    from annotator.cli.review import review_app
+    from annotator.cli.loop import demo_command, finalize_command, retrain_command
+    from annotator.cli.benchmark import benchmark
 
     app.command("bootstrap")(bootstrap_command)
     app.command("retrain")(retrain_command)

@@ -12,11 +12,11 @@ from typing import Annotated, Iterator, Optional
 import httpx
 import typer
 
-from annotator.cli_common import JsonOption, WorkspaceOption, handle_errors
+from annotator.cli.common import JsonOption, WorkspaceOption, handle_errors
 from annotator.console import console, err_console, print_json, progress_bar, say
 from annotator.errors import LabelStudioError
 from annotator.store import Workspace
-from review_queue.server import credentials_path, read_server_info, start_server, stop_server
+from review_queue.labelstudio.server import credentials_path, read_server_info, start_server, stop_server
 
 # The Label Studio SDK takes ~2 s to import: the modules that need it are imported by the commands
 # that use them, so `annotator --help`, `status` and `serve` stay quick.
@@ -104,8 +104,8 @@ def push(workspace: WorkspaceOption = Path("."), url: UrlOption = None,
          json_out: JsonOption = False) -> None:
     """Send every photo whose current label is a model prediction to the review queue."""
     with Workspace.open(workspace, write=True) as ws:
-        from review_queue.client import connect
-        from review_queue.push import push as push_tasks
+        from review_queue.labelstudio.client import connect
+        from review_queue.labelstudio.push import push as push_tasks
 
         client = connect(ws, url=url)
         with _progress() as update:
@@ -125,8 +125,8 @@ def push(workspace: WorkspaceOption = Path("."), url: UrlOption = None,
 def pull(workspace: WorkspaceOption = Path("."), url: UrlOption = None, json_out: JsonOption = False) -> None:
     """Store the reviewers' annotations as reviewed labels (safe to run again at any time)."""
     with Workspace.open(workspace, write=True) as ws:
-        from review_queue.client import connect
-        from review_queue.pull import pull as pull_annotations
+        from review_queue.labelstudio.client import connect
+        from review_queue.labelstudio.pull import pull as pull_annotations
 
         client = connect(ws, url=url)
         with _progress() as update:
@@ -158,7 +158,7 @@ def simulate(workspace: WorkspaceOption = Path("."), url: UrlOption = None,
              json_out: JsonOption = False) -> None:
     """SIMULATION: annotate queued tasks from ground truth, as a careful dermatologist would."""
     with Workspace.open(workspace) as ws:
-        from review_queue.client import connect
+        from review_queue.labelstudio.client import connect
         from review_queue.simulate import simulate as simulate_review
 
         client = connect(ws, url=url)
@@ -182,7 +182,7 @@ def status(workspace: WorkspaceOption = Path("."),
            url: UrlOption = None, json_out: JsonOption = False) -> None:
     """How far the review is: pushed, reviewed, excluded, remaining, and how often the model was corrected."""
     with Workspace.open(workspace) as ws:
-        from review_queue.client import connect
+        from review_queue.labelstudio.client import connect
         from review_queue.status import review_status
 
         client = connect(ws, url=url) if server else None

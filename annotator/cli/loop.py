@@ -9,14 +9,14 @@ from typing import Annotated, Optional
 
 import typer
 
-from annotator.cli_common import JsonOption, WorkspaceOption, handle_errors
+from annotator.cli.common import JsonOption, WorkspaceOption, handle_errors
 from annotator.console import console, print_json, progress_bar, say
 from annotator.errors import LabelStudioError, WorkspaceError
 
 
 def _train_and_predict(ws, round_no: int, attempt: int, *, model: str, epochs: int, imgsz: int, batch: int,
                        device: str | None, verbose: bool, workers: int = 0):
-    from training.rounds import predict_round, stage_reached, train_round
+    from bootstrap.rounds import predict_round, stage_reached, train_round
 
     with progress_bar() as bar:
         train_task = bar.add_task(f"training round {round_no}", total=epochs)
@@ -33,7 +33,7 @@ def _train_and_predict(ws, round_no: int, attempt: int, *, model: str, epochs: i
 
 
 def print_curve(curve: list[dict]) -> None:
-    from training.curve import curve_table
+    from bootstrap.curve import curve_table
 
     console.print(curve_table(curve))
 
@@ -57,16 +57,16 @@ def retrain_command(
 ) -> None:
     """Pull reviews, snapshot, retrain (warm start), evaluate on the test split, re-predict, re-push."""
     from annotator.store import Workspace
-    from training.curve import learning_curve
-    from training.rounds import finish_round, plan_retrain, round_model_path, stage_reached
+    from bootstrap.curve import learning_curve
+    from bootstrap.rounds import finish_round, plan_retrain, round_model_path, stage_reached
 
     with Workspace.open(workspace, write=True) as ws:
         attempt = plan_retrain(ws, round_no, force=force)
         row = ws.store.round_row(round_no, attempt)
         client = None
         if queue:
-            from review_queue.client import connect
-            from review_queue.pull import pending_annotations, pull as pull_reviews
+            from review_queue.labelstudio.client import connect
+            from review_queue.labelstudio.pull import pending_annotations, pull as pull_reviews
 
             client = connect(ws, url=url)
             if not stage_reached(row, "trained"):
@@ -85,7 +85,7 @@ def retrain_command(
                                    imgsz=imgsz or cfg.imgsz, batch=batch or cfg.batch, device=device, verbose=verbose)
         pushed = None
         if client is not None:
-            from review_queue.push import push
+            from review_queue.labelstudio.push import push
 
             say("[bold]retrain:[/] pushing the new predictions (untouched tasks only)")
             pushed = push(ws, client)
@@ -110,7 +110,7 @@ def finalize_command(
 ) -> None:
     """Accept the remaining predictions as auto-accepted labels and export VOC, YOLO and COCO."""
     from annotator.store import Workspace
-    from training.rounds import finalize
+    from bootstrap.finalize import finalize
 
     with Workspace.open(workspace, write=True) as ws:
         result = finalize(ws, threshold=threshold, export_dir=out)
@@ -135,7 +135,7 @@ def demo_command(
     seed: Annotated[int, typer.Option()] = 0,
 ) -> None:
     """The whole loop on SIMULATED photos: synth, init, bootstrap, serve, push, simulate, pull, retrain."""
-    from training.demo import DemoSettings, run_demo
+    from bootstrap.demo import DemoSettings, run_demo
 
     run_demo(DemoSettings(folder=folder, images=images, review_fraction=review_fraction, epochs=epochs,
                           imgsz=imgsz, port=port, seed=seed))

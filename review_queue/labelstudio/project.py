@@ -14,8 +14,8 @@ from typing import Any
 from annotator.errors import LabelStudioError
 from annotator.fsutil import is_within
 from annotator.store import Workspace
-from review_queue.client import ReviewClient
-from review_queue.convert import labeling_config
+from review_queue.labelstudio.client import ReviewClient
+from review_queue.labelstudio.convert import labeling_config
 
 PROJECT_KEY = "review.project_id"
 PENDING_KEY = "review.creating_project"  # the key of a project being created, until its id is stored

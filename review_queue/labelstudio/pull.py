@@ -22,10 +22,10 @@ from annotator.errors import LabelStudioError
 from annotator.fsutil import atomic_write_text
 from annotator.store import Workspace, now_iso
 from annotator.types import Box, ImageRecord, LabelVersion, Source
-from review_queue.client import ReviewClient
-from review_queue.convert import (PHOTO_FIELD, SIMULATED_REVIEWER, count_edits, diff_regions, parse_result,
+from review_queue.labelstudio.client import ReviewClient
+from review_queue.labelstudio.convert import (PHOTO_FIELD, SIMULATED_REVIEWER, count_edits, diff_regions, parse_result,
                                   region_id)
-from review_queue.project import require_project_id
+from review_queue.labelstudio.project import require_project_id
 
 Progress = Callable[[str, int, int], None]  # (step, done, total)
 ISSUES_FILE = "pull-issues.json"

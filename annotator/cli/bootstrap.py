@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from annotator.cli_common import JsonOption, WorkspaceOption, handle_errors
+from annotator.cli.common import JsonOption, WorkspaceOption, handle_errors
 from annotator.console import console, print_json, progress_bar, say
 
 

@@ -15,9 +15,9 @@ from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 from annotator.errors import ConfigError, LabelStudioError
 from annotator.store import Workspace
 from annotator.types import LabelVersion, Source
-from review_queue.client import ReviewClient
-from review_queue.convert import PHOTO_FIELD, VERSION_FIELD, model_version_of, prediction_payload, task_payload
-from review_queue.project import (SAMPLING, check_served_folder, document_prefix, ensure_photo_storage,
+from review_queue.labelstudio.client import ReviewClient
+from review_queue.labelstudio.convert import PHOTO_FIELD, VERSION_FIELD, model_version_of, prediction_payload, task_payload
+from review_queue.labelstudio.project import (SAMPLING, check_served_folder, document_prefix, ensure_photo_storage,
                                   ensure_project)
 
 Progress = Callable[[str, int, int], None]  # (step, done, total)

@@ -10,8 +10,9 @@ from annotator.config import Config
 from annotator.errors import WorkspaceError
 from annotator.store import Workspace
 from annotator.types import Box, ImageRecord, LabelVersion, Source
-from training.curve import SCRATCH_SECONDS_PER_BOX, review_summary
-from training.rounds import finalize, plan_retrain, recommend_threshold
+from bootstrap.curve import SCRATCH_SECONDS_PER_BOX, review_summary
+from bootstrap.finalize import finalize, recommend_threshold
+from bootstrap.rounds import plan_retrain
 
 
 def _workspace(tmp_path, photos: int = 6) -> Workspace:

@@ -39,14 +39,14 @@ def run_demo(settings: DemoSettings) -> dict:
     from annotator.store import Workspace
     from annotator.synth import generate
     from bootstrap.run import BootstrapSettings, run_bootstrap
-    from review_queue.client import connect
-    from review_queue.pull import pull
-    from review_queue.push import push
-    from review_queue.server import credentials_path, start_server
+    from review_queue.labelstudio.client import connect
+    from review_queue.labelstudio.pull import pull
+    from review_queue.labelstudio.push import push
+    from review_queue.labelstudio.server import credentials_path, start_server
     from review_queue.simulate import simulate
-    from training.cli import _train_and_predict, print_curve
-    from training.curve import learning_curve
-    from training.rounds import finish_round, plan_retrain, round_model_path, stage_reached
+    from annotator.cli.loop import _train_and_predict, print_curve
+    from bootstrap.curve import learning_curve
+    from bootstrap.rounds import finish_round, plan_retrain, round_model_path, stage_reached
 
     gpu = torch.cuda.is_available()
     epochs = settings.epochs or (60 if gpu else 40)  # CPU-sized: the demo must finish in ~10 min on 2 cores

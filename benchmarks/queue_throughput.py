@@ -3,9 +3,9 @@ versus the one-task-per-call way, measured in the same run.
 
     python benchmarks/review_queue.py [--n 8000] [--sample 50]
 
-push: `review_queue.push.push` of N photos with predictions (bulk import, 500 per request), vs
+push: `review_queue.labelstudio.push.push` of N photos with predictions (bulk import, 500 per request), vs
 one `import_tasks` call per task on a sample. pull: N annotated tasks (imported in bulk with
-their annotations, as if reviewed) pulled by `review_queue.pull.pull` (one snapshot export,
+their annotations, as if reviewed) pulled by `review_queue.labelstudio.pull.pull` (one snapshot export,
 checks, diff, one transaction per annotation, VOC mirror), vs fetching each task's annotations
 with one call per task on a sample (fetch only: the naive figure leaves out all storing, so
 the ratio understates the gain). The server starts from the migrated template (.cache/ls-template,
@@ -22,21 +22,18 @@ import tempfile
 import time
 from pathlib import Path
 
-# Run as a script, this file's folder comes first on sys.path and its name would shadow the
-# review_queue package.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 from PIL import Image  # noqa: E402
 
 from annotator.config import Config  # noqa: E402
 from annotator.store import Workspace  # noqa: E402
 from annotator.types import Box, ImageRecord, LabelVersion, Source  # noqa: E402
-from review_queue import server as ls  # noqa: E402
-from review_queue.client import connect  # noqa: E402
-from review_queue.convert import box_to_result, task_payload  # noqa: E402
-from review_queue.project import PROJECT_KEY, document_prefix, ensure_photo_storage  # noqa: E402
-from review_queue.pull import pull  # noqa: E402
-from review_queue.push import push  # noqa: E402
+from review_queue.labelstudio import server as ls  # noqa: E402
+from review_queue.labelstudio.client import connect  # noqa: E402
+from review_queue.labelstudio.convert import box_to_result, task_payload  # noqa: E402
+from review_queue.labelstudio.project import PROJECT_KEY, document_prefix, ensure_photo_storage  # noqa: E402
+from review_queue.labelstudio.pull import pull  # noqa: E402
+from review_queue.labelstudio.push import push  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 W, H = 640, 480
