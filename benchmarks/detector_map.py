@@ -28,7 +28,7 @@ def main() -> None:
     from annotator.ingest import ingest
     from annotator.store import Workspace
     from annotator.synth import generate
-    from bootstrap.run import BootstrapSettings, run_bootstrap
+    from bootstrap.rounds import RoundSettings, run_round
 
     data = args.dir / "data"
     if not (data / "truth").exists():
@@ -38,8 +38,8 @@ def main() -> None:
     ws = Workspace.create(root, cfg) if not (root / "annotator.toml").exists() else Workspace.open(root, write=True)
     ingest(ws, images=cfg.images, labels=cfg.labels)
     started = time.perf_counter()
-    result = run_bootstrap(ws, BootstrapSettings(model=args.model, epochs=args.epochs, imgsz=args.imgsz,
-                                                 batch=args.batch))
+    result = run_round(ws, 0, RoundSettings(model=args.model, epochs=args.epochs, imgsz=args.imgsz,
+                                            batch=args.batch))
     minutes = (time.perf_counter() - started) / 60
     test = result.metrics["test"]
     images = result.metrics.get("images", {})

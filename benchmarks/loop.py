@@ -36,15 +36,13 @@ def main() -> None:
     from annotator.store import Workspace
     from annotator.synth import generate
     from annotator.formats.voc import read_voc
-    from bootstrap.run import BootstrapSettings, run_bootstrap
     from review_queue.labelstudio.client import connect
-    from review_queue.labelstudio.pull import pull
-    from review_queue.labelstudio.push import push
+    from review_queue.queue import open_queue
     from review_queue.labelstudio.server import start_server, stop_server
     from review_queue.simulate import simulate
     from bootstrap.curve import learning_curve
     from bootstrap.finalize import finalize
-    from bootstrap.rounds import finish_round, plan_retrain, predict_round, round_model_path, train_round
+    from bootstrap.rounds import RoundSettings, run_round
 
     t0 = time.perf_counter()
     data = args.dir / "data"
@@ -57,27 +55,22 @@ def main() -> None:
         ws_root, write=True)
     ingest(ws, images=cfg.images, labels=cfg.labels)
     timings: dict[str, float] = {}
-    t = time.perf_counter()
-    run_bootstrap(ws, BootstrapSettings(model=args.model, epochs=args.epochs, imgsz=args.imgsz, batch=16))
-    timings["round 0 (train + predict)"] = time.perf_counter() - t
     start_server(ws)
+    queue = open_queue(ws)
     client = connect(ws)
-    push(ws, client)
-    for round_no in range(1, args.rounds):
-        simulate(ws, client, count=args.review, seed=round_no)
-        pull(ws, client)
+    for round_no in range(args.rounds):
+        if round_no:
+            simulate(ws, client, count=args.review, seed=round_no)
         t = time.perf_counter()
-        attempt = plan_retrain(ws, round_no)
-        detector = train_round(ws, round_no, attempt, model_spec=str(round_model_path(ws, round_no - 1)),
-                               epochs=args.retrain_epochs, imgsz=args.imgsz, batch=16)
-        predict_round(ws, detector, round_no, attempt, imgsz=args.imgsz)
-        push(ws, client)
-        finish_round(ws, round_no, attempt)
-        timings[f"round {round_no} (warm-start train + predict + push)"] = time.perf_counter() - t
+        model = args.model if round_no == 0 else None  # round N >= 1 starts from round N-1's weights
+        epochs = args.epochs if round_no == 0 else args.retrain_epochs
+        run_round(ws, round_no, RoundSettings(model=model, epochs=epochs, imgsz=args.imgsz, batch=16), queue=queue)
+        timings[f"round {round_no} ({'pull + warm-start ' if round_no else ''}train + predict + push)"] = \
+            time.perf_counter() - t
     simulate(ws, client, count=args.review, seed=99)
-    pull(ws, client)
+    queue.pull(ws)
 
-    curve = learning_curve(ws)
+    curve = [row.to_dict() for row in learning_curve(ws)]
     print(f"{'round':>5} {'trained on m/r/a':>17} {'test mAP50':>10} {'reviewed':>8} {'corr. rate':>10} "
           f"{'added/photo':>11} {'ops/photo':>9} {'scratch ops':>11} {'ratio':>6} {'review min':>10} {'scratch min':>11}")
     for r in curve:

@@ -1,7 +1,8 @@
 """`annotator demo`: the whole loop, on SIMULATED photos and a SIMULATED dermatologist.
 
-synth -> init -> bootstrap (round 0) -> serve Label Studio -> push -> simulated review of part
-of the queue -> pull -> retrain round 1 (warm start) -> learning curve. Label Studio is left
+synth -> init -> serve Label Studio -> round 0 (train, pre-annotate, push) -> simulated review of
+part of the queue -> round 1 (pull, warm-start train, re-predict, re-push) -> learning curve. Both
+rounds run `bootstrap.rounds.run_round`, the same sequence as `bootstrap` and `retrain`. Label Studio is left
 running so a person can open the queue. Every step is idempotent: rerunning the demo on the
 same folder continues where it stopped.
 """
@@ -12,8 +13,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from rich.markup import escape
+
 from annotator.config import Config
 from annotator.console import console, progress_bar, say
+from annotator.progress import LoopProgress
+from annotator.store import Workspace
+from bootstrap.curve import curve_table, learning_curve
+from bootstrap.rounds import RoundHooks, RoundSettings, Stage, run_round
+from review_queue.queue import ReviewQueue
 
 
 @dataclass(frozen=True)
@@ -28,25 +36,38 @@ class DemoSettings:
     seed: int = 0
 
 
+STEPS = 8
+
+
 def _step(n: int, text: str) -> None:
-    say(f"\n[bold cyan]step {n}/9[/] {text}")
+    say(f"\n[bold cyan]step {n}/{STEPS}[/] {text}")
+
+
+def _run_or_resume(ws: Workspace, round_no: int, settings: RoundSettings, queue: ReviewQueue) -> None:
+    """Run a round through the loop's one sequence, or say it was done by an earlier run of the demo."""
+    row = ws.store.round_row(round_no)
+    if row is not None and row["stage"] == Stage.DONE.value:
+        say(f"  round {round_no} was finished by an earlier run of the demo")
+        return
+    with LoopProgress() as progress:
+        result = run_round(ws, round_no, settings, queue=queue,
+                           hooks=RoundHooks(on_stage=progress.stage, on_epoch=progress.epoch,
+                                            on_predicted=progress.predicted))
+    test = result.metrics.get("test", {})
+    say(f"  round {round_no} test mAP50 {test.get('map50', 0):.3f}; "
+        f"{result.preannotate.predicted if result.preannotate else 0} photos pre-annotated; "
+        f"{(result.pushed or {}).get('created', 0)} tasks created, {(result.pushed or {}).get('replaced', 0)} "
+        "predictions replaced in the queue")
 
 
 def run_demo(settings: DemoSettings) -> dict:
     import torch
 
     from annotator.ingest import ingest
-    from annotator.store import Workspace
     from annotator.synth import generate
-    from bootstrap.run import BootstrapSettings, run_bootstrap
-    from review_queue.labelstudio.client import connect
-    from review_queue.labelstudio.pull import pull
-    from review_queue.labelstudio.push import push
     from review_queue.labelstudio.server import credentials_path, start_server
+    from review_queue.queue import open_queue
     from review_queue.simulate import simulate
-    from annotator.cli.loop import _train_and_predict, print_curve
-    from bootstrap.curve import learning_curve
-    from bootstrap.rounds import finish_round, plan_retrain, round_model_path, stage_reached
 
     gpu = torch.cuda.is_available()
     epochs = settings.epochs or (60 if gpu else 40)  # CPU-sized: the demo must finish in ~10 min on 2 cores
@@ -56,7 +77,7 @@ def run_demo(settings: DemoSettings) -> dict:
     folder = settings.folder.resolve()
     data, ws_root = folder / "data", folder / "workspace"
     started = time.perf_counter()
-    say(f"[bold]annotator demo[/] in {folder} ({'GPU' if gpu else 'CPU'}: yolo11{'s' if gpu else 'n'}, "
+    say(f"[bold]annotator demo[/] in {escape(str(folder))} ({'GPU' if gpu else 'CPU'}: yolo11{'s' if gpu else 'n'}, "
         f"{epochs}+{retrain_epochs} epochs at {imgsz} px). Photos and reviewer are SIMULATED.")
 
     _step(1, f"synthesising {settings.images} face photos with six lesion types (38% hand-labelled)")
@@ -72,58 +93,42 @@ def run_demo(settings: DemoSettings) -> dict:
     ws = Workspace.create(ws_root, cfg) if not (ws_root / "annotator.toml").exists() else \
         Workspace.open(ws_root, write=True)
     with ws:
-        report = ingest(ws, images=ws.config.images, labels=ws.config.labels)
+        ingest(ws, images=ws.config.images, labels=ws.config.labels)
         counts = ws.store.status_counts()
         say(f"  {counts['images']} photos: {counts['by_status']}")
 
-        _step(3, "bootstrap: training round 0 on the hand-labelled photos, then pre-annotating the rest")
-        with progress_bar() as bar:
-            train_task = bar.add_task("training round 0", total=epochs)
-            pred_task = bar.add_task("pre-annotating", total=None)
-            result = run_bootstrap(ws, BootstrapSettings(model="auto", epochs=epochs, imgsz=imgsz, batch=batch),
-                                   on_epoch=lambda d, t: bar.update(train_task, completed=d, total=t),
-                                   on_predicted=lambda n: bar.advance(pred_task, n))
-        test = result.metrics.get("test", {})
-        say(f"  round 0 test mAP50 {test.get('map50', 0):.3f}; "
-            f"{result.preannotate.predicted if result.preannotate else 0} photos pre-annotated")
-
-        _step(4, "starting a local Label Studio (127.0.0.1 only, offline)")
+        _step(3, "starting a local Label Studio (127.0.0.1 only, offline)")
         server = start_server(ws, port=settings.port)
-        client = connect(ws)
+        queue = open_queue(ws)
 
-        _step(5, "pushing pre-annotations to the review queue, most uncertain first")
-        pushed = push(ws, client)
-        say(f"  {pushed.created} tasks created, {pushed.replaced} predictions replaced, "
-            f"{pushed.up_to_date} already current (project {pushed.project_id})")
+        _step(4, "round 0: train on the hand-labelled photos, pre-annotate the rest, push the queue most "
+                 "uncertain first")
+        _run_or_resume(ws, 0, RoundSettings.from_config(ws.config, 0), queue)
 
         n_review = max(1, int(settings.review_fraction * len(ws.store.task_map())))
-        _step(6, f"a SIMULATED dermatologist reviews {n_review} photos in queue order through the Label Studio API")
-        simulated = simulate(ws, client, count=n_review)
-        say(f"  {simulated.annotated} photos reviewed, actions {simulated.actions}, "
-            f"{simulated.lead_time_s / 60:.1f} simulated reviewer minutes")
-
-        _step(7, "pulling the corrections back with provenance")
-        pulled = pull(ws, client)
-        say(f"  {pulled.stored} reviews stored ({pulled.already_pulled} already pulled, "
-            f"{len(pulled.issues)} reported in {pulled.issues_file})")
-
-        _step(8, "retrain round 1: snapshot, warm start from round 0, evaluate, re-predict, re-push")
+        _step(5, f"a SIMULATED dermatologist reviews {n_review} photos in queue order through the Label Studio API")
         row1 = ws.store.round_row(1)
-        if row1 is None or row1["stage"] != "done":
-            attempt = plan_retrain(ws, 1)
-            _train_and_predict(ws, 1, attempt, model=str(round_model_path(ws, 0)), epochs=retrain_epochs,
-                               imgsz=imgsz, batch=batch, device=None, verbose=False)
-            repushed = push(ws, client)
-            report_path = finish_round(ws, 1, attempt, pushed=repushed.to_dict())
-        else:
-            report_path = ws.round_dir(1, row1["attempt"]) / "report.html"
+        if row1 is None:
+            from review_queue.labelstudio.client import connect
 
-        _step(9, "the learning curve")
+            simulated = simulate(ws, connect(ws), count=n_review)
+            say(f"  {simulated.annotated} photos reviewed, actions {simulated.actions}, "
+                f"{simulated.lead_time_s / 60:.1f} simulated reviewer minutes")
+        else:
+            say("  reviewed by an earlier run of the demo")
+
+        _step(6, "round 1: pull the corrections with provenance, snapshot, warm start from round 0, evaluate, "
+                 "re-predict, re-push")
+        _run_or_resume(ws, 1, RoundSettings.from_config(ws.config, 1), queue)
+        report_path = ws.round_dir(1, (ws.store.round_row(1) or {}).get("attempt", 0)) / "report.html"
+
+        _step(7, "the learning curve")
         curve = learning_curve(ws)
-        print_curve(curve)
+        console.print(curve_table(curve))
     minutes = (time.perf_counter() - started) / 60
-    console.print(f"\n[bold green]demo finished in {minutes:.1f} min.[/] Round report: {report_path}")
+    _step(8, "done")
+    console.print(f"\n[bold green]demo finished in {minutes:.1f} min.[/] Round report: {escape(str(report_path))}")
     console.print(f"Label Studio is running at [bold]{server.url}[/] — log in with the e-mail and password in "
-                  f"{credentials_path(ws_root)} (readable only by you). Stop it with "
-                  f"`annotator review serve --stop -w {ws_root}`.")
+                  f"{escape(str(credentials_path(ws_root)))} (readable only by you). Stop it with "
+                  f"`annotator review serve --stop -w {escape(str(ws_root))}`.")
     return {"curve": curve, "url": server.url, "minutes": minutes}

@@ -24,7 +24,7 @@ def finalize(ws: Workspace, *, threshold: float | None = None, export_dir: Path 
     """Accept the remaining predictions as `auto-accepted` when the last reviewed batch's correction
     rate is at or below the threshold; refuse with the figures otherwise. Exports VOC, YOLO, COCO."""
     from annotator.export import export_labels
-    from bootstrap.curve import review_summary
+    from review_queue.corrections import correction_summary
 
     current = ws.store.current_labels()
     reviewed = [v for v in current.values() if v.source is Source.REVIEWED and not v.excluded and v.round is not None]
@@ -34,16 +34,16 @@ def finalize(ws: Workspace, *, threshold: float | None = None, export_dir: Path 
                              "`annotator review pull` before finalizing")
     last_round = max(v.round for v in reviewed)  # type: ignore[type-var]
     batch = [v for v in reviewed if v.round == last_round]
-    summary = review_summary(batch)
-    rate = summary["correction_rate"] or 0.0
+    summary = correction_summary(batch)
+    rate = summary.correction_rate or 0.0
     human_boxes = sum(len(v.boxes) for v in current.values() if v.source is not Source.MODEL and not v.excluded)
     recommended = recommend_threshold(sum(len(v.boxes) for v in remaining), human_boxes)
     used = recommended if threshold is None else threshold
     figures = {"last_reviewed_round": last_round, "reviewed_photos": len(batch), "correction_rate": rate,
-               "correction_rate_per_class": summary["correction_rate_per_class"], "threshold": used,
+               "correction_rate_per_class": summary.correction_rate_per_class, "threshold": used,
                "recommended_threshold": recommended, "remaining_predictions": len(remaining)}
     if rate > used:
-        per_class = ", ".join(f"{c} {r:.1%}" for c, r in summary["correction_rate_per_class"].items())
+        per_class = ", ".join(f"{c} {r:.1%}" for c, r in summary.correction_rate_per_class.items())
         raise WorkspaceError(f"not finalizing: reviewers corrected {rate:.1%} of round {last_round}'s boxes "
                              f"({per_class}), above the threshold {used:.1%} (recommended from the data: "
                              f"{recommended:.1%}); review more photos and run `annotator retrain`")

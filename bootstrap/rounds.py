@@ -9,30 +9,156 @@ is recorded in the store stage by stage, so a killed round resumes where it stop
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, replace
+from enum import Enum
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
+from annotator.config import Config
 from annotator.errors import WorkspaceError
 from annotator.fsutil import atomic_write_text
 from annotator.store import Workspace
-from annotator.types import ImageRecord, LabelVersion, Source
+from annotator.types import ImageRecord, Source
 from bootstrap.preannotate import PreannotateStats, preannotate
 from bootstrap.split import SplitCandidate, late_split, make_splits
+from review_queue.queue import ReviewQueue
 from training.dataset import build_training_view
 from training.detectors import make_detector
 from training.detectors.base import Detector, TrainSettings
 
 TRAINABLE_SOURCES = (Source.MANUAL, Source.REVIEWED, Source.AUTO_ACCEPTED)
-STAGES = ("started", "trained", "predicted", "pushed", "done")
 
 
-def stage_reached(row: dict | None, stage: str) -> bool:
-    return row is not None and STAGES.index(row["stage"]) >= STAGES.index(stage)
+class Stage(str, Enum):
+    """How far a round got; stored with the round so a killed run resumes at the next stage."""
+
+    STARTED = "started"
+    TRAINED = "trained"
+    PREDICTED = "predicted"
+    PUSHED = "pushed"
+    DONE = "done"
+
+    @property
+    def order(self) -> int:
+        return list(Stage).index(self)
+
+
+def stage_reached(row: dict | None, stage: Stage) -> bool:
+    return row is not None and Stage(row["stage"]).order >= stage.order
 
 
 def model_version_for(round_no: int, attempt: int = 0) -> str:
     return f"round-{round_no:03d}" + (f"-attempt{attempt}" if attempt else "")
+
+
+@dataclass(frozen=True)
+class RoundSettings:
+    """How to train and predict one round. `model` None: `auto` for round 0 (from the package YAML),
+    round N-1's weights for round N (warm start)."""
+
+    model: str | None = None
+    epochs: int = 60
+    imgsz: int = 640
+    batch: int = 16
+    device: str | None = None
+    workers: int = 0
+    verbose: bool = False
+
+    @classmethod
+    def from_config(cls, cfg: Config, round_no: int, **overrides: Any) -> RoundSettings:
+        """The workspace's settings for this round (retrain_epochs for N >= 1); None overrides are ignored."""
+        base = cls(model=cfg.model if round_no == 0 else None,
+                   epochs=cfg.epochs if round_no == 0 else cfg.retrain_epochs, imgsz=cfg.imgsz, batch=cfg.batch)
+        return replace(base, **{k: v for k, v in overrides.items() if v is not None})
+
+
+@dataclass(frozen=True)
+class RoundHooks:
+    """Progress callbacks for whoever draws it (the CLI's bars or log lines); all optional."""
+
+    on_stage: Callable[[str], None] | None = None
+    on_epoch: Callable[[int, int], None] | None = None  # (epochs done, epochs in all)
+    on_predicted: Callable[[int, int], None] | None = None  # (photos just done, photos in all)
+
+    def stage(self, text: str) -> None:
+        if self.on_stage:
+            self.on_stage(text)
+
+
+@dataclass(frozen=True)
+class RoundResult:
+    round_no: int
+    attempt: int
+    model: str
+    trained_now: bool
+    metrics: dict[str, Any]
+    preannotate: PreannotateStats | None
+    pulled: dict[str, Any] | None
+    pushed: dict[str, Any] | None
+    report: Path
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"round": self.round_no, "attempt": self.attempt, "model": self.model, "trained_now": self.trained_now,
+                "test": self.metrics.get("test", {}), "report": str(self.report),
+                "preannotate": self.preannotate.to_dict() if self.preannotate else None,
+                "pull": self.pulled, "push": self.pushed}
+
+
+def run_round(ws: Workspace, round_no: int, settings: RoundSettings, *, queue: ReviewQueue | None = None,
+              pull_first: bool = True, force: bool = False, hooks: RoundHooks = RoundHooks()) -> RoundResult:
+    """One turn of the loop; round 0 (`bootstrap`), `retrain --round N`, the demo and the loop
+    benchmark all run this sequence, so they cannot drift apart:
+
+    plan (refuse or resume) -> pull reviews (N >= 1, with a queue) -> snapshot + train + evaluate
+    -> re-predict every unreviewed photo -> push (with a queue) -> round report -> done.
+
+    Each stage is recorded in the store before the next starts, so a killed round resumes at the
+    stage it did not finish. Without a queue the round stops short of Label Studio (`--no-queue`).
+    """
+    attempt = plan_round(ws, round_no, force=force)
+    row = ws.store.round_row(round_no, attempt)
+    pulled = None
+    if queue is not None and round_no >= 1 and not stage_reached(row, Stage.TRAINED):
+        if pull_first:
+            hooks.stage(f"pulling the latest reviews from {queue.url}")
+            pulled = queue.pull(ws).to_dict()
+        else:
+            waiting = queue.pending(ws)
+            if waiting:
+                raise WorkspaceError(f"{waiting} reviewed photos in Label Studio are not pulled yet; run "
+                                     "`annotator review pull` or retrain with --pull")
+    spec = resolve_model(ws, round_no, settings.model)
+    trained_before = stage_reached(row, Stage.TRAINED) and (ws.round_dir(round_no, attempt) / "model.pt").exists()
+    hooks.stage(f"round {round_no}: " + ("loading the model trained before" if trained_before
+                                           else f"training from {spec}"))
+    detector = train_round(ws, round_no, attempt, model_spec=spec, settings=settings, progress=hooks.on_epoch)
+    stats = None
+    if not stage_reached(ws.store.round_row(round_no, attempt), Stage.PREDICTED):
+        hooks.stage(f"round {round_no}: pre-annotating every unreviewed photo")
+        stats = predict_round(ws, detector, round_no, attempt, imgsz=settings.imgsz, device=settings.device,
+                              workers=settings.workers, progress=hooks.on_predicted)
+    pushed = None
+    if queue is not None and not stage_reached(ws.store.round_row(round_no, attempt), Stage.PUSHED):
+        hooks.stage(f"round {round_no}: pushing the new predictions to {queue.url} (untouched tasks only)")
+        pushed = queue.push(ws).to_dict()
+        ws.store.upsert_round(round_no, attempt, stage=Stage.PUSHED.value, info={"push": pushed})
+    report = finish_round(ws, round_no, attempt)
+    final = ws.store.round_row(round_no, attempt) or {}
+    return RoundResult(round_no=round_no, attempt=attempt, model=spec, trained_now=not trained_before,
+                       metrics=final.get("metrics", {}), preannotate=stats, pulled=pulled, pushed=pushed,
+                       report=report)
+
+
+def resolve_model(ws: Workspace, round_no: int, spec: str | None) -> str:
+    """The model a round starts from. `auto`: yolo11s on a GPU, yolo11n on the CPU (package YAML);
+    None: `auto` for round 0, round N-1's weights for round N."""
+    if spec is None and round_no >= 1:
+        return str(round_model_path(ws, round_no - 1))
+    if spec is None or spec == "auto":
+        import torch
+
+        return "yolo11s.yaml" if torch.cuda.is_available() else "yolo11n.yaml"
+    return spec
 
 
 def ensure_splits(ws: Workspace) -> dict[str, str]:
@@ -75,39 +201,40 @@ def snapshot(ws: Workspace, round_no: int, attempt: int) -> list[tuple[str, int,
     return manifest
 
 
-def train_round(ws: Workspace, round_no: int, attempt: int = 0, *, model_spec: str, epochs: int, imgsz: int,
-                batch: int, device: str | None = None, verbose: bool = False,
+def train_round(ws: Workspace, round_no: int, attempt: int = 0, *, model_spec: str, settings: RoundSettings,
                 progress: Callable[[int, int], None] | None = None) -> Detector:
     """Snapshot, train and evaluate; a round already trained just loads its model."""
     rd = ws.round_dir(round_no, attempt)
     row = ws.store.round_row(round_no, attempt)
     classes = ws.config.classes
     version = model_version_for(round_no, attempt)
-    if stage_reached(row, "trained") and (rd / "model.pt").exists():
+    epochs, imgsz, batch, device, verbose = (settings.epochs, settings.imgsz, settings.batch, settings.device,
+                                             settings.verbose)
+    if stage_reached(row, Stage.TRAINED) and (rd / "model.pt").exists():
         return make_detector(str(rd / "model.pt"), classes, verbose=verbose)
     if row is None:
-        ws.store.upsert_round(round_no, attempt, stage="started", model_version=version)
+        ws.store.upsert_round(round_no, attempt, stage=Stage.STARTED.value, model_version=version)
     manifest = snapshot(ws, round_no, attempt)
     labels = {p: ws.store.version(vid) for p, vid, _ in manifest}
     view = build_training_view(ws, rd / "view", {p: s for p, _, s in manifest},
                                {p: v for p, v in labels.items() if v is not None})
     if not view.images["train"]:
         raise WorkspaceError(f"{ws.root}: no photos in the train split; label more photos first")
-    settings = TrainSettings(epochs=epochs, imgsz=imgsz, batch=batch, device=device, seed=ws.config.seed,
-                             verbose=verbose)
+    train_settings = TrainSettings(epochs=epochs, imgsz=imgsz, batch=batch, device=device, seed=ws.config.seed,
+                                   verbose=verbose)
     detector = make_detector(model_spec, classes, verbose=verbose)
-    result = detector.train(view, settings, rd / "work", progress=progress)
+    result = detector.train(view, train_settings, rd / "work", progress=progress)
     detector.save(rd / "model.pt")
     test = detector.validate(view, "test", imgsz=imgsz, batch=batch, workdir=rd / "work", device=device) \
         if hasattr(detector, "validate") else {}
     counts = {s: len(view.images[s]) for s in ("train", "val", "test")}
     atomic_write_text(rd / "train_args.json", json.dumps(
         {"model": model_spec, "round": round_no, "attempt": attempt, "model_version": version,
-         **asdict(settings), "images": counts, "epochs_run": result.epochs_run,
+         **asdict(train_settings), "images": counts, "epochs_run": result.epochs_run,
          "train_seconds": round(result.train_seconds, 1)}, indent=2, default=str))
     metrics = {"val": result.metrics, "test": test, "train_seconds": result.train_seconds, "images": counts}
     atomic_write_text(rd / "metrics.json", json.dumps(metrics, indent=2, default=str))
-    ws.store.upsert_round(round_no, attempt, stage="trained", model_path=str(rd / "model.pt"), model_version=version,
+    ws.store.upsert_round(round_no, attempt, stage=Stage.TRAINED.value, model_path=str(rd / "model.pt"), model_version=version,
                           metrics=metrics, info={"model": model_spec, "epochs": epochs, "imgsz": imgsz})
     return detector
 
@@ -127,16 +254,17 @@ def unreviewed_targets(ws: Workspace, model_version: str) -> list[ImageRecord]:
 
 def predict_round(ws: Workspace, detector: Detector, round_no: int, attempt: int = 0, *, imgsz: int, batch: int = 0,
                   device: str | None = None, workers: int = 0,
-                  progress: Callable[[int], None] | None = None) -> PreannotateStats:
+                  progress: Callable[[int, int], None] | None = None) -> PreannotateStats:
     version = model_version_for(round_no, attempt)
     targets = unreviewed_targets(ws, version)
+    total = len(targets)
     stats = preannotate(ws, detector, targets, round_no=round_no, model_version=version, imgsz=imgsz,
-                        batch=batch or ws.config.predict_batch,
-                        workers=workers, device=device, progress=progress)
+                        batch=batch or ws.config.predict_batch, workers=workers, device=device,
+                        progress=(lambda n: progress(n, total)) if progress else None)
     previous = ws.store.round_row(round_no, attempt) or {"info": {}}
     done_before = previous["info"].get("preannotate", {}).get("predicted", 0)
     info = {"preannotate": {**stats.to_dict(), "predicted": done_before + stats.predicted}}
-    ws.store.upsert_round(round_no, attempt, stage="predicted", info=info)
+    ws.store.upsert_round(round_no, attempt, stage=Stage.PREDICTED.value, info=info)
     return stats
 
 
@@ -156,23 +284,26 @@ def round_model_path(ws: Workspace, round_no: int) -> Path:
     return Path(row["model_path"])
 
 
-def plan_retrain(ws: Workspace, round_no: int, *, force: bool = False) -> int:
-    """Check round N may run and return its attempt number (resumes an unfinished attempt)."""
-    if round_no < 1:
-        raise WorkspaceError("retrain starts at round 1; round 0 is `annotator bootstrap`")
-    previous = ws.store.round_row(round_no - 1)
-    if not stage_reached(previous, "trained"):
-        raise WorkspaceError(f"round {round_no - 1} is missing or unfinished in {ws.root}; run "
-                             + ("`annotator bootstrap`" if round_no == 1 else f"`annotator retrain --round {round_no - 1}`")
-                             + " first")
+def plan_round(ws: Workspace, round_no: int, *, force: bool = False) -> int:
+    """Check round N may run and return its attempt number: a new round is attempt 0, a killed one
+    resumes its attempt, a finished one is refused unless `force` (a new attempt; the old one stays)."""
+    if round_no < 0:
+        raise WorkspaceError(f"round {round_no}: rounds are numbered from 0 (round 0 is `annotator bootstrap`)")
+    if round_no >= 1:
+        previous = ws.store.round_row(round_no - 1)
+        if not stage_reached(previous, Stage.TRAINED):
+            raise WorkspaceError(f"round {round_no - 1} is missing or unfinished in {ws.root}; run "
+                                 + ("`annotator bootstrap`" if round_no == 1
+                                    else f"`annotator retrain --round {round_no - 1}`") + " first")
     existing = ws.store.round_row(round_no)
     if existing is None:
         return 0
-    if existing["stage"] != "done":
+    if existing["stage"] != Stage.DONE.value:
         return int(existing["attempt"])  # killed half-way: continue it
     if not force:
-        raise WorkspaceError(f"round {round_no} already exists ({ws.round_dir(round_no, existing['attempt'])}); "
-                             "use --force to make a new attempt (the old one is kept)")
+        command = "annotator bootstrap" if round_no == 0 else f"annotator retrain --round {round_no}"
+        raise WorkspaceError(f"round {round_no} is already done ({ws.round_dir(round_no, existing['attempt'])}); "
+                             f"`{command} --force` makes a new attempt (the old one is kept)")
     return int(existing["attempt"]) + 1
 
 
@@ -187,12 +318,9 @@ def write_report(ws: Workspace, round_no: int, attempt: int = 0) -> Path:
                               curve=learning_curve(ws), round_metrics=row.get("metrics", {}))
 
 
-def finish_round(ws: Workspace, round_no: int, attempt: int, *, pushed: dict | None = None) -> Path:
+def finish_round(ws: Workspace, round_no: int, attempt: int) -> Path:
     """Write the round's one-page report, then mark the round done (in that order: a run killed before
     the report is on disk resumes and writes it, rather than being refused as finished)."""
-    if pushed:
-        row = ws.store.round_row(round_no, attempt) or {}
-        ws.store.upsert_round(round_no, attempt, stage=row.get("stage", "predicted"), info={"push": pushed})
     path = write_report(ws, round_no, attempt)
-    ws.store.upsert_round(round_no, attempt, stage="done")
+    ws.store.upsert_round(round_no, attempt, stage=Stage.DONE.value)
     return path

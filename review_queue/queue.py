@@ -1,14 +1,18 @@
 """The review queue as the loop sees it: push a round's predictions, pull reviewers' work back,
-say how many reviews wait unpulled. Label Studio is the one implementation today
-(`review_queue.labelstudio`); a second annotation server would implement the same protocol.
+say how many reviews wait unpulled and where the review stands. Label Studio is the one
+implementation today (`review_queue.labelstudio`); a second annotation server would implement
+the same protocol.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from annotator.store import Workspace
+
+if TYPE_CHECKING:
+    from review_queue.status import ReviewStatus
 
 
 class QueueResult(Protocol):
@@ -35,6 +39,10 @@ class ReviewQueue(Protocol):
         """Reviews on the server not yet pulled into the workspace."""
         ...
 
+    def status(self, ws: Workspace) -> ReviewStatus:
+        """Pushed, reviewed, excluded and remaining photos, and the correction statistic."""
+        ...
+
 
 class LabelStudioQueue:
     """The review queue on a Label Studio server (the workspace's own or one given by URL)."""
@@ -57,6 +65,11 @@ class LabelStudioQueue:
         from review_queue.labelstudio.pull import pending_annotations
 
         return pending_annotations(ws, self.client)
+
+    def status(self, ws: Workspace) -> ReviewStatus:
+        from review_queue.status import review_status
+
+        return review_status(ws, self.client)
 
 
 def open_queue(ws: Workspace, *, url: str | None = None, document_root: Path | None = None) -> ReviewQueue:

@@ -102,7 +102,8 @@ def status(workspace: WorkspaceOption = Path("."), json_out: JsonOption = False)
 
     with Workspace.open(workspace) as ws:
         data = ws.store.status_counts()
-        data["rounds"] = learning_curve(ws)
+        curve = learning_curve(ws)
+        data["rounds"] = [row.to_dict() for row in curve]
     if json_out:
         print_json(data)
         return
@@ -114,7 +115,7 @@ def status(workspace: WorkspaceOption = Path("."), json_out: JsonOption = False)
         if data[key]:
             console.print(f"  {title:<17}" + "  ".join(f"{k}: {v}" for k, v in data[key].items()))
     if data["rounds"]:
-        console.print(curve_table(data["rounds"]))
+        console.print(curve_table(curve))
 
 
 @app.command()
@@ -139,10 +140,9 @@ def export(
 
 
 def _mount_stages() -> None:
-    from annotator.cli.bootstrap import bootstrap_command
-    from annotator.cli.review import review_app
-    from annotator.cli.loop import demo_command, finalize_command, retrain_command
     from annotator.cli.benchmark import benchmark
+    from annotator.cli.loop import bootstrap_command, demo_command, finalize_command, retrain_command
+    from annotator.cli.review import review_app
 
     app.command("bootstrap")(bootstrap_command)
     app.command("retrain")(retrain_command)

@@ -1,6 +1,6 @@
-"""Commands that turn the loop: `retrain --round N`, `finalize`, and `demo` (the whole loop on
-synthetic photos). This is the top layer: it composes the stages (review queue pull/push,
-training rounds, the pre-annotation engine) through their public functions."""
+"""The commands that turn the loop: `bootstrap` (round 0), `retrain --round N`, `finalize` and
+`demo`. Thin: parse and check options, open the workspace and the review queue, call
+`bootstrap.rounds.run_round`, draw its progress, print the result."""
 
 from __future__ import annotations
 
@@ -10,37 +10,80 @@ from typing import Annotated, Optional
 import typer
 
 from annotator.cli.common import JsonOption, WorkspaceOption, handle_errors
-from annotator.console import console, print_json, progress_bar, say
-from annotator.errors import LabelStudioError, WorkspaceError
+from annotator.console import console, print_json
+from annotator.progress import LoopProgress
+
+ModelOption = Annotated[Optional[str], typer.Option(
+    help="YAML name (yolo11n.yaml) or a local weights file; nothing is downloaded.")]
+EpochsOption = Annotated[Optional[int], typer.Option(min=1, help="Training epochs (default from annotator.toml).")]
+ImgszOption = Annotated[Optional[int], typer.Option(min=32, max=8192,
+                                                    help="Training and prediction size in pixels (32-8192).")]
+BatchOption = Annotated[Optional[int], typer.Option(min=1, help="Batch size (default from annotator.toml).")]
+DeviceOption = Annotated[Optional[str], typer.Option(help="'cpu', '0', or a list '0,1' (DDP). Default: GPU if present.")]
+WorkersOption = Annotated[int, typer.Option(min=0, help="Decode threads for pre-annotation (0: one per core).")]
+VerboseOption = Annotated[bool, typer.Option("--verbose", help="Show Ultralytics' own output.")]
 
 
-def _train_and_predict(ws, round_no: int, attempt: int, *, model: str, epochs: int, imgsz: int, batch: int,
-                       device: str | None, verbose: bool, workers: int = 0):
-    from bootstrap.rounds import predict_round, stage_reached, train_round
+def _hooks(progress: LoopProgress):  # -> bootstrap.rounds.RoundHooks
+    from bootstrap.rounds import RoundHooks
 
-    with progress_bar() as bar:
-        train_task = bar.add_task(f"training round {round_no}", total=epochs)
-        detector = train_round(ws, round_no, attempt, model_spec=model, epochs=epochs, imgsz=imgsz, batch=batch,
-                               device=device, verbose=verbose,
-                               progress=lambda done, total: bar.update(train_task, completed=done, total=total))
-        bar.update(train_task, completed=epochs)
-        row = ws.store.round_row(round_no, attempt)
-        if stage_reached(row, "predicted"):
-            return None
-        pred_task = bar.add_task("pre-annotating unreviewed photos", total=None)
-        return predict_round(ws, detector, round_no, attempt, imgsz=imgsz, device=device,
-                             workers=workers, progress=lambda n: bar.advance(pred_task, n))
+    return RoundHooks(on_stage=progress.stage, on_epoch=progress.epoch, on_predicted=progress.predicted)
 
 
-def print_curve(curve: list[dict]) -> None:
+def _print_round(result, curve) -> None:
     from bootstrap.curve import curve_table
 
+    test = result.metrics.get("test", {})
+    if test:
+        console.print(f"round {result.round_no} test split: mAP50 {test.get('map50', 0):.3f}, "
+                      f"mAP50-95 {test.get('map50_95', 0):.3f} on {test.get('images', 0)} photos")
+    if result.preannotate:
+        p = result.preannotate
+        console.print(f"pre-annotated {p.predicted} photos ({p.boxes} boxes) at {p.images_per_second:.1f} img/s"
+                      + (f"; {len(p.failed)} could not be decoded: {', '.join(x for x, _ in p.failed[:5])}"
+                         if p.failed else ""), markup=False)
+    if result.pushed:
+        console.print(f"review queue: {result.pushed['created']} tasks created, {result.pushed['replaced']} "
+                      f"predictions replaced, {result.pushed['kept_annotated']} reviewed tasks left alone")
     console.print(curve_table(curve))
+    console.print(f"round report: {result.report}", markup=False)
+
+
+@handle_errors
+def bootstrap_command(
+    workspace: WorkspaceOption = Path("."),
+    model: ModelOption = None,
+    epochs: EpochsOption = None,
+    imgsz: ImgszOption = None,
+    batch: BatchOption = None,
+    device: DeviceOption = None,
+    workers: WorkersOption = 0,
+    force: Annotated[bool, typer.Option("--force", help="Train round 0 again as a new attempt (the old one stays).")] = False,
+    verbose: VerboseOption = False,
+    json_out: JsonOption = False,
+) -> None:
+    """Round 0: split, train on the hand-labelled photos, evaluate, pre-annotate the rest (resumable)."""
+    from annotator.store import Workspace
+    from bootstrap.curve import learning_curve
+    from bootstrap.rounds import RoundSettings, run_round
+
+    with Workspace.open(workspace, write=True) as ws:
+        settings = RoundSettings.from_config(ws.config, 0, model=model, epochs=epochs, imgsz=imgsz, batch=batch,
+                                             device=device, workers=workers, verbose=verbose)
+        with LoopProgress() as progress:
+            result = run_round(ws, 0, settings, force=force, hooks=_hooks(progress))
+        curve = learning_curve(ws)
+    if json_out:
+        print_json(result.to_dict())
+        return
+    _print_round(result, curve)
+    console.print(f"predictions are in the store and as VOC in {workspace.resolve() / 'labels'}; next: "
+                  "`annotator review serve` and `annotator review push`", markup=False)
 
 
 @handle_errors
 def retrain_command(
-    round_no: Annotated[int, typer.Option("--round", help="The round to run (round 0 is `bootstrap`).")],
+    round_no: Annotated[int, typer.Option("--round", min=1, help="The round to run (round 0 is `bootstrap`).")],
     workspace: WorkspaceOption = Path("."),
     force: Annotated[bool, typer.Option("--force", help="Make a new attempt at a finished round (the old one stays).")] = False,
     pull: Annotated[bool, typer.Option("--pull/--refuse-unpulled",
@@ -48,62 +91,42 @@ def retrain_command(
     queue: Annotated[bool, typer.Option("--queue/--no-queue", help="Talk to Label Studio (pull before, push after).")] = True,
     url: Annotated[Optional[str], typer.Option(help="Label Studio URL (default: the workspace's own server).")] = None,
     model: Annotated[Optional[str], typer.Option(help="Start from this YAML/weights instead of round N-1's weights.")] = None,
-    epochs: Annotated[Optional[int], typer.Option(help="Epochs (default: retrain_epochs in annotator.toml).")] = None,
-    imgsz: Annotated[Optional[int], typer.Option(help="Image size.")] = None,
-    batch: Annotated[Optional[int], typer.Option(help="Batch size.")] = None,
-    device: Annotated[Optional[str], typer.Option(help="'cpu', '0' or '0,1'.")] = None,
-    verbose: Annotated[bool, typer.Option("--verbose")] = False,
+    epochs: EpochsOption = None,
+    imgsz: ImgszOption = None,
+    batch: BatchOption = None,
+    device: DeviceOption = None,
+    workers: WorkersOption = 0,
+    verbose: VerboseOption = False,
     json_out: JsonOption = False,
 ) -> None:
     """Pull reviews, snapshot, retrain (warm start), evaluate on the test split, re-predict, re-push."""
     from annotator.store import Workspace
     from bootstrap.curve import learning_curve
-    from bootstrap.rounds import finish_round, plan_retrain, round_model_path, stage_reached
+    from bootstrap.rounds import RoundSettings, run_round
 
     with Workspace.open(workspace, write=True) as ws:
-        attempt = plan_retrain(ws, round_no, force=force)
-        row = ws.store.round_row(round_no, attempt)
-        client = None
+        settings = RoundSettings.from_config(ws.config, round_no, model=model, epochs=epochs, imgsz=imgsz,
+                                             batch=batch, device=device, workers=workers, verbose=verbose)
+        review_queue = None
         if queue:
-            from review_queue.labelstudio.client import connect
-            from review_queue.labelstudio.pull import pending_annotations, pull as pull_reviews
+            from review_queue.queue import open_queue
 
-            client = connect(ws, url=url)
-            if not stage_reached(row, "trained"):
-                if pull:
-                    say("[bold]retrain:[/] pulling the latest reviews from Label Studio")
-                    pull_reviews(ws, client)
-                else:
-                    waiting = pending_annotations(ws, client)
-                    if waiting:
-                        raise WorkspaceError(f"{waiting} reviewed photos in Label Studio are not pulled yet; run "
-                                             "`annotator review pull` or retrain with --pull")
-        cfg = ws.config
-        spec = model or str(round_model_path(ws, round_no - 1))
-        say(f"[bold]retrain:[/] round {round_no} from {'round ' + str(round_no - 1) + ' weights' if not model else model}")
-        stats = _train_and_predict(ws, round_no, attempt, model=spec, epochs=epochs or cfg.retrain_epochs,
-                                   imgsz=imgsz or cfg.imgsz, batch=batch or cfg.batch, device=device, verbose=verbose)
-        pushed = None
-        if client is not None:
-            from review_queue.labelstudio.push import push
-
-            say("[bold]retrain:[/] pushing the new predictions (untouched tasks only)")
-            pushed = push(ws, client)
-        report = finish_round(ws, round_no, attempt, pushed=pushed.to_dict() if pushed else None)
+            review_queue = open_queue(ws, url=url)
+        with LoopProgress() as progress:
+            result = run_round(ws, round_no, settings, queue=review_queue, pull_first=pull, force=force,
+                               hooks=_hooks(progress))
         curve = learning_curve(ws)
     if json_out:
-        print_json({"round": round_no, "attempt": attempt, "report": str(report), "curve": curve,
-                    "preannotate": stats.to_dict() if stats else None,
-                    "push": pushed.to_dict() if pushed else None})
+        print_json({**result.to_dict(), "curve": [row.to_dict() if hasattr(row, "to_dict") else row
+                                                  for row in curve]})
         return
-    print_curve(curve)
-    console.print(f"round report: {report}")
+    _print_round(result, curve)
 
 
 @handle_errors
 def finalize_command(
     workspace: WorkspaceOption = Path("."),
-    threshold: Annotated[Optional[float], typer.Option(help="Highest correction rate (0-1) of the last reviewed batch "
+    threshold: Annotated[Optional[float], typer.Option(min=0.0, max=1.0, help="Highest correction rate (0-1) of the last reviewed batch "
                                                           "at which the rest is accepted; default: recommended from the data.")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Export folder (default: WORKSPACE/export).")] = None,
     json_out: JsonOption = False,
@@ -127,11 +150,13 @@ def finalize_command(
 @handle_errors
 def demo_command(
     folder: Annotated[Path, typer.Argument(help="A new folder for the demo (data, workspace, Label Studio).")] = Path("demo-workspace"),
-    images: Annotated[int, typer.Option(help="Synthetic photos.")] = 240,
-    review_fraction: Annotated[float, typer.Option(help="Share of the queue the simulated dermatologist reviews.")] = 0.5,
-    epochs: Annotated[Optional[int], typer.Option(help="Round-0 epochs (default: 40 on CPU, 60 on GPU).")] = None,
-    imgsz: Annotated[Optional[int], typer.Option(help="Image size (default: 320 on CPU, 640 on GPU).")] = None,
-    port: Annotated[Optional[int], typer.Option(help="Label Studio port (default: a free one).")] = None,
+    images: Annotated[int, typer.Option(min=20, help="Synthetic photos.")] = 240,
+    review_fraction: Annotated[float, typer.Option(min=0.0, max=1.0,
+                                                   help="Share of the queue the simulated dermatologist reviews.")] = 0.5,
+    epochs: Annotated[Optional[int], typer.Option(min=1, help="Round-0 epochs (default: 40 on CPU, 60 on GPU).")] = None,
+    imgsz: Annotated[Optional[int], typer.Option(min=32, max=8192,
+                                                 help="Image size (default: 320 on CPU, 640 on GPU).")] = None,
+    port: Annotated[Optional[int], typer.Option(min=1, max=65535, help="Label Studio port (default: a free one).")] = None,
     seed: Annotated[int, typer.Option()] = 0,
 ) -> None:
     """The whole loop on SIMULATED photos: synth, init, bootstrap, serve, push, simulate, pull, retrain."""

@@ -14,7 +14,7 @@ from annotator.ingest import ingest
 from annotator.store import Workspace
 from annotator.synth import generate
 from annotator.types import Source
-from bootstrap.run import BootstrapSettings, run_bootstrap
+from bootstrap.rounds import RoundSettings, run_round
 from review_queue.labelstudio.client import connect
 from review_queue.labelstudio.project import require_project_id
 from review_queue.labelstudio.pull import pull
@@ -38,7 +38,7 @@ def test_two_rounds_keep_provenance_manifests_and_reviews(live_server, monkeypat
     manual = {p for p, v in ws.store.current_labels().items() if v.source is Source.MANUAL}
 
     # round 0
-    run_bootstrap(ws, BootstrapSettings(model="yolo11n.yaml", epochs=2, imgsz=128, batch=8, workers=2))
+    run_round(ws, 0, RoundSettings(model="yolo11n.yaml", epochs=2, imgsz=128, batch=8, workers=2))
     client = connect(ws, url=live_server.url, api_key=live_server.credentials.token,
                      document_root=live_server.document_root)
     pushed = push(ws, client)

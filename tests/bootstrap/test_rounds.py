@@ -12,7 +12,7 @@ from annotator.store import Workspace
 from annotator.types import Box, ImageRecord, LabelVersion, Source
 from bootstrap.curve import SCRATCH_SECONDS_PER_BOX, review_summary
 from bootstrap.finalize import finalize, recommend_threshold
-from bootstrap.rounds import plan_retrain
+from bootstrap.rounds import plan_round
 
 
 def _workspace(tmp_path, photos: int = 6) -> Workspace:
@@ -37,15 +37,15 @@ def _model(path: str) -> LabelVersion:
 def test_retrain_needs_the_previous_round_and_refuses_a_finished_one_unless_forced(tmp_path):
     ws = _workspace(tmp_path)
     with pytest.raises(WorkspaceError, match="annotator bootstrap"):
-        plan_retrain(ws, 1)
+        plan_round(ws, 1)
     ws.store.upsert_round(0, 0, stage="trained")
-    assert plan_retrain(ws, 1) == 0
+    assert plan_round(ws, 1) == 0
     ws.store.upsert_round(1, 0, stage="predicted")
-    assert plan_retrain(ws, 1) == 0, "an unfinished round resumes"
+    assert plan_round(ws, 1) == 0, "an unfinished round resumes"
     ws.store.upsert_round(1, 0, stage="done")
     with pytest.raises(WorkspaceError, match="--force"):
-        plan_retrain(ws, 1)
-    assert plan_retrain(ws, 1, force=True) == 1, "a new attempt; the old one stays"
+        plan_round(ws, 1)
+    assert plan_round(ws, 1, force=True) == 1, "a new attempt; the old one stays"
     ws.close()
 
 

@@ -8,11 +8,14 @@ import socket
 import pytest
 
 from annotator.types import Source
-from bootstrap.run import BootstrapSettings, run_bootstrap
+from bootstrap.rounds import RoundSettings, ensure_splits, run_round
 from training.dataset import build_training_view
-from bootstrap.rounds import ensure_splits
 
-TINY = BootstrapSettings(model="yolo11n.yaml", epochs=2, imgsz=128, batch=8, workers=2)
+TINY = RoundSettings(model="yolo11n.yaml", epochs=2, imgsz=128, batch=8, workers=2)
+
+
+def run_bootstrap(ws, settings):
+    return run_round(ws, 0, settings)
 
 
 @pytest.fixture
@@ -57,7 +60,7 @@ def test_bootstrap_completes_offline_and_predicts_every_unlabelled_photo(make_wo
 @pytest.mark.slow
 def test_a_bootstrap_interrupted_after_training_resumes_without_retraining(make_workspace, monkeypatch):
     ws = make_workspace(images=30, labelled=0.5, seed=2)
-    import bootstrap.run as run_module
+    import bootstrap.rounds as run_module
 
     def killed(*args, **kwargs):
         raise KeyboardInterrupt
@@ -78,7 +81,7 @@ def test_a_bootstrap_interrupted_after_training_resumes_without_retraining(make_
     assert not result.trained_now
     assert (ws.round_dir(0) / "model.pt").stat().st_mtime_ns == model_mtime
     assert result.preannotate.predicted == 15
-    assert ws.store.round_row(0)["stage"] == "predicted"
+    assert ws.store.round_row(0)["stage"] == "done"
     ws.close()
 
 
