@@ -20,7 +20,7 @@ from annotator.fsutil import atomic_write_text
 from annotator.store import Workspace
 from annotator.types import ImageRecord, Source
 from bootstrap.preannotate import PreannotateStats, preannotate
-from bootstrap.split import SplitCandidate, late_split, make_splits
+from bootstrap.split import MIN_LABELLED, SplitCandidate, late_split, make_splits
 from review_queue.queue import ReviewQueue
 from training.dataset import build_training_view
 from training.detectors import make_detector
@@ -169,9 +169,9 @@ def ensure_splits(ws: Workspace) -> dict[str, str]:
     if ws.store.get_meta("splits_fixed") is None:
         manual = [SplitCandidate(p, frozenset(b.label for b in v.boxes), records[p].device_class.value)
                   for p, v in labelled.items() if v.source is Source.MANUAL]
-        if len(manual) < 3:
-            raise WorkspaceError(f"{ws.root}: only {len(manual)} hand-labelled photos; at least 3 are needed to "
-                                 "split and train (label more in labelImg and run `annotator init` again)")
+        if len(manual) < MIN_LABELLED:
+            raise WorkspaceError(f"{ws.root}: only {len(manual)} hand-labelled photos; at least {MIN_LABELLED} are "
+                                 "needed to split and train (label more in labelImg and run `annotator init` again)")
         splits = make_splits(manual, test_size=cfg.test_size, test_fraction=cfg.test_fraction,
                              val_fraction=cfg.val_fraction, seed=cfg.seed)
         with ws.store.transaction():

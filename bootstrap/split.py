@@ -65,7 +65,20 @@ def make_splits(candidates: list[SplitCandidate], *, test_size: int = 300, test_
                 result[cand.path] = "val"
             else:
                 result[cand.path] = "train"
+    _ensure_train_and_val(result, rng)
     return result
+
+
+MIN_LABELLED = 3  # one photo each for train and val, and one more for either: below this no round can train
+
+
+def _ensure_train_and_val(result: dict[str, str], rng: random.Random) -> None:
+    """Systematic sampling can give a tiny set no val photo (4 photos x 20% = 0.8) or no train
+    photo; Ultralytics cannot train without both. Move one photo across, deterministically."""
+    for missing, donor in (("val", "train"), ("train", "val")):
+        members = sorted(p for p, s in result.items() if s == donor)
+        if missing not in result.values() and len(members) >= 2:
+            result[members[rng.randrange(len(members))]] = missing
 
 
 def late_split(path: str, val_fraction: float = 0.20) -> str:

@@ -47,3 +47,14 @@ def test_late_labelled_photos_never_join_the_test_split_and_are_stable():
     assignments = [late_split(f"new{i}.jpg") for i in range(500)]
     assert set(assignments) == {"train", "val"}
     assert assignments == [late_split(f"new{i}.jpg") for i in range(500)]
+
+
+def test_every_seed_set_size_from_the_minimum_up_gets_a_train_and_a_val_photo():
+    """4 photos once split 4 train / 0 val and training crashed; every accepted size must train."""
+    from bootstrap.split import MIN_LABELLED
+
+    for n in range(MIN_LABELLED, 40):
+        for seed in range(6):
+            counts = Counter(make_splits(_candidates(n), seed=seed).values())
+            assert counts["train"] >= 1 and counts["val"] >= 1, (n, seed, counts)
+            assert sum(counts.values()) == n
