@@ -16,13 +16,14 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from annotator.boxes import scale_box
+from annotator.boxes import boxes_to_photo
 from annotator.errors import AnnotatorError, ConfigError, WorkspaceError
+from annotator.formats.coco import coco_ground_truth, coco_results, write_coco
 from annotator.images import decode_displayed
 from annotator.store import Workspace
 from annotator.types import Box, LabelVersion, Source
 from training.metrics import ClinicalEvaluation, ClinicalResult, McNemarResult, mcnemar_exact, present_classes, \
-    score_class_sets, to_coco_ground_truth, to_coco_predictions
+    score_class_sets
 from training.readers import PhotoNames, read_device_csv, read_reader_csv
 
 ULTRALYTICS_MODELS = ("yolov5nu", "yolov8n", "yolo11n", "rtdetr-l", "yolov4")
@@ -139,8 +140,8 @@ def run_benchmark(ws: Workspace, models: Sequence[str], out_dir: Path, *, epochs
     test_photos = [p for p in sorted(splits) if splits[p] == "test" and labels[p].source.is_human]
     split_sizes = {s: sum(1 for v in splits.values() if v == s) for s in ("train", "val", "test")}
     if not test_photos:
-        raise WorkspaceError("the workspace has no human-labelled test photos; run `annotator bootstrap` first to "
-                             "make the fixed splits")
+        raise WorkspaceError("the workspace's fixed test split has no human-labelled photos; label more photos "
+                             "in labelImg and run `annotator init` (the test split is made from the first labels)")
     if split_sizes["train"] == 0 and epochs > 0:
         raise WorkspaceError("the workspace has no training photos; label more photos or lower the test fraction")
 
@@ -159,10 +160,10 @@ def run_benchmark(ws: Workspace, models: Sequence[str], out_dir: Path, *, epochs
     coco_dir.mkdir(exist_ok=True)
     ground_truth_file = coco_dir / "ground_truth.json"
     sizes = [(records[p].width, records[p].height) for p in test_photos]
-    ground_truth_file.write_text(json.dumps(to_coco_ground_truth(test_photos, [truth[p] for p in test_photos],
-                                                                 classes, sizes=sizes)))
+    write_coco(ground_truth_file, coco_ground_truth(test_photos, [truth[p] for p in test_photos], classes, sizes=sizes))
 
     arrays = _decode_test_photos(ws, test_photos, imgsz)
+    sizes_by_photo = dict(zip(test_photos, sizes))
     threads = torch_threads()
     raters: list[RaterRun] = []
     for model in models:
@@ -176,7 +177,7 @@ def run_benchmark(ws: Workspace, models: Sequence[str], out_dir: Path, *, epochs
                 train_result = detector.train(view, settings, out_dir / "runs" / _safe(name),
                                               progress=(lambda d, t, n=name: progress("train", n, d, t))
                                               if progress else None)
-            predictions, speed = _predict(detector, arrays, imgsz, name, progress)
+            predictions, speed = _predict(detector, arrays, sizes_by_photo, imgsz, name, progress)
         except AnnotatorError as exc:
             raters.append(RaterRun(name, "model", error=str(exc)))
             warnings.append(f"{name}: {exc}")
@@ -186,7 +187,7 @@ def run_benchmark(ws: Workspace, models: Sequence[str], out_dir: Path, *, epochs
             evaluation.update(truth[p], predictions[p], p, subset=devices[p], size=(records[p].width,
                                                                                     records[p].height))
         pred_file = coco_dir / f"{_safe(name)}.predictions.json"
-        pred_file.write_text(json.dumps(to_coco_predictions([predictions[p] for p in test_photos], classes)))
+        write_coco(pred_file, coco_results([predictions[p] for p in test_photos], classes))
         results = {s: evaluation.compute(None if s == "all" else s, n_resamples=n_resamples, seed=seed)
                    for s in subsets}
         raters.append(RaterRun(
@@ -257,8 +258,8 @@ def _decode_test_photos(ws: Workspace, photos: Sequence[str], imgsz: int) -> dic
     return out
 
 
-def _predict(detector, arrays: dict[str, tuple[np.ndarray, float, float]], imgsz: int, name: str,
-             progress: BenchmarkProgress | None) -> tuple[dict[str, tuple[Box, ...]], float | None]:
+def _predict(detector, arrays: dict[str, tuple[np.ndarray, float, float]], sizes: dict[str, tuple[int, int]],
+             imgsz: int, name: str, progress: BenchmarkProgress | None) -> tuple[dict[str, tuple[Box, ...]], float | None]:
     """Predictions in each photo's full displayed frame, and the model's images/s (decode excluded,
     one warm-up batch excluded)."""
     photos = list(arrays)
@@ -273,7 +274,7 @@ def _predict(detector, arrays: dict[str, tuple[np.ndarray, float, float]], imgsz
         spent += time.perf_counter() - began
         for p, found in zip(chunk, boxes):
             _, sx, sy = arrays[p]
-            out[p] = tuple(scale_box(b, sx, sy) for b in found)
+            out[p] = tuple(boxes_to_photo(found, sx, sy, *sizes[p]))
         if progress:
             progress("predict", name, min(start + PREDICT_BATCH, len(photos)), len(photos))
     return out, (len(photos) / spent if spent > 0 else None)

@@ -19,9 +19,9 @@ def benchmark(
     models: Annotated[str, typer.Option("--models", "-m", help="Comma list: yolov5nu, yolov8n, yolo11n, rtdetr-l, "
                                         "yolov4, ssdlite, ssd300, fasterrcnn_mobilenet, fasterrcnn_resnet50, a "
                                         "local .pt/.yaml path, or 'all'.")] = "yolo11n,ssdlite",
-    epochs: Annotated[int, typer.Option(help="Training epochs per model (0: evaluate as built/loaded).")] = 30,
-    imgsz: Annotated[int, typer.Option(help="Input size (long side) for training and prediction.")] = 640,
-    batch: Annotated[int, typer.Option(help="Training batch size.")] = 16,
+    epochs: Annotated[int, typer.Option(min=0, help="Training epochs per model (0: evaluate as built/loaded).")] = 30,
+    imgsz: Annotated[int, typer.Option(min=32, max=8192, help="Input size (long side) for training and prediction.")] = 640,
+    batch: Annotated[int, typer.Option(min=1, help="Training batch size.")] = 16,
     out: Annotated[Optional[Path], typer.Option(help="Report folder (default: <workspace>/reports/benchmark-<time>).",
                                                 file_okay=False)] = None,
     readers: Annotated[Optional[list[Path]], typer.Option("--readers", help="Reader CSV (photo, reader, classes "
@@ -32,16 +32,20 @@ def benchmark(
                                                        dir_okay=False)] = None,
     device: Annotated[Optional[str], typer.Option(help="cpu, 0, 0,1 ... (default: first GPU, else CPU).")] = None,
     seed: Annotated[int, typer.Option(help="Training and bootstrap seed.")] = 0,
-    resamples: Annotated[int, typer.Option(help="Bootstrap resamples for the 95% intervals (0: none).")] = 1000,
-    workers: Annotated[int, typer.Option(help="Data-loading worker processes.")] = 2,
+    resamples: Annotated[int, typer.Option(min=0, help="Bootstrap resamples for the 95% intervals (0: none).")] = 1000,
+    workers: Annotated[int, typer.Option(min=0, help="Data-loading worker processes.")] = 2,
     json_out: JsonOption = False,
 ) -> None:
     """Compare detector families and human readers on the test split (Table 1 of the study)."""
     from annotator.store import Workspace
+    from bootstrap.rounds import ensure_splits
     from training.benchmark import parse_models, run_benchmark
 
     names = parse_models(models)
-    with Workspace.open(workspace) as ws:
+    with Workspace.open(workspace, write=True) as ws:
+        # A fully hand-labelled workspace (the study's case) needs no bootstrap: the fixed splits are
+        # made here if no command made them before, and are the same ones every round will use.
+        ensure_splits(ws)
         out_dir = out or ws.reports_dir / f"benchmark-{dt.datetime.now():%Y%m%d-%H%M%S}"
         say(f"benchmarking {', '.join(names)} on {ws.root} -> {out_dir}")
         with progress_bar() as bar:
