@@ -5,29 +5,34 @@ predictions stored, tasks recorded, annotations pulled, round stage; or a random
 to completion. Prints, per command: kills injected, kills that landed mid-run, runs recovered,
 labels lost and duplicates (the goal for the last two is 0), and every problem found.
 
-    python benchmarks/crash_safety.py [--kills 20] [--photos 100] [--seed 7] [--out DIR]
+    python -m benchmarks.crash_safety [--kills 20] [--photos 100] [--seed 7] [--out DIR]
 
-The flow and its checks are tests/reliability/crash_flow.py and reliability_kit.py, the same the
-test suite runs with a few kills per command.
+run from the repository root: the flow and its checks are the test suite's own
+(tests/reliability/crash_flow.py and reliability_kit.py, which the tests run with a few kills per
+command), imported as the package `tests`, which `-m` finds in the current folder.
 """
 
 from __future__ import annotations
 
 import argparse
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+from annotator.config import Config
+from annotator.store import Workspace
+from review_queue.labelstudio import server as ls
+
+try:
+    from tests.reliability.crash_flow import CrashFlow
+except ModuleNotFoundError as exc:
+    if (exc.name or "").split(".")[0] != "tests":
+        raise
+    raise SystemExit("error: run this from the repository root as `python -m benchmarks.crash_safety` "
+                     "(it imports the test suite's crash flow)") from None
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests" / "reliability"))
-
-from annotator.config import Config  # noqa: E402
-from annotator.store import Workspace  # noqa: E402
-from review_queue.labelstudio import server as ls  # noqa: E402
-
-from crash_flow import CrashFlow  # noqa: E402
 
 STAGES = ("init", "bootstrap", "push", "pull", "retrain")
 

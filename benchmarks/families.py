@@ -10,20 +10,17 @@ comparison needs the real photos, a GPU and the study's epochs.
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from annotator.config import Config  # noqa: E402
-from annotator.ingest import ingest  # noqa: E402
-from annotator.store import Workspace  # noqa: E402
-from annotator.synth import generate  # noqa: E402
-from training.benchmark import ALL_MODELS, parse_models, run_benchmark  # noqa: E402
-from training.report import render_markdown  # noqa: E402
-from bootstrap.rounds import ensure_splits  # noqa: E402
+from annotator.config import Config
+from annotator.ingest import ingest
+from annotator.store import Workspace
+from annotator.synth import generate
+from training.benchmark import ALL_MODELS, parse_models, run_benchmark
+from training.report import render_markdown
+from bootstrap.rounds import ensure_splits
 
 
 def main() -> None:

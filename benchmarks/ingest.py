@@ -24,12 +24,10 @@ from pathlib import Path
 from lxml import etree
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from annotator.config import Config  # noqa: E402
-from annotator.ingest import ingest  # noqa: E402
-from annotator.store import Workspace  # noqa: E402
-from annotator.synth import generate  # noqa: E402
+from annotator.config import Config
+from annotator.ingest import ingest
+from annotator.store import Workspace
+from annotator.synth import generate
 
 STUDY_PHOTOS = 12_836
 LABELLED_FRACTION = 0.38

@@ -3,19 +3,15 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Callable, Iterator
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "corpus"))
-
-from psl_testkit import Ingested, PhotoFolder  # noqa: E402
-
-from annotator.config import Config  # noqa: E402
-from annotator.ingest import ingest  # noqa: E402
-from annotator.store import Workspace  # noqa: E402
+from annotator.config import Config
+from annotator.ingest import ingest
+from annotator.store import Workspace
+from tests.corpus.psl_testkit import Ingested, PhotoFolder
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from make_corpus import OK, SECRET, build, input_files
+from tests.corpus.make_corpus import OK, SECRET, build, input_files
 
 from annotator.config import Config
 from annotator.ingest import ingest

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from make_corpus import Obj, jpeg_bytes, photo_image
+from tests.corpus.make_corpus import Obj, jpeg_bytes, photo_image
 
 from annotator.boxes import coco_to_box, voc_to_box, yolo_to_box
 from annotator.export import export_labels

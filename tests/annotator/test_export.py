@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from make_corpus import Obj
-from psl_testkit import CONTROL_LABELLED, CONTROL_UNLABELLED
+from tests.corpus.make_corpus import Obj
+from tests.corpus.psl_testkit import CONTROL_LABELLED, CONTROL_UNLABELLED
 
 from annotator.config import Config
 from annotator.errors import ConfigError

@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from make_corpus import GOOD_BOX, SECRET, Obj, hostile_xml, jpeg_bytes, jpeg_claiming_size, voc_xml, write_solid_png, \
-    write_text
-from psl_testkit import CARD_CLASSES, PLAYING_CARDS, count_voc_objects, unique_colour
+from tests.corpus.make_corpus import (GOOD_BOX, SECRET, Obj, hostile_xml, jpeg_bytes, jpeg_claiming_size, voc_xml,
+                                       write_solid_png, write_text)
+from tests.corpus.psl_testkit import CARD_CLASSES, PLAYING_CARDS, count_voc_objects, unique_colour
 
 from annotator.boxes import orient_box
 from annotator.config import Config

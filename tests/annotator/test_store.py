@@ -9,8 +9,8 @@ import textwrap
 
 import pytest
 
-from make_corpus import Obj
-from psl_testkit import CONTROL_LABELLED, CONTROL_UNLABELLED
+from tests.corpus.make_corpus import Obj
+from tests.corpus.psl_testkit import CONTROL_LABELLED, CONTROL_UNLABELLED
 
 import annotator.fsutil
 from annotator.errors import AnnotatorError, WorkspaceBusy, WorkspaceError

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from make_corpus import SECRET, Obj, hostile_xml, voc_xml, write_text
-from psl_testkit import CARD_CLASSES, PLAYING_CARDS
+from tests.corpus.make_corpus import SECRET, Obj, hostile_xml, voc_xml, write_text
+from tests.corpus.psl_testkit import CARD_CLASSES, PLAYING_CARDS
 
 from annotator.boxes import voc_to_box
 from annotator.classes import ClassTable

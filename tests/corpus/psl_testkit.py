@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from make_corpus import GOOD_BOX, Obj, jpeg_bytes, voc_xml, write_bytes
+from tests.corpus.make_corpus import GOOD_BOX, Obj, jpeg_bytes, voc_xml, write_bytes
 
 from annotator.ingest import IngestLine, IngestReport
 from annotator.store import Workspace

@@ -25,7 +25,7 @@ from annotator.store import Workspace
 from annotator.synth import generate
 from review_queue.labelstudio.client import connect
 
-import reliability_kit as kit
+from tests.reliability import reliability_kit as kit
 
 REVIEWS = 30  # annotations the simulated reviewer makes before the pull
 NEW_REVIEWS = 3  # more, before a pull that would otherwise find nothing new (while the queue lasts)

@@ -26,7 +26,7 @@ from review_queue.labelstudio.convert import box_to_result
 from review_queue.labelstudio.pull import pull
 from review_queue.labelstudio.push import push
 
-import reliability_kit as kit
+from tests.reliability import reliability_kit as kit
 
 _cases = itertools.count()
 

@@ -13,7 +13,7 @@ import os
 
 import pytest
 
-from crash_flow import CrashFlow
+from tests.reliability.crash_flow import CrashFlow
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 

@@ -25,7 +25,7 @@ from review_queue.labelstudio.client import CHECK_TIMEOUT_S, connect
 from review_queue.labelstudio.push import push
 from review_queue.simulate import simulate
 
-import reliability_kit as kit
+from tests.reliability import reliability_kit as kit
 
 PHOTOS = 40
 LABEL_STUDIO_DOWN = ("is not reachable", "stopped answering", "did not answer in time")

@@ -26,7 +26,7 @@ from review_queue.labelstudio.client import connect
 from review_queue.labelstudio.push import push
 from review_queue.labelstudio.server import credentials_path, server_dir
 
-import reliability_kit as kit
+from tests.reliability import reliability_kit as kit
 
 pytestmark = pytest.mark.server
 

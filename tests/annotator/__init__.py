@@ -1,0 +1,1 @@
+"""Tests of the core: boxes, formats, ingest, store, export and the CLI shell."""

@@ -1,0 +1,1 @@
+"""Tests of the bootstrap loop: splits, pre-annotation, uncertainty, rounds and the loop end to end."""

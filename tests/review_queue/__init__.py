@@ -1,0 +1,1 @@
+"""Tests of the human side against a real local Label Studio."""

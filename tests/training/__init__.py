@@ -1,0 +1,1 @@
+"""Tests of the model side: detector families, metrics and the benchmark."""
