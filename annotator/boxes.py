@@ -13,11 +13,11 @@ exclusive right/bottom edges. The formats we meet:
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 import numpy as np
 
 from annotator.types import Box
-
 
 # ---- VOC ---------------------------------------------------------------------------------
 
@@ -119,10 +119,16 @@ def is_finite(box: Box) -> bool:
     return all(math.isfinite(v) for v in (box.x1, box.y1, box.x2, box.y2))
 
 
-def scale_box(box: Box, sx: float, sy: float) -> Box:
-    """Map a box from a reduced decode back to the full displayed photo."""
-    return Box(box.label, box.x1 * sx, box.y1 * sy, box.x2 * sx, box.y2 * sy, score=box.score,
-               difficult=box.difficult, truncated=box.truncated)
+def boxes_to_photo(boxes: Iterable[Box], sx: float, sy: float, width: int, height: int) -> list[Box]:
+    """Map boxes found on a reduced or resized copy of a photo back onto the photo itself.
+
+    sx, sy: photo pixels per copy pixel (what `annotator.images.decode_displayed` returns);
+    width, height: the photo's size. Each box is scaled, then clipped to the photo; a box left
+    with no area (found wholly outside the photo) is dropped. Label, score and flags are kept.
+    """
+    mapped = (clip_box(Box(b.label, b.x1 * sx, b.y1 * sy, b.x2 * sx, b.y2 * sy, score=b.score,
+                           difficult=b.difficult, truncated=b.truncated), width, height) for b in boxes)
+    return [b for b in mapped if b.width > 0 and b.height > 0]
 
 
 def iou(a: Box, b: Box) -> float:

@@ -7,16 +7,16 @@ not copied (symlinks), so an export of 12,836 photos costs nothing but labels.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path, PurePosixPath
 
-from annotator.boxes import box_to_coco, box_to_yolo
 from annotator.errors import ConfigError
+from annotator.formats.coco import coco_ground_truth, write_coco
+from annotator.formats.voc import write_voc
+from annotator.formats.yolo import write_data_yaml, write_yolo_labels
 from annotator.fsutil import atomic_write_text
 from annotator.store import Workspace
 from annotator.types import LabelVersion, Source
-from annotator.formats.voc import write_voc
 
 FORMATS = ("voc", "yolo", "coco")
 HUMAN_SOURCES = (Source.MANUAL, Source.REVIEWED, Source.AUTO_ACCEPTED)
@@ -43,8 +43,7 @@ def export_labels(ws: Workspace, fmt: str, out: Path, *, include_predictions: bo
     classes = ws.config.classes
     out.mkdir(parents=True, exist_ok=True)
     n_boxes = 0
-    coco_images, coco_anns = [], []
-    for image_id, (rel, version) in enumerate(sorted(labels.items()), start=1):
+    for rel, version in sorted(labels.items()):
         rec = records[rel]
         src = ws.image_path(rel)
         n_boxes += len(version.boxes)
@@ -56,29 +55,18 @@ def export_labels(ws: Workspace, fmt: str, out: Path, *, include_predictions: bo
             if link_images:
                 _link(src, out / "JPEGImages" / rel)
         elif fmt == "yolo":
-            lines = []
-            for box in version.boxes:
-                cx, cy, w, h = box_to_yolo(box, rec.width, rec.height)
-                lines.append(f"{classes.index(box.label)} {cx:.6f} {cy:.6f} {w:.6f} {h:.6f}")
-            atomic_write_text(out / "labels" / PurePosixPath(rel).with_suffix(".txt"), "\n".join(lines) + "\n")
+            write_yolo_labels(out / "labels" / PurePosixPath(rel).with_suffix(".txt"), version.boxes, classes,
+                              rec.width, rec.height)
             if link_images:
                 _link(src, out / "images" / rel)
-        else:
-            coco_images.append({"id": image_id, "file_name": rel, "width": rec.width, "height": rec.height,
-                                "device_class": rec.device_class.value})
-            for box in version.boxes:
-                ann = {"id": len(coco_anns) + 1, "image_id": image_id, "category_id": classes.index(box.label) + 1,
-                       "bbox": [round(v, 3) for v in box_to_coco(box)], "area": round(box.area, 3), "iscrowd": 0}
-                if box.score is not None:
-                    ann["score"] = box.score
-                coco_anns.append(ann)
     if fmt == "yolo":
         atomic_write_text(out / "classes.txt", "\n".join(classes) + "\n")
-        atomic_write_text(out / "data.yaml", f"path: {out.resolve()}\ntrain: images\nval: images\nnames:\n" +
-                          "".join(f"  {i}: {c}\n" for i, c in enumerate(classes)))
-    if fmt == "coco":
-        data = {"images": coco_images, "annotations": coco_anns,
-                "categories": [{"id": i + 1, "name": c} for i, c in enumerate(classes)],
-                "info": {"description": "annotator export (displayed-frame pixels)"}}
-        atomic_write_text(out / "annotations.json", json.dumps(data))
+        write_data_yaml(out / "data.yaml", out, {"train": "images", "val": "images"}, classes)
+    if fmt == "coco":  # COCO links nothing: file_name is the path under the images folder
+        photos = sorted(labels)
+        write_coco(out / "annotations.json", coco_ground_truth(
+            photos, [labels[p].boxes for p in photos], classes,
+            sizes=[(records[p].width, records[p].height) for p in photos],
+            image_fields=[{"device_class": records[p].device_class.value} for p in photos],
+            description="annotator export (displayed-frame pixels)"))
     return {"format": fmt, "out": str(out), "photos": len(labels), "boxes": n_boxes}

@@ -20,7 +20,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from annotator.boxes import clip_box, scale_box
+from annotator.boxes import boxes_to_photo
 from annotator.images import decode_displayed
 from annotator.store import Workspace, now_iso
 from annotator.types import Box, ImageRecord, LabelVersion, Prediction, Source
@@ -61,8 +61,7 @@ def auto_batch(device: str | None) -> int:
 def predictions_from_raw(raw: Sequence[Box], record: ImageRecord, sx: float, sy: float,
                          threshold: Callable[[str], float], *, model_version: str, round_no: int) -> Prediction:
     """Map a reduced-decode detection back to the full displayed photo and score the photo. Pure."""
-    full = [clip_box(scale_box(b, sx, sy), record.width, record.height) for b in raw]
-    full = [b for b in full if b.width > 0 and b.height > 0]
+    full = boxes_to_photo(raw, sx, sy, record.width, record.height)
     return Prediction(image_path=record.path, boxes=keep_confident(full, threshold), model_version=model_version,
                       round=round_no, uncertainty=photo_uncertainty(full, threshold))
 

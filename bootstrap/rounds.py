@@ -225,8 +225,7 @@ def train_round(ws: Workspace, round_no: int, attempt: int = 0, *, model_spec: s
     detector = make_detector(model_spec, classes, verbose=verbose)
     result = detector.train(view, train_settings, rd / "work", progress=progress)
     detector.save(rd / "model.pt")
-    test = detector.validate(view, "test", imgsz=imgsz, batch=batch, workdir=rd / "work", device=device) \
-        if hasattr(detector, "validate") else {}
+    test = detector.validate(view, "test", imgsz=imgsz, batch=batch, workdir=rd / "work", device=device)
     counts = {s: len(view.images[s]) for s in ("train", "val", "test")}
     atomic_write_text(rd / "train_args.json", json.dumps(
         {"model": model_spec, "round": round_no, "attempt": attempt, "model_version": version,

@@ -10,9 +10,11 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -22,8 +24,15 @@ from annotator.formats.coco import coco_ground_truth, coco_results, write_coco
 from annotator.images import decode_displayed
 from annotator.store import Workspace
 from annotator.types import Box, LabelVersion, Source
-from training.metrics import ClinicalEvaluation, ClinicalResult, McNemarResult, mcnemar_exact, present_classes, \
-    score_class_sets
+from training.detectors.base import Detector
+from training.metrics import (
+    ClinicalEvaluation,
+    ClinicalResult,
+    McNemarResult,
+    mcnemar_exact,
+    present_classes,
+    score_class_sets,
+)
 from training.readers import PhotoNames, read_device_csv, read_reader_csv
 
 ULTRALYTICS_MODELS = ("yolov5nu", "yolov8n", "yolo11n", "rtdetr-l", "yolov4")
@@ -163,7 +172,7 @@ def run_benchmark(ws: Workspace, models: Sequence[str], out_dir: Path, *, epochs
     write_coco(ground_truth_file, coco_ground_truth(test_photos, [truth[p] for p in test_photos], classes, sizes=sizes))
 
     arrays = _decode_test_photos(ws, test_photos, imgsz)
-    sizes_by_photo = dict(zip(test_photos, sizes))
+    sizes_by_photo = dict(zip(test_photos, sizes, strict=True))
     threads = torch_threads()
     raters: list[RaterRun] = []
     for model in models:
@@ -175,8 +184,7 @@ def run_benchmark(ws: Workspace, models: Sequence[str], out_dir: Path, *, epochs
             train_result = None
             if epochs > 0:
                 train_result = detector.train(view, settings, out_dir / "runs" / _safe(name),
-                                              progress=(lambda d, t, n=name: progress("train", n, d, t))
-                                              if progress else None)
+                                              progress=None if progress is None else partial(progress, "train", name))
             predictions, speed = _predict(detector, arrays, sizes_by_photo, imgsz, name, progress)
         except AnnotatorError as exc:
             raters.append(RaterRun(name, "model", error=str(exc)))
@@ -243,7 +251,7 @@ def _pin_threads(threads: int) -> None:
     torch.set_num_threads(threads)
     torch_utils = sys.modules.get("ultralytics.utils.torch_utils")
     if torch_utils is not None and hasattr(torch_utils, "NUM_THREADS"):
-        torch_utils.NUM_THREADS = threads
+        torch_utils.NUM_THREADS = threads  # type: ignore[attr-defined]
 
 
 def _decode_test_photos(ws: Workspace, photos: Sequence[str], imgsz: int) -> dict[str, tuple[np.ndarray, float, float]]:
@@ -253,15 +261,17 @@ def _decode_test_photos(ws: Workspace, photos: Sequence[str], imgsz: int) -> dic
         try:
             rgb, sx, sy = decode_displayed(ws.image_path(p), max_side=imgsz)
         except OSError as exc:
-            raise WorkspaceError(f"{p}: cannot decode the test photo ({exc}); restore it or run `annotator init`")
+            raise WorkspaceError(f"{p}: cannot decode the test photo ({exc}); restore it or run `annotator init`"
+                                 ) from exc
         out[p] = (rgb, sx, sy)
     return out
 
 
-def _predict(detector, arrays: dict[str, tuple[np.ndarray, float, float]], sizes: dict[str, tuple[int, int]],
-             imgsz: int, name: str, progress: BenchmarkProgress | None) -> tuple[dict[str, tuple[Box, ...]], float | None]:
-    """Predictions in each photo's full displayed frame, and the model's images/s (decode excluded,
-    one warm-up batch excluded)."""
+def _predict(detector: Detector, arrays: dict[str, tuple[np.ndarray, float, float]],
+             sizes: dict[str, tuple[int, int]], imgsz: int, name: str,
+             progress: BenchmarkProgress | None) -> tuple[dict[str, tuple[Box, ...]], float | None]:
+    """Predictions in each photo's full displayed frame (sizes: photo -> (width, height)), and the
+    model's images/s (decode excluded, one warm-up batch excluded)."""
     photos = list(arrays)
     if photos:
         detector.predict_arrays([arrays[photos[0]][0]], conf=PREDICT_CONF, imgsz=imgsz)  # warm-up
@@ -272,7 +282,7 @@ def _predict(detector, arrays: dict[str, tuple[np.ndarray, float, float]], sizes
         began = time.perf_counter()
         boxes = detector.predict_arrays([arrays[p][0] for p in chunk], conf=PREDICT_CONF, imgsz=imgsz)
         spent += time.perf_counter() - began
-        for p, found in zip(chunk, boxes):
+        for p, found in zip(chunk, boxes, strict=True):
             _, sx, sy = arrays[p]
             out[p] = tuple(boxes_to_photo(found, sx, sy, *sizes[p]))
         if progress:

@@ -11,8 +11,7 @@ import os
 import shutil
 from pathlib import Path
 
-from annotator.boxes import box_to_yolo
-from annotator.fsutil import atomic_write_text
+from annotator.formats.yolo import label_path_for, write_data_yaml, yolo_label_text
 from annotator.store import Workspace
 from annotator.types import LabelVersion
 from training.detectors.base import TrainingView
@@ -36,26 +35,18 @@ def build_training_view(ws: Workspace, out_dir: Path, splits: dict[str, str],
     classes = ws.config.classes
     records = {r.path: r for r in ws.store.images()}
     images: dict[str, list[tuple[Path, str]]] = {s: [] for s in SPLITS}
+    for split in SPLITS:
+        (out_dir / "images" / split).mkdir(parents=True, exist_ok=True)
+        (out_dir / "labels" / split).mkdir(parents=True, exist_ok=True)
     for rel, split in sorted(splits.items()):
         version = labels.get(rel)
         if version is None or version.excluded or split not in SPLITS:
             continue
         rec = records[rel]
         link = out_dir / "images" / split / flat_name(rel)
-        link.parent.mkdir(parents=True, exist_ok=True)
         os.symlink(ws.image_path(rel).resolve(), link)
-        lines = []
-        for box in version.boxes:
-            cx, cy, w, h = box_to_yolo(box, rec.width, rec.height)
-            lines.append(f"{classes.index(box.label)} {cx:.6f} {cy:.6f} {w:.6f} {h:.6f}")
-        label_file = out_dir / "labels" / split / (Path(flat_name(rel)).stem + ".txt")
-        label_file.parent.mkdir(parents=True, exist_ok=True)
-        label_file.write_text("\n".join(lines) + ("\n" if lines else ""))
+        # a plain write: the view is rebuilt from scratch every time, so no file needs to survive a crash
+        label_path_for(link).write_text(yolo_label_text(version.boxes, classes, rec.width, rec.height))
         images[split].append((link, rel))
-    for split in SPLITS:
-        (out_dir / "images" / split).mkdir(parents=True, exist_ok=True)
-        (out_dir / "labels" / split).mkdir(parents=True, exist_ok=True)
-    data_yaml = out_dir / "data.yaml"
-    atomic_write_text(data_yaml, f"path: {out_dir.resolve()}\ntrain: images/train\nval: images/val\n"
-                      "test: images/test\nnames:\n" + "".join(f"  {i}: {c!r}\n" for i, c in enumerate(classes)))
+    data_yaml = write_data_yaml(out_dir / "data.yaml", out_dir, {s: f"images/{s}" for s in SPLITS}, classes)
     return TrainingView(root=out_dir, data_yaml=data_yaml, classes=tuple(classes), images=images)

@@ -12,12 +12,14 @@ import copy
 import io
 import math
 import warnings
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
-from annotator.boxes import box_to_coco, iou_matrix
+from annotator.boxes import iou_matrix
+from annotator.formats.coco import coco_ground_truth, coco_results
 from annotator.types import Box
 
 BACKGROUND = "background"
@@ -148,7 +150,7 @@ def photo_correct(true_sets: Sequence[Iterable[str]], pred_sets: Sequence[Iterab
     the true class set (every lesion type on it found, none added)."""
     if len(true_sets) != len(pred_sets):
         raise ValueError(f"{len(true_sets)} true class sets but {len(pred_sets)} predicted ones")
-    return np.array([frozenset(t) == frozenset(p) for t, p in zip(true_sets, pred_sets)], dtype=bool)
+    return np.array([frozenset(t) == frozenset(p) for t, p in zip(true_sets, pred_sets, strict=True)], dtype=bool)
 
 
 def image_accuracy(true_sets: Sequence[Iterable[str]], pred_sets: Sequence[Iterable[str]]) -> float | None:
@@ -179,11 +181,16 @@ def image_level_scores(true_sets: Sequence[Iterable[str]], pred_sets: Sequence[I
 
 # ---- confusion matrices ----------------------------------------------------------------------
 
+def _rank_score(box: Box) -> float:
+    """A human box (no score) ranks as certain."""
+    return 1.0 if box.score is None else box.score
+
+
 def match_by_score(pred: Sequence[Box], truth: Sequence[Box], iou_threshold: float = 0.5) -> list[tuple[int, int]]:
     """Class-agnostic greedy matching: predictions in descending score order each take the
     still-unmatched truth box of highest IoU, if that IoU >= iou_threshold. [(pred_i, truth_j)]."""
     ious = iou_matrix(list(pred), list(truth))  # (P, T)
-    order = sorted(range(len(pred)), key=lambda i: -(pred[i].score if pred[i].score is not None else 1.0))
+    order = sorted(range(len(pred)), key=lambda i: -_rank_score(pred[i]))
     taken = np.zeros(len(truth), dtype=bool)
     pairs = []
     for i in order:
@@ -212,7 +219,7 @@ def box_confusion_matrix(truth: Sequence[Sequence[Box]], pred: Sequence[Sequence
     index = {c: k for k, c in enumerate(classes)}
     bg = len(classes)
     cm = np.zeros((bg + 1, bg + 1), dtype=int)
-    for t_boxes, p_boxes in zip(truth, pred):
+    for t_boxes, p_boxes in zip(truth, pred, strict=True):
         t_boxes = [b for b in t_boxes if b.label in index]
         p_boxes = [b for b in confident_boxes(p_boxes, thresholds) if b.label in index]
         pairs = match_by_score(p_boxes, t_boxes, iou_threshold)
@@ -239,7 +246,7 @@ def image_confusion_matrix(true_sets: Sequence[Iterable[str]], pred_sets: Sequen
     index = {c: k for k, c in enumerate(classes)}
     k_none, k_several = len(classes), len(classes) + 1
     cm = np.zeros((len(classes), len(classes) + 2), dtype=int)
-    for t, p in zip(true_sets, pred_sets):
+    for t, p in zip(true_sets, pred_sets, strict=True):
         t = frozenset(x for x in t if x in index)
         p = frozenset(x for x in p if x in index)
         if len(t) != 1:
@@ -251,41 +258,6 @@ def image_confusion_matrix(true_sets: Sequence[Iterable[str]], pred_sets: Sequen
 
 
 # ---- detection quality: COCO / pycocotools ---------------------------------------------------
-
-def _coco_images(photos: Sequence[str], sizes: Sequence[tuple[int, int]] | None) -> list[dict[str, Any]]:
-    images = []
-    for n, photo in enumerate(photos):
-        entry: dict[str, Any] = {"id": n + 1, "file_name": photo}
-        if sizes is not None:
-            entry["width"], entry["height"] = int(sizes[n][0]), int(sizes[n][1])
-        images.append(entry)
-    return images
-
-
-def to_coco_ground_truth(photos: Sequence[str], truth: Sequence[Sequence[Box]], classes: Sequence[str], *,
-                         sizes: Sequence[tuple[int, int]] | None = None) -> dict[str, Any]:
-    """A COCO ground-truth dict. Image id = position in `photos` + 1 (file_name = photo path);
-    category id = position in `classes` + 1. sizes: (width, height) per photo, optional."""
-    index = {c: k + 1 for k, c in enumerate(classes)}
-    annotations = []
-    for n, boxes in enumerate(truth):
-        for b in boxes:
-            if b.label not in index:
-                continue
-            annotations.append({"id": len(annotations) + 1, "image_id": n + 1, "category_id": index[b.label],
-                                "bbox": [float(v) for v in box_to_coco(b)], "area": float(b.area), "iscrowd": 0})
-    return {"images": _coco_images(photos, sizes), "annotations": annotations,
-            "categories": [{"id": k + 1, "name": c} for k, c in enumerate(classes)]}
-
-
-def to_coco_predictions(pred: Sequence[Sequence[Box]], classes: Sequence[str]) -> list[dict[str, Any]]:
-    """COCO results format ([{image_id, category_id, bbox, score}]), ids as in `to_coco_ground_truth`
-    for the same photo order. Unscored boxes get score 1.0."""
-    index = {c: k + 1 for k, c in enumerate(classes)}
-    return [{"image_id": n + 1, "category_id": index[b.label], "bbox": [float(v) for v in box_to_coco(b)],
-             "score": float(1.0 if b.score is None else b.score)}
-            for n, boxes in enumerate(pred) for b in boxes if b.label in index]
-
 
 @dataclass(frozen=True)
 class DetectionQuality:
@@ -524,9 +496,9 @@ class ClinicalEvaluation:
         """(COCO ground truth dict, COCO results list) of the selected photos."""
         sel = self._select(subset)
         sizes = [self._sizes[n] for n in sel]
-        gt = to_coco_ground_truth([self._photos[n] for n in sel], [self._truth[n] for n in sel], self.classes,
-                                  sizes=sizes if all(s is not None for s in sizes) else None)  # type: ignore[arg-type]
-        return gt, to_coco_predictions([self._pred[n] for n in sel], self.classes)
+        gt = coco_ground_truth([self._photos[n] for n in sel], [self._truth[n] for n in sel], self.classes,
+                               sizes=sizes if all(s is not None for s in sizes) else None)  # type: ignore[arg-type]
+        return gt, coco_results([self._pred[n] for n in sel], self.classes)
 
     def compute(self, subset: str | None = None, *, n_resamples: int = 1000, seed: int = 0,
                 level: float = 0.95) -> ClinicalResult:

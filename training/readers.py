@@ -11,9 +11,9 @@ from __future__ import annotations
 import csv
 import re
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Iterable
 
 from annotator.classes import ClassTable
 from annotator.errors import InputFileError
@@ -55,15 +55,15 @@ def _rows(path: Path, required: tuple[str, ...]) -> Iterable[tuple[int, dict[str
     try:
         text = path.read_text("utf-8-sig")
     except OSError as exc:
-        raise InputFileError(str(path), "unreadable", f"cannot read the CSV ({exc.strerror}); check the path")
+        raise InputFileError(str(path), "unreadable", f"cannot read the CSV ({exc.strerror}); check the path") from exc
     except UnicodeDecodeError:
-        raise InputFileError(str(path), "not-utf8", "the CSV is not UTF-8 text; save it as CSV UTF-8")
+        raise InputFileError(str(path), "not-utf8", "the CSV is not UTF-8 text; save it as CSV UTF-8") from None
     reader = csv.DictReader(text.splitlines())
     header = {(h or "").strip().lower(): h for h in (reader.fieldnames or [])}
     missing = [c for c in required if c not in header]
     if missing:
-        raise InputFileError(str(path), "bad-header",
-                             f"the first row must name the columns {', '.join(required)} (missing: {', '.join(missing)})")
+        raise InputFileError(str(path), "bad-header", f"the first row must name the columns {', '.join(required)} "
+                             f"(missing: {', '.join(missing)})")
     for line_no, row in enumerate(reader, start=2):
         yield line_no, {c: (row.get(header[c]) or "").strip() for c in required}
 

@@ -12,8 +12,9 @@ import dataclasses
 import html
 import io
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -97,17 +98,19 @@ def _model_rows(result: BenchmarkResult) -> list[list[str]]:
             rows.append([r.name, "failed", "", "", "", "", "", "", r.error.replace("|", "/")])
             continue
         res = r.results["all"]
+        det, ci = res.detection, res.intervals
         rows.append([r.name, r.family or "", f"{r.parameters / 1e6:.2f} M" if r.parameters else "n/a",
                      _seconds(r.train_seconds), _num(r.epochs, "{}"), _num(r.inference_images_per_second),
-                     pct(res.detection.map50), pct(res.detection.map50_95),
-                     f"{pct(res.image_level.accuracy)} ({_interval(res.intervals and res.intervals.accuracy)})"])
+                     pct(det.map50 if det else None), pct(det.map50_95 if det else None),
+                     f"{pct(res.image_level.accuracy)} ({_interval(ci.accuracy if ci else None)})"])
     return rows
 
 
 def render_markdown(result: BenchmarkResult) -> str:
     """Table 1 per subset (percent), then the models' cost and detection quality."""
+    subset_counts = ", ".join(f"{SUBSET_TITLES[s]}: {n}" for s, n in result.subset_sizes.items() if s != "all")
     parts = ["# PSL detection benchmark", "",
-             f"Test photos: {len(result.test_photos)} ({', '.join(f'{SUBSET_TITLES[s]}: {n}' for s, n in result.subset_sizes.items() if s != 'all')}); "
+             f"Test photos: {len(result.test_photos)} ({subset_counts}); "
              f"train {result.split_sizes.get('train', 0)}, val {result.split_sizes.get('val', 0)}. "
              "Image level, percent: a class is present on a photo when any box of it scores at or above its "
              "threshold; Accuracy counts a photo right only when the predicted set of classes equals the true set. "
@@ -229,8 +232,9 @@ def _table1_html(result: BenchmarkResult, subset: str) -> str:
     head += "<tr>" + "".join(f"<th>{_esc(c)}</th>" for c in rows[1]) + "</tr>"
     body = "".join("<tr>" + "".join(f"<td>{_esc(c)}</td>" for c in row) + "</tr>" for row in rows[2:-1])
     acc = rows[-1]
-    body += "<tr><td><b>Accuracy</b></td>" + "".join(f'<td colspan="3" style="text-align:center"><b>{_esc(acc[1 + 3 * k])}</b></td>'
-                                                      for k in range(len(raters))) + "</tr>"
+    body += "<tr><td><b>Accuracy</b></td>" + "".join(
+        f'<td colspan="3" style="text-align:center"><b>{_esc(acc[1 + 3 * k])}</b></td>' for k in range(len(raters))
+    ) + "</tr>"
     return f"<table>{head}{body}</table>"
 
 
@@ -239,17 +243,18 @@ def _intervals_rows(result: BenchmarkResult, subset: str) -> list[list[str]]:
     for r in _scored(result, subset):
         res = r.results[subset]
         ci = res.intervals
-        rows.append([r.name, str(len(res.photos)), pct(res.image_level.accuracy), _interval(ci and ci.accuracy),
-                     pct(res.image_level.macro["sensitivity"]), _interval(ci and ci.macro_sensitivity),
-                     pct(res.image_level.macro["specificity"]), _interval(ci and ci.macro_specificity)])
+        rows.append([r.name, str(len(res.photos)), pct(res.image_level.accuracy),
+                     _interval(ci.accuracy if ci else None), pct(res.image_level.macro["sensitivity"]),
+                     _interval(ci.macro_sensitivity if ci else None), pct(res.image_level.macro["specificity"]),
+                     _interval(ci.macro_specificity if ci else None)])
     return rows
 
 
 def _ap_rows(result: BenchmarkResult) -> list[list[str]]:
     rows = [["Model", "mAP50", "mAP50-95"] + [f"AP50 {c}" for c in result.classes]]
     for r in result.raters:
-        if r.kind == "model" and "all" in r.results:
-            det = r.results["all"].detection
+        det = r.results["all"].detection if r.kind == "model" and "all" in r.results else None
+        if det is not None:
             rows.append([r.name, pct(det.map50), pct(det.map50_95)] + [pct(det.per_class[c]["ap50"])
                                                                        for c in result.classes])
     return rows

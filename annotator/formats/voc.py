@@ -70,7 +70,8 @@ def _number(raw: str | None, what: str, source: str) -> float:
     try:
         value = float(raw)
     except ValueError:
-        raise InputFileError(source, "bad-coordinate", f"<{what}> is not a number ({raw!r}); fix it in labelImg")
+        raise InputFileError(source, "bad-coordinate",
+                             f"<{what}> is not a number ({raw!r}); fix it in labelImg") from None
     if not math.isfinite(value):
         raise InputFileError(source, "bad-coordinate", f"<{what}> is {raw!r}; redraw the box in labelImg")
     return value
@@ -86,7 +87,8 @@ def parse_voc_bytes(data: bytes, source: str = "<xml>") -> VocAnnotation:
         raise InputFileError(source, "xml-too-large",
                              f"{len(data):,} bytes is far larger than any labelImg file; check it is the right file")
     if not data.strip():
-        raise InputFileError(source, "malformed-xml", "the file is empty; delete it or save the labels again in labelImg")
+        raise InputFileError(source, "malformed-xml",
+                             "the file is empty; delete it or save the labels again in labelImg")
     if _HOSTILE.search(data):
         raise InputFileError(source, "hostile-xml",
                              "contains a DOCTYPE/ENTITY declaration, which labelImg never writes; refused for safety")
@@ -94,8 +96,11 @@ def parse_voc_bytes(data: bytes, source: str = "<xml>") -> VocAnnotation:
         root = etree.fromstring(data, parser=_parser())
     except etree.XMLSyntaxError as exc:
         msg = str(exc)
-        reason = "not-utf8" if ("encoding" in msg.lower() or "utf-8" in msg.lower() or "char" in msg.lower() and "0x" in msg.lower()) else "malformed-xml"
-        raise InputFileError(source, reason, f"not well-formed XML ({msg.splitlines()[0]}); re-save it in labelImg")
+        low = msg.lower()
+        not_utf8 = "encoding" in low or "utf-8" in low or "char" in low and "0x" in low
+        reason = "not-utf8" if not_utf8 else "malformed-xml"
+        raise InputFileError(source, reason,
+                             f"not well-formed XML ({msg.splitlines()[0]}); re-save it in labelImg") from exc
     docinfo = root.getroottree().docinfo
     if docinfo.doctype or docinfo.internalDTD is not None or docinfo.externalDTD is not None:
         # the byte check above misses UTF-16/UTF-32 files; entities were not expanded, but refuse all the same
@@ -113,7 +118,8 @@ def parse_voc_bytes(data: bytes, source: str = "<xml>") -> VocAnnotation:
             height = int(float(h)) if h else None
             depth = int(float(d)) if d else None
         except (ValueError, OverflowError):  # OverflowError: int(float("inf"))
-            raise InputFileError(source, "malformed-xml", "<size> holds something that is not a number; fix the XML")
+            raise InputFileError(source, "malformed-xml",
+                                 "<size> holds something that is not a number; fix the XML") from None
         if width is not None and width <= 0 or height is not None and height <= 0:
             width = height = None  # labelImg writes 0x0 when it could not read the photo; take it from the photo
 
@@ -162,7 +168,7 @@ def read_voc(path: str | Path) -> VocAnnotation:
                                  f"{size:,} bytes is far larger than any labelImg file; check it is the right file")
         data = p.read_bytes()
     except OSError as exc:
-        raise InputFileError(str(p), "unreadable", f"cannot read ({exc.strerror}); check permissions")
+        raise InputFileError(str(p), "unreadable", f"cannot read ({exc.strerror}); check permissions") from exc
     return parse_voc_bytes(data, source=str(p))
 
 

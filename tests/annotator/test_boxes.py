@@ -11,8 +11,21 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from annotator.boxes import (box_to_coco, box_to_ls_percent, box_to_voc, box_to_yolo, clip_box, coco_to_box, iou,
-                             ls_percent_to_box, match_boxes, orient_box, voc_to_box, yolo_to_box)
+from annotator.boxes import (
+    box_to_coco,
+    box_to_ls_percent,
+    box_to_voc,
+    box_to_yolo,
+    boxes_to_photo,
+    clip_box,
+    coco_to_box,
+    iou,
+    ls_percent_to_box,
+    match_boxes,
+    orient_box,
+    voc_to_box,
+    yolo_to_box,
+)
 from annotator.images import apply_orientation, displayed_size
 from annotator.types import Box
 
@@ -162,6 +175,24 @@ def test_clip_box_stays_inside_the_photo(data, dx, dy):
     moved = Box(box.label, box.x1 + dx, box.y1 + dy, box.x2 + dx, box.y2 + dy)
     clipped = clip_box(moved, w, h)
     assert 0 <= clipped.x1 <= clipped.x2 <= w and 0 <= clipped.y1 <= clipped.y2 <= h
+
+
+def test_boxes_to_photo_scales_each_axis_by_its_own_factor():
+    found = Box("mel", 10, 20, 30, 40, score=0.5, difficult=True, truncated=True)
+    assert boxes_to_photo([found], 4.0, 2.5, 400, 300) == [Box("mel", 40, 50, 120, 100, score=0.5, difficult=True,
+                                                               truncated=True)]
+
+
+@given(photo_and_box(), st.floats(0.1, 16), st.floats(0.1, 16))
+def test_boxes_to_photo_keeps_every_box_inside_the_photo(data, sx, sy):
+    w, h, box = data
+    for mapped in boxes_to_photo([box], sx, sy, w, h):
+        assert 0 <= mapped.x1 < mapped.x2 <= w and 0 <= mapped.y1 < mapped.y2 <= h
+
+
+def test_boxes_to_photo_clips_overhang_and_drops_boxes_found_outside():
+    overhang, outside = Box("sl", 90, -5, 110, 10), Box("sl", 120, 0, 130, 10)
+    assert boxes_to_photo([overhang, outside], 1.0, 1.0, 100, 50) == [Box("sl", 90, 0, 100, 10)]
 
 
 def test_iou_of_half_overlapping_boxes():

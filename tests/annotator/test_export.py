@@ -7,15 +7,14 @@ import json
 
 import pytest
 
-from tests.corpus.make_corpus import Obj
-from tests.corpus.psl_testkit import CONTROL_LABELLED, CONTROL_UNLABELLED
-
 from annotator.config import Config
 from annotator.errors import ConfigError
 from annotator.export import export_labels
 from annotator.ingest import ingest
 from annotator.store import Workspace
 from annotator.types import Box, LabelVersion, Source
+from tests.corpus.make_corpus import Obj
+from tests.corpus.psl_testkit import CONTROL_LABELLED, CONTROL_UNLABELLED
 
 PREDICTED = (Box("fre", 1, 1, 9, 9, score=0.9),)
 

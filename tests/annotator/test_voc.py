@@ -7,14 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.corpus.make_corpus import SECRET, Obj, hostile_xml, voc_xml, write_text
-from tests.corpus.psl_testkit import CARD_CLASSES, PLAYING_CARDS
-
 from annotator.boxes import voc_to_box
 from annotator.classes import ClassTable
 from annotator.errors import InputFileError
-from annotator.types import Box
 from annotator.formats.voc import MAX_XML_BYTES, parse_voc_bytes, read_voc, voc_xml_bytes, write_voc
+from annotator.types import Box
+from tests.corpus.make_corpus import SECRET, Obj, hostile_xml, voc_xml, write_text
+from tests.corpus.psl_testkit import CARD_CLASSES, PLAYING_CARDS
 
 
 def parse(text: str | bytes):

@@ -43,6 +43,9 @@ class RedSquareFinder(Detector):
     def train(self, *a, **k):  # not used here
         raise NotImplementedError
 
+    def validate(self, *a, **k):  # not used here
+        raise NotImplementedError
+
     def save(self, path: Path) -> Path:
         raise NotImplementedError
 

@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 
+from annotator.formats.coco import coco_ground_truth, coco_results
 from annotator.types import Box
 from training import metrics as M
 
@@ -134,7 +135,7 @@ def test_perfect_predictions_give_map_one():
     photos = ["a.jpg", "b.jpg"]
     truth = [[box("sl", 10, 10, 50, 50)], [box("mel", 5, 5, 60, 40), box("sl", 70, 70, 90, 95)]]
     pred = [[Box(b.label, b.x1, b.y1, b.x2, b.y2, score=0.9) for b in boxes] for boxes in truth]
-    q = M.coco_evaluate(M.to_coco_ground_truth(photos, truth, CLASSES), M.to_coco_predictions(pred, CLASSES))
+    q = M.coco_evaluate(coco_ground_truth(photos, truth, CLASSES), coco_results(pred, CLASSES))
     assert q.map50 == pytest.approx(1.0) and q.map50_95 == pytest.approx(1.0)
     assert q.per_class["sl"]["ap50"] == pytest.approx(1.0)
 
@@ -145,7 +146,7 @@ def test_ap_by_hand_with_one_false_positive_ranked_second():
     photos = ["a.jpg", "b.jpg"]
     truth = [[box("sl", 10, 10, 50, 50)], [box("sl", 10, 10, 50, 50)]]
     pred = [[box("sl", 10, 10, 50, 50, 0.9)], [box("sl", 100, 100, 140, 140, 0.8), box("sl", 10, 10, 50, 50, 0.7)]]
-    q = M.coco_evaluate(M.to_coco_ground_truth(photos, truth, CLASSES), M.to_coco_predictions(pred, CLASSES))
+    q = M.coco_evaluate(coco_ground_truth(photos, truth, CLASSES), coco_results(pred, CLASSES))
     expected = (51 + 50 * 2 / 3) / 101
     assert q.per_class["sl"]["ap50"] == pytest.approx(expected)
     assert q.per_class["sl"]["ap50_95"] == pytest.approx(expected)
@@ -159,7 +160,7 @@ def test_class_absent_from_ground_truth_is_none_and_not_averaged():
     photos = ["a.jpg"]
     truth = [[box("sl", 10, 10, 50, 50)]]
     pred = [[box("sl", 10, 10, 50, 50, 0.9), box("ota", 60, 60, 90, 90, 0.95)]]  # ota: not in any GT
-    q = M.coco_evaluate(M.to_coco_ground_truth(photos, truth, CLASSES), M.to_coco_predictions(pred, CLASSES))
+    q = M.coco_evaluate(coco_ground_truth(photos, truth, CLASSES), coco_results(pred, CLASSES))
     assert q.per_class["ota"] == {"ap50": None, "ap50_95": None}
     assert q.per_class["hori"] == {"ap50": None, "ap50_95": None}
     assert q.map50 == pytest.approx(1.0)
@@ -168,7 +169,7 @@ def test_class_absent_from_ground_truth_is_none_and_not_averaged():
 
 def test_no_predictions_at_all_gives_zero_ap():
     truth = [[box("sl", 10, 10, 50, 50)]]
-    q = M.coco_evaluate(M.to_coco_ground_truth(["a.jpg"], truth, CLASSES), [])
+    q = M.coco_evaluate(coco_ground_truth(["a.jpg"], truth, CLASSES), [])
     assert q.map50 == 0.0 and q.per_class["sl"]["ap50"] == 0.0
 
 
@@ -187,8 +188,8 @@ def test_exported_files_give_the_same_map_as_pycocotools_directly(tmp_path):
         truth.append(t)
         pred.append([Box(CLASSES[rng.integers(0, 4)], b.x1 + rng.normal(0, 4), b.y1 + rng.normal(0, 4),
                          b.x2 + rng.normal(0, 4), b.y2, score=float(rng.uniform())) for b in t])
-    gt = M.to_coco_ground_truth(photos, truth, CLASSES)
-    dt = M.to_coco_predictions(pred, CLASSES)
+    gt = coco_ground_truth(photos, truth, CLASSES)
+    dt = coco_results(pred, CLASSES)
     (tmp_path / "gt.json").write_text(json.dumps(gt))
     (tmp_path / "dt.json").write_text(json.dumps(dt))
     coco_gt = COCO(str(tmp_path / "gt.json"))

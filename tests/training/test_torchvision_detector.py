@@ -69,7 +69,7 @@ def test_train_one_epoch_predict_and_round_trip(arch: str, tiny_view: TrainingVi
     big = np.asarray(Image.fromarray(arrays[1]).resize((192, 128)))  # a larger array: boxes in its own frame
     boxes = det.predict_arrays(arrays + [big], conf=0.0, imgsz=96)
     assert len(boxes) == 3
-    for per_photo, arr in zip(boxes, arrays + [big]):
+    for per_photo, arr in zip(boxes, arrays + [big], strict=True):
         for b in per_photo:
             assert b.label in CLASSES and 0.0 <= b.score <= 1.0
             assert -1 <= b.x1 <= b.x2 <= arr.shape[1] + 1 and -1 <= b.y1 <= b.y2 <= arr.shape[0] + 1
@@ -85,13 +85,24 @@ def test_training_photos_are_read_as_displayed_with_their_yolo_boxes(tiny_view: 
 
     link, _ = tiny_view.images["train"][0]  # stored rotated, EXIF orientation 6
     assert Image.open(link).size == (64, 96)
-    image, target = _ViewDataset([tiny_view.images["train"][0]], side=192, augment=False)[0]
+    image, target = _ViewDataset([tiny_view.images["train"][0]], CLASSES, side=192, augment=False)[0]
     assert tuple(image.shape) == (3, 128, 192)  # displayed 96x64, long side scaled to 192
     x1, y1, x2, y2 = target["boxes"][0].tolist()
     assert target["labels"].tolist() == [1]  # class 0 (sl) + 1: index 0 is background
     assert (x2 - x1, y2 - y1) == (pytest.approx(48, abs=0.01), pytest.approx(48, abs=0.01))
     patch = image[:, round(y1) + 4:round(y2) - 4, round(x1) + 4:round(x2) - 4]
     assert float(patch.mean()) < 0.4  # the dark square sits under its box
+
+
+def test_validate_scores_a_split_with_pycocotools_over_the_classes_present(tiny_view: TrainingView, tmp_path: Path):
+    result = TorchvisionDetector(CLASSES, "ssdlite").validate(tiny_view, "val", imgsz=96, batch=2, workdir=tmp_path)
+    assert result["images"] == 2 and 0.0 <= result["map50"] <= 1.0 and 0.0 <= result["map50_95"] <= 1.0
+    assert set(result["per_class"]) == {"sl"}  # the only class on the val photos
+
+
+def test_validate_of_a_split_without_photos_is_empty(tiny_view: TrainingView, tmp_path: Path):
+    detector = TorchvisionDetector(CLASSES, "ssdlite")
+    assert detector.validate(tiny_view, "test", imgsz=96, batch=2, workdir=tmp_path) == {}
 
 
 def test_every_architecture_builds_offline_from_random_weights():
@@ -106,7 +117,7 @@ def test_local_model_weights_are_loaded_by_name(tmp_path: Path):
     det = TorchvisionDetector(CLASSES, "ssdlite")
     path = det.save(tmp_path / "a.pt")
     other = TorchvisionDetector(CLASSES, "ssdlite", weights=path)
-    for (k, v), (_, w) in zip(det.model.state_dict().items(), other.model.state_dict().items()):
+    for (k, v), (_, w) in zip(det.model.state_dict().items(), other.model.state_dict().items(), strict=True):
         assert torch.equal(v, w), k
 
 

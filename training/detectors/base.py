@@ -1,16 +1,17 @@
 """One detector interface for every family (Ultralytics YOLO/RT-DETR, torchvision SSD/Faster R-CNN).
 
 A detector trains on a `TrainingView` (YOLO-format folders written by `training.dataset`),
-predicts on decoded displayed-frame arrays, and saves/loads itself to one file.
+validates on a split of it, predicts on decoded displayed-frame arrays, and saves/loads itself to one file.
 """
 
 from __future__ import annotations
 
 import abc
 import copy
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -55,7 +56,7 @@ ProgressCallback = Callable[[int, int], None]  # (epoch done, epochs total)
 
 
 class Detector(abc.ABC):
-    """Train, predict, save, load. `classes` fixes the index -> name mapping."""
+    """Train, validate, predict, save, load. `classes` fixes the index -> name mapping."""
 
     family: str = "?"
 
@@ -73,6 +74,14 @@ class Detector(abc.ABC):
         """Boxes in each array's own pixel frame (RGB uint8 (H, W, 3) inputs), scores set.
         device: None (GPU if present), "cpu" or a GPU index such as "0"."""
 
+    @abc.abstractmethod
+    def validate(self, view: TrainingView, split: str, *, imgsz: int, batch: int, workdir: Path,
+                 device: str | None = None) -> dict[str, Any]:
+        """Detection quality on one split of the view: {"map50", "map50_95", "per_class": {label:
+        {"map50", "map50_95", ...}} over the classes present, "images"}, plus what the family
+        measures besides; {} when the split has no photos. Anything the framework writes goes
+        under `workdir`."""
+
     def replicate(self) -> Detector:
         """An independent copy for a second device or CPU core (pre-annotation runs one per pipeline)."""
         return copy.deepcopy(self)
@@ -83,7 +92,7 @@ class Detector(abc.ABC):
 
     @classmethod
     @abc.abstractmethod
-    def load(cls, path: Path, classes: Sequence[str]) -> Detector:
+    def load(cls, path: Path, classes: Sequence[str], *, verbose: bool = False) -> Detector:
         """Load weights written by `save` (or a compatible local file the user names)."""
 
     @property

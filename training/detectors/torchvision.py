@@ -1,7 +1,8 @@
 """torchvision detectors (SSD300, SSDlite, Faster R-CNN) behind the Detector interface.
 
 Random initialisation by default, or a local model/backbone weights file the user names:
-nothing is downloaded. Trains on the YOLO-format training view with a plain loop.
+nothing is downloaded. Trains on the YOLO-format training view with a plain loop and validates
+with pycocotools' mAP.
 """
 
 from __future__ import annotations
@@ -9,15 +10,19 @@ from __future__ import annotations
 import math
 import random
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
 
+from annotator.boxes import boxes_to_photo, clip_box
 from annotator.errors import TrainingError
+from annotator.formats.coco import coco_ground_truth, coco_results
+from annotator.formats.yolo import label_path_for, read_yolo_labels
 from annotator.images import decode_displayed
 from annotator.types import Box
 from training.detectors.base import Detector, ProgressCallback, TrainingView, TrainResult, TrainSettings
@@ -57,7 +62,17 @@ def _read_weights(path: Path) -> dict[str, Any]:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickles of arbitrary objects, truncated files, not a torch file
         raise TrainingError(f"{path}: cannot read it as torch weights ({exc}); name a state_dict or a file "
-                            "written by this tool")
+                            "written by this tool") from exc
+
+
+def is_torchvision_checkpoint(path: Path) -> bool:
+    """True when `path` holds a model written by `TorchvisionDetector.save` (read as plain tensors:
+    nothing in the file is executed, and the tensors are mapped, not copied)."""
+    try:
+        payload = torch.load(Path(path), map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # not a torch file, a legacy (non-zip) file, or a pickle of other objects
+        return False
+    return isinstance(payload, dict) and payload.get("format") == FILE_FORMAT
 
 
 def _state_dict_of(payload: dict[str, Any]) -> dict[str, torch.Tensor]:
@@ -113,25 +128,15 @@ def build_model(arch: str, num_classes: int) -> torch.nn.Module:
 
 # ---- data -----------------------------------------------------------------------------------
 
-def _label_path(image_link: Path) -> Path:
-    """YOLO convention: .../images/<split>/x.jpg -> .../labels/<split>/x.txt."""
-    parts = list(image_link.parts)
-    for i in range(len(parts) - 1, -1, -1):
-        if parts[i] == "images":
-            parts[i] = "labels"
-            break
-    return Path(*parts).with_suffix(".txt")
-
-
-def _resize_long_side(rgb: np.ndarray, side: int) -> tuple[np.ndarray, float]:
-    """Resize (H, W, 3) so the long side is `side`; returns (pixels, original / resized scale)."""
+def _resize_long_side(rgb: np.ndarray, side: int) -> tuple[np.ndarray, float, float]:
+    """Resize (H, W, 3) so the long side is `side`; returns (pixels, sx, sy): original pixels per resized pixel."""
     h, w = rgb.shape[:2]
     scale = side / max(h, w)
     if abs(scale - 1.0) < 1e-6:
-        return rgb, 1.0
+        return rgb, 1.0, 1.0
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
     out = np.asarray(Image.fromarray(rgb).resize(size, Image.BILINEAR))
-    return out, w / size[0]
+    return out, w / size[0], h / size[1]
 
 
 def _to_tensor(rgb: np.ndarray) -> torch.Tensor:
@@ -141,8 +146,9 @@ def _to_tensor(rgb: np.ndarray) -> torch.Tensor:
 class _ViewDataset(torch.utils.data.Dataset):
     """(image (3, H, W) in [0, 1], target {boxes (N, 4) xyxy pixels, labels (N,) 1-based}) per photo."""
 
-    def __init__(self, items: list[tuple[Path, str]], side: int, augment: bool) -> None:
+    def __init__(self, items: list[tuple[Path, str]], classes: Sequence[str], side: int, augment: bool) -> None:
         self.items = items
+        self.classes = tuple(classes)
         self.side = side
         self.augment = augment
 
@@ -154,23 +160,13 @@ class _ViewDataset(torch.utils.data.Dataset):
         try:
             rgb, _, _ = decode_displayed(link, max_side=self.side)  # EXIF applied: the labels' frame
         except OSError as exc:
-            raise TrainingError(f"{rel}: cannot decode the photo for training ({exc})")
-        rgb, _ = _resize_long_side(rgb, self.side)
+            raise TrainingError(f"{rel}: cannot decode the photo for training ({exc})") from exc
+        rgb, _, _ = _resize_long_side(rgb, self.side)
         h, w = rgb.shape[:2]
-        rows = []
-        label_file = _label_path(link)
-        if label_file.exists():
-            for line in label_file.read_text().splitlines():
-                fields = line.split()
-                if len(fields) == 5:
-                    c, cx, cy, bw, bh = int(fields[0]), *(float(v) for v in fields[1:])
-                    rows.append([c + 1, (cx - bw / 2) * w, (cy - bh / 2) * h, (cx + bw / 2) * w, (cy + bh / 2) * h])
-        boxes = np.array([r[1:] for r in rows], dtype=np.float32).reshape(-1, 4)  # (N, 4)
-        labels = np.array([r[0] for r in rows], dtype=np.int64)  # (N,)
-        boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, w)
-        boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, h)
-        keep = ((boxes[:, 2] - boxes[:, 0]) >= 1) & ((boxes[:, 3] - boxes[:, 1]) >= 1)  # torchvision refuses empty boxes
-        boxes, labels = boxes[keep], labels[keep]
+        found = [clip_box(b, w, h) for b in read_yolo_labels(label_path_for(link), self.classes, w, h)]
+        found = [b for b in found if b.width >= 1 and b.height >= 1]  # torchvision refuses empty boxes
+        boxes = np.array([[b.x1, b.y1, b.x2, b.y2] for b in found], dtype=np.float32).reshape(-1, 4)  # (N, 4)
+        labels = np.array([self.classes.index(b.label) + 1 for b in found], dtype=np.int64)  # (N,) 1-based
         if self.augment and random.random() < 0.5:  # faces are left-right symmetric enough
             rgb = rgb[:, ::-1]
             boxes[:, [0, 2]] = w - boxes[:, [2, 0]]
@@ -178,7 +174,7 @@ class _ViewDataset(torch.utils.data.Dataset):
 
 
 def _collate(batch):
-    return tuple(zip(*batch))
+    return tuple(zip(*batch, strict=True))
 
 
 # ---- the detector ---------------------------------------------------------------------------
@@ -196,10 +192,11 @@ class TorchvisionDetector(Detector):
     family = "torchvision"
 
     def __init__(self, classes: Sequence[str], arch: str = "ssdlite", weights: str | Path | None = None,
-                 backbone_weights: str | Path | None = None, *, imgsz: int = 640) -> None:
+                 backbone_weights: str | Path | None = None, *, imgsz: int = 640, verbose: bool = False) -> None:
         super().__init__(classes)
         self.arch = arch
         self.imgsz = int(imgsz)
+        self.verbose = verbose
         self.model = build_model(arch, len(self.classes) + 1)
         if backbone_weights is not None:
             target = getattr(self.model.backbone, "body", self.model.backbone)
@@ -248,9 +245,9 @@ class TorchvisionDetector(Detector):
         self._to(_device(settings.device))
         generator = torch.Generator().manual_seed(settings.seed)
         loader = torch.utils.data.DataLoader(
-            _ViewDataset(items, self._input_side(self.imgsz), augment=True), batch_size=max(1, settings.batch),
-            shuffle=True, collate_fn=_collate, num_workers=settings.workers, generator=generator,
-            drop_last=len(items) > settings.batch)
+            _ViewDataset(items, self.classes, self._input_side(self.imgsz), augment=True),
+            batch_size=max(1, settings.batch), shuffle=True, collate_fn=_collate, num_workers=settings.workers,
+            generator=generator, drop_last=len(items) > settings.batch)
         lr = float(settings.extra.get("lr", 1e-3))
         params = [p for p in self.model.parameters() if p.requires_grad]
         if settings.extra.get("optimizer", "adamw").lower() == "sgd":
@@ -282,34 +279,44 @@ class TorchvisionDetector(Detector):
                 scheduler.step()
                 losses.append(float(loss.detach()))
             history.append(float(np.mean(losses)) if losses else float("nan"))
-            if settings.verbose:
+            if settings.verbose or self.verbose:
                 print(f"epoch {epoch + 1}/{settings.epochs} loss {history[-1]:.4f}")
             if progress:
                 progress(epoch + 1, settings.epochs)
         weights = self.save(workdir / "weights.pt")
         metrics: dict[str, Any] = {"loss": history[-1] if history else None, "loss_history": history,
                                    "skipped_batches": skipped}
-        metrics.update(self._validate(view.images.get("val", []), self.imgsz))
+        val = self.validate(view, "val", imgsz=self.imgsz, batch=max(1, settings.batch), workdir=workdir)
+        if val:
+            metrics.update(val_map50=val["map50"], val_map50_95=val["map50_95"])
         return TrainResult(weights=weights, metrics=metrics, train_seconds=time.perf_counter() - started,
                            epochs_run=settings.epochs)
 
-    def _validate(self, items: list[tuple[Path, str]], imgsz: int) -> dict[str, Any]:
-        """COCO mAP on the val photos of the view (pycocotools), for the training log."""
+    def validate(self, view: TrainingView, split: str, *, imgsz: int, batch: int = 8, workdir: Path | None = None,
+                 device: str | None = None) -> dict[str, Any]:
+        """COCO mAP (pycocotools) on a split of the view, photos at the model's input size; writes nothing."""
+        items = view.images.get(split, [])
         if not items:
             return {}
-        from training.metrics import coco_evaluate, to_coco_ground_truth, to_coco_predictions
+        from training.metrics import coco_evaluate
 
-        dataset = _ViewDataset(items, self._input_side(imgsz), augment=False)
-        truth, pred = [], []
-        for i in range(len(dataset)):
-            image, target = dataset[i]
-            rgb = (image.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-            pred.extend(self.predict_arrays([rgb], conf=0.001, imgsz=imgsz))
-            truth.append([Box(self.classes[int(c) - 1], *map(float, b))
-                          for b, c in zip(target["boxes"].tolist(), target["labels"].tolist())])
-        quality = coco_evaluate(to_coco_ground_truth([p for _, p in items], truth, self.classes),
-                                to_coco_predictions(pred, self.classes))
-        return {"val_map50": quality.map50, "val_map50_95": quality.map50_95}
+        dataset = _ViewDataset(items, self.classes, self._input_side(imgsz), augment=False)
+        truth: list[list[Box]] = []
+        pred: list[list[Box]] = []
+        step = max(1, batch)
+        for start in range(0, len(dataset), step):
+            chunk = [dataset[i] for i in range(start, min(start + step, len(dataset)))]
+            arrays = [(image.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8) for image, _ in chunk]
+            pred.extend(self.predict_arrays(arrays, conf=0.001, imgsz=imgsz, device=device, batch=step))
+            for _, target in chunk:  # boxes (N, 4) in the input's pixels, labels (N,) 1-based
+                truth.append([Box(self.classes[int(c) - 1], float(x1), float(y1), float(x2), float(y2))
+                              for (x1, y1, x2, y2), c in zip(target["boxes"].tolist(), target["labels"].tolist(),
+                                                             strict=True)])
+        quality = coco_evaluate(coco_ground_truth([rel for _, rel in items], truth, self.classes),
+                                coco_results(pred, self.classes))
+        per_class = {c: {"map50": v["ap50"], "map50_95": v["ap50_95"]} for c, v in quality.per_class.items()
+                     if v["ap50"] is not None}
+        return {"map50": quality.map50, "map50_95": quality.map50_95, "per_class": per_class, "images": len(items)}
 
     # -- predict
     @torch.inference_mode()
@@ -325,15 +332,17 @@ class TorchvisionDetector(Detector):
         side = self._input_side(imgsz)
         out: list[list[Box]] = []
         for start in range(0, len(images), batch):
-            chunk = [_resize_long_side(np.asarray(a, dtype=np.uint8), side) for a in images[start:start + batch]]
-            results = self.model([_to_tensor(rgb).to(self.device) for rgb, _ in chunk])
-            for (_, scale), res in zip(chunk, results):
-                xyxy = res["boxes"].cpu().numpy() * scale  # (N, 4) in the input array's pixels
+            arrays = [np.asarray(a, dtype=np.uint8) for a in images[start:start + batch]]
+            chunk = [_resize_long_side(a, side) for a in arrays]
+            results = self.model([_to_tensor(rgb).to(self.device) for rgb, _, _ in chunk])
+            for array, (_, sx, sy), res in zip(arrays, chunk, results, strict=True):
+                xyxy = res["boxes"].cpu().numpy()  # (N, 4) in the resized input's pixels
                 scores = res["scores"].cpu().numpy()  # (N,)
                 labels = res["labels"].cpu().numpy()  # (N,) 1-based, 0 = background
-                out.append([Box(self.classes[int(c) - 1], float(x1), float(y1), float(x2), float(y2), score=float(s))
-                            for (x1, y1, x2, y2), s, c in zip(xyxy, scores, labels)
-                            if 1 <= int(c) <= len(self.classes) and s >= conf])
+                found = [Box(self.classes[int(c) - 1], float(x1), float(y1), float(x2), float(y2), score=float(s))
+                         for (x1, y1, x2, y2), s, c in zip(xyxy, scores, labels, strict=True)
+                         if 1 <= int(c) <= len(self.classes) and s >= conf]
+                out.append(boxes_to_photo(found, sx, sy, array.shape[1], array.shape[0]))
         return out
 
     # -- persistence
@@ -348,7 +357,7 @@ class TorchvisionDetector(Detector):
         return path
 
     @classmethod
-    def load(cls, path: Path, classes: Sequence[str] | None = None) -> TorchvisionDetector:
+    def load(cls, path: Path, classes: Sequence[str] | None = None, *, verbose: bool = False) -> TorchvisionDetector:
         payload = _read_weights(Path(path))
         if payload.get("format") != FILE_FORMAT:
             raise TrainingError(f"{path}: not a file written by this tool's torchvision detector; pass it as "
@@ -357,7 +366,7 @@ class TorchvisionDetector(Detector):
         if classes is not None and tuple(classes) != saved:
             raise TrainingError(f"{path}: trained for classes {saved}, not {tuple(classes)}; use the workspace "
                                 "the model was trained for")
-        det = cls(saved, payload["arch"], imgsz=int(payload.get("imgsz", 640)))
+        det = cls(saved, payload["arch"], imgsz=int(payload.get("imgsz", 640)), verbose=verbose)
         det.model.load_state_dict(payload["state_dict"])
         return det
 

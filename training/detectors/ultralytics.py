@@ -12,8 +12,9 @@ import logging
 import math
 import shutil
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -37,6 +38,18 @@ def _resolve_spec(spec: str) -> str:
         return spec  # resolved by Ultralytics from its packaged cfg/models
     raise TrainingError(f"model {spec!r} is not a local file; name a YAML (e.g. yolo11n.yaml) or the path of weights "
                         "you have on disk (nothing is downloaded)")
+
+
+def is_ultralytics_checkpoint(path: Path) -> bool:
+    """True when `path` is a torch checkpoint whose pickle refers to Ultralytics' classes (what training
+    and `YOLO.save` write). Only the names the pickle refers to are read: nothing in it is executed."""
+    import torch
+
+    try:
+        names = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
+    except Exception:  # not a torch zip file
+        return False
+    return any(name.startswith("ultralytics.") for name in names)
 
 
 def default_device() -> str:
@@ -69,7 +82,7 @@ class UltralyticsDetector(Detector):
         try:
             self.model = cls(self.spec)
         except (FileNotFoundError, OSError) as exc:
-            raise TrainingError(f"cannot build model {model!r} ({exc}); check the name or path")
+            raise TrainingError(f"cannot build model {model!r} ({exc}); check the name or path") from exc
         self._half = False
 
     def _quiet(self) -> None:
@@ -94,7 +107,7 @@ class UltralyticsDetector(Detector):
         try:
             self.model.train(**args)
         except (FileNotFoundError, RuntimeError) as exc:
-            raise TrainingError(f"training failed ({exc}); see {workdir}/train")
+            raise TrainingError(f"training failed ({exc}); see {workdir}/train") from exc
         trainer = self.model.trainer
         best = Path(trainer.best) if Path(trainer.best).exists() else Path(trainer.last)
         self.model = type(self.model)(str(best))
@@ -136,7 +149,7 @@ class UltralyticsDetector(Detector):
                 xyxy = res.boxes.xyxy.cpu().numpy()  # (N, 4) in the array's pixels
                 scores = res.boxes.conf.cpu().numpy()  # (N,)
                 cls_idx = res.boxes.cls.cpu().numpy().astype(int)  # (N,)
-                for (x1, y1, x2, y2), s, c in zip(xyxy, scores, cls_idx):
+                for (x1, y1, x2, y2), s, c in zip(xyxy, scores, cls_idx, strict=True):
                     boxes.append(Box(self.classes[c], float(x1), float(y1), float(x2), float(y2), score=float(s)))
             out.append(boxes)
         return out
