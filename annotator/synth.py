@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageChops
 
+from annotator.boxes import boxes_to_photo
 from annotator.classes import CLASS_NAMES
 from annotator.errors import ConfigError
 from annotator.types import Box
@@ -189,8 +190,7 @@ def _generate_one(out: Path, seed: int, index: int, size: str, labelled: bool) -
     photo = _add_grain(photo, rng, rng.uniform(4.0, 8.0) if phone else rng.uniform(1.2, 2.2), chroma=phone)
 
     sx, sy = width / draw_w, height / draw_h
-    boxes = tuple(Box(b.label, min(b.x1 * sx, width), min(b.y1 * sy, height), min(b.x2 * sx, width),
-                      min(b.y2 * sy, height)) for b in draw_boxes)
+    boxes = tuple(boxes_to_photo(draw_boxes, sx, sy, width, height))
 
     make, model = PHONES[rng.integers(len(PHONES))] if phone else CAMERAS[rng.integers(len(CAMERAS))]
     exif = Image.Exif()
