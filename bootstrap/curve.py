@@ -1,66 +1,59 @@
 """The learning curve of the loop, per round, read from the store (pure summaries, no I/O beyond it).
 
 Per round r: photos trained on by source (from r's manifest), test-split mAP50 and per-class
-sensitivity, and what reviewers did to round r's predictions: correction rate overall and per
-class (share of predicted boxes moved, relabelled or deleted), boxes added per photo, box
-operations per photo, reviewer time (sum of Label Studio lead times) against the time to draw
-every box from scratch (34.5 s a box: 25.5 s drawing + 9 s checking, Su et al. 2012, as used
-by Papadopoulos et al. 2017).
+sensitivity, and what reviewers did to round r's predictions (the one correction statistic,
+`review_queue.corrections`): correction rate overall and per class (share of predicted boxes
+moved, relabelled or deleted), boxes added per photo, box operations per photo, reviewer time
+(sum of review lead times) against the time to draw every box from scratch (34.5 s a box:
+25.5 s drawing + 9 s checking, Su et al. 2012, as used by Papadopoulos et al. 2017).
 """
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from annotator.store import Workspace
 from annotator.types import LabelVersion, Source
+from review_queue.corrections import correction_summary
 
 SCRATCH_SECONDS_PER_BOX = 34.5
-CHANGED = ("moved", "relabelled", "deleted")
 
 
-def review_summary(reviewed: list[LabelVersion]) -> dict[str, Any]:
-    """Correction statistics over reviewed label versions (their meta carries the edit operations)."""
-    predicted: Counter[str] = Counter()
-    changed: Counter[str] = Counter()
-    added = 0
-    operations = 0
-    lead = 0.0
-    final_boxes = 0
-    for version in reviewed:
-        ops = version.meta.get("operations", [])
-        for op in ops:
-            kind, label = op.get("op"), op.get("label")
-            if kind == "added":
-                added += 1
-                operations += 1
-                continue
-            predicted[label] += 1
-            if kind in CHANGED:
-                changed[label] += 1
-                operations += 1
-        lead += float(version.meta.get("lead_time") or 0.0)
-        final_boxes += len(version.boxes)
-    n = len(reviewed)
-    total_pred = sum(predicted.values())
-    return {
-        "photos": n,
-        "predicted_boxes": total_pred,
-        "correction_rate": (sum(changed.values()) / total_pred) if total_pred else None,
-        "correction_rate_per_class": {c: changed[c] / predicted[c] for c in sorted(predicted)},
-        "added_per_photo": added / n if n else None,
-        "operations_per_photo": operations / n if n else None,
-        "scratch_operations_per_photo": final_boxes / n if n else None,
-        "reviewer_seconds": lead,
-        "scratch_seconds": final_boxes * SCRATCH_SECONDS_PER_BOX,
-    }
+@dataclass(frozen=True)
+class CurveRow:
+    """One round of the learning curve. Review figures are `review_queue.corrections.correction_summary`
+    over the round's current reviews (excluded photos left out, as that statistic documents)."""
+
+    round: int
+    attempt: int
+    stage: str
+    model_version: str | None
+    labelled_manual: int  # photos trained on, by the source of their label
+    labelled_reviewed: int
+    labelled_auto: int
+    test_map50: float | None
+    test_sensitivity_per_class: dict[str, float | None]
+    predicted_photos: int | None
+    reviewed_photos: int
+    correction_rate: float | None
+    correction_rate_per_class: dict[str, float]
+    added_per_photo: float | None
+    operations_per_photo: float | None
+    scratch_operations_per_photo: float | None  # boxes a reviewer would have drawn from scratch, per photo
+    reviewer_seconds: float
+    scratch_seconds: float  # time to draw every reviewed box from scratch
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
-def learning_curve(ws: Workspace) -> list[dict[str, Any]]:
+def learning_curve(ws: Workspace) -> list[CurveRow]:
+    """One row per round (and attempt) in the store, oldest first."""
     reviewed_by_round: dict[int, list[LabelVersion]] = defaultdict(list)
     for version in ws.store.current_labels([Source.REVIEWED]).values():
-        if version.round is not None and not version.excluded:
+        if version.round is not None:
             reviewed_by_round[version.round].append(version)
     rows = []
     for row in ws.store.rounds():
@@ -68,31 +61,35 @@ def learning_curve(ws: Workspace) -> list[dict[str, Any]]:
         sources: Counter[str] = Counter()
         for _, vid, split in ws.store.manifest(r, row["attempt"]):
             if split != "test":
-                version = ws.store.version(vid)
-                if version is not None:
-                    sources[version.source.value] += 1
+                trained_on = ws.store.version(vid)
+                if trained_on is not None:
+                    sources[trained_on.source.value] += 1
         test = row["metrics"].get("test", {})
-        summary = review_summary(reviewed_by_round.get(r, []))
-        rows.append({
-            "round": r,
-            "attempt": row["attempt"],
-            "stage": row["stage"],
-            "model_version": row["model_version"],
-            "labelled_manual": sources[Source.MANUAL.value],
-            "labelled_reviewed": sources[Source.REVIEWED.value],
-            "labelled_auto": sources[Source.AUTO_ACCEPTED.value],
-            "test_map50": test.get("map50"),
-            "test_sensitivity_per_class": {c: v.get("recall") for c, v in test.get("per_class", {}).items()},
-            "predicted_photos": row["info"].get("preannotate", {}).get("predicted"),
-            "reviewed_photos": summary["photos"],
-            **{k: summary[k] for k in ("correction_rate", "correction_rate_per_class", "added_per_photo",
-                                       "operations_per_photo", "scratch_operations_per_photo",
-                                       "reviewer_seconds", "scratch_seconds")},
-        })
+        review = correction_summary(reviewed_by_round.get(r, []))
+        rows.append(CurveRow(
+            round=r,
+            attempt=row["attempt"],
+            stage=row["stage"],
+            model_version=row["model_version"],
+            labelled_manual=sources[Source.MANUAL.value],
+            labelled_reviewed=sources[Source.REVIEWED.value],
+            labelled_auto=sources[Source.AUTO_ACCEPTED.value],
+            test_map50=test.get("map50"),
+            test_sensitivity_per_class={c: v.get("recall") for c, v in test.get("per_class", {}).items()},
+            predicted_photos=row["info"].get("preannotate", {}).get("predicted"),
+            reviewed_photos=review.photos,
+            correction_rate=review.correction_rate,
+            correction_rate_per_class=review.correction_rate_per_class,
+            added_per_photo=review.added_per_photo,
+            operations_per_photo=review.operations_per_photo,
+            scratch_operations_per_photo=review.reviewed_boxes_per_photo,
+            reviewer_seconds=review.reviewer_seconds,
+            scratch_seconds=review.reviewed_boxes * SCRATCH_SECONDS_PER_BOX,
+        ))
     return rows
 
 
-def curve_table(curve: list[dict[str, Any]]):
+def curve_table(curve: list[CurveRow]) -> Any:
     """The learning curve as a compact rich table (fits 80 columns)."""
     from rich.table import Table
 
@@ -109,8 +106,8 @@ def curve_table(curve: list[dict[str, Any]]):
                 "review", "draw"):
         table.add_column(col, justify="right")
     for r in curve:
-        table.add_row(str(r["round"]), f"{r['labelled_manual']}/{r['labelled_reviewed']}/{r['labelled_auto']}",
-                      f(r["test_map50"]), str(r["reviewed_photos"]), f(r["correction_rate"], True),
-                      f(r["added_per_photo"]), f(r["operations_per_photo"]), f(r["scratch_operations_per_photo"]),
-                      f"{r['reviewer_seconds'] / 60:.1f}", f"{r['scratch_seconds'] / 60:.1f}")
+        table.add_row(str(r.round), f"{r.labelled_manual}/{r.labelled_reviewed}/{r.labelled_auto}",
+                      f(r.test_map50), str(r.reviewed_photos), f(r.correction_rate, True),
+                      f(r.added_per_photo), f(r.operations_per_photo), f(r.scratch_operations_per_photo),
+                      f"{r.reviewer_seconds / 60:.1f}", f"{r.scratch_seconds / 60:.1f}")
     return table

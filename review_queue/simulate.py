@@ -30,16 +30,17 @@ import json
 import math
 import random
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from annotator.boxes import clip_box, iou, match_boxes, voc_to_box
 from annotator.classes import ClassTable
 from annotator.errors import ConfigError, InputFileError, LabelStudioError
+from annotator.formats.voc import read_voc
 from annotator.store import Workspace
 from annotator.types import Box
-from annotator.formats.voc import read_voc
 from review_queue.labelstudio.client import ReviewClient
 from review_queue.labelstudio.convert import SIMULATED_REVIEWER, box_to_result, parse_result
 from review_queue.labelstudio.project import get_project, require_project_id
@@ -93,7 +94,7 @@ def plan_review(predicted: Sequence[tuple[str, Box]], truth: Sequence[Box], *, w
         if relabel:
             actions.append(ReviewAction("relabel", rid, SECONDS["relabel"]))
         off = max(abs(a - b) for a, b in zip((before.x1, before.y1, before.x2, before.y2),
-                                              (target.x1, target.y1, target.x2, target.y2)))
+                                              (target.x1, target.y1, target.x2, target.y2), strict=True))
         good_enough = accept_iou is not None and iou(before, target) >= accept_iou
         if off > tolerance_px and not good_enough:
             actions.append(ReviewAction("adjust", rid, SECONDS["adjust"]))
@@ -104,7 +105,7 @@ def plan_review(predicted: Sequence[tuple[str, Box]], truth: Sequence[Box], *, w
             after = Box(target.label, before.x1, before.y1, before.x2, before.y2)
         result.append((rid, _slip(after, rng, noise, width, height)))
 
-    for i, j, _ in match_boxes(boxes, truth, iou_threshold=0.5, class_aware=True):
+    for i, j, _ in match_boxes(boxes, list(truth), iou_threshold=0.5, class_aware=True):
         keep(i, truth[j], relabel=False)
         used_p.add(i)
         used_t.add(j)
@@ -183,8 +184,8 @@ def simulate(ws: Workspace, client: ReviewClient, *, count: int, truth_dir: Path
     total_s = 0.0
     for n, task in enumerate(queue, 1):
         photo = (task.data or {}).get("photo")
-        record = records.get(photo)
-        truth = read_truth(truth_root, photo, classes) if record else None
+        record = records.get(photo) if isinstance(photo, str) else None
+        truth = read_truth(truth_root, record.path, classes) if record else None
         if record is None or truth is None:
             missing.append(str(photo))
             continue
@@ -198,10 +199,10 @@ def simulate(ws: Workspace, client: ReviewClient, *, count: int, truth_dir: Path
                                        noise=noise, accept_iou=accept_iou)
         lead_time = round(sum(a.seconds for a in actions), 2)
         result = [box_to_result(b, record.width, record.height, rid) for rid, b in regions]
+        parent: dict[str, Any] = {"parent_prediction": int(_get(prediction, "id"))} if prediction is not None else {}
         client.call(f"annotating task {task.id}", client.sdk.annotations.create, task.id, idempotent=False,
                     result=result, lead_time=lead_time, completed_by=user_id, was_cancelled=False,
-                    ground_truth=False,
-                    **({"parent_prediction": int(_get(prediction, "id"))} if prediction is not None else {}))
+                    ground_truth=False, **parent)
         done.append(int(task.id))
         tally.update(a.kind for a in actions if a.kind != "photo")
         total_s += lead_time

@@ -189,14 +189,15 @@ def status(workspace: WorkspaceOption = Path("."),
         summary = review_status(ws, client)
         local = read_server_info(ws.root)
     if json_out:
-        print_json(summary)
+        print_json(summary.to_dict())
         return
-    console.print(f"pushed {summary['pushed']}, reviewed {summary['reviewed']} (excluded {summary['excluded']}), "
-                  f"remaining {summary['remaining']}", soft_wrap=True)
-    if summary["predicted_boxes"]:
-        rate = summary["correction_rate"]
-        console.print(f"correction rate {rate:.1%} of {summary['predicted_boxes']} predicted boxes; "
-                      f"{summary['boxes_added_per_photo']:.2f} boxes added per photo", soft_wrap=True)
-        for label, value in summary["correction_rate_by_class"].items():
-            console.print(f"  {label:>5}: {value:.1%}" if value is not None else f"  {label:>5}: -", soft_wrap=True)
+    console.print(f"pushed {summary.pushed}, reviewed {summary.reviewed} (excluded {summary.excluded}), "
+                  f"remaining {summary.remaining}", soft_wrap=True)
+    corrections = summary.corrections
+    if corrections.correction_rate is not None:
+        console.print(f"correction rate {corrections.correction_rate:.1%} of {corrections.predicted_boxes} predicted "
+                      f"boxes; {corrections.added_per_photo or 0.0:.2f} boxes added per photo (excluded photos "
+                      "left out)", soft_wrap=True)
+        for label, value in corrections.correction_rate_per_class.items():
+            console.print(f"  {label:>5}: {value:.1%}", soft_wrap=True)
     console.print(f"local Label Studio: {local.url}" if local else "local Label Studio: not running", soft_wrap=True)

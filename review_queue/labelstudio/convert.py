@@ -1,19 +1,21 @@
 """Pure conversions between our records and Label Studio's JSON: boxes <-> rectangle results,
-the labeling config, task payloads with predictions, and the edit diff prediction -> annotation.
+the labeling config, task payloads with predictions, and checked parsing of an annotation.
 
 No I/O here. Label Studio stores rectangles in percent of the displayed photo (top-left
-origin); `annotator.boxes` does the arithmetic, this module the JSON shapes around it.
+origin); `annotator.boxes` does the arithmetic, this module the JSON shapes around it. The edit
+diff prediction -> annotation is server-neutral and lives in `review_queue.corrections`.
 """
 
 from __future__ import annotations
 
 import html
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any
 from urllib.parse import quote
 
-from annotator.boxes import box_to_ls_percent, iou, ls_percent_to_box, match_boxes
+from annotator.boxes import box_to_ls_percent, ls_percent_to_box
 from annotator.classes import ClassTable
 from annotator.types import Box, ImageRecord, LabelVersion
 
@@ -80,8 +82,7 @@ def region_id(version_id: int | None, index: int) -> str:
 
 def box_to_result(box: Box, width: int, height: int, rid: str) -> dict[str, Any]:
     """One rectangle result (prediction or annotation) for a box on a width x height photo."""
-    value = box_to_ls_percent(box, width, height)
-    value["rectanglelabels"] = [box.label]
+    value: dict[str, Any] = {**box_to_ls_percent(box, width, height), "rectanglelabels": [box.label]}
     out: dict[str, Any] = {
         "id": rid,
         "type": "rectanglelabels",
@@ -219,105 +220,3 @@ def parse_result(result: Iterable[dict[str, Any]], *, width: int, height: int, c
             continue
         regions.append((rid, box))
     return ParsedResult(tuple(regions), tuple(dict.fromkeys(excluded)), tuple(problems), tuple(ignored))
-
-
-# ---- the edit diff ---------------------------------------------------------------------------
-
-EDIT_KINDS: tuple[str, ...] = ("accepted", "moved", "relabelled", "deleted", "added")
-
-
-@dataclass(frozen=True)
-class EditOp:
-    """One reviewer action inferred from a prediction and the annotation made from it.
-
-    kind: accepted | moved | relabelled | deleted | added. `label` is the predicted class
-    (None for added), `new_label` the reviewed class (None for deleted). A relabelled box may
-    also have moved (`moved`=True). iou: overlap of predicted and reviewed box, when both exist.
-    """
-
-    kind: str
-    region: str
-    label: str | None
-    new_label: str | None = None
-    iou: float | None = None
-    moved: bool = False
-    before: tuple[float, float, float, float] | None = None
-    after: tuple[float, float, float, float] | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"op": self.kind, "region": self.region, "label": self.label}
-        if self.new_label is not None and self.new_label != self.label:
-            out["new_label"] = self.new_label
-        if self.iou is not None:
-            out["iou"] = round(self.iou, 4)
-        if self.moved and self.kind == "relabelled":
-            out["moved"] = True
-        if self.before is not None:
-            out["before"] = [round(v, 2) for v in self.before]
-        if self.after is not None and self.after != self.before:
-            out["after"] = [round(v, 2) for v in self.after]
-        return out
-
-
-def _corners(box: Box) -> tuple[float, float, float, float]:
-    return (box.x1, box.y1, box.x2, box.y2)
-
-
-def diff_regions(predicted: Sequence[tuple[str, Box]], reviewed: Sequence[tuple[str, Box]], *,
-                 tolerance_px: float = 0.5, iou_threshold: float = 0.5) -> list[EditOp]:
-    """The edits that turn a prediction into an annotation.
-
-    Regions are paired by id first (Label Studio keeps a prediction's region id when the
-    reviewer keeps the region), then remaining ones by class-agnostic IoU >= iou_threshold.
-    A pair is accepted when every corner moved by at most tolerance_px and the class is
-    unchanged, moved when only geometry changed, relabelled when the class changed.
-    Unpaired predicted regions were deleted, unpaired reviewed regions added.
-    """
-    pairs: list[tuple[int, int]] = []
-    pred_index = {rid: i for i, (rid, _) in enumerate(predicted)}
-    used_p: set[int] = set()
-    used_r: set[int] = set()
-    for j, (rid, _) in enumerate(reviewed):
-        i = pred_index.get(rid)
-        if i is not None and i not in used_p:
-            pairs.append((i, j))
-            used_p.add(i)
-            used_r.add(j)
-    rest_p = [i for i in range(len(predicted)) if i not in used_p]
-    rest_r = [j for j in range(len(reviewed)) if j not in used_r]
-    for a, b, _ in match_boxes([predicted[i][1] for i in rest_p], [reviewed[j][1] for j in rest_r],
-                               iou_threshold=iou_threshold, class_aware=False):
-        pairs.append((rest_p[a], rest_r[b]))
-        used_p.add(rest_p[a])
-        used_r.add(rest_r[b])
-
-    ops: list[EditOp] = []
-    for i, j in sorted(pairs):
-        rid, before = predicted[i]
-        after = reviewed[j][1]
-        moved = max(abs(p - q) for p, q in zip(_corners(before), _corners(after))) > tolerance_px
-        overlap = iou(before, after)
-        if before.label != after.label:
-            kind = "relabelled"
-        elif moved:
-            kind = "moved"
-        else:
-            kind = "accepted"
-        ops.append(EditOp(kind, rid, before.label, after.label, overlap, moved, _corners(before), _corners(after)))
-    for i, (rid, box) in enumerate(predicted):
-        if i not in used_p:
-            ops.append(EditOp("deleted", rid, box.label, None, None, False, _corners(box), None))
-    for j, (rid, box) in enumerate(reviewed):
-        if j not in used_r:
-            ops.append(EditOp("added", rid, None, box.label, None, False, None, _corners(box)))
-    return ops
-
-
-def count_edits(ops: Iterable[EditOp | dict[str, Any]]) -> dict[str, int]:
-    """{kind: count} over EDIT_KINDS, plus `predicted` (boxes the model proposed)."""
-    counts = {k: 0 for k in EDIT_KINDS}
-    for op in ops:
-        kind = op.kind if isinstance(op, EditOp) else op["op"]
-        counts[kind] += 1
-    counts["predicted"] = counts["accepted"] + counts["moved"] + counts["relabelled"] + counts["deleted"]
-    return counts

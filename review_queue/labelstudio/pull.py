@@ -1,8 +1,10 @@
 """Pull reviewed annotations from Label Studio into the workspace as `reviewed` label versions.
 
 One snapshot export gives every annotated task with its annotations (reviewer email, times,
-lead time, parent prediction) and full predictions. Each annotation is checked, converted to
-boxes on the displayed photo, diffed against the prediction it started from, and stored in
+lead time, parent prediction) and full predictions. Skipped ("cancelled") annotations are
+counted, never stored: the photo stays in the queue. Each submitted annotation is checked,
+converted to boxes on the displayed photo, diffed against the prediction it started from
+(`review_queue.corrections`), and stored in
 its own transaction together with its `pulled_annotations` row: a pull killed at any point
 leaves a consistent store, and the next pull skips what is stored and finishes the rest.
 The VOC mirror of the new current labels is written at the end by a few threads (every file
@@ -15,31 +17,36 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from annotator.errors import LabelStudioError
 from annotator.fsutil import atomic_write_text
 from annotator.store import Workspace, now_iso
 from annotator.types import Box, ImageRecord, LabelVersion, Source
+from review_queue.corrections import count_edits, diff_regions
 from review_queue.labelstudio.client import ReviewClient
-from review_queue.labelstudio.convert import (PHOTO_FIELD, SIMULATED_REVIEWER, count_edits, diff_regions, parse_result,
-                                  region_id)
+from review_queue.labelstudio.convert import PHOTO_FIELD, SIMULATED_REVIEWER, parse_result, region_id
 from review_queue.labelstudio.project import require_project_id
 
 Progress = Callable[[str, int, int], None]  # (step, done, total)
 ISSUES_FILE = "pull-issues.json"
 SERIALIZATION = {"predictions": {"only_id": False}, "annotations__completed_by": {"only_id": False}}
+# Every task with any annotation, skipped ones included: Label Studio's `annotated` filter and its
+# default annotation filter both drop skips, which would leave them uncounted.
+TASK_FILTER = {"only_with_annotations": True}
+ANNOTATION_FILTER = {"usual": True, "skipped": True}
 
 
 @dataclass(frozen=True)
 class PullResult:
     project_id: int
-    tasks: int  # annotated tasks in the export
+    tasks: int  # tasks with any annotation (submitted or skipped) in the export
     current: int  # annotations stored as the photo's current label
     history: int  # annotations stored as history (superseded by a later one on the same task)
     already_pulled: int
-    skipped: int  # skipped ("cancelled") annotations, not labels
+    skipped: int  # skipped ("cancelled") annotations: counted, never stored as labels
     issues: list[dict[str, Any]] = field(default_factory=list)
     issues_file: str | None = None
 
@@ -129,11 +136,12 @@ def _reviewer(ann: dict[str, Any]) -> str | None:
 # ---- export --------------------------------------------------------------------------------
 
 def _export(client: ReviewClient, project_id: int, *, timeout: float) -> list[dict[str, Any]]:
-    """A snapshot export (JSON) of the project's annotated tasks, with full predictions and reviewers."""
+    """A snapshot export (JSON) of the project's tasks with annotations (skips included), with full
+    predictions and reviewers."""
     sdk = client.sdk
     export = client.call("starting an export", sdk.projects.exports.create, project_id, idempotent=False,
                          title=f"annotator pull {now_iso()}", serialization_options=SERIALIZATION,
-                         task_filter_options={"annotated": "only"})
+                         task_filter_options=TASK_FILTER, annotation_filter_options=ANNOTATION_FILTER)
     deadline = time.monotonic() + timeout
     delay = 0.1
     while True:

@@ -9,16 +9,28 @@ the next one: tasks that reached the server but not the store are adopted by the
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
+from typing import Any, TypeVar
 
 from annotator.errors import ConfigError, LabelStudioError
 from annotator.store import Workspace
 from annotator.types import LabelVersion, Source
 from review_queue.labelstudio.client import ReviewClient
-from review_queue.labelstudio.convert import PHOTO_FIELD, VERSION_FIELD, model_version_of, prediction_payload, task_payload
-from review_queue.labelstudio.project import (SAMPLING, check_served_folder, document_prefix, ensure_photo_storage,
-                                  ensure_project)
+from review_queue.labelstudio.convert import (
+    PHOTO_FIELD,
+    VERSION_FIELD,
+    model_version_of,
+    prediction_payload,
+    task_payload,
+)
+from review_queue.labelstudio.project import (
+    SAMPLING,
+    check_served_folder,
+    document_prefix,
+    ensure_photo_storage,
+    ensure_project,
+)
 
 Progress = Callable[[str, int, int], None]  # (step, done, total)
 T = TypeVar("T")
@@ -79,7 +91,7 @@ def push(ws: Workspace, client: ReviewClient, *, batch: int = 500, new_project: 
         if len(ids) != len(chunk):
             raise LabelStudioError(f"Label Studio returned {len(ids)} task ids for {len(chunk)} imported tasks; "
                                    "run `annotator review push` again (it adopts tasks created so far)")
-        ws.store.record_tasks(pid, [(p, int(tid), model[p].id) for p, tid in zip(chunk, ids)])
+        ws.store.record_tasks(pid, [(p, int(tid), model[p].id) for p, tid in zip(chunk, ids, strict=True)])
         created += len(chunk)
         report("importing tasks", created, len(new))
 

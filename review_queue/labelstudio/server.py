@@ -84,7 +84,7 @@ def read_credentials(root: Path) -> Credentials | None:
         return Credentials(str(data["email"]), str(data["password"]), str(data["token"]))
     except (OSError, ValueError, KeyError) as exc:
         raise LabelStudioError(f"{path} is unreadable ({type(exc).__name__}); delete {server_dir(root)} "
-                               "to start the local Label Studio from scratch")
+                               "to start the local Label Studio from scratch") from None
 
 
 def _new_credentials(root: Path) -> Credentials:
@@ -189,7 +189,7 @@ def build_template(template_dir: Path, *, timeout: float = 600.0) -> Path:
             if not (template_dir / _TEMPLATE_MARK).exists():  # not a concurrent builder's finished template
                 raise
     except subprocess.TimeoutExpired:
-        raise LabelStudioError(f"building the Label Studio template took over {timeout:.0f} s; see {work}")
+        raise LabelStudioError(f"building the Label Studio template took over {timeout:.0f} s; see {work}") from None
     shutil.rmtree(work, ignore_errors=True)
     return template_dir
 

@@ -10,9 +10,9 @@ from annotator.config import Config
 from annotator.errors import WorkspaceError
 from annotator.store import Workspace
 from annotator.types import Box, ImageRecord, LabelVersion, Source
-from bootstrap.curve import SCRATCH_SECONDS_PER_BOX, review_summary
 from bootstrap.finalize import finalize, recommend_threshold
 from bootstrap.rounds import plan_round
+from review_queue.corrections import correction_summary
 
 
 def _workspace(tmp_path, photos: int = 6) -> Workspace:
@@ -54,13 +54,13 @@ def test_review_summary_counts_changed_boxes_per_class_and_times():
     moved = {"op": "moved", "label": "mel"}
     deleted = {"op": "deleted", "label": "sl"}
     added = {"op": "added", "label": None}
-    summary = review_summary([_reviewed("a", [accepted, moved]), _reviewed("b", [deleted, added], lead=30.0)])
-    assert summary["correction_rate"] == pytest.approx(2 / 3)
-    assert summary["correction_rate_per_class"] == {"mel": 0.5, "sl": 1.0}
-    assert summary["added_per_photo"] == 0.5
-    assert summary["operations_per_photo"] == 1.5  # moved, deleted, added over 2 photos
-    assert summary["reviewer_seconds"] == 42.0
-    assert summary["scratch_seconds"] == 2 * SCRATCH_SECONDS_PER_BOX
+    summary = correction_summary([_reviewed("a", [accepted, moved]), _reviewed("b", [deleted, added], lead=30.0)])
+    assert summary.correction_rate == pytest.approx(2 / 3)
+    assert summary.correction_rate_per_class == {"mel": 0.5, "sl": 1.0}
+    assert summary.added_per_photo == 0.5
+    assert summary.operations_per_photo == 1.5  # moved, deleted, added over 2 photos
+    assert summary.reviewer_seconds == 42.0
+    assert summary.reviewed_boxes == 2  # what drawing from scratch would take (the curve's scratch_seconds)
 
 
 def test_recommended_threshold_keeps_expected_wrong_boxes_under_two_percent_of_the_set():

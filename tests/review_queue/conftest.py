@@ -9,19 +9,18 @@ photos, truth, workspace and project (unique title) under it, so tests stay inde
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
 
 import pytest
 from PIL import Image
 
 from annotator.boxes import box_to_voc
 from annotator.config import Config
+from annotator.formats.voc import write_voc
 from annotator.store import Workspace
 from annotator.types import Box, ImageRecord, LabelVersion, Source
-from annotator.formats.voc import write_voc
-
 from review_queue.labelstudio.client import ReviewClient, connect
 
 _counter = itertools.count()

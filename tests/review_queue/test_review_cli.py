@@ -8,9 +8,9 @@ import stat
 import pytest
 from typer.testing import CliRunner
 
+from annotator.cli.review import review_app
 from annotator.config import Config
 from annotator.store import Workspace
-from annotator.cli.review import review_app
 from review_queue.labelstudio.server import TEMPLATE_ENV, credentials_path, read_credentials, read_server_info
 
 pytestmark = pytest.mark.server

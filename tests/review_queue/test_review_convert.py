@@ -1,5 +1,5 @@
-"""Pure conversions: boxes <-> Label Studio results round-trip, the labeling config, the edit diff,
-and the simulated reviewer's plan and time model."""
+"""Pure conversions: boxes <-> Label Studio results round-trip, the labeling config, and the
+simulated reviewer's plan and time model. (The edit diff is tested in test_corrections.py.)"""
 
 from __future__ import annotations
 
@@ -11,8 +11,14 @@ from lxml import etree
 
 from annotator.classes import CLASS_NAMES, ClassTable
 from annotator.types import Box, ImageRecord, LabelVersion, Source
-from review_queue.labelstudio.convert import (box_to_result, count_edits, diff_regions, labeling_config, parse_result,
-                                  prediction_score, result_to_box, task_payload)
+from review_queue.labelstudio.convert import (
+    box_to_result,
+    labeling_config,
+    parse_result,
+    prediction_score,
+    result_to_box,
+    task_payload,
+)
 from review_queue.simulate import DRAW_MAX_S, DRAW_MIN_S, draw_seconds, plan_review
 
 CLASSES = ClassTable()
@@ -37,7 +43,8 @@ def test_box_result_round_trip(case):
     back = result_to_box(result, w, h)
     assert back.label == box.label
     assert all(abs(a - b) < 1e-6
-               for a, b in zip((back.x1, back.y1, back.x2, back.y2), (box.x1, box.y1, box.x2, box.y2)))
+               for a, b in zip((back.x1, back.y1, back.x2, back.y2), (box.x1, box.y1, box.x2, box.y2),
+                               strict=True))
     parsed = parse_result([result], width=w, height=h, classes=CLASSES)
     assert parsed.problems == () and parsed.regions[0][0] == "r1"
 
@@ -57,8 +64,8 @@ def test_labeling_config_has_six_hotkeyed_classes_and_an_exclude_choice():
     rect = root.find("RectangleLabels")
     assert (rect.get("name"), rect.get("toName")) == ("label", "image")
     labels = rect.findall("Label")
-    assert [l.get("value") for l in labels] == list(CLASS_NAMES)
-    assert [l.get("hotkey") for l in labels] == ["1", "2", "3", "4", "5", "6"]
+    assert [label.get("value") for label in labels] == list(CLASS_NAMES)
+    assert [label.get("hotkey") for label in labels] == ["1", "2", "3", "4", "5", "6"]
     assert labels[2].get("background") == CLASSES.describe("mel").colour
     choices = root.find("Choices")
     assert choices.get("name") == "exclude" and [c.get("value") for c in choices] == ["blurred", "atypical"]
@@ -98,30 +105,6 @@ def test_parse_result_reports_what_cannot_be_merged():
     parsed = parse_result([alias, edge, exclude], width=100, height=100, classes=CLASSES)
     assert parsed.problems == () and parsed.excluded == ("atypical",)
     assert parsed.regions[0][1].label == "mel" and parsed.regions[1][1].x2 == 100.0
-
-
-def test_diff_names_every_edit():
-    predicted = [("a", Box("mel", 0, 0, 10, 10)), ("b", Box("fre", 20, 20, 30, 30)),
-                 ("c", Box("caf", 40, 40, 50, 50)), ("d", Box("ota", 60, 60, 70, 70))]
-    reviewed = [("a", Box("mel", 0, 0, 10, 10.3)),  # same id, within tolerance: accepted
-                ("b", Box("fre", 22, 21, 32, 31)),  # same id, moved
-                ("x", Box("sl", 40, 40, 50, 51)),  # new id but on c: relabelled (and moved)
-                ("y", Box("hori", 80, 80, 90, 90))]  # nothing there before: added
-    ops = diff_regions(predicted, reviewed)
-    kinds = {op.region: op.kind for op in ops}
-    assert kinds == {"a": "accepted", "b": "moved", "c": "relabelled", "d": "deleted", "y": "added"}
-    relabel = next(op for op in ops if op.kind == "relabelled")
-    assert (relabel.label, relabel.new_label, relabel.moved) == ("caf", "sl", True)
-    assert count_edits(ops) == {"accepted": 1, "moved": 1, "relabelled": 1, "deleted": 1, "added": 1,
-                                "predicted": 4}
-    assert count_edits(op.to_dict() for op in ops) == count_edits(ops)
-
-
-@settings(max_examples=100, deadline=None, database=None)
-@given(st.lists(photo_and_box().map(lambda c: c[2]), max_size=6))
-def test_diff_of_an_untouched_prediction_is_all_accepted(boxes):
-    regions = [(f"r{i}", b) for i, b in enumerate(boxes)]
-    assert all(op.kind == "accepted" for op in diff_regions(regions, regions))
 
 
 def test_a_pixel_exact_simulated_reviewer_fixes_everything_and_keeps_region_ids():

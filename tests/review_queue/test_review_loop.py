@@ -8,7 +8,8 @@ import pytest
 from lxml import etree
 
 from annotator.types import Source
-from review_queue.labelstudio.convert import EDIT_KINDS, SIMULATED_REVIEWER
+from review_queue.corrections import EditKind
+from review_queue.labelstudio.convert import SIMULATED_REVIEWER
 from review_queue.labelstudio.pull import pull
 from review_queue.labelstudio.push import push
 from review_queue.simulate import queue_query, simulate
@@ -19,7 +20,7 @@ pytestmark = pytest.mark.server
 
 def _close(a, b, tol=1.0):
     return a.label == b.label and all(abs(p - q) <= tol for p, q in
-                                      zip((a.x1, a.y1, a.x2, a.y2), (b.x1, b.y1, b.x2, b.y2)))
+                                      zip((a.x1, a.y1, a.x2, a.y2), (b.x1, b.y1, b.x2, b.y2), strict=True))
 
 
 def test_reviewed_labels_equal_ground_truth(review_setup):
@@ -37,7 +38,7 @@ def test_reviewed_labels_equal_ground_truth(review_setup):
         assert version.source is Source.REVIEWED
         truth = sorted(photo.truth, key=lambda b: (b.label, b.x1))
         got = sorted(version.boxes, key=lambda b: (b.label, b.x1))
-        assert len(got) == len(truth) and all(_close(g, t) for g, t in zip(got, truth)), photo.name
+        assert len(got) == len(truth) and all(_close(g, t) for g, t in zip(got, truth, strict=True)), photo.name
         assert all(b.score is None for b in got)
 
 
@@ -47,7 +48,7 @@ def test_every_edit_is_recorded_with_provenance(review_setup):
     simulate(s.ws, s.client, count=len(s.photos))
     pull(s.ws, s.client)
     tasks = s.ws.store.task_map()
-    seen: dict[str, int] = {k: 0 for k in EDIT_KINDS}
+    seen: dict[str, int] = {k.value: 0 for k in EditKind}
     for photo in s.photos:
         version = s.ws.store.current_label(photo.name)
         meta = version.meta
@@ -57,7 +58,7 @@ def test_every_edit_is_recorded_with_provenance(review_setup):
         assert meta["lead_time"] > 0 and meta["updated_at"] and meta["parent_prediction"]
         for op in meta["operations"]:
             seen[op["op"]] += 1
-        assert sum(meta["edits"][k] for k in EDIT_KINDS) == len(meta["operations"])
+        assert sum(meta["edits"][k.value] for k in EditKind) == len(meta["operations"])
         # the VOC mirror follows, marked verified
         root = etree.parse(str(s.ws.voc_path(photo.name))).getroot()
         assert root.get("verified") == "yes" and root.findtext("annotator/source") == "reviewed"
@@ -70,11 +71,12 @@ def test_every_edit_is_recorded_with_provenance(review_setup):
     assert (relabel["label"], relabel["new_label"]) == ("caf", "sl")
 
     status = review_status(s.ws)
-    assert (status["pushed"], status["reviewed"], status["excluded"], status["remaining"]) == (6, 6, 0, 0)
+    assert (status.pushed, status.reviewed, status.excluded, status.remaining) == (6, 6, 0, 0)
     # 9 predicted boxes, 5 of them corrected (moved 1, relabelled 2, deleted 2)
-    assert status["predicted_boxes"] == 9 and status["correction_rate"] == pytest.approx(5 / 9, abs=1e-4)
-    assert status["correction_rate_by_class"]["caf"] == 1.0 and status["correction_rate_by_class"]["ota"] == 0.5
-    assert status["boxes_added_per_photo"] == pytest.approx(1 / 6, abs=1e-4)
+    corrections = status.corrections
+    assert corrections.predicted_boxes == 9 and corrections.correction_rate == pytest.approx(5 / 9, abs=1e-4)
+    assert corrections.correction_rate_per_class["caf"] == 1.0 and corrections.correction_rate_per_class["ota"] == 0.5
+    assert corrections.added_per_photo == pytest.approx(1 / 6, abs=1e-4)
 
 
 def test_label_studio_serves_the_most_uncertain_first(review_setup, live_server):
@@ -113,5 +115,5 @@ def test_status_works_offline_before_any_review(review_setup):
     s = review_setup()
     push(s.ws, s.client)
     status = review_status(s.ws)
-    assert (status["pushed"], status["reviewed"], status["remaining"]) == (6, 0, 6)
-    assert status["correction_rate"] is None
+    assert (status.pushed, status.reviewed, status.remaining) == (6, 0, 6)
+    assert status.corrections.correction_rate is None

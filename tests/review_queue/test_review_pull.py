@@ -9,7 +9,7 @@ import pytest
 from annotator.types import Box, Source
 from review_queue.labelstudio import pull as pull_module
 from review_queue.labelstudio.convert import box_to_result
-from review_queue.labelstudio.pull import pull
+from review_queue.labelstudio.pull import pending_annotations, pull
 from review_queue.labelstudio.push import push
 from review_queue.simulate import simulate
 
@@ -124,3 +124,25 @@ def test_excluded_photo_and_several_annotations(review_setup):
     again = pull(s.ws, s.client)
     assert (again.current + again.history, again.already_pulled) == (1, 2)
     assert s.ws.store.current_label("p3.jpg").meta["annotation_id"] == first.id  # now the latest edit
+
+
+def _skip(s, photo: str):
+    """What Label Studio's Skip button does: a cancelled annotation with no result."""
+    return s.client.sdk.annotations.create(s.ws.store.task_map()[photo], result=[], was_cancelled=True, lead_time=3.0)
+
+
+def test_a_skipped_task_is_counted_as_skipped_not_stored_as_a_label(review_setup):
+    s = review_setup()
+    push(s.ws, s.client)
+    _skip(s, "p0.jpg")
+    result = pull(s.ws, s.client)
+    assert (result.skipped, result.stored, result.issues) == (1, 0, [])
+    assert _versions(s.ws) == 0 and s.ws.store.pulled_annotations() == {}
+    assert s.ws.store.current_label("p0.jpg").source is Source.MODEL  # still in the queue, awaiting a review
+
+
+def test_a_skipped_task_does_not_wait_to_be_pulled(review_setup):
+    s = review_setup()
+    push(s.ws, s.client)
+    _skip(s, "p0.jpg")
+    assert pending_annotations(s.ws, s.client) == 0

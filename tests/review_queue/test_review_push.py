@@ -12,6 +12,11 @@ from review_queue.simulate import simulate
 pytestmark = pytest.mark.server
 
 
+def _shifted(photo):
+    """A new round's prediction: every box one pixel to the right and down."""
+    return tuple(Box(b.label, b.x1 + 1, b.y1 + 1, b.x2 + 1, b.y2 + 1, score=0.5) for b in photo.predicted)
+
+
 def _server_tasks(s, pid):
     return [t for page in s.client.task_pages(pid, fields="all") for t in page]
 
@@ -33,8 +38,7 @@ def test_new_round_replaces_untouched_predictions_only(review_setup, add_round):
     annotated = set(simulate(s.ws, s.client, count=2).task_ids)
     before = {t.id: [(p.id, p.result) for p in t.predictions] for t in _server_tasks(s, pid)}
 
-    shifted = lambda p: tuple(Box(b.label, b.x1 + 1, b.y1 + 1, b.x2 + 1, b.y2 + 1, score=0.5) for b in p.predicted)
-    add_round(s.ws, s.photos, 1, boxes=shifted)
+    add_round(s.ws, s.photos, 1, boxes=_shifted)
     result = push(s.ws, s.client)
     assert (result.created, result.replaced, result.kept_annotated) == (0, 4, 2)
     assert result.model_version == "round-001"
@@ -97,3 +101,20 @@ def test_push_killed_right_after_creating_the_project_adopts_it_instead_of_makin
     titled = [p for p in sdk_projects.list() if p.title == s.ws.config.project_title]
     assert len(titled) == 1 and titled[0].id == result.project_id
     assert result.created == len(s.photos)
+
+
+def test_a_new_round_leaves_a_skipped_task_with_the_prediction_the_reviewer_skipped(review_setup, add_round):
+    # A skip is a reviewer's decision about that prediction: push counts the task as worked on
+    # (kept_annotated) and never swaps the prediction under it, as it does for untouched tasks.
+    s = review_setup()
+    pid = push(s.ws, s.client).project_id
+    skipped_task = s.ws.store.task_map()["p0.jpg"]
+    s.client.sdk.annotations.create(skipped_task, result=[], was_cancelled=True, lead_time=3.0)
+    before = next([(p.id, p.result) for p in t.predictions] for t in _server_tasks(s, pid) if t.id == skipped_task)
+
+    add_round(s.ws, s.photos, 1, boxes=_shifted)
+    result = push(s.ws, s.client)
+    assert (result.replaced, result.kept_annotated) == (len(s.photos) - 1, 1)
+    task = next(t for t in _server_tasks(s, pid) if t.id == skipped_task)
+    assert [(p.id, p.result) for p in task.predictions] == before
+    assert [p.model_version for p in task.predictions] == ["round-000"]
