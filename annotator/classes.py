@@ -7,7 +7,10 @@ short names. A workspace can add aliases, or replace the class list, in annotato
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+
+from annotator.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -83,3 +86,34 @@ class ClassTable:
                 return lesion
         i = self.index(name)
         return LesionClass(name, name, _FALLBACK_COLOURS[i % len(_FALLBACK_COLOURS)], str(i + 1) if i < 9 else "")
+
+
+def parse_class_list(text: str) -> tuple[str, ...]:
+    """`--classes a,b,c` -> ("a", "b", "c"); empty or repeated names are a ConfigError naming the fix."""
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    if not names:
+        raise ConfigError(f"--classes {text!r} names no class; give comma-separated names, e.g. --classes sl,fre,mel")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ConfigError(f"--classes names {', '.join(repeated)} more than once; give each class once")
+    return names
+
+
+def changed_classes(current: tuple[str, ...], wanted: tuple[str, ...], in_use: Mapping[str, int]) -> tuple[str, ...]:
+    """The class list a workspace may switch to: `wanted`, when every class its labels use keeps its
+    index (a class's index is its YOLO id and its place in trained models). Otherwise a ConfigError
+    that names the class, how many boxes use it, and the list that would work."""
+    moved = []
+    for name, boxes in sorted(in_use.items()):
+        if name not in current:
+            continue  # a name from an older class list; nothing this change can break
+        old = current.index(name)
+        if name not in wanted:
+            moved.append(f"drop {name!r} ({boxes} boxes use it)")
+        elif wanted.index(name) != old:
+            moved.append(f"move {name!r} from position {old + 1} to {wanted.index(name) + 1} ({boxes} boxes use it)")
+    if moved:
+        extended = current + tuple(n for n in wanted if n not in current)
+        raise ConfigError(f"--classes {','.join(wanted)} would {'; '.join(moved)}; keep the workspace's classes "
+                          f"first and in their order and add new ones after them: --classes {','.join(extended)}")
+    return wanted

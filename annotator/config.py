@@ -65,7 +65,7 @@ def load_config(workspace: Path) -> Config:
     try:
         data = tomllib.loads(path.read_text("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: not valid TOML ({exc}); fix the file")
+        raise ConfigError(f"{path}: not valid TOML ({exc}); fix the file") from exc
     ws, cls, pred, train, split, review = (_section(data, n) for n in
                                            ("workspace", "classes", "predict", "train", "split", "review"))
     if "images" not in ws:
@@ -93,7 +93,7 @@ def load_config(workspace: Path) -> Config:
             project_title=str(review.get("project_title", "PSL review")),
         )
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{path}: a value has the wrong type ({exc}); fix the file")
+        raise ConfigError(f"{path}: a value has the wrong type ({exc}); fix the file") from exc
 
 
 def _toml_value(value: Any) -> str:

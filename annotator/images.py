@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from annotator.errors import InputFileError
 from annotator.types import DeviceClass
@@ -24,8 +24,8 @@ MAX_PIXELS = 60_000_000  # study photos are 18 MP; anything past this is refused
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 _SUFFIX_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF"}
 
-_PHONE_MAKES = ("apple", "samsung", "google", "huawei", "xiaomi", "oppo", "vivo", "oneplus", "motorola", "lg electronics",
-                "honor", "realme", "nokia", "asus")
+_PHONE_MAKES = ("apple", "samsung", "google", "huawei", "xiaomi", "oppo", "vivo", "oneplus", "motorola",
+                "lg electronics", "honor", "realme", "nokia", "asus")
 _PHONE_MODEL_HINTS = ("iphone", "galaxy", "pixel", "xperia", "redmi", "sm-")
 _CAMERA_MAKES = ("canon", "nikon", "sony", "fujifilm", "olympus", "pentax", "ricoh", "panasonic", "leica", "hasselblad",
                  "sigma", "om digital")
@@ -86,13 +86,13 @@ def _open(data: bytes, source: str) -> Image.Image:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data))
-    except (Image.DecompressionBombWarning, Image.DecompressionBombError):
-        raise InputFileError(source, "too-many-pixels",
-                             f"the photo has more than {MAX_PIXELS // 1_000_000} MP; refused as a possible decompression bomb")
-    except UnidentifiedImageError:
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
+        raise InputFileError(source, "too-many-pixels", f"the photo has more than {MAX_PIXELS // 1_000_000} MP; "
+                             "refused as a possible decompression bomb") from exc
+    except UnidentifiedImageError as exc:
         kind = "HEIC" if data[4:12] in (b"ftypheic", b"ftypheix", b"ftypmif1", b"ftyphevc") else "an unknown format"
         raise InputFileError(source, "unsupported-format",
-                             f"the file is {kind}, not a JPEG/PNG photo; export it as JPEG")
+                             f"the file is {kind}, not a JPEG/PNG photo; export it as JPEG") from exc
     if img.width * img.height > MAX_PIXELS:
         raise InputFileError(source, "too-many-pixels",
                              f"{img.width}x{img.height} is {img.width * img.height / 1e6:.0f} MP, above the "
@@ -134,7 +134,7 @@ def inspect_photo_bytes(data: bytes, source: str, *, verify: bool = True) -> Pho
             img.load()
         except Exception as exc:  # a broken file can fail deep in any decoder (struct.error, IndexError, ...)
             raise InputFileError(source, "truncated-photo",
-                                 f"the photo cannot be decoded ({exc}); copy it again from the original")
+                                 f"the photo cannot be decoded ({exc}); copy it again from the original") from exc
     w, h = displayed_size(raw_w, raw_h, orientation)
     return PhotoInfo(hashlib.sha256(data).hexdigest(), w, h, raw_w, raw_h, orientation, make, model, fmt, mode)
 
@@ -144,7 +144,8 @@ def inspect_photo(path: str | Path, *, verify: bool = True) -> PhotoInfo:
     try:
         data = p.read_bytes()
     except OSError as exc:
-        raise InputFileError(str(p), "unreadable", f"cannot read the photo ({exc.strerror}); check permissions")
+        raise InputFileError(str(p), "unreadable",
+                             f"cannot read the photo ({exc.strerror}); check permissions") from exc
     return inspect_photo_bytes(data, str(p), verify=verify)
 
 

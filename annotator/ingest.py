@@ -5,36 +5,46 @@ labels cannot be trusted is *quarantined* (reported, not ingested, picked up on 
 once fixed); a fixable box problem is fixed and reported; a photo without XML joins the
 unlabelled pool. Nothing is dropped silently. XML `<path>`/`<filename>` are never used to
 locate files: a photo's XML is the file with the same stem in the labels folder.
+
+Copies of one photo (same bytes, any name, folder or extension) become one photo: the labelled
+copy is kept, whatever the scan order, and every other copy's labelImg boxes join its history
+(a copy with different boxes flags the photo as a conflict for review). A labelImg file edited
+since it was ingested becomes a new manual version, except over a dermatologist's reviewed
+label: that stays current until a person decides (or `xml_wins` is given). Nothing is overwritten.
 """
 
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import json
 import os
 import signal
 import sys
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Callable
 
 from annotator.boxes import clip_box, orient_box, voc_to_box
 from annotator.classes import ClassTable
 from annotator.errors import ConfigError, InputFileError
+from annotator.formats.voc import MAX_XML_BYTES, VocAnnotation, read_voc
 from annotator.fsutil import atomic_write_text, is_within
 from annotator.images import PhotoInfo, displayed_size, inspect_photo
 from annotator.store import Workspace, now_iso
 from annotator.types import Box, ImageRecord, LabelVersion, Source
-from annotator.formats.voc import VocAnnotation, read_voc
 
 CANDIDATE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".heic", ".heif", ".webp")
 _PR_SET_PDEATHSIG = 1  # prctl(2)
 EDGE_TOLERANCE_PX = 1.5  # labelImg rounds to whole pixels and sometimes writes 0 at the left edge
 
-QUARANTINED, CLIPPED, DROPPED_BOX, IGNORED, FIXED, NOTE = (
-    "quarantined", "clipped", "box dropped", "ignored", "fixed", "note")
+QUARANTINED, CLIPPED, DROPPED_BOX, IGNORED, FIXED, NOTE, UPDATED, NEEDS_REVIEW = (
+    "quarantined", "clipped", "box dropped", "ignored", "fixed", "note", "updated", "needs review")
+# conflict kinds (Store.flag_conflict): the review queue serves these photos first
+DUPLICATE_LABELS = "duplicate-labels"  # copies of one photo carry different hand boxes
+XML_AFTER_REVIEW = "xml-after-review"  # a labelImg file changed after a dermatologist reviewed the photo
 
 
 @dataclass
@@ -53,20 +63,32 @@ class IngestReport:
     labelled: int = 0
     unlabelled: int = 0
     boxes: int = 0
+    updated: int = 0  # photos whose label changed because their labelImg file was edited
+    unknown_classes: Counter[str] = field(default_factory=Counter)  # class name -> photos quarantined for it
     lines: list[IngestLine] = field(default_factory=list)
 
     def add(self, path: str, reason: str, message: str, action: str) -> None:
         self.lines.append(IngestLine(_printable(path), reason, _printable(message), action))
 
+    def merge(self, other: IngestReport) -> None:
+        """Take over the lines (and unknown class names) found while reading one file on the side."""
+        self.lines.extend(other.lines)
+        self.unknown_classes.update(other.unknown_classes)
+
     @property
     def quarantined(self) -> int:
         return len({ln.path for ln in self.lines if ln.action == QUARANTINED})
+
+    @property
+    def conflicts(self) -> int:
+        return len({ln.path for ln in self.lines if ln.action == NEEDS_REVIEW})
 
     def to_dict(self) -> dict:
         return {
             "scanned": self.scanned, "added": self.added, "already_known": self.already_known,
             "labelled": self.labelled, "unlabelled": self.unlabelled, "boxes": self.boxes,
-            "quarantined": self.quarantined,
+            "updated": self.updated, "quarantined": self.quarantined, "conflicts": self.conflicts,
+            "unknown_classes": dict(sorted(self.unknown_classes.items())),
             "by_reason": dict(Counter(ln.reason for ln in self.lines)),
             "lines": [asdict(ln) for ln in self.lines],
         }
@@ -149,22 +171,38 @@ def _inspect(path: Path) -> PhotoInfo | _Problem:
                         "again from the original")
 
 
-def _parse(xml: Path) -> VocAnnotation | _Problem:
+def _label_digest(xml: Path) -> str | None:
+    """sha256 of a labelImg file's bytes (stored with the label it gave, so an edit is noticed on a re-run);
+    None when it cannot be read or is too large to be one (parsing it then reports why)."""
     try:
-        return read_voc(xml)
+        if xml.stat().st_size > MAX_XML_BYTES:
+            return None
+        return hashlib.sha256(xml.read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def _parse(xml: Path) -> tuple[VocAnnotation | _Problem, str | None]:
+    """The labelImg file's contents, and its digest."""
+    try:
+        return read_voc(xml), _label_digest(xml)
     except InputFileError as exc:
-        return _Problem.of(exc)
+        return _Problem.of(exc), None
     except Exception as exc:
-        return _Problem("malformed-xml", f"cannot be read ({type(exc).__name__}: {exc}); re-save it in labelImg")
+        return (_Problem("malformed-xml", f"cannot be read ({type(exc).__name__}: {exc}); re-save it in labelImg"),
+                None)
 
 
-def _read_pair(job: tuple[Path, Path | None]) -> tuple[PhotoInfo | _Problem, VocAnnotation | _Problem | None]:
+_Read = tuple[PhotoInfo | _Problem, VocAnnotation | _Problem | None, str | None]
+
+
+def _read_pair(job: tuple[Path, Path | None]) -> _Read:
     """A worker's share: inspect the photo and, if it is usable, parse its labelImg file."""
     photo, xml = job
     info = _inspect(photo)
     if isinstance(info, _Problem) or xml is None:
-        return info, None
-    return info, _parse(xml)
+        return info, None, None
+    return (info, *_parse(xml))
 
 
 def _printable(rel: str) -> str:
@@ -205,9 +243,11 @@ def boxes_from_voc(ann: VocAnnotation, info: PhotoInfo, classes: ClassTable, sou
     boxes: list[Box] = []
     unknown = sorted({o.name for o in ann.objects if classes.normalise(o.name) is None})
     if unknown:
+        report.unknown_classes.update(unknown)
         report.add(source, "unknown-class",
                    f"class name(s) {', '.join(map(repr, unknown))} are not one of {', '.join(classes.names)}; add an "
-                   "alias under [classes.aliases] in annotator.toml or rename them in labelImg", QUARANTINED)
+                   "alias under [classes.aliases] in annotator.toml, add the class with `annotator init --classes` "
+                   "(the existing classes first), or rename them in labelImg", QUARANTINED)
         return None
     frame_w, frame_h = (info.raw_width, info.raw_height) if from_raw_frame else (info.width, info.height)
     for obj in ann.objects:
@@ -247,11 +287,12 @@ def _stem(rel: str) -> str:
 
 
 def ingest(ws: Workspace, *, images: Path, labels: Path | None = None, workers: int | None = None,
-           progress: Callable[[int, int], None] | None = None) -> IngestReport:
+           progress: Callable[[int, int], None] | None = None, xml_wins: bool = False) -> IngestReport:
     """Scan `images` (and labels beside them or under `labels`), add what is new, report the rest.
 
-    A photo already in the workspace is not read again; if it has no human label yet and a labelImg
-    XML has appeared for it since, that XML is ingested as its manual label."""
+    A photo already in the workspace is not read again, but its labelImg file is: one that appeared
+    since becomes its manual label, one edited since becomes a new manual version (history kept).
+    Over a reviewed label the edit waits in the history as a conflict, unless `xml_wins`."""
     if not images.is_dir():
         raise ConfigError(f"image folder {images} not found; check the path (or the [workspace] images setting)")
     if labels is not None and not labels.is_dir():
@@ -296,36 +337,66 @@ def ingest(ws: Workspace, *, images: Path, labels: Path | None = None, workers: 
             report.already_known += 1
             known_seen.append(rel)
             continue
-        xml = xml_by_stem.get(_stem(rel))
-        candidates.append((rel, xml))
-        jobs.append((photo.path, xml.path if xml is not None and _readable_label(xml, labels_root) else None))
+        label = xml_by_stem.get(_stem(rel))
+        candidates.append((rel, label))
+        jobs.append((photo.path, label.path if label is not None and _readable_label(label, labels_root) else None))
 
-    seen_sha: dict[str, str] = {}
     workers = workers or min(4, os.cpu_count() or 1)
     total = len(jobs)
     pool = (ProcessPoolExecutor(max_workers=workers, initializer=_die_with_parent, initargs=(os.getpid(),))
             if workers > 1 and total > 64 else None)
     results = pool.map(_read_pair, jobs, chunksize=32) if pool else map(_read_pair, jobs)
+    read: list[_NewPhoto] = []
     try:
-        pending: list[tuple[ImageRecord, LabelVersion | None]] = []
-        for done, ((rel, xml), (info, ann)) in enumerate(zip(candidates, results), start=1):
+        for done, ((rel, label), (info, ann, digest)) in enumerate(zip(candidates, results, strict=True), start=1):
             if isinstance(info, _Problem):
                 report.add(rel, info.reason, info.detail, QUARANTINED)
             else:
-                if xml is not None and ann is None:
-                    ann = _link_problem(xml, labels_root)
-                entry = _prepare(rel, info, xml, ann, classes, store, seen_sha, report)
-                if entry is not None:
-                    pending.append(entry)
-            if len(pending) >= 256:
-                _commit(ws, pending, report)
+                if label is not None and ann is None:
+                    ann = _link_problem(label, labels_root)
+                read.append(_NewPhoto(rel, info, label, ann, digest))
             if progress:
                 progress(done, total)
-        _commit(ws, pending, report)
     finally:
         if pool:
             pool.shutdown()
-    _ingest_late_labels(ws, known_seen, xml_by_stem, labels_root, classes, report)
+
+    # all copies of a photo are known before one is chosen, so the scan order cannot decide it
+    copies: dict[str, list[_NewPhoto]] = {}
+    for new in read:
+        copies.setdefault(new.info.sha256, []).append(new)
+    pending: list[tuple[ImageRecord, LabelVersion | None]] = []
+    offers: list[tuple[str, _NewPhoto]] = []  # (the kept photo, a copy whose labels it is offered)
+    for group in copies.values():
+        for new in group:
+            if new.xml is not None:
+                assert new.ann is not None
+                new.version = _manual_version(new.rel, new.info, new.xml, new.ann, new.digest, classes, new.lines)
+        usable = [new for new in group if new.xml is None or new.version is not None]  # the rest are quarantined
+        for new in group:
+            if new not in usable:
+                report.merge(new.lines)
+        kept = store.path_with_sha(group[0].info.sha256)
+        if kept is None and usable:
+            chosen = next((new for new in usable if new.version is not None), usable[0])  # a labelled copy wins
+            report.merge(chosen.lines)
+            pending.append((chosen.record(), chosen.version))
+            kept = chosen.rel
+            usable.remove(chosen)
+            if len(pending) >= 256:
+                _commit(ws, pending, report)
+        if kept is not None:
+            offers += [(kept, new) for new in usable]
+    _commit(ws, pending, report)
+
+    latest = store.latest_versions_by_xml()
+    open_conflicts = {c.version_id for c in store.conflicts()}
+    _reconcile_known(ws, known_seen, xml_by_stem, labels_root, classes, report, latest=latest,
+                     open_conflicts=open_conflicts, xml_wins=xml_wins)
+    for kept_rel, copy in offers:
+        _offer_copy(ws, kept_rel, copy, report, latest=latest)
+    for conflict in store.conflicts():  # new and still undecided ones, every run, like a quarantined photo
+        report.add(conflict.path, conflict.kind, conflict.detail, NEEDS_REVIEW)
 
     photo_stems = {_stem(rel) for rel in known} | {_stem(f.rel) for f in photo_files}
     for stem, xml in sorted(xml_by_stem.items()):
@@ -338,6 +409,27 @@ def ingest(ws: Workspace, *, images: Path, labels: Path | None = None, workers: 
     ws.sync_voc_mirror()
     _write_report(ws, report)
     return report
+
+
+@dataclass(eq=False)
+class _NewPhoto:
+    """A photo file not yet in the workspace, as read: its labelImg file, parsed, and (once checked)
+    the manual label version it gives, with the report lines found on the way (kept on the side
+    until it is known whether this copy is the one kept)."""
+
+    rel: str
+    info: PhotoInfo
+    xml: _Found | None
+    ann: VocAnnotation | _Problem | None
+    digest: str | None
+    version: LabelVersion | None = None
+    lines: IngestReport = field(default_factory=IngestReport)
+
+    def record(self) -> ImageRecord:
+        info = self.info
+        return ImageRecord(path=self.rel, sha256=info.sha256, width=info.width, height=info.height,
+                           orientation=info.orientation, make=info.make, model=info.model,
+                           device_class=info.device_class)
 
 
 def _die_with_parent(parent: int) -> None:
@@ -363,39 +455,155 @@ def _link_problem(xml: _Found, labels_root: Path) -> _Problem:
                     f"folder {labels_root}; copy the XML into the label folder instead")
 
 
-def _ingest_late_labels(ws: Workspace, known_seen: list[str], xml_by_stem: dict[str, _Found], labels_root: Path,
-                        classes: ClassTable, report: IngestReport) -> None:
-    """XML that appeared for photos already in the workspace without a human label (the unlabelled
-    pool, or model predictions only) becomes their manual label; human labels are never replaced."""
-    with_xml = [rel for rel in known_seen if _stem(rel) in xml_by_stem]
-    if not with_xml:
-        return
-    current = ws.store.current_labels()
-    pending = []
-    for rel in with_xml:
-        version = current.get(rel)
-        if version is not None and version.source is not Source.MODEL:
-            continue  # already labelled by a person (usually from this very file)
-        xml = xml_by_stem[_stem(rel)]
-        rec = ws.store.image(rel)
+def _reconcile_known(ws: Workspace, known_seen: list[str], xml_by_stem: dict[str, _Found], labels_root: Path,
+                     classes: ClassTable, report: IngestReport, *, latest: dict[str, dict[str, LabelVersion]],
+                     open_conflicts: set[int], xml_wins: bool) -> None:
+    """The labelImg files of photos already in the workspace: one that appeared since becomes the
+    photo's manual label, one edited since a new version (see `_apply_label`); an unchanged one (same
+    content hash as the version it gave) is not parsed again."""
+    store = ws.store
+    for rel in known_seen:
+        xml = xml_by_stem.get(_stem(rel))
+        if xml is None:
+            continue
+        readable = _readable_label(xml, labels_root)
+        previous = latest.get(rel, {}).get(str(xml.path))
+        digest = _label_digest(xml.path) if readable and previous is not None else None
+        if digest is not None and previous is not None and previous.meta.get("xml_sha256") == digest:
+            if xml_wins and previous.id in open_conflicts:
+                _let_xml_win(ws, rel, previous, report)
+            continue
+        ann, digest = _parse(xml.path) if readable else (_link_problem(xml, labels_root), None)
+        rec = store.image(rel)
         assert rec is not None
         raw_w, raw_h = displayed_size(rec.width, rec.height, rec.orientation)  # the swap is its own inverse
         info = PhotoInfo(rec.sha256, rec.width, rec.height, raw_w, raw_h, rec.orientation, rec.make, rec.model,
                          "?", "?")
-        ann = _parse(xml.path) if _readable_label(xml, labels_root) else _link_problem(xml, labels_root)
-        version = _manual_version(rel, info, xml, ann, classes, report)
-        if version is not None:
-            pending.append(version)
-    with ws.store.transaction():
-        for version in pending:
-            ws.store.add_label_version(version)
+        found = IngestReport()
+        version = _manual_version(rel, info, xml, ann, digest, classes, found)
+        if version is None:
+            current = store.current_label(rel)
+            if current is not None and current.source is not Source.MODEL:  # the photo is not quarantined
+                found.lines = [IngestLine(ln.path, ln.reason, f"{ln.message}; the photo keeps its current label",
+                                          IGNORED if ln.action == QUARANTINED else ln.action) for ln in found.lines]
+            report.merge(found)
+            continue
+        outcome = _apply_label(ws, rel, version, previous=previous, xml_wins=xml_wins, report=report)
+        if outcome not in ("unchanged", "same"):
+            report.merge(found)
+
+
+def _offer_copy(ws: Workspace, kept: str, copy: _NewPhoto, report: IngestReport, *,
+                latest: dict[str, dict[str, LabelVersion]]) -> None:
+    """A copy of the kept photo (same bytes): it is not kept, but its labelImg boxes are never lost."""
+    same = f"same content (sha256) as {kept}"
+    if copy.version is None:
+        report.add(copy.rel, "duplicate-photo", f"{same}; only the first copy is kept, delete this one or check the "
+                   "two are the same patient visit", QUARANTINED)
+        return
+    previous = latest.get(kept, {}).get(str(copy.version.meta["xml"]))
+    version = replace(copy.version, image_path=kept, meta={**copy.version.meta, "copy": copy.rel})
+    outcome = _apply_label(ws, kept, version, previous=previous, xml_wins=False, report=report)
+    boxes = _count_boxes(version.boxes)
+    message = {
+        "labelled": f"{same}, which had no hand label: this copy's boxes ({boxes}) are now its label; only {kept} "
+                    "is kept, delete this copy",
+        "updated": f"{same}; this copy's label file was edited and its boxes ({boxes}) are now {kept}'s label (the "
+                   "earlier version is kept in the history); delete this copy",
+        "conflict": f"{same} but with different boxes: both label sets are kept in {kept}'s history and {kept} is "
+                    "flagged for review; delete this copy once the review has decided",
+    }.get(outcome, f"{same} and the same boxes; only {kept} is kept, delete this copy")
+    if outcome in ("labelled", "updated", "conflict"):  # its box fixes matter only where its boxes were stored
+        report.merge(copy.lines)
+    report.add(copy.rel, "duplicate-photo", message, QUARANTINED)
+
+
+def _count_boxes(boxes: tuple[Box, ...]) -> str:
+    return f"{len(boxes)} box" if len(boxes) == 1 else f"{len(boxes)} boxes"
+
+
+def _same_boxes(a: tuple[Box, ...], b: tuple[Box, ...]) -> bool:
+    key = lambda boxes: sorted(json.dumps(box.to_dict(), sort_keys=True) for box in boxes)  # noqa: E731
+    return key(a) == key(b)
+
+
+def _apply_label(ws: Workspace, rel: str, version: LabelVersion, *, previous: LabelVersion | None, xml_wins: bool,
+                 report: IngestReport) -> str:
+    """Give photo `rel` the manual label `version` read from a labelImg file, never losing a label.
+
+    previous: the latest version this same file gave the photo (None: the file is new to it).
+    Returns what happened: "unchanged" (the file says what it said before), "same" (it agrees with the
+    current label), "labelled" (the photo had no person's label: this is it), "updated" (the file the
+    current label came from was edited: a new version), "conflict" (kept in the history, photo flagged)."""
+    store = ws.store
+    digest = version.meta.get("xml_sha256")
+    if previous is not None and ((digest is not None and previous.meta.get("xml_sha256") == digest)
+                                 or _same_boxes(previous.boxes, version.boxes)):
+        return "unchanged"  # e.g. re-saved without a change, or a workspace from before content hashes
+    xml_name = Path(str(version.meta["xml"])).name
+    n = _count_boxes(version.boxes)
+    with store.transaction():
+        current = store.current_label(rel)
+        if current is None or current.source in (Source.MODEL, Source.AUTO_ACCEPTED):  # nobody stands behind it
+            store.add_label_version(version)
             report.labelled += 1
             report.boxes += len(version.boxes)
+            return "labelled"
+        if _same_boxes(current.boxes, version.boxes):
+            return "same"
+        if current.source is Source.REVIEWED:
+            if xml_wins:
+                store.add_label_version(replace(version, meta={**version.meta, "replaces_reviewed": current.id}))
+                report.updated += 1
+                report.add(rel, "xml-over-review", f"{xml_name} changed after a dermatologist reviewed this photo; as "
+                           f"--xml-wins asks, its boxes ({n}) are now the label and the reviewed label (version "
+                           f"{current.id}) is kept in the history", UPDATED)
+                return "updated"
+            vid = store.add_history_version(version)
+            if previous is not None:
+                store.resolve_conflicts(rel, f"superseded by version {vid}", version_id=previous.id)
+            store.flag_conflict(rel, XML_AFTER_REVIEW, f"{xml_name} changed after a dermatologist reviewed this "
+                                f"photo: the reviewed label ({_count_boxes(current.boxes)}) stays current and the "
+                                f"XML's boxes ({n}) are kept in the history (version {vid}); review the photo again "
+                                "to decide, or re-run init with --xml-wins to make the XML current", vid)
+            return "conflict"
+        if current.meta.get("xml") == version.meta["xml"]:  # the file this label came from was edited
+            store.add_label_version(version)
+            report.updated += 1
+            report.add(rel, "edited-xml", f"{xml_name} changed since it was ingested ({_count_boxes(current.boxes)} -> "
+                       f"{n}): the edited boxes are now the label, the earlier version is kept in the history",
+                       UPDATED)
+            return "updated"
+        vid = store.add_history_version(version)
+        if previous is not None:
+            store.resolve_conflicts(rel, f"superseded by version {vid}", version_id=previous.id)
+        current_file = Path(str(current.meta.get("xml", "?"))).name
+        store.flag_conflict(rel, DUPLICATE_LABELS, f"copies of this photo carry different boxes: {current_file} "
+                            f"({_count_boxes(current.boxes)}) is the current label, {xml_name} ({n}, version "
+                            f"{vid}) is kept in the history; review the photo to decide (the queue serves it first)",
+                            vid)
+        return "conflict"
 
 
-def _manual_version(rel: str, info: PhotoInfo, xml: _Found, ann: VocAnnotation | _Problem, classes: ClassTable,
-                    report: IngestReport) -> LabelVersion | None:
-    """The labelImg file's boxes as a manual label version; None when the file is unusable (reported)."""
+def _let_xml_win(ws: Workspace, rel: str, waiting: LabelVersion, report: IngestReport) -> None:
+    """--xml-wins on a re-run: the edited XML that waits in the history becomes the current label."""
+    with ws.store.transaction():
+        current = ws.store.current_label(rel)
+        if current is None or current.source is not Source.REVIEWED:
+            return
+        ws.store.add_label_version(replace(waiting, id=None, created_at=now_iso(),
+                                           meta={**waiting.meta, "replaces_reviewed": current.id}))
+        ws.store.resolve_conflicts(rel, "xml-wins", version_id=waiting.id)
+    report.updated += 1
+    report.add(rel, "xml-over-review", f"as --xml-wins asks, the boxes of {Path(str(waiting.meta['xml'])).name} "
+               f"({_count_boxes(waiting.boxes)}) are now the label; the reviewed label (version {current.id}) is kept "
+               "in the history", UPDATED)
+
+
+def _manual_version(rel: str, info: PhotoInfo, xml: _Found, ann: VocAnnotation | _Problem, digest: str | None,
+                    classes: ClassTable, report: IngestReport) -> LabelVersion | None:
+    """The labelImg file's boxes as a manual label version; None when the file is unusable (reported).
+    Its provenance names the file and stores its content hash."""
     if isinstance(ann, _Problem):
         message = ann.detail if ann.reason == "outside-label-root" else f"{xml.path.name}: {ann.detail}"
         report.add(rel, ann.reason, message, QUARANTINED)
@@ -404,28 +612,7 @@ def _manual_version(rel: str, info: PhotoInfo, xml: _Found, ann: VocAnnotation |
     if boxes is None:
         return None
     return LabelVersion(image_path=rel, source=Source.MANUAL, boxes=tuple(boxes), created_at=now_iso(),
-                        meta={"xml": str(xml.path), "verified": ann.verified})
-
-
-def _prepare(rel: str, info: PhotoInfo, xml: _Found | None, ann: VocAnnotation | _Problem | None,
-             classes: ClassTable, store, seen_sha: dict[str, str],
-             report: IngestReport) -> tuple[ImageRecord, LabelVersion | None] | None:
-    original = seen_sha.get(info.sha256) or store.path_with_sha(info.sha256)
-    if original is not None:
-        report.add(rel, "duplicate-photo", f"same content (sha256) as {original}; only the first copy is kept, delete "
-                   "this one or check the two are the same patient visit", QUARANTINED)
-        return None
-    record = ImageRecord(path=rel, sha256=info.sha256, width=info.width, height=info.height,
-                         orientation=info.orientation, make=info.make, model=info.model,
-                         device_class=info.device_class)
-    version = None
-    if xml is not None:
-        assert ann is not None
-        version = _manual_version(rel, info, xml, ann, classes, report)
-        if version is None:
-            return None
-    seen_sha[info.sha256] = rel
-    return record, version
+                        meta={"xml": str(xml.path), "xml_sha256": digest, "verified": ann.verified})
 
 
 def _commit(ws: Workspace, pending: list[tuple[ImageRecord, LabelVersion | None]], report: IngestReport) -> None:

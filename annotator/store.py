@@ -7,6 +7,10 @@ a killed command leaves at worst a stale mirror and unrenamed temp files, which 
 to open the workspace repairs and removes.
 
 Writers take an exclusive lock (`.annotator.lock`); a second writer gets WorkspaceBusy.
+
+A photo whose label sources disagree (two copies of the same photo with different hand boxes, or
+a labelImg file edited after a dermatologist's review) carries an open *conflict*: the review
+queue serves those first (`Store.conflicts()`), and a new reviewed label resolves them.
 """
 
 from __future__ import annotations
@@ -18,15 +22,17 @@ import json
 import os
 import sqlite3
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from annotator.config import Config, load_config, save_config
 from annotator.errors import WorkspaceBusy, WorkspaceError
+from annotator.formats.voc import write_voc
 from annotator.fsutil import remove_temp_files
 from annotator.types import Box, DeviceClass, ImageRecord, LabelVersion, Source
-from annotator.formats.voc import write_voc
 
 DB_NAME = "annotator.db"
 LOCK_NAME = ".annotator.lock"
@@ -74,6 +80,18 @@ CREATE TABLE IF NOT EXISTS ingest_issues (
     created_at TEXT NOT NULL,
     UNIQUE(path, reason, message)
 );
+CREATE TABLE IF NOT EXISTS conflicts (
+    id INTEGER PRIMARY KEY,
+    image_id INTEGER NOT NULL REFERENCES images(id),
+    kind TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    version_id INTEGER NOT NULL REFERENCES label_versions(id),
+    created_at TEXT NOT NULL,
+    resolved_at TEXT,
+    resolution TEXT,
+    UNIQUE(image_id, kind, version_id)
+);
+CREATE INDEX IF NOT EXISTS conflicts_open ON conflicts(resolved_at, id);
 CREATE TABLE IF NOT EXISTS tasks (
     image_id INTEGER PRIMARY KEY REFERENCES images(id),
     project_id INTEGER NOT NULL,
@@ -112,7 +130,13 @@ CREATE TABLE IF NOT EXISTS manifests (
 
 
 def now_iso() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def _inserted_id(cur: sqlite3.Cursor) -> int:
+    """The id of the row an INSERT just added (sqlite3 types it Optional; after an INSERT it never is)."""
+    assert cur.lastrowid is not None
+    return cur.lastrowid
 
 
 def _boxes_json(boxes: Iterable[Box]) -> str:
@@ -131,6 +155,22 @@ def _row_to_version(row: sqlite3.Row) -> LabelVersion:
                         model_version=row["model_version"], reviewer=row["reviewer"], created_at=row["created_at"],
                         excluded=bool(row["excluded"]), uncertainty=row["uncertainty"], meta=json.loads(row["meta"]),
                         id=row["id"])
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """An open disagreement about a photo's labels, waiting for a person to decide.
+
+    kind: "duplicate-labels" (another copy of the photo brought different hand boxes) or
+    "xml-after-review" (a labelImg file changed after a dermatologist reviewed the photo).
+    version_id: the label version (in the photo's history, not current) that disagrees.
+    """
+
+    path: str
+    kind: str
+    detail: str
+    version_id: int
+    created_at: str
 
 
 _VERSION_COLUMNS = ("lv.id, i.path, lv.source, lv.round, lv.model_version, lv.reviewer, lv.created_at, lv.excluded, "
@@ -189,7 +229,7 @@ class Store:
                 (rec.path, rec.sha256, rec.width, rec.height, rec.orientation, rec.make, rec.model,
                  rec.device_class.value, now_iso()))
             if cur.rowcount:
-                return int(cur.lastrowid)
+                return _inserted_id(cur)
             return int(c.execute("SELECT id FROM images WHERE path=?", (rec.path,)).fetchone()[0])
 
     def image(self, path: str) -> ImageRecord | None:
@@ -240,9 +280,12 @@ class Store:
                 " uncertainty, boxes, meta) VALUES(?,?,?,?,?,?,?,?,?,?)",
                 (image_id, lv.source.value, lv.round, lv.model_version, lv.reviewer, lv.created_at or now_iso(),
                  int(lv.excluded), lv.uncertainty, _boxes_json(lv.boxes), json.dumps(lv.meta, default=str)))
-            version_id = int(cur.lastrowid)
+            version_id = _inserted_id(cur)
             c.execute("INSERT INTO current_labels(image_id, version_id) VALUES(?, ?) "
                       "ON CONFLICT(image_id) DO UPDATE SET version_id=excluded.version_id", (image_id, version_id))
+            if lv.source is Source.REVIEWED:  # a dermatologist has looked at the photo again: that is the decision
+                c.execute("UPDATE conflicts SET resolved_at=?, resolution=? WHERE image_id=? AND resolved_at IS NULL",
+                          (now_iso(), f"reviewed (version {version_id})", image_id))
             return version_id
 
     def add_history_version(self, lv: LabelVersion) -> int:
@@ -254,7 +297,25 @@ class Store:
                 " uncertainty, boxes, meta) VALUES(?,?,?,?,?,?,?,?,?,?)",
                 (image_id, lv.source.value, lv.round, lv.model_version, lv.reviewer, lv.created_at or now_iso(),
                  int(lv.excluded), lv.uncertainty, _boxes_json(lv.boxes), json.dumps(lv.meta, default=str)))
-            return int(cur.lastrowid)
+            return _inserted_id(cur)
+
+    def latest_versions_by_xml(self) -> dict[str, dict[str, LabelVersion]]:
+        """photo path -> {labelImg file (meta "xml") -> the latest version made from that file}: what a
+        re-run of ingest compares each label file with (by the content hash stored in the version's meta)."""
+        rows = self.conn.execute(f"SELECT {_VERSION_COLUMNS} FROM label_versions lv JOIN images i ON i.id=lv.image_id "
+                                 "WHERE lv.source='manual' AND json_extract(lv.meta, '$.xml') IS NOT NULL "
+                                 "ORDER BY lv.id")
+        out: dict[str, dict[str, LabelVersion]] = {}
+        for row in rows:
+            version = _row_to_version(row)
+            out.setdefault(version.image_path, {})[str(version.meta["xml"])] = version
+        return out
+
+    def classes_in_use(self) -> Counter[str]:
+        """Class name -> number of boxes carrying it, over every label version (history included)."""
+        return Counter({r[0]: r[1] for r in self.conn.execute(
+            "SELECT json_extract(b.value, '$.label'), COUNT(*) FROM label_versions lv, json_each(lv.boxes) b "
+            "GROUP BY 1")})
 
     def current_label(self, path: str) -> LabelVersion | None:
         row = self.conn.execute(
@@ -295,6 +356,28 @@ class Store:
     def issues(self) -> list[dict[str, Any]]:
         return [dict(r) for r in self.conn.execute(
             "SELECT path, reason, message, action, created_at FROM ingest_issues ORDER BY id")]
+
+    # ---- conflicts: label sources that disagree, waiting for a person ---------------------
+    def flag_conflict(self, path: str, kind: str, detail: str, version_id: int) -> None:
+        """Open a conflict on `path` about the history version `version_id` (flagging it twice is a no-op)."""
+        with self.transaction() as c:
+            c.execute("INSERT INTO conflicts(image_id, kind, detail, version_id, created_at) "
+                      "SELECT id, ?, ?, ?, ? FROM images WHERE path=? ON CONFLICT DO NOTHING",
+                      (kind, detail, version_id, now_iso(), path))
+
+    def conflicts(self) -> list[Conflict]:
+        """Open conflicts, oldest first: the photos the review queue should serve before any other."""
+        return [Conflict(r[0], r[1], r[2], r[3], r[4]) for r in self.conn.execute(
+            "SELECT i.path, c.kind, c.detail, c.version_id, c.created_at FROM conflicts c "
+            "JOIN images i ON i.id=c.image_id WHERE c.resolved_at IS NULL ORDER BY c.id")]
+
+    def resolve_conflicts(self, path: str, resolution: str, *, version_id: int | None = None) -> int:
+        """Close the open conflicts of `path` (those about one history version, or all); returns how many."""
+        with self.transaction() as c:
+            cur = c.execute("UPDATE conflicts SET resolved_at=?, resolution=? WHERE resolved_at IS NULL AND "
+                            "image_id=(SELECT id FROM images WHERE path=?) AND (? IS NULL OR version_id=?)",
+                            (now_iso(), resolution, path, version_id, version_id))
+            return cur.rowcount
 
     # ---- Label Studio bookkeeping ------------------------------------------------------
     def task_map(self, project_id: int | None = None) -> dict[str, int]:
@@ -435,6 +518,8 @@ class Store:
             "labels_by_round": dict(sorted(by_round.items())),
             "quarantined": quarantined,
             "excluded": excluded,
+            "conflicts": self.conn.execute("SELECT COUNT(DISTINCT image_id) FROM conflicts "
+                                           "WHERE resolved_at IS NULL").fetchone()[0],
         }
 
 
@@ -491,7 +576,7 @@ class Workspace:
             except BlockingIOError:
                 os.close(lock_fd)
                 raise WorkspaceBusy(f"{root}: workspace busy, another annotator command is writing to it; "
-                                    "wait for it to finish and run this again")
+                                    "wait for it to finish and run this again") from None
         ws = cls(root, config, Store(root / DB_NAME), lock_fd)
         if write:  # under the lock: no other writer can own a temp file now
             remove_temp_files(ws.labels_dir, "*.xml")

@@ -16,7 +16,7 @@ from pathlib import Path
 from rich.markup import escape
 
 from annotator.config import Config
-from annotator.console import console, progress_bar, say
+from annotator.console import console, progress_bar, say, tagged
 from annotator.progress import LoopProgress
 from annotator.store import Workspace
 from bootstrap.curve import curve_table, learning_curve
@@ -40,7 +40,7 @@ STEPS = 8
 
 
 def _step(n: int, text: str) -> None:
-    say(f"\n[bold cyan]step {n}/{STEPS}[/] {text}")
+    say(tagged(f"\nstep {n}/{STEPS}", "bold cyan", text))
 
 
 def _run_or_resume(ws: Workspace, round_no: int, settings: RoundSettings, queue: ReviewQueue) -> None:
@@ -77,8 +77,8 @@ def run_demo(settings: DemoSettings) -> dict:
     folder = settings.folder.resolve()
     data, ws_root = folder / "data", folder / "workspace"
     started = time.perf_counter()
-    say(f"[bold]annotator demo[/] in {escape(str(folder))} ({'GPU' if gpu else 'CPU'}: yolo11{'s' if gpu else 'n'}, "
-        f"{epochs}+{retrain_epochs} epochs at {imgsz} px). Photos and reviewer are SIMULATED.")
+    say(tagged("annotator demo", "bold", f"in {folder} ({'GPU' if gpu else 'CPU'}: yolo11{'s' if gpu else 'n'}, "
+               f"{epochs}+{retrain_epochs} epochs at {imgsz} px). Photos and reviewer are SIMULATED."))
 
     _step(1, f"synthesising {settings.images} face photos with six lesion types (38% hand-labelled)")
     if not (data / "truth").exists() or len(list((data / "truth").glob("*.xml"))) < settings.images:

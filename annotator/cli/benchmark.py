@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from annotator.cli.common import JsonOption, WorkspaceOption, handle_errors
-from annotator.console import console, print_json, progress_bar, say
+from annotator.console import console, print_json, progress_bar, say, tagged
 
 
 @handle_errors
@@ -66,5 +66,6 @@ def benchmark(
         return
     console.print(Path(result.files["markdown"]).read_text(), markup=False, soft_wrap=True)
     for warning in result.warnings:
-        console.print(f"[yellow]warning:[/] {warning}", soft_wrap=True)
-    console.print(f"report: {result.files['html']}\ntable: {result.files['markdown']}\njson: {result.files['json']}")
+        console.print(tagged("warning:", "yellow", warning), soft_wrap=True)
+    console.print(f"report: {result.files['html']}\ntable: {result.files['markdown']}\njson: {result.files['json']}",
+                  markup=False)

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Callable, TypeVar
 
 import typer
 
-from annotator.console import err_console
+from annotator.console import err_console, tagged
 from annotator.errors import AnnotatorError
 
 WorkspaceOption = Annotated[Path, typer.Option("-w", "--workspace", help="Workspace folder (default: current folder).",
@@ -20,7 +20,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    """Print `message` (plain text: file names with brackets print as written) as one red error line."""
+    err_console.print(tagged("error:", "bold red", message), soft_wrap=True)
     return typer.Exit(code)
 
 

@@ -144,7 +144,7 @@ def finalize_command(
                   f"{result['correction_rate']:.1%} <= threshold {result['threshold']:.1%} "
                   f"(recommended {result['recommended_threshold']:.1%})")
     console.print(f"auto-accepted {result['auto_accepted']} photos; exported to "
-                  + ", ".join(e["out"] for e in result["exports"].values()))
+                  + ", ".join(e["out"] for e in result["exports"].values()), markup=False)
 
 
 @handle_errors

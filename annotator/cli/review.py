@@ -13,7 +13,7 @@ import httpx
 import typer
 
 from annotator.cli.common import JsonOption, WorkspaceOption, handle_errors
-from annotator.console import console, err_console, print_json, progress_bar, say
+from annotator.console import console, err_console, escape, print_json, progress_bar, say, tagged
 from annotator.errors import LabelStudioError
 from annotator.store import Workspace
 from review_queue.labelstudio.server import credentials_path, read_server_info, start_server, stop_server
@@ -76,7 +76,7 @@ def serve(workspace: WorkspaceOption = Path("."),
             print_json({"url": url})
         else:
             console.print(f"Using Label Studio at {url} (saved in annotator.toml). Set LABEL_STUDIO_API_KEY to "
-                          "your token from its Account & Settings page.", soft_wrap=True)
+                          "your token from its Account & Settings page.", soft_wrap=True, markup=False)
         return
     with Workspace.open(workspace) as ws:
         say("Starting Label Studio (the first start takes up to a minute)...")
@@ -87,12 +87,13 @@ def serve(workspace: WorkspaceOption = Path("."),
         print_json({"url": info.url, "pid": info.pid, "port": info.port, "credentials": str(creds),
                     "log": info.log})
         return
-    console.print(f"Label Studio is running at [bold]{info.url}[/]", soft_wrap=True)
-    console.print(f"Log in with the email and password in {creds} (readable only by you).", soft_wrap=True)
+    console.print(f"Label Studio is running at [bold]{escape(info.url)}[/]", soft_wrap=True)
+    console.print(f"Log in with the email and password in {creds} (readable only by you).", soft_wrap=True,
+                  markup=False)
     console.print("Stop it with `annotator review serve --stop`.", soft_wrap=True)
     if configured and configured.rstrip("/") != info.url:
-        say(f"[yellow]note:[/] annotator.toml sets [review] url = {configured}; push and pull use that one. "
-            "Remove it to use this server.")
+        say(tagged("note:", "yellow", f"annotator.toml sets [review] url = {configured}; push and pull use that "
+                   "one. Remove it to use this server."))
 
 
 @review_app.command()
@@ -117,7 +118,7 @@ def push(workspace: WorkspaceOption = Path("."), url: UrlOption = None,
                   f"{result.replaced} predictions replaced, {result.up_to_date} up to date, "
                   f"{result.kept_annotated} already annotated left alone"
                   + (f", {result.adopted} adopted from an interrupted push" if result.adopted else "") + ".",
-                  soft_wrap=True)
+                  soft_wrap=True, markup=False)
 
 
 @review_app.command()
@@ -137,8 +138,8 @@ def pull(workspace: WorkspaceOption = Path("."), url: UrlOption = None, json_out
     console.print(f"{result.stored} annotations stored ({result.current} current, {result.history} history), "
                   f"{result.already_pulled} already pulled, {result.skipped} skipped by reviewers.", soft_wrap=True)
     if result.issues:
-        err_console.print(f"[yellow]{len(result.issues)} annotations not merged[/] (listed in {result.issues_file}):",
-                          soft_wrap=True)
+        err_console.print(f"[yellow]{len(result.issues)} annotations not merged[/] (listed in "
+                          f"{escape(str(result.issues_file))}):", soft_wrap=True)
         for issue in result.issues[:20]:
             err_console.print(f"  task {issue['task_id']} ({issue['photo']}): {issue['problem']}", soft_wrap=True,
                               markup=False)
@@ -170,9 +171,9 @@ def simulate(workspace: WorkspaceOption = Path("."), url: UrlOption = None,
         print_json(result.to_dict())
         return
     console.print(f"Simulated reviewer annotated {result.annotated} tasks ({result.lead_time_s:.0f} s of modelled "
-                  f"review time; actions: {result.actions}).", soft_wrap=True)
+                  f"review time; actions: {result.actions}).", soft_wrap=True, markup=False)
     if result.missing_truth:
-        say(f"[yellow]{len(result.missing_truth)} photos had no ground truth and were left in the queue.[/]")
+        say(f"{len(result.missing_truth)} photos had no ground truth and were left in the queue.", style="yellow")
 
 
 @review_app.command()
@@ -199,5 +200,6 @@ def status(workspace: WorkspaceOption = Path("."),
                       f"boxes; {corrections.added_per_photo or 0.0:.2f} boxes added per photo (excluded photos "
                       "left out)", soft_wrap=True)
         for label, value in corrections.correction_rate_per_class.items():
-            console.print(f"  {label:>5}: {value:.1%}", soft_wrap=True)
-    console.print(f"local Label Studio: {local.url}" if local else "local Label Studio: not running", soft_wrap=True)
+            console.print(f"  {label:>5}: {value:.1%}", soft_wrap=True, markup=False)
+    console.print(f"local Label Studio: {local.url}" if local else "local Label Studio: not running", soft_wrap=True,
+                  markup=False)

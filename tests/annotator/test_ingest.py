@@ -18,18 +18,26 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tests.corpus.make_corpus import (GOOD_BOX, SECRET, Obj, hostile_xml, jpeg_bytes, jpeg_claiming_size, voc_xml,
-                                       write_solid_png, write_text)
-from tests.corpus.psl_testkit import CARD_CLASSES, PLAYING_CARDS, count_voc_objects, unique_colour
-
 from annotator.boxes import orient_box
 from annotator.config import Config
 from annotator.errors import ConfigError
+from annotator.formats.voc import read_voc
 from annotator.ingest import ingest
 from annotator.store import Workspace
 from annotator.synth import PHONES
 from annotator.types import Box, DeviceClass, LabelVersion, Source
-from annotator.formats.voc import read_voc
+from tests.corpus.make_corpus import (
+    GOOD_BOX,
+    SECRET,
+    Obj,
+    hostile_xml,
+    jpeg_bytes,
+    jpeg_claiming_size,
+    voc_xml,
+    write_solid_png,
+    write_text,
+)
+from tests.corpus.psl_testkit import CARD_CLASSES, PLAYING_CARDS, count_voc_objects, unique_colour
 
 GOOD = Box("mel", 9, 7, 40, 30)  # GOOD_BOX (VOC 10,8,40,30) in our frame
 
@@ -142,7 +150,8 @@ def test_other_photo_formats_under_their_own_name_are_ingested(folder, run_inges
 
 
 def test_class_aliases_become_the_canonical_names(folder, run_ingest):
-    folder.pair("aliases.jpg", [Obj("Mel", 1, 1, 10, 10), Obj("melasma", 2, 2, 10, 10), Obj("Hori's nevus", 3, 3, 9, 9)])
+    folder.pair("aliases.jpg",
+                [Obj("Mel", 1, 1, 10, 10), Obj("melasma", 2, 2, 10, 10), Obj("Hori's nevus", 3, 3, 9, 9)])
     assert [b.label for b in run_ingest().boxes("aliases.jpg")] == ["mel", "mel", "hori"]
 
 

@@ -9,14 +9,13 @@ import textwrap
 
 import pytest
 
-from tests.corpus.make_corpus import Obj
-from tests.corpus.psl_testkit import CONTROL_LABELLED, CONTROL_UNLABELLED
-
 import annotator.fsutil
 from annotator.errors import AnnotatorError, WorkspaceBusy, WorkspaceError
+from annotator.formats.voc import read_voc
 from annotator.store import Workspace
 from annotator.types import Box, LabelVersion, Source
-from annotator.formats.voc import read_voc
+from tests.corpus.make_corpus import Obj
+from tests.corpus.psl_testkit import CONTROL_LABELLED, CONTROL_UNLABELLED
 
 MODEL_BOXES = (Box("fre", 1, 1, 9, 9, score=0.8),)
 REVIEWED_BOXES = (Box("sl", 2, 2, 20, 15), Box("caf", 40, 30, 60, 45))
@@ -100,6 +99,43 @@ def test_a_failed_transaction_leaves_nothing_behind(ws):
     assert ws.store.history(CONTROL_LABELLED) == before
 
 
+# ---- conflicts: label sources that disagree ----------------------------------------------------------
+
+def test_a_flagged_conflict_is_listed_oldest_first_with_its_waiting_version(ws):
+    first = ws.store.add_history_version(version(CONTROL_LABELLED, Source.MANUAL, REVIEWED_BOXES))
+    second = ws.store.add_history_version(version(CONTROL_UNLABELLED, Source.MANUAL, REVIEWED_BOXES))
+    ws.store.flag_conflict(CONTROL_UNLABELLED, "duplicate-labels", "b.xml disagrees", second)
+    ws.store.flag_conflict(CONTROL_LABELLED, "xml-after-review", "a.xml edited", first)
+    ws.store.flag_conflict(CONTROL_UNLABELLED, "duplicate-labels", "b.xml disagrees", second)  # twice: no-op
+    assert [(c.path, c.kind, c.version_id) for c in ws.store.conflicts()] == [
+        (CONTROL_UNLABELLED, "duplicate-labels", second), (CONTROL_LABELLED, "xml-after-review", first)]
+    assert ws.store.status_counts()["conflicts"] == 2
+    assert ws.store.version(first).boxes == REVIEWED_BOXES  # the disagreeing boxes stay in the history
+
+
+def test_a_new_review_resolves_the_photos_conflicts(ws):
+    waiting = ws.store.add_history_version(version(CONTROL_LABELLED, Source.MANUAL, REVIEWED_BOXES))
+    ws.store.flag_conflict(CONTROL_LABELLED, "duplicate-labels", "b.xml disagrees", waiting)
+    ws.store.add_label_version(version(CONTROL_LABELLED, Source.MANUAL, MODEL_BOXES[:0]))
+    assert len(ws.store.conflicts()) == 1  # a manual version is no decision
+    ws.store.add_label_version(version(CONTROL_LABELLED, Source.REVIEWED, REVIEWED_BOXES, reviewer="dr"))
+    assert ws.store.conflicts() == []
+
+
+def test_resolving_one_waiting_version_leaves_the_others_open(ws):
+    a = ws.store.add_history_version(version(CONTROL_LABELLED, Source.MANUAL, REVIEWED_BOXES))
+    b = ws.store.add_history_version(version(CONTROL_LABELLED, Source.MANUAL, MODEL_BOXES))
+    ws.store.flag_conflict(CONTROL_LABELLED, "duplicate-labels", "a", a)
+    ws.store.flag_conflict(CONTROL_LABELLED, "duplicate-labels", "b", b)
+    assert ws.store.resolve_conflicts(CONTROL_LABELLED, "xml-wins", version_id=a) == 1
+    assert [c.version_id for c in ws.store.conflicts()] == [b]
+
+
+def test_classes_in_use_counts_boxes_over_the_whole_history(ws):
+    ws.store.add_history_version(version(CONTROL_LABELLED, Source.MANUAL, (Box("caf", 1, 1, 5, 5),)))
+    assert ws.store.classes_in_use() == {"sl": 1, "hori": 1, "caf": 1}
+
+
 # ---- the VOC mirror ------------------------------------------------------------------------------
 
 def test_ingest_writes_the_voc_mirror(ws):
@@ -108,7 +144,8 @@ def test_ingest_writes_the_voc_mirror(ws):
 
 
 def test_sync_repairs_a_stale_mirror(ws):
-    ws.store.add_label_version(version(CONTROL_LABELLED, Source.REVIEWED, REVIEWED_BOXES))  # as if killed before the mirror
+    # as if killed before the mirror was written
+    ws.store.add_label_version(version(CONTROL_LABELLED, Source.REVIEWED, REVIEWED_BOXES))
     assert mirror_boxes(ws, CONTROL_LABELLED)[0] == ("sl", 3, 3, 20, 15)
     assert ws.sync_voc_mirror() == 1
     assert mirror_boxes(ws, CONTROL_LABELLED) == [("sl", 3, 3, 20, 15), ("caf", 41, 31, 60, 45)]
