@@ -66,26 +66,28 @@ def learning_curve(ws: Workspace) -> list[CurveRow]:
                     sources[trained_on.source.value] += 1
         test = row["metrics"].get("test", {})
         review = correction_summary(reviewed_by_round.get(r, []))
-        rows.append(CurveRow(
-            round=r,
-            attempt=row["attempt"],
-            stage=row["stage"],
-            model_version=row["model_version"],
-            labelled_manual=sources[Source.MANUAL.value],
-            labelled_reviewed=sources[Source.REVIEWED.value],
-            labelled_auto=sources[Source.AUTO_ACCEPTED.value],
-            test_map50=test.get("map50"),
-            test_sensitivity_per_class={c: v.get("recall") for c, v in test.get("per_class", {}).items()},
-            predicted_photos=row["info"].get("preannotate", {}).get("predicted"),
-            reviewed_photos=review.photos,
-            correction_rate=review.correction_rate,
-            correction_rate_per_class=review.correction_rate_per_class,
-            added_per_photo=review.added_per_photo,
-            operations_per_photo=review.operations_per_photo,
-            scratch_operations_per_photo=review.reviewed_boxes_per_photo,
-            reviewer_seconds=review.reviewer_seconds,
-            scratch_seconds=review.reviewed_boxes * SCRATCH_SECONDS_PER_BOX,
-        ))
+        rows.append(
+            CurveRow(
+                round=r,
+                attempt=row["attempt"],
+                stage=row["stage"],
+                model_version=row["model_version"],
+                labelled_manual=sources[Source.MANUAL.value],
+                labelled_reviewed=sources[Source.REVIEWED.value],
+                labelled_auto=sources[Source.AUTO_ACCEPTED.value],
+                test_map50=test.get("map50"),
+                test_sensitivity_per_class={c: v.get("recall") for c, v in test.get("per_class", {}).items()},
+                predicted_photos=row["info"].get("preannotate", {}).get("predicted"),
+                reviewed_photos=review.photos,
+                correction_rate=review.correction_rate,
+                correction_rate_per_class=review.correction_rate_per_class,
+                added_per_photo=review.added_per_photo,
+                operations_per_photo=review.operations_per_photo,
+                scratch_operations_per_photo=review.reviewed_boxes_per_photo,
+                reviewer_seconds=review.reviewer_seconds,
+                scratch_seconds=review.reviewed_boxes * SCRATCH_SECONDS_PER_BOX,
+            )
+        )
     return rows
 
 
@@ -98,16 +100,27 @@ def curve_table(curve: list[CurveRow]) -> Any:
 
     from rich import box
 
-    table = Table(title="learning curve", box=box.SIMPLE_HEAD, padding=(0, 1),
-                  caption="m/r/a: manual/reviewed/auto-accepted photos trained on; corrected: share of predicted "
-                          "boxes reviewers changed; ops/ph: reviewer box operations per photo vs drawing every "
-                          "box from scratch (draw/ph); times in minutes")
-    for col in ("round", "m/r/a", "mAP50", "reviewed", "corrected", "added/ph", "ops/ph", "draw/ph",
-                "review", "draw"):
+    table = Table(
+        title="learning curve",
+        box=box.SIMPLE_HEAD,
+        padding=(0, 1),
+        caption="m/r/a: manual/reviewed/auto-accepted photos trained on; corrected: share of predicted "
+        "boxes reviewers changed; ops/ph: reviewer box operations per photo vs drawing every "
+        "box from scratch (draw/ph); times in minutes",
+    )
+    for col in ("round", "m/r/a", "mAP50", "reviewed", "corrected", "added/ph", "ops/ph", "draw/ph", "review", "draw"):
         table.add_column(col, justify="right")
     for r in curve:
-        table.add_row(str(r.round), f"{r.labelled_manual}/{r.labelled_reviewed}/{r.labelled_auto}",
-                      f(r.test_map50), str(r.reviewed_photos), f(r.correction_rate, True),
-                      f(r.added_per_photo), f(r.operations_per_photo), f(r.scratch_operations_per_photo),
-                      f"{r.reviewer_seconds / 60:.1f}", f"{r.scratch_seconds / 60:.1f}")
+        table.add_row(
+            str(r.round),
+            f"{r.labelled_manual}/{r.labelled_reviewed}/{r.labelled_auto}",
+            f(r.test_map50),
+            str(r.reviewed_photos),
+            f(r.correction_rate, True),
+            f(r.added_per_photo),
+            f(r.operations_per_photo),
+            f(r.scratch_operations_per_photo),
+            f"{r.reviewer_seconds / 60:.1f}",
+            f"{r.scratch_seconds / 60:.1f}",
+        )
     return table

@@ -40,6 +40,7 @@ class EditKind(StrEnum):
 
 # ---- the edit diff ---------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class EditOp:
     """One reviewer action inferred from a prediction and the annotation made from it.
@@ -78,8 +79,13 @@ def _corners(box: Box) -> tuple[float, float, float, float]:
     return (box.x1, box.y1, box.x2, box.y2)
 
 
-def diff_regions(predicted: Sequence[tuple[str, Box]], reviewed: Sequence[tuple[str, Box]], *,
-                 tolerance_px: float = 0.5, iou_threshold: float = 0.5) -> list[EditOp]:
+def diff_regions(
+    predicted: Sequence[tuple[str, Box]],
+    reviewed: Sequence[tuple[str, Box]],
+    *,
+    tolerance_px: float = 0.5,
+    iou_threshold: float = 0.5,
+) -> list[EditOp]:
     """The edits that turn a prediction into an annotation; both are (region id, box) in order.
 
     Regions are paired by id first (an annotation server keeps a prediction's region id when the
@@ -100,8 +106,12 @@ def diff_regions(predicted: Sequence[tuple[str, Box]], reviewed: Sequence[tuple[
             used_r.add(j)
     rest_p = [i for i in range(len(predicted)) if i not in used_p]
     rest_r = [j for j in range(len(reviewed)) if j not in used_r]
-    for a, b, _ in match_boxes([predicted[i][1] for i in rest_p], [reviewed[j][1] for j in rest_r],
-                               iou_threshold=iou_threshold, class_aware=False):
+    for a, b, _ in match_boxes(
+        [predicted[i][1] for i in rest_p],
+        [reviewed[j][1] for j in rest_r],
+        iou_threshold=iou_threshold,
+        class_aware=False,
+    ):
         pairs.append((rest_p[a], rest_r[b]))
         used_p.add(rest_p[a])
         used_r.add(rest_r[b])
@@ -117,8 +127,9 @@ def diff_regions(predicted: Sequence[tuple[str, Box]], reviewed: Sequence[tuple[
             kind = EditKind.MOVED
         else:
             kind = EditKind.ACCEPTED
-        ops.append(EditOp(kind, rid, before.label, after.label, iou(before, after), moved,
-                          _corners(before), _corners(after)))
+        ops.append(
+            EditOp(kind, rid, before.label, after.label, iou(before, after), moved, _corners(before), _corners(after))
+        )
     for i, (rid, box) in enumerate(predicted):
         if i not in used_p:
             ops.append(EditOp(EditKind.DELETED, rid, box.label, None, None, False, _corners(box), None))
@@ -140,6 +151,7 @@ def count_edits(ops: Iterable[EditOp | Mapping[str, Any]]) -> dict[str, int]:
 
 
 # ---- the correction statistic ---------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class CorrectionSummary:

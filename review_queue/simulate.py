@@ -79,9 +79,17 @@ def draw_seconds(box: Box, width: int, height: int) -> float:
     return DRAW_MIN_S + (DRAW_MAX_S - DRAW_MIN_S) * min(1.0, max(0.0, t))
 
 
-def plan_review(predicted: Sequence[tuple[str, Box]], truth: Sequence[Box], *, width: int, height: int,
-                rng: random.Random, noise: float = 0.0, tolerance_px: float = 0.5,
-                accept_iou: float | None = ACCEPT_IOU) -> tuple[list[tuple[str, Box]], list[ReviewAction]]:
+def plan_review(
+    predicted: Sequence[tuple[str, Box]],
+    truth: Sequence[Box],
+    *,
+    width: int,
+    height: int,
+    rng: random.Random,
+    noise: float = 0.0,
+    tolerance_px: float = 0.5,
+    accept_iou: float | None = ACCEPT_IOU,
+) -> tuple[list[tuple[str, Box]], list[ReviewAction]]:
     """What the careful reviewer submits for one photo: (regions, actions). Pure given `rng`."""
     boxes = [b for _, b in predicted]
     result: list[tuple[str, Box]] = []
@@ -93,8 +101,12 @@ def plan_review(predicted: Sequence[tuple[str, Box]], truth: Sequence[Box], *, w
         rid, before = predicted[i]
         if relabel:
             actions.append(ReviewAction("relabel", rid, SECONDS["relabel"]))
-        off = max(abs(a - b) for a, b in zip((before.x1, before.y1, before.x2, before.y2),
-                                              (target.x1, target.y1, target.x2, target.y2), strict=True))
+        off = max(
+            abs(a - b)
+            for a, b in zip(
+                (before.x1, before.y1, before.x2, before.y2), (target.x1, target.y1, target.x2, target.y2), strict=True
+            )
+        )
         good_enough = accept_iou is not None and iou(before, target) >= accept_iou
         if off > tolerance_px and not good_enough:
             actions.append(ReviewAction("adjust", rid, SECONDS["adjust"]))
@@ -111,8 +123,9 @@ def plan_review(predicted: Sequence[tuple[str, Box]], truth: Sequence[Box], *, w
         used_t.add(j)
     rest_p = [i for i in range(len(boxes)) if i not in used_p]
     rest_t = [j for j in range(len(truth)) if j not in used_t]
-    for a, b, _ in match_boxes([boxes[i] for i in rest_p], [truth[j] for j in rest_t], iou_threshold=0.5,
-                               class_aware=False):
+    for a, b, _ in match_boxes(
+        [boxes[i] for i in rest_p], [truth[j] for j in rest_t], iou_threshold=0.5, class_aware=False
+    ):
         keep(rest_p[a], truth[rest_t[b]], relabel=True)
         used_p.add(rest_p[a])
         used_t.add(rest_t[b])
@@ -131,8 +144,9 @@ def plan_review(predicted: Sequence[tuple[str, Box]], truth: Sequence[Box], *, w
             continue
         rid = f"s{rng.getrandbits(40):010x}"
         actions.append(ReviewAction("draw", rid, draw_seconds(target, width, height)))
-        result.append((rid, _slip(Box(target.label, target.x1, target.y1, target.x2, target.y2), rng, noise,
-                                  width, height)))
+        result.append(
+            (rid, _slip(Box(target.label, target.x1, target.y1, target.x2, target.y2), rng, noise, width, height))
+        )
     return result, actions
 
 
@@ -140,8 +154,13 @@ def _slip(box: Box, rng: random.Random, noise: float, width: int, height: int) -
     if not noise or rng.random() >= noise:
         return box
     dx, dy = 0.05 * box.width, 0.05 * box.height
-    moved = Box(box.label, box.x1 + rng.uniform(-dx, dx), box.y1 + rng.uniform(-dy, dy),
-                box.x2 + rng.uniform(-dx, dx), box.y2 + rng.uniform(-dy, dy))
+    moved = Box(
+        box.label,
+        box.x1 + rng.uniform(-dx, dx),
+        box.y1 + rng.uniform(-dy, dy),
+        box.x2 + rng.uniform(-dx, dx),
+        box.y2 + rng.uniform(-dy, dy),
+    )
     return clip_box(moved, width, height)
 
 
@@ -161,9 +180,17 @@ def read_truth(truth_dir: Path, photo: str, classes: ClassTable) -> list[Box] | 
     return None
 
 
-def simulate(ws: Workspace, client: ReviewClient, *, count: int, truth_dir: Path | None = None,
-             noise: float = 0.0, seed: int = 0, accept_iou: float | None = ACCEPT_IOU,
-             progress: Progress | None = None) -> SimulationResult:
+def simulate(
+    ws: Workspace,
+    client: ReviewClient,
+    *,
+    count: int,
+    truth_dir: Path | None = None,
+    noise: float = 0.0,
+    seed: int = 0,
+    accept_iou: float | None = ACCEPT_IOU,
+    progress: Progress | None = None,
+) -> SimulationResult:
     """Annotate the next `count` tasks of the review queue as the simulated reviewer."""
     if count < 0 or not 0.0 <= noise <= 1.0:
         raise ConfigError("--count must be >= 0 and --noise between 0 and 1")
@@ -192,32 +219,47 @@ def simulate(ws: Workspace, client: ReviewClient, *, count: int, truth_dir: Path
         prediction = _current_prediction(task, project.model_version)
         predicted = []
         if prediction is not None:
-            predicted = list(parse_result(_get(prediction, "result") or [], width=record.width,
-                                          height=record.height, classes=classes).regions)
+            predicted = list(
+                parse_result(
+                    _get(prediction, "result") or [], width=record.width, height=record.height, classes=classes
+                ).regions
+            )
         truth = [clip_box(b, record.width, record.height) for b in truth]
-        regions, actions = plan_review(predicted, truth, width=record.width, height=record.height, rng=rng,
-                                       noise=noise, accept_iou=accept_iou)
+        regions, actions = plan_review(
+            predicted, truth, width=record.width, height=record.height, rng=rng, noise=noise, accept_iou=accept_iou
+        )
         lead_time = round(sum(a.seconds for a in actions), 2)
         result = [box_to_result(b, record.width, record.height, rid) for rid, b in regions]
         parent: dict[str, Any] = {"parent_prediction": int(_get(prediction, "id"))} if prediction is not None else {}
-        client.call(f"annotating task {task.id}", client.sdk.annotations.create, task.id, idempotent=False,
-                    result=result, lead_time=lead_time, completed_by=user_id, was_cancelled=False,
-                    ground_truth=False, **parent)
+        client.call(
+            f"annotating task {task.id}",
+            client.sdk.annotations.create,
+            task.id,
+            idempotent=False,
+            result=result,
+            lead_time=lead_time,
+            completed_by=user_id,
+            was_cancelled=False,
+            ground_truth=False,
+            **parent,
+        )
         done.append(int(task.id))
         tally.update(a.kind for a in actions if a.kind != "photo")
         total_s += lead_time
         if progress:
             progress("simulated review", n, len(queue))
-    return SimulationResult(annotated=len(done), task_ids=done, missing_truth=missing, actions=dict(tally),
-                            lead_time_s=round(total_s, 2))
+    return SimulationResult(
+        annotated=len(done), task_ids=done, missing_truth=missing, actions=dict(tally), lead_time_s=round(total_s, 2)
+    )
 
 
 def queue_query() -> str:
     """Label Studio's task query for the review queue: unannotated, ascending prediction score."""
-    unworked = [{"filter": f"filter:tasks:{col}", "operator": "equal", "type": "Number", "value": 0}
-                for col in ("total_annotations", "cancelled_annotations")]
-    return json.dumps({"filters": {"conjunction": "and", "items": unworked},
-                       "ordering": ["tasks:predictions_score"]})
+    unworked = [
+        {"filter": f"filter:tasks:{col}", "operator": "equal", "type": "Number", "value": 0}
+        for col in ("total_annotations", "cancelled_annotations")
+    ]
+    return json.dumps({"filters": {"conjunction": "and", "items": unworked}, "ordering": ["tasks:predictions_score"]})
 
 
 def _queue(client: ReviewClient, project_id: int, count: int) -> list[Any]:
@@ -250,10 +292,17 @@ def _simulated_user(client: ReviewClient) -> int:
         if getattr(user, "email", None) == SIMULATED_REVIEWER:
             return int(user.id)
     try:
-        user = client.call("creating the simulated reviewer's user", client.sdk.users.create, idempotent=False,
-                           username="simulated-reviewer", email=SIMULATED_REVIEWER, first_name="Simulated",
-                           last_name="reviewer (simulation)")
+        user = client.call(
+            "creating the simulated reviewer's user",
+            client.sdk.users.create,
+            idempotent=False,
+            username="simulated-reviewer",
+            email=SIMULATED_REVIEWER,
+            first_name="Simulated",
+            last_name="reviewer (simulation)",
+        )
     except LabelStudioError as exc:
-        raise LabelStudioError(f"cannot create the simulated reviewer's account ({exc}); use an administrator's "
-                               "token") from None
+        raise LabelStudioError(
+            f"cannot create the simulated reviewer's account ({exc}); use an administrator's token"
+        ) from None
     return int(user.id)

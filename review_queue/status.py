@@ -71,8 +71,12 @@ def review_status(ws: Workspace, client: ReviewClient | None = None) -> ReviewSt
     server = None
     if client is not None and pid is not None:
         project = get_project(client, pid)
-        server = ServerCounts(url=client.url, tasks=project.task_number, finished=project.finished_task_number,
-                              model_version=project.model_version)
+        server = ServerCounts(
+            url=client.url,
+            tasks=project.task_number,
+            finished=project.finished_task_number,
+            model_version=project.model_version,
+        )
     return ReviewStatus(
         project_id=pid,
         pushed=len(tasks),

@@ -52,8 +52,15 @@ class ReviewClient:
     def __repr__(self) -> str:
         return f"ReviewClient(url={self.url!r})"
 
-    def call(self, what: str, fn: Callable[..., T], *args: Any, idempotent: bool = True,
-             missing: str | None = None, **kwargs: Any) -> T:
+    def call(
+        self,
+        what: str,
+        fn: Callable[..., T],
+        *args: Any,
+        idempotent: bool = True,
+        missing: str | None = None,
+        **kwargs: Any,
+    ) -> T:
         """Run one SDK call. Transport errors and 5xx are retried `tries` times with backoff;
         a non-idempotent call (creating things) only when the request surely did not arrive.
         A timeout is never retried: it has already waited the whole timeout once."""
@@ -71,18 +78,27 @@ class ReviewClient:
                 retry_on = _RETRY_STATUS_ANY if idempotent else _RETRY_STATUS_UNSENT
                 if last or status not in retry_on:
                     raise self._api_error(what, exc, missing) from None
-            time.sleep(self.backoff_s * 2 ** attempt)
+            time.sleep(self.backoff_s * 2**attempt)
         raise AssertionError("unreachable")
 
-    def task_pages(self, project_id: int, *, fields: str = "task_only", include: str | None = None,
-                   query: str | None = None, page_size: int = 1000) -> Iterator[list[Any]]:
+    def task_pages(
+        self,
+        project_id: int,
+        *,
+        fields: str = "task_only",
+        include: str | None = None,
+        query: str | None = None,
+        page_size: int = 1000,
+    ) -> Iterator[list[Any]]:
         """The project's tasks, one page (a list of SDK task objects) per request."""
         page = 1
         while True:
+
             def fetch(p: int = page) -> list[Any]:
                 try:
-                    pager = self.sdk.tasks.list(project=project_id, fields=fields, include=include, query=query,
-                                                page=p, page_size=page_size)
+                    pager = self.sdk.tasks.list(
+                        project=project_id, fields=fields, include=include, query=query, page=p, page_size=page_size
+                    )
                 except ApiError as exc:
                     if exc.status_code == 404 and p > 1:  # Label Studio's way of saying "no more pages"
                         return []
@@ -108,32 +124,45 @@ class ReviewClient:
 
     def _transport_error(self, what: str, exc: Exception) -> LabelStudioError:
         if isinstance(exc, httpx.TimeoutException):
-            msg = (f"Label Studio at {self.url} did not answer in time ({type(exc).__name__} while {what}); check "
-                   "that it is running and not overloaded (`annotator review serve`), then run the command again")
+            msg = (
+                f"Label Studio at {self.url} did not answer in time ({type(exc).__name__} while {what}); check "
+                "that it is running and not overloaded (`annotator review serve`), then run the command again"
+            )
         elif isinstance(exc, _NOT_SENT):
-            msg = (f"Label Studio at {self.url} is not reachable ({type(exc).__name__} while {what}); "
-                   "start it with `annotator review serve`")
+            msg = (
+                f"Label Studio at {self.url} is not reachable ({type(exc).__name__} while {what}); "
+                "start it with `annotator review serve`"
+            )
         else:
-            msg = (f"Label Studio at {self.url} stopped answering ({type(exc).__name__} while {what}); "
-                   "check that it is running (`annotator review serve`) and run the command again")
+            msg = (
+                f"Label Studio at {self.url} stopped answering ({type(exc).__name__} while {what}); "
+                "check that it is running (`annotator review serve`) and run the command again"
+            )
         return LabelStudioError(self._scrub(msg))
 
     def _api_error(self, what: str, exc: ApiError, missing: str | None) -> LabelStudioError:
         status = exc.status_code or 0
         if status == 401:
-            msg = (f"Label Studio at {self.url} refused the token ({what}); set {API_KEY_ENV} to a valid token "
-                   "(Account & Settings > Personal Access Token, or the legacy token) or unset it to use the "
-                   "workspace's own server")
+            msg = (
+                f"Label Studio at {self.url} refused the token ({what}); set {API_KEY_ENV} to a valid token "
+                "(Account & Settings > Personal Access Token, or the legacy token) or unset it to use the "
+                "workspace's own server"
+            )
         elif status == 403:
-            msg = (f"Label Studio at {self.url} does not allow this user to {what}; use an administrator's "
-                   f"token in {API_KEY_ENV}")
+            msg = (
+                f"Label Studio at {self.url} does not allow this user to {what}; use an administrator's "
+                f"token in {API_KEY_ENV}"
+            )
         elif status == 404:
-            msg = missing or (f"Label Studio at {self.url} has no such object ({what}): it was deleted, or this "
-                              "is another server")
+            msg = missing or (
+                f"Label Studio at {self.url} has no such object ({what}): it was deleted, or this is another server"
+            )
         elif status >= 500:
             where = f"see {self.local_log}" if self.local_log else "see the server's log"
-            msg = (f"Label Studio at {self.url} failed with HTTP {status} while {what}; {where}, then run "
-                   "the command again")
+            msg = (
+                f"Label Studio at {self.url} failed with HTTP {status} while {what}; {where}, then run "
+                "the command again"
+            )
         else:
             msg = f"Label Studio at {self.url} rejected the request ({what}, HTTP {status}): {_body_text(exc)}"
         return LabelStudioError(self._scrub(msg))
@@ -147,8 +176,14 @@ def _body_text(exc: ApiError) -> str:
     return str(body)[:200]
 
 
-def connect(ws: Workspace, *, url: str | None = None, api_key: str | None = None,
-            document_root: Path | None = None, timeout: float = 300.0) -> ReviewClient:
+def connect(
+    ws: Workspace,
+    *,
+    url: str | None = None,
+    api_key: str | None = None,
+    document_root: Path | None = None,
+    timeout: float = 300.0,
+) -> ReviewClient:
     """A client for the workspace's Label Studio; checks the server answers and accepts the token.
 
     document_root: where the server serves local files from; default: the workspace's own
@@ -159,8 +194,9 @@ def connect(ws: Workspace, *, url: str | None = None, api_key: str | None = None
     if url is None:
         url = ws.config.label_studio_url or (local.url if local else None)
     if url is None:
-        raise LabelStudioError("no Label Studio to talk to: start one with `annotator review serve` or pass "
-                               "--url http://HOST:PORT")
+        raise LabelStudioError(
+            "no Label Studio to talk to: start one with `annotator review serve` or pass --url http://HOST:PORT"
+        )
     url = url.rstrip("/")
     is_local = local is not None and local.url == url
     if is_local:
@@ -180,9 +216,12 @@ def connect(ws: Workspace, *, url: str | None = None, api_key: str | None = None
         # api_key must be explicit: the SDK reads LABEL_STUDIO_API_KEY once, at import time.
         sdk = LabelStudio(base_url=url, api_key=token, timeout=timeout, max_retries=0)
     except ApiError:  # an expired personal access token is refused before any request
-        raise LabelStudioError(f"the token in {API_KEY_ENV} has expired; create a new Personal Access Token in "
-                               f"Label Studio at {url} (Account & Settings)") from None
+        raise LabelStudioError(
+            f"the token in {API_KEY_ENV} has expired; create a new Personal Access Token in "
+            f"Label Studio at {url} (Account & Settings)"
+        ) from None
     client = ReviewClient(url=url, sdk=sdk, _token=token, document_root=document_root, local_log=local_log)
-    client.call("checking the token", sdk.users.whoami,
-                request_options={"timeout_in_seconds": min(timeout, CHECK_TIMEOUT_S)})
+    client.call(
+        "checking the token", sdk.users.whoami, request_options={"timeout_in_seconds": min(timeout, CHECK_TIMEOUT_S)}
+    )
     return client

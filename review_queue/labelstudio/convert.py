@@ -40,19 +40,20 @@ _NEUTRAL_UNCERTAINTY = 0.5
 
 # ---- labeling config -------------------------------------------------------------------
 
+
 def labeling_config(classes: ClassTable) -> str:
     """The Label Studio labeling config: one image, six hot-keyed rectangle labels, an exclude choice.
 
     Label values are the short class names (what we store); the full names are in the legend
     and the hover hints.
     """
-    legend = "  ·  ".join(f"{classes.describe(n).hotkey} {n} = {classes.describe(n).full_name}"
-                          for n in classes.names)
+    legend = "  ·  ".join(f"{classes.describe(n).hotkey} {n} = {classes.describe(n).full_name}" for n in classes.names)
     labels = "\n".join(
         f'    <Label value="{_attr(n)}" background="{_attr(classes.describe(n).colour)}"'
         + (f' hotkey="{_attr(classes.describe(n).hotkey)}"' if classes.describe(n).hotkey else "")
         + f' hint="{_attr(classes.describe(n).full_name)}"/>'
-        for n in classes.names)
+        for n in classes.names
+    )
     choices = "\n".join(f'    <Choice value="{_attr(v)}" hint="{_attr(h)}"/>' for v, h in EXCLUDE_CHOICES)
     return (
         "<View>\n"
@@ -74,6 +75,7 @@ def _attr(text: str) -> str:
 
 
 # ---- boxes <-> rectangle results -----------------------------------------------------------
+
 
 def region_id(version_id: int | None, index: int) -> str:
     """Deterministic region id of a predicted box: kept regions carry it into the annotation."""
@@ -103,8 +105,7 @@ def result_to_box(result: dict[str, Any], width: int, height: int) -> Box:
     value = result["value"]
     labels = value.get("rectanglelabels") or [""]
     score = result.get("score")
-    return ls_percent_to_box(str(labels[0]), value, width, height,
-                             score=None if score is None else float(score))
+    return ls_percent_to_box(str(labels[0]), value, width, height, score=None if score is None else float(score))
 
 
 def local_file_url(document_path: str) -> str:
@@ -128,8 +129,9 @@ def prediction_payload(record: ImageRecord, version: LabelVersion) -> dict[str, 
     return {
         "model_version": model_version_of(version),
         "score": prediction_score(version.uncertainty),
-        "result": [box_to_result(b, record.width, record.height, region_id(version.id, i))
-                   for i, b in enumerate(version.boxes)],
+        "result": [
+            box_to_result(b, record.width, record.height, region_id(version.id, i)) for i, b in enumerate(version.boxes)
+        ],
     }
 
 
@@ -146,6 +148,7 @@ def task_payload(record: ImageRecord, version: LabelVersion, document_path: str)
 
 # ---- reading an annotation -------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class ParsedResult:
     """What an annotation (or prediction) result list says, checked against the photo.
@@ -160,8 +163,9 @@ class ParsedResult:
     ignored: tuple[str, ...] = ()  # result types we do not use (reported, harmless)
 
 
-def parse_result(result: Iterable[dict[str, Any]], *, width: int, height: int, classes: ClassTable,
-                 tolerance_px: float = 1.0) -> ParsedResult:
+def parse_result(
+    result: Iterable[dict[str, Any]], *, width: int, height: int, classes: ClassTable, tolerance_px: float = 1.0
+) -> ParsedResult:
     """Validate and convert a Label Studio result list on a width x height photo.
 
     Unknown label names, a missing or different original size, rotated, empty or out-of-photo
@@ -194,8 +198,9 @@ def parse_result(result: Iterable[dict[str, Any]], *, width: int, height: int, c
             problems.append(f"region {rid}: original_width/original_height missing, cannot place the box")
             continue
         if int(ow) != int(width) or int(oh) != int(height):
-            problems.append(f"region {rid}: drawn on a {ow}x{oh} image but the photo is {width}x{height} "
-                            "(EXIF orientation?)")
+            problems.append(
+                f"region {rid}: drawn on a {ow}x{oh} image but the photo is {width}x{height} (EXIF orientation?)"
+            )
             continue
         if float(value.get("rotation") or 0.0) % 360.0 != 0.0:
             problems.append(f"region {rid}: rotated by {value.get('rotation')} degrees; boxes must be upright")
@@ -208,13 +213,25 @@ def parse_result(result: Iterable[dict[str, Any]], *, width: int, height: int, c
         if not all(math.isfinite(v) for v in (box.x1, box.y1, box.x2, box.y2)):
             problems.append(f"region {rid}: coordinates are not finite")
             continue
-        if (box.x1 < -tolerance_px or box.y1 < -tolerance_px or box.x2 > width + tolerance_px
-                or box.y2 > height + tolerance_px):
-            problems.append(f"region {rid}: box ({box.x1:.1f}, {box.y1:.1f}, {box.x2:.1f}, {box.y2:.1f}) lies "
-                            f"outside the {width}x{height} photo")
+        if (
+            box.x1 < -tolerance_px
+            or box.y1 < -tolerance_px
+            or box.x2 > width + tolerance_px
+            or box.y2 > height + tolerance_px
+        ):
+            problems.append(
+                f"region {rid}: box ({box.x1:.1f}, {box.y1:.1f}, {box.x2:.1f}, {box.y2:.1f}) lies "
+                f"outside the {width}x{height} photo"
+            )
             continue
-        box = Box(label, min(max(box.x1, 0.0), width), min(max(box.y1, 0.0), height),
-                  min(max(box.x2, 0.0), width), min(max(box.y2, 0.0), height), score=box.score)
+        box = Box(
+            label,
+            min(max(box.x1, 0.0), width),
+            min(max(box.y1, 0.0), height),
+            min(max(box.x2, 0.0), width),
+            min(max(box.y2, 0.0), height),
+            score=box.score,
+        )
         if box.width <= 0 or box.height <= 0:
             problems.append(f"region {rid}: empty box")
             continue

@@ -25,8 +25,9 @@ SAMPLING = "Uncertainty sampling"
 def instructions(ws: Workspace) -> str:
     """What a dermatologist sees before and during the review (HTML)."""
     table = ws.config.class_table
-    keys = "".join(f"<li><b>{table.describe(n).hotkey}</b> {n}: {table.describe(n).full_name}</li>"
-                   for n in table.names)
+    keys = "".join(
+        f"<li><b>{table.describe(n).hotkey}</b> {n}: {table.describe(n).full_name}</li>" for n in table.names
+    )
     return (
         "<h3>Reviewing the model's lesion boxes</h3>"
         "<p>Each face photo comes with the boxes the model proposed. The queue serves the photos the model "
@@ -58,10 +59,16 @@ def require_project_id(ws: Workspace) -> int:
 
 
 def get_project(client: ReviewClient, project_id: int) -> Any:
-    return client.call(f"reading project {project_id}", client.sdk.projects.get, project_id,
-                       missing=(f"project {project_id} is not on Label Studio at {client.url}: it was deleted or "
-                                "this is another server; run `annotator review push --new-project` to start "
-                                "a new one (photos are pushed again)"))
+    return client.call(
+        f"reading project {project_id}",
+        client.sdk.projects.get,
+        project_id,
+        missing=(
+            f"project {project_id} is not on Label Studio at {client.url}: it was deleted or "
+            "this is another server; run `annotator review push --new-project` to start "
+            "a new one (photos are pushed again)"
+        ),
+    )
 
 
 def ensure_project(ws: Workspace, client: ReviewClient, *, new: bool = False) -> Any:
@@ -81,12 +88,20 @@ def ensure_project(ws: Workspace, client: ReviewClient, *, new: bool = False) ->
             return adopted
     key = uuid.uuid4().hex[:12]
     ws.store.set_meta(PENDING_KEY, key)
-    project = client.call("creating the review project", client.sdk.projects.create, idempotent=False,
-                          title=ws.config.project_title, label_config=labeling_config(ws.config.class_table),
-                          description=f"Pigmented skin lesion boxes: check the model's proposals (workspace key {key})",
-                          expert_instruction=instructions(ws), show_instruction=True,
-                          show_collab_predictions=True, sampling=SAMPLING, maximum_annotations=1,
-                          show_skip_button=True)
+    project = client.call(
+        "creating the review project",
+        client.sdk.projects.create,
+        idempotent=False,
+        title=ws.config.project_title,
+        label_config=labeling_config(ws.config.class_table),
+        description=f"Pigmented skin lesion boxes: check the model's proposals (workspace key {key})",
+        expert_instruction=instructions(ws),
+        show_instruction=True,
+        show_collab_predictions=True,
+        sampling=SAMPLING,
+        maximum_annotations=1,
+        show_skip_button=True,
+    )
     with ws.store.transaction():
         ws.store.set_meta(PROJECT_KEY, str(project.id))
         ws.store.set_meta(PENDING_KEY, "")
@@ -106,26 +121,36 @@ def ensure_photo_storage(ws: Workspace, client: ReviewClient, project_id: int) -
     leading out of it is refused, at every push."""
     check_served_folder(ws)
     folder = str(Path(ws.image_root).resolve())
-    storages = client.call("listing the project's storages", client.sdk.import_storage.local.list,
-                           project=project_id)
+    storages = client.call("listing the project's storages", client.sdk.import_storage.local.list, project=project_id)
     if any(str(s.path).rstrip("/") == folder for s in storages):
         return
-    client.call("attaching the photo folder", client.sdk.import_storage.local.create, idempotent=False,
-                project=project_id, path=folder, title="photos", use_blob_urls=True)
+    client.call(
+        "attaching the photo folder",
+        client.sdk.import_storage.local.create,
+        idempotent=False,
+        project=project_id,
+        path=folder,
+        title="photos",
+        use_blob_urls=True,
+    )
 
 
 def check_served_folder(ws: Workspace) -> None:
     """Refuse to let Label Studio serve the image root when that would serve more than photos."""
     image_root = Path(ws.image_root).resolve()
     if is_within(ws.root, image_root):
-        raise LabelStudioError(f"the workspace {ws.root} is inside the image folder {image_root}: Label Studio would "
-                               "serve its database and the server's credentials to every reviewer; move the "
-                               "workspace out of the image folder and push again")
+        raise LabelStudioError(
+            f"the workspace {ws.root} is inside the image folder {image_root}: Label Studio would "
+            "serve its database and the server's credentials to every reviewer; move the "
+            "workspace out of the image folder and push again"
+        )
     link = _link_leaving(image_root)
     if link is not None:
-        raise LabelStudioError(f"{link} is a link to {link.resolve()}, outside the image folder {image_root}: Label "
-                               "Studio would serve what it leads to to every reviewer; replace the link with the "
-                               "files themselves (or remove it) and push again")
+        raise LabelStudioError(
+            f"{link} is a link to {link.resolve()}, outside the image folder {image_root}: Label "
+            "Studio would serve what it leads to to every reviewer; replace the link with the "
+            "files themselves (or remove it) and push again"
+        )
 
 
 def _link_leaving(root: Path) -> Path | None:
@@ -152,5 +177,7 @@ def document_prefix(ws: Workspace, client: ReviewClient) -> PurePosixPath:
     try:
         return PurePosixPath(image_root.relative_to(root.resolve()).as_posix())
     except ValueError:
-        raise LabelStudioError(f"Label Studio serves files under {root}, but the photos are in {image_root}; "
-                               "start the workspace's own server with `annotator review serve`") from None
+        raise LabelStudioError(
+            f"Label Studio serves files under {root}, but the photos are in {image_root}; "
+            "start the workspace's own server with `annotator review serve`"
+        ) from None

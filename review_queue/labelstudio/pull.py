@@ -66,8 +66,9 @@ class _Prepared:
     current: bool
 
 
-def pull(ws: Workspace, client: ReviewClient, *, progress: Progress | None = None,
-         export_timeout: float = 600.0) -> PullResult:
+def pull(
+    ws: Workspace, client: ReviewClient, *, progress: Progress | None = None, export_timeout: float = 600.0
+) -> PullResult:
     """Store every new or edited annotation of the workspace's project. Safe to rerun at any time."""
     pid = require_project_id(ws)
     tasks = _export(client, pid, timeout=export_timeout)
@@ -86,14 +87,16 @@ def pull(ws: Workspace, client: ReviewClient, *, progress: Progress | None = Non
             continue
         annotations = task.get("annotations") or []
         counts["skipped"] += sum(1 for a in annotations if a.get("was_cancelled"))
-        submitted = sorted((a for a in annotations if not a.get("was_cancelled")),
-                           key=lambda a: (a.get("updated_at") or "", a["id"]))
+        submitted = sorted(
+            (a for a in annotations if not a.get("was_cancelled")), key=lambda a: (a.get("updated_at") or "", a["id"])
+        )
         for ann in submitted:
             if ann["id"] in pulled and pulled[ann["id"]] == ann.get("updated_at"):
                 counts["already"] += 1
                 continue
-            prepared, problems = _prepare(ws, pid, task, ann, record, pushed.get(record.path),
-                                          latest=ann is submitted[-1])
+            prepared, problems = _prepare(
+                ws, pid, task, ann, record, pushed.get(record.path), latest=ann is submitted[-1]
+            )
             if prepared is None:
                 issues.extend(_issue(task, ann, path, p) for p in problems)
                 continue
@@ -105,25 +108,41 @@ def pull(ws: Workspace, client: ReviewClient, *, progress: Progress | None = Non
     ws.sync_voc_mirror()  # the new reviews, and whatever an interrupted pull left stale
 
     issues_file = ws.reports_dir / ISSUES_FILE
-    atomic_write_text(issues_file, json.dumps({"pulled_at": now_iso(), "project_id": pid, "issues": issues},
-                                              indent=2) + "\n")
-    return PullResult(project_id=pid, tasks=len(tasks), current=counts["current"], history=counts["history"],
-                      already_pulled=counts["already"], skipped=counts["skipped"], issues=issues,
-                      issues_file=str(issues_file))
+    atomic_write_text(
+        issues_file, json.dumps({"pulled_at": now_iso(), "project_id": pid, "issues": issues}, indent=2) + "\n"
+    )
+    return PullResult(
+        project_id=pid,
+        tasks=len(tasks),
+        current=counts["current"],
+        history=counts["history"],
+        already_pulled=counts["already"],
+        skipped=counts["skipped"],
+        issues=issues,
+        issues_file=str(issues_file),
+    )
 
 
 def pending_annotations(ws: Workspace, client: ReviewClient, *, export_timeout: float = 600.0) -> int:
     """How many submitted annotations in Label Studio are new or edited since the last pull."""
     pid = require_project_id(ws)
     pulled = ws.store.pulled_annotations()
-    return sum(1 for task in _export(client, pid, timeout=export_timeout)
-               for ann in task.get("annotations") or []
-               if not ann.get("was_cancelled") and pulled.get(ann["id"], "\0") != ann.get("updated_at"))
+    return sum(
+        1
+        for task in _export(client, pid, timeout=export_timeout)
+        for ann in task.get("annotations") or []
+        if not ann.get("was_cancelled") and pulled.get(ann["id"], "\0") != ann.get("updated_at")
+    )
 
 
 def _issue(task: dict[str, Any], ann: dict[str, Any] | None, path: str | None, problem: str) -> dict[str, Any]:
-    return {"task_id": task.get("id"), "annotation_id": ann.get("id") if ann else None, "photo": path,
-            "reviewer": _reviewer(ann) if ann else None, "problem": problem}
+    return {
+        "task_id": task.get("id"),
+        "annotation_id": ann.get("id") if ann else None,
+        "photo": path,
+        "reviewer": _reviewer(ann) if ann else None,
+        "problem": problem,
+    }
 
 
 def _reviewer(ann: dict[str, Any]) -> str | None:
@@ -135,13 +154,21 @@ def _reviewer(ann: dict[str, Any]) -> str | None:
 
 # ---- export --------------------------------------------------------------------------------
 
+
 def _export(client: ReviewClient, project_id: int, *, timeout: float) -> list[dict[str, Any]]:
     """A snapshot export (JSON) of the project's tasks with annotations (skips included), with full
     predictions and reviewers."""
     sdk = client.sdk
-    export = client.call("starting an export", sdk.projects.exports.create, project_id, idempotent=False,
-                         title=f"annotator pull {now_iso()}", serialization_options=SERIALIZATION,
-                         task_filter_options=TASK_FILTER, annotation_filter_options=ANNOTATION_FILTER)
+    export = client.call(
+        "starting an export",
+        sdk.projects.exports.create,
+        project_id,
+        idempotent=False,
+        title=f"annotator pull {now_iso()}",
+        serialization_options=SERIALIZATION,
+        task_filter_options=TASK_FILTER,
+        annotation_filter_options=ANNOTATION_FILTER,
+    )
     deadline = time.monotonic() + timeout
     delay = 0.1
     while True:
@@ -149,15 +176,20 @@ def _export(client: ReviewClient, project_id: int, *, timeout: float) -> list[di
         if status.endswith("completed"):
             break
         if status.endswith("failed"):
-            raise LabelStudioError(f"Label Studio at {client.url} failed to export project {project_id}; see its "
-                                   "log and run `annotator review pull` again")
+            raise LabelStudioError(
+                f"Label Studio at {client.url} failed to export project {project_id}; see its "
+                "log and run `annotator review pull` again"
+            )
         if time.monotonic() > deadline:
-            raise LabelStudioError(f"the export of project {project_id} took over {timeout:.0f} s; run "
-                                   "`annotator review pull` again later")
+            raise LabelStudioError(
+                f"the export of project {project_id} took over {timeout:.0f} s; run `annotator review pull` again later"
+            )
         time.sleep(delay)
         delay = min(delay * 2, 0.5)
-    body = client.call("downloading the export",
-                       lambda: b"".join(sdk.projects.exports.download(project_id, export.id, export_type="JSON")))
+    body = client.call(
+        "downloading the export",
+        lambda: b"".join(sdk.projects.exports.download(project_id, export.id, export_type="JSON")),
+    )
     try:
         client.call("deleting the export file", sdk.projects.exports.delete, project_id, export.id)
     except LabelStudioError:
@@ -165,15 +197,25 @@ def _export(client: ReviewClient, project_id: int, *, timeout: float) -> list[di
     try:
         tasks = json.loads(body)
     except ValueError:
-        raise LabelStudioError(f"Label Studio at {client.url} sent an export that is not JSON; run "
-                               "`annotator review pull` again") from None
+        raise LabelStudioError(
+            f"Label Studio at {client.url} sent an export that is not JSON; run `annotator review pull` again"
+        ) from None
     return sorted(tasks, key=lambda t: t["id"])
 
 
 # ---- one annotation ---------------------------------------------------------------------------
 
-def _prepare(ws: Workspace, project_id: int, task: dict[str, Any], ann: dict[str, Any], record: ImageRecord,
-             pushed_version_id: int | None, *, latest: bool) -> tuple[_Prepared | None, list[str]]:
+
+def _prepare(
+    ws: Workspace,
+    project_id: int,
+    task: dict[str, Any],
+    ann: dict[str, Any],
+    record: ImageRecord,
+    pushed_version_id: int | None,
+    *,
+    latest: bool,
+) -> tuple[_Prepared | None, list[str]]:
     """Check and convert one annotation; (None, problems) when it cannot be merged."""
     classes = ws.config.class_table
     parsed = parse_result(ann.get("result") or [], width=record.width, height=record.height, classes=classes)
@@ -181,8 +223,7 @@ def _prepare(ws: Workspace, project_id: int, task: dict[str, Any], ann: dict[str
         return None, [f"{p}; fix it in Label Studio and pull again" for p in parsed.problems]
     reviewed = [(rid, Box(b.label, b.x1, b.y1, b.x2, b.y2)) for rid, b in parsed.regions]  # human boxes: no score
 
-    predicted, model_version, round_no, pred_version_id = _parent_prediction(ws, task, ann, record,
-                                                                             pushed_version_id)
+    predicted, model_version, round_no, pred_version_id = _parent_prediction(ws, task, ann, record, pushed_version_id)
     ops = diff_regions(predicted, reviewed)
     reviewer = _reviewer(ann)
     meta = {
@@ -200,33 +241,45 @@ def _prepare(ws: Workspace, project_id: int, task: dict[str, Any], ann: dict[str
     }
     if parsed.excluded:
         meta["exclude_reasons"] = list(parsed.excluded)
-    version = LabelVersion(image_path=record.path, source=Source.REVIEWED, boxes=tuple(b for _, b in reviewed),
-                           round=round_no, model_version=model_version, reviewer=reviewer,
-                           excluded=bool(parsed.excluded), meta=meta)
-    return _Prepared(version, int(ann["id"]), ann.get("updated_at"),
-                     current=latest and not _newer_review_is_current(ws, record.path, ann)), []
+    version = LabelVersion(
+        image_path=record.path,
+        source=Source.REVIEWED,
+        boxes=tuple(b for _, b in reviewed),
+        round=round_no,
+        model_version=model_version,
+        reviewer=reviewer,
+        excluded=bool(parsed.excluded),
+        meta=meta,
+    )
+    return _Prepared(
+        version,
+        int(ann["id"]),
+        ann.get("updated_at"),
+        current=latest and not _newer_review_is_current(ws, record.path, ann),
+    ), []
 
 
-def _parent_prediction(ws: Workspace, task: dict[str, Any], ann: dict[str, Any], record: ImageRecord,
-                       pushed_version_id: int | None
-                       ) -> tuple[list[tuple[str, Box]], str | None, int | None, int | None]:
+def _parent_prediction(
+    ws: Workspace, task: dict[str, Any], ann: dict[str, Any], record: ImageRecord, pushed_version_id: int | None
+) -> tuple[list[tuple[str, Box]], str | None, int | None, int | None]:
     """(regions, model_version, round, label-version id) of the prediction the reviewer started from:
     the annotation's parent prediction, else the label version pushed with the task."""
     history = ws.store.history(record.path)
     model_versions = [v for v in history if v.source is Source.MODEL]
     parent_id = ann.get("parent_prediction")
-    parent = next((p for p in task.get("predictions") or [] if isinstance(p, dict) and p.get("id") == parent_id),
-                  None)
+    parent = next((p for p in task.get("predictions") or [] if isinstance(p, dict) and p.get("id") == parent_id), None)
     if parent is None and isinstance(ann.get("prediction"), dict) and "result" in ann["prediction"]:
         parent = ann["prediction"]
     if parent is not None:
-        parsed = parse_result(parent.get("result") or [], width=record.width, height=record.height,
-                              classes=ws.config.class_table)
+        parsed = parse_result(
+            parent.get("result") or [], width=record.width, height=record.height, classes=ws.config.class_table
+        )
         mv = parent.get("model_version")
         match = next((v for v in reversed(model_versions) if v.model_version == mv), None)
         return list(parsed.regions), mv, match.round if match else None, match.id if match else None
-    fallback = next((v for v in reversed(model_versions) if v.id == pushed_version_id), None) or \
-        (model_versions[-1] if model_versions else None)
+    fallback = next((v for v in reversed(model_versions) if v.id == pushed_version_id), None) or (
+        model_versions[-1] if model_versions else None
+    )
     if fallback is None:
         return [], None, None, None
     regions = [(region_id(fallback.id, i), b) for i, b in enumerate(fallback.boxes)]

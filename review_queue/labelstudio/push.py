@@ -56,11 +56,17 @@ def _silent(step: str, done: int, total: int) -> None:
 
 def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
     for start in range(0, len(items), size):
-        yield items[start:start + size]
+        yield items[start : start + size]
 
 
-def push(ws: Workspace, client: ReviewClient, *, batch: int = 500, new_project: bool = False,
-         progress: Progress | None = None) -> PushResult:
+def push(
+    ws: Workspace,
+    client: ReviewClient,
+    *,
+    batch: int = 500,
+    new_project: bool = False,
+    progress: Progress | None = None,
+) -> PushResult:
     """Create or update the review tasks of every photo whose current label is a model prediction."""
     if batch < 1:
         raise ConfigError(f"--batch must be at least 1 (got {batch})")
@@ -85,12 +91,20 @@ def push(ws: Workspace, client: ReviewClient, *, batch: int = 500, new_project: 
     created = 0
     for chunk in _chunks(new, batch):
         payload = [task_payload(records[p], model[p], str(prefix / p)) for p in chunk]
-        response = client.call(f"importing {len(chunk)} tasks into project {pid}", client.sdk.projects.import_tasks,
-                               pid, request=payload, return_task_ids=True, idempotent=False)
+        response = client.call(
+            f"importing {len(chunk)} tasks into project {pid}",
+            client.sdk.projects.import_tasks,
+            pid,
+            request=payload,
+            return_task_ids=True,
+            idempotent=False,
+        )
         ids = list(response.task_ids or [])
         if len(ids) != len(chunk):
-            raise LabelStudioError(f"Label Studio returned {len(ids)} task ids for {len(chunk)} imported tasks; "
-                                   "run `annotator review push` again (it adopts tasks created so far)")
+            raise LabelStudioError(
+                f"Label Studio returned {len(ids)} task ids for {len(chunk)} imported tasks; "
+                "run `annotator review push` again (it adopts tasks created so far)"
+            )
         ws.store.record_tasks(pid, [(p, int(tid), model[p].id) for p, tid in zip(chunk, ids, strict=True)])
         created += len(chunk)
         report("importing tasks", created, len(new))
@@ -104,11 +118,21 @@ def push(ws: Workspace, client: ReviewClient, *, batch: int = 500, new_project: 
         kept = len(stale) - len(todo)
         for chunk in _chunks(todo, batch):
             ids = [tasks[p] for p in chunk]
-            client.call("removing outdated predictions", client.sdk.actions.create, id="delete_tasks_predictions",
-                        project=pid, selected_items={"all": False, "included": ids})
+            client.call(
+                "removing outdated predictions",
+                client.sdk.actions.create,
+                id="delete_tasks_predictions",
+                project=pid,
+                selected_items={"all": False, "included": ids},
+            )
             predictions = [{"task": tasks[p], **prediction_payload(records[p], model[p])} for p in chunk]
-            client.call("importing new predictions", client.sdk.projects.import_predictions, pid,
-                        request=predictions, idempotent=False)
+            client.call(
+                "importing new predictions",
+                client.sdk.projects.import_predictions,
+                pid,
+                request=predictions,
+                idempotent=False,
+            )
             ws.store.record_tasks(pid, [(p, tasks[p], model[p].id) for p in chunk])
             replaced += len(chunk)
             report("replacing predictions", replaced, len(todo))
@@ -116,11 +140,22 @@ def push(ws: Workspace, client: ReviewClient, *, batch: int = 500, new_project: 
     # 3. the project serves the newest round's predictions, most uncertain first
     newest = _newest_model_version(model.values())
     if newest is not None and (project.model_version != newest or project.sampling != SAMPLING):
-        client.call("setting the project's model version", client.sdk.projects.update, pid,
-                    model_version=newest, sampling=SAMPLING)
-    return PushResult(project_id=pid, model_version=newest or project.model_version or None, created=created,
-                      adopted=adopted, replaced=replaced, kept_annotated=kept,
-                      up_to_date=len(model) - len(new) - len(stale))
+        client.call(
+            "setting the project's model version",
+            client.sdk.projects.update,
+            pid,
+            model_version=newest,
+            sampling=SAMPLING,
+        )
+    return PushResult(
+        project_id=pid,
+        model_version=newest or project.model_version or None,
+        created=created,
+        adopted=adopted,
+        replaced=replaced,
+        kept_annotated=kept,
+        up_to_date=len(model) - len(new) - len(stale),
+    )
 
 
 def _newest_model_version(versions: Iterable[LabelVersion]) -> str | None:

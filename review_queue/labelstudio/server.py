@@ -37,8 +37,19 @@ TEMPLATE_ENV = "ANNOTATOR_LS_TEMPLATE"
 _TEMPLATE_MARK = "annotator-template.json"
 _DB_FILE = "label_studio.sqlite3"
 # Inherited variables Label Studio would read (it also reads unprefixed USERNAME, PASSWORD, ...).
-_SCRUB = ("USERNAME", "PASSWORD", "USER_TOKEN", "HOST", "PORT", "DATABASE_NAME", "DJANGO_DB",
-          "DJANGO_SETTINGS_MODULE", "SECRET_KEY", "DEBUG", "LOG_LEVEL")
+_SCRUB = (
+    "USERNAME",
+    "PASSWORD",
+    "USER_TOKEN",
+    "HOST",
+    "PORT",
+    "DATABASE_NAME",
+    "DJANGO_DB",
+    "DJANGO_SETTINGS_MODULE",
+    "SECRET_KEY",
+    "DEBUG",
+    "LOG_LEVEL",
+)
 _SCRUB_PREFIXES = ("LABEL_STUDIO_", "HEARTEX_")
 
 
@@ -67,6 +78,7 @@ class ServerInfo:
 
 # ---- paths and files ---------------------------------------------------------------------
 
+
 def server_dir(root: Path) -> Path:
     return Path(root) / SERVER_DIR
 
@@ -83,13 +95,14 @@ def read_credentials(root: Path) -> Credentials | None:
         data = json.loads(path.read_text("utf-8"))
         return Credentials(str(data["email"]), str(data["password"]), str(data["token"]))
     except (OSError, ValueError, KeyError) as exc:
-        raise LabelStudioError(f"{path} is unreadable ({type(exc).__name__}); delete {server_dir(root)} "
-                               "to start the local Label Studio from scratch") from None
+        raise LabelStudioError(
+            f"{path} is unreadable ({type(exc).__name__}); delete {server_dir(root)} "
+            "to start the local Label Studio from scratch"
+        ) from None
 
 
 def _new_credentials(root: Path) -> Credentials:
-    creds = Credentials(email="admin@annotator.local", password=secrets.token_urlsafe(18),
-                        token=secrets.token_hex(20))
+    creds = Credentials(email="admin@annotator.local", password=secrets.token_urlsafe(18), token=secrets.token_hex(20))
     server_dir(root).mkdir(mode=0o700, parents=True, exist_ok=True)
     atomic_write_text(credentials_path(root), json.dumps(asdict(creds), indent=2) + "\n", mode=0o600)
     return creds
@@ -125,14 +138,17 @@ def _reap(pid: int) -> None:
 
 # ---- template ------------------------------------------------------------------------------
 
+
 def _label_studio_cmd() -> list[str]:
     exe = Path(sys.executable).parent / "label-studio"
     if exe.exists():
         return [str(exe)]
     found = shutil.which("label-studio")
     if found is None:
-        raise LabelStudioError("the label-studio program is not installed; install it with "
-                               "`pip install 'annotator[server]'` (label-studio==1.23.2)")
+        raise LabelStudioError(
+            "the label-studio program is not installed; install it with "
+            "`pip install 'annotator[server]'` (label-studio==1.23.2)"
+        )
     return [found]
 
 
@@ -145,17 +161,19 @@ def _label_studio_version() -> str:
 
 def _child_env(data_dir: Path, document_root: Path, xdg: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in _SCRUB and not k.startswith(_SCRUB_PREFIXES)}
-    env.update({
-        "LABEL_STUDIO_BASE_DATA_DIR": str(data_dir),
-        "LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED": "true",
-        "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT": str(document_root),
-        "SENTRY_DSN": "",
-        "FRONTEND_SENTRY_DSN": "",
-        "LATEST_VERSION_CHECK": "false",
-        "COLLECT_ANALYTICS": "false",
-        "XDG_CONFIG_HOME": str(xdg),
-        "PYTHONUNBUFFERED": "1",
-    })
+    env.update(
+        {
+            "LABEL_STUDIO_BASE_DATA_DIR": str(data_dir),
+            "LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED": "true",
+            "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT": str(document_root),
+            "SENTRY_DSN": "",
+            "FRONTEND_SENTRY_DSN": "",
+            "LATEST_VERSION_CHECK": "false",
+            "COLLECT_ANALYTICS": "false",
+            "XDG_CONFIG_HOME": str(xdg),
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     return env
 
 
@@ -174,15 +192,18 @@ def build_template(template_dir: Path, *, timeout: float = 600.0) -> Path:
     try:
         log = work / "init.log"
         with open(log, "wb") as fh:
-            proc = subprocess.run(_label_studio_cmd() + ["init", "-q", "--no-browser", "--data-dir", str(data)],
-                                  env=_child_env(data, work, work / "xdg"), stdin=subprocess.DEVNULL,
-                                  stdout=fh, stderr=subprocess.STDOUT, timeout=timeout)
+            proc = subprocess.run(
+                _label_studio_cmd() + ["init", "-q", "--no-browser", "--data-dir", str(data)],
+                env=_child_env(data, work, work / "xdg"),
+                stdin=subprocess.DEVNULL,
+                stdout=fh,
+                stderr=subprocess.STDOUT,
+                timeout=timeout,
+            )
         if proc.returncode != 0 or not (data / _DB_FILE).exists():
-            raise LabelStudioError(f"building the Label Studio template failed (exit {proc.returncode}); "
-                                   f"see {log}")
+            raise LabelStudioError(f"building the Label Studio template failed (exit {proc.returncode}); see {log}")
         (data / ".env").unlink(missing_ok=True)  # every copy gets its own SECRET_KEY
-        (data / _TEMPLATE_MARK).write_text(json.dumps({"label_studio": _label_studio_version(),
-                                                       "built_at": now_iso()}))
+        (data / _TEMPLATE_MARK).write_text(json.dumps({"label_studio": _label_studio_version(), "built_at": now_iso()}))
         try:
             data.rename(template_dir)
         except OSError:
@@ -207,6 +228,7 @@ def _seed_from_template(template: Path, data_dir: Path) -> None:
 
 # ---- start / stop --------------------------------------------------------------------------
 
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -225,8 +247,14 @@ def _healthy(url: str) -> bool:
         return False
 
 
-def start_server(ws: Workspace, *, port: int | None = None, template: Path | None = None,
-                 document_root: Path | None = None, timeout: float = 240.0) -> ServerInfo:
+def start_server(
+    ws: Workspace,
+    *,
+    port: int | None = None,
+    template: Path | None = None,
+    document_root: Path | None = None,
+    timeout: float = 240.0,
+) -> ServerInfo:
     """Start the workspace's Label Studio (or return the running one) and wait until it answers.
 
     document_root: the folder Label Studio may serve files under (default: the image root's
@@ -243,16 +271,20 @@ def start_server(ws: Workspace, *, port: int | None = None, template: Path | Non
     image_root = Path(ws.image_root).resolve()
     doc_root = Path(document_root).resolve() if document_root else image_root.parent
     if doc_root == image_root or image_root == Path(image_root.anchor):
-        raise LabelStudioError(f"Label Studio cannot serve photos from {image_root}: put the photos in a "
-                               "sub-folder and point `images` in annotator.toml at it")
+        raise LabelStudioError(
+            f"Label Studio cannot serve photos from {image_root}: put the photos in a "
+            "sub-folder and point `images` in annotator.toml at it"
+        )
     sdir = server_dir(root)
     sdir.mkdir(mode=0o700, parents=True, exist_ok=True)
     data_dir = sdir / "data"
     creds = read_credentials(root)
     fresh = not (data_dir / _DB_FILE).exists()
     if creds is None and not fresh:
-        raise LabelStudioError(f"{credentials_path(root)} is missing but {data_dir} already has users; "
-                               f"delete {data_dir} to start over (reviews not pulled yet are lost)")
+        raise LabelStudioError(
+            f"{credentials_path(root)} is missing but {data_dir} already has users; "
+            f"delete {data_dir} to start over (reviews not pulled yet are lost)"
+        )
     if fresh:
         shutil.rmtree(data_dir, ignore_errors=True)
         template = template or (Path(os.environ[TEMPLATE_ENV]) if os.environ.get(TEMPLATE_ENV) else None)
@@ -266,29 +298,57 @@ def start_server(ws: Workspace, *, port: int | None = None, template: Path | Non
         raise LabelStudioError(f"port {port} on 127.0.0.1 is taken; choose another with --port")
     env = _child_env(data_dir, doc_root, sdir / "xdg")
     # Label Studio's own start-up reads these to create the admin user and set its token.
-    env.update({"LABEL_STUDIO_USERNAME": creds.email, "LABEL_STUDIO_PASSWORD": creds.password,
-                "LABEL_STUDIO_USER_TOKEN": creds.token})
+    env.update(
+        {
+            "LABEL_STUDIO_USERNAME": creds.email,
+            "LABEL_STUDIO_PASSWORD": creds.password,
+            "LABEL_STUDIO_USER_TOKEN": creds.token,
+        }
+    )
     log_path = sdir / "server.log"
     log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     try:
         proc = subprocess.Popen(
-            _label_studio_cmd() + ["start", "--no-browser", "--internal-host", "127.0.0.1", "--port", str(port),
-                                   "--data-dir", str(data_dir), "--enable-legacy-api-token",
-                                   "--log-level", "WARNING"],
-            env=env, stdin=subprocess.DEVNULL, stdout=log_fd, stderr=subprocess.STDOUT, cwd=str(sdir),
-            start_new_session=True, close_fds=True)
+            _label_studio_cmd()
+            + [
+                "start",
+                "--no-browser",
+                "--internal-host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--data-dir",
+                str(data_dir),
+                "--enable-legacy-api-token",
+                "--log-level",
+                "WARNING",
+            ],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log_fd,
+            stderr=subprocess.STDOUT,
+            cwd=str(sdir),
+            start_new_session=True,
+            close_fds=True,
+        )
     finally:
         os.close(log_fd)
     url = f"http://127.0.0.1:{port}"
-    info = ServerInfo(pid=proc.pid, port=port, url=url, data_dir=str(data_dir), document_root=str(doc_root),
-                      log=str(log_path), started_at=now_iso())
+    info = ServerInfo(
+        pid=proc.pid,
+        port=port,
+        url=url,
+        data_dir=str(data_dir),
+        document_root=str(doc_root),
+        log=str(log_path),
+        started_at=now_iso(),
+    )
     atomic_write_text(sdir / "server.json", json.dumps(asdict(info), indent=2) + "\n", mode=0o600)
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise LabelStudioError(f"Label Studio exited during start-up (exit code {proc.returncode}); "
-                                   f"see {log_path}")
+            raise LabelStudioError(f"Label Studio exited during start-up (exit code {proc.returncode}); see {log_path}")
         if _healthy(url):
             return info
         time.sleep(0.25)

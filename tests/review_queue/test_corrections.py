@@ -27,29 +27,49 @@ def _op(kind: str, label: str | None, new_label: str | None = None) -> dict:
     return out
 
 
-def _reviewed(path: str, ops: list[dict], *, boxes: tuple[Box, ...] = (Box("mel", 0, 0, 10, 10),),
-              lead: float | None = 10.0, excluded: bool = False, round_no: int = 0) -> LabelVersion:
-    return LabelVersion(image_path=path, source=Source.REVIEWED, boxes=boxes, round=round_no,
-                        model_version=f"round-{round_no:03d}", reviewer="derm@example.org", excluded=excluded,
-                        meta={"operations": ops, "lead_time": lead})
+def _reviewed(
+    path: str,
+    ops: list[dict],
+    *,
+    boxes: tuple[Box, ...] = (Box("mel", 0, 0, 10, 10),),
+    lead: float | None = 10.0,
+    excluded: bool = False,
+    round_no: int = 0,
+) -> LabelVersion:
+    return LabelVersion(
+        image_path=path,
+        source=Source.REVIEWED,
+        boxes=boxes,
+        round=round_no,
+        model_version=f"round-{round_no:03d}",
+        reviewer="derm@example.org",
+        excluded=excluded,
+        meta={"operations": ops, "lead_time": lead},
+    )
 
 
 # ---- the edit diff ---------------------------------------------------------------------------
 
+
 def test_diff_names_every_edit():
-    predicted = [("a", Box("mel", 0, 0, 10, 10)), ("b", Box("fre", 20, 20, 30, 30)),
-                 ("c", Box("caf", 40, 40, 50, 50)), ("d", Box("ota", 60, 60, 70, 70))]
-    reviewed = [("a", Box("mel", 0, 0, 10, 10.3)),  # same id, within tolerance: accepted
-                ("b", Box("fre", 22, 21, 32, 31)),  # same id, moved
-                ("x", Box("sl", 40, 40, 50, 51)),  # new id but on c: relabelled (and moved)
-                ("y", Box("hori", 80, 80, 90, 90))]  # nothing there before: added
+    predicted = [
+        ("a", Box("mel", 0, 0, 10, 10)),
+        ("b", Box("fre", 20, 20, 30, 30)),
+        ("c", Box("caf", 40, 40, 50, 50)),
+        ("d", Box("ota", 60, 60, 70, 70)),
+    ]
+    reviewed = [
+        ("a", Box("mel", 0, 0, 10, 10.3)),  # same id, within tolerance: accepted
+        ("b", Box("fre", 22, 21, 32, 31)),  # same id, moved
+        ("x", Box("sl", 40, 40, 50, 51)),  # new id but on c: relabelled (and moved)
+        ("y", Box("hori", 80, 80, 90, 90)),
+    ]  # nothing there before: added
     ops = diff_regions(predicted, reviewed)
     kinds = {op.region: op.kind for op in ops}
     assert kinds == {"a": "accepted", "b": "moved", "c": "relabelled", "d": "deleted", "y": "added"}
     relabel = next(op for op in ops if op.kind == "relabelled")
     assert (relabel.label, relabel.new_label, relabel.moved) == ("caf", "sl", True)
-    assert count_edits(ops) == {"accepted": 1, "moved": 1, "relabelled": 1, "deleted": 1, "added": 1,
-                                "predicted": 4}
+    assert count_edits(ops) == {"accepted": 1, "moved": 1, "relabelled": 1, "deleted": 1, "added": 1, "predicted": 4}
     assert count_edits(op.to_dict() for op in ops) == count_edits(ops)
 
 
@@ -81,30 +101,37 @@ def test_corrections_are_moved_relabelled_and_deleted_boxes():
 
 # ---- the correction statistic ------------------------------------------------------------------
 
+
 def test_correction_rate_is_the_share_of_predicted_boxes_reviewers_changed():
-    summary = correction_summary([
-        _reviewed("a", [_op("accepted", "mel"), _op("moved", "mel")]),
-        _reviewed("b", [_op("deleted", "sl"), _op("added", None, "fre"), _op("relabelled", "caf", "sl")]),
-    ])
+    summary = correction_summary(
+        [
+            _reviewed("a", [_op("accepted", "mel"), _op("moved", "mel")]),
+            _reviewed("b", [_op("deleted", "sl"), _op("added", None, "fre"), _op("relabelled", "caf", "sl")]),
+        ]
+    )
     assert (summary.predicted_boxes, summary.corrected_boxes) == (4, 3)
     assert summary.correction_rate == pytest.approx(3 / 4)
 
 
 def test_per_class_rates_count_a_box_under_the_class_the_model_predicted():
-    summary = correction_summary([
-        _reviewed("a", [_op("accepted", "mel"), _op("moved", "mel"), _op("relabelled", "caf", "sl")]),
-        _reviewed("b", [_op("accepted", "sl"), _op("added", None, "ota")]),
-    ])
+    summary = correction_summary(
+        [
+            _reviewed("a", [_op("accepted", "mel"), _op("moved", "mel"), _op("relabelled", "caf", "sl")]),
+            _reviewed("b", [_op("accepted", "sl"), _op("added", None, "ota")]),
+        ]
+    )
     assert summary.correction_rate_per_class == {"caf": 1.0, "mel": 0.5, "sl": 0.0}
     assert "ota" not in summary.correction_rate_per_class  # added only: the model predicted none
     assert summary.edits_per_class["ota"] == {"added": 1}
 
 
 def test_per_photo_figures_count_additions_and_corrections_not_accepted_boxes():
-    summary = correction_summary([
-        _reviewed("a", [_op("accepted", "mel"), _op("moved", "mel")]),
-        _reviewed("b", [_op("deleted", "sl"), _op("added", None, "fre")]),
-    ])
+    summary = correction_summary(
+        [
+            _reviewed("a", [_op("accepted", "mel"), _op("moved", "mel")]),
+            _reviewed("b", [_op("deleted", "sl"), _op("added", None, "fre")]),
+        ]
+    )
     assert summary.added_per_photo == 0.5
     assert summary.operations_per_photo == 1.5  # moved, deleted, added over 2 photos
 
@@ -133,8 +160,9 @@ def test_correction_rate_is_none_when_nothing_was_predicted():
 
 
 def test_reviewer_time_sums_known_lead_times_and_averages_over_timed_photos():
-    summary = correction_summary([_reviewed("a", [], lead=12.0), _reviewed("b", [], lead=30.0),
-                                  _reviewed("c", [], lead=None)])
+    summary = correction_summary(
+        [_reviewed("a", [], lead=12.0), _reviewed("b", [], lead=30.0), _reviewed("c", [], lead=None)]
+    )
     assert summary.reviewer_seconds == 42.0 and summary.timed_photos == 2
     assert summary.mean_reviewer_seconds == 21.0
 

@@ -19,8 +19,11 @@ runner = CliRunner()
 
 def _files_holding(root, secret: str, *, skip=()) -> list[str]:
     """Every file under root whose bytes contain the secret (skip: paths not to scan)."""
-    return [str(f) for f in root.rglob("*")
-            if f.is_file() and not any(f == s or s in f.parents for s in skip) and secret.encode() in f.read_bytes()]
+    return [
+        str(f)
+        for f in root.rglob("*")
+        if f.is_file() and not any(f == s or s in f.parents for s in skip) and secret.encode() in f.read_bytes()
+    ]
 
 
 def test_serve_starts_the_workspace_server_and_keeps_the_token_out_of_stdout(tmp_path, ls_template, monkeypatch):

@@ -42,17 +42,24 @@ def test_box_result_round_trip(case):
     result = box_to_result(box, w, h, "r1")
     back = result_to_box(result, w, h)
     assert back.label == box.label
-    assert all(abs(a - b) < 1e-6
-               for a, b in zip((back.x1, back.y1, back.x2, back.y2), (box.x1, box.y1, box.x2, box.y2),
-                               strict=True))
+    assert all(
+        abs(a - b) < 1e-6
+        for a, b in zip((back.x1, back.y1, back.x2, back.y2), (box.x1, box.y1, box.x2, box.y2), strict=True)
+    )
     parsed = parse_result([result], width=w, height=h, classes=CLASSES)
     assert parsed.problems == () and parsed.regions[0][0] == "r1"
 
 
 def test_result_is_percent_top_left_with_the_photo_size():
     result = box_to_result(Box("mel", 32, 24, 96, 72, score=0.8), 320, 240, "a")
-    assert result["value"] == {"x": 10.0, "y": 10.0, "width": 20.0, "height": 20.0, "rotation": 0,
-                               "rectanglelabels": ["mel"]}
+    assert result["value"] == {
+        "x": 10.0,
+        "y": 10.0,
+        "width": 20.0,
+        "height": 20.0,
+        "rotation": 0,
+        "rectanglelabels": ["mel"],
+    }
     assert (result["original_width"], result["original_height"], result["score"]) == (320, 240, 0.8)
     assert (result["from_name"], result["to_name"], result["type"]) == ("label", "image", "rectanglelabels")
 
@@ -73,8 +80,15 @@ def test_labeling_config_has_six_hotkeyed_classes_and_an_exclude_choice():
 
 def test_task_payload_orders_the_queue_by_uncertainty():
     rec = ImageRecord(path="sub dir/a#1.jpg", sha256="x", width=100, height=50)
-    lv = LabelVersion("sub dir/a#1.jpg", Source.MODEL, (Box("sl", 10, 10, 20, 20, score=0.4),), round=2,
-                      model_version="round-002", uncertainty=0.75, id=17)
+    lv = LabelVersion(
+        "sub dir/a#1.jpg",
+        Source.MODEL,
+        (Box("sl", 10, 10, 20, 20, score=0.4),),
+        round=2,
+        model_version="round-002",
+        uncertainty=0.75,
+        id=17,
+    )
     task = task_payload(rec, lv, "images/sub dir/a#1.jpg")
     assert task["data"]["image"] == "/data/local-files/?d=images/sub%20dir/a%231.jpg"
     assert task["data"]["photo"] == "sub dir/a#1.jpg"
@@ -109,8 +123,11 @@ def test_parse_result_reports_what_cannot_be_merged():
 
 def test_a_pixel_exact_simulated_reviewer_fixes_everything_and_keeps_region_ids():
     truth = [Box("mel", 0, 0, 100, 100), Box("sl", 200, 200, 220, 220), Box("fre", 300, 10, 330, 40)]
-    predicted = [("p0", Box("mel", 0, 0, 100, 100)), ("p1", Box("caf", 201, 200, 221, 220)),
-                 ("p2", Box("ota", 500, 300, 540, 340))]
+    predicted = [
+        ("p0", Box("mel", 0, 0, 100, 100)),
+        ("p1", Box("caf", 201, 200, 221, 220)),
+        ("p2", Box("ota", 500, 300, 540, 340)),
+    ]
     regions, actions = plan_review(predicted, truth, width=640, height=480, rng=random.Random(0), accept_iou=None)
     assert sorted((b for _, b in regions), key=repr) == sorted(truth, key=repr)
     ids = {rid for rid, _ in regions}
@@ -122,8 +139,7 @@ def test_the_default_reviewer_leaves_a_box_as_good_as_a_hand_drawn_one():
     truth = [Box("mel", 0, 0, 100, 100), Box("sl", 200, 200, 220, 220)]
     close = Box("mel", 3, 2, 104, 101)  # IoU 0.93 with the truth: what a second dermatologist might draw
     far = Box("sl", 203, 203, 223, 223)  # IoU 0.57: the same lesion, but moved onto it
-    regions, actions = plan_review([("p0", close), ("p1", far)], truth, width=640, height=480,
-                                   rng=random.Random(0))
+    regions, actions = plan_review([("p0", close), ("p1", far)], truth, width=640, height=480, rng=random.Random(0))
     assert dict(regions) == {"p0": close, "p1": truth[1]}
     assert sorted(a.kind for a in actions) == ["adjust", "photo", "verify"]
 

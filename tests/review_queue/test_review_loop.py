@@ -19,8 +19,9 @@ pytestmark = pytest.mark.server
 
 
 def _close(a, b, tol=1.0):
-    return a.label == b.label and all(abs(p - q) <= tol for p, q in
-                                      zip((a.x1, a.y1, a.x2, a.y2), (b.x1, b.y1, b.x2, b.y2), strict=True))
+    return a.label == b.label and all(
+        abs(p - q) <= tol for p, q in zip((a.x1, a.y1, a.x2, a.y2), (b.x1, b.y1, b.x2, b.y2), strict=True)
+    )
 
 
 def test_reviewed_labels_equal_ground_truth(review_setup):
@@ -85,8 +86,10 @@ def test_label_studio_serves_the_most_uncertain_first(review_setup, live_server)
     expected = [p.name for p in sorted(s.photos, key=lambda p: -p.uncertainty)]
     served = [t.data["photo"] for page in s.client.task_pages(pid, fields="all", query=queue_query()) for t in page]
     assert served == expected
-    nxt = httpx.get(f"{live_server.url}/api/projects/{pid}/next",
-                    headers={"Authorization": f"Token {live_server.credentials.token}"})
+    nxt = httpx.get(
+        f"{live_server.url}/api/projects/{pid}/next",
+        headers={"Authorization": f"Token {live_server.credentials.token}"},
+    )
     assert nxt.status_code == 200 and nxt.json()["data"]["photo"] == expected[0]
     # the simulated reviewer follows the same queue
     sim = simulate(s.ws, s.client, count=2)
@@ -103,8 +106,15 @@ def test_photos_are_served_and_nothing_beside_them(review_setup, live_server):
     assert photo.status_code == 200 and photo.content == (s.folder / "images" / "p1.jpg").read_bytes()
     prefix = task.data["image"].split("?d=")[0] + "?d="
     case = task.data["image"].split("?d=")[1].split("/")[0]  # the photo folder's parent, under the root
-    crafted = [f"{case}/truth/p1.xml", f"{case}/images/../truth/p1.xml", f"{case}/images/%2e%2e/truth/p1.xml",
-               f"{case}/ws/annotator.db", "../../../../etc/passwd", "/etc/passwd", f"{case}/images/../../../etc/hosts"]
+    crafted = [
+        f"{case}/truth/p1.xml",
+        f"{case}/images/../truth/p1.xml",
+        f"{case}/images/%2e%2e/truth/p1.xml",
+        f"{case}/ws/annotator.db",
+        "../../../../etc/passwd",
+        "/etc/passwd",
+        f"{case}/images/../../../etc/hosts",
+    ]
     for path in crafted:  # refused: 404, or 500 where Django's safe_join rejects a traversal
         refused = httpx.get(live_server.url + prefix + path, headers=auth)
         assert refused.status_code in (404, 500) and b"root:" not in refused.content, path

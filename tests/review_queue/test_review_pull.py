@@ -102,12 +102,18 @@ def test_excluded_photo_and_several_annotations(review_setup):
     s = review_setup()
     push(s.ws, s.client)
     tasks = s.ws.store.task_map()
-    exclude = {"id": "ex", "type": "choices", "from_name": "exclude", "to_name": "image",
-               "value": {"choices": ["blurred"]}}
+    exclude = {
+        "id": "ex",
+        "type": "choices",
+        "from_name": "exclude",
+        "to_name": "image",
+        "value": {"choices": ["blurred"]},
+    }
     s.client.sdk.annotations.create(tasks["p4.jpg"], result=[exclude], lead_time=2.0)
     first = s.client.sdk.annotations.create(tasks["p3.jpg"], result=[], lead_time=1.0)
     later = s.client.sdk.annotations.create(
-        tasks["p3.jpg"], result=[box_to_result(Box("sl", 1, 2, 30, 40), 256, 256, "n1")], lead_time=5.0)
+        tasks["p3.jpg"], result=[box_to_result(Box("sl", 1, 2, 30, 40), 256, 256, "n1")], lead_time=5.0
+    )
     result = pull(s.ws, s.client)
     assert (result.current, result.history) == (2, 1)
 
