@@ -1,7 +1,8 @@
 """The whole loop at benchmark scale: ~1,500 synthetic photos, three rounds, simulated reviewer.
 
-Prints the learning curve per round (correction rate, test mAP50, reviewer box operations per
-photo vs drawing every box from scratch) and, after `finalize`, the box F1 (IoU 0.5) of the
+Prints the learning curve per round (test mAP50 with its 95% interval and the split's size, correction
+rate, reviewer box operations and modelled seconds per photo vs drawing the same photos from scratch,
+one time model: review_queue.effort) and, after `finalize` by its own rule, the box F1 (IoU 0.5) of the
 final labelled set against the generator's ground truth. `benchmarks/warm_start.py` then asks
 whether round 1's warm start paid off, on this run's workspace.
 
@@ -40,7 +41,8 @@ def main() -> None:
     from review_queue.queue import open_queue
     from review_queue.labelstudio.server import start_server, stop_server
     from review_queue.simulate import simulate
-    from bootstrap.curve import learning_curve
+    from bootstrap.curve import curve_warning, learning_curve, measured_lines
+    from bootstrap.evaluation import format_interval
     from bootstrap.finalize import finalize
     from bootstrap.rounds import RoundSettings, run_round
 
@@ -70,22 +72,30 @@ def main() -> None:
     simulate(ws, client, count=args.review, seed=99)
     queue.pull(ws)
 
-    curve = [row.to_dict() for row in learning_curve(ws)]
-    print(f"{'round':>5} {'trained on m/r/a':>17} {'test mAP50':>10} {'reviewed':>8} {'corr. rate':>10} "
-          f"{'added/photo':>11} {'ops/photo':>9} {'scratch ops':>11} {'ratio':>6} {'review min':>10} {'scratch min':>11}")
-    for r in curve:
-        ops, scratch = r["operations_per_photo"], r["scratch_operations_per_photo"]
-        ratio = f"{scratch / ops:.1f}x" if ops else "-"
-        fmt = lambda v, p=False: "-" if v is None else (f"{v:.1%}" if p else f"{v:.3f}")  # noqa: E731
-        print(f"{r['round']:>5} {str(r['labelled_manual']) + '/' + str(r['labelled_reviewed']) + '/' + str(r['labelled_auto']):>17} "
-              f"{fmt(r['test_map50']):>10} {r['reviewed_photos']:>8} {fmt(r['correction_rate'], True):>10} "
-              f"{fmt(r['added_per_photo']):>11} {fmt(ops):>9} {fmt(scratch):>11} {ratio:>6} "
-              f"{r['reviewer_seconds'] / 60:>10.1f} {r['scratch_seconds'] / 60:>11.1f}")
+    rows = learning_curve(ws)
+    curve = [row.to_dict() for row in rows]
+    # one effort model (review_queue.effort) prices the reviewer and scratch on the same photos
+    print(f"{'round':>5} {'trained m/r/a':>14} {'test mAP50 [95% CI]':>20} {'test ph/box':>11} {'reviewed':>8} "
+          f"{'corr. rate':>10} {'ops/ph rev':>10} {'ops/ph draw':>11} {'s/ph rev':>8} {'s/ph draw':>9} "
+          f"{'rev/draw s':>10} {'AUROC':>6}")
+    for r in rows:
+        fmt = lambda v, p=False: "-" if v is None else (f"{v:.1%}" if p else f"{v:.2f}")  # noqa: E731
+        rev_s, scr_s = r.reviewer_seconds_per_photo, r.scratch_seconds_per_photo
+        share = f"{rev_s / scr_s:.2f}" if rev_s is not None and scr_s else "-"
+        test = f"{r.test_photos}/{r.test_boxes}" if r.test_photos is not None else "-"
+        print(f"{r.round:>5} {f'{r.labelled_manual}/{r.labelled_reviewed}/{r.labelled_auto}':>14} "
+              f"{format_interval(r.test):>20} {test:>11} {r.reviewed_photos:>8} {fmt(r.correction_rate, True):>10} "
+              f"{fmt(r.operations_per_photo):>10} {fmt(r.scratch_operations_per_photo):>11} {fmt(rev_s):>8} "
+              f"{fmt(scr_s):>9} {share:>10} {fmt(r.uncertainty_auroc):>6}")
+    for line in [*measured_lines(rows), curve_warning(rows)]:
+        if line:
+            print(line)
 
     try:
-        result = finalize(ws, threshold=1.0)
-        print(f"finalize: correction rate {result['correction_rate']:.1%} (recommended threshold "
-              f"{result['recommended_threshold']:.1%}), auto-accepted {result['auto_accepted']}")
+        result = finalize(ws)  # by its own rule: the recommended threshold
+        print(f"finalize: correction rate {result.correction_rate:.1%} ({result.corrected_boxes} of "
+              f"{result.predicted_boxes} predicted boxes changed, {result.added_boxes} added) <= recommended "
+              f"threshold {result.recommended_threshold:.1%}; auto-accepted {result.auto_accepted}")
     except Exception as exc:  # report, keep the figures
         print(f"finalize refused: {exc}")
     tp = fp = fn = 0

@@ -19,7 +19,8 @@ from annotator.config import Config
 from annotator.console import console, progress_bar, say, tagged
 from annotator.progress import LoopProgress
 from annotator.store import Workspace
-from bootstrap.curve import curve_table, learning_curve
+from bootstrap.curve import curve_table, effort_verdict, learning_curve
+from bootstrap.evaluation import describe_map, round_map
 from bootstrap.rounds import RoundHooks, RoundSettings, Stage, run_round
 from review_queue.queue import ReviewQueue
 
@@ -53,8 +54,7 @@ def _run_or_resume(ws: Workspace, round_no: int, settings: RoundSettings, queue:
         result = run_round(ws, round_no, settings, queue=queue,
                            hooks=RoundHooks(on_stage=progress.stage, on_epoch=progress.epoch,
                                             on_predicted=progress.predicted))
-    test = result.metrics.get("test", {})
-    say(f"  round {round_no} test mAP50 {test.get('map50', 0):.3f}; "
+    say(f"  round {round_no} test {describe_map(round_map(result.metrics))}; "
         f"{result.preannotate.predicted if result.preannotate else 0} photos pre-annotated; "
         f"{(result.pushed or {}).get('created', 0)} tasks created, {(result.pushed or {}).get('replaced', 0)} "
         "predictions replaced in the queue")
@@ -125,6 +125,10 @@ def run_demo(settings: DemoSettings) -> dict:
         _step(7, "the learning curve")
         curve = learning_curve(ws)
         console.print(curve_table(curve))
+        for row in curve:
+            verdict = effort_verdict(row)
+            if verdict:
+                say(f"  {verdict}")
     minutes = (time.perf_counter() - started) / 60
     _step(8, "done")
     console.print(f"\n[bold green]demo finished in {minutes:.1f} min.[/] Round report: {escape(str(report_path))}")

@@ -2,8 +2,13 @@
 (prediction -> reviewed labels, one `EditOp` per box) and THE correction statistic over reviewed
 label versions, which review status, the learning curve and finalize all read from here.
 
+One definition of "changed": a predicted box the reviewer kept overlaps its reviewed box with
+IoU >= ACCEPT_IOU (0.7, about the agreement of two people boxing the same lesion) and has the
+same class, or it was changed. Pull's diff, the simulated reviewer and the rate all use it.
+
 Pure: no I/O. The diff is stored with every pulled review (`meta["operations"]`, and its counts
 in `meta["edits"]`); the statistic reads the operations back, so it needs no server either.
+Seconds come from the one time model, `review_queue.effort`.
 """
 
 from __future__ import annotations
@@ -16,13 +21,16 @@ from typing import Any
 
 from annotator.boxes import iou, match_boxes
 from annotator.types import Box, LabelVersion
+from review_queue.effort import Effort, PhotoReview, effort
+
+ACCEPT_IOU = 0.7  # a kept predicted box this close to the reviewed one (same class) was accepted, not moved
 
 
 class EditKind(StrEnum):
     """What a reviewer did to one box. Stored by value (`"moved"`) in a review's meta."""
 
-    ACCEPTED = "accepted"  # a predicted box kept as it was
-    MOVED = "moved"  # a predicted box moved or resized, class kept
+    ACCEPTED = "accepted"  # a predicted box kept (IoU with the reviewed box >= ACCEPT_IOU, class kept)
+    MOVED = "moved"  # a predicted box moved or resized to IoU < ACCEPT_IOU, class kept
     RELABELLED = "relabelled"  # a predicted box given another class (and perhaps moved too)
     DELETED = "deleted"  # a predicted box removed
     ADDED = "added"  # a box the model did not propose
@@ -37,6 +45,11 @@ class EditKind(StrEnum):
         """The reviewer had to change a predicted box: moved, relabelled or deleted."""
         return self in (EditKind.MOVED, EditKind.RELABELLED, EditKind.DELETED)
 
+    @property
+    def counts_against_model(self) -> bool:
+        """The edit enters the correction rate's numerator: a changed predicted box or a missed lesion."""
+        return self.corrects or self is EditKind.ADDED
+
 
 # ---- the edit diff ---------------------------------------------------------------------------
 
@@ -46,7 +59,7 @@ class EditOp:
     """One reviewer action inferred from a prediction and the annotation made from it.
 
     `label` is the predicted class (None for added), `new_label` the reviewed class (None for
-    deleted). A relabelled box may also have moved (`moved`=True). iou: overlap of predicted and
+    deleted). A relabelled box may also have moved (`moved`=True: IoU < ACCEPT_IOU). iou: overlap of predicted and
     reviewed box, when both exist. before/after: (x1, y1, x2, y2) in displayed-photo pixels.
     """
 
@@ -83,16 +96,15 @@ def diff_regions(
     predicted: Sequence[tuple[str, Box]],
     reviewed: Sequence[tuple[str, Box]],
     *,
-    tolerance_px: float = 0.5,
     iou_threshold: float = 0.5,
 ) -> list[EditOp]:
     """The edits that turn a prediction into an annotation; both are (region id, box) in order.
 
     Regions are paired by id first (an annotation server keeps a prediction's region id when the
     reviewer keeps the region), then remaining ones by class-agnostic IoU >= iou_threshold.
-    A pair is accepted when every corner moved by at most tolerance_px and the class is
-    unchanged, moved when only geometry changed, relabelled when the class changed.
-    Unpaired predicted regions were deleted, unpaired reviewed regions added.
+    A pair is relabelled when the class changed (and `moved` when also IoU < ACCEPT_IOU), moved
+    when IoU < ACCEPT_IOU, else accepted: a nudge that leaves the box as good as it was is no
+    correction. Unpaired predicted regions were deleted, unpaired reviewed regions added.
     """
     pairs: list[tuple[int, int]] = []
     pred_index = {rid: i for i, (rid, _) in enumerate(predicted)}
@@ -120,7 +132,8 @@ def diff_regions(
     for i, j in sorted(pairs):
         rid, before = predicted[i]
         after = reviewed[j][1]
-        moved = max(abs(p - q) for p, q in zip(_corners(before), _corners(after), strict=True)) > tolerance_px
+        overlap = iou(before, after)
+        moved = overlap < ACCEPT_IOU
         if before.label != after.label:
             kind = EditKind.RELABELLED
         elif moved:
@@ -128,7 +141,7 @@ def diff_regions(
         else:
             kind = EditKind.ACCEPTED
         ops.append(
-            EditOp(kind, rid, before.label, after.label, iou(before, after), moved, _corners(before), _corners(after))
+            EditOp(kind, rid, before.label, after.label, overlap, moved, _corners(before), _corners(after))
         )
     for i, (rid, box) in enumerate(predicted):
         if i not in used_p:
@@ -159,39 +172,56 @@ class CorrectionSummary:
 
     photos: reviewed photos the figures cover (see `correction_summary` for which).
     excluded_photos / unmeasured_photos: reviewed photos left out (excluded by the reviewer; no
-    recorded edit diff). A correction is a predicted box moved, relabelled or deleted.
+    recorded edit diff).
+
+    The correction rate counts misses: (changed predicted boxes + added boxes) / (predicted boxes +
+    added boxes), where a changed box was moved (IoU < ACCEPT_IOU), relabelled or deleted, and an
+    added box is a lesion the model missed. It is None (unknown) when the photos hold no box at
+    all, predicted or drawn. A batch where the model predicted nothing and reviewers drew every
+    box has rate 1.0: nothing of the model's survived.
     """
 
     photos: int
     excluded_photos: int
     unmeasured_photos: int
     predicted_boxes: int
-    corrected_boxes: int
-    added_boxes: int
+    corrected_boxes: int  # predicted boxes moved, relabelled or deleted
+    added_boxes: int  # boxes the model missed
     reviewed_boxes: int  # boxes in the reviewed labels: what drawing every box from scratch would take
     edits: dict[str, int]  # {EditKind value: count}, every kind present
     edits_per_class: dict[str, dict[str, int]]  # {class: {kind: count}}; added boxes under their new class
-    correction_rate: float | None  # corrected_boxes / predicted_boxes; None when nothing was predicted
-    correction_rate_per_class: dict[str, float]  # over the classes the model predicted
+    correction_rate: float | None  # (corrected + added) / (predicted + added); None when both are 0
+    correction_rate_per_class: dict[str, float]  # the same per class, over classes predicted or added
     added_per_photo: float | None  # None when no photos
     operations_per_photo: float | None  # corrections + additions per photo (accepting a box is no operation)
-    reviewer_seconds: float  # the sum of the reviews' recorded lead times
-    timed_photos: int  # photos whose review time is known
+    effort: Effort  # the one time model (review_queue.effort): reviewer vs scratch, same photos
+    lead_time_seconds: float  # MEASURED: the sum of the reviews' recorded lead times (Label Studio's clock)
+    timed_photos: int  # photos whose lead time is recorded
+    simulated_photos: int  # reviews made by the simulated reviewer (their lead time IS the time model)
 
     @property
-    def mean_reviewer_seconds(self) -> float | None:
-        """Mean review time of a photo, over the photos whose time is known."""
-        return self.reviewer_seconds / self.timed_photos if self.timed_photos else None
+    def mean_lead_time_seconds(self) -> float | None:
+        """Mean recorded review time of a photo, over the photos whose time is known."""
+        return self.lead_time_seconds / self.timed_photos if self.timed_photos else None
 
     @property
     def reviewed_boxes_per_photo(self) -> float | None:
         return self.reviewed_boxes / self.photos if self.photos else None
 
+    @property
+    def real_reviews(self) -> bool:
+        """Some reviews come from people, so their measured lead times mean something beside the model."""
+        return self.photos > self.simulated_photos
+
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "mean_reviewer_seconds": self.mean_reviewer_seconds}
+        out = asdict(self)
+        out["effort"] = self.effort.to_dict()
+        return {**out, "mean_lead_time_seconds": self.mean_lead_time_seconds}
 
 
-def correction_summary(reviewed: Iterable[LabelVersion]) -> CorrectionSummary:
+def correction_summary(
+    reviewed: Iterable[LabelVersion], *, sizes: Mapping[str, tuple[int, int]] | None = None
+) -> CorrectionSummary:
     """The one correction statistic over reviewed label versions (their meta carries the edit diff).
 
     Which photos count: a reviewed version counts when it carries its edit operations
@@ -201,13 +231,19 @@ def correction_summary(reviewed: Iterable[LabelVersion]) -> CorrectionSummary:
     model was wrong, so its edits would distort the rate that decides whether to accept the
     remaining predictions. They are counted in `excluded_photos`; versions without operations
     (nothing to measure) in `unmeasured_photos`.
+
+    sizes: photo path -> (width, height), which the time model needs to price a drawn box; a photo
+    without a known size (or an added box without its corners) is left out of `effort` only
+    (`effort.photos` says how many were priced).
     """
-    photos = excluded = unmeasured = timed = reviewed_boxes = 0
+    photos = excluded = unmeasured = timed = simulated = reviewed_boxes = 0
     seconds = 0.0
     edits: Counter[EditKind] = Counter()
-    predicted_per_class: Counter[str] = Counter()
-    corrected_per_class: Counter[str] = Counter()
+    boxes_per_class: Counter[str] = Counter()  # predicted + added
+    against_per_class: Counter[str] = Counter()  # changed + added
+    predicted = corrected = 0
     edits_per_class: dict[str, Counter[str]] = defaultdict(Counter)
+    priced: list[PhotoReview] = []
     for version in reviewed:
         if version.excluded:
             excluded += 1
@@ -218,34 +254,41 @@ def correction_summary(reviewed: Iterable[LabelVersion]) -> CorrectionSummary:
             continue
         photos += 1
         reviewed_boxes += len(version.boxes)
+        simulated += bool(version.meta.get("simulated"))
         lead_time = version.meta.get("lead_time")
         if lead_time is not None:
             seconds += float(lead_time)
             timed += 1
+        size = (sizes or {}).get(version.image_path)
+        drawn_known = all(op["op"] != EditKind.ADDED or op.get("after") for op in operations)
+        if size is not None and drawn_known:  # a drawn box is priced by its size
+            priced.append(PhotoReview(operations, version.boxes, int(size[0]), int(size[1])))
         for op in operations:
             kind = EditKind(op["op"])
             edits[kind] += 1
             label = str((op.get("label") if kind.on_prediction else op.get("new_label")) or "?")
             edits_per_class[label][kind.value] += 1
-            if kind.on_prediction:
-                predicted_per_class[label] += 1
-                corrected_per_class[label] += kind.corrects
-    predicted = sum(predicted_per_class.values())
-    corrected = sum(corrected_per_class.values())
+            boxes_per_class[label] += 1
+            against_per_class[label] += kind.counts_against_model
+            predicted += kind.on_prediction
+            corrected += kind.corrects
+    added = edits[EditKind.ADDED]
     return CorrectionSummary(
         photos=photos,
         excluded_photos=excluded,
         unmeasured_photos=unmeasured,
         predicted_boxes=predicted,
         corrected_boxes=corrected,
-        added_boxes=edits[EditKind.ADDED],
+        added_boxes=added,
         reviewed_boxes=reviewed_boxes,
         edits={k.value: edits[k] for k in EditKind},
         edits_per_class={c: dict(sorted(n.items())) for c, n in sorted(edits_per_class.items())},
-        correction_rate=corrected / predicted if predicted else None,
-        correction_rate_per_class={c: corrected_per_class[c] / n for c, n in sorted(predicted_per_class.items())},
-        added_per_photo=edits[EditKind.ADDED] / photos if photos else None,
-        operations_per_photo=(corrected + edits[EditKind.ADDED]) / photos if photos else None,
-        reviewer_seconds=seconds,
+        correction_rate=(corrected + added) / (predicted + added) if predicted + added else None,
+        correction_rate_per_class={c: against_per_class[c] / n for c, n in sorted(boxes_per_class.items())},
+        added_per_photo=added / photos if photos else None,
+        operations_per_photo=(corrected + added) / photos if photos else None,
+        effort=effort(priced),
+        lead_time_seconds=seconds,
         timed_photos=timed,
+        simulated_photos=simulated,
     )

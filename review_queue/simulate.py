@@ -1,23 +1,21 @@
 """A simulated careful dermatologist: reviews the queue through the real Label Studio API.
 
-It takes unannotated tasks in the order Label Studio serves them (prediction score ascending
-= most uncertain first), compares each prediction with the ground truth in `truth/` and fixes
-it like a careful reviewer would: a predicted box that matches a true lesion (IoU >= 0.5, same
-class) is verified when it is as good as a hand-drawn box (IoU with the true box >= `accept_iou`,
-0.7 by default: about the agreement between two people boxing the same lesion), else moved onto
-the true lesion (`accept_iou=None`: a pixel-exact reviewer who moves any box off by more than half
-a pixel); a box on a true lesion with the wrong class is relabelled (and moved if needed); a box
-on no lesion is deleted; a missed lesion is drawn. Kept regions keep the prediction's region
-id, so every edit is traceable after `pull`. THIS IS A SIMULATION: annotations are made by
-the Label Studio user `simulated-reviewer@annotator.local`, never by a real reviewer's account.
+It takes tasks one at a time in the order Label Studio serves a dermatologist in its label stream
+(`GET /api/projects/{id}/next`: the project's uncertainty sampling, lowest prediction score =
+most uncertain first, or whatever the server decides for several annotators), compares each
+prediction with the ground truth in `truth/` and fixes it like a careful reviewer would: a
+predicted box that matches a true lesion (IoU >= 0.5, same class) is verified when it is as good
+as a hand-drawn box (IoU with the true box >= `accept_iou`, by default the one ACCEPT_IOU of
+`review_queue.corrections` that pull's diff and the correction rate use), else moved onto the
+true lesion (`accept_iou=None`: a pixel-exact reviewer who moves any box off by more than half a
+pixel); a box on a true lesion with the wrong class is relabelled (and moved if needed); a box on
+no lesion is deleted; a missed lesion is drawn. Kept regions keep the prediction's region id, so
+every edit is traceable after `pull`. THIS IS A SIMULATION: annotations are made by the Label
+Studio user `simulated-reviewer@annotator.local`, never by a real reviewer's account.
 
-Time model (seconds, used as the annotation's `lead_time`; a model, not a measurement):
-  verify a box 2 (Papadopoulos et al. 2016, "We don't need no bounding-boxes": ~1.6-2 s per
-  box-verification answer); move/resize a box 6; relabel 3; delete 2; draw a new box 7 to 35,
-  growing with the box's size relative to the photo (7 s: extreme clicking, Papadopoulos et al.
-  2017; 35 s: conventional drawing with quality control, ~34.5 s per box in the same paper,
-  after Su et al. 2012) - small crisp lesions are quick, large diffuse patches (melasma) are
-  slow; plus 3 per photo to look at the face and submit.
+Time: each annotation's `lead_time` is the one time model (`review_queue.effort`) applied to the
+edit diff of what the reviewer submitted, exactly as review status and the learning curve will
+price it after `pull`; it is a model, not a measurement.
 
 Noise (the reviewer's own slips, seeded): with probability `noise` a box the reviewer keeps,
 moves or draws ends up with edges off by up to 5% of its size; with probability noise/4 a
@@ -27,7 +25,6 @@ missed lesion is overlooked, and with probability noise/4 a false positive is le
 from __future__ import annotations
 
 import json
-import math
 import random
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -35,22 +32,48 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from label_studio_sdk.core.api_error import ApiError
+
 from annotator.boxes import clip_box, iou, match_boxes, voc_to_box
 from annotator.classes import ClassTable
 from annotator.errors import ConfigError, InputFileError, LabelStudioError
 from annotator.formats.voc import read_voc
 from annotator.store import Workspace
 from annotator.types import Box
+from review_queue.corrections import ACCEPT_IOU, diff_regions
+from review_queue.effort import (
+    ADJUST_S,
+    DELETE_S,
+    DRAW_MAX_S,
+    DRAW_MIN_S,
+    LOOK_S,
+    RELABEL_S,
+    VERIFY_S,
+    draw_seconds,
+    review_seconds,
+)
 from review_queue.labelstudio.client import ReviewClient
 from review_queue.labelstudio.convert import SIMULATED_REVIEWER, box_to_result, parse_result
 from review_queue.labelstudio.project import get_project, require_project_id
 
+__all__ = [
+    "ACCEPT_IOU",
+    "DRAW_MAX_S",
+    "DRAW_MIN_S",
+    "SECONDS",
+    "ReviewAction",
+    "SimulationResult",
+    "draw_seconds",
+    "plan_review",
+    "queue_query",
+    "read_truth",
+    "simulate",
+]
+
 Progress = Callable[[str, int, int], None]  # (step, done, total)
 
-SECONDS = {"verify": 2.0, "adjust": 6.0, "relabel": 3.0, "delete": 2.0, "photo": 3.0}
-DRAW_MIN_S, DRAW_MAX_S = 7.0, 35.0
-ACCEPT_IOU = 0.7  # a predicted box this close to the lesion's true box is left as it is
-_SMALL, _LARGE = 0.02, 0.30  # box side relative to the photo's (sqrt of area share): fastest / slowest draw
+# The reviewer's actions priced by the one time model (review_queue.effort); "draw" by draw_seconds.
+SECONDS = {"verify": VERIFY_S, "adjust": ADJUST_S, "relabel": RELABEL_S, "delete": DELETE_S, "photo": LOOK_S}
 
 
 @dataclass(frozen=True)
@@ -70,13 +93,6 @@ class SimulationResult:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def draw_seconds(box: Box, width: int, height: int) -> float:
-    """Time to draw a new box: 7 s for a small lesion to 35 s for a large diffuse patch."""
-    side = math.sqrt(max(box.area, 0.0) / float(width * height))
-    t = (side - _SMALL) / (_LARGE - _SMALL)
-    return DRAW_MIN_S + (DRAW_MAX_S - DRAW_MIN_S) * min(1.0, max(0.0, t))
 
 
 def plan_review(
@@ -191,7 +207,12 @@ def simulate(
     accept_iou: float | None = ACCEPT_IOU,
     progress: Progress | None = None,
 ) -> SimulationResult:
-    """Annotate the next `count` tasks of the review queue as the simulated reviewer."""
+    """Annotate the next `count` tasks Label Studio serves (`/next`) as the simulated reviewer.
+
+    The stream is the one Label Studio serves to the user whose token the client holds; a photo
+    without ground truth is postponed in that stream (left unannotated, served again only after
+    every other task), and the simulation stops when the server has nothing new to serve.
+    """
     if count < 0 or not 0.0 <= noise <= 1.0:
         raise ConfigError("--count must be >= 0 and --noise between 0 and 1")
     pid = require_project_id(ws)
@@ -202,19 +223,24 @@ def simulate(
     classes = ws.config.class_table
     records = {r.path: r for r in ws.store.images()}
     rng = random.Random(seed)
-    queue = _queue(client, pid, count)
-    user_id = _simulated_user(client) if queue else None
+    user_id: int | None = None
 
     done: list[int] = []
     missing: list[str] = []
+    served: set[int] = set()
     tally: Counter[str] = Counter()
     total_s = 0.0
-    for n, task in enumerate(queue, 1):
-        photo = (task.data or {}).get("photo")
+    while len(done) < count:
+        task = next_task(client, pid)
+        if task is None or int(task["id"]) in served:  # nothing left, or only what we postponed
+            break
+        served.add(int(task["id"]))
+        photo = (task.get("data") or {}).get("photo")
         record = records.get(photo) if isinstance(photo, str) else None
         truth = read_truth(truth_root, record.path, classes) if record else None
         if record is None or truth is None:
             missing.append(str(photo))
+            _postpone(client, int(task["id"]))
             continue
         prediction = _current_prediction(task, project.model_version)
         predicted = []
@@ -228,13 +254,17 @@ def simulate(
         regions, actions = plan_review(
             predicted, truth, width=record.width, height=record.height, rng=rng, noise=noise, accept_iou=accept_iou
         )
-        lead_time = round(sum(a.seconds for a in actions), 2)
+        # priced as pull will price it: the one time model over the edit diff of what is submitted
+        ops = [op.to_dict() for op in diff_regions(predicted, regions)]
+        lead_time = round(review_seconds(ops, record.width, record.height), 2)
         result = [box_to_result(b, record.width, record.height, rid) for rid, b in regions]
         parent: dict[str, Any] = {"parent_prediction": int(_get(prediction, "id"))} if prediction is not None else {}
+        if user_id is None:
+            user_id = _simulated_user(client)
         client.call(
-            f"annotating task {task.id}",
+            f"annotating task {task['id']}",
             client.sdk.annotations.create,
-            task.id,
+            int(task["id"]),
             idempotent=False,
             result=result,
             lead_time=lead_time,
@@ -243,18 +273,19 @@ def simulate(
             ground_truth=False,
             **parent,
         )
-        done.append(int(task.id))
+        done.append(int(task["id"]))
         tally.update(a.kind for a in actions if a.kind != "photo")
         total_s += lead_time
         if progress:
-            progress("simulated review", n, len(queue))
+            progress("simulated review", len(done), count)
     return SimulationResult(
         annotated=len(done), task_ids=done, missing_truth=missing, actions=dict(tally), lead_time_s=round(total_s, 2)
     )
 
 
 def queue_query() -> str:
-    """Label Studio's task query for the review queue: unannotated, ascending prediction score."""
+    """The Data Manager's view of the review queue (what a person browsing the task list sees):
+    unannotated tasks, ascending prediction score. The simulated reviewer follows `/next` instead."""
     unworked = [
         {"filter": f"filter:tasks:{col}", "operator": "equal", "type": "Number", "value": 0}
         for col in ("total_annotations", "cancelled_annotations")
@@ -262,16 +293,41 @@ def queue_query() -> str:
     return json.dumps({"filters": {"conjunction": "and", "items": unworked}, "ordering": ["tasks:predictions_score"]})
 
 
-def _queue(client: ReviewClient, project_id: int, count: int) -> list[Any]:
-    """The first `count` queued tasks, fetched before annotating (annotating changes the filter)."""
-    queue: list[Any] = []
-    if count == 0:
-        return queue
-    for page in client.task_pages(project_id, fields="all", query=queue_query(), page_size=min(count, 200)):
-        queue.extend(page)
-        if len(queue) >= count:
-            break
-    return queue[:count]
+def _request(client: ReviewClient, what: str, method: str, path: str, body: Any = None) -> Any:
+    """One REST call the SDK has no method for, through the SDK's own authenticated HTTP client
+    (personal access tokens are refreshed there). None on 404; other errors as the SDK raises them."""
+
+    def send() -> Any:
+        response = client.sdk._client_wrapper.httpx_client.request(path, method=method, json=body)
+        if response.status_code == 404:
+            return None
+        if response.status_code >= 400:
+            try:
+                detail = response.json()
+            except ValueError:
+                detail = response.text
+            raise ApiError(status_code=response.status_code, headers=dict(response.headers), body=detail)
+        return response.json() if response.content else {}
+
+    return client.call(what, send, idempotent=method == "GET")
+
+
+def next_task(client: ReviewClient, project_id: int) -> dict[str, Any] | None:
+    """The task Label Studio's label stream serves next to this client's user (`GET
+    /api/projects/{id}/next`: the project's sampling, here uncertainty sampling), with its
+    predictions; None when it has none left. Serving locks the task to the user until annotated."""
+    return _request(client, f"asking project {project_id} for the next task", "GET", f"api/projects/{project_id}/next")
+
+
+def _postpone(client: ReviewClient, task_id: int) -> None:
+    """Leave a task for later in this user's stream (Label Studio's "postpone": an empty draft)."""
+    _request(
+        client,
+        f"postponing task {task_id}",
+        "POST",
+        f"api/tasks/{task_id}/drafts",
+        {"result": [], "was_postponed": True, "lead_time": 0},
+    )
 
 
 def _get(obj: Any, key: str) -> Any:
@@ -279,7 +335,7 @@ def _get(obj: Any, key: str) -> Any:
 
 
 def _current_prediction(task: Any, model_version: str | None) -> Any:
-    predictions = list(task.predictions or [])
+    predictions = list(_get(task, "predictions") or [])
     same = [p for p in predictions if _get(p, "model_version") == model_version]
     pool = same or predictions
     return max(pool, key=lambda p: _get(p, "id") or 0) if pool else None

@@ -1,7 +1,9 @@
 """Where the review stands, from the workspace store alone (works with the server down).
 
-Counts pushed / reviewed / excluded / remaining photos, and how often reviewers had to correct
-the model: the one correction statistic of `review_queue.corrections`, over the current reviews.
+Counts pushed / reviewed / excluded / remaining photos, how often reviewers had to correct
+the model (the one correction statistic of `review_queue.corrections`, over the current reviews)
+and what the review cost against drawing the same photos from scratch (the one time model of
+`review_queue.effort`), beside the lead times Label Studio measured.
 """
 
 from __future__ import annotations
@@ -54,7 +56,8 @@ class ReviewStatus:
             "correction_rate_per_class": c.correction_rate_per_class,
             "edits_by_class": c.edits_per_class,
             "boxes_added_per_photo": c.added_per_photo,
-            "mean_lead_time_s": c.mean_reviewer_seconds,
+            "effort_modelled": c.effort.to_dict(),
+            "mean_lead_time_s": c.mean_lead_time_seconds,  # measured by Label Studio (simulated: the model's)
             "simulated_reviews": self.simulated_reviews,
         }
         if self.server is not None:
@@ -84,6 +87,33 @@ def review_status(ws: Workspace, client: ReviewClient | None = None) -> ReviewSt
         excluded=sum(1 for v in reviewed if v.excluded),
         remaining=sum(1 for p in tasks if p in current and current[p].source is Source.MODEL),
         simulated_reviews=sum(1 for v in reviewed if v.meta.get("simulated")),
-        corrections=correction_summary(reviewed),
+        corrections=correction_summary(reviewed, sizes={r.path: (r.width, r.height) for r in ws.store.images()}),
         server=server,
     )
+
+
+def correction_lines(c: CorrectionSummary) -> list[str]:
+    """The correction rate and the effort, as plain lines for `review status` (and anyone printing them)."""
+    lines: list[str] = []
+    if c.correction_rate is not None:
+        lines.append(
+            f"correction rate {c.correction_rate:.1%}: {c.corrected_boxes} of {c.predicted_boxes} predicted boxes "
+            f"changed + {c.added_boxes} missed lesions added, over {c.predicted_boxes + c.added_boxes} boxes "
+            "(excluded photos left out)"
+        )
+        lines += [f"  {label:>5}: {value:.1%}" for label, value in c.correction_rate_per_class.items()]
+    elif c.photos:
+        lines.append(f"correction rate unknown: the {c.photos} reviewed photos hold no box, predicted or drawn")
+    e = c.effort
+    if e.photos:
+        lines.append(
+            f"modelled effort on the same {e.photos} photos (review_queue.effort): reviewer "
+            f"{e.reviewer_seconds_per_photo:.1f} s and {e.reviewer_operations_per_photo:.2f} box operations per photo, "
+            f"drawing from scratch {e.scratch_seconds_per_photo:.1f} s and {e.scratch_operations_per_photo:.2f}"
+        )
+    if c.timed_photos and c.real_reviews:
+        lines.append(
+            f"measured by Label Studio (real reviewers' lead times): {c.mean_lead_time_seconds:.1f} s per photo "
+            f"over {c.timed_photos} timed photos, {c.simulated_photos} of them simulated"
+        )
+    return lines

@@ -32,11 +32,10 @@ def _hooks(progress: LoopProgress):  # -> bootstrap.rounds.RoundHooks
 
 def _print_round(result, curve) -> None:
     from bootstrap.curve import curve_table
+    from bootstrap.evaluation import describe_map, round_map
 
-    test = result.metrics.get("test", {})
-    if test:
-        console.print(f"round {result.round_no} test split: mAP50 {test.get('map50', 0):.3f}, "
-                      f"mAP50-95 {test.get('map50_95', 0):.3f} on {test.get('images', 0)} photos")
+    if result.metrics.get("test") or result.metrics.get("test_split"):
+        console.print(f"round {result.round_no} test split: {describe_map(round_map(result.metrics))}", markup=False)
     if result.preannotate:
         p = result.preannotate
         console.print(f"pre-annotated {p.predicted} photos ({p.boxes} boxes) at {p.images_per_second:.1f} img/s"
@@ -138,13 +137,14 @@ def finalize_command(
     with Workspace.open(workspace, write=True) as ws:
         result = finalize(ws, threshold=threshold, export_dir=out)
     if json_out:
-        print_json(result)
+        print_json(result.to_dict())
         return
-    console.print(f"correction rate of round {result['last_reviewed_round']}'s reviewed batch: "
-                  f"{result['correction_rate']:.1%} <= threshold {result['threshold']:.1%} "
-                  f"(recommended {result['recommended_threshold']:.1%})")
-    console.print(f"auto-accepted {result['auto_accepted']} photos; exported to "
-                  + ", ".join(e["out"] for e in result["exports"].values()), markup=False)
+    console.print(f"correction rate of round {result.last_reviewed_round}'s reviewed batch: "
+                  f"{result.correction_rate:.1%} ({result.corrected_boxes} of {result.predicted_boxes} predicted boxes "
+                  f"changed, {result.added_boxes} missed lesions added) <= threshold {result.threshold:.1%} "
+                  f"(recommended {result.recommended_threshold:.1%})", markup=False)
+    console.print(f"auto-accepted {result.auto_accepted} photos; exported to "
+                  + ", ".join(e["out"] for e in result.exports.values()), markup=False)
 
 
 @handle_errors

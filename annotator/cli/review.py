@@ -194,12 +194,9 @@ def status(workspace: WorkspaceOption = Path("."),
         return
     console.print(f"pushed {summary.pushed}, reviewed {summary.reviewed} (excluded {summary.excluded}), "
                   f"remaining {summary.remaining}", soft_wrap=True)
-    corrections = summary.corrections
-    if corrections.correction_rate is not None:
-        console.print(f"correction rate {corrections.correction_rate:.1%} of {corrections.predicted_boxes} predicted "
-                      f"boxes; {corrections.added_per_photo or 0.0:.2f} boxes added per photo (excluded photos "
-                      "left out)", soft_wrap=True)
-        for label, value in corrections.correction_rate_per_class.items():
-            console.print(f"  {label:>5}: {value:.1%}", soft_wrap=True, markup=False)
+    from review_queue.status import correction_lines
+
+    for line in correction_lines(summary.corrections):
+        console.print(line, soft_wrap=True, markup=False)
     console.print(f"local Label Studio: {local.url}" if local else "local Label Studio: not running", soft_wrap=True,
                   markup=False)

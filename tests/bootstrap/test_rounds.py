@@ -55,12 +55,12 @@ def test_review_summary_counts_changed_boxes_per_class_and_times():
     deleted = {"op": "deleted", "label": "sl"}
     added = {"op": "added", "label": None}
     summary = correction_summary([_reviewed("a", [accepted, moved]), _reviewed("b", [deleted, added], lead=30.0)])
-    assert summary.correction_rate == pytest.approx(2 / 3)
-    assert summary.correction_rate_per_class == {"mel": 0.5, "sl": 1.0}
+    assert summary.correction_rate == pytest.approx((2 + 1) / (3 + 1))  # moved, deleted + the added miss
+    assert summary.correction_rate_per_class == {"?": 1.0, "mel": 0.5, "sl": 1.0}  # the added box has no class here
     assert summary.added_per_photo == 0.5
     assert summary.operations_per_photo == 1.5  # moved, deleted, added over 2 photos
-    assert summary.reviewer_seconds == 42.0
-    assert summary.reviewed_boxes == 2  # what drawing from scratch would take (the curve's scratch_seconds)
+    assert summary.lead_time_seconds == 42.0
+    assert summary.reviewed_boxes == 2  # what drawing from scratch would take (the curve's scratch operations)
 
 
 def test_recommended_threshold_keeps_expected_wrong_boxes_under_two_percent_of_the_set():
@@ -85,7 +85,7 @@ def test_finalize_accepts_the_rest_with_provenance_and_exports_three_formats(tmp
     ws.store.add_label_version(_model("p3.jpg"))
     ws.store.add_label_version(_model("p4.jpg"))
     result = finalize(ws, threshold=0.05)
-    assert result["auto_accepted"] == 2 and result["correction_rate"] == 0.0
+    assert result.auto_accepted == 2 and result.correction_rate == 0.0
     accepted = ws.store.current_label("p3.jpg")
     assert accepted.source is Source.AUTO_ACCEPTED and accepted.meta["accepted_from_version"]
     assert [v.source for v in ws.store.history("p3.jpg")] == [Source.MODEL, Source.AUTO_ACCEPTED]

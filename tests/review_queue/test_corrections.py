@@ -1,5 +1,6 @@
-"""The server-neutral edit diff and the one correction statistic: what counts as a correction,
-per class, which photos are left out, and that review status and the learning curve agree."""
+"""The server-neutral edit diff and the one correction statistic: what counts as a correction
+(changed predicted boxes and missed lesions, one IoU rule for "changed"), per class, which photos
+are left out, and that review status and the learning curve agree."""
 
 from __future__ import annotations
 
@@ -14,8 +15,16 @@ from annotator.classes import CLASS_NAMES
 from annotator.config import Config
 from annotator.store import Workspace
 from annotator.types import Box, ImageRecord, LabelVersion, Source
-from bootstrap.curve import SCRATCH_SECONDS_PER_BOX, learning_curve
-from review_queue.corrections import EditKind, EditOp, correction_summary, count_edits, diff_regions
+from bootstrap.curve import learning_curve
+from review_queue.corrections import (
+    ACCEPT_IOU,
+    EditKind,
+    EditOp,
+    correction_summary,
+    count_edits,
+    diff_regions,
+)
+from review_queue.effort import LOOK_S, draw_seconds
 from review_queue.status import review_status
 
 
@@ -24,6 +33,8 @@ def _op(kind: str, label: str | None, new_label: str | None = None) -> dict:
     out: dict = {"op": kind, "region": "r", "label": label}
     if new_label is not None:
         out["new_label"] = new_label
+    if kind == "added":
+        out["after"] = [0.0, 0.0, 10.0, 10.0]
     return out
 
 
@@ -59,9 +70,9 @@ def test_diff_names_every_edit():
         ("d", Box("ota", 60, 60, 70, 70)),
     ]
     reviewed = [
-        ("a", Box("mel", 0, 0, 10, 10.3)),  # same id, within tolerance: accepted
-        ("b", Box("fre", 22, 21, 32, 31)),  # same id, moved
-        ("x", Box("sl", 40, 40, 50, 51)),  # new id but on c: relabelled (and moved)
+        ("a", Box("mel", 0, 0, 10, 10.3)),  # same id, IoU 0.97: accepted
+        ("b", Box("fre", 22, 21, 32, 31)),  # same id, IoU 0.56: moved
+        ("x", Box("sl", 40, 40, 50, 56)),  # new id but on c (IoU 0.63): relabelled and moved
         ("y", Box("hori", 80, 80, 90, 90)),
     ]  # nothing there before: added
     ops = diff_regions(predicted, reviewed)
@@ -102,27 +113,26 @@ def test_corrections_are_moved_relabelled_and_deleted_boxes():
 # ---- the correction statistic ------------------------------------------------------------------
 
 
-def test_correction_rate_is_the_share_of_predicted_boxes_reviewers_changed():
+def test_correction_rate_counts_changed_predicted_boxes_and_missed_lesions():
     summary = correction_summary(
         [
             _reviewed("a", [_op("accepted", "mel"), _op("moved", "mel")]),
             _reviewed("b", [_op("deleted", "sl"), _op("added", None, "fre"), _op("relabelled", "caf", "sl")]),
         ]
     )
-    assert (summary.predicted_boxes, summary.corrected_boxes) == (4, 3)
-    assert summary.correction_rate == pytest.approx(3 / 4)
+    assert (summary.predicted_boxes, summary.corrected_boxes, summary.added_boxes) == (4, 3, 1)
+    assert summary.correction_rate == pytest.approx((3 + 1) / (4 + 1))
 
 
-def test_per_class_rates_count_a_box_under_the_class_the_model_predicted():
+def test_per_class_rates_count_a_box_under_the_class_the_model_predicted_and_a_miss_under_its_class():
     summary = correction_summary(
         [
             _reviewed("a", [_op("accepted", "mel"), _op("moved", "mel"), _op("relabelled", "caf", "sl")]),
             _reviewed("b", [_op("accepted", "sl"), _op("added", None, "ota")]),
         ]
     )
-    assert summary.correction_rate_per_class == {"caf": 1.0, "mel": 0.5, "sl": 0.0}
-    assert "ota" not in summary.correction_rate_per_class  # added only: the model predicted none
-    assert summary.edits_per_class["ota"] == {"added": 1}
+    assert summary.correction_rate_per_class == {"caf": 1.0, "mel": 0.5, "ota": 1.0, "sl": 0.0}
+    assert summary.edits_per_class["ota"] == {"added": 1}  # the model missed every ota box
 
 
 def test_per_photo_figures_count_additions_and_corrections_not_accepted_boxes():
@@ -142,7 +152,7 @@ def test_excluded_photos_are_left_out_of_every_figure_and_counted():
     with_excluded = correction_summary([kept, excluded])
     assert with_excluded == replace(correction_summary([kept]), excluded_photos=1)
     assert (with_excluded.photos, with_excluded.excluded_photos) == (1, 1)
-    assert with_excluded.correction_rate == 0.5 and with_excluded.reviewer_seconds == 10.0
+    assert with_excluded.correction_rate == 0.5 and with_excluded.lead_time_seconds == 10.0
 
 
 def test_reviews_without_recorded_operations_are_left_out_and_counted():
@@ -151,20 +161,25 @@ def test_reviews_without_recorded_operations_are_left_out_and_counted():
     assert (summary.photos, summary.unmeasured_photos, summary.correction_rate) == (1, 1, 1.0)
 
 
-def test_correction_rate_is_none_when_nothing_was_predicted():
+def test_a_batch_where_the_model_predicted_nothing_and_reviewers_drew_is_fully_corrected():
     only_added = correction_summary([_reviewed("a", [_op("added", None, "mel")])])
-    assert only_added.predicted_boxes == 0 and only_added.correction_rate is None
-    assert only_added.correction_rate_per_class == {} and only_added.added_per_photo == 1.0
+    assert only_added.predicted_boxes == 0 and only_added.correction_rate == 1.0
+    assert only_added.correction_rate_per_class == {"mel": 1.0} and only_added.added_per_photo == 1.0
+
+
+def test_correction_rate_is_unknown_when_the_photos_hold_no_box_at_all():
+    nothing = correction_summary([_reviewed("a", [], boxes=())])
+    assert nothing.photos == 1 and nothing.correction_rate is None and nothing.correction_rate_per_class == {}
     empty = correction_summary([])
     assert empty.correction_rate is None and empty.added_per_photo is None and empty.operations_per_photo is None
 
 
-def test_reviewer_time_sums_known_lead_times_and_averages_over_timed_photos():
+def test_measured_lead_time_sums_known_lead_times_and_averages_over_timed_photos():
     summary = correction_summary(
         [_reviewed("a", [], lead=12.0), _reviewed("b", [], lead=30.0), _reviewed("c", [], lead=None)]
     )
-    assert summary.reviewer_seconds == 42.0 and summary.timed_photos == 2
-    assert summary.mean_reviewer_seconds == 21.0
+    assert summary.lead_time_seconds == 42.0 and summary.timed_photos == 2
+    assert summary.mean_lead_time_seconds == 21.0
 
 
 def test_review_status_and_the_learning_curve_report_the_same_rates(tmp_path):
@@ -180,8 +195,22 @@ def test_review_status_and_the_learning_curve_report_the_same_rates(tmp_path):
     status = review_status(ws)
     [row] = learning_curve(ws)
     assert status.excluded == 1
-    assert status.corrections.correction_rate == row.correction_rate == pytest.approx(1 / 3)
-    assert status.corrections.correction_rate_per_class == row.correction_rate_per_class == {"mel": 0.5, "sl": 0.0}
+    assert status.corrections.correction_rate == row.correction_rate == pytest.approx((1 + 1) / (3 + 1))
+    per_class = {"fre": 1.0, "mel": 0.5, "sl": 0.0}
+    assert status.corrections.correction_rate_per_class == row.correction_rate_per_class == per_class
     assert status.to_dict()["correction_rate_per_class"] == row.to_dict()["correction_rate_per_class"]
-    assert row.reviewed_photos == 2 and row.scratch_seconds == 2 * SCRATCH_SECONDS_PER_BOX  # a's and b's boxes
+    # scratch: drawing a's and b's final boxes by the one time model, plus a look at each photo
+    scratch = 2 * (LOOK_S + draw_seconds(Box("mel", 0, 0, 10, 10), 100, 100))
+    assert row.reviewed_photos == 2 and row.scratch_seconds == pytest.approx(scratch)
+    assert status.corrections.effort.scratch_seconds == pytest.approx(scratch)
     ws.close()
+
+
+def test_a_nudge_that_keeps_the_box_as_good_as_it_was_is_accepted_and_one_below_accept_iou_is_moved():
+    before = Box("mel", 0, 0, 100, 100)
+    nudged = Box("mel", 5, 5, 103, 102)  # IoU 0.89: what two people boxing the lesion would disagree by
+    moved = Box("mel", 20, 20, 110, 110)  # IoU 0.57
+    [kept] = diff_regions([("r", before)], [("r", nudged)])
+    [fixed] = diff_regions([("r", before)], [("r", moved)])
+    assert kept.kind is EditKind.ACCEPTED and kept.iou >= ACCEPT_IOU
+    assert fixed.kind is EditKind.MOVED and fixed.iou < ACCEPT_IOU

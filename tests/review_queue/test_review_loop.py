@@ -73,9 +73,9 @@ def test_every_edit_is_recorded_with_provenance(review_setup):
 
     status = review_status(s.ws)
     assert (status.pushed, status.reviewed, status.excluded, status.remaining) == (6, 6, 0, 0)
-    # 9 predicted boxes, 5 of them corrected (moved 1, relabelled 2, deleted 2)
+    # 9 predicted boxes, 5 of them corrected (moved 1, relabelled 2, deleted 2), and 1 missed lesion added
     corrections = status.corrections
-    assert corrections.predicted_boxes == 9 and corrections.correction_rate == pytest.approx(5 / 9, abs=1e-4)
+    assert corrections.predicted_boxes == 9 and corrections.correction_rate == pytest.approx(6 / 10, abs=1e-4)
     assert corrections.correction_rate_per_class["caf"] == 1.0 and corrections.correction_rate_per_class["ota"] == 0.5
     assert corrections.added_per_photo == pytest.approx(1 / 6, abs=1e-4)
 

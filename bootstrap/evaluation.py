@@ -1,0 +1,350 @@
+"""Test-split figures a reader can trust: a round's mAP50 (pycocotools) with its 95% bootstrap
+interval over photos, the split's photo and box counts, per-class precision that is "n/a" when a
+class was never predicted, and the rule that says when the split cannot tell two rounds apart.
+
+Why our own evaluation beside the detector's `validate`: Ultralytics reports per-class precision at
+the confidence where the mean F1 over classes peaks, interpolating precision with `left=1`
+(`ultralytics.utils.metrics.ap_per_class`), so a class with no prediction above that confidence
+shows precision 1.000 at recall 0; and no framework gives an interval. Here the round's model
+predicts the fixed test split once; mAP50 is pycocotools' (`training.metrics.coco_evaluate`), the
+interval resamples photos with replacement and recomputes the same AP from pycocotools' own
+per-photo matches, and per-class precision and sensitivity count boxes at the score threshold
+pre-annotation uses (a class never predicted there has precision None, printed "n/a").
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from annotator.boxes import boxes_to_photo
+from annotator.formats.coco import coco_ground_truth, coco_results
+from annotator.store import Workspace
+from annotator.types import Box
+from training.detectors.base import Detector
+from training.metrics import box_confusion_matrix, coco_evaluate
+
+MIN_TEST_PHOTOS = 40  # below this a test split cannot rank two rounds (the warning's first rule)
+N_RESAMPLES = 1000
+LEVEL = 0.95
+EVAL_CONF = 0.001  # the score floor for mAP (COCO's convention: the whole precision-recall curve)
+_REC_THRS = np.linspace(0.0, 1.00, 101)  # COCOeval's recall thresholds
+_MAX_DETS = 100  # COCOeval's maxDets for the mAP50 statistic
+
+
+# ---- figures --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClassFigures:
+    """One class on the test split. Boxes are counted at the class's score threshold, matched to
+    truth at IoU >= 0.5; precision is None when nothing of the class was predicted there,
+    sensitivity None when the split has no box of the class; ap50 is pycocotools' (None: no truth)."""
+
+    truth_boxes: int
+    predicted_boxes: int
+    true_positives: int
+    precision: float | None
+    sensitivity: float | None
+    ap50: float | None
+
+
+@dataclass(frozen=True)
+class SplitFigures:
+    """A round's model on the fixed test split: mAP50 with its percentile bootstrap interval
+    (photos resampled with replacement; `interval` None when the split is empty or has no box)."""
+
+    photos: int
+    boxes: int
+    map50: float | None
+    interval: tuple[float, float] | None
+    level: float
+    n_resamples: int
+    seed: int
+    per_class: dict[str, ClassFigures]
+    thresholds: dict[str, float]  # the per-class score thresholds the box counts use
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["interval"] = list(self.interval) if self.interval is not None else None
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SplitFigures:
+        interval = data.get("interval")
+        return cls(
+            photos=int(data["photos"]),
+            boxes=int(data["boxes"]),
+            map50=data.get("map50"),
+            interval=(float(interval[0]), float(interval[1])) if interval else None,
+            level=float(data.get("level", LEVEL)),
+            n_resamples=int(data.get("n_resamples", 0)),
+            seed=int(data.get("seed", 0)),
+            per_class={c: ClassFigures(**v) for c, v in (data.get("per_class") or {}).items()},
+            thresholds=dict(data.get("thresholds") or {}),
+        )
+
+
+# ---- mAP50 and its interval -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _ClassMatches:
+    """pycocotools' matches of one class at IoU 0.5, all photos: detections in COCOeval's order
+    (photo by photo, each photo's best `_MAX_DETS` by score), then sorted by score as its
+    `accumulate` sorts them."""
+
+    photo: np.ndarray  # (D,) int: the photo each detection is on
+    tp: np.ndarray  # (D,) bool: matched to a truth box
+    truth_per_photo: np.ndarray  # (N,) int: truth boxes of the class on each photo
+
+
+def _matches(truth: Sequence[Sequence[Box]], pred: Sequence[Sequence[Box]],
+             classes: Sequence[str]) -> list[_ClassMatches]:
+    """Per class, pycocotools' own per-photo matching (COCOeval.evaluate at IoU 0.5, area all)."""
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    n = len(truth)
+    gt_doc = coco_ground_truth([str(i) for i in range(n)], truth, classes)
+    dt_list = coco_results(pred, classes)
+    truth_counts = np.zeros((len(classes), n), dtype=int)
+    for ann in gt_doc["annotations"]:
+        truth_counts[ann["category_id"] - 1, ann["image_id"] - 1] += 1
+    found: list[dict[str, list]] = [{"photo": [], "score": [], "tp": []} for _ in classes]
+    if dt_list:
+        with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress
+            coco_gt = COCO()
+            coco_gt.dataset = gt_doc
+            coco_gt.createIndex()
+            coco_dt = coco_gt.loadRes(dt_list)
+            ev = COCOeval(coco_gt, coco_dt, iouType="bbox")
+            ev.params.iouThrs = np.array([0.5])
+            ev.params.areaRng = [[0.0, 1e10]]
+            ev.params.areaRngLbl = ["all"]
+            ev.params.maxDets = [_MAX_DETS]
+            ev.evaluate()
+        # evalImgs: categories outer, photos inner (one area range), as accumulate reads them
+        for k, cat_id in enumerate(ev.params.catIds):
+            for i, img_id in enumerate(ev.params.imgIds):
+                e = ev.evalImgs[k * len(ev.params.imgIds) + i]
+                if e is None:
+                    continue
+                scores = np.asarray(e["dtScores"][:_MAX_DETS], dtype=float)
+                tp = np.asarray(e["dtMatches"][0, :_MAX_DETS]) > 0
+                found[cat_id - 1]["photo"].extend([img_id - 1] * len(scores))
+                found[cat_id - 1]["score"].extend(scores.tolist())
+                found[cat_id - 1]["tp"].extend(tp.tolist())
+    out = []
+    for k in range(len(classes)):
+        scores = np.asarray(found[k]["score"], dtype=float)
+        order = np.argsort(-scores, kind="mergesort")
+        out.append(_ClassMatches(np.asarray(found[k]["photo"], dtype=int)[order],
+                                 np.asarray(found[k]["tp"], dtype=bool)[order], truth_counts[k]))
+    return out
+
+
+def _map50_of_weights(matches: Sequence[_ClassMatches], weights: np.ndarray) -> np.ndarray:
+    """mAP50 for each row of photo weights (B, N) (how often each photo is drawn): COCOeval's
+    accumulate (101-point interpolated AP, mean over classes with truth) on the resampled photos.
+    (B,) float, NaN where no drawn photo has a truth box."""
+    b = weights.shape[0]
+    ap = np.full((b, len(matches)), np.nan)
+    for k, m in enumerate(matches):
+        npig = weights @ m.truth_per_photo  # (B,) truth boxes drawn
+        has_truth = npig > 0
+        if not m.tp.size:
+            ap[has_truth, k] = 0.0
+            continue
+        w = weights[:, m.photo].astype(float)  # (B, D)
+        tp_sum = np.cumsum(w * m.tp, axis=1)
+        fp_sum = np.cumsum(w * ~m.tp, axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            recall = tp_sum / npig[:, None]
+        precision = tp_sum / (tp_sum + fp_sum + np.spacing(1))
+        envelope = np.maximum.accumulate(precision[:, ::-1], axis=1)[:, ::-1]  # best precision at or after
+        d = m.tp.size
+        for row in np.flatnonzero(has_truth):
+            at = np.searchsorted(recall[row], _REC_THRS, side="left")
+            q = np.where(at < d, envelope[row, np.minimum(at, d - 1)], 0.0)
+            ap[row, k] = q.mean()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN row (no truth drawn) is NaN
+        return np.nanmean(ap, axis=1)
+
+
+def map50_interval(truth: Sequence[Sequence[Box]], pred: Sequence[Sequence[Box]], classes: Sequence[str], *,
+                   n_resamples: int = N_RESAMPLES, seed: int = 0,
+                   level: float = LEVEL) -> tuple[float | None, tuple[float, float] | None]:
+    """(mAP50, percentile bootstrap interval) over photos: `truth[n]`, `pred[n]` are photo n's boxes.
+
+    mAP50 is pycocotools' (`training.metrics.coco_evaluate`). Each resample draws N photos with
+    replacement (numpy generator `seed`) and recomputes the same statistic from pycocotools'
+    per-photo matches, a photo drawn twice counting twice; resamples that draw no truth box are
+    left out. The interval is None without photos or truth boxes.
+    """
+    n = len(truth)
+    if n != len(pred):
+        raise ValueError(f"{n} truth photos but {len(pred)} prediction photos")
+    if n == 0 or not any(truth):
+        return None, None
+    point = coco_evaluate(coco_ground_truth([str(i) for i in range(n)], truth, classes),
+                          coco_results(pred, classes)).map50
+    matches = _matches(truth, pred, classes)
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, n, size=(n_resamples, n))  # (B, N) photo indices
+    samples = []
+    for start in range(0, n_resamples, 200):  # bounded memory: (200, D) per class at a time
+        block = draws[start:start + 200]
+        weights = np.zeros((block.shape[0], n), dtype=np.int32)
+        np.add.at(weights, (np.repeat(np.arange(block.shape[0]), n), block.ravel()), 1)
+        samples.append(_map50_of_weights(matches, weights))
+    values = np.concatenate(samples)
+    values = values[~np.isnan(values)]
+    if not values.size:
+        return point, None
+    alpha = (1.0 - level) / 2.0
+    lo, hi = np.percentile(values, [100 * alpha, 100 * (1 - alpha)])
+    return point, (float(lo), float(hi))
+
+
+def split_figures(truth: Sequence[Sequence[Box]], pred: Sequence[Sequence[Box]], classes: Sequence[str], *,
+                       thresholds: Mapping[str, float], n_resamples: int = N_RESAMPLES, seed: int = 0,
+                       level: float = LEVEL) -> SplitFigures:
+    """Every test-split figure from boxes alone (pure): `pred` scored, at any confidence."""
+    point, interval = map50_interval(truth, pred, classes, n_resamples=n_resamples, seed=seed, level=level)
+    ap = coco_evaluate(coco_ground_truth([str(i) for i in range(len(truth))], truth, classes),
+                       coco_results(pred, classes)).per_class if truth else {}
+    cm = box_confusion_matrix(truth, pred, classes, thresholds=dict(thresholds), iou_threshold=0.5)  # (K+1, K+1)
+    per_class = {}
+    for k, c in enumerate(classes):
+        tp, n_pred, n_true = int(cm[k, k]), int(cm[:, k].sum()), int(cm[k, :].sum())
+        per_class[c] = ClassFigures(truth_boxes=n_true, predicted_boxes=n_pred, true_positives=tp,
+                                    precision=tp / n_pred if n_pred else None,
+                                    sensitivity=tp / n_true if n_true else None,
+                                    ap50=(ap.get(c) or {}).get("ap50"))
+    return SplitFigures(photos=len(truth), boxes=sum(len(t) for t in truth), map50=point, interval=interval,
+                            level=level, n_resamples=n_resamples, seed=seed, per_class=per_class,
+                            thresholds={c: float(thresholds[c]) for c in classes if c in thresholds})
+
+
+# ---- a round's model on the test split (I/O) ------------------------------------------------
+
+
+def evaluate_test_split(ws: Workspace, detector: Detector, round_no: int, attempt: int = 0, *, imgsz: int,
+                        device: str | None = None, threshold: Callable[[str], float] | None = None,
+                        n_resamples: int = N_RESAMPLES, batch: int = 8) -> SplitFigures:
+    """Predict the round's test photos (its manifest's `test` rows, with the label versions it
+    froze) and compute `split_figures`. threshold: per-class score threshold (default: the
+    workspace's, what pre-annotation keeps)."""
+    from annotator.images import decode_displayed
+
+    records = {r.path: r for r in ws.store.images()}
+    rows = [(p, vid) for p, vid, split in ws.store.manifest(round_no, attempt) if split == "test"]
+    classes = ws.config.classes
+    truth: list[tuple[Box, ...]] = []
+    pred: list[list[Box]] = []
+    for start in range(0, len(rows), batch):
+        chunk = rows[start:start + batch]
+        decoded = [decode_displayed(ws.image_path(p), imgsz) for p, _ in chunk]
+        kwargs = {"conf": EVAL_CONF, "imgsz": imgsz, **({"device": device} if device is not None else {})}
+        raw = detector.predict_arrays([d[0] for d in decoded], **kwargs)
+        for (path, vid), (_, sx, sy), boxes in zip(chunk, decoded, raw, strict=True):
+            version = ws.store.version(vid)
+            truth.append(tuple(version.boxes) if version is not None else ())
+            rec = records[path]
+            pred.append(boxes_to_photo(boxes, sx, sy, rec.width, rec.height))
+    threshold = threshold or ws.config.threshold_for
+    return split_figures(truth, pred, classes, thresholds={c: threshold(c) for c in classes},
+                              n_resamples=n_resamples, seed=ws.config.seed)
+
+
+def record_test_split(ws: Workspace, detector: Detector, round_no: int, attempt: int = 0, *, imgsz: int,
+                      device: str | None = None, threshold: Callable[[str], float] | None = None) -> dict[str, Any]:
+    """Evaluate once per round and store it as the round's `metrics["test_split"]` (a rerun reuses it).
+    threshold: the per-class score threshold the round pre-annotates with (default: the workspace's)."""
+    row = ws.store.round_row(round_no, attempt) or {}
+    stored = (row.get("metrics") or {}).get("test_split")
+    if stored is not None:
+        return stored
+    figures = evaluate_test_split(ws, detector, round_no, attempt, imgsz=imgsz, device=device,
+                                  threshold=threshold).to_dict()
+    ws.store.upsert_round(round_no, attempt, stage=row.get("stage", "trained"), metrics={"test_split": figures})
+    return figures
+
+
+# ---- what to print ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RoundMap:
+    """The headline of a round: test-split mAP50, its interval, and what it was measured on.
+    `interval` None: no interval (an older round evaluated by the detector's own validate only)."""
+
+    photos: int
+    boxes: int | None
+    map50: float | None
+    interval: tuple[float, float] | None
+    level: float = LEVEL
+
+
+def round_map(metrics: Mapping[str, Any]) -> RoundMap | None:
+    """The headline from a round row's metrics: ours (`test_split`), else the detector's own `test`."""
+    ours = metrics.get("test_split")
+    if ours:
+        f = SplitFigures.from_dict(ours)
+        return RoundMap(f.photos, f.boxes, f.map50, f.interval, f.level)
+    theirs = metrics.get("test") or {}
+    if theirs.get("images") is None and theirs.get("map50") is None:
+        return None
+    return RoundMap(int(theirs.get("images") or 0), None, theirs.get("map50"), None)
+
+
+def describe_map(m: RoundMap | None) -> str:
+    """`mAP50 0.132 (95% CI 0.050-0.221) on 9 test photos, 18 boxes`."""
+    if m is None or m.map50 is None:
+        return "mAP50 - (no test split evaluated)"
+    ci = (f" ({m.level:.0%} CI {m.interval[0]:.3f}-{m.interval[1]:.3f})" if m.interval is not None
+          else " (no interval)")
+    boxes = f", {m.boxes} boxes" if m.boxes is not None else ""
+    return f"mAP50 {m.map50:.3f}{ci} on {m.photos} test photos{boxes}"
+
+
+def format_interval(m: RoundMap | None) -> str:
+    """Compact, for tables: `0.13 [0.05-0.22]`."""
+    if m is None or m.map50 is None:
+        return "-"
+    if m.interval is None:
+        return f"{m.map50:.2f}"
+    return f"{m.map50:.2f} [{m.interval[0]:.2f}-{m.interval[1]:.2f}]"
+
+
+def comparison_warning(rounds: Sequence[tuple[int, RoundMap | None]]) -> str | None:
+    """Why the test split cannot rank the last two rounds, or None when it can.
+
+    The rule: a split of fewer than MIN_TEST_PHOTOS photos cannot rank rounds; otherwise the last
+    round's 95% interval must not overlap the previous round's (overlapping intervals: the
+    difference may be noise)."""
+    known = [(r, m) for r, m in rounds if m is not None and m.map50 is not None]
+    if not known:
+        return None
+    r, last = known[-1]
+    if last.photos < MIN_TEST_PHOTOS:
+        return (f"warning: the test split has {last.photos} photos (< {MIN_TEST_PHOTOS}): too few to compare "
+                "rounds; differences in mAP50 between rounds mean nothing at this size")
+    if len(known) < 2:
+        return None
+    p, prev = known[-2]
+    if last.interval is None or prev.interval is None:
+        return f"warning: round {p} or {r} has no interval; their mAP50 cannot be compared"
+    if last.interval[0] <= prev.interval[1] and prev.interval[0] <= last.interval[1]:
+        return (f"warning: round {r}'s {last.level:.0%} interval {last.interval[0]:.3f}-{last.interval[1]:.3f} "
+                f"overlaps round {p}'s {prev.interval[0]:.3f}-{prev.interval[1]:.3f}: the test split "
+                f"({last.photos} photos) cannot tell the two rounds apart")
+    return None
