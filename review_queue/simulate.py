@@ -64,6 +64,7 @@ __all__ = [
     "ReviewAction",
     "SimulationResult",
     "draw_seconds",
+    "next_task",
     "plan_review",
     "queue_query",
     "read_truth",
@@ -212,6 +213,8 @@ def simulate(
     The stream is the one Label Studio serves to the user whose token the client holds; a photo
     without ground truth is postponed in that stream (left unannotated, served again only after
     every other task), and the simulation stops when the server has nothing new to serve.
+    accept_iou changes only what the simulated reviewer does; what counts as changed is always
+    `review_queue.corrections.ACCEPT_IOU` (a stricter reviewer's nudges are priced as verifications).
     """
     if count < 0 or not 0.0 <= noise <= 1.0:
         raise ConfigError("--count must be >= 0 and --noise between 0 and 1")
