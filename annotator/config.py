@@ -12,6 +12,7 @@ from annotator.errors import ConfigError
 from annotator.fsutil import atomic_write_text
 
 CONFIG_NAME = "annotator.toml"
+UNCERTAINTY_SCORES = ("heuristic", "flip-consistency")  # review priority; see bootstrap/uncertainty.py
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,7 @@ class Config:
     thresholds: dict[str, float] = field(default_factory=dict)
     predict_imgsz: int = 640
     predict_batch: int = 0  # 0: auto (32 on a GPU, 4 on the CPU, where small batches run faster)
+    uncertainty: str = "heuristic"  # one of UNCERTAINTY_SCORES
     # training
     model: str = "auto"  # "auto": yolo11s.yaml on a GPU, yolo11n.yaml on the CPU
     epochs: int = 60
@@ -70,6 +72,9 @@ def load_config(workspace: Path) -> Config:
                                            ("workspace", "classes", "predict", "train", "split", "review"))
     if "images" not in ws:
         raise ConfigError(f"{path}: [workspace] images = \"...\" is missing")
+    if str(pred.get("uncertainty", "heuristic")) not in UNCERTAINTY_SCORES:
+        raise ConfigError(f"{path}: [predict] uncertainty = {pred['uncertainty']!r} is unknown; choose one of "
+                          + ", ".join(UNCERTAINTY_SCORES))
     try:
         return Config(
             images=Path(ws["images"]),
@@ -80,6 +85,7 @@ def load_config(workspace: Path) -> Config:
             thresholds={str(k): float(v) for k, v in pred.get("thresholds", {}).items()},
             predict_imgsz=int(pred.get("imgsz", 640)),
             predict_batch=int(pred.get("batch", 0)),
+            uncertainty=str(pred.get("uncertainty", "heuristic")),
             model=str(train.get("model", "auto")),
             epochs=int(train.get("epochs", 60)),
             retrain_epochs=int(train.get("retrain_epochs", 30)),
@@ -116,7 +122,8 @@ def config_to_toml(cfg: Config) -> str:
               "# \"Mel\" = \"mel\"  (the built-in table already knows the common spellings)"]
     lines += [f"{_toml_value(k)} = {_toml_value(v)}" for k, v in cfg.aliases.items()]
     lines += ["", "[predict]", f"default_threshold = {cfg.default_threshold}", f"imgsz = {cfg.predict_imgsz}",
-              f"batch = {cfg.predict_batch}", "", "[predict.thresholds]", "# mel = 0.30"]
+              f"batch = {cfg.predict_batch}", f"uncertainty = {_toml_value(cfg.uncertainty)}", "",
+              "[predict.thresholds]", "# mel = 0.30"]
     lines += [f"{_toml_value(k)} = {v}" for k, v in cfg.thresholds.items()]
     lines += ["", "[train]", f"model = {_toml_value(cfg.model)}", f"epochs = {cfg.epochs}",
               f"retrain_epochs = {cfg.retrain_epochs}", f"imgsz = {cfg.imgsz}", f"batch = {cfg.batch}",

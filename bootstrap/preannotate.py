@@ -24,7 +24,7 @@ from annotator.boxes import boxes_to_photo
 from annotator.images import decode_displayed
 from annotator.store import Workspace, now_iso
 from annotator.types import Box, ImageRecord, LabelVersion, Prediction, Source
-from bootstrap.uncertainty import keep_confident, photo_uncertainty
+from bootstrap.uncertainty import FLIP_CONSISTENCY, flip_uncertainty, keep_confident, photo_uncertainty, unmirror
 from training.detectors.base import Detector
 
 CONF_FLOOR = 0.01  # keep near-threshold boxes for the uncertainty score
@@ -59,11 +59,17 @@ def auto_batch(device: str | None) -> int:
 
 
 def predictions_from_raw(raw: Sequence[Box], record: ImageRecord, sx: float, sy: float,
-                         threshold: Callable[[str], float], *, model_version: str, round_no: int) -> Prediction:
-    """Map a reduced-decode detection back to the full displayed photo and score the photo. Pure."""
+                         threshold: Callable[[str], float], *, model_version: str, round_no: int,
+                         mirrored: Sequence[Box] | None = None) -> Prediction:
+    """Map a reduced-decode detection back to the full displayed photo and score the photo. Pure.
+
+    mirrored: the boxes found on the mirrored decode, mapped back onto the decode (`unmirror`); given,
+    the photo is scored by flip consistency, else by the heuristic (`bootstrap.uncertainty`)."""
     full = boxes_to_photo(raw, sx, sy, record.width, record.height)
+    uncertainty = photo_uncertainty(full, threshold) if mirrored is None else flip_uncertainty(
+        full, boxes_to_photo(mirrored, sx, sy, record.width, record.height), threshold)
     return Prediction(image_path=record.path, boxes=keep_confident(full, threshold), model_version=model_version,
-                      round=round_no, uncertainty=photo_uncertainty(full, threshold))
+                      round=round_no, uncertainty=uncertainty)
 
 
 def _decoded(ws: Workspace, records: Sequence[ImageRecord], max_side: int, workers: int
@@ -149,11 +155,19 @@ def _run_pipeline(ws: Workspace, detector: Detector, records: Sequence[ImageReco
     chunk: list[tuple[ImageRecord, np.ndarray, float, float]] = []
     kwargs = {"conf": CONF_FLOOR, "imgsz": imgsz, **({"device": device} if device is not None else {})}
 
+    flip = ws.config.uncertainty == FLIP_CONSISTENCY
+
     def flush() -> None:
         if chunk:
-            raw = detector.predict_arrays([c[1] for c in chunk], **kwargs)
+            arrays = [c[1] for c in chunk]
+            raw = detector.predict_arrays(arrays, **kwargs)
+            mirrored: list[list[Box] | None] = [None] * len(chunk)
+            if flip:  # the flip-consistency score needs a second pass, on the mirrored photos
+                found = detector.predict_arrays([np.ascontiguousarray(a[:, ::-1]) for a in arrays], **kwargs)
+                mirrored = [unmirror(m, a.shape[1], a.shape[0]) for m, a in zip(found, arrays, strict=True)]
             writer.inbox.put([predictions_from_raw(r, rec, sx, sy, threshold, model_version=model_version,
-                                                   round_no=round_no) for (rec, _, sx, sy), r in zip(chunk, raw)])
+                                                   round_no=round_no, mirrored=m)
+                              for (rec, _, sx, sy), r, m in zip(chunk, raw, mirrored, strict=True)])
             chunk.clear()
 
     for rec, decoded in _decoded(ws, records, imgsz, workers):

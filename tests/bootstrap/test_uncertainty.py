@@ -1,13 +1,40 @@
-"""The photo uncertainty ranks photos by how likely their pre-annotation needs a fix."""
+"""The photo uncertainty ranks photos by how likely their pre-annotation needs a fix, and its AUROC
+measures how well it does."""
 
 from __future__ import annotations
 
-from annotator.types import Box
-from bootstrap.uncertainty import keep_confident, photo_uncertainty
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from annotator.config import CONFIG_NAME, Config, load_config, save_config
+from annotator.errors import ConfigError
+from annotator.store import Workspace
+from annotator.types import Box, ImageRecord, LabelVersion, Source
+from bootstrap.preannotate import preannotate
+from bootstrap.uncertainty import (
+    FLIP_CONSISTENCY,
+    HEURISTIC,
+    auroc,
+    flip_uncertainty,
+    keep_confident,
+    photo_uncertainty,
+    reviewer_changed,
+    uncertainty_auroc,
+    unmirror,
+)
+from training.detectors.base import Detector
 
 
 def threshold(_: str) -> float:
     return 0.25
+
+
+# ---- heuristic ---------------------------------------------------------------------------------
 
 
 def test_a_photo_with_no_confident_box_is_the_most_uncertain():
@@ -37,3 +64,183 @@ def test_keep_confident_applies_per_class_thresholds():
     boxes = [Box("mel", 0, 0, 1, 1, score=0.35), Box("sl", 0, 0, 1, 1, score=0.35)]
     kept = keep_confident(boxes, lambda label: 0.4 if label == "mel" else 0.3)
     assert [b.label for b in kept] == ["sl"]
+
+
+# ---- flip consistency --------------------------------------------------------------------------
+
+
+def test_unmirror_maps_a_box_found_on_the_mirrored_array_back():
+    found_on_mirror = Box("sl", 70, 5, 90, 25, score=0.8)  # on a 100 px wide array
+    assert unmirror([found_on_mirror], 100, 50) == [Box("sl", 10, 5, 30, 25, score=0.8)]
+
+
+def test_a_box_both_views_find_with_full_confidence_gives_no_uncertainty():
+    box = Box("caf", 10, 10, 50, 50, score=1.0)
+    assert flip_uncertainty([box], [box], threshold) == pytest.approx(0.0)
+
+
+def test_agreement_is_the_overlap_times_the_lower_score():
+    photo = Box("caf", 0, 0, 100, 100, score=0.9)
+    mirror = Box("caf", 0, 0, 100, 50, score=0.6)  # IoU 0.5, kept in both views
+    assert flip_uncertainty([photo], [mirror], threshold) == pytest.approx(1 - 0.5 * 0.6)
+
+
+def test_a_box_the_mirrored_view_does_not_find_is_disagreement():
+    lesion = Box("caf", 0, 0, 10, 10, score=0.9)
+    other = Box("sl", 50, 50, 60, 60, score=0.9)
+    assert flip_uncertainty([lesion, other], [lesion, other], threshold) == pytest.approx(1 - 0.9)
+    # agreements: caf 0.9 and sl 0 (photo's boxes), caf 0.9 (mirrored view's box)
+    assert flip_uncertainty([lesion, other], [lesion], threshold) == pytest.approx(1 - (0.9 + 0 + 0.9) / 3)
+
+
+def test_a_lesion_only_the_mirrored_view_keeps_raises_uncertainty():
+    lesion = Box("caf", 0, 0, 10, 10, score=0.9)
+    nearly_missed = Box("sl", 50, 50, 60, 60, score=0.1)
+    found_on_mirror = Box("sl", 50, 50, 60, 60, score=0.8)
+    assert flip_uncertainty([lesion, nearly_missed], [lesion, found_on_mirror], threshold) > flip_uncertainty(
+        [lesion, nearly_missed], [lesion, nearly_missed], threshold
+    )
+
+
+def test_a_class_the_mirrored_view_disagrees_on_is_disagreement():
+    mel = Box("mel", 0, 0, 100, 100, score=0.9)
+    hori = Box("hori", 0, 0, 100, 100, score=0.9)
+    assert flip_uncertainty([mel], [hori], threshold) == pytest.approx(1.0)
+
+
+def test_flip_consistency_with_no_confident_box_is_the_most_uncertain():
+    assert flip_uncertainty([Box("mel", 0, 0, 10, 10, score=0.05)], [], threshold) == 1.0
+
+
+# ---- AUROC -------------------------------------------------------------------------------------
+
+
+def test_auroc_of_a_perfect_ranking_is_one():
+    assert auroc([0.9, 0.8, 0.2, 0.1], [True, True, False, False]) == 1.0
+
+
+def test_auroc_of_a_reversed_ranking_is_zero():
+    assert auroc([0.1, 0.2, 0.8, 0.9], [True, True, False, False]) == 0.0
+
+
+def test_auroc_counts_ties_as_one_half():
+    assert auroc([0.5, 0.5, 0.5, 0.5], [True, False, True, False]) == 0.5
+
+
+def test_auroc_is_none_when_only_one_class_is_present():
+    assert auroc([0.1, 0.9], [True, True]) is None
+    assert auroc([], []) is None
+
+
+def test_accepting_every_box_is_no_change_and_any_other_edit_is():
+    assert not reviewer_changed([{"op": "accepted"}, {"op": "accepted"}])
+    assert not reviewer_changed([])
+    for kind in ("moved", "relabelled", "deleted", "added"):
+        assert reviewer_changed([{"op": "accepted"}, {"op": kind}])
+
+
+def _review(vid: int, parent: int, *ops: str, excluded: bool = False) -> LabelVersion:
+    return LabelVersion(image_path=f"p{vid}.jpg", source=Source.REVIEWED, boxes=(), round=0, excluded=excluded,
+                        meta={"operations": [{"op": op} for op in ops], "prediction_version_id": parent}, id=vid)
+
+
+def test_uncertainty_auroc_reads_each_review_against_its_prediction_uncertainty():
+    reviews = [_review(10, 1, "accepted"), _review(11, 2, "added"), _review(12, 3, "accepted", "moved")]
+    assert uncertainty_auroc(reviews, {1: 0.1, 2: 0.9, 3: 0.6}) == 1.0
+    assert uncertainty_auroc(reviews, {1: 0.9, 2: 0.1, 3: 0.2}) == 0.0
+
+
+def test_uncertainty_auroc_leaves_out_excluded_photos_and_unknown_predictions():
+    reviews = [_review(10, 1, "accepted"), _review(11, 2, "deleted"), _review(12, 3, "accepted", excluded=True),
+               _review(13, 4, "accepted")]
+    # photo 12 (excluded, scored high) and photo 13 (no uncertainty known) would each break the perfect ranking
+    assert uncertainty_auroc(reviews, {1: 0.1, 2: 0.5, 3: 0.9, 4: None}) == 1.0
+
+
+def test_uncertainty_auroc_is_none_when_every_reviewed_photo_was_changed():
+    reviews = [_review(10, 1, "moved"), _review(11, 2, "added")]
+    assert uncertainty_auroc(reviews, {1: 0.1, 2: 0.9}) is None
+
+
+# ---- the setting, through the pre-annotation engine ----------------------------------------------
+
+SQUARE = (48, 40, 112, 104)  # a red lesion in the left half of a 320x240 photo
+
+
+class RedFinder(Detector):
+    """Finds the red square in whatever array it is given; `left_only`: only when it lies in the array's left
+    half, so it finds the lesion on the photo but not on its mirror (a detector that is not flip-consistent)."""
+
+    family = "test"
+
+    def __init__(self, *, left_only: bool = False) -> None:
+        super().__init__(("caf",))
+        self.left_only = left_only
+        self.calls = 0
+
+    def predict_arrays(self, images: Sequence[np.ndarray], *, conf: float = 0.01, imgsz: int = 640,
+                       device: str | None = None) -> list[list[Box]]:
+        self.calls += 1
+        out: list[list[Box]] = []
+        for arr in images:
+            ys, xs = np.nonzero((arr[..., 0] > 180) & (arr[..., 1] < 80))
+            found = len(xs) and not (self.left_only and xs.mean() > arr.shape[1] / 2)
+            out.append([Box("caf", xs.min(), ys.min(), xs.max() + 1, ys.max() + 1, score=0.9)] if found else [])
+        return out
+
+    def train(self, *a: Any, **k: Any) -> Any:
+        raise NotImplementedError
+
+    def validate(self, *a: Any, **k: Any) -> Any:
+        raise NotImplementedError
+
+    def save(self, path: Path) -> Path:
+        raise NotImplementedError
+
+    @classmethod
+    def load(cls, path: Path, classes: Sequence[str]) -> RedFinder:
+        raise NotImplementedError
+
+    @property
+    def parameter_count(self) -> int:
+        return 0
+
+
+def _predicted_uncertainty(tmp_path: Path, detector: RedFinder, score: str) -> float:
+    images = tmp_path / "images"
+    images.mkdir(parents=True)
+    arr = np.full((240, 320, 3), (200, 160, 130), np.uint8)
+    x1, y1, x2, y2 = SQUARE
+    arr[y1:y2, x1:x2] = (230, 20, 20)
+    Image.fromarray(arr).save(images / "p.png")
+    with Workspace.create(tmp_path / "ws", Config(images=images, uncertainty=score)) as ws:
+        ws.store.add_image(ImageRecord(path="p.png", sha256="0", width=320, height=240))
+        preannotate(ws, detector, ws.store.images(), round_no=0, model_version="round-000", imgsz=320, workers=1)
+        version = ws.store.current_label("p.png")
+    assert version is not None and version.uncertainty is not None
+    return version.uncertainty
+
+
+def test_flip_consistency_maps_the_mirrored_view_back_onto_the_photo(tmp_path):
+    # the same box on both views: agreement is IoU 1 x score 0.9; a box left mirrored would not overlap
+    assert _predicted_uncertainty(tmp_path, RedFinder(), FLIP_CONSISTENCY) == pytest.approx(0.1, abs=0.01)
+
+
+def test_the_setting_chooses_the_score_and_flip_consistency_costs_a_second_pass(tmp_path):
+    heuristic, flip = RedFinder(left_only=True), RedFinder(left_only=True)
+    assert _predicted_uncertainty(tmp_path / "h", heuristic, HEURISTIC) == pytest.approx(0.1)
+    assert _predicted_uncertainty(tmp_path / "f", flip, FLIP_CONSISTENCY) == 1.0  # the mirror finds nothing
+    assert (heuristic.calls, flip.calls) == (1, 2)
+
+
+def test_the_uncertainty_setting_is_read_from_annotator_toml(tmp_path):
+    save_config(tmp_path, Config(images=tmp_path, uncertainty=FLIP_CONSISTENCY))
+    assert load_config(tmp_path).uncertainty == FLIP_CONSISTENCY
+
+
+def test_an_unknown_uncertainty_setting_is_refused_with_the_choices(tmp_path):
+    save_config(tmp_path, Config(images=tmp_path))
+    text = (tmp_path / CONFIG_NAME).read_text().replace('uncertainty = "heuristic"', 'uncertainty = "entropy"')
+    (tmp_path / CONFIG_NAME).write_text(text)
+    with pytest.raises(ConfigError, match="flip-consistency"):
+        load_config(tmp_path)
