@@ -35,6 +35,7 @@ class Config:
     batch: int = 16
     # splits
     test_size: int = 300
+    pretrained: str | None = None  # a local checkpoint the round-0 model starts from (nothing is downloaded)
     test_fraction: float = 0.10
     val_fraction: float = 0.20
     seed: int = 0
@@ -97,6 +98,7 @@ def load_config(workspace: Path) -> Config:
             seed=int(split.get("seed", 0)),
             label_studio_url=review.get("url"),
             project_title=str(review.get("project_title", "PSL review")),
+            pretrained=str(train["pretrained"]) if train.get("pretrained") else None,
         )
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{path}: a value has the wrong type ({exc}); fix the file") from exc
@@ -127,7 +129,9 @@ def config_to_toml(cfg: Config) -> str:
     lines += [f"{_toml_value(k)} = {v}" for k, v in cfg.thresholds.items()]
     lines += ["", "[train]", f"model = {_toml_value(cfg.model)}", f"epochs = {cfg.epochs}",
               f"retrain_epochs = {cfg.retrain_epochs}", f"imgsz = {cfg.imgsz}", f"batch = {cfg.batch}",
-              "", "[split]", f"test_size = {cfg.test_size}", f"test_fraction = {cfg.test_fraction}",
+              f"pretrained = {_toml_value(cfg.pretrained)}" if cfg.pretrained
+              else '# pretrained = "yolo11n.pt"  (local weights the first model starts from)', "", "[split]",
+              f"test_size = {cfg.test_size}", f"test_fraction = {cfg.test_fraction}",
               f"val_fraction = {cfg.val_fraction}", f"seed = {cfg.seed}", "", "[review]",
               f"project_title = {_toml_value(cfg.project_title)}"]
     if cfg.label_studio_url:

@@ -149,9 +149,9 @@ def _devices(device: str | None) -> list[str | None]:
 
 def _run_pipeline(ws: Workspace, detector: Detector, records: Sequence[ImageRecord], writer: _Writer,
                   stats: PreannotateStats, *, round_no: int, model_version: str, imgsz: int, batch: int,
-                  workers: int, device: str | None, progress: Callable[[int], None] | None) -> None:
+                  workers: int, device: str | None, progress: Callable[[int], None] | None,
+                  threshold: Callable[[str], float]) -> None:
     """Decode ahead -> batch -> predict -> hand to the writer, for one device."""
-    threshold = ws.config.threshold_for
     chunk: list[tuple[ImageRecord, np.ndarray, float, float]] = []
     kwargs = {"conf": CONF_FLOOR, "imgsz": imgsz, **({"device": device} if device is not None else {})}
 
@@ -186,8 +186,12 @@ def _run_pipeline(ws: Workspace, detector: Detector, records: Sequence[ImageReco
 
 def preannotate(ws: Workspace, detector: Detector, records: Iterable[ImageRecord], *, round_no: int,
                 model_version: str, imgsz: int = 640, batch: int = 0, workers: int = 0,
-                device: str | None = None, progress: Callable[[int], None] | None = None) -> PreannotateStats:
+                device: str | None = None, progress: Callable[[int], None] | None = None,
+                threshold: Callable[[str], float] | None = None) -> PreannotateStats:
     """Predict every record and store each as a `model` label version (never over a human label).
+
+    threshold: a class's confidence threshold (the round's: `training.thresholds.threshold_rule`);
+    None: the workspace's configured ones.
 
     device: None (GPU if present), "cpu", "0", or "0,1,...": one pipeline (decoder threads +
     its own copy of the model) per GPU, photos dealt round-robin, one shared writer.
@@ -207,7 +211,8 @@ def preannotate(ws: Workspace, detector: Detector, records: Iterable[ImageRecord
             model = detector if i == 0 else detector.replicate()
             _run_pipeline(ws, model, records[i::len(devices)], writer, stats, round_no=round_no,
                           model_version=model_version, imgsz=imgsz, batch=batch,
-                          workers=max(1, workers // len(devices)), device=dev, progress=progress)
+                          workers=max(1, workers // len(devices)), device=dev, progress=progress,
+                          threshold=threshold or ws.config.threshold_for)
         except BaseException as exc:  # re-raised in the caller's thread
             errors.append(exc)
 

@@ -25,6 +25,8 @@ from review_queue.queue import ReviewQueue
 from training.dataset import build_training_view
 from training.detectors import make_detector
 from training.detectors.base import Detector, TrainSettings
+from training.detectors.pretrained import checkpoint_file, sha256_of
+from training.thresholds import threshold_rule, val_thresholds
 
 TRAINABLE_SOURCES = (Source.MANUAL, Source.REVIEWED, Source.AUTO_ACCEPTED)
 
@@ -54,7 +56,8 @@ def model_version_for(round_no: int, attempt: int = 0) -> str:
 @dataclass(frozen=True)
 class RoundSettings:
     """How to train and predict one round. `model` None: `auto` for round 0 (from the package YAML),
-    round N-1's weights for round N (warm start)."""
+    round N-1's weights for round N (warm start). `pretrained`: a local checkpoint a model built from a
+    YAML or an architecture name starts from (a warm start already descends from it); relative to the workspace."""
 
     model: str | None = None
     epochs: int = 60
@@ -63,12 +66,14 @@ class RoundSettings:
     device: str | None = None
     workers: int = 0
     verbose: bool = False
+    pretrained: str | None = None
 
     @classmethod
     def from_config(cls, cfg: Config, round_no: int, **overrides: Any) -> RoundSettings:
         """The workspace's settings for this round (retrain_epochs for N >= 1); None overrides are ignored."""
         base = cls(model=cfg.model if round_no == 0 else None,
-                   epochs=cfg.epochs if round_no == 0 else cfg.retrain_epochs, imgsz=cfg.imgsz, batch=cfg.batch)
+                   epochs=cfg.epochs if round_no == 0 else cfg.retrain_epochs, imgsz=cfg.imgsz, batch=cfg.batch,
+                   pretrained=cfg.pretrained)
         return replace(base, **{k: v for k, v in overrides.items() if v is not None})
 
 
@@ -201,9 +206,25 @@ def snapshot(ws: Workspace, round_no: int, attempt: int) -> list[tuple[str, int,
     return manifest
 
 
+def starts_fresh(model_spec: str) -> bool:
+    """True when the spec builds a new network (a YAML or an architecture name), False for trained weights."""
+    path = Path(model_spec).expanduser()
+    return model_spec.endswith((".yaml", ".yml")) or not path.is_file()
+
+
+def pretrained_path(ws: Workspace, name: str) -> Path:
+    """The checkpoint a setting names: absolute, relative to the workspace, or relative to the current folder."""
+    path = Path(name).expanduser()
+    if not path.is_absolute() and (ws.root / path).is_file():
+        return ws.root / path
+    return checkpoint_file(path)
+
+
 def train_round(ws: Workspace, round_no: int, attempt: int = 0, *, model_spec: str, settings: RoundSettings,
                 progress: Callable[[int, int], None] | None = None) -> Detector:
-    """Snapshot, train and evaluate; a round already trained just loads its model."""
+    """Snapshot, train, evaluate on test and choose each class's threshold on val; a round already trained
+    just loads its model. Provenance (train_args.json, the round's info): the recipe's train arguments, the
+    pretrained checkpoint (name, sha256, tensors transferred) or the weights a warm start began from."""
     rd = ws.round_dir(round_no, attempt)
     row = ws.store.round_row(round_no, attempt)
     classes = ws.config.classes
@@ -222,20 +243,44 @@ def train_round(ws: Workspace, round_no: int, attempt: int = 0, *, model_spec: s
         raise WorkspaceError(f"{ws.root}: no photos in the train split; label more photos first")
     train_settings = TrainSettings(epochs=epochs, imgsz=imgsz, batch=batch, device=device, seed=ws.config.seed,
                                    verbose=verbose)
-    detector = make_detector(model_spec, classes, verbose=verbose)
+    fresh = starts_fresh(model_spec)
+    build: dict[str, Any] = {}
+    if fresh and settings.pretrained:
+        build["pretrained"] = pretrained_path(ws, settings.pretrained)
+    detector = make_detector(model_spec, classes, verbose=verbose, **build)
+    origin = _origin(ws, round_no, model_spec, detector, fresh)
     result = detector.train(view, train_settings, rd / "work", progress=progress)
     detector.save(rd / "model.pt")
     test = detector.validate(view, "test", imgsz=imgsz, batch=batch, workdir=rd / "work", device=device)
+    thresholds = val_thresholds(detector, view, imgsz=imgsz, default=ws.config.default_threshold, batch=batch,
+                                device=device)
     counts = {s: len(view.images[s]) for s in ("train", "val", "test")}
     atomic_write_text(rd / "train_args.json", json.dumps(
         {"model": model_spec, "round": round_no, "attempt": attempt, "model_version": version,
-         **asdict(train_settings), "images": counts, "epochs_run": result.epochs_run,
-         "train_seconds": round(result.train_seconds, 1)}, indent=2, default=str))
-    metrics = {"val": result.metrics, "test": test, "train_seconds": result.train_seconds, "images": counts}
+         **asdict(train_settings), **origin, "framework_args": getattr(detector, "train_args", None),
+         "images": counts, "epochs_run": result.epochs_run, "train_seconds": round(result.train_seconds, 1)},
+        indent=2, default=str))
+    metrics = {"val": result.metrics, "test": test, "train_seconds": result.train_seconds, "images": counts,
+               "thresholds": {c: t.to_dict() for c, t in thresholds.items()}}
     atomic_write_text(rd / "metrics.json", json.dumps(metrics, indent=2, default=str))
-    ws.store.upsert_round(round_no, attempt, stage=Stage.TRAINED.value, model_path=str(rd / "model.pt"), model_version=version,
-                          metrics=metrics, info={"model": model_spec, "epochs": epochs, "imgsz": imgsz})
+    ws.store.upsert_round(round_no, attempt, stage=Stage.TRAINED.value, model_path=str(rd / "model.pt"),
+                          model_version=version, metrics=metrics,
+                          info={"model": model_spec, "epochs": epochs, "imgsz": imgsz, **origin,
+                                "thresholds": {c: t.threshold for c, t in thresholds.items()}})
     return detector
+
+
+def _origin(ws: Workspace, round_no: int, model_spec: str, detector: Detector, fresh: bool) -> dict[str, Any]:
+    """Where the round's starting weights came from: {"pretrained": the checkpoint transferred (or the one the
+    warm-started model descends from), "warm_start": the weights file a warm start began from (name, sha256)}."""
+    if fresh:
+        return {"pretrained": detector.pretrained.to_dict() if detector.pretrained else None, "warm_start": None}
+    start = Path(model_spec).expanduser()
+    previous = ws.store.round_row(round_no - 1) if round_no >= 1 else None
+    inherited = None
+    if previous and previous.get("model_path") and Path(previous["model_path"]).resolve() == start.resolve():
+        inherited = previous.get("info", {}).get("pretrained")
+    return {"pretrained": inherited, "warm_start": {"name": start.name, "path": str(start), "sha256": sha256_of(start)}}
 
 
 def unreviewed_targets(ws: Workspace, model_version: str) -> list[ImageRecord]:
@@ -257,8 +302,10 @@ def predict_round(ws: Workspace, detector: Detector, round_no: int, attempt: int
     version = model_version_for(round_no, attempt)
     targets = unreviewed_targets(ws, version)
     total = len(targets)
+    chosen = ((ws.store.round_row(round_no, attempt) or {}).get("info") or {}).get("thresholds") or {}
     stats = preannotate(ws, detector, targets, round_no=round_no, model_version=version, imgsz=imgsz,
                         batch=batch or ws.config.predict_batch, workers=workers, device=device,
+                        threshold=threshold_rule(ws.config, chosen),
                         progress=(lambda n: progress(n, total)) if progress else None)
     previous = ws.store.round_row(round_no, attempt) or {"info": {}}
     done_before = previous["info"].get("preannotate", {}).get("predicted", 0)

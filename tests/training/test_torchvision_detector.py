@@ -126,7 +126,7 @@ def test_local_backbone_weights_are_loaded_in_order(tmp_path: Path):
 
     classifier = torchvision.models.mobilenet_v3_large(weights=None)
     torch.save(classifier.state_dict(), tmp_path / "mnv3.pth")
-    det = TorchvisionDetector(CLASSES, "fasterrcnn_mobilenet", backbone_weights=tmp_path / "mnv3.pth")
+    det = TorchvisionDetector(CLASSES, "fasterrcnn_mobilenet", pretrained=tmp_path / "mnv3.pth")
     first = next(iter(det.model.backbone.body.state_dict().values()))
     assert torch.equal(first, classifier.state_dict()["features.0.0.weight"])
 

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from annotator.types import Box
+from training.detectors.pretrained import PretrainedWeights
 
 
 @dataclass(frozen=True)
@@ -56,9 +57,11 @@ ProgressCallback = Callable[[int, int], None]  # (epoch done, epochs total)
 
 
 class Detector(abc.ABC):
-    """Train, validate, predict, save, load. `classes` fixes the index -> name mapping."""
+    """Train, validate, predict, save, load. `classes` fixes the index -> name mapping.
+    `pretrained`: the checkpoint the model's starting weights were transferred from, if any."""
 
     family: str = "?"
+    pretrained: PretrainedWeights | None = None
 
     def __init__(self, classes: Sequence[str]) -> None:
         self.classes = tuple(classes)

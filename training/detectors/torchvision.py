@@ -26,6 +26,7 @@ from annotator.formats.yolo import label_path_for, read_yolo_labels
 from annotator.images import decode_displayed
 from annotator.types import Box
 from training.detectors.base import Detector, ProgressCallback, TrainingView, TrainResult, TrainSettings
+from training.detectors.pretrained import PretrainedWeights, checkpoint_file, record
 
 FILE_FORMAT = "annotator-torchvision/1"
 
@@ -116,14 +117,34 @@ def _load_in_order(module: torch.nn.Module, state: dict[str, torch.Tensor], sour
     return j
 
 
-def build_model(arch: str, num_classes: int) -> torch.nn.Module:
-    """A randomly initialised torchvision detector; num_classes includes background (index 0)."""
+def _transfer_backbone(model: torch.nn.Module, path: Path) -> PretrainedWeights:
+    """Load a local classifier's weights into the detector's backbone (in order, by shape) and record it."""
+    path = checkpoint_file(path)
+    state = _state_dict_of(_read_weights(path))
+    target = getattr(model.backbone, "body", model.backbone)
+    return record(path, _load_in_order(target, state, path), len(state), target)
+
+
+def build_model(arch: str, num_classes: int, *, full_tail: bool = False) -> torch.nn.Module:
+    """A randomly initialised torchvision detector; num_classes includes background (index 0).
+
+    full_tail: keep MobileNetV3's last blocks at their ImageNet widths. SSDlite halves them when it starts
+    without a torchvision download, so an ImageNet backbone file would not fit; set for a pretrained start."""
     if arch not in ARCHS:
         raise TrainingError(f"unknown torchvision architecture {arch!r}; choose one of {', '.join(ARCHS)}")
     import torchvision.models.detection as detection
 
     builder: Callable[..., torch.nn.Module] = getattr(detection, ARCHS[arch].builder)
-    return builder(weights=None, weights_backbone=None, num_classes=num_classes)
+    if not (full_tail and arch == "ssdlite"):
+        return builder(weights=None, weights_backbone=None, num_classes=num_classes)
+    import torchvision.models.detection.ssdlite as ssdlite
+
+    original = ssdlite.mobilenet_v3_large  # the builder derives reduced_tail from "no backbone download"
+    ssdlite.mobilenet_v3_large = lambda **kwargs: original(**{**kwargs, "reduced_tail": False})
+    try:
+        return builder(weights=None, weights_backbone=None, num_classes=num_classes)
+    finally:
+        ssdlite.mobilenet_v3_large = original
 
 
 # ---- data -----------------------------------------------------------------------------------
@@ -184,23 +205,24 @@ class TorchvisionDetector(Detector):
 
     arch: one of ARCHS. weights: a local file of a whole model (one written by `save`, or a
     torchvision detection state_dict: tensors are matched by name and shape, so a head for
-    another class count is skipped). backbone_weights: a local ImageNet classifier state_dict
-    (e.g. resnet50 for fasterrcnn_resnet50). SSDs take their fixed square input (300/320 px);
-    Faster R-CNN resizes the long side to `imgsz`.
+    another class count is skipped). pretrained: a local ImageNet classifier state_dict for the
+    backbone (e.g. resnet50 for fasterrcnn_resnet50), recorded in `self.pretrained`. SSDs take
+    their fixed square input (300/320 px); Faster R-CNN resizes the long side to `imgsz`.
     """
 
     family = "torchvision"
 
     def __init__(self, classes: Sequence[str], arch: str = "ssdlite", weights: str | Path | None = None,
-                 backbone_weights: str | Path | None = None, *, imgsz: int = 640, verbose: bool = False) -> None:
+                 pretrained: str | Path | None = None, *, imgsz: int = 640, full_tail: bool = False,
+                 verbose: bool = False) -> None:
         super().__init__(classes)
         self.arch = arch
         self.imgsz = int(imgsz)
         self.verbose = verbose
-        self.model = build_model(arch, len(self.classes) + 1)
-        if backbone_weights is not None:
-            target = getattr(self.model.backbone, "body", self.model.backbone)
-            _load_in_order(target, _state_dict_of(_read_weights(Path(backbone_weights))), Path(backbone_weights))
+        self.full_tail = pretrained is not None or full_tail
+        self.model = build_model(arch, len(self.classes) + 1, full_tail=self.full_tail)
+        if pretrained is not None:
+            self.pretrained = _transfer_backbone(self.model, Path(pretrained))
         if weights is not None:
             payload = _read_weights(Path(weights))
             if payload.get("format") == FILE_FORMAT and payload.get("arch") != arch:
@@ -352,7 +374,7 @@ class TorchvisionDetector(Detector):
         state = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
         tmp = path.with_name(path.name + ".tmp")
         torch.save({"format": FILE_FORMAT, "arch": self.arch, "classes": list(self.classes), "imgsz": self.imgsz,
-                    "state_dict": state}, tmp)
+                    "full_tail": self.full_tail, "state_dict": state}, tmp)
         tmp.replace(path)
         return path
 
@@ -366,7 +388,8 @@ class TorchvisionDetector(Detector):
         if classes is not None and tuple(classes) != saved:
             raise TrainingError(f"{path}: trained for classes {saved}, not {tuple(classes)}; use the workspace "
                                 "the model was trained for")
-        det = cls(saved, payload["arch"], imgsz=int(payload.get("imgsz", 640)), verbose=verbose)
+        det = cls(saved, payload["arch"], imgsz=int(payload.get("imgsz", 640)),
+                  full_tail=bool(payload.get("full_tail", False)), verbose=verbose)
         det.model.load_state_dict(payload["state_dict"])
         return det
 

@@ -21,6 +21,7 @@ import numpy as np
 from annotator.errors import TrainingError
 from annotator.types import Box
 from training.detectors.base import Detector, ProgressCallback, TrainingView, TrainResult, TrainSettings
+from training.detectors.pretrained import PretrainedWeights, checkpoint_file, plain_state_dict, record, transfer_by_name
 from training.offline import prepare_ultralytics
 
 SHIPPED_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
@@ -52,6 +53,21 @@ def is_ultralytics_checkpoint(path: Path) -> bool:
     return any(name.startswith("ultralytics.") for name in names)
 
 
+def _ultralytics_state_dict(path: Path) -> dict[str, Any]:
+    """The tensors of an Ultralytics checkpoint (EMA weights when present), e.g. yolo11n.pt or yolo11n-cls.pt.
+    Its pickle is unpickled by Ultralytics, as `YOLO(path)` would: name only files you trust."""
+    if not is_ultralytics_checkpoint(path):
+        raise TrainingError(f"{path}: neither a state_dict nor an Ultralytics checkpoint; name yolo*.pt or "
+                            "yolo*-cls.pt weights, or a file of tensors")
+    from ultralytics.nn.tasks import load_checkpoint
+
+    try:
+        network, _ = load_checkpoint(str(path))
+    except Exception as exc:  # a truncated or foreign file
+        raise TrainingError(f"{path}: cannot read the checkpoint ({exc}); name another file") from exc
+    return {k: v for k, v in network.float().state_dict().items()}
+
+
 def default_device() -> str:
     import torch
 
@@ -67,10 +83,31 @@ def warmup_epochs(n_train: int, settings: TrainSettings, default: float = 3.0) -
     return 0.0 if 100 > 0.1 * iterations else default
 
 
+def _trainer_starting_from(model: Any) -> type:
+    """The task's trainer, with its fresh network loaded from `model`'s (which holds the pretrained transfer)."""
+    base = model._smart_load("trainer")
+    start = model.model
+
+    class StartFromTransferred(base):  # type: ignore[misc,valid-type]
+        def get_model(self, cfg: Any = None, weights: Any = None, verbose: bool = True) -> Any:
+            return super().get_model(cfg=cfg, weights=start if weights is None else weights, verbose=verbose)
+
+    return StartFromTransferred
+
+
+def recipe_args(n_train: int, settings: TrainSettings, *, warm_start: bool) -> dict[str, Any]:
+    """Ultralytics train arguments for small seed sets on the CPU (docs/training-recipe.md)."""
+    return {"warmup_epochs": warmup_epochs(n_train, settings), "patience": settings.patience}
+
+
 class UltralyticsDetector(Detector):
     family = "ultralytics"
 
-    def __init__(self, classes: Sequence[str], model: str = "yolo11n.yaml", *, verbose: bool = False) -> None:
+    def __init__(self, classes: Sequence[str], model: str = "yolo11n.yaml", *, pretrained: str | Path | None = None,
+                 verbose: bool = False) -> None:
+        """model: a YAML (random start) or a weights file (a warm start). pretrained: a local Ultralytics
+        detection or classification checkpoint (or a state_dict) whose tensors are transferred, by name and
+        shape, into the model built from the YAML for these classes."""
         super().__init__(classes)
         prepare_ultralytics()
         self.spec = _resolve_spec(model)
@@ -84,6 +121,34 @@ class UltralyticsDetector(Detector):
         except (FileNotFoundError, OSError) as exc:
             raise TrainingError(f"cannot build model {model!r} ({exc}); check the name or path") from exc
         self._half = False
+        if pretrained is not None:
+            self.pretrained = self._transfer(checkpoint_file(pretrained))
+
+    @property
+    def warm_start(self) -> bool:
+        """True when the model was loaded from trained weights (round N-1's model.pt), not built from a YAML."""
+        return bool(self.model.ckpt)
+
+    def _transfer(self, path: Path) -> PretrainedWeights:
+        """Rebuild the network for this detector's classes and copy in the checkpoint's tensors that fit."""
+        if self.warm_start:
+            raise TrainingError(f"{self.spec}: already trained weights; `pretrained` starts a model built from a "
+                                "YAML (e.g. yolo11n.yaml), so name one or drop `pretrained`")
+        state = plain_state_dict(path)
+        if state is None:
+            state = _ultralytics_state_dict(path)
+        built = self.model.model
+        config = copy.deepcopy(built.yaml)
+        config["nc"] = len(self.classes)
+        network = type(built)(config, nc=len(self.classes), verbose=False)
+        network.names = dict(enumerate(self.classes))
+        network.args, network.task = getattr(built, "args", {}), getattr(built, "task", "detect")
+        self.model.model = network
+        transferred = transfer_by_name(network, state)
+        if self.verbose:
+            logging.getLogger(__name__).info("%s: %d of %d tensors transferred", path.name, len(transferred),
+                                             len(network.state_dict()))
+        return record(path, len(transferred), len(state), network)
 
     def _quiet(self) -> None:
         from ultralytics.utils import LOGGER
@@ -98,14 +163,18 @@ class UltralyticsDetector(Detector):
         if progress:
             self.model.add_callback("on_fit_epoch_end",
                                     lambda trainer: progress(trainer.epoch + 1, trainer.epochs))
-        args: dict[str, Any] = dict(data=str(view.data_yaml), epochs=settings.epochs, imgsz=settings.imgsz,
-                                    warmup_epochs=warmup_epochs(len(view.images.get("train", [])), settings),
-                                    batch=settings.batch, device=device, project=str(workdir), name="train",
-                                    exist_ok=True, plots=False, seed=settings.seed, deterministic=False,
-                                    workers=settings.workers, patience=settings.patience, verbose=settings.verbose,
-                                    amp=device != "cpu", **settings.extra)
+        args: dict[str, Any] = {
+            "data": str(view.data_yaml), "epochs": settings.epochs, "imgsz": settings.imgsz, "batch": settings.batch,
+            "device": device, "project": str(workdir), "name": "train", "exist_ok": True, "plots": False,
+            "seed": settings.seed, "deterministic": False, "workers": settings.workers, "verbose": settings.verbose,
+            "amp": device != "cpu",
+            **recipe_args(len(view.images.get("train", [])), settings, warm_start=self.warm_start),
+            **settings.extra}
+        self.train_args = {k: v for k, v in args.items() if k not in ("data", "project", "name", "exist_ok")}
+        # Ultralytics rebuilds a YAML-built model from scratch in its trainer: start it from the transferred weights
+        trainer = None if self.warm_start or self.pretrained is None else _trainer_starting_from(self.model)
         try:
-            self.model.train(**args)
+            self.model.train(trainer=trainer, **args)
         except (FileNotFoundError, RuntimeError) as exc:
             raise TrainingError(f"training failed ({exc}); see {workdir}/train") from exc
         trainer = self.model.trainer
