@@ -12,12 +12,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tests.corpus.make_corpus import Obj
-from tests.corpus.psl_testkit import CARD_CLASSES, PLAYING_CARDS, ROOT
-
 from annotator.cli import app  # a stage that does not import is a failure here, never a skip
 from annotator.formats.voc import read_voc
 from annotator.store import Workspace
+from tests.corpus.make_corpus import Obj
+from tests.corpus.psl_testkit import CARD_CLASSES, PLAYING_CARDS, ROOT
 
 EXE = Path(sys.executable).with_name("annotator")
 

@@ -10,11 +10,10 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from tests.corpus.make_corpus import OK, SECRET, build, input_files
-
 from annotator.config import Config
 from annotator.ingest import ingest
 from annotator.store import Workspace
+from tests.corpus.make_corpus import OK, SECRET, build, input_files
 
 UNEXPECTED = "unreadable-photo"  # what ingest says when a decoder raised something it did not foresee
 

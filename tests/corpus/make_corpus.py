@@ -16,9 +16,9 @@ import shutil
 import struct
 import sys
 import zlib
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
 
 from PIL import Image
 
@@ -185,24 +185,37 @@ def build(root: Path) -> dict[str, str]:
     secret = write_text(root / "outside" / "secret.txt", SECRET + "\n")
 
     # -- what labelImg really writes: all must be ingested with every box --
-    _pair(root, "good_plain.jpg", declaration=True); case("good_plain.jpg", OK)
-    _pair(root, "good_labelimg_tabs_verified.jpg", verified=True); case("good_labelimg_tabs_verified.jpg", OK)
-    _pair(root, "good_upper.JPG", path=r"C:\Users\derm\PSL\good_upper.JPG"); case("good_upper.JPG", OK)
-    _pair(root, "good_mac_path.jpg", path="/Users/derm/Desktop/PSL/good_mac_path.jpg"); case("good_mac_path.jpg", OK)
-    _pair(root, "good_float.jpg", [Obj("fre", 10.4, 8.6, 40.2, 30.9)]); case("good_float.jpg", OK)
-    _pair(root, "good_no_depth.jpg", depth=None); case("good_no_depth.jpg", OK)
-    _pair(root, "good_no_size.jpg", size=None); case("good_no_size.jpg", OK)
-    _pair(root, "good_flags.jpg", [Obj("sl", 1, 1, 20, 20, difficult=1, truncated=1)]); case("good_flags.jpg", OK)
+    _pair(root, "good_plain.jpg", declaration=True)
+    case("good_plain.jpg", OK)
+    _pair(root, "good_labelimg_tabs_verified.jpg", verified=True)
+    case("good_labelimg_tabs_verified.jpg", OK)
+    _pair(root, "good_upper.JPG", path=r"C:\Users\derm\PSL\good_upper.JPG")
+    case("good_upper.JPG", OK)
+    _pair(root, "good_mac_path.jpg", path="/Users/derm/Desktop/PSL/good_mac_path.jpg")
+    case("good_mac_path.jpg", OK)
+    _pair(root, "good_float.jpg", [Obj("fre", 10.4, 8.6, 40.2, 30.9)])
+    case("good_float.jpg", OK)
+    _pair(root, "good_no_depth.jpg", depth=None)
+    case("good_no_depth.jpg", OK)
+    _pair(root, "good_no_size.jpg", size=None)
+    case("good_no_size.jpg", OK)
+    _pair(root, "good_flags.jpg", [Obj("sl", 1, 1, 20, 20, difficult=1, truncated=1)])
+    case("good_flags.jpg", OK)
     _pair(root, "good_grey.jpg", data=jpeg_bytes(colour=_colour_for("grey"), mode="L"), depth=1)
     case("good_grey.jpg", OK)
     _pair(root, "good_cmyk.jpg", data=jpeg_bytes(colour=_colour_for("cmyk"), mode="CMYK"), depth=4)
     case("good_cmyk.jpg", OK)
-    _pair(root, "good_mpo.jpg", data=jpeg_bytes(colour=_colour_for("mpo"), fmt="MPO")); case("good_mpo.jpg", OK)
-    _pair(root, "good.png", data=jpeg_bytes(colour=_colour_for("png"), fmt="PNG")); case("good.png", OK)
+    _pair(root, "good_mpo.jpg", data=jpeg_bytes(colour=_colour_for("mpo"), fmt="MPO"))
+    case("good_mpo.jpg", OK)
+    _pair(root, "good.png", data=jpeg_bytes(colour=_colour_for("png"), fmt="PNG"))
+    case("good.png", OK)
     _pair(root, "good_aliases.jpg", [Obj("Mel", 1, 1, 10, 10), Obj("melasma", 20, 20, 30, 30),
-                                     Obj("Hori's nevus", 5, 5, 9, 9)]); case("good_aliases.jpg", OK)
-    _pair(root, "naïve ñame 日本 photo (1).jpg"); case("naïve ñame 日本 photo (1).jpg", OK)
-    _pair(root, "visit 2/sub dir/nested.jpg"); case("visit 2/sub dir/nested.jpg", OK)
+                                     Obj("Hori's nevus", 5, 5, 9, 9)])
+    case("good_aliases.jpg", OK)
+    _pair(root, "naïve ñame 日本 photo (1).jpg")
+    case("naïve ñame 日本 photo (1).jpg", OK)
+    _pair(root, "visit 2/sub dir/nested.jpg")
+    case("visit 2/sub dir/nested.jpg", OK)
     _pair(root, "good_bom.jpg")
     _label(root, "good_bom.jpg", b"\xef\xbb\xbf" + voc_xml("good_bom.jpg", [GOOD_BOX], declaration=True).encode())
     case("good_bom.jpg", OK)
@@ -210,7 +223,8 @@ def build(root: Path) -> dict[str, str]:
     _label(root, "good_latin1_declared.jpg", voc_xml("café.jpg", [GOOD_BOX]).replace(
         "<annotation>", '<?xml version="1.0" encoding="ISO-8859-1"?>\n<annotation>', 1).encode("latin-1"))
     case("good_latin1_declared.jpg", OK)
-    _photo(root, "unlabelled.jpg", jpeg_bytes(colour=_colour_for("unlabelled"))); case("unlabelled.jpg", OK)
+    _photo(root, "unlabelled.jpg", jpeg_bytes(colour=_colour_for("unlabelled")))
+    case("unlabelled.jpg", OK)
     for o in range(1, 9):  # EXIF orientations, XML drawn on the displayed photo
         disp = (48, 64) if o >= 5 else (64, 48)
         raw = (disp[1], disp[0]) if o >= 5 else disp
@@ -228,53 +242,75 @@ def build(root: Path) -> dict[str, str]:
     _pair(root, "exif_raw_size_xml.jpg", [Obj("ota", 5, 5, 60, 40)],
           data=jpeg_bytes((64, 48), _colour_for("rawxml"), orientation=6), size=(64, 48))
     case("exif_raw_size_xml.jpg", "exif-rotated-xml")
-    _pair(root, "box_partly_outside.jpg", [GOOD_BOX, Obj("caf", 50, 40, 90, 70)]); case("box_partly_outside.jpg",
+    _pair(root, "box_partly_outside.jpg", [GOOD_BOX, Obj("caf", 50, 40, 90, 70)])
+    case("box_partly_outside.jpg",
                                                                                           "box-outside-photo")
-    _pair(root, "box_negative.jpg", [GOOD_BOX, Obj("caf", -20, -5, 20, 20)]); case("box_negative.jpg",
+    _pair(root, "box_negative.jpg", [GOOD_BOX, Obj("caf", -20, -5, 20, 20)])
+    case("box_negative.jpg",
                                                                                   "box-outside-photo")
     _pair(root, "box_fully_outside.jpg", [GOOD_BOX, Obj("caf", 100, 100, 120, 120)])
     case("box_fully_outside.jpg", "box-outside-photo")
-    _pair(root, "box_zero_area.jpg", [GOOD_BOX, Obj("sl", 20, 20, 20, 30)]); case("box_zero_area.jpg", "zero-area-box")
-    _pair(root, "box_swapped.jpg", [Obj("sl", 40, 30, 10, 8)]); case("box_swapped.jpg", "swapped-corners")
+    _pair(root, "box_zero_area.jpg", [GOOD_BOX, Obj("sl", 20, 20, 20, 30)])
+    case("box_zero_area.jpg", "zero-area-box")
+    _pair(root, "box_swapped.jpg", [Obj("sl", 40, 30, 10, 8)])
+    case("box_swapped.jpg", "swapped-corners")
 
     # -- photos that cannot be used --
     good = jpeg_bytes((640, 480), (90, 60, 40))
-    _pair(root, "truncated.jpg", data=good[: len(good) // 2]); case("truncated.jpg", "truncated-photo")
-    _pair(root, "zero_bytes.jpg", data=b""); case("zero_bytes.jpg", "empty-photo")
-    _pair(root, "garbage.jpg", data=bytes(range(256)) * 8); case("garbage.jpg", "unsupported-format")
-    _pair(root, "png_named.jpg", data=jpeg_bytes(colour=_colour_for("pngj"), fmt="PNG")); case("png_named.jpg",
+    _pair(root, "truncated.jpg", data=good[: len(good) // 2])
+    case("truncated.jpg", "truncated-photo")
+    _pair(root, "zero_bytes.jpg", data=b"")
+    case("zero_bytes.jpg", "empty-photo")
+    _pair(root, "garbage.jpg", data=bytes(range(256)) * 8)
+    case("garbage.jpg", "unsupported-format")
+    _pair(root, "png_named.jpg", data=jpeg_bytes(colour=_colour_for("pngj"), fmt="PNG"))
+    case("png_named.jpg",
                                                                                                "wrong-extension")
-    _pair(root, "bmp_named.jpg", data=jpeg_bytes(colour=_colour_for("bmpj"), fmt="BMP")); case("bmp_named.jpg",
+    _pair(root, "bmp_named.jpg", data=jpeg_bytes(colour=_colour_for("bmpj"), fmt="BMP"))
+    case("bmp_named.jpg",
                                                                                                "wrong-extension")
     heic = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(64)
-    _pair(root, "heic_named.jpg", data=heic); case("heic_named.jpg", "unsupported-format")
-    _photo(root, "IMG_0001.HEIC", heic + b"\x01"); case("IMG_0001.HEIC", "unsupported-format")
+    _pair(root, "heic_named.jpg", data=heic)
+    case("heic_named.jpg", "unsupported-format")
+    _photo(root, "IMG_0001.HEIC", heic + b"\x01")
+    case("IMG_0001.HEIC", "unsupported-format")
     _pair(root, "z_copy_of_good_plain.jpg", data=(root / "images" / "good_plain.jpg").read_bytes())
     case("z_copy_of_good_plain.jpg", "duplicate-photo")  # sorts after the original, which is kept
-    write_solid_png(root / "images" / "bomb_100mp.png", 10_000, 10_000); case("bomb_100mp.png", "too-many-pixels")
-    _photo(root, "bomb_header.jpg", jpeg_claiming_size(12_000, 12_000)); case("bomb_header.jpg", "too-many-pixels")
+    write_solid_png(root / "images" / "bomb_100mp.png", 10_000, 10_000)
+    case("bomb_100mp.png", "too-many-pixels")
+    _photo(root, "bomb_header.jpg", jpeg_claiming_size(12_000, 12_000))
+    case("bomb_header.jpg", "too-many-pixels")
 
     # -- label files that cannot be used (the photo is quarantined until the XML is fixed) --
-    _pair(root, "xml_malformed.jpg"); _label(root, "xml_malformed.jpg", "<annotation><object><name>mel</name>")
+    _pair(root, "xml_malformed.jpg")
+    _label(root, "xml_malformed.jpg", "<annotation><object><name>mel</name>")
     case("xml_malformed.jpg", "malformed-xml")
-    _pair(root, "xml_empty.jpg"); _label(root, "xml_empty.jpg", b""); case("xml_empty.jpg", "malformed-xml")
-    _pair(root, "xml_wrong_root.jpg"); _label(root, "xml_wrong_root.jpg", "<html><body/></html>")
+    _pair(root, "xml_empty.jpg")
+    _label(root, "xml_empty.jpg", b"")
+    case("xml_empty.jpg", "malformed-xml")
+    _pair(root, "xml_wrong_root.jpg")
+    _label(root, "xml_wrong_root.jpg", "<html><body/></html>")
     case("xml_wrong_root.jpg", "malformed-xml")
-    _pair(root, "xml_no_xmax.jpg", [Obj("mel", 1, 1, "", 5)]); case("xml_no_xmax.jpg", "malformed-xml")
-    _pair(root, "xml_nan.jpg", [GOOD_BOX, Obj("mel", "nan", 1, 5, 5)]); case("xml_nan.jpg", "bad-coordinate")
-    _pair(root, "xml_text_coord.jpg", [Obj("mel", "ten", 1, 5, 5)]); case("xml_text_coord.jpg", "bad-coordinate")
+    _pair(root, "xml_no_xmax.jpg", [Obj("mel", 1, 1, "", 5)])
+    case("xml_no_xmax.jpg", "malformed-xml")
+    _pair(root, "xml_nan.jpg", [GOOD_BOX, Obj("mel", "nan", 1, 5, 5)])
+    case("xml_nan.jpg", "bad-coordinate")
+    _pair(root, "xml_text_coord.jpg", [Obj("mel", "ten", 1, 5, 5)])
+    case("xml_text_coord.jpg", "bad-coordinate")
     _pair(root, "xml_inf_size.jpg", size=None)
     _label(root, "xml_inf_size.jpg", voc_xml("x.jpg", [GOOD_BOX], ("inf", 48)))  # type: ignore[arg-type]
     case("xml_inf_size.jpg", "malformed-xml")
     _pair(root, "xml_unknown_class.jpg", [GOOD_BOX, Obj("nevus spilus", 1, 1, 5, 5)])
     case("xml_unknown_class.jpg", "unknown-class")
-    _pair(root, "xml_size_mismatch.jpg", size=(1024, 768)); case("xml_size_mismatch.jpg", "size-mismatch")
+    _pair(root, "xml_size_mismatch.jpg", size=(1024, 768))
+    case("xml_size_mismatch.jpg", "size-mismatch")
     _pair(root, "xml_not_utf8.jpg")
     _label(root, "xml_not_utf8.jpg", voc_xml("café.jpg", [GOOD_BOX]).encode("latin-1"))
     case("xml_not_utf8.jpg", "not-utf8")
     _pair(root, "xml_huge.jpg")
     filler = "\n".join(f"\t<!-- padding {i:07d} -->" for i in range(90_000))
-    _label(root, "xml_huge.jpg", voc_xml("xml_huge.jpg", [GOOD_BOX]).replace("</annotation>", filler + "\n</annotation>"))
+    _label(root, "xml_huge.jpg",
+           voc_xml("xml_huge.jpg", [GOOD_BOX]).replace("</annotation>", filler + "\n</annotation>"))
     case("xml_huge.jpg", "xml-too-large")
     for rel, text in hostile_xml(secret).items():
         _pair(root, rel)
@@ -289,7 +325,8 @@ def build(root: Path) -> dict[str, str]:
 
     # -- the file system itself --
     _photo(root, "../outside/escaped.jpg", jpeg_bytes(colour=_colour_for("escaped")))
-    _link(root / "images" / "link_outside.jpg", root / "outside" / "escaped.jpg"); case("link_outside.jpg",
+    _link(root / "images" / "link_outside.jpg", root / "outside" / "escaped.jpg")
+    case("link_outside.jpg",
                                                                                         "outside-image-root")
     (root / "outside" / "linked folder").mkdir(parents=True, exist_ok=True)
     _photo(root, "../outside/linked folder/inside_link.jpg", jpeg_bytes(colour=_colour_for("linkdir")))

@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import re
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
-
-from tests.corpus.make_corpus import GOOD_BOX, Obj, jpeg_bytes, voc_xml, write_bytes
 
 from annotator.ingest import IngestLine, IngestReport
 from annotator.store import Workspace
 from annotator.types import Box
+from tests.corpus.make_corpus import GOOD_BOX, Obj, jpeg_bytes, voc_xml, write_bytes
 
 ROOT = Path(__file__).resolve().parents[2]
 PLAYING_CARDS = Path("/work/shared/data/labelimg-playingcards")

@@ -4,32 +4,38 @@ and benchmarks/crash_safety.py (many): the loop typed as a user would (`init`, `
 moments, then run again to completion, with the checks of reliability_kit after every kill and
 after every completed run.
 
-Each kill's moment is chosen just before its run from what the command still has to do, read
-from the store while it runs (photos ingested, VOC files written, predictions stored, tasks
-recorded, annotations pulled, round stage), or is a random delay. Every other kill hits the main
-process only (as the OOM killer would), the rest the whole process group (as a power cut would).
+Each kill's moment is chosen just before its run from what the command still has to do. Some are
+aimed at a known point of the work, which the command cannot finish before: its Nth VOC file
+about to be renamed into labels/ (the command kills itself there, kit.killpoint_env), or the Nth
+task import that Label Studio has carried out but whose answer is held back (kit.FaultProxy).
+The others fire when the store shows progress (photos ingested, tasks recorded, annotations
+pulled, round stage), or after a random delay. Every other kill hits the main process only (as
+the OOM killer would), the rest the whole process group (as a power cut would).
+
+A stage records which kills landed with its work half-done (some of it done in that run, not all),
+read from the store after the kill: what a test asserts happened, rather than hopes.
 """
 
 from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
-
-import httpx
+from typing import Any
 
 from annotator.config import load_config, save_config
 from annotator.store import Workspace
 from annotator.synth import generate
 from review_queue.labelstudio.client import connect
-
 from tests.reliability import reliability_kit as kit
 
 REVIEWS = 30  # annotations the simulated reviewer makes before the pull
 NEW_REVIEWS = 3  # more, before a pull that would otherwise find nothing new (while the queue lasts)
 MORE_REVIEWS = 8  # and before the retrain, whose own pull must bring them in
+IMPORT_BATCH = 10  # tasks per import request of the push under test
+IMPORT_PATH = r"^/api/projects/\d+/import(\?|$)"  # a batch of new tasks (not predictions)
 
 
 @dataclass
@@ -38,6 +44,8 @@ class Trigger:
     delay: float | None = None
     until: Callable[[], bool] | None = None
     group: bool | None = None  # kill the process group (True) or the main process only; None: alternate
+    killpoint: int | None = None  # the command kills itself just before its Nth VOC file rename
+    hop: kit.FaultProxy | None = None  # the run talks to Label Studio through this hop (--url replaced)
 
 
 @dataclass
@@ -48,13 +56,19 @@ class StageResult:
     recovered: bool = False  # the final run exited 0
     lost: int = 0
     duplicates: int = 0
+    half_done: list[str] = field(default_factory=list)  # kills that landed with the run's work part done
+
+    @property
+    def aimed_missed(self) -> list[str]:
+        """Kills aimed at a known point that did not land: each one a test that did not run."""
+        return [k.trigger for k in self.kills if k.aimed and not k.killed]
 
     @property
     def landed(self) -> int:
         return sum(k.killed for k in self.kills)
 
     def describe(self) -> str:
-        return f"{self.stage}: {kit.summary_line(self.kills)}"
+        return f"{self.stage}: {kit.summary_line(self.kills)}; half-done at: {', '.join(self.half_done) or 'none'}"
 
 
 class CrashFlow:
@@ -93,9 +107,12 @@ class CrashFlow:
         self.done.add("data")
 
     def _stage(self, stage: str, args: list[str], kills: int, next_trigger: Callable[[int, int], Trigger],
-               check: Callable[[], list[str]], finished: Callable[[], bool] | None = None) -> StageResult:
+               check: Callable[[], list[str]], work: Callable[[], int], total: Callable[[], int],
+               finished: Callable[[], bool] | None = None) -> StageResult:
         """Kill `args` `kills` times (checking after each kill), then run it to completion and check.
 
+        work/total: how much of the stage's work the store shows done, of how much; a kill that
+        landed after its run did some and before it did all counts as half-done.
         finished: true once a run has completed work that is refused when asked for again (a done
         round): then no more kills, and that run counts as the completed one."""
         result = StageResult(stage)
@@ -103,9 +120,22 @@ class CrashFlow:
             if finished is not None and finished():
                 break
             trig = next_trigger(i, kills)
-            kill = kit.run_and_kill(args, self.env, trigger=trig.name, delay=trig.delay, until=trig.until,
-                                    state=self._state, group=i % 2 == 0 if trig.group is None else trig.group)
+            run_args = args if trig.hop is None else [trig.hop.url if a == self.url else a for a in args]
+            before = work()
+            try:
+                kill = kit.run_and_kill(run_args, self.env, trigger=trig.name, delay=trig.delay, until=trig.until,
+                                        killpoint=None if trig.killpoint is None else (self.ws / "labels",
+                                                                                       trig.killpoint),
+                                        aimed=trig.hop is not None, state=self._state,
+                                        group=i % 2 == 0 if trig.group is None else trig.group)
+            finally:
+                if trig.hop is not None:
+                    trig.hop.close()
             result.kills.append(kill)
+            if kill.hung:
+                result.problems.append(f"run {i} ({trig.name}) hung: still running after {kill.after_s} s")
+            elif kill.killed and before < work() < total():
+                result.half_done.append(trig.name)
             if not kill.killed and kill.exit_code != 0:
                 result.problems.append(f"run {i} ({trig.name}) failed on its own (exit {kill.exit_code}): "
                                        f"{kill.output[-500:]}")
@@ -159,6 +189,23 @@ class CrashFlow:
 
         return Trigger(f"{name}+{step}", until=reached)
 
+    def _nth(self, left: int, kills_left: int) -> int:
+        """A point among `left` steps still to come, past the first (which may only repair what the
+        last kill left) and before the last (so the run has work left when it dies)."""
+        return self.rng.randint(2, max(2, min(left - 1, 2 * left // (kills_left + 1))))
+
+    def _voc_write(self, name: str, left: int, kills_left: int, *, group: bool | None = None) -> Trigger:
+        """The command kills itself just before its Nth VOC file rename (of `left` still to come)."""
+        nth = self._nth(left, kills_left)
+        return Trigger(f"{name}: VOC file {nth}", killpoint=nth, group=group)
+
+    def _import_unheard(self, imports_left: int, kills_left: int) -> Trigger:
+        """Killed while it waits for the answer to its Nth task import, which Label Studio has carried out:
+        the server holds tasks the store has not recorded (the window a push must survive)."""
+        nth = self._nth(imports_left, kills_left)
+        hop = kit.FaultProxy(self.url, method="POST", path=IMPORT_PATH, nth=nth, after_upstream=True, hold=True)
+        return Trigger(f"import {nth} done, answer unheard", until=hop.fired.is_set, hop=hop)
+
     def _stage_is(self, round_no: int, stage: str) -> Trigger:
         return Trigger(f"round {round_no} {stage}", until=lambda: kit.round_stage(self.ws, round_no) == stage)
 
@@ -174,29 +221,6 @@ class CrashFlow:
         pid = self.project_id()
         assert pid is not None
         return kit.server_view(self.client(), pid)
-
-    def _server_ahead(self) -> Trigger:
-        """Fires when Label Studio holds more tasks than the store has recorded, once this run has recorded
-        some: an import landed and its record is not written yet (the window a push must survive)."""
-        tasks = lambda: kit.db_count(self.ws, "SELECT COUNT(*) FROM tasks")  # noqa: E731
-        base: list[int] = []
-
-        def ahead() -> bool:
-            pid = self.project_id()
-            recorded = tasks()
-            if not base:
-                base.append(recorded)
-            if pid is None or recorded <= base[0]:
-                return False
-            try:
-                r = httpx.get(f"{self.url}/api/projects/{pid}/", headers={"Authorization": f"Token {self.token}"},
-                              timeout=2.0)
-                on_server = int(r.json().get("task_number") or 0)
-            except (httpx.HTTPError, ValueError):
-                return False
-            return on_server > tasks()
-
-        return Trigger("server ahead of the store", until=ahead)
 
     def _orphan_projects(self) -> list[str]:
         """A push killed between creating the project and recording it leaves an empty project behind:
@@ -232,14 +256,15 @@ class CrashFlow:
 
         def next_trigger(i: int, n: int) -> Trigger:
             kind = i % 3
-            if kind == 0:
+            if kind == 0 and len(self.manual) - voc_files() >= 3:
+                return self._voc_write("voc files", len(self.manual) - voc_files(), n - i)
+            if kind in (0, 1):
                 return self._delay(-1.0, 0.5)
-            if kind == 1:
-                return self._progress("images", images, self.n_photos, n - i)
-            return self._progress("voc files", voc_files, len(self.manual), n - i)
+            return self._progress("images", images, self.n_photos, n - i)
 
         args = ["init", str(self.ws), "--images", str(self.data / "images"), "--labels", str(self.data / "labels")]
-        result = self._stage("init", args, kills, next_trigger, self._check_init)
+        result = self._stage("init", args, kills, next_trigger, self._check_init,
+                             work=lambda: images() + voc_files(), total=lambda: self.n_photos + len(self.manual))
         if "configured" not in self.done and result.recovered:
             cfg = load_config(self.ws)
             save_config(self.ws, cfg.with_(imgsz=128, epochs=1, retrain_epochs=1, batch=8, test_size=4,
@@ -273,11 +298,15 @@ class CrashFlow:
                 if i < training_kills:  # main process only: the data loader's workers must notice alone
                     return self._delay(1.0, 5.0, group=False)
                 return self._stage_is(0, "trained")
+            left = self.targets() - predicted()  # predict_batch 1: each prediction is stored, then mirrored
+            if i % 2 == 0 and left >= 3:
+                return self._voc_write("predictions", left, n - i)
             return self._progress("predictions", predicted, self.targets(), n - i)
 
         args = ["bootstrap", "-w", str(self.ws), "--model", "yolo11n.yaml", "--epochs", "1", "--imgsz", "128",
                 "--batch", "8", "--device", "cpu", "--workers", "2"]
-        return self._stage("bootstrap", args, kills, next_trigger, self._check_bootstrap)
+        return self._stage("bootstrap", args, kills, next_trigger, self._check_bootstrap, work=predicted,
+                           total=self.targets)
 
     def _check_bootstrap(self) -> list[str]:
         problems = []
@@ -298,12 +327,13 @@ class CrashFlow:
         tasks = lambda: kit.db_count(self.ws, "SELECT COUNT(*) FROM tasks")  # noqa: E731
 
         def next_trigger(i: int, n: int) -> Trigger:
-            if i % 3 == 2 and tasks() < self.targets():
-                return self._server_ahead()
+            imports_left = -(-(self.targets() - tasks()) // IMPORT_BATCH)
+            if i % 3 == 0 and imports_left >= 3:
+                return self._import_unheard(imports_left, n - i)
             return self._progress("tasks", tasks, self.targets(), n - i)
 
-        args = ["review", "push", "-w", str(self.ws), "--url", self.url, "--batch", "10"]
-        return self._stage("push", args, kills, next_trigger, self._check_push)
+        args = ["review", "push", "-w", str(self.ws), "--url", self.url, "--batch", str(IMPORT_BATCH)]
+        return self._stage("push", args, kills, next_trigger, self._check_push, work=tasks, total=self.targets)
 
     def _check_push(self) -> list[str]:
         view = self.view()
@@ -328,7 +358,8 @@ class CrashFlow:
             return self._progress("pulled", pulled, self.reviews, n - i)
 
         args = ["review", "pull", "-w", str(self.ws), "--url", self.url]
-        return self._stage("pull", args, kills, next_trigger, self._check_pull)
+        return self._stage("pull", args, kills, next_trigger, self._check_pull, work=pulled,
+                           total=lambda: self.reviews)
 
     def _check_pull(self) -> list[str]:
         view = self.view()
@@ -356,15 +387,19 @@ class CrashFlow:
             if stage in (None, "started"):  # pulling, snapshotting, training
                 return self._delay(0.5, 5.0) if i < training_kills else self._stage_is(1, "trained")
             if stage == "trained":
-                return (self._stage_is(1, "predicted") if n - i <= 1
-                        else self._progress("predictions", predicted, to_predict, n - i))
+                if n - i <= 1:
+                    return self._stage_is(1, "predicted")
+                left = to_predict - predicted()  # the run's pull is done (it comes before training)
+                if i % 2 == 0 and left >= 3:
+                    return self._voc_write("predictions", left, n - i)
+                return self._progress("predictions", predicted, to_predict, n - i)
             return self._delay(0.0, 2.5)  # predicted: pushing the new predictions, writing the report
 
         args = ["retrain", "--round", "1", "-w", str(self.ws), "--url", self.url, "--epochs", "1", "--imgsz", "128",
                 "--batch", "8", "--device", "cpu"]
         # a finished round is not run again (`retrain` asks for --force): no kills after that
-        return self._stage("retrain", args, kills, next_trigger, self._check_retrain,
-                           finished=lambda: kit.round_stage(self.ws, 1) == "done")
+        return self._stage("retrain", args, kills, next_trigger, self._check_retrain, work=predicted,
+                           total=lambda: to_predict, finished=lambda: kit.round_stage(self.ws, 1) == "done")
 
     def _check_retrain(self) -> list[str]:
         view = self.view()

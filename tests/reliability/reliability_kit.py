@@ -7,23 +7,31 @@ Checks return lists of problems (empty: fine) so the benchmark can count what th
 
 from __future__ import annotations
 
+import http.client
+import http.server
 import os
+import re
 import signal
 import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
+from urllib.parse import urlsplit
 
 from annotator.errors import InputFileError
 from annotator.formats.voc import read_voc
 
 _EXE = Path(sys.executable).parent / "annotator"
 CLI = [str(_EXE)] if _EXE.exists() else [sys.executable, "-m", "annotator.cli"]
+KILLPOINT_DIR = Path(__file__).resolve().parent / "killpoint"  # its sitecustomize.py: a command that kills itself
+KILL_AT_ENV = "ANNOTATOR_TEST_KILL_AT"
 
 
 def cli_env(token: str | None = None, document_root: Path | None = None, **extra: str) -> dict[str, str]:
@@ -56,25 +64,42 @@ class Kill:
     state: str = ""
     exit_code: int | None = None
     output: str = ""
+    aimed: bool = False  # at a known point of the work (a kill point, a held request): it cannot miss
+    hung: bool = False  # still running after max_s: killed then, as a hang (a problem, not a landed kill)
+
+
+def killpoint_env(env: dict[str, str], folder: Path, nth: int, *, group: bool) -> dict[str, str]:
+    """`env` for a command that SIGKILLs itself just before its `nth` rename of a file into `folder`
+    (killpoint/sitecustomize.py): with folder = labels/, as its nth VOC file is about to appear."""
+    armed = dict(env)
+    armed["PYTHONPATH"] = os.pathsep.join(p for p in (str(KILLPOINT_DIR), env.get("PYTHONPATH")) if p)
+    armed[KILL_AT_ENV] = f"{folder}|{nth}|{'group' if group else 'main'}"
+    return armed
 
 
 def run_and_kill(args: list[str], env: dict[str, str], *, trigger: str, delay: float | None = None,
-                 until: Callable[[], bool] | None = None, state: Callable[[], str] | None = None,
-                 group: bool = True, max_s: float = 300.0, poll_s: float = 0.01) -> Kill:
-    """Start `annotator ARGS`; SIGKILL it after `delay` seconds or as soon as `until()` is true.
+                 until: Callable[[], bool] | None = None, killpoint: tuple[Path, int] | None = None,
+                 aimed: bool = False, state: Callable[[], str] | None = None, group: bool = True,
+                 max_s: float = 300.0, poll_s: float = 0.01) -> Kill:
+    """Start `annotator ARGS`; SIGKILL it after `delay` seconds or as soon as `until()` is true, or
+    let it kill itself at `killpoint` (folder, n): just before its nth rename into the folder.
 
     group: kill its whole process group (worker processes too, as a power cut would); False kills
     the main process only (as the OOM killer does), leaving any children to fend for themselves.
+    aimed: the trigger is a known point the command cannot get past (a held request): it must land.
     """
+    if killpoint is not None:
+        env = killpoint_env(env, *killpoint, group=group)
     with tempfile.TemporaryFile() as out:
         proc = subprocess.Popen(CLI + args, env=env, stdout=out, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
         started = time.monotonic()
-        killed = False
+        killed = hung = False
         try:
             while proc.poll() is None:
                 elapsed = time.monotonic() - started
                 if elapsed > max_s:
+                    hung = True
                     break
                 if (delay is not None and elapsed >= delay) or (until is not None and until()):
                     if proc.poll() is None:
@@ -90,13 +115,16 @@ def run_and_kill(args: list[str], env: dict[str, str], *, trigger: str, delay: f
                 os.killpg(proc.pid, signal.SIGKILL)
                 killed = True
             proc.wait()
+        if killpoint is not None and proc.returncode == -signal.SIGKILL:
+            killed = True  # by its own hand, at the point chosen
         after = time.monotonic() - started
         if group or not killed:
             reap_group(proc.pid)
         out.seek(0)
         text = out.read().decode(errors="replace")
     return Kill(command=args[0], pgid=proc.pid, trigger=trigger, killed=killed, after_s=round(after, 2),
-                state=state() if state else "", exit_code=proc.returncode, output=text[-2000:])
+                state=state() if state else "", exit_code=proc.returncode, output=text[-2000:],
+                aimed=aimed or killpoint is not None, hung=hung)
 
 
 def reap_group(pgid: int) -> None:
@@ -372,3 +400,145 @@ class DedicatedServer:
 
         ls.stop_server(self.ws)
         self.ws.close()
+
+
+# ---- a fault at one chosen request ----------------------------------------------------------------
+
+_HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
+               "transfer-encoding", "upgrade", "host", "content-length"}
+
+
+class FaultProxy:
+    """A loopback HTTP hop in front of the real Label Studio that stops the exchange at one chosen
+    request, the `nth` matching `method` and the `path` pattern, so a test can have a component die
+    there instead of at whatever moment a poll happens to catch.
+
+    after_upstream: False stops before the request is forwarded (the server never sees it); True
+    forwards it and holds the answer back (the server acted, the client never hears so).
+    At that point `fired` is set and `action` runs (kill the server, say). Then, with `hold`, the
+    client is kept waiting for its answer until close() (the test kills it meanwhile); without, the
+    hop behaves like a dead server: that request gets no answer, and every later one is dropped or
+    refused.
+    """
+
+    def __init__(self, upstream: str, *, method: str, path: str, nth: int = 1,
+                 action: Callable[[], None] | None = None, after_upstream: bool = False, hold: bool = False) -> None:
+        split = urlsplit(upstream)
+        self._upstream = (split.hostname or "127.0.0.1", split.port or 80)
+        self._method = method
+        self._path = re.compile(path)
+        self._left = nth
+        self._action = action
+        self._after_upstream = after_upstream
+        self._hold = hold
+        self._lock = threading.Lock()
+        self._taken = False  # the chosen request has come: nothing after it is answered
+        self._closed = threading.Event()
+        self.fired = threading.Event()
+        self.requests: list[tuple[str, str]] = []  # what came through, in order
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as the SDK's client expects
+
+            def handle_one_request(self) -> None:
+                try:
+                    super().handle_one_request()
+                except (ConnectionError, TimeoutError):
+                    self.close_connection = True
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _relay(self) -> None:
+                proxy._relay(self)
+
+            do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _relay
+
+        self._httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = True
+        threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._httpd.server_port}"
+
+    def close(self) -> None:
+        """Stop listening: from now on a connection is refused, as by a server that is gone."""
+        with self._lock:
+            if self._closed.is_set():
+                return
+            self._closed.set()
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def __enter__(self) -> FaultProxy:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _chosen(self, method: str, path: str) -> bool:
+        with self._lock:
+            self.requests.append((method, path))
+            if self._taken or method != self._method or not self._path.search(path):
+                return False
+            self._left -= 1
+            self._taken = self._left == 0
+            return self._taken
+
+    def _fire(self) -> None:
+        self.fired.set()
+        if self._action is not None:
+            self._action()
+        if self._hold:
+            self._closed.wait()
+        else:  # not from this handler's thread: shutdown() waits for the serving loop
+            threading.Thread(target=self.close, daemon=True).start()
+
+    def _relay(self, handler: http.server.BaseHTTPRequestHandler) -> None:
+        body = _read_body(handler)
+        chosen = self._chosen(handler.command, handler.path)
+        handler.close_connection = True  # unless answered below: then keep-alive as the client asked
+        if self._taken and not chosen:
+            return  # the fault has happened: no answer, as from a dead server
+        if chosen and not self._after_upstream:
+            self._fire()
+            return
+        headers = {k: v for k, v in handler.headers.items() if k.lower() not in _HOP_BY_HOP}
+        upstream = http.client.HTTPConnection(*self._upstream, timeout=600)
+        try:
+            upstream.request(handler.command, handler.path, body=body, headers=headers)
+            answer = upstream.getresponse()
+            data = answer.read()  # raw bytes: a compressed body stays compressed for the client
+            status, reason, answer_headers = answer.status, answer.reason, answer.getheaders()
+        except OSError:
+            return  # the server is gone: so is the answer
+        finally:
+            upstream.close()
+        if chosen:
+            self._fire()
+            return
+        handler.send_response_only(status, reason)
+        for key, value in answer_headers:
+            if key.lower() not in _HOP_BY_HOP:
+                handler.send_header(key, value)
+        handler.send_header("Content-Length", str(len(data)))
+        handler.end_headers()
+        handler.wfile.write(data)
+        handler.wfile.flush()
+        handler.close_connection = handler.headers.get("Connection", "").lower() == "close"
+
+
+def _read_body(handler: http.server.BaseHTTPRequestHandler) -> bytes:
+    if handler.headers.get("Transfer-Encoding", "").lower() == "chunked":
+        chunks = []
+        while True:
+            size = int(handler.rfile.readline().split(b";")[0].strip(), 16)
+            if size == 0:
+                while handler.rfile.readline() not in (b"\r\n", b"\n", b""):  # trailers
+                    pass
+                return b"".join(chunks)
+            chunks.append(handler.rfile.read(size))
+            handler.rfile.readline()
+    return handler.rfile.read(int(handler.headers.get("Content-Length") or 0))

@@ -25,7 +25,6 @@ from annotator.types import LabelVersion, Source
 from review_queue.labelstudio.client import connect
 from review_queue.labelstudio.push import push
 from review_queue.labelstudio.server import credentials_path, server_dir
-
 from tests.reliability import reliability_kit as kit
 
 pytestmark = pytest.mark.server
