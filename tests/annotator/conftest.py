@@ -25,8 +25,9 @@ def run_ingest(tmp_path, folder) -> Iterator[Callable[..., Ingested]]:
     One process unless `workers` says otherwise: most tests are about what is reported, not how fast."""
     opened: list[Workspace] = []
 
-    def run(images: Path | None = None, labels: Path | None | bool = True, workers: int | None = 1,
-            **config) -> Ingested:
+    def run(
+        images: Path | None = None, labels: Path | None | bool = True, workers: int | None = 1, **config
+    ) -> Ingested:
         images = images or folder.images
         images.mkdir(parents=True, exist_ok=True)
         label_dir = folder.labels if labels is True else (labels or None)

@@ -41,13 +41,15 @@ def assert_one_error_line(stderr: str, *fragments: str) -> None:
 
 # ---- the happy path --------------------------------------------------------------------------------
 
+
 def test_synth_then_init_then_status_counts_match_what_was_generated(tmp_path):
     made = cli_json("synth", tmp_path / "data", "--images", 30, "--labelled", 0.4, "--seed", 5)
     labels = {p.stem: read_voc(p) for p in (tmp_path / "data" / "labels").glob("*.xml")}
     assert made["images"] == 30 and made["labelled"] == len(labels) == 12
 
-    init = cli_json("init", tmp_path / "ws", "--images", tmp_path / "data" / "images",
-                    "--labels", tmp_path / "data" / "labels")
+    init = cli_json(
+        "init", tmp_path / "ws", "--images", tmp_path / "data" / "images", "--labels", tmp_path / "data" / "labels"
+    )
     assert (init["added"], init["labelled"], init["unlabelled"], init["lines"]) == (30, 12, 18, [])
 
     status = cli_json("status", "-w", tmp_path / "ws")
@@ -58,10 +60,12 @@ def test_synth_then_init_then_status_counts_match_what_was_generated(tmp_path):
         for name in {o.name for o in ann.objects}:
             photos_by_class[name] = photos_by_class.get(name, 0) + 1
     assert status["photos_by_class"] == dict(sorted(photos_by_class.items()))
-    assert status["boxes_by_class"] == dict(sorted(
-        {c: sum(o.name == c for a in labels.values() for o in a.objects) for c in photos_by_class}.items()))
-    assert status["by_device"] == {k: v for k, v in {"dslr": made["images"] - made["phone"],
-                                                     "phone": made["phone"]}.items() if v}
+    assert status["boxes_by_class"] == dict(
+        sorted({c: sum(o.name == c for a in labels.values() for o in a.objects) for c in photos_by_class}.items())
+    )
+    assert status["by_device"] == {
+        k: v for k, v in {"dslr": made["images"] - made["phone"], "phone": made["phone"]}.items() if v
+    }
     assert status["quarantined"] == 0
 
 
@@ -90,8 +94,9 @@ def test_init_reports_problems_in_json(folder, tmp_path):
     folder.photo("broken.jpg", b"")
     init = cli_json("init", tmp_path / "ws", "--images", folder.images, "--labels", folder.labels)
     assert init["quarantined"] == 1
-    assert init["lines"] == [{"path": "broken.jpg", "reason": "empty-photo", "action": "quarantined",
-                              "message": init["lines"][0]["message"]}]
+    assert init["lines"] == [
+        {"path": "broken.jpg", "reason": "empty-photo", "action": "quarantined", "message": init["lines"][0]["message"]}
+    ]
 
 
 def test_init_prints_a_readable_summary(folder, tmp_path):
@@ -111,6 +116,7 @@ def test_export_json(folder, tmp_path):
 
 
 # ---- mistakes: one line, non-zero exit, no traceback ------------------------------------------------
+
 
 def test_status_on_a_folder_that_is_not_a_workspace(tmp_path):
     result = cli("status", "-w", tmp_path, "--json", code=2)
@@ -165,8 +171,9 @@ def test_a_broken_config_file_is_one_line(folder, tmp_path):
 
 @pytest.mark.skipif(not EXE.exists(), reason="the annotator entry point is not installed in this environment")
 def test_the_installed_command_prints_one_line_and_no_traceback(tmp_path):
-    proc = subprocess.run([str(EXE), "status", "-w", str(tmp_path)], capture_output=True, text=True, timeout=120,
-                          cwd=ROOT)
+    proc = subprocess.run(
+        [str(EXE), "status", "-w", str(tmp_path)], capture_output=True, text=True, timeout=120, cwd=ROOT
+    )
     assert proc.returncode == 2
     assert proc.stdout == ""
     assert_one_error_line(proc.stderr, "annotator init")

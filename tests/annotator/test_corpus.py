@@ -70,8 +70,9 @@ def test_no_input_crashes_or_is_dropped_silently(corpus, capsys):
             accounted = rel in images or rel in lines_by_path
         else:
             photo = _photo_of(key, expected)
-            accounted = (rel in lines_by_path or (photo is not None and (
-                images.get(photo) is not None or photo in lines_by_path)))
+            accounted = rel in lines_by_path or (
+                photo is not None and (images.get(photo) is not None or photo in lines_by_path)
+            )
         if not accounted:
             silent.append(key)
     unexpected = [ln for ln in report.lines if ln.reason == UNEXPECTED]

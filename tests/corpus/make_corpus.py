@@ -30,9 +30,13 @@ _EXIF_ORIENTATION, _EXIF_MAKE, _EXIF_MODEL = 0x0112, 0x010F, 0x0110
 
 # ---- writers ---------------------------------------------------------------------------------
 
-def photo_image(size: tuple[int, int] = (64, 48), colour: tuple[int, int, int] = (150, 110, 90),
-                square: tuple[int, int, int, int] | None = None,
-                square_colour: tuple[int, int, int] = (255, 0, 0)) -> Image.Image:
+
+def photo_image(
+    size: tuple[int, int] = (64, 48),
+    colour: tuple[int, int, int] = (150, 110, 90),
+    square: tuple[int, int, int, int] | None = None,
+    square_colour: tuple[int, int, int] = (255, 0, 0),
+) -> Image.Image:
     """An RGB photo of one colour; `square` (x1, y1, x2, y2, exclusive) painted in `square_colour`."""
     img = Image.new("RGB", size, colour)
     if square is not None:
@@ -40,9 +44,18 @@ def photo_image(size: tuple[int, int] = (64, 48), colour: tuple[int, int, int] =
     return img
 
 
-def jpeg_bytes(size: tuple[int, int] = (64, 48), colour: tuple[int, int, int] = (150, 110, 90), *,
-               image: Image.Image | None = None, mode: str = "RGB", orientation: int | None = None,
-               make: str | None = None, model: str | None = None, fmt: str = "JPEG", quality: int = 92) -> bytes:
+def jpeg_bytes(
+    size: tuple[int, int] = (64, 48),
+    colour: tuple[int, int, int] = (150, 110, 90),
+    *,
+    image: Image.Image | None = None,
+    mode: str = "RGB",
+    orientation: int | None = None,
+    make: str | None = None,
+    model: str | None = None,
+    fmt: str = "JPEG",
+    quality: int = 92,
+) -> bytes:
     """Encoded photo bytes. `orientation` only writes the EXIF tag: the pixels are stored as given."""
     img = (image or photo_image(size, colour)).convert(mode)
     exif = Image.Exif()
@@ -83,16 +96,30 @@ def _num(value: float | str) -> str:
     return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
-def voc_xml(filename: str, objects: Sequence[Obj], size: tuple[int, int] | None = (64, 48), *, depth: int | None = 3,
-            path: str | None = None, folder: str = "images", declaration: bool = False, verified: bool = False,
-            indent: str = "\t") -> str:
+def voc_xml(
+    filename: str,
+    objects: Sequence[Obj],
+    size: tuple[int, int] | None = (64, 48),
+    *,
+    depth: int | None = 3,
+    path: str | None = None,
+    folder: str = "images",
+    declaration: bool = False,
+    verified: bool = False,
+    indent: str = "\t",
+) -> str:
     """labelImg's own layout: no XML declaration, tab indentation, Windows <path>, verified attribute."""
     i1, i2, i3 = indent, indent * 2, indent * 3
     lines = ['<?xml version="1.0" encoding="utf-8"?>'] if declaration else []
     lines.append('<annotation verified="yes">' if verified else "<annotation>")
-    lines += [f"{i1}<folder>{folder}</folder>", f"{i1}<filename>{filename}</filename>",
-              f"{i1}<path>{path or 'C:/Users/derm/Desktop/PSL/' + filename}</path>",
-              f"{i1}<source>", f"{i2}<database>Unknown</database>", f"{i1}</source>"]
+    lines += [
+        f"{i1}<folder>{folder}</folder>",
+        f"{i1}<filename>{filename}</filename>",
+        f"{i1}<path>{path or 'C:/Users/derm/Desktop/PSL/' + filename}</path>",
+        f"{i1}<source>",
+        f"{i2}<database>Unknown</database>",
+        f"{i1}</source>",
+    ]
     if size is not None:
         lines += [f"{i1}<size>", f"{i2}<width>{size[0]}</width>", f"{i2}<height>{size[1]}</height>"]
         if depth is not None:
@@ -100,11 +127,20 @@ def voc_xml(filename: str, objects: Sequence[Obj], size: tuple[int, int] | None 
         lines.append(f"{i1}</size>")
     lines.append(f"{i1}<segmented>0</segmented>")
     for o in objects:
-        lines += [f"{i1}<object>", f"{i2}<name>{o.name}</name>", f"{i2}<pose>Unspecified</pose>",
-                  f"{i2}<truncated>{o.truncated}</truncated>", f"{i2}<difficult>{o.difficult}</difficult>",
-                  f"{i2}<bndbox>", f"{i3}<xmin>{_num(o.xmin)}</xmin>", f"{i3}<ymin>{_num(o.ymin)}</ymin>",
-                  f"{i3}<xmax>{_num(o.xmax)}</xmax>", f"{i3}<ymax>{_num(o.ymax)}</ymax>", f"{i2}</bndbox>",
-                  f"{i1}</object>"]
+        lines += [
+            f"{i1}<object>",
+            f"{i2}<name>{o.name}</name>",
+            f"{i2}<pose>Unspecified</pose>",
+            f"{i2}<truncated>{o.truncated}</truncated>",
+            f"{i2}<difficult>{o.difficult}</difficult>",
+            f"{i2}<bndbox>",
+            f"{i3}<xmin>{_num(o.xmin)}</xmin>",
+            f"{i3}<ymin>{_num(o.ymin)}</ymin>",
+            f"{i3}<xmax>{_num(o.xmax)}</xmax>",
+            f"{i3}<ymax>{_num(o.ymax)}</ymax>",
+            f"{i2}</bndbox>",
+            f"{i1}</object>",
+        ]
     lines.append("</annotation>")
     return "\n".join(lines) + "\n"
 
@@ -121,6 +157,7 @@ def write_text(path: Path, text: str, encoding: str = "utf-8") -> Path:
 
 def write_solid_png(path: Path, width: int, height: int) -> Path:
     """A valid black 1-bit PNG of any size, streamed: 100 MP costs ~100 kB on disk and no memory."""
+
     def chunk(tag: bytes, body: bytes) -> bytes:
         return struct.pack(">I", len(body)) + tag + body + struct.pack(">I", zlib.crc32(tag + body) & 0xFFFFFFFF)
 
@@ -140,7 +177,7 @@ def jpeg_claiming_size(width: int, height: int) -> bytes:
     """A small JPEG whose frame header claims `width` x `height` (a decompression bomb's header)."""
     data = bytearray(jpeg_bytes((16, 16)))
     sof = data.index(b"\xff\xc0")
-    data[sof + 5:sof + 9] = struct.pack(">HH", height, width)
+    data[sof + 5 : sof + 9] = struct.pack(">HH", height, width)
     return bytes(data)
 
 
@@ -158,8 +195,15 @@ def _label(root: Path, rel_photo: str, text: str | bytes) -> None:
     write_bytes(path, text.encode("utf-8") if isinstance(text, str) else text)
 
 
-def _pair(root: Path, rel: str, objects: Sequence[Obj] = (GOOD_BOX,), *, data: bytes | None = None,
-          size: tuple[int, int] | None = (64, 48), **voc) -> None:
+def _pair(
+    root: Path,
+    rel: str,
+    objects: Sequence[Obj] = (GOOD_BOX,),
+    *,
+    data: bytes | None = None,
+    size: tuple[int, int] | None = (64, 48),
+    **voc,
+) -> None:
     _photo(root, rel, data if data is not None else jpeg_bytes(colour=_colour_for(rel)))
     _label(root, rel, voc_xml(Path(rel).name, objects, size, **voc))
 
@@ -209,8 +253,11 @@ def build(root: Path) -> dict[str, str]:
     case("good_mpo.jpg", OK)
     _pair(root, "good.png", data=jpeg_bytes(colour=_colour_for("png"), fmt="PNG"))
     case("good.png", OK)
-    _pair(root, "good_aliases.jpg", [Obj("Mel", 1, 1, 10, 10), Obj("melasma", 20, 20, 30, 30),
-                                     Obj("Hori's nevus", 5, 5, 9, 9)])
+    _pair(
+        root,
+        "good_aliases.jpg",
+        [Obj("Mel", 1, 1, 10, 10), Obj("melasma", 20, 20, 30, 30), Obj("Hori's nevus", 5, 5, 9, 9)],
+    )
     case("good_aliases.jpg", OK)
     _pair(root, "naïve ñame 日本 photo (1).jpg")
     case("naïve ñame 日本 photo (1).jpg", OK)
@@ -220,8 +267,13 @@ def build(root: Path) -> dict[str, str]:
     _label(root, "good_bom.jpg", b"\xef\xbb\xbf" + voc_xml("good_bom.jpg", [GOOD_BOX], declaration=True).encode())
     case("good_bom.jpg", OK)
     _pair(root, "good_latin1_declared.jpg")
-    _label(root, "good_latin1_declared.jpg", voc_xml("café.jpg", [GOOD_BOX]).replace(
-        "<annotation>", '<?xml version="1.0" encoding="ISO-8859-1"?>\n<annotation>', 1).encode("latin-1"))
+    _label(
+        root,
+        "good_latin1_declared.jpg",
+        voc_xml("café.jpg", [GOOD_BOX])
+        .replace("<annotation>", '<?xml version="1.0" encoding="ISO-8859-1"?>\n<annotation>', 1)
+        .encode("latin-1"),
+    )
     case("good_latin1_declared.jpg", OK)
     _photo(root, "unlabelled.jpg", jpeg_bytes(colour=_colour_for("unlabelled")))
     case("unlabelled.jpg", OK)
@@ -239,15 +291,18 @@ def build(root: Path) -> dict[str, str]:
         case(f"bulk/photo_{i:03d}.jpg", OK)
 
     # -- fixable: kept, with a report line --
-    _pair(root, "exif_raw_size_xml.jpg", [Obj("ota", 5, 5, 60, 40)],
-          data=jpeg_bytes((64, 48), _colour_for("rawxml"), orientation=6), size=(64, 48))
+    _pair(
+        root,
+        "exif_raw_size_xml.jpg",
+        [Obj("ota", 5, 5, 60, 40)],
+        data=jpeg_bytes((64, 48), _colour_for("rawxml"), orientation=6),
+        size=(64, 48),
+    )
     case("exif_raw_size_xml.jpg", "exif-rotated-xml")
     _pair(root, "box_partly_outside.jpg", [GOOD_BOX, Obj("caf", 50, 40, 90, 70)])
-    case("box_partly_outside.jpg",
-                                                                                          "box-outside-photo")
+    case("box_partly_outside.jpg", "box-outside-photo")
     _pair(root, "box_negative.jpg", [GOOD_BOX, Obj("caf", -20, -5, 20, 20)])
-    case("box_negative.jpg",
-                                                                                  "box-outside-photo")
+    case("box_negative.jpg", "box-outside-photo")
     _pair(root, "box_fully_outside.jpg", [GOOD_BOX, Obj("caf", 100, 100, 120, 120)])
     case("box_fully_outside.jpg", "box-outside-photo")
     _pair(root, "box_zero_area.jpg", [GOOD_BOX, Obj("sl", 20, 20, 20, 30)])
@@ -264,11 +319,9 @@ def build(root: Path) -> dict[str, str]:
     _pair(root, "garbage.jpg", data=bytes(range(256)) * 8)
     case("garbage.jpg", "unsupported-format")
     _pair(root, "png_named.jpg", data=jpeg_bytes(colour=_colour_for("pngj"), fmt="PNG"))
-    case("png_named.jpg",
-                                                                                               "wrong-extension")
+    case("png_named.jpg", "wrong-extension")
     _pair(root, "bmp_named.jpg", data=jpeg_bytes(colour=_colour_for("bmpj"), fmt="BMP"))
-    case("bmp_named.jpg",
-                                                                                               "wrong-extension")
+    case("bmp_named.jpg", "wrong-extension")
     heic = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(64)
     _pair(root, "heic_named.jpg", data=heic)
     case("heic_named.jpg", "unsupported-format")
@@ -309,8 +362,9 @@ def build(root: Path) -> dict[str, str]:
     case("xml_not_utf8.jpg", "not-utf8")
     _pair(root, "xml_huge.jpg")
     filler = "\n".join(f"\t<!-- padding {i:07d} -->" for i in range(90_000))
-    _label(root, "xml_huge.jpg",
-           voc_xml("xml_huge.jpg", [GOOD_BOX]).replace("</annotation>", filler + "\n</annotation>"))
+    _label(
+        root, "xml_huge.jpg", voc_xml("xml_huge.jpg", [GOOD_BOX]).replace("</annotation>", filler + "\n</annotation>")
+    )
     case("xml_huge.jpg", "xml-too-large")
     for rel, text in hostile_xml(secret).items():
         _pair(root, rel)
@@ -326,8 +380,7 @@ def build(root: Path) -> dict[str, str]:
     # -- the file system itself --
     _photo(root, "../outside/escaped.jpg", jpeg_bytes(colour=_colour_for("escaped")))
     _link(root / "images" / "link_outside.jpg", root / "outside" / "escaped.jpg")
-    case("link_outside.jpg",
-                                                                                        "outside-image-root")
+    case("link_outside.jpg", "outside-image-root")
     (root / "outside" / "linked folder").mkdir(parents=True, exist_ok=True)
     _photo(root, "../outside/linked folder/inside_link.jpg", jpeg_bytes(colour=_colour_for("linkdir")))
     _link(root / "images" / "linked_folder", root / "outside" / "linked folder")
@@ -352,22 +405,29 @@ def build(root: Path) -> dict[str, str]:
 def hostile_xml(secret: Path) -> dict[str, str | bytes]:
     """XML that tries to read a local file or explode in memory; all must be refused unread."""
     url = secret.resolve().as_uri()
-    body = ("<annotation><filename>x.jpg</filename><size><width>64</width><height>48</height></size>"
-            "<object><name>mel&xxe;</name><bndbox><xmin>1</xmin><ymin>1</ymin><xmax>5</xmax><ymax>5</ymax>"
-            "</bndbox></object><path>&xxe;</path></annotation>")
+    body = (
+        "<annotation><filename>x.jpg</filename><size><width>64</width><height>48</height></size>"
+        "<object><name>mel&xxe;</name><bndbox><xmin>1</xmin><ymin>1</ymin><xmax>5</xmax><ymax>5</ymax>"
+        "</bndbox></object><path>&xxe;</path></annotation>"
+    )
     xxe = f'<?xml version="1.0"?>\n<!DOCTYPE annotation [<!ENTITY xxe SYSTEM "{url}">]>\n{body}'
-    lol = ('<?xml version="1.0"?>\n<!DOCTYPE annotation [<!ENTITY lol "lol">'
-           + "".join(f'<!ENTITY lol{i} "{("&lol" + (str(i - 1) if i > 1 else "") + ";") * 10}">' for i in range(1, 10))
-           + "]>\n" + body.replace("&xxe;", "&lol9;"))
+    lol = (
+        '<?xml version="1.0"?>\n<!DOCTYPE annotation [<!ENTITY lol "lol">'
+        + "".join(f'<!ENTITY lol{i} "{("&lol" + (str(i - 1) if i > 1 else "") + ";") * 10}">' for i in range(1, 10))
+        + "]>\n"
+        + body.replace("&xxe;", "&lol9;")
+    )
     return {
         "hostile_xxe.jpg": xxe,
-        "hostile_xxe_utf16.jpg": xxe.replace('<?xml version="1.0"?>', '<?xml version="1.0" encoding="UTF-16"?>')
-                                    .encode("utf-16"),
-        "hostile_xxe_parameter.jpg": (f'<!DOCTYPE annotation [<!ENTITY % p SYSTEM "{url}"> %p;]>\n'
-                                      + body.replace("&xxe;", "")),
+        "hostile_xxe_utf16.jpg": xxe.replace('<?xml version="1.0"?>', '<?xml version="1.0" encoding="UTF-16"?>').encode(
+            "utf-16"
+        ),
+        "hostile_xxe_parameter.jpg": (
+            f'<!DOCTYPE annotation [<!ENTITY % p SYSTEM "{url}"> %p;]>\n' + body.replace("&xxe;", "")
+        ),
         "hostile_billion_laughs.jpg": lol,
         "hostile_doctype_only.jpg": '<!DOCTYPE annotation SYSTEM "http://example.invalid/voc.dtd">\n'
-                                    + body.replace("&xxe;", ""),
+        + body.replace("&xxe;", ""),
     }
 
 

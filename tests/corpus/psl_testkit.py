@@ -50,8 +50,14 @@ class PhotoFolder:
             data = jpeg_bytes(size, unique_colour(rel), **jpeg)
         return write_bytes(self.images / rel, data)
 
-    def xml(self, rel_photo: str, objects: Sequence[Obj] = (GOOD_BOX,), size: tuple[int, int] | None = (64, 48),
-            raw: str | bytes | None = None, **voc) -> Path:
+    def xml(
+        self,
+        rel_photo: str,
+        objects: Sequence[Obj] = (GOOD_BOX,),
+        size: tuple[int, int] | None = (64, 48),
+        raw: str | bytes | None = None,
+        **voc,
+    ) -> Path:
         """The labelImg file for `rel_photo`; `raw` writes exactly those bytes/text instead."""
         target = self.labels / Path(rel_photo).with_suffix(".xml")
         if raw is None:
@@ -75,8 +81,11 @@ class Ingested:
     folder: PhotoFolder
 
     def lines(self, path: str | None = None, reason: str | None = None) -> list[IngestLine]:
-        return [ln for ln in self.report.lines
-                if (path is None or ln.path == path) and (reason is None or ln.reason == reason)]
+        return [
+            ln
+            for ln in self.report.lines
+            if (path is None or ln.path == path) and (reason is None or ln.reason == reason)
+        ]
 
     def only_line(self, path: str) -> IngestLine:
         found = self.lines(path)

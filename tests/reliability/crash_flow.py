@@ -74,8 +74,18 @@ class StageResult:
 class CrashFlow:
     """One synthetic photo set and workspace under the Label Studio document root, driven through the CLI."""
 
-    def __init__(self, root: Path, *, url: str, token: str, document_root: Path, photos: int = 100,
-                 labelled: float = 0.2, seed: int = 7, title: str = "PSL crash test") -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        url: str,
+        token: str,
+        document_root: Path,
+        photos: int = 100,
+        labelled: float = 0.2,
+        seed: int = 7,
+        title: str = "PSL crash test",
+    ) -> None:
         self.root = root
         self.data = root / "data"
         self.ws = root / "ws"
@@ -106,9 +116,17 @@ class CrashFlow:
         self.startup_s = time.monotonic() - t
         self.done.add("data")
 
-    def _stage(self, stage: str, args: list[str], kills: int, next_trigger: Callable[[int, int], Trigger],
-               check: Callable[[], list[str]], work: Callable[[], int], total: Callable[[], int],
-               finished: Callable[[], bool] | None = None) -> StageResult:
+    def _stage(
+        self,
+        stage: str,
+        args: list[str],
+        kills: int,
+        next_trigger: Callable[[int, int], Trigger],
+        check: Callable[[], list[str]],
+        work: Callable[[], int],
+        total: Callable[[], int],
+        finished: Callable[[], bool] | None = None,
+    ) -> StageResult:
         """Kill `args` `kills` times (checking after each kill), then run it to completion and check.
 
         work/total: how much of the stage's work the store shows done, of how much; a kill that
@@ -123,11 +141,17 @@ class CrashFlow:
             run_args = args if trig.hop is None else [trig.hop.url if a == self.url else a for a in args]
             before = work()
             try:
-                kill = kit.run_and_kill(run_args, self.env, trigger=trig.name, delay=trig.delay, until=trig.until,
-                                        killpoint=None if trig.killpoint is None else (self.ws / "labels",
-                                                                                       trig.killpoint),
-                                        aimed=trig.hop is not None, state=self._state,
-                                        group=i % 2 == 0 if trig.group is None else trig.group)
+                kill = kit.run_and_kill(
+                    run_args,
+                    self.env,
+                    trigger=trig.name,
+                    delay=trig.delay,
+                    until=trig.until,
+                    killpoint=None if trig.killpoint is None else (self.ws / "labels", trig.killpoint),
+                    aimed=trig.hop is not None,
+                    state=self._state,
+                    group=i % 2 == 0 if trig.group is None else trig.group,
+                )
             finally:
                 if trig.hop is not None:
                     trig.hop.close()
@@ -137,8 +161,9 @@ class CrashFlow:
             elif kill.killed and before < work() < total():
                 result.half_done.append(trig.name)
             if not kill.killed and kill.exit_code != 0:
-                result.problems.append(f"run {i} ({trig.name}) failed on its own (exit {kill.exit_code}): "
-                                       f"{kill.output[-500:]}")
+                result.problems.append(
+                    f"run {i} ({trig.name}) failed on its own (exit {kill.exit_code}): {kill.output[-500:]}"
+                )
             if not kit.wait_group_gone(kill.pgid):
                 kit.reap_group(kill.pgid)
                 result.problems.append(f"after kill {i} ({trig.name}): worker processes outlived the command")
@@ -149,8 +174,9 @@ class CrashFlow:
             final = kit.run_cli(args, self.env)
             result.recovered = final.returncode == 0
             if not result.recovered:
-                result.problems.append(f"the rerun failed (exit {final.returncode}): "
-                                       f"{(final.stdout + final.stderr)[-800:]}")
+                result.problems.append(
+                    f"the rerun failed (exit {final.returncode}): {(final.stdout + final.stderr)[-800:]}"
+                )
         if result.recovered:
             result.problems += [f"after the rerun: {p}" for p in kit.check_after_rerun(self.ws) + check()]
         result.lost, result.duplicates = self.tally(stage)
@@ -158,15 +184,20 @@ class CrashFlow:
         return result
 
     def _state(self) -> str:
-        counts = kit.db_query(self.ws, "SELECT (SELECT COUNT(*) FROM images), (SELECT COUNT(*) FROM label_versions "
-                                       "WHERE source='model'), (SELECT COUNT(*) FROM tasks), "
-                                       "(SELECT COUNT(*) FROM pulled_annotations)")
+        counts = kit.db_query(
+            self.ws,
+            "SELECT (SELECT COUNT(*) FROM images), (SELECT COUNT(*) FROM label_versions "
+            "WHERE source='model'), (SELECT COUNT(*) FROM tasks), "
+            "(SELECT COUNT(*) FROM pulled_annotations)",
+        )
         rounds = kit.db_query(self.ws, "SELECT round, stage FROM rounds ORDER BY round")
         if not counts:
             return "no store yet"
         images, model, tasks, pulled = counts[0]
-        return (f"images {images}, predictions {model}, tasks {tasks}, pulled {pulled}, "
-                f"rounds {','.join(f'{r}:{s}' for r, s in rounds) or '-'}")
+        return (
+            f"images {images}, predictions {model}, tasks {tasks}, pulled {pulled}, "
+            f"rounds {','.join(f'{r}:{s}' for r, s in rounds) or '-'}"
+        )
 
     # ---- triggers --------------------------------------------------------------------------------
     def _delay(self, lo: float, hi: float, *, group: bool | None = None) -> Trigger:
@@ -233,8 +264,21 @@ class CrashFlow:
         return len(self.photos - self.manual)
 
     def simulate(self, count: int) -> None:
-        result = kit.run_cli(["review", "simulate", "-w", str(self.ws), "--url", self.url, "--count", str(count),
-                              "--seed", str(self.seed)], self.env)
+        result = kit.run_cli(
+            [
+                "review",
+                "simulate",
+                "-w",
+                str(self.ws),
+                "--url",
+                self.url,
+                "--count",
+                str(count),
+                "--seed",
+                str(self.seed),
+            ],
+            self.env,
+        )
         assert result.returncode == 0, result.stdout + result.stderr
         self.reviews += count
 
@@ -242,8 +286,13 @@ class CrashFlow:
         """Bring the flow to `stage` without kills (when a test runs on its own)."""
         if stage in self.done:
             return
-        runner = {"init": self.init, "bootstrap": self.bootstrap, "push": self.push, "pull": self.pull,
-                  "retrain": self.retrain}[stage]
+        runner = {
+            "init": self.init,
+            "bootstrap": self.bootstrap,
+            "push": self.push,
+            "pull": self.pull,
+            "retrain": self.retrain,
+        }[stage]
         result = runner(0)
         assert not result.problems, result.problems
 
@@ -263,12 +312,29 @@ class CrashFlow:
             return self._progress("images", images, self.n_photos, n - i)
 
         args = ["init", str(self.ws), "--images", str(self.data / "images"), "--labels", str(self.data / "labels")]
-        result = self._stage("init", args, kills, next_trigger, self._check_init,
-                             work=lambda: images() + voc_files(), total=lambda: self.n_photos + len(self.manual))
+        result = self._stage(
+            "init",
+            args,
+            kills,
+            next_trigger,
+            self._check_init,
+            work=lambda: images() + voc_files(),
+            total=lambda: self.n_photos + len(self.manual),
+        )
         if "configured" not in self.done and result.recovered:
             cfg = load_config(self.ws)
-            save_config(self.ws, cfg.with_(imgsz=128, epochs=1, retrain_epochs=1, batch=8, test_size=4,
-                                           predict_batch=1, project_title=self.title))
+            save_config(
+                self.ws,
+                cfg.with_(
+                    imgsz=128,
+                    epochs=1,
+                    retrain_epochs=1,
+                    batch=8,
+                    test_size=4,
+                    predict_batch=1,
+                    project_title=self.title,
+                ),
+            )
             self.done.add("configured")
         return result
 
@@ -281,8 +347,9 @@ class CrashFlow:
         wrong = [p for p in self.photos if (sources.get(p, (None,))[0] == "manual") != (p in self.manual)]
         if wrong:
             problems.append(f"{len(wrong)} photos with the wrong label source after init: {sorted(wrong)[:5]}")
-        twice = kit.db_query(self.ws, "SELECT image_id FROM label_versions WHERE source='manual' "
-                                      "GROUP BY image_id HAVING COUNT(*) > 1")
+        twice = kit.db_query(
+            self.ws, "SELECT image_id FROM label_versions WHERE source='manual' GROUP BY image_id HAVING COUNT(*) > 1"
+        )
         if twice:
             problems.append(f"{len(twice)} photos got their hand label more than once")
         return problems
@@ -303,10 +370,26 @@ class CrashFlow:
                 return self._voc_write("predictions", left, n - i)
             return self._progress("predictions", predicted, self.targets(), n - i)
 
-        args = ["bootstrap", "-w", str(self.ws), "--model", "yolo11n.yaml", "--epochs", "1", "--imgsz", "128",
-                "--batch", "8", "--device", "cpu", "--workers", "2"]
-        return self._stage("bootstrap", args, kills, next_trigger, self._check_bootstrap, work=predicted,
-                           total=self.targets)
+        args = [
+            "bootstrap",
+            "-w",
+            str(self.ws),
+            "--model",
+            "yolo11n.yaml",
+            "--epochs",
+            "1",
+            "--imgsz",
+            "128",
+            "--batch",
+            "8",
+            "--device",
+            "cpu",
+            "--workers",
+            "2",
+        ]
+        return self._stage(
+            "bootstrap", args, kills, next_trigger, self._check_bootstrap, work=predicted, total=self.targets
+        )
 
     def _check_bootstrap(self) -> list[str]:
         problems = []
@@ -358,8 +441,7 @@ class CrashFlow:
             return self._progress("pulled", pulled, self.reviews, n - i)
 
         args = ["review", "pull", "-w", str(self.ws), "--url", self.url]
-        return self._stage("pull", args, kills, next_trigger, self._check_pull, work=pulled,
-                           total=lambda: self.reviews)
+        return self._stage("pull", args, kills, next_trigger, self._check_pull, work=pulled, total=lambda: self.reviews)
 
     def _check_pull(self) -> list[str]:
         view = self.view()
@@ -395,11 +477,34 @@ class CrashFlow:
                 return self._progress("predictions", predicted, to_predict, n - i)
             return self._delay(0.0, 2.5)  # predicted: pushing the new predictions, writing the report
 
-        args = ["retrain", "--round", "1", "-w", str(self.ws), "--url", self.url, "--epochs", "1", "--imgsz", "128",
-                "--batch", "8", "--device", "cpu"]
+        args = [
+            "retrain",
+            "--round",
+            "1",
+            "-w",
+            str(self.ws),
+            "--url",
+            self.url,
+            "--epochs",
+            "1",
+            "--imgsz",
+            "128",
+            "--batch",
+            "8",
+            "--device",
+            "cpu",
+        ]
         # a finished round is not run again (`retrain` asks for --force): no kills after that
-        return self._stage("retrain", args, kills, next_trigger, self._check_retrain, work=predicted,
-                           total=lambda: to_predict, finished=lambda: kit.round_stage(self.ws, 1) == "done")
+        return self._stage(
+            "retrain",
+            args,
+            kills,
+            next_trigger,
+            self._check_retrain,
+            work=predicted,
+            total=lambda: to_predict,
+            finished=lambda: kit.round_stage(self.ws, 1) == "done",
+        )
 
     def _check_retrain(self) -> list[str]:
         view = self.view()
@@ -413,9 +518,14 @@ class CrashFlow:
         sources = kit.current_sources(self.ws)
         reviewed = {(t.data or {}).get("photo") for t in view.tasks if t.total_annotations}
         for photo in sorted(self.photos):
-            want = (("manual", None) if photo in self.manual else ("reviewed",) if photo in reviewed
-                    else ("model", "round-001"))
-            if sources.get(photo, ())[:len(want)] != want:
+            want = (
+                ("manual", None)
+                if photo in self.manual
+                else ("reviewed",)
+                if photo in reviewed
+                else ("model", "round-001")
+            )
+            if sources.get(photo, ())[: len(want)] != want:
                 problems.append(f"{photo}: current label {sources.get(photo)}, expected {want}")
         dup = kit.duplicate_model_versions(self.ws, "round-001")
         if dup:
@@ -436,16 +546,29 @@ class CrashFlow:
         lost += sum(1 for p in self.manual if sources.get(p, (None,))[0] != "manual")
         if stage != "init":
             lost += sum(1 for p in self.photos - self.manual if p not in sources)
-        dup = len(kit.db_query(self.ws, "SELECT image_id FROM label_versions WHERE source IN ('manual', 'model') "
-                                        "GROUP BY image_id, source, model_version HAVING COUNT(*) > 1"))
+        dup = len(
+            kit.db_query(
+                self.ws,
+                "SELECT image_id FROM label_versions WHERE source IN ('manual', 'model') "
+                "GROUP BY image_id, source, model_version HAVING COUNT(*) > 1",
+            )
+        )
         if stage in ("push", "pull", "retrain"):
             view = self.view()
             photos = [(t.data or {}).get("photo") for t in view.tasks]
             dup += len(photos) - len(set(photos))
-            dup += sum(1 for t in view.tasks
-                       for n in _counts(kit.get(p, "model_version") for p in t.predictions or []) if n > 1)
-            stored_ids = [r[0] for r in kit.db_query(
-                self.ws, "SELECT json_extract(meta, '$.annotation_id') FROM label_versions WHERE source='reviewed'")]
+            dup += sum(
+                1
+                for t in view.tasks
+                for n in _counts(kit.get(p, "model_version") for p in t.predictions or [])
+                if n > 1
+            )
+            stored_ids = [
+                r[0]
+                for r in kit.db_query(
+                    self.ws, "SELECT json_extract(meta, '$.annotation_id') FROM label_versions WHERE source='reviewed'"
+                )
+            ]
             dup += len(stored_ids) - len(set(stored_ids))
             if stage != "push":
                 lost += len(view.annotation_ids - set(stored_ids))

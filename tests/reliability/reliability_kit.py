@@ -48,8 +48,9 @@ def cli_env(token: str | None = None, document_root: Path | None = None, **extra
 
 def run_cli(args: list[str], env: dict[str, str], *, timeout: float = 300.0) -> subprocess.CompletedProcess:
     """Run `annotator ARGS` to completion (stdout and stderr captured as text)."""
-    return subprocess.run(CLI + args, env=env, capture_output=True, text=True, timeout=timeout,
-                          stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        CLI + args, env=env, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
+    )
 
 
 @dataclass
@@ -77,10 +78,20 @@ def killpoint_env(env: dict[str, str], folder: Path, nth: int, *, group: bool) -
     return armed
 
 
-def run_and_kill(args: list[str], env: dict[str, str], *, trigger: str, delay: float | None = None,
-                 until: Callable[[], bool] | None = None, killpoint: tuple[Path, int] | None = None,
-                 aimed: bool = False, state: Callable[[], str] | None = None, group: bool = True,
-                 max_s: float = 300.0, poll_s: float = 0.01) -> Kill:
+def run_and_kill(
+    args: list[str],
+    env: dict[str, str],
+    *,
+    trigger: str,
+    delay: float | None = None,
+    until: Callable[[], bool] | None = None,
+    killpoint: tuple[Path, int] | None = None,
+    aimed: bool = False,
+    state: Callable[[], str] | None = None,
+    group: bool = True,
+    max_s: float = 300.0,
+    poll_s: float = 0.01,
+) -> Kill:
     """Start `annotator ARGS`; SIGKILL it after `delay` seconds or as soon as `until()` is true, or
     let it kill itself at `killpoint` (folder, n): just before its nth rename into the folder.
 
@@ -91,8 +102,9 @@ def run_and_kill(args: list[str], env: dict[str, str], *, trigger: str, delay: f
     if killpoint is not None:
         env = killpoint_env(env, *killpoint, group=group)
     with tempfile.TemporaryFile() as out:
-        proc = subprocess.Popen(CLI + args, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(
+            CLI + args, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+        )
         started = time.monotonic()
         killed = hung = False
         try:
@@ -122,9 +134,18 @@ def run_and_kill(args: list[str], env: dict[str, str], *, trigger: str, delay: f
             reap_group(proc.pid)
         out.seek(0)
         text = out.read().decode(errors="replace")
-    return Kill(command=args[0], pgid=proc.pid, trigger=trigger, killed=killed, after_s=round(after, 2),
-                state=state() if state else "", exit_code=proc.returncode, output=text[-2000:],
-                aimed=aimed or killpoint is not None, hung=hung)
+    return Kill(
+        command=args[0],
+        pgid=proc.pid,
+        trigger=trigger,
+        killed=killed,
+        after_s=round(after, 2),
+        state=state() if state else "",
+        exit_code=proc.returncode,
+        output=text[-2000:],
+        aimed=aimed or killpoint is not None,
+        hung=hung,
+    )
 
 
 def reap_group(pgid: int) -> None:
@@ -147,6 +168,7 @@ def wait_group_gone(pgid: int, timeout: float = 10.0) -> bool:
 
 
 # ---- reading the store without disturbing the command that writes it ----------------------------
+
 
 def db_query(ws_root: Path, sql: str, args: tuple = ()) -> list[tuple]:
     """Rows from the workspace database, or [] while it does not exist or is busy."""
@@ -171,8 +193,9 @@ def db_count(ws_root: Path, sql: str, args: tuple = ()) -> int:
 
 
 def model_versions(ws_root: Path, model_version: str) -> int:
-    return db_count(ws_root, "SELECT COUNT(*) FROM label_versions WHERE source='model' AND model_version=?",
-                    (model_version,))
+    return db_count(
+        ws_root, "SELECT COUNT(*) FROM label_versions WHERE source='model' AND model_version=?", (model_version,)
+    )
 
 
 def project_id(ws_root: Path) -> int | None:
@@ -187,6 +210,7 @@ def round_stage(ws_root: Path, round_no: int) -> str | None:
 
 
 # ---- checks ---------------------------------------------------------------------------------------
+
 
 def check_store(ws_root: Path) -> list[str]:
     """The database opens and passes SQLite's integrity and foreign-key checks."""
@@ -256,16 +280,27 @@ def check_voc_mirror(ws_root: Path) -> list[str]:
 
 def current_sources(ws_root: Path) -> dict[str, tuple[str, str | None]]:
     """photo -> (source, model_version) of its current label."""
-    return {r[0]: (r[1], r[2]) for r in db_query(
-        ws_root, "SELECT i.path, lv.source, lv.model_version FROM current_labels cl "
-                 "JOIN label_versions lv ON lv.id=cl.version_id JOIN images i ON i.id=cl.image_id")}
+    return {
+        r[0]: (r[1], r[2])
+        for r in db_query(
+            ws_root,
+            "SELECT i.path, lv.source, lv.model_version FROM current_labels cl "
+            "JOIN label_versions lv ON lv.id=cl.version_id JOIN images i ON i.id=cl.image_id",
+        )
+    }
 
 
 def duplicate_model_versions(ws_root: Path, model_version: str) -> list[str]:
     """Photos predicted more than once by the same model version (a resumed run redoing work)."""
-    return [r[0] for r in db_query(
-        ws_root, "SELECT i.path FROM label_versions lv JOIN images i ON i.id=lv.image_id WHERE lv.source='model' "
-                 "AND lv.model_version=? GROUP BY lv.image_id HAVING COUNT(*) > 1", (model_version,))]
+    return [
+        r[0]
+        for r in db_query(
+            ws_root,
+            "SELECT i.path FROM label_versions lv JOIN images i ON i.id=lv.image_id WHERE lv.source='model' "
+            "AND lv.model_version=? GROUP BY lv.image_id HAVING COUNT(*) > 1",
+            (model_version,),
+        )
+    ]
 
 
 @dataclass
@@ -277,8 +312,7 @@ class ServerView:
 
     @property
     def annotation_ids(self) -> set[int]:
-        return {int(get(a, "id")) for t in self.tasks for a in (t.annotations or [])
-                if not get(a, "was_cancelled")}
+        return {int(get(a, "id")) for t in self.tasks for a in (t.annotations or []) if not get(a, "was_cancelled")}
 
 
 def get(obj: Any, key: str) -> Any:
@@ -297,9 +331,14 @@ def check_label_studio(ws_root: Path, view: ServerView, *, pulled: bool) -> list
     twice = sorted(p for p, n in photos.items() if n > 1)
     if twice:
         problems.append(f"{len(twice)} photos have more than one task: {twice[:5]}")
-    recorded = {r[0]: r[1] for r in db_query(
-        ws_root, "SELECT i.path, t.task_id FROM tasks t JOIN images i ON i.id=t.image_id WHERE t.project_id=?",
-        (view.project_id,))}
+    recorded = {
+        r[0]: r[1]
+        for r in db_query(
+            ws_root,
+            "SELECT i.path, t.task_id FROM tasks t JOIN images i ON i.id=t.image_id WHERE t.project_id=?",
+            (view.project_id,),
+        )
+    }
     on_server = {(t.data or {}).get("photo"): int(t.id) for t in view.tasks}
     if recorded != on_server:
         wrong = sorted(set(recorded.items()) ^ set(on_server.items()))
@@ -309,8 +348,12 @@ def check_label_studio(ws_root: Path, view: ServerView, *, pulled: bool) -> list
         doubled = [v for v, n in versions.items() if n > 1]
         if doubled:
             problems.append(f"task {task.id} carries {doubled} predictions more than once")
-    stored = Counter(r[0] for r in db_query(
-        ws_root, "SELECT json_extract(meta, '$.annotation_id') FROM label_versions WHERE source='reviewed'"))
+    stored = Counter(
+        r[0]
+        for r in db_query(
+            ws_root, "SELECT json_extract(meta, '$.annotation_id') FROM label_versions WHERE source='reviewed'"
+        )
+    )
     pulled_ids = {r[0] for r in db_query(ws_root, "SELECT annotation_id FROM pulled_annotations")}
     on_server_ids = view.annotation_ids
     if pulled:
@@ -336,19 +379,23 @@ def check_after_kill(ws_root: Path) -> list[str]:
 
 def check_after_rerun(ws_root: Path) -> list[str]:
     """After a command ran to completion: the above, the VOC mirror current, no temp files left."""
-    return (check_after_kill(ws_root) + check_voc_mirror(ws_root)
-            + [f"leftover temp file {p.relative_to(ws_root)}" for p in temp_leftovers(ws_root)])
+    return (
+        check_after_kill(ws_root)
+        + check_voc_mirror(ws_root)
+        + [f"leftover temp file {p.relative_to(ws_root)}" for p in temp_leftovers(ws_root)]
+    )
 
 
 def summary_line(kills: Iterable[Kill]) -> str:
     kills = list(kills)
-    return (f"{sum(k.killed for k in kills)} of {len(kills)} kills landed: "
-            + ", ".join(f"{k.trigger}@{k.after_s}s{'' if k.killed else ' (finished first)'}"
-                        + (f" [{k.state}]" if k.state else "") for k in kills))
-
+    return f"{sum(k.killed for k in kills)} of {len(kills)} kills landed: " + ", ".join(
+        f"{k.trigger}@{k.after_s}s{'' if k.killed else ' (finished first)'}" + (f" [{k.state}]" if k.state else "")
+        for k in kills
+    )
 
 
 # ---- a Label Studio of one's own, to kill and restart ------------------------------------------------
+
 
 class DedicatedServer:
     """A local Label Studio (from the migrated template) that a test may SIGKILL and start again on
@@ -404,8 +451,18 @@ class DedicatedServer:
 
 # ---- a fault at one chosen request ----------------------------------------------------------------
 
-_HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
-               "transfer-encoding", "upgrade", "host", "content-length"}
+_HOP_BY_HOP = {
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+    "content-length",
+}
 
 
 class FaultProxy:
@@ -421,8 +478,17 @@ class FaultProxy:
     refused.
     """
 
-    def __init__(self, upstream: str, *, method: str, path: str, nth: int = 1,
-                 action: Callable[[], None] | None = None, after_upstream: bool = False, hold: bool = False) -> None:
+    def __init__(
+        self,
+        upstream: str,
+        *,
+        method: str,
+        path: str,
+        nth: int = 1,
+        action: Callable[[], None] | None = None,
+        after_upstream: bool = False,
+        hold: bool = False,
+    ) -> None:
         split = urlsplit(upstream)
         self._upstream = (split.hostname or "127.0.0.1", split.port or 80)
         self._method = method

@@ -45,10 +45,31 @@ def test_a_second_writer_is_refused_while_bootstrap_runs(tmp_path):
         ingest(ws, images=ws.config.images, labels=ws.config.labels)
     env = kit.cli_env()
     bootstrap = subprocess.Popen(
-        kit.CLI + ["bootstrap", "-w", str(ws_root), "--model", "yolo11n.yaml", "--epochs", "2", "--imgsz", "128",
-                   "--batch", "8", "--device", "cpu", "--workers", "2"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
-        start_new_session=True)  # its own process group, to hold it still with its data-loader workers
+        kit.CLI
+        + [
+            "bootstrap",
+            "-w",
+            str(ws_root),
+            "--model",
+            "yolo11n.yaml",
+            "--epochs",
+            "2",
+            "--imgsz",
+            "128",
+            "--batch",
+            "8",
+            "--device",
+            "cpu",
+            "--workers",
+            "2",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )  # its own process group, to hold it still with its data-loader workers
     try:
         deadline = time.monotonic() + HANG_GUARD_S
         while kit.round_stage(ws_root, 0) is None and bootstrap.poll() is None and time.monotonic() < deadline:
@@ -58,12 +79,23 @@ def test_a_second_writer_is_refused_while_bootstrap_runs(tmp_path):
         os.killpg(bootstrap.pid, signal.SIGSTOP)
         try:
             before = kit.db_query(ws_root, "SELECT COUNT(*), MAX(id) FROM images")
-            writers = [["init", str(ws_root), "--images", str(data / "images"), "--labels", str(data / "labels")],
-                       ["review", "pull", "-w", str(ws_root), "--url", "http://127.0.0.1:9"],
-                       ["retrain", "--round", "1", "-w", str(ws_root), "--no-queue"],
-                       ["finalize", "-w", str(ws_root)]]
-            started = [subprocess.Popen(kit.CLI + args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                        text=True, stdin=subprocess.DEVNULL) for args in writers]
+            writers = [
+                ["init", str(ws_root), "--images", str(data / "images"), "--labels", str(data / "labels")],
+                ["review", "pull", "-w", str(ws_root), "--url", "http://127.0.0.1:9"],
+                ["retrain", "--round", "1", "-w", str(ws_root), "--no-queue"],
+                ["finalize", "-w", str(ws_root)],
+            ]
+            started = [
+                subprocess.Popen(
+                    kit.CLI + args,
+                    env=env,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                    stdin=subprocess.DEVNULL,
+                )
+                for args in writers
+            ]
             reader = kit.run_cli(["status", "-w", str(ws_root), "--json"], env)  # readers are not locked out
             assert reader.returncode == 0, reader.stderr
             for args, proc in zip(writers, started, strict=True):
@@ -92,10 +124,19 @@ def test_pulls_during_a_stream_of_reviews_lose_nothing(live_server):
         ingest(ws, images=data / "images")
         with ws.store.transaction():
             for rec in ws.store.images():
-                ws.store.add_label_version(LabelVersion(rec.path, Source.MODEL, (Box("mel", 10, 10, 40, 40, 0.4),),
-                                                        round=0, model_version="round-000", uncertainty=0.5))
-        client = connect(ws, url=live_server.url, api_key=live_server.credentials.token,
-                         document_root=live_server.document_root)
+                ws.store.add_label_version(
+                    LabelVersion(
+                        rec.path,
+                        Source.MODEL,
+                        (Box("mel", 10, 10, 40, 40, 0.4),),
+                        round=0,
+                        model_version="round-000",
+                        uncertainty=0.5,
+                    )
+                )
+        client = connect(
+            ws, url=live_server.url, api_key=live_server.credentials.token, document_root=live_server.document_root
+        )
         pid = push(ws, client).project_id
         records = {r.path: r for r in ws.store.images()}
         tasks = [t for page in client.task_pages(pid, include="id,data") for t in page]
@@ -129,9 +170,13 @@ def test_pulls_during_a_stream_of_reviews_lose_nothing(live_server):
                     rec = records[task.data["photo"]]
                     x = rng.uniform(0, rec.width / 2)
                     box = Box("sl", x, 5, x + 20, 30)
-                    ann = client.sdk.annotations.create(task.id, result=[box_to_result(box, rec.width, rec.height,
-                                                                                       f"r{user_id}")],
-                                                        completed_by=user_id, lead_time=5.0, was_cancelled=False)
+                    ann = client.sdk.annotations.create(
+                        task.id,
+                        result=[box_to_result(box, rec.width, rec.height, f"r{user_id}")],
+                        completed_by=user_id,
+                        lead_time=5.0,
+                        was_cancelled=False,
+                    )
                     with lock:
                         posted.append(int(ann.id))
             except BaseException as exc:  # surfaced below

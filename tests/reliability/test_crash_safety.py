@@ -27,9 +27,16 @@ SEED = int(os.environ.get("RELIABILITY_SEED", "7"))
 @pytest.fixture(scope="module")
 def flow(live_server):
     root = live_server.document_root / f"crash-{SEED}"
-    return CrashFlow(root, url=live_server.url, token=live_server.credentials.token,
-                     document_root=live_server.document_root, photos=100, labelled=0.2, seed=SEED,
-                     title=f"PSL crash test {SEED}")
+    return CrashFlow(
+        root,
+        url=live_server.url,
+        token=live_server.credentials.token,
+        document_root=live_server.document_root,
+        photos=100,
+        labelled=0.2,
+        seed=SEED,
+        title=f"PSL crash test {SEED}",
+    )
 
 
 def _assert_whole(result) -> None:

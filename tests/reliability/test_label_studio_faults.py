@@ -51,8 +51,11 @@ def queued(server) -> Path:
         ingest(ws, images=data / "images")
         with ws.store.transaction():
             for i, rec in enumerate(ws.store.images()):
-                ws.store.add_label_version(LabelVersion(rec.path, Source.MODEL, (), round=0,
-                                                        model_version="round-000", uncertainty=(i % 10) / 10))
+                ws.store.add_label_version(
+                    LabelVersion(
+                        rec.path, Source.MODEL, (), round=0, model_version="round-000", uncertainty=(i % 10) / 10
+                    )
+                )
     return root
 
 
@@ -74,8 +77,9 @@ def test_push_survives_label_studio_dying_half_way(server, queued):
     server, 6 recorded. The push stops; the rerun adopts the 2 and creates the rest, once each."""
     env = kit.cli_env(server.token, server.document_root)
     with kit.FaultProxy(server.url, method="POST", path=IMPORT, nth=4, action=server.kill, after_upstream=True) as hop:
-        result = kit.run_cli(["review", "push", "-w", str(queued), "--url", hop.url, "--batch", "2"], env,
-                             timeout=HANG_GUARD_S)
+        result = kit.run_cli(
+            ["review", "push", "-w", str(queued), "--url", hop.url, "--batch", "2"], env, timeout=HANG_GUARD_S
+        )
     assert hop.fired.is_set(), hop.requests  # the 4th import really happened, and the server died after it
     assert result.returncode == 4, result.stdout + result.stderr
     line = _one_clear_line(result.stderr)
@@ -146,8 +150,11 @@ def test_a_server_that_never_answers_is_given_up_on_after_one_short_try(bare_ws)
                 pass
 
         threading.Thread(target=accept_and_say_nothing, daemon=True).start()
-        result = kit.run_cli(["review", "push", "-w", str(bare_ws), "--url", f"http://127.0.0.1:{port}"],
-                             kit.cli_env("a-token-for-a-black-hole"), timeout=HANG_GUARD_S)
+        result = kit.run_cli(
+            ["review", "push", "-w", str(bare_ws), "--url", f"http://127.0.0.1:{port}"],
+            kit.cli_env("a-token-for-a-black-hole"),
+            timeout=HANG_GUARD_S,
+        )
         for conn in held:
             conn.close()
     assert result.returncode == 4, result.stdout + result.stderr
@@ -178,8 +185,11 @@ def test_a_server_answering_500_gets_a_few_retries_and_one_clear_message(bare_ws
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Always500)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     try:
-        result = kit.run_cli(["review", "pull", "-w", str(bare_ws), "--url", f"http://127.0.0.1:{httpd.server_port}"],
-                             kit.cli_env("a-token-for-a-broken-server"), timeout=HANG_GUARD_S)
+        result = kit.run_cli(
+            ["review", "pull", "-w", str(bare_ws), "--url", f"http://127.0.0.1:{httpd.server_port}"],
+            kit.cli_env("a-token-for-a-broken-server"),
+            timeout=HANG_GUARD_S,
+        )
     finally:
         httpd.shutdown()
         httpd.server_close()

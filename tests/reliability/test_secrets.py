@@ -49,8 +49,11 @@ def loop_outputs(live_server):
 
     run("init", str(ws), "--images", str(root / "data" / "images"), "--labels", str(root / "data" / "labels"))
     toml = ws / "annotator.toml"
-    toml.write_text(toml.read_text().replace("test_size = 300", "test_size = 3")
-                    .replace('project_title = "PSL review"', 'project_title = "PSL secrets test"'))
+    toml.write_text(
+        toml.read_text()
+        .replace("test_size = 300", "test_size = 3")
+        .replace('project_title = "PSL review"', 'project_title = "PSL secrets test"')
+    )
     run("bootstrap", "-w", str(ws), "--model", "yolo11n.yaml", "--workers", "2", *train)
     run("review", "push", "-w", str(ws), *url)
     run("review", "simulate", "-w", str(ws), *url, "--count", "5")
@@ -96,8 +99,12 @@ def _holding(files: list[Path], secret: str) -> list[str]:
 
 def test_label_studio_listens_on_loopback_only(live_server):
     server = psutil.Process(live_server.info.pid)
-    listening = [c for p in [server, *server.children(recursive=True)]
-                 for c in p.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN]
+    listening = [
+        c
+        for p in [server, *server.children(recursive=True)]
+        for c in p.net_connections(kind="inet")
+        if c.status == psutil.CONN_LISTEN
+    ]
     assert listening, "the server listens on no socket"
     assert {c.laddr.ip for c in listening} == {"127.0.0.1"}, listening
     assert live_server.info.port in {c.laddr.port for c in listening}
@@ -114,8 +121,9 @@ def test_photo_serving_reaches_nothing_outside_the_image_root(loop_outputs, live
     auth = {"Authorization": f"Token {live_server.credentials.token}"}
 
     def status(d: str, headers: dict | None = auth) -> int:
-        return httpx.get(f"{live_server.url}/data/local-files/", params={"d": d}, headers=headers,
-                         follow_redirects=False, timeout=10).status_code
+        return httpx.get(
+            f"{live_server.url}/data/local-files/", params={"d": d}, headers=headers, follow_redirects=False, timeout=10
+        ).status_code
 
     assert status(f"{prefix}/{photo}") == 200  # the control: a photo is served to a logged-in user
     assert status(f"{prefix}/{photo}", headers=None) != 200  # and to nobody else
@@ -149,8 +157,9 @@ def _queued_workspace(images: Path, ws_root: Path, title: str) -> Workspace:
     ws = Workspace.create(ws_root, Config(images=images, project_title=title))
     ingest(ws, images=images)
     for rec in ws.store.images():
-        ws.store.add_label_version(LabelVersion(rec.path, Source.MODEL, (), round=0, model_version="round-000",
-                                                uncertainty=0.5))
+        ws.store.add_label_version(
+            LabelVersion(rec.path, Source.MODEL, (), round=0, model_version="round-000", uncertainty=0.5)
+        )
     return ws
 
 
@@ -162,8 +171,9 @@ def test_push_refuses_to_serve_a_workspace_inside_the_image_folder(live_server):
     images = live_server.document_root / "ws-inside" / "images"
     ws = _queued_workspace(images, images / "ws", "PSL workspace inside")  # ingest skips it; serving would not
     try:
-        client = connect(ws, url=live_server.url, api_key=live_server.credentials.token,
-                         document_root=live_server.document_root)
+        client = connect(
+            ws, url=live_server.url, api_key=live_server.credentials.token, document_root=live_server.document_root
+        )
         with pytest.raises(LabelStudioError, match="inside the image folder.*move the workspace out"):
             push(ws, client)
         assert _projects_titled(client, "PSL workspace inside") == []  # refused before anything was made
@@ -179,8 +189,9 @@ def test_push_refuses_a_link_that_leads_out_of_the_image_folder(live_server, tmp
     ws = _queued_workspace(images, images.parent / "ws", "PSL linked folder")
     try:
         (images / "old-visits").symlink_to(outside, target_is_directory=True)
-        client = connect(ws, url=live_server.url, api_key=live_server.credentials.token,
-                         document_root=live_server.document_root)
+        client = connect(
+            ws, url=live_server.url, api_key=live_server.credentials.token, document_root=live_server.document_root
+        )
         with pytest.raises(LabelStudioError, match="old-visits is a link to .*outside the image folder"):
             push(ws, client)
         (images / "old-visits").unlink()  # the fix the message names
