@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -115,6 +116,65 @@ def clip_box(box: Box, width: int, height: int) -> Box:
                score=box.score, difficult=box.difficult, truncated=box.truncated)
 
 
+# ---- one rule for boxes that leave the photo or are too small ------------------------------
+# Every entry point (ingest of labelImg XML, pull of Label Studio reviews, a model's boxes mapped
+# back onto the photo) fits its boxes with `fit_box`, so the same box gets the same treatment
+# wherever it comes from: clipped to the photo, dropped when less than MIN_SIDE_PX remains in
+# either direction, and reported (by the caller) when clipped by more than EDGE_TOLERANCE_PX or dropped.
+
+EDGE_TOLERANCE_PX = 1.5  # labelImg rounds to whole pixels (0 or width+1 at an edge), Label Studio to percent
+MIN_SIDE_PX = 1.0  # a box narrower or lower than one pixel (zero-size included) marks no lesion
+OUTSIDE_PHOTO = "box-outside-photo"  # report reasons, the same in the ingest report and pull-issues.json
+TOO_SMALL = "zero-area-box"
+CLIPPED, DROPPED = "clipped", "box dropped"  # report actions
+_ROUND_OFF = 1e-6  # a 1 px box that went through Label Studio's percent comes back a hair under 1 px
+
+
+@dataclass(frozen=True)
+class BoxFit:
+    """What `fit_box` did to one box on a width x height photo.
+
+    box: the box inside the photo, or None when it was dropped.
+    outside_px: how far the box reached outside the photo (0.0 when it lies inside).
+    reason: OUTSIDE_PHOTO or TOO_SMALL when the fit is worth a report line, else None.
+    """
+
+    box: Box | None
+    outside_px: float
+    reason: str | None
+    width: int
+    height: int
+
+    @property
+    def action(self) -> str | None:
+        """CLIPPED or DROPPED when the fit is worth a report line, else None (inside, or edge rounding)."""
+        if self.reason is None:
+            return None
+        return DROPPED if self.box is None else CLIPPED
+
+    def describe(self, what: str) -> str:
+        """One report line's message for the box called `what` (e.g. "box 'mel' (1,2)-(30,40)")."""
+        photo = f"the {self.width}x{self.height} photo"
+        if self.box is not None:
+            return f"{what} reached {self.outside_px:.1f} px outside {photo}; clipped to the photo edge"
+        if self.reason == OUTSIDE_PHOTO:
+            return (f"{what} lies outside {photo} (less than {MIN_SIDE_PX:g} px of it inside); it was left out, "
+                    "redraw it")
+        return f"{what} is under {MIN_SIDE_PX:g} px wide or high; it was left out, redraw it"
+
+
+def fit_box(box: Box, width: int, height: int) -> BoxFit:
+    """Clip `box` to the photo and apply the one rule: keep it when at least MIN_SIDE_PX remains in
+    both directions, else drop it; say whether a person should hear about it (see `BoxFit`)."""
+    clipped = clip_box(box, width, height)
+    outside = max(0.0, clipped.x1 - box.x1, clipped.y1 - box.y1, box.x2 - clipped.x2, box.y2 - clipped.y2)
+    least = MIN_SIDE_PX - _ROUND_OFF
+    if clipped.width >= least and clipped.height >= least:
+        return BoxFit(clipped, outside, OUTSIDE_PHOTO if outside > EDGE_TOLERANCE_PX else None, width, height)
+    small = box.width < least or box.height < least  # too small before any clipping
+    return BoxFit(None, outside, TOO_SMALL if small else OUTSIDE_PHOTO, width, height)
+
+
 def is_finite(box: Box) -> bool:
     return all(math.isfinite(v) for v in (box.x1, box.y1, box.x2, box.y2))
 
@@ -123,12 +183,14 @@ def boxes_to_photo(boxes: Iterable[Box], sx: float, sy: float, width: int, heigh
     """Map boxes found on a reduced or resized copy of a photo back onto the photo itself.
 
     sx, sy: photo pixels per copy pixel (what `annotator.images.decode_displayed` returns);
-    width, height: the photo's size. Each box is scaled, then clipped to the photo; a box left
-    with no area (found wholly outside the photo) is dropped. Label, score and flags are kept.
+    width, height: the photo's size. Each box is scaled, then fitted to the photo by the one rule
+    (`fit_box`): clipped, and dropped when under MIN_SIDE_PX in either direction (found outside
+    the photo, or too small). A model's box is no one's work, so a dropped one is not reported.
+    Label, score and flags are kept.
     """
-    mapped = (clip_box(Box(b.label, b.x1 * sx, b.y1 * sy, b.x2 * sx, b.y2 * sy, score=b.score,
-                           difficult=b.difficult, truncated=b.truncated), width, height) for b in boxes)
-    return [b for b in mapped if b.width > 0 and b.height > 0]
+    fitted = (fit_box(Box(b.label, b.x1 * sx, b.y1 * sy, b.x2 * sx, b.y2 * sy, score=b.score,
+                          difficult=b.difficult, truncated=b.truncated), width, height) for b in boxes)
+    return [f.box for f in fitted if f.box is not None]
 
 
 def iou(a: Box, b: Box) -> float:

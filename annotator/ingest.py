@@ -27,7 +27,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from annotator.boxes import clip_box, orient_box, voc_to_box
+from annotator.boxes import fit_box, orient_box, voc_to_box
 from annotator.classes import ClassTable
 from annotator.errors import ConfigError, InputFileError
 from annotator.formats.voc import MAX_XML_BYTES, VocAnnotation, read_voc
@@ -38,7 +38,6 @@ from annotator.types import Box, ImageRecord, LabelVersion, Source
 
 CANDIDATE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".heic", ".heif", ".webp")
 _PR_SET_PDEATHSIG = 1  # prctl(2)
-EDGE_TOLERANCE_PX = 1.5  # labelImg rounds to whole pixels and sometimes writes 0 at the left edge
 
 QUARANTINED, CLIPPED, DROPPED_BOX, IGNORED, FIXED, NOTE, UPDATED, NEEDS_REVIEW = (
     "quarantined", "clipped", "box dropped", "ignored", "fixed", "note", "updated", "needs review")
@@ -257,24 +256,17 @@ def boxes_from_voc(ann: VocAnnotation, info: PhotoInfo, classes: ClassTable, sou
         ymin, ymax = sorted((obj.ymin, obj.ymax))
         if (xmin, ymin) != (obj.xmin, obj.ymin):
             report.add(source, "swapped-corners", f"box {obj.name!r} had min and max swapped; fixed", FIXED)
-        if xmin == xmax or ymin == ymax:  # 1-based inclusive would read as 1 px wide; no one draws that on purpose
-            report.add(source, "zero-area-box",
-                       f"box {obj.name!r} ({obj.xmin:g},{obj.ymin:g})-({obj.xmax:g},{obj.ymax:g}) has zero width or "
-                       "height; it was left out, redraw it in labelImg", DROPPED_BOX)
-            continue
         box = voc_to_box(label, xmin, ymin, xmax, ymax, difficult=obj.difficult, truncated=obj.truncated)
-        clipped = clip_box(box, frame_w, frame_h)
-        if clipped.width <= 0 or clipped.height <= 0:
-            where = "outside the photo" if box.area > 0 else "of zero area"
-            report.add(source, "zero-area-box" if box.area <= 0 else "box-outside-photo",
-                       f"box {obj.name!r} ({obj.xmin:g},{obj.ymin:g})-({obj.xmax:g},{obj.ymax:g}) is {where} "
-                       f"({frame_w}x{frame_h}); it was left out, redraw it in labelImg", DROPPED_BOX)
+        if xmin == xmax or ymin == ymax:  # a zero-size drag in labelImg, not a 1 px box: the rule below drops it
+            box = replace(box, x1=box.x2 if xmin == xmax else box.x1, y1=box.y2 if ymin == ymax else box.y1)
+        fit = fit_box(box, frame_w, frame_h)  # the one rule, as pull and pre-annotation apply it
+        if fit.action is not None:
+            corners = f"box {obj.name!r} ({obj.xmin:g},{obj.ymin:g})-({obj.xmax:g},{obj.ymax:g})"
+            report.add(source, str(fit.reason), fit.describe(corners) + (" in labelImg" if fit.box is None else ""),
+                       fit.action)
+        if fit.box is None:
             continue
-        overshoot = max(clipped.x1 - box.x1, clipped.y1 - box.y1, box.x2 - clipped.x2, box.y2 - clipped.y2)
-        if overshoot > EDGE_TOLERANCE_PX:
-            report.add(source, "box-outside-photo",
-                       f"box {obj.name!r} reached {overshoot:.0f} px outside the {frame_w}x{frame_h} photo; clipped "
-                       "to the photo edge", CLIPPED)
+        clipped = fit.box
         if from_raw_frame:
             clipped = orient_box(clipped, info.raw_width, info.raw_height, info.orientation)
         boxes.append(clipped)

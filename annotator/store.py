@@ -619,7 +619,7 @@ class Workspace:
             "version_id": version.id,
         }
         return dict(target=self.voc_path(rec.path), filename=PurePosixPath(rec.path).name,
-                    path=str(self.image_path(rec.path)), width=rec.width, height=rec.height, depth=3,
+                    path=str(self.image_path(rec.path)), width=rec.width, height=rec.height, depth=None,
                     boxes=version.boxes, provenance=provenance, verified=version.source.is_human,
                     folder=PurePosixPath(rec.path).parent.name or self.config.images.name)
 

@@ -38,15 +38,27 @@ class PreannotateStats:
     skipped_human: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
+    no_box: int = 0  # predicted photos whose prediction kept no box at the thresholds
+    thresholds: dict[str, float] = field(default_factory=dict)  # class -> the confidence threshold applied
 
     @property
     def images_per_second(self) -> float:
         return self.predicted / self.seconds if self.seconds else 0.0
 
+    def no_box_note(self) -> str | None:
+        """The line that says how many photos kept no box, naming the thresholds (None when all kept one)."""
+        if not self.no_box:
+            return None
+        photos = "1 photo" if self.no_box == 1 else f"{self.no_box} photos"
+        at = ", ".join(f"{name} {value:g}" for name, value in self.thresholds.items())
+        return (f"{photos} of {self.predicted} kept no box at the confidence thresholds {at} (the round's; "
+                "[predict.thresholds] in annotator.toml overrides them)")
+
     def to_dict(self) -> dict:
         return {"photos": self.photos, "predicted": self.predicted, "boxes": self.boxes,
                 "skipped_human": self.skipped_human, "failed": [{"path": p, "error": e} for p, e in self.failed],
-                "seconds": round(self.seconds, 2), "images_per_second": round(self.images_per_second, 1)}
+                "seconds": round(self.seconds, 2), "images_per_second": round(self.images_per_second, 1),
+                "no_box": self.no_box, "thresholds": dict(self.thresholds)}
 
 
 def auto_batch(device: str | None) -> int:
@@ -124,6 +136,7 @@ class _Writer(threading.Thread):
                 self.ws.store.mark_voc_written([(p.image_path, vid) for p, vid, _ in written])
                 self.stats.predicted += len(written)
                 self.stats.boxes += sum(len(p.boxes) for p, _, _ in written)
+                self.stats.no_box += sum(1 for p, _, _ in written if not p.boxes)
                 if self.on_written:
                     self.on_written(len(batch))
         except BaseException as exc:  # surfaced by the caller after join()
@@ -154,6 +167,7 @@ def _run_pipeline(ws: Workspace, detector: Detector, records: Sequence[ImageReco
     """Decode ahead -> batch -> predict -> hand to the writer, for one device."""
     chunk: list[tuple[ImageRecord, np.ndarray, float, float]] = []
     kwargs = {"conf": CONF_FLOOR, "imgsz": imgsz, **({"device": device} if device is not None else {})}
+    stats.thresholds = {name: threshold(name) for name in ws.config.classes}  # named when a photo keeps no box
 
     flip = ws.config.uncertainty == FLIP_CONSISTENCY
 

@@ -20,11 +20,12 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_
 @handle_errors
 def synth(
     out: Annotated[Path, typer.Argument(help="Folder to write images/, labels/ and truth/ into.")],
-    images: Annotated[int, typer.Option("--images", "-n", help="Number of photos.")] = 200,
-    labelled: Annotated[float, typer.Option("--labelled", help="Fraction hand-labelled (4,868/12,836 = 0.38).")] = 0.38,
-    seed: Annotated[int, typer.Option(help="Random seed (same seed, same photos).")] = 0,
+    images: Annotated[int, typer.Option("--images", "-n", min=1, help="Number of photos.")] = 200,
+    labelled: Annotated[float, typer.Option(
+        "--labelled", min=0.0, max=1.0, help="Fraction hand-labelled (4,868/12,836 = 0.38).")] = 0.38,
+    seed: Annotated[int, typer.Option(min=0, help="Random seed (same seed, same photos).")] = 0,
     size: Annotated[str, typer.Option(help="small | phone | dslr (18 MP).")] = "small",
-    workers: Annotated[int, typer.Option(help="Parallel processes.")] = 1,
+    workers: Annotated[int, typer.Option(min=1, help="Parallel processes.")] = 1,
     json_out: JsonOption = False,
 ) -> None:
     """Write a synthetic PSL photo set (SIMULATED data, for demos and tests)."""
@@ -182,19 +183,27 @@ def export(
     out: Annotated[Path, typer.Argument(help="Output folder.")],
     fmt: Annotated[str, typer.Option("--format", "-f", help="voc | yolo | coco")] = "voc",
     include_predictions: Annotated[bool, typer.Option(help="Also export unreviewed model predictions.")] = False,
+    copy: Annotated[bool, typer.Option(
+        "--copy", help="Copy the photos into the export (VOC, YOLO) instead of linking to the originals, so the "
+                       "export can be moved or shared on its own.")] = False,
     workspace: WorkspaceOption = Path("."),
     json_out: JsonOption = False,
 ) -> None:
-    """Write the current labels (displayed-frame pixels) as VOC, YOLO or COCO."""
+    """Write the current labels (displayed-frame pixels) as VOC, YOLO or COCO.
+
+    VOC and YOLO exports hold the photos as symbolic links to the originals unless --copy is given;
+    COCO writes only annotations.json (file names relative to the image folder)."""
     from annotator.export import export_labels
     from annotator.store import Workspace
 
     with Workspace.open(workspace) as ws:
-        data = export_labels(ws, fmt, out, include_predictions=include_predictions)
+        data = export_labels(ws, fmt, out, include_predictions=include_predictions, copy_images=copy)
     if json_out:
         print_json(data)
     else:
-        console.print(f"exported {data['photos']} photos, {data['boxes']} boxes as {fmt} to {out}", markup=False)
+        how = {"copied": " (photos copied)", "linked": " (photos linked to the originals)"}.get(data["photo_files"], "")
+        console.print(f"exported {data['photos']} photos, {data['boxes']} boxes as {fmt} to {out}{how}", markup=False,
+                      soft_wrap=True)
 
 
 def _mount_stages() -> None:

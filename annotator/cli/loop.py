@@ -41,6 +41,8 @@ def _print_round(result, curve) -> None:
         console.print(f"pre-annotated {p.predicted} photos ({p.boxes} boxes) at {p.images_per_second:.1f} img/s"
                       + (f"; {len(p.failed)} could not be decoded: {', '.join(x for x, _ in p.failed[:5])}"
                          if p.failed else ""), markup=False)
+        if p.no_box_note():
+            console.print(p.no_box_note(), markup=False)
     if result.pushed:
         console.print(f"review queue: {result.pushed['created']} tasks created, {result.pushed['replaced']} "
                       f"predictions replaced, {result.pushed['kept_annotated']} reviewed tasks left alone")

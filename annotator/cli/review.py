@@ -1,6 +1,7 @@
 """`annotator review ...`: serve Label Studio, push predictions, pull reviews, simulate a reviewer, status.
 
-Thin: parse options, open the workspace, call the stage, render. Errors are one red line.
+Thin: parse options, open the workspace, call the stage, render. Errors are one red line; a
+numeric option out of its range is refused by the parser before anything runs.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ def _progress() -> Iterator:
 def serve(workspace: WorkspaceOption = Path("."),
           stop: Annotated[bool, typer.Option("--stop", help="Stop the workspace's Label Studio.")] = False,
           port: Annotated[Optional[int], typer.Option(
-              "--port", help="Port on 127.0.0.1 (default: a free one).")] = None,
+              "--port", min=1, max=65535, help="Port on 127.0.0.1 (default: a free one).")] = None,
           url: Annotated[Optional[str], typer.Option(
               "--url", help="Use this running Label Studio instead of starting one (saved in annotator.toml).")] = None,
           json_out: JsonOption = False) -> None:
@@ -99,7 +100,7 @@ def serve(workspace: WorkspaceOption = Path("."),
 @review_app.command()
 @handle_errors
 def push(workspace: WorkspaceOption = Path("."), url: UrlOption = None,
-         batch: Annotated[int, typer.Option("--batch", help="Tasks per import request.")] = 500,
+         batch: Annotated[int, typer.Option("--batch", min=1, help="Tasks per import request.")] = 500,
          new_project: Annotated[bool, typer.Option(
              "--new-project", help="Start a new Label Studio project (when the old one is gone).")] = False,
          json_out: JsonOption = False) -> None:
@@ -119,6 +120,9 @@ def push(workspace: WorkspaceOption = Path("."), url: UrlOption = None,
                   f"{result.kept_annotated} already annotated left alone"
                   + (f", {result.adopted} adopted from an interrupted push" if result.adopted else "") + ".",
                   soft_wrap=True, markup=False)
+    if result.conflicts:
+        console.print(f"{result.conflicts} photos with conflicting labels are served first (`annotator status` "
+                      "counts them; the task says why).", soft_wrap=True, markup=False)
 
 
 @review_app.command()
@@ -137,6 +141,12 @@ def pull(workspace: WorkspaceOption = Path("."), url: UrlOption = None, json_out
         return
     console.print(f"{result.stored} annotations stored ({result.current} current, {result.history} history), "
                   f"{result.already_pulled} already pulled, {result.skipped} skipped by reviewers.", soft_wrap=True)
+    if result.fixed:
+        err_console.print(f"[yellow]{len(result.fixed)} reviewed boxes clipped to the photo or left out[/] (the "
+                          f"reviews are stored; listed in {escape(str(result.issues_file))}):", soft_wrap=True)
+        for fix in result.fixed[:20]:
+            err_console.print(f"  task {fix['task_id']} ({fix['photo']}): {fix['message']}", soft_wrap=True,
+                              markup=False)
     if result.issues:
         err_console.print(f"[yellow]{len(result.issues)} annotations not merged[/] (listed in "
                           f"{escape(str(result.issues_file))}):", soft_wrap=True)
@@ -148,14 +158,16 @@ def pull(workspace: WorkspaceOption = Path("."), url: UrlOption = None, json_out
 @review_app.command()
 @handle_errors
 def simulate(workspace: WorkspaceOption = Path("."), url: UrlOption = None,
-             count: Annotated[int, typer.Option("--count", help="How many queued tasks to annotate.")] = 10,
+             count: Annotated[int, typer.Option("--count", min=1, help="How many queued tasks to annotate.")] = 10,
              truth: Annotated[Optional[Path], typer.Option(
                  "--truth", help="Ground-truth VOC folder (default: truth/ beside the image folder).")] = None,
-             noise: Annotated[float, typer.Option("--noise", help="Probability of a reviewer slip, 0-1.")] = 0.0,
-             seed: Annotated[int, typer.Option("--seed", help="Seed of the slips.")] = 0,
+             noise: Annotated[float, typer.Option(
+                 "--noise", min=0.0, max=1.0, help="Probability of a reviewer slip, 0-1.")] = 0.0,
+             seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of the slips.")] = 0,
              accept_iou: Annotated[float, typer.Option(
-                 "--accept-iou", help="Leave a predicted box as it is when its IoU with the true box is at least "
-                                      "this (1.0: fix every box that is not pixel-exact).")] = 0.7,
+                 "--accept-iou", min=0.0, max=1.0,
+                 help="Leave a predicted box as it is when its IoU with the true box is at least this (1.0: fix "
+                      "every box that is not pixel-exact).")] = 0.7,
              json_out: JsonOption = False) -> None:
     """SIMULATION: annotate queued tasks from ground truth, as a careful dermatologist would."""
     with Workspace.open(workspace) as ws:

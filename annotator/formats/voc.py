@@ -4,7 +4,8 @@ Parsing is defensive: entity resolution, DTDs and network access are off, and an
 ENTITY declaration is refused before parsing (XXE, billion laughs). VOC pixels are 1-based and
 inclusive; conversion to the internal frame is in `annotator.boxes`.
 Our extra fields (score, provenance) go in elements labelImg ignores: `<score>` inside
-`<object>` and `<annotator>` under the root.
+`<object>` and `<annotator>` under the root. `<depth>` is what labelImg writes for the photo:
+1 for greyscale, 3 for colour (`photo_depth`).
 """
 
 from __future__ import annotations
@@ -172,6 +173,31 @@ def read_voc(path: str | Path) -> VocAnnotation:
     return parse_voc_bytes(data, source=str(p))
 
 
+def depth_of(img: Any) -> int:
+    """labelImg's <depth> for an opened PIL image: 1 when it is greyscale (Qt's `isGrayscale`: grey
+    modes, or a palette of greys only), else 3 (alpha and CMYK included, as labelImg writes them)."""
+    from PIL import Image
+
+    mode = img.mode
+    if mode in ("P", "PA"):
+        palette = img.getpalette() or []
+        greys = all(palette[i] == palette[i + 1] == palette[i + 2] for i in range(0, len(palette) - 2, 3))
+        return 1 if palette and greys and mode == "P" else 3
+    return 1 if Image.getmodebase(mode) == "L" else 3
+
+
+def photo_depth(photo: str | Path) -> int:
+    """The <depth> labelImg writes for the photo file (see `depth_of`). Reads only its header; 3 when
+    it cannot be read (a missing photo is reported by the commands that need its pixels)."""
+    from PIL import Image
+
+    try:
+        with Image.open(photo) as img:
+            return depth_of(img)
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return 3
+
+
 def _sub(parent, tag: str, text: Any | None = None):
     node = etree.SubElement(parent, tag)
     if text is not None:
@@ -179,9 +205,14 @@ def _sub(parent, tag: str, text: Any | None = None):
     return node
 
 
-def voc_xml_bytes(*, filename: str, path: str, width: int, height: int, depth: int, boxes: tuple[Box, ...] | list[Box],
-                  folder: str = "images", provenance: dict[str, Any] | None = None, verified: bool = False) -> bytes:
-    """VOC XML in labelImg's own element order, tab-indented, with integer 1-based corners."""
+def voc_xml_bytes(*, filename: str, path: str, width: int, height: int, depth: int | None,
+                  boxes: tuple[Box, ...] | list[Box], folder: str = "images", provenance: dict[str, Any] | None = None,
+                  verified: bool = False) -> bytes:
+    """VOC XML in labelImg's own element order, tab-indented, with integer 1-based corners.
+
+    depth: the photo's channels as labelImg writes them; None reads it from the photo at `path`."""
+    if depth is None:
+        depth = photo_depth(path)
     root = etree.Element("annotation")
     if verified:
         root.set("verified", "yes")

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from annotator.boxes import box_to_ls_percent, ls_percent_to_box
+from annotator.boxes import box_to_ls_percent, fit_box, ls_percent_to_box
 from annotator.classes import ClassTable
 from annotator.types import Box, ImageRecord, LabelVersion
 
@@ -29,6 +29,15 @@ EXCLUDE_CHOICES: tuple[tuple[str, str], ...] = (
 )
 PHOTO_FIELD = "photo"  # task data: the photo's path relative to the image root (our key)
 VERSION_FIELD = "label_version"  # task data: the label-version id first pushed with the task
+CONFLICT_FIELD = "conflict"  # task data: why the photo's labels are in conflict ("" when they are not)
+
+# A photo whose label sources disagree (`Store.conflicts()`) is served before any model prediction:
+# its task's prediction scores 0, every model prediction at least MODEL_SCORE_FLOOR, and Label Studio
+# serves ascending scores. (It refuses imported scores outside 0-1.)
+CONFLICT_SCORE = 0.0
+MODEL_SCORE_FLOOR = 1e-6
+CURRENT_LABEL_VERSION = "current-label"  # a conflict's model_version when no model has predicted yet
+CONFLICTING_LABEL_VERSION = "conflicting-label"  # model_version prefix of a disagreeing label shown beside it
 
 # The simulated reviewer annotates as this Label Studio user, so its work is never mistaken
 # for a dermatologist's (see review_queue.simulate).
@@ -45,7 +54,8 @@ def labeling_config(classes: ClassTable) -> str:
     """The Label Studio labeling config: one image, six hot-keyed rectangle labels, an exclude choice.
 
     Label values are the short class names (what we store); the full names are in the legend
-    and the hover hints.
+    and the hover hints. A line above the photo shows the task's `conflict` text (empty for most
+    photos), so a reviewer served a conflicting photo first reads why.
     """
     legend = "  ·  ".join(f"{classes.describe(n).hotkey} {n} = {classes.describe(n).full_name}" for n in classes.names)
     labels = "\n".join(
@@ -58,6 +68,7 @@ def labeling_config(classes: ClassTable) -> str:
     return (
         "<View>\n"
         f'  <Header value="{_attr(legend)}" size="6"/>\n'
+        f'  <Header value="${CONFLICT_FIELD}" size="5" style="color: #c0392b"/>\n'
         f'  <Image name="{IMAGE_TAG}" value="${IMAGE_TAG}" zoom="true" zoomControl="true" rotateControl="false"/>\n'
         f'  <RectangleLabels name="{LABEL_TAG}" toName="{IMAGE_TAG}" strokeWidth="2" opacity="0.15">\n'
         f"{labels}\n"
@@ -114,9 +125,11 @@ def local_file_url(document_path: str) -> str:
 
 
 def prediction_score(uncertainty: float | None) -> float:
-    """Prediction-level score = 1 - uncertainty, so ascending score (Label Studio's queue) = most uncertain first."""
+    """Prediction-level score = 1 - uncertainty, so ascending score (Label Studio's queue) = most uncertain first.
+
+    Never below MODEL_SCORE_FLOOR: a score of 0 is kept for label conflicts, which are served before all."""
     u = _NEUTRAL_UNCERTAINTY if uncertainty is None or not math.isfinite(uncertainty) else uncertainty
-    return round(1.0 - min(1.0, max(0.0, float(u))), 6)
+    return max(MODEL_SCORE_FLOOR, round(1.0 - min(1.0, max(0.0, float(u))), 6))
 
 
 def model_version_of(version: LabelVersion) -> str:
@@ -141,12 +154,90 @@ def task_payload(record: ImageRecord, version: LabelVersion, document_path: str)
     document_path: the photo's path relative to the server's LOCAL_FILES_DOCUMENT_ROOT.
     """
     return {
-        "data": {IMAGE_TAG: local_file_url(document_path), PHOTO_FIELD: record.path, VERSION_FIELD: version.id},
+        "data": {
+            IMAGE_TAG: local_file_url(document_path),
+            PHOTO_FIELD: record.path,
+            VERSION_FIELD: version.id,
+            CONFLICT_FIELD: "",
+        },
         "predictions": [prediction_payload(record, version)],
     }
 
 
+def conflict_note(conflicts: Iterable[tuple[str, str]]) -> str:
+    """The text a reviewer reads above a conflicting photo: each open conflict's kind and detail."""
+    return "Labels in conflict, served first: " + " | ".join(f"{kind}: {detail}" for kind, detail in conflicts)
+
+
+def conflict_predictions(
+    record: ImageRecord, current: LabelVersion, waiting: Sequence[LabelVersion], model_version: str
+) -> list[dict[str, Any]]:
+    """The predictions (without `task`) of a conflicting photo's task.
+
+    First the photo's current label, the one to check, under the project's `model_version` (Label
+    Studio's queue only orders predictions of that version) with CONFLICT_SCORE, so it is served
+    before any model prediction; then each disagreeing label kept in the history, for comparison.
+    """
+
+    def payload(version: LabelVersion, name: str) -> dict[str, Any]:
+        return {
+            "model_version": name,
+            "score": CONFLICT_SCORE,
+            "result": [
+                box_to_result(b, record.width, record.height, region_id(version.id, i))
+                for i, b in enumerate(version.boxes)
+            ],
+        }
+
+    return [payload(current, model_version)] + [
+        payload(v, f"{CONFLICTING_LABEL_VERSION} {v.id}") for v in waiting if v.id != current.id
+    ]
+
+
+def conflict_task_payload(
+    record: ImageRecord,
+    current: LabelVersion,
+    waiting: Sequence[LabelVersion],
+    note: str,
+    document_path: str,
+    model_version: str,
+) -> dict[str, Any]:
+    """One task for a conflicting photo: `note` says why, its current label is the prediction to check."""
+    return {
+        "data": {
+            IMAGE_TAG: local_file_url(document_path),
+            PHOTO_FIELD: record.path,
+            VERSION_FIELD: current.id,
+            CONFLICT_FIELD: note,
+        },
+        "predictions": conflict_predictions(record, current, waiting, model_version),
+    }
+
+
 # ---- reading an annotation -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BoxFix:
+    """A reviewed box that `annotator.boxes.fit_box` clipped or dropped (the review is still merged).
+
+    reason: OUTSIDE_PHOTO or TOO_SMALL; action: "clipped" or "box dropped" (as in the ingest report).
+    """
+
+    region: str
+    reason: str
+    action: str
+    message: str
+    outside_px: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "region": self.region,
+            "reason": self.reason,
+            "action": self.action,
+            "message": self.message,
+            "outside_px": round(self.outside_px, 1),
+        }
 
 
 @dataclass(frozen=True)
@@ -155,26 +246,30 @@ class ParsedResult:
 
     regions: (region id, box in displayed pixels, canonical label) in result order.
     problems: human-readable reasons the result cannot be merged; empty when it can.
+    fixes: boxes clipped to the photo or dropped by the one rule of `annotator.boxes.fit_box`
+    (reported, not blocking: ingest treats the same box the same way).
     """
 
     regions: tuple[tuple[str, Box], ...]
     excluded: tuple[str, ...] = ()
     problems: tuple[str, ...] = ()
     ignored: tuple[str, ...] = ()  # result types we do not use (reported, harmless)
+    fixes: tuple[BoxFix, ...] = ()
 
 
-def parse_result(
-    result: Iterable[dict[str, Any]], *, width: int, height: int, classes: ClassTable, tolerance_px: float = 1.0
-) -> ParsedResult:
+def parse_result(result: Iterable[dict[str, Any]], *, width: int, height: int, classes: ClassTable) -> ParsedResult:
     """Validate and convert a Label Studio result list on a width x height photo.
 
-    Unknown label names, a missing or different original size, rotated, empty or out-of-photo
-    boxes (beyond tolerance_px) are problems. Boxes within the tolerance are clipped to the photo.
+    Unknown label names, a missing or different original size, rotated or non-finite boxes are
+    problems. Every box is fitted to the photo by the one rule (`annotator.boxes.fit_box`):
+    clipped, or dropped when under a pixel in either direction; each clip beyond the edge
+    tolerance and each drop becomes a fix.
     """
     regions: list[tuple[str, Box]] = []
     excluded: list[str] = []
     problems: list[str] = []
     ignored: list[str] = []
+    fixes: list[BoxFix] = []
     for i, item in enumerate(result or []):
         rid = str(item.get("id") or f"#{i}")
         kind = item.get("type")
@@ -213,27 +308,10 @@ def parse_result(
         if not all(math.isfinite(v) for v in (box.x1, box.y1, box.x2, box.y2)):
             problems.append(f"region {rid}: coordinates are not finite")
             continue
-        if (
-            box.x1 < -tolerance_px
-            or box.y1 < -tolerance_px
-            or box.x2 > width + tolerance_px
-            or box.y2 > height + tolerance_px
-        ):
-            problems.append(
-                f"region {rid}: box ({box.x1:.1f}, {box.y1:.1f}, {box.x2:.1f}, {box.y2:.1f}) lies "
-                f"outside the {width}x{height} photo"
-            )
-            continue
-        box = Box(
-            label,
-            min(max(box.x1, 0.0), width),
-            min(max(box.y1, 0.0), height),
-            min(max(box.x2, 0.0), width),
-            min(max(box.y2, 0.0), height),
-            score=box.score,
-        )
-        if box.width <= 0 or box.height <= 0:
-            problems.append(f"region {rid}: empty box")
-            continue
-        regions.append((rid, box))
-    return ParsedResult(tuple(regions), tuple(dict.fromkeys(excluded)), tuple(problems), tuple(ignored))
+        fit = fit_box(Box(label, box.x1, box.y1, box.x2, box.y2, score=box.score), width, height)
+        if fit.action is not None:
+            what = f"region {rid} {label!r} ({box.x1:.1f}, {box.y1:.1f})-({box.x2:.1f}, {box.y2:.1f})"
+            fixes.append(BoxFix(rid, str(fit.reason), fit.action, fit.describe(what), fit.outside_px))
+        if fit.box is not None:
+            regions.append((rid, fit.box))
+    return ParsedResult(tuple(regions), tuple(dict.fromkeys(excluded)), tuple(problems), tuple(ignored), tuple(fixes))

@@ -10,7 +10,12 @@ leaves a consistent store, and the next pull skips what is stored and finishes t
 The VOC mirror of the new current labels is written at the end by a few threads (every file
 is fsynced, so the disk is the limit); a kill before that leaves a stale mirror, which the
 next pull, or the next command opening the workspace for writing, repairs.
-Annotations that cannot be merged are listed in reports/pull-issues.json, never guessed at.
+Annotations that cannot be merged are listed in reports/pull-issues.json, never guessed at; a
+reviewed box outside the photo or under a pixel is clipped or dropped by the one rule ingest
+applies too (`annotator.boxes.fit_box`), listed there under "fixed", and the review is stored.
+A review of a photo served for a label conflict started from a person's label, not the model's:
+it is stored with the conflict's note and without an edit diff, so it stays out of the
+correction statistic.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from annotator.errors import LabelStudioError
@@ -27,7 +32,14 @@ from annotator.store import Workspace, now_iso
 from annotator.types import Box, ImageRecord, LabelVersion, Source
 from review_queue.corrections import count_edits, diff_regions
 from review_queue.labelstudio.client import ReviewClient
-from review_queue.labelstudio.convert import PHOTO_FIELD, SIMULATED_REVIEWER, parse_result, region_id
+from review_queue.labelstudio.convert import (
+    CONFLICT_FIELD,
+    PHOTO_FIELD,
+    SIMULATED_REVIEWER,
+    BoxFix,
+    parse_result,
+    region_id,
+)
 from review_queue.labelstudio.project import require_project_id
 
 Progress = Callable[[str, int, int], None]  # (step, done, total)
@@ -49,6 +61,7 @@ class PullResult:
     skipped: int  # skipped ("cancelled") annotations: counted, never stored as labels
     issues: list[dict[str, Any]] = field(default_factory=list)
     issues_file: str | None = None
+    fixed: list[dict[str, Any]] = field(default_factory=list)  # boxes clipped or dropped in stored reviews
 
     @property
     def stored(self) -> int:
@@ -64,6 +77,7 @@ class _Prepared:
     annotation_id: int
     updated_at: str | None
     current: bool
+    fixes: tuple[BoxFix, ...] = ()
 
 
 def pull(
@@ -77,6 +91,7 @@ def pull(
     pulled = ws.store.pulled_annotations()
     pushed = ws.store.pushed_versions()
     issues: list[dict[str, Any]] = []
+    fixed: list[dict[str, Any]] = []
     counts = {"current": 0, "history": 0, "already": 0, "skipped": 0}
 
     for done, task in enumerate(tasks, 1):
@@ -101,6 +116,7 @@ def pull(
                 issues.extend(_issue(task, ann, path, p) for p in problems)
                 continue
             _store_annotation(ws, prepared)
+            fixed.extend(_fixed(task, ann, path, f) for f in prepared.fixes)
             pulled[prepared.annotation_id] = prepared.updated_at
             counts["current" if prepared.current else "history"] += 1
         if progress:
@@ -109,7 +125,8 @@ def pull(
 
     issues_file = ws.reports_dir / ISSUES_FILE
     atomic_write_text(
-        issues_file, json.dumps({"pulled_at": now_iso(), "project_id": pid, "issues": issues}, indent=2) + "\n"
+        issues_file,
+        json.dumps({"pulled_at": now_iso(), "project_id": pid, "issues": issues, "fixed": fixed}, indent=2) + "\n",
     )
     return PullResult(
         project_id=pid,
@@ -120,6 +137,7 @@ def pull(
         skipped=counts["skipped"],
         issues=issues,
         issues_file=str(issues_file),
+        fixed=fixed,
     )
 
 
@@ -252,11 +270,34 @@ def _prepare(
         meta=meta,
     )
     return _Prepared(
-        version,
+        _with_notes(version, task, parsed.fixes),
         int(ann["id"]),
         ann.get("updated_at"),
         current=latest and not _newer_review_is_current(ws, record.path, ann),
+        fixes=parsed.fixes,
     ), []
+
+
+def _with_notes(version: LabelVersion, task: dict[str, Any], fixes: tuple[BoxFix, ...]) -> LabelVersion:
+    """The review with what the report says about it kept in its meta: boxes the one rule clipped or
+    dropped (`box_fixes`), and the conflict it decided. A review of a task served for a label conflict
+    (push's `conflict` note) started from a person's label, so its edits say nothing about the model:
+    it keeps no edit diff (the correction statistic counts it unmeasured)."""
+    meta = dict(version.meta)
+    if fixes:
+        meta["box_fixes"] = [f.to_dict() for f in fixes]
+    note = (task.get("data") or {}).get(CONFLICT_FIELD)
+    if not note:
+        return replace(version, meta=meta)
+    meta = {k: v for k, v in meta.items() if k not in ("operations", "edits")}
+    return replace(version, round=None, model_version=None, meta={**meta, "conflict": note})
+
+
+def _fixed(task: dict[str, Any], ann: dict[str, Any], path: str | None, fix: BoxFix) -> dict[str, Any]:
+    """A report entry for a box the one rule clipped or dropped in a stored review."""
+    entry = {**_issue(task, ann, path, fix.message), **fix.to_dict()}
+    del entry["problem"]  # it is the message: the review was merged
+    return entry
 
 
 def _parent_prediction(

@@ -2,24 +2,32 @@
 
 Every photo whose current label is a `model` version gets one task carrying that prediction
 (prediction score = 1 - uncertainty, so Label Studio's uncertainty sampling serves the most
-doubtful photo first). After a new round, untouched tasks get the new prediction; tasks a
-reviewer has annotated (or skipped) are never touched. A push killed half-way is resumed by
-the next one: tasks that reached the server but not the store are adopted by their `photo`.
+doubtful photo first). A photo with an open label conflict (`Store.conflicts()`: copies with
+other hand boxes, XML edited after a review) is served before all of them: its task carries its
+current label as the prediction to check (score 0), the disagreeing labels beside it, and the
+conflict's text. After a new round, untouched tasks get the new prediction; tasks a reviewer
+has annotated (or skipped) are never touched. A push killed half-way is resumed by the next
+one: tasks that reached the server but not the store are adopted by their `photo`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import PurePosixPath
 from typing import Any, TypeVar
 
 from annotator.errors import ConfigError, LabelStudioError
 from annotator.store import Workspace
-from annotator.types import LabelVersion, Source
+from annotator.types import ImageRecord, LabelVersion, Source
 from review_queue.labelstudio.client import ReviewClient
 from review_queue.labelstudio.convert import (
+    CONFLICT_FIELD,
+    CURRENT_LABEL_VERSION,
     PHOTO_FIELD,
     VERSION_FIELD,
+    conflict_note,
+    conflict_task_payload,
     model_version_of,
     prediction_payload,
     task_payload,
@@ -37,6 +45,16 @@ T = TypeVar("T")
 
 
 @dataclass(frozen=True)
+class _Conflicting:
+    """A photo with open label conflicts, as its review task shows it."""
+
+    record: ImageRecord
+    current: LabelVersion  # the label to check (the prediction the reviewer starts from)
+    waiting: tuple[LabelVersion, ...]  # the disagreeing labels kept in the history
+    note: str  # why it is served first (task data `conflict`)
+
+
+@dataclass(frozen=True)
 class PushResult:
     project_id: int
     model_version: str | None
@@ -45,6 +63,7 @@ class PushResult:
     replaced: int  # untouched tasks whose prediction was replaced by a newer round's
     kept_annotated: int  # tasks with a newer prediction, left alone because a reviewer already worked on them
     up_to_date: int  # tasks already carrying the current prediction
+    conflicts: int = 0  # photos with an open label conflict, served before every model prediction
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -77,14 +96,18 @@ def push(
     ensure_photo_storage(ws, client, pid)
     prefix = document_prefix(ws, client)
     records = {r.path: r for r in ws.store.images()}
-    model = ws.store.current_labels(sources=[Source.MODEL])
+    conflicting = _conflicting(ws, records)
+    model = {p: v for p, v in ws.store.current_labels(sources=[Source.MODEL]).items() if p not in conflicting}
 
     tasks = ws.store.task_map(pid)
     adopted = 0
-    if any(p not in tasks for p in model) and (project.task_number or 0) > len(tasks):
+    pushed = ws.store.pushed_versions()
+    untasked = [p for p in (*model, *conflicting) if p not in tasks]
+    retasked = [p for p, c in conflicting.items() if pushed.get(p) != c.current.id]  # may get a conflict task
+    if (untasked or retasked) and (project.task_number or 0) > len(tasks):
         adopted = _adopt_unrecorded(ws, client, pid, known=set(records))
         tasks = ws.store.task_map(pid)
-    pushed = ws.store.pushed_versions()
+        pushed = ws.store.pushed_versions()
 
     # 1. new photos: bulk import, one request per batch, task ids recorded with the batch
     new = [p for p in model if p not in tasks]
@@ -137,25 +160,183 @@ def push(
             replaced += len(chunk)
             report("replacing predictions", replaced, len(todo))
 
-    # 3. the project serves the newest round's predictions, most uncertain first
+    # 3. conflicting photos, under the version the project will serve, so they sort first
     newest = _newest_model_version(model.values())
-    if newest is not None and (project.model_version != newest or project.sampling != SAMPLING):
+    served = newest or project.model_version or CURRENT_LABEL_VERSION
+    outcome = _push_conflicts(
+        ws,
+        client,
+        pid,
+        conflicting,
+        tasks,
+        pushed,
+        served_version=served,
+        version_changed=(project.model_version or "") != served,
+        prefix=prefix,
+        batch=batch,
+        report=report,
+    )
+
+    # 4. the project serves the newest round's predictions (and the conflicts before them), most uncertain first
+    if (newest is not None or conflicting) and (project.model_version != served or project.sampling != SAMPLING):
         client.call(
             "setting the project's model version",
             client.sdk.projects.update,
             pid,
-            model_version=newest,
+            model_version=served,
             sampling=SAMPLING,
         )
     return PushResult(
         project_id=pid,
-        model_version=newest or project.model_version or None,
-        created=created,
+        model_version=newest or (served if conflicting else project.model_version) or None,
+        created=created + outcome.created,
         adopted=adopted,
-        replaced=replaced,
-        kept_annotated=kept,
-        up_to_date=len(model) - len(new) - len(stale),
+        replaced=replaced + outcome.replaced,
+        kept_annotated=kept + outcome.kept,
+        up_to_date=len(model) - len(new) - len(stale) + outcome.up_to_date,
+        conflicts=outcome.served,
     )
+
+
+def _conflicting(ws: Workspace, records: dict[str, ImageRecord]) -> dict[str, _Conflicting]:
+    """Photos with open label conflicts, oldest conflict first, each with its labels and the reviewer's note."""
+    by_photo: dict[str, list[Any]] = {}
+    for conflict in ws.store.conflicts():
+        if conflict.path in records:
+            by_photo.setdefault(conflict.path, []).append(conflict)
+    out: dict[str, _Conflicting] = {}
+    for path, conflicts in by_photo.items():
+        waiting = tuple(v for v in (ws.store.version(c.version_id) for c in conflicts) if v is not None)
+        current = ws.store.current_label(path) or (waiting[0] if waiting else None)
+        if current is None:
+            continue  # nothing to show the reviewer; cannot happen with labels made by ingest
+        note = conflict_note((c.kind, c.detail) for c in conflicts)
+        out[path] = _Conflicting(records[path], current, waiting, note)
+    return out
+
+
+@dataclass(frozen=True)
+class _ConflictOutcome:
+    created: int = 0
+    replaced: int = 0
+    kept: int = 0
+    up_to_date: int = 0
+
+    @property
+    def served(self) -> int:
+        return self.created + self.replaced + self.up_to_date
+
+
+def _push_conflicts(
+    ws: Workspace,
+    client: ReviewClient,
+    pid: int,
+    conflicting: dict[str, _Conflicting],
+    tasks: dict[str, int],
+    pushed: dict[str, int | None],
+    *,
+    served_version: str,
+    version_changed: bool,
+    prefix: PurePosixPath,
+    batch: int,
+    report: Progress,
+) -> _ConflictOutcome:
+    """Give every conflicting photo a task that is served first.
+
+    No task yet: one is created. An untouched task is brought up to date (its prediction, the note,
+    the served model version). A task a reviewer worked on is left alone when it already showed
+    this conflict (its review waits to be pulled, or it was skipped); when it showed an earlier
+    label (say, the model's, reviewed before the XML was edited), the photo gets a new task.
+    """
+    if not conflicting:
+        return _ConflictOutcome()
+    states = _task_states(client, pid, {tasks[p] for p in conflicting if p in tasks})
+    new: list[str] = []
+    stale: list[str] = []
+    kept = current = 0
+    for path, item in conflicting.items():
+        state = states.get(tasks[path]) if path in tasks else None
+        shows_this_label = pushed.get(path) == item.current.id
+        if state is None:
+            new.append(path)
+        elif state.worked_on:
+            if shows_this_label:
+                kept += 1
+            else:
+                new.append(path)
+        elif not shows_this_label or version_changed or state.note != item.note:
+            stale.append(path)
+        else:
+            current += 1
+
+    def payload(path: str) -> dict[str, Any]:
+        item = conflicting[path]
+        return conflict_task_payload(
+            item.record, item.current, item.waiting, item.note, str(prefix / path), served_version
+        )
+
+    for done, chunk in enumerate(_chunks(new, batch), 1):
+        response = client.call(
+            f"importing {len(chunk)} conflict tasks into project {pid}",
+            client.sdk.projects.import_tasks,
+            pid,
+            request=[payload(p) for p in chunk],
+            return_task_ids=True,
+            idempotent=False,
+        )
+        ids = list(response.task_ids or [])
+        if len(ids) != len(chunk):
+            raise LabelStudioError(
+                f"Label Studio returned {len(ids)} task ids for {len(chunk)} imported tasks; "
+                "run `annotator review push` again"
+            )
+        ws.store.record_tasks(pid, [(p, int(t), conflicting[p].current.id) for p, t in zip(chunk, ids, strict=True)])
+        report("serving conflicts first", min(done * batch, len(new)), len(new))
+
+    for chunk in _chunks(stale, batch):
+        ids = [tasks[p] for p in chunk]
+        client.call(
+            "removing outdated predictions",
+            client.sdk.actions.create,
+            id="delete_tasks_predictions",
+            project=pid,
+            selected_items={"all": False, "included": ids},
+        )
+        for p in chunk:  # the note and the label version it shows
+            client.call("updating a conflict task", client.sdk.tasks.update, str(tasks[p]), data=payload(p)["data"])
+        predictions = [{"task": tasks[p], **prediction} for p in chunk for prediction in payload(p)["predictions"]]
+        client.call(
+            "importing conflict predictions",
+            client.sdk.projects.import_predictions,
+            pid,
+            request=predictions,
+            idempotent=False,
+        )
+        ws.store.record_tasks(pid, [(p, tasks[p], conflicting[p].current.id) for p in chunk])
+    return _ConflictOutcome(created=len(new), replaced=len(stale), kept=kept, up_to_date=current)
+
+
+@dataclass(frozen=True)
+class _TaskState:
+    data: dict[str, Any]
+    worked_on: bool
+
+    @property
+    def note(self) -> str:
+        return str(self.data.get(CONFLICT_FIELD) or "")
+
+
+def _task_states(client: ReviewClient, project_id: int, ids: set[int]) -> dict[int, _TaskState]:
+    """Data and whether anyone annotated or skipped it, for the tasks `ids` (those still on the server)."""
+    if not ids:
+        return {}
+    states: dict[int, _TaskState] = {}
+    for page in client.task_pages(project_id, include="id,data,total_annotations,cancelled_annotations"):
+        for t in page:
+            if int(t.id) in ids:
+                worked = (t.total_annotations or 0) + (t.cancelled_annotations or 0) > 0
+                states[int(t.id)] = _TaskState(dict(t.data or {}), worked)
+    return states
 
 
 def _newest_model_version(versions: Iterable[LabelVersion]) -> str | None:
@@ -166,7 +347,10 @@ def _newest_model_version(versions: Iterable[LabelVersion]) -> str | None:
 
 
 def _adopt_unrecorded(ws: Workspace, client: ReviewClient, project_id: int, known: set[str]) -> int:
-    """Record tasks that exist on the server but not in the store (a push killed after an import)."""
+    """Record tasks that exist on the server but not in the store (a push killed after an import).
+
+    A photo has one task, the first listed; except a later conflict task (see `_push_conflicts`),
+    which takes over from the photo's recorded task."""
     recorded = ws.store.task_map(project_id)
     recorded_ids = set(recorded.values())
     rows: list[tuple[str, int, int | None]] = []
@@ -175,8 +359,11 @@ def _adopt_unrecorded(ws: Workspace, client: ReviewClient, project_id: int, know
         for task in page:
             data = task.data or {}
             photo = data.get(PHOTO_FIELD)
-            if task.id in recorded_ids or photo not in known or photo in seen:
-                continue  # ours already, not our photo, or a second copy (the first listed wins)
+            if task.id in recorded_ids or photo not in known:
+                continue  # ours already, or not our photo
+            takes_over = bool(data.get(CONFLICT_FIELD)) and photo in recorded and int(task.id) > recorded[photo]
+            if photo in seen and not takes_over:
+                continue  # a second copy (the first listed wins)
             seen.add(photo)
             version = data.get(VERSION_FIELD)
             rows.append((photo, int(task.id), int(version) if version is not None else None))

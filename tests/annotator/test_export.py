@@ -1,15 +1,19 @@
 """annotator.export: the labels a person stands behind, as VOC, YOLO or COCO in the displayed frame;
-a VOC export ingests back into the same boxes."""
+a VOC export ingests back into the same boxes, writes each photo's real depth, and links the photos
+(or copies them, atomically, with `copy_images`)."""
 
 from __future__ import annotations
 
+import io
 import json
 
 import pytest
+from PIL import Image
 
 from annotator.config import Config
 from annotator.errors import ConfigError
 from annotator.export import export_labels
+from annotator.formats.voc import read_voc
 from annotator.ingest import ingest
 from annotator.store import Workspace
 from annotator.types import Box, LabelVersion, Source
@@ -111,3 +115,58 @@ def test_exporting_twice_to_the_same_folder_replaces_the_links(labelled, tmp_pat
 def test_unknown_format_is_a_config_error(labelled, tmp_path):
     with pytest.raises(ConfigError, match="yolo"):
         export_labels(labelled.ws, "csv", tmp_path / "out")
+
+
+# ---- the photo's real depth (labelImg writes 1 for greyscale) ------------------------------------------
+
+
+def _greyscale_jpeg(size: tuple[int, int] = (64, 48)) -> bytes:
+    buf = io.BytesIO()
+    Image.new("L", size, 128).save(buf, "JPEG")
+    return buf.getvalue()
+
+
+@pytest.fixture
+def with_greyscale(folder, run_ingest):
+    folder.photo("grey.jpg", data=_greyscale_jpeg())
+    folder.xml("grey.jpg", [Obj("sl", 5, 5, 30, 30)])
+    folder.pair("colour.jpg", [Obj("sl", 5, 5, 30, 30)])
+    return run_ingest()
+
+
+def test_voc_export_writes_depth_1_for_a_greyscale_photo_and_3_for_colour(with_greyscale, tmp_path):
+    export_labels(with_greyscale.ws, "voc", tmp_path / "out", link_images=False)
+    assert read_voc(tmp_path / "out" / "Annotations" / "grey.xml").depth == 1
+    assert read_voc(tmp_path / "out" / "Annotations" / "colour.xml").depth == 3
+
+
+def test_the_workspace_label_mirror_writes_the_real_depth_too(with_greyscale):
+    ws = with_greyscale.ws
+    assert read_voc(ws.voc_path("grey.jpg")).depth == 1 and read_voc(ws.voc_path("colour.jpg")).depth == 3
+
+
+# ---- photos: links by default, copies when asked ------------------------------------------------------
+
+
+def test_copy_images_writes_real_files_equal_to_the_originals(labelled, tmp_path):
+    summary = export_labels(labelled.ws, "yolo", tmp_path / "out", copy_images=True)
+    copied = tmp_path / "out" / "images" / "reviewed.jpg"
+    assert summary["photo_files"] == "copied"
+    assert not copied.is_symlink() and copied.read_bytes() == (labelled.folder.images / "reviewed.jpg").read_bytes()
+    assert not list((tmp_path / "out").rglob("*.tmp")), "a copy is renamed into place, no temp file is left"
+
+
+def test_copying_over_an_earlier_linked_export_replaces_the_links_not_the_originals(labelled, tmp_path):
+    original = labelled.folder.images / "reviewed.jpg"
+    before = original.read_bytes()
+    assert export_labels(labelled.ws, "voc", tmp_path / "out")["photo_files"] == "linked"
+    export_labels(labelled.ws, "voc", tmp_path / "out", copy_images=True)
+    copied = tmp_path / "out" / "JPEGImages" / "reviewed.jpg"
+    assert copied.is_file() and not copied.is_symlink()
+    assert original.read_bytes() == before and not original.is_symlink()
+
+
+def test_coco_writes_no_photo_files(labelled, tmp_path):
+    summary = export_labels(labelled.ws, "coco", tmp_path / "out", copy_images=True)
+    assert summary["photo_files"] == "none"
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["annotations.json"]

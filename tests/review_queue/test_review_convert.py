@@ -12,6 +12,8 @@ from lxml import etree
 from annotator.classes import CLASS_NAMES, ClassTable
 from annotator.types import Box, ImageRecord, LabelVersion, Source
 from review_queue.labelstudio.convert import (
+    CONFLICT_SCORE,
+    MODEL_SCORE_FLOOR,
     box_to_result,
     labeling_config,
     parse_result,
@@ -96,7 +98,8 @@ def test_task_payload_orders_the_queue_by_uncertainty():
     assert prediction["model_version"] == "round-002" and prediction["score"] == 0.25
     assert prediction["result"][0]["id"] == "v17-0" and prediction["result"][0]["score"] == 0.4
     assert prediction_score(0.9) < prediction_score(0.1)  # ascending score = most uncertain first
-    assert prediction_score(None) == 0.5 and prediction_score(7.0) == 0.0
+    assert prediction_score(None) == 0.5 and prediction_score(7.0) == MODEL_SCORE_FLOOR  # clamped to the model range
+    assert prediction_score(1.0) > CONFLICT_SCORE  # a label conflict is served before the most uncertain prediction
 
 
 def test_parse_result_reports_what_cannot_be_merged():
@@ -105,9 +108,7 @@ def test_parse_result_reports_what_cannot_be_merged():
         "unknown label 'nevus'": {**good, "value": {**good["value"], "rectanglelabels": ["nevus"]}},
         "original_width/original_height missing": {k: v for k, v in good.items() if k != "original_width"},
         "drawn on a 200x100 image": {**good, "original_width": 200},
-        "outside the 100x100 photo": box_to_result(Box("mel", 90, 90, 120, 99), 100, 100, "o"),
         "rotated": {**good, "value": {**good["value"], "rotation": 30}},
-        "empty box": box_to_result(Box("mel", 10, 10, 10, 30), 100, 100, "e"),
     }
     for expected, result in cases.items():
         parsed = parse_result([result], width=100, height=100, classes=CLASSES)
@@ -119,6 +120,38 @@ def test_parse_result_reports_what_cannot_be_merged():
     parsed = parse_result([alias, edge, exclude], width=100, height=100, classes=CLASSES)
     assert parsed.problems == () and parsed.excluded == ("atypical",)
     assert parsed.regions[0][1].label == "mel" and parsed.regions[1][1].x2 == 100.0
+
+
+def test_a_box_reaching_outside_the_photo_is_clipped_and_reported_not_refused():
+    # the rule ingest applies to labelImg boxes (annotator.boxes.fit_box): the review stays mergeable
+    outside = box_to_result(Box("mel", 90, 90, 120, 99), 100, 100, "o")
+    parsed = parse_result([outside], width=100, height=100, classes=CLASSES)
+    assert parsed.problems == () and parsed.regions == (("o", Box("mel", 90, 90, 100, 99)),)
+    (fix,) = parsed.fixes
+    assert (fix.region, fix.reason, fix.action, fix.outside_px) == ("o", "box-outside-photo", "clipped", 20.0)
+    assert "20.0 px outside the 100x100 photo" in fix.message
+
+
+def test_an_overshoot_within_the_edge_tolerance_is_clipped_silently():
+    edge = box_to_result(Box("sl", 95, 95, 101.4, 101.4), 100, 100, "edge")
+    parsed = parse_result([edge], width=100, height=100, classes=CLASSES)
+    assert parsed.regions[0][1] == Box("sl", 95, 95, 100, 100) and parsed.fixes == ()
+
+
+def test_zero_size_sub_pixel_and_outside_boxes_are_dropped_and_reported():
+    cases = {
+        "zero": (Box("mel", 10, 10, 10, 30), "zero-area-box"),
+        "sub": (Box("mel", 10, 10, 10.6, 30), "zero-area-box"),
+        "far": (Box("mel", 120, 10, 140, 30), "box-outside-photo"),
+        "sliver": (Box("mel", 99.5, 10, 140, 30), "box-outside-photo"),  # half a pixel of it inside
+    }
+    good = box_to_result(Box("sl", 10, 10, 50, 50), 100, 100, "g")
+    results = [good] + [box_to_result(box, 100, 100, rid) for rid, (box, _) in cases.items()]
+    parsed = parse_result(results, width=100, height=100, classes=CLASSES)
+    assert parsed.problems == () and [rid for rid, _ in parsed.regions] == ["g"]
+    assert [(f.region, f.reason, f.action) for f in parsed.fixes] == [
+        (rid, reason, "box dropped") for rid, (_, reason) in cases.items()
+    ]
 
 
 def test_a_pixel_exact_simulated_reviewer_fixes_everything_and_keeps_region_ids():

@@ -1,4 +1,6 @@
-"""pull against a real Label Studio: idempotent, crash-safe, and strict about what it merges."""
+"""pull against a real Label Studio: idempotent, crash-safe, and strict about what it merges; a reviewed
+box outside the photo or under a pixel gets the rule ingest applies (clipped or dropped, reported),
+and the review is stored."""
 
 from __future__ import annotations
 
@@ -80,22 +82,46 @@ def test_bad_annotations_are_reported_not_merged(review_setup):
     good = box_to_result(Box("mel", 10, 10, 50, 50), 320, 240, "ok")
     unknown = {**good, "id": "u", "value": {**good["value"], "rectanglelabels": ["nevus"]}}
     no_size = {k: v for k, v in good.items() if k not in ("original_width", "original_height")}
-    outside = box_to_result(Box("mel", 300, 200, 400, 260), 320, 240, "far")
-    for photo, result in (("p0.jpg", [good, unknown]), ("p1.jpg", [no_size]), ("p2.jpg", [outside])):
-        if photo != "p0.jpg":  # results carry the photo's own size
-            for r in result:
-                if "original_width" in r:
-                    r["original_width"], r["original_height"] = {"p1.jpg": (240, 320), "p2.jpg": (300, 200)}[photo]
+    for photo, result in (("p0.jpg", [good, unknown]), ("p1.jpg", [no_size])):
         s.client.sdk.annotations.create(tasks[photo], result=result, lead_time=1.0)
     result = pull(s.ws, s.client)
     assert result.current == 0
     problems = {i["photo"]: i["problem"] for i in result.issues}
     assert "unknown label 'nevus'" in problems["p0.jpg"]
     assert "original_width/original_height missing" in problems["p1.jpg"]
-    assert "outside the 300x200 photo" in problems["p2.jpg"]
     report = json.loads((s.ws.reports_dir / "pull-issues.json").read_text())
-    assert len(report["issues"]) == 3
+    assert len(report["issues"]) == 2
     assert all(v.source is Source.MODEL for v in s.ws.store.current_labels().values())
+
+
+def test_a_box_outside_the_photo_is_clipped_reported_and_the_review_stored(review_setup):
+    # the same rule as ingest (annotator.boxes.fit_box): init clips a box 40 px outside, so pull does too
+    s = review_setup()
+    push(s.ws, s.client)
+    tasks = s.ws.store.task_map()
+    inside = Box("hori", 10, 10, 80, 60)
+    outside = Box("caf", 250, 150, 340, 190)  # 40 px past the right edge of the 300x200 photo p2
+    sliver = Box("sl", 299.5, 20, 330, 40)  # half a pixel inside: dropped
+    result = [box_to_result(b, 300, 200, rid) for b, rid in ((inside, "in"), (outside, "far"), (sliver, "thin"))]
+    s.client.sdk.annotations.create(tasks["p2.jpg"], result=result, lead_time=1.0)
+
+    pulled = pull(s.ws, s.client)
+    assert (pulled.current, pulled.issues) == (1, [])
+    stored = s.ws.store.current_label("p2.jpg")
+    assert stored.source is Source.REVIEWED
+    assert [(b.label, round(b.x1), round(b.x2)) for b in stored.boxes] == [("hori", 10, 80), ("caf", 250, 300)]
+    report = json.loads((s.ws.reports_dir / "pull-issues.json").read_text())
+    assert report["fixed"] == pulled.fixed
+    clipped, dropped = report["fixed"]
+    assert [clipped[k] for k in ("photo", "region", "action", "outside_px")] == ["p2.jpg", "far", "clipped", 40.0]
+    assert "40.0 px outside the 300x200 photo" in clipped["message"] and clipped["task_id"] == tasks["p2.jpg"]
+    assert [dropped[k] for k in ("photo", "region", "reason", "action")] == [
+        "p2.jpg",
+        "thin",
+        "box-outside-photo",
+        "box dropped",
+    ]
+    assert [f["region"] for f in stored.meta["box_fixes"]] == ["far", "thin"], "kept with the review, too"
 
 
 def test_excluded_photo_and_several_annotations(review_setup):

@@ -1,13 +1,21 @@
 """push against a real Label Studio: one task per photo, ever; a new round replaces only untouched
-predictions; a push killed half-way is finished by the next without duplicates."""
+predictions; a push killed half-way is finished by the next without duplicates; a photo with an open
+label conflict is the first task served, whether or not the model predicted it."""
 
 from __future__ import annotations
 
-import pytest
+import uuid
 
-from annotator.types import Box
+import httpx
+import pytest
+from PIL import Image
+
+from annotator.types import Box, ImageRecord, LabelVersion, Source
+from review_queue.corrections import correction_summary
+from review_queue.labelstudio.convert import CONFLICT_SCORE, box_to_result
+from review_queue.labelstudio.pull import pull
 from review_queue.labelstudio.push import push
-from review_queue.simulate import simulate
+from review_queue.simulate import queue_query, simulate
 
 pytestmark = pytest.mark.server
 
@@ -118,3 +126,128 @@ def test_a_new_round_leaves_a_skipped_task_with_the_prediction_the_reviewer_skip
     task = next(t for t in _server_tasks(s, pid) if t.id == skipped_task)
     assert [(p.id, p.result) for p in task.predictions] == before
     assert [p.model_version for p in task.predictions] == ["round-000"]
+
+
+# ---- conflicts are served first -----------------------------------------------------------------------
+
+HAND_BOXES = (Box("mel", 10, 10, 60, 60),)  # the current label (a.xml)
+OTHER_BOXES = (Box("mel", 14, 10, 60, 60), Box("sl", 100, 100, 120, 120))  # another copy's label (b.xml)
+
+
+def _conflicting_photo(s, name: str = "c.jpg", size: tuple[int, int] = (200, 160)) -> int:
+    """A hand-labelled photo the model never predicted, whose duplicate brought other boxes (as ingest
+    flags it). Returns the waiting version's id."""
+    Image.new("RGB", size, (10, 200, 10)).save(s.folder / "images" / name)
+    s.ws.store.add_image(ImageRecord(path=name, sha256=uuid.uuid4().hex, width=size[0], height=size[1]))
+    s.ws.store.add_label_version(LabelVersion(name, Source.MANUAL, HAND_BOXES, meta={"xml": "a.xml"}))
+    waiting = s.ws.store.add_history_version(LabelVersion(name, Source.MANUAL, OTHER_BOXES, meta={"xml": "b.xml"}))
+    s.ws.store.flag_conflict(name, "duplicate-labels", "copies of this photo carry different boxes", waiting)
+    return waiting
+
+
+def _next_task(live_server, pid: int) -> dict:
+    served = httpx.get(
+        f"{live_server.url}/api/projects/{pid}/next",
+        headers={"Authorization": f"Token {live_server.credentials.token}"},
+    )
+    assert served.status_code == 200, served.text
+    return served.json()
+
+
+def _queue(s, pid: int) -> list[str]:
+    return [t.data["photo"] for page in s.client.task_pages(pid, fields="all", query=queue_query()) for t in page]
+
+
+def test_a_conflicting_photo_without_a_prediction_is_the_first_task_served(review_setup, live_server):
+    s = review_setup()
+    waiting = _conflicting_photo(s)
+    result = push(s.ws, s.client)
+    assert (result.created, result.conflicts) == (len(s.photos) + 1, 1)
+
+    task = _next_task(live_server, result.project_id)
+    assert task["data"]["photo"] == "c.jpg", "Label Studio serves the conflict before the most uncertain prediction"
+    assert "duplicate-labels" in task["data"]["conflict"] and "different boxes" in task["data"]["conflict"]
+    assert _queue(s, result.project_id)[0] == "c.jpg"  # the queue the simulated reviewer follows too
+    (check,) = task["predictions"]  # the one the reviewer starts from: the current label
+    assert check["model_version"] == "round-000" and check["score"] == CONFLICT_SCORE
+    assert [r["value"] for r in check["result"]] == [box_to_result(b, 200, 160, "x")["value"] for b in HAND_BOXES]
+    (stored,) = [t for t in _server_tasks(s, result.project_id) if t.id == task["id"]]
+    other = next(p for p in stored.predictions if p.model_version != "round-000")  # for comparison, beside it
+    assert other.model_version == f"conflicting-label {waiting}" and len(other.result) == len(OTHER_BOXES)
+
+
+def test_pushing_again_leaves_the_conflict_task_as_it_is(review_setup):
+    s = review_setup()
+    _conflicting_photo(s)
+    first = push(s.ws, s.client)
+    again = push(s.ws, s.client)
+    assert (again.created, again.replaced, again.up_to_date, again.conflicts) == (0, 0, len(s.photos) + 1, 1)
+    assert s.ws.store.task_map()["c.jpg"] in {t.id for t in _server_tasks(s, first.project_id)}
+
+
+def test_a_new_round_keeps_the_conflict_first(review_setup, add_round, live_server):
+    s = review_setup()
+    _conflicting_photo(s)
+    pid = push(s.ws, s.client).project_id
+    add_round(s.ws, s.photos, 1, boxes=_shifted)
+    result = push(s.ws, s.client)
+    assert result.model_version == "round-001" and result.conflicts == 1
+    task = _next_task(live_server, pid)
+    assert task["data"]["photo"] == "c.jpg" and task["predictions"][0]["model_version"] == "round-001"
+
+
+def test_a_photo_reviewed_before_its_xml_changed_gets_a_new_task_served_first(review_setup, live_server):
+    s = review_setup()
+    pid = push(s.ws, s.client).project_id
+    old_task = s.ws.store.task_map()["p4.jpg"]
+    s.client.sdk.annotations.create(old_task, result=[box_to_result(b, 200, 300, "r") for b in HAND_BOXES])
+    pull(s.ws, s.client)
+    waiting = s.ws.store.add_history_version(LabelVersion("p4.jpg", Source.MANUAL, OTHER_BOXES, meta={"xml": "p4.xml"}))
+    s.ws.store.flag_conflict("p4.jpg", "xml-after-review", "p4.xml changed after a dermatologist reviewed", waiting)
+
+    result = push(s.ws, s.client)
+    assert (result.created, result.conflicts) == (1, 1)
+    new_task = s.ws.store.task_map()["p4.jpg"]
+    assert new_task != old_task
+    assert _next_task(live_server, pid)["id"] == new_task
+
+
+def test_a_push_killed_after_creating_a_second_task_for_a_conflict_adopts_it_instead_of_a_third(
+    review_setup, monkeypatch
+):
+    s = review_setup()
+    pid = push(s.ws, s.client).project_id
+    old_task = s.ws.store.task_map()["p4.jpg"]
+    s.client.sdk.annotations.create(old_task, result=[box_to_result(b, 200, 300, "r") for b in HAND_BOXES])
+    pull(s.ws, s.client)
+    waiting = s.ws.store.add_history_version(LabelVersion("p4.jpg", Source.MANUAL, OTHER_BOXES, meta={"xml": "p4.xml"}))
+    s.ws.store.flag_conflict("p4.jpg", "xml-after-review", "p4.xml changed after a dermatologist reviewed", waiting)
+
+    def killed(*args, **kwargs):  # the new task reached Label Studio, the store never heard of it
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(s.ws.store, "record_tasks", killed)
+    with pytest.raises(KeyboardInterrupt):
+        push(s.ws, s.client)
+    monkeypatch.undo()
+
+    result = push(s.ws, s.client)
+    assert (result.adopted, result.created, result.conflicts) == (1, 0, 1)
+    p4_tasks = sorted(t.id for t in _server_tasks(s, pid) if t.data["photo"] == "p4.jpg")
+    assert len(p4_tasks) == 2 and s.ws.store.task_map()["p4.jpg"] == p4_tasks[1] != old_task
+
+
+def test_a_review_of_the_conflict_resolves_it_and_stays_out_of_the_correction_statistic(review_setup):
+    s = review_setup()
+    _conflicting_photo(s)
+    push(s.ws, s.client)
+    s.client.sdk.annotations.create(
+        s.ws.store.task_map()["c.jpg"], result=[box_to_result(b, 200, 160, "d") for b in OTHER_BOXES], lead_time=9.0
+    )
+    result = pull(s.ws, s.client)
+    assert result.current == 1 and s.ws.store.conflicts() == []
+    decided = s.ws.store.current_label("c.jpg")
+    assert decided.source is Source.REVIEWED and len(decided.boxes) == len(OTHER_BOXES)
+    assert "duplicate-labels" in decided.meta["conflict"] and "operations" not in decided.meta
+    assert correction_summary([decided]).unmeasured_photos == 1, "a person's label was checked, not the model's"
+    assert push(s.ws, s.client).conflicts == 0
