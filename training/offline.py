@@ -2,7 +2,8 @@
 
 Must run before the first `import ultralytics`: `prepare_ultralytics(cache_dir)` sets the
 environment, places the fonts it would otherwise download, turns off sync and every
-integration, and replaces the AMP self-check (which downloads a model) with a no-op.
+integration, replaces the AMP self-check (which downloads a model) with a no-op, and undoes
+Ultralytics' patch of PIL.Image.open (which would pip-install a HEIF plugin on an unreadable photo).
 """
 
 from __future__ import annotations
@@ -40,7 +41,15 @@ def prepare_ultralytics(cache_dir: Path | None = None) -> Path:
         if not (fonts / name).exists():
             shutil.copyfile(dejavu, fonts / name)
 
-    from ultralytics.utils import SETTINGS
+    from PIL import Image
+
+    from ultralytics.utils import SETTINGS, patches
+
+    # Importing Ultralytics replaces PIL.Image.open with a wrapper that, on the first photo PIL cannot
+    # identify, pip-installs pi-heif (a network access) and changes how every later photo is read:
+    # ingest would then misreport a corrupt photo, or a HEIC one, differently once a model was loaded.
+    # Put PIL's own back; a photo PIL cannot read is reported by ingest, never fetched a plugin for.
+    Image.open = getattr(patches, "_image_open", Image.open)  # the original Ultralytics saved before patching
 
     SETTINGS.update({"sync": False, **{k: False for k in _INTEGRATIONS if k in SETTINGS}})
     import ultralytics.engine.trainer as trainer
