@@ -42,6 +42,8 @@ class Config:
     # review queue
     label_studio_url: str | None = None
     project_title: str = "PSL review"
+    # double review: a photo whose two reviews agree below this box F1 (IoU 0.5, with class) goes to adjudication
+    adjudicate_below_f1: float = 1.0
 
     @property
     def class_table(self) -> ClassTable:
@@ -98,6 +100,7 @@ def load_config(workspace: Path) -> Config:
             seed=int(split.get("seed", 0)),
             label_studio_url=review.get("url"),
             project_title=str(review.get("project_title", "PSL review")),
+            adjudicate_below_f1=float(review.get("adjudicate_below_f1", 1.0)),
             pretrained=str(train["pretrained"]) if train.get("pretrained") else None,
         )
     except (TypeError, ValueError) as exc:
@@ -133,7 +136,8 @@ def config_to_toml(cfg: Config) -> str:
               else '# pretrained = "yolo11n.pt"  (local weights the first model starts from)', "", "[split]",
               f"test_size = {cfg.test_size}", f"test_fraction = {cfg.test_fraction}",
               f"val_fraction = {cfg.val_fraction}", f"seed = {cfg.seed}", "", "[review]",
-              f"project_title = {_toml_value(cfg.project_title)}"]
+              f"project_title = {_toml_value(cfg.project_title)}",
+              f"adjudicate_below_f1 = {cfg.adjudicate_below_f1}  # two reviews below this box F1 are adjudicated"]
     if cfg.label_studio_url:
         lines.append(f"url = {_toml_value(cfg.label_studio_url)}")
     return "\n".join(lines) + "\n"

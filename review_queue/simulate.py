@@ -55,6 +55,7 @@ from review_queue.effort import (
 from review_queue.labelstudio.client import ReviewClient
 from review_queue.labelstudio.convert import SIMULATED_REVIEWER, box_to_result, parse_result
 from review_queue.labelstudio.project import get_project, require_project_id
+from review_queue.people import client_as, simulated_reviewer
 
 __all__ = [
     "ACCEPT_IOU",
@@ -207,8 +208,13 @@ def simulate(
     seed: int = 0,
     accept_iou: float | None = ACCEPT_IOU,
     progress: Progress | None = None,
+    reviewer: int | None = None,
 ) -> SimulationResult:
     """Annotate the next `count` tasks Label Studio serves (`/next`) as the simulated reviewer.
+
+    reviewer: None for THE simulated reviewer (annotating through the administrator's client); 1, 2, ...
+    for the reviewers of a double review, each its own Label Studio user (`review_queue.people`) served
+    by its own label stream, with its own slips (the seed is mixed with the number).
 
     The stream is the one Label Studio serves to the user whose token the client holds; a photo
     without ground truth is postponed in that stream (left unannotated, served again only after
@@ -225,8 +231,9 @@ def simulate(
         raise ConfigError(f"{truth_root}: no ground-truth folder; pass --truth DIR (VOC XML named like the photos)")
     classes = ws.config.class_table
     records = {r.path: r for r in ws.store.images()}
-    rng = random.Random(seed)
+    rng = random.Random(seed if reviewer is None else seed * 1000 + reviewer)
     user_id: int | None = None
+    acting = client if reviewer is None else client_as(client, simulated_reviewer(reviewer))
 
     done: list[int] = []
     missing: list[str] = []
@@ -234,7 +241,7 @@ def simulate(
     tally: Counter[str] = Counter()
     total_s = 0.0
     while len(done) < count:
-        task = next_task(client, pid)
+        task = next_task(acting, pid)
         if task is None or int(task["id"]) in served:  # nothing left, or only what we postponed
             break
         served.add(int(task["id"]))
@@ -243,7 +250,7 @@ def simulate(
         truth = read_truth(truth_root, record.path, classes) if record else None
         if record is None or truth is None:
             missing.append(str(photo))
-            _postpone(client, int(task["id"]))
+            _postpone(acting, int(task["id"]))
             continue
         prediction = _current_prediction(task, project.model_version)
         predicted = []
@@ -262,16 +269,17 @@ def simulate(
         lead_time = round(review_seconds(ops, record.width, record.height), 2)
         result = [box_to_result(b, record.width, record.height, rid) for rid, b in regions]
         parent: dict[str, Any] = {"parent_prediction": int(_get(prediction, "id"))} if prediction is not None else {}
-        if user_id is None:
+        if user_id is None and reviewer is None:
             user_id = _simulated_user(client)
-        client.call(
+        author: dict[str, Any] = {"completed_by": user_id} if reviewer is None else {}
+        acting.call(
             f"annotating task {task['id']}",
-            client.sdk.annotations.create,
+            acting.sdk.annotations.create,
             int(task["id"]),
             idempotent=False,
             result=result,
             lead_time=lead_time,
-            completed_by=user_id,
+            **author,
             was_cancelled=False,
             ground_truth=False,
             **parent,
@@ -365,3 +373,69 @@ def _simulated_user(client: ReviewClient) -> int:
             f"cannot create the simulated reviewer's account ({exc}); use an administrator's token"
         ) from None
     return int(user.id)
+
+
+def simulate_adjudication(
+    ws: Workspace,
+    client: ReviewClient,
+    *,
+    truth_dir: Path | None = None,
+    noise: float = 0.0,
+    seed: int = 0,
+    count: int | None = None,
+) -> SimulationResult:
+    """SIMULATION: the adjudicator (Label Studio user `simulated-adjudicator@annotator.local`) takes the
+    adjudication tasks in the order the server serves them, starts from the review closer to the truth
+    (box F1 at IoU 0.5 with class) and corrects it like the careful reviewer, with its own seeded slips."""
+    from review_queue.adjudication import ensure_adjudication_project
+    from review_queue.agreement import compare
+    from review_queue.people import SIMULATED_ADJUDICATOR
+
+    pid = ensure_adjudication_project(ws, client)
+    truth_root = Path(truth_dir) if truth_dir else Path(ws.image_root).parent / "truth"
+    classes = ws.config.class_table
+    records = {r.path: r for r in ws.store.images()}
+    rng = random.Random(seed * 1000 + 999)
+    acting = client_as(client, SIMULATED_ADJUDICATOR)
+    done: list[int] = []
+    missing: list[str] = []
+    served: set[int] = set()
+    tally: Counter[str] = Counter()
+    total_s = 0.0
+    while count is None or len(done) < count:
+        task = next_task(acting, pid)
+        if task is None or int(task["id"]) in served:
+            break
+        served.add(int(task["id"]))
+        photo = (task.get("data") or {}).get("photo")
+        record = records.get(photo) if isinstance(photo, str) else None
+        truth = read_truth(truth_root, record.path, classes) if record else None
+        if record is None or truth is None:
+            missing.append(str(photo))
+            _postpone(acting, int(task["id"]))
+            continue
+        truth = [clip_box(b, record.width, record.height) for b in truth]
+        reviews = [
+            list(parse_result(_get(p, "result") or [], width=record.width, height=record.height, classes=classes).regions)
+            for p in _get(task, "predictions") or []
+        ]
+        start = max(reviews, key=lambda r: compare("", "", [b for _, b in r], "", truth).f1) if reviews else []
+        regions, actions = plan_review(start, truth, width=record.width, height=record.height, rng=rng, noise=noise)
+        ops = [op.to_dict() for op in diff_regions(start, regions)]
+        lead_time = round(LOOK_S + review_seconds(ops, record.width, record.height), 2)  # two reviews to compare
+        acting.call(
+            f"adjudicating task {task['id']}",
+            acting.sdk.annotations.create,
+            int(task["id"]),
+            idempotent=False,
+            result=[box_to_result(b, record.width, record.height, rid) for rid, b in regions],
+            lead_time=lead_time,
+            was_cancelled=False,
+            ground_truth=False,
+        )
+        done.append(int(task["id"]))
+        tally.update(a.kind for a in actions if a.kind != "photo")
+        total_s += lead_time
+    return SimulationResult(
+        annotated=len(done), task_ids=done, missing_truth=missing, actions=dict(tally), lead_time_s=round(total_s, 2)
+    )

@@ -181,3 +181,22 @@ def document_prefix(ws: Workspace, client: ReviewClient) -> PurePosixPath:
             f"Label Studio serves files under {root}, but the photos are in {image_root}; "
             "start the workspace's own server with `annotator review serve`"
         ) from None
+
+
+def set_overlap(client: ReviewClient, project: Any, *, reviewers: int, fraction: float = 1.0) -> Any:
+    """Ask for `reviewers` independent reviews on `fraction` of the tasks (Label Studio's
+    maximum_annotations and overlap_cohort_percentage; Label Studio draws which tasks at random).
+    Each reviewer's label stream (`/next`) shows only their own annotation; new tasks take the setting."""
+    if reviewers < 1 or not 0.0 < fraction <= 1.0:
+        raise LabelStudioError(f"--reviewers must be at least 1 and --overlap in (0, 1] (got {reviewers}, {fraction})")
+    percent = round(100 * fraction)
+    if project.maximum_annotations == reviewers and (reviewers == 1 or project.overlap_cohort_percentage == percent):
+        return project
+    return client.call(
+        "asking for several reviews per task",
+        client.sdk.projects.update,
+        project.id,
+        maximum_annotations=reviewers,
+        overlap_cohort_percentage=percent,
+        show_overlap_first=False,
+    )

@@ -30,17 +30,18 @@ from annotator.errors import LabelStudioError
 from annotator.fsutil import atomic_write_text
 from annotator.store import Workspace, now_iso
 from annotator.types import Box, ImageRecord, LabelVersion, Source
+from review_queue.adjudication import settle
 from review_queue.corrections import count_edits, diff_regions
 from review_queue.labelstudio.client import ReviewClient
 from review_queue.labelstudio.convert import (
     CONFLICT_FIELD,
     PHOTO_FIELD,
-    SIMULATED_REVIEWER,
     BoxFix,
     parse_result,
     region_id,
 )
 from review_queue.labelstudio.project import require_project_id
+from review_queue.people import is_simulated
 
 Progress = Callable[[str, int, int], None]  # (step, done, total)
 ISSUES_FILE = "pull-issues.json"
@@ -121,6 +122,7 @@ def pull(
             counts["current" if prepared.current else "history"] += 1
         if progress:
             progress("storing annotations", done, len(tasks))
+    settle(ws, client)  # double reviews: merge agreeing ones, adjudicate the rest (review_queue.adjudication)
     ws.sync_voc_mirror()  # the new reviews, and whatever an interrupted pull left stale
 
     issues_file = ws.reports_dir / ISSUES_FILE
@@ -255,7 +257,7 @@ def _prepare(
         "prediction_version_id": pred_version_id,
         "edits": count_edits(ops),
         "operations": [op.to_dict() for op in ops],
-        "simulated": reviewer == SIMULATED_REVIEWER,
+        "simulated": is_simulated(reviewer),
     }
     if parsed.excluded:
         meta["exclude_reasons"] = list(parsed.excluded)

@@ -38,6 +38,7 @@ from review_queue.labelstudio.project import (
     document_prefix,
     ensure_photo_storage,
     ensure_project,
+    set_overlap,
 )
 
 Progress = Callable[[str, int, int], None]  # (step, done, total)
@@ -85,13 +86,19 @@ def push(
     batch: int = 500,
     new_project: bool = False,
     progress: Progress | None = None,
+    reviewers: int | None = None,
+    overlap: float = 1.0,
 ) -> PushResult:
-    """Create or update the review tasks of every photo whose current label is a model prediction."""
+    """Create or update the review tasks of every photo whose current label is a model prediction.
+
+    reviewers: independent reviews per task on `overlap` of the tasks (None: leave the project's setting)."""
     if batch < 1:
         raise ConfigError(f"--batch must be at least 1 (got {batch})")
     report = progress or _silent
     check_served_folder(ws)  # before a project is made for photos that must not be served
     project = ensure_project(ws, client, new=new_project)
+    if reviewers is not None:
+        project = set_overlap(client, project, reviewers=reviewers, fraction=overlap)
     pid = int(project.id)
     ensure_photo_storage(ws, client, pid)
     prefix = document_prefix(ws, client)

@@ -1,0 +1,394 @@
+"""Double review settled: agreeing photos merged, disagreeing ones adjudicated in Label Studio.
+
+Runs at the end of every pull (`settle`). A photo has a double review when two different reviewers
+submitted a review of it in the review project (push asked for two, `overlap`). Then:
+- the two reviews agree (box F1 >= [review] adjudicate_below_f1 of annotator.toml, default 1.0 =
+  every box matched at IoU 0.5 with its class, and both or neither excluded the photo): the merged
+  label (`review_queue.agreement.merge`: mean corners of each matched pair) becomes current;
+- else the photo goes to the adjudication project in the same Label Studio, with both reviews as
+  predictions named "review by <email>"; the adjudicator's annotation, pulled by the next `settle`,
+  becomes current. Until then the later review is current (pull's rule).
+The merged or adjudicated version is a `reviewed` version whose provenance names both reviewers (and
+the adjudicator) and the ids of the two reviews, which stay in the history with everything else.
+Its edit operations are the diff from the prediction the first review started from to the final
+label, and its lead time the sum of every person's lead time on the photo, so the correction
+statistic and the measured time count the photo once, at its full cost.
+The agreement figures of every double-reviewed photo are written to reports/agreement.json.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from annotator.boxes import match_boxes
+from annotator.fsutil import atomic_write_text
+from annotator.store import Workspace, now_iso
+from annotator.types import Box, LabelVersion, Source
+from review_queue.agreement import AgreementSummary, PhotoAgreement, compare, merge, summarise
+from review_queue.corrections import count_edits, diff_regions
+from review_queue.labelstudio.client import ReviewClient
+from review_queue.labelstudio.convert import (
+    IMAGE_TAG,
+    PHOTO_FIELD,
+    box_to_result,
+    labeling_config,
+    local_file_url,
+    parse_result,
+)
+from review_queue.labelstudio.project import document_prefix, ensure_photo_storage, stored_project_id
+
+ADJUDICATION_PROJECT_KEY = "review.adjudication_project_id"
+ADJUDICATION_TASKS_KEY = "review.adjudication_tasks"  # JSON {photo: {"task": id, "reviews": [a, b]}}
+AGREEMENT_FILE = "agreement.json"
+REVIEWS_FIELD = "reviews"  # task data: the two review version ids, "a,b"
+MERGED = "merged"
+ADJUDICATED = "adjudicated"
+
+
+@dataclass(frozen=True)
+class DoubleReview:
+    """A photo's two reviews by different reviewers (the first two who reviewed it)."""
+
+    photo: str
+    a: LabelVersion
+    b: LabelVersion
+
+    @property
+    def ids(self) -> list[int]:
+        return [int(self.a.id or 0), int(self.b.id or 0)]
+
+    def agreement(self) -> PhotoAgreement:
+        return compare(
+            self.photo,
+            str(self.a.reviewer),
+            self.a.boxes,
+            str(self.b.reviewer),
+            self.b.boxes,
+            excluded_a=self.a.excluded,
+            excluded_b=self.b.excluded,
+        )
+
+
+@dataclass(frozen=True)
+class SettleResult:
+    double_reviewed: int
+    merged: int  # merged now
+    sent_to_adjudication: int  # pushed to the adjudication project now
+    adjudicated: int  # adjudications stored now
+    awaiting_adjudication: int
+    adjudication_project_id: int | None
+    agreement: AgreementSummary | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["agreement"] = self.agreement.to_dict() if self.agreement else None
+        return out
+
+
+# ---- reading the store ---------------------------------------------------------------------
+
+
+def double_reviews(ws: Workspace, project_id: int | None = None) -> list[DoubleReview]:
+    """Every photo with reviews by two different reviewers in the review project (latest per reviewer)."""
+    pid = project_id if project_id is not None else stored_project_id(ws)
+    out: list[DoubleReview] = []
+    for path in ws.store.current_labels(sources=[Source.REVIEWED]):
+        latest: dict[str, LabelVersion] = {}
+        for version in ws.store.history(path):
+            if version.source is not Source.REVIEWED or version.meta.get("double_review") or not version.reviewer:
+                continue
+            if pid is not None and version.meta.get("project_id") != pid:
+                continue
+            if "annotation_id" not in version.meta or version.meta.get("conflict"):
+                continue
+            latest[version.reviewer] = version  # history is oldest first: the last one wins
+        if len(latest) >= 2:
+            first, second = sorted(latest.values(), key=lambda v: _first_seen(ws, path, v))[:2]
+            out.append(DoubleReview(path, first, second))
+    return out
+
+
+def _first_seen(ws: Workspace, path: str, version: LabelVersion) -> int:
+    """Reviewers in the order their first review of the photo was stored."""
+    return min(int(v.id or 0) for v in ws.store.history(path) if v.reviewer == version.reviewer)
+
+
+def agreement_summary(ws: Workspace) -> AgreementSummary:
+    """The agreement figures of every double-reviewed photo in the store."""
+    pairs = [d.agreement() for d in double_reviews(ws)]
+    return summarise(pairs, ws.config.class_table.names, min_f1=ws.config.adjudicate_below_f1)
+
+
+def _settled(ws: Workspace, review: DoubleReview) -> str | None:
+    for version in ws.store.history(review.photo):
+        if version.meta.get("double_review") and version.meta.get("reviews") == review.ids:
+            return str(version.meta["double_review"])
+    return None
+
+
+# ---- the final label -------------------------------------------------------------------------
+
+
+def _final_version(
+    ws: Workspace, review: DoubleReview, boxes: Sequence[Box], *, kind: str, excluded: bool, extra: dict[str, Any]
+) -> LabelVersion:
+    predicted = [
+        (str(op["region"]), Box(str(op["label"]), *op["before"]))
+        for op in review.a.meta.get("operations") or []
+        if op.get("label") is not None and op.get("before") is not None
+    ]
+    final = _regions(predicted, boxes)
+    ops = diff_regions(predicted, final)
+    lead_times = [v.meta.get("lead_time") for v in (review.a, review.b)] + [extra.get("adjudication_lead_time")]
+    reviewers = [str(review.a.reviewer), str(review.b.reviewer)]
+    meta: dict[str, Any] = {
+        "double_review": kind,
+        "reviews": review.ids,
+        "reviewers": reviewers,
+        "project_id": review.a.meta.get("project_id"),
+        "prediction_version_id": review.a.meta.get("prediction_version_id"),
+        "updated_at": max(str(review.a.meta.get("updated_at") or ""), str(review.b.meta.get("updated_at") or "")),
+        "lead_time": round(sum(float(t) for t in lead_times if t is not None), 2),
+        "simulated": bool(review.a.meta.get("simulated")) and bool(review.b.meta.get("simulated")),
+        "agreement_f1": round(review.agreement().f1, 4),
+        **extra,
+    }
+    if predicted or review.a.meta.get("operations") is not None:
+        meta["operations"] = [op.to_dict() for op in ops]
+        meta["edits"] = count_edits(ops)
+    who = " + ".join(reviewers) + (f" / {extra['adjudicator']}" if extra.get("adjudicator") else "")
+    return LabelVersion(
+        image_path=review.photo,
+        source=Source.REVIEWED,
+        boxes=tuple(boxes),
+        round=review.a.round,
+        model_version=review.a.model_version,
+        reviewer=who,
+        excluded=excluded,
+        meta=meta,
+    )
+
+
+def _regions(predicted: Sequence[tuple[str, Box]], boxes: Sequence[Box]) -> list[tuple[str, Box]]:
+    """Final boxes with the predicted region ids they overlap (so the diff pairs kept boxes)."""
+    ids = [f"f{i}" for i in range(len(boxes))]
+    for i, j, _ in match_boxes(list(boxes), [b for _, b in predicted], iou_threshold=0.5, class_aware=False):
+        ids[i] = predicted[j][0]
+    return list(zip(ids, boxes, strict=True))
+
+
+# ---- settle ---------------------------------------------------------------------------------
+
+
+def settle(ws: Workspace, client: ReviewClient | None) -> SettleResult:
+    """Store adjudications, merge agreeing double reviews, send disagreeing ones to adjudication."""
+    adjudicated = pull_adjudications(ws, client) if client is not None else 0
+    reviews = double_reviews(ws)
+    min_f1 = ws.config.adjudicate_below_f1
+    merged = 0
+    to_adjudicate: list[DoubleReview] = []
+    queued = _adjudication_tasks(ws)
+    for review in reviews:
+        if _settled(ws, review):
+            continue
+        pair = review.agreement()
+        if pair.agrees(min_f1):
+            version = _final_version(ws, review, merge(pair), kind=MERGED, excluded=review.a.excluded, extra={})
+            ws.store.add_label_version(version)
+            merged += 1
+        elif (queued.get(review.photo) or {}).get("reviews") != review.ids:
+            to_adjudicate.append(review)
+    sent = push_adjudications(ws, client, to_adjudicate) if client is not None and to_adjudicate else 0
+    queued = _adjudication_tasks(ws)
+    awaiting = sum(
+        1 for r in reviews if not _settled(ws, r) and (queued.get(r.photo) or {}).get("reviews") == r.ids
+    )
+    summary = summarise([r.agreement() for r in reviews], ws.config.class_table.names, min_f1=min_f1)
+    result = SettleResult(
+        double_reviewed=len(reviews),
+        merged=merged,
+        sent_to_adjudication=sent,
+        adjudicated=adjudicated,
+        awaiting_adjudication=awaiting,
+        adjudication_project_id=_adjudication_project_id(ws),
+        agreement=summary,
+    )
+    if reviews:
+        atomic_write_text(
+            ws.reports_dir / AGREEMENT_FILE,
+            json.dumps({"written_at": now_iso(), **result.to_dict()}, indent=2, default=str) + "\n",
+        )
+    return result
+
+
+# ---- the adjudication project ---------------------------------------------------------------
+
+
+def _adjudication_project_id(ws: Workspace) -> int | None:
+    value = ws.store.get_meta(ADJUDICATION_PROJECT_KEY)
+    return int(value) if value else None
+
+
+def _adjudication_tasks(ws: Workspace) -> dict[str, dict[str, Any]]:
+    return dict(json.loads(ws.store.get_meta(ADJUDICATION_TASKS_KEY) or "{}"))
+
+
+def adjudication_instructions() -> str:
+    return (
+        "<h3>Adjudication: two dermatologists disagreed on this photo</h3>"
+        "<p>Each review is shown as a prediction named <i>review by</i> its reviewer. Compare them, start from "
+        "the one closer to right, correct its boxes and classes as in a normal review, and press <b>Submit</b>. "
+        "Your annotation becomes the photo's label; both reviews stay in its history.</p>"
+    )
+
+
+def ensure_adjudication_project(ws: Workspace, client: ReviewClient) -> int:
+    """The adjudication project (created on first use) with the photo folder attached."""
+    pid = _adjudication_project_id(ws)
+    if pid is not None:
+        return pid
+    project = client.call(
+        "creating the adjudication project",
+        client.sdk.projects.create,
+        idempotent=False,
+        title=f"{ws.config.project_title} adjudication",
+        label_config=labeling_config(ws.config.class_table),
+        description="Photos whose two reviews disagree: decide the label",
+        expert_instruction=adjudication_instructions(),
+        show_instruction=True,
+        show_collab_predictions=True,
+        maximum_annotations=1,
+        show_skip_button=True,
+    )
+    pid = int(project.id)
+    ws.store.set_meta(ADJUDICATION_PROJECT_KEY, str(pid))
+    ensure_photo_storage(ws, client, pid)
+    return pid
+
+
+def push_adjudications(ws: Workspace, client: ReviewClient, reviews: Sequence[DoubleReview]) -> int:
+    """One adjudication task per disagreeing photo, both reviews as predictions named by reviewer."""
+    pid = ensure_adjudication_project(ws, client)
+    prefix = document_prefix(ws, client)
+    records = {r.path: r for r in ws.store.images()}
+    payload = []
+    for review in reviews:
+        record = records[review.photo]
+
+        def prediction(version: LabelVersion, tag: str) -> dict[str, Any]:
+            return {
+                "model_version": f"review by {version.reviewer}",
+                "score": round(review.agreement().f1, 4),
+                "result": [
+                    box_to_result(b, record.width, record.height, f"{tag}{i}") for i, b in enumerate(version.boxes)
+                ],
+            }
+
+        payload.append(
+            {
+                "data": {
+                    IMAGE_TAG: local_file_url(str(prefix / review.photo)),
+                    PHOTO_FIELD: review.photo,
+                    REVIEWS_FIELD: ",".join(str(i) for i in review.ids),
+                    "reviewers": f"{review.a.reviewer} vs {review.b.reviewer}",
+                },
+                "predictions": [prediction(review.a, "a"), prediction(review.b, "b")],
+            }
+        )
+    response = client.call(
+        f"importing {len(payload)} adjudication tasks",
+        client.sdk.projects.import_tasks,
+        pid,
+        request=payload,
+        return_task_ids=True,
+        idempotent=False,
+    )
+    queued = _adjudication_tasks(ws)
+    for review, task_id in zip(reviews, list(response.task_ids or []), strict=True):
+        queued[review.photo] = {"task": int(task_id), "reviews": review.ids}
+    ws.store.set_meta(ADJUDICATION_TASKS_KEY, json.dumps(queued))
+    return len(payload)
+
+
+def _tasks_with_annotations(client: ReviewClient, project_id: int) -> list[dict[str, Any]]:
+    """The project's tasks with their annotations (one raw request per page of 1000)."""
+    out: list[dict[str, Any]] = []
+    page = 1
+    while True:
+
+        def fetch(p: int = page) -> Any:
+            response = client.sdk._client_wrapper.httpx_client.request(
+                "api/tasks/", method="GET", params={"project": project_id, "fields": "all", "page_size": 1000, "page": p}
+            )
+            if response.status_code == 404:
+                return {"tasks": []}
+            response.raise_for_status()
+            return response.json()
+
+        body = client.call(f"listing the tasks of project {project_id}", fetch)
+        tasks = body.get("tasks", []) if isinstance(body, dict) else list(body)
+        out.extend(tasks)
+        if len(tasks) < 1000:
+            return out
+        page += 1
+
+
+def _emails(client: ReviewClient) -> dict[int, str]:
+    users = client.call("listing users", client.sdk.users.list)
+    return {int(u.id): str(u.email) for u in users}
+
+
+def pull_adjudications(ws: Workspace, client: ReviewClient) -> int:
+    """Store each new adjudicator annotation as the photo's current label; how many were stored."""
+    pid = _adjudication_project_id(ws)
+    if pid is None:
+        return 0
+    pulled = ws.store.pulled_annotations()
+    records = {r.path: r for r in ws.store.images()}
+    emails: dict[int, str] | None = None
+    stored = 0
+    for task in _tasks_with_annotations(client, pid):
+        data = task.get("data") or {}
+        record = records.get(str(data.get(PHOTO_FIELD)))
+        ids = [int(x) for x in str(data.get(REVIEWS_FIELD) or "").split(",") if x]
+        submitted = [a for a in task.get("annotations") or [] if not a.get("was_cancelled")]
+        if record is None or len(ids) != 2 or not submitted:
+            continue
+        ann = max(submitted, key=lambda a: (a.get("updated_at") or "", a["id"]))
+        if pulled.get(int(ann["id"]), "\0") == ann.get("updated_at"):
+            continue
+        a, b = ws.store.version(ids[0]), ws.store.version(ids[1])
+        parsed = parse_result(
+            ann.get("result") or [], width=record.width, height=record.height, classes=ws.config.class_table
+        )
+        if a is None or b is None or parsed.problems:
+            continue  # a review gone from the store, or an unreadable box: left for a person to fix
+        if emails is None:
+            emails = _emails(client)
+        who = ann.get("completed_by")
+        adjudicator = who.get("email") if isinstance(who, dict) else emails.get(int(who or 0), f"user {who}")
+        extra = {
+            "adjudicator": adjudicator,
+            "adjudication_project_id": pid,
+            "adjudication_task_id": task["id"],
+            "adjudication_annotation_id": ann["id"],
+            "adjudication_lead_time": ann.get("lead_time"),
+        }
+        version = _final_version(
+            ws,
+            DoubleReview(record.path, a, b),
+            [box for _, box in parsed.regions],
+            kind=ADJUDICATED,
+            excluded=bool(parsed.excluded),
+            extra=extra,
+        )
+        version = LabelVersion(**{**version.__dict__, "meta": {**version.meta, "updated_at": ann.get("updated_at")}})
+        with ws.store.transaction():
+            version_id = ws.store.add_label_version(version)
+            ws.store.record_pulled(int(ann["id"]), record.path, version_id, ann.get("updated_at"))
+        stored += 1
+    return stored
