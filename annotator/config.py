@@ -13,6 +13,7 @@ from annotator.fsutil import atomic_write_text
 
 CONFIG_NAME = "annotator.toml"
 UNCERTAINTY_SCORES = ("heuristic", "flip-consistency")  # review priority; see bootstrap/uncertainty.py
+PREDICT_DECODERS = ("auto", "pil", "device")  # auto: on the GPU where the model runs on one (annotator.device_decode)
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,7 @@ class Config:
     predict_imgsz: int = 640
     predict_batch: int = 0  # 0: auto (32 on a GPU, 4 on the CPU, where small batches run faster)
     uncertainty: str = "heuristic"  # one of UNCERTAINTY_SCORES
+    predict_decode: str = "auto"  # one of PREDICT_DECODERS
     # training
     model: str = "auto"  # "auto": yolo11s.yaml on a GPU, yolo11n.yaml on the CPU
     epochs: int = 60
@@ -78,6 +80,9 @@ def load_config(workspace: Path) -> Config:
     if str(pred.get("uncertainty", "heuristic")) not in UNCERTAINTY_SCORES:
         raise ConfigError(f"{path}: [predict] uncertainty = {pred['uncertainty']!r} is unknown; choose one of "
                           + ", ".join(UNCERTAINTY_SCORES))
+    if str(pred.get("decode", "auto")) not in PREDICT_DECODERS:
+        raise ConfigError(f"{path}: [predict] decode = {pred['decode']!r} is unknown; choose one of "
+                          + ", ".join(PREDICT_DECODERS))
     try:
         return Config(
             images=Path(ws["images"]),
@@ -89,6 +94,7 @@ def load_config(workspace: Path) -> Config:
             predict_imgsz=int(pred.get("imgsz", 640)),
             predict_batch=int(pred.get("batch", 0)),
             uncertainty=str(pred.get("uncertainty", "heuristic")),
+            predict_decode=str(pred.get("decode", "auto")),
             model=str(train.get("model", "auto")),
             epochs=int(train.get("epochs", 60)),
             retrain_epochs=int(train.get("retrain_epochs", 30)),
@@ -127,7 +133,8 @@ def config_to_toml(cfg: Config) -> str:
               "# \"Mel\" = \"mel\"  (the built-in table already knows the common spellings)"]
     lines += [f"{_toml_value(k)} = {_toml_value(v)}" for k, v in cfg.aliases.items()]
     lines += ["", "[predict]", f"default_threshold = {cfg.default_threshold}", f"imgsz = {cfg.predict_imgsz}",
-              f"batch = {cfg.predict_batch}", f"uncertainty = {_toml_value(cfg.uncertainty)}", "",
+              f"batch = {cfg.predict_batch}", f"uncertainty = {_toml_value(cfg.uncertainty)}",
+              f"decode = {_toml_value(cfg.predict_decode)}", "",
               "[predict.thresholds]", "# mel = 0.30"]
     lines += [f"{_toml_value(k)} = {v}" for k, v in cfg.thresholds.items()]
     lines += ["", "[train]", f"model = {_toml_value(cfg.model)}", f"epochs = {cfg.epochs}",

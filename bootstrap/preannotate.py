@@ -4,7 +4,9 @@ Decoding 18 MP JPEGs, not the model, is the bottleneck. So: photos are decoded a
 size with JPEG DCT scaling (PIL `draft`, ~1/4-1/8 of the work) in a pool of threads (PIL
 releases the GIL while decoding) running ahead of the model; the model sees batches of
 arrays (half precision on a GPU); boxes are mapped back to full-resolution displayed
-coordinates; and a writer thread stores results and writes VOC off the hot path.
+coordinates; and a writer thread stores results and writes VOC off the hot path. Where the
+model runs on a GPU, JPEGs are decoded there instead, in batches (nvJPEG: `annotator.device_decode`,
+`[predict] decode`), with PIL for what the GPU refuses.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import os
 import queue
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Callable, Iterable, Iterator, Sequence
@@ -21,6 +23,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 import numpy as np
 
 from annotator.boxes import boxes_to_photo
+from annotator.device_decode import PIL_DECODER, decode_device, decode_stream
 from annotator.images import decode_displayed
 from annotator.store import Workspace, now_iso
 from annotator.types import Box, ImageRecord, LabelVersion, Prediction, Source
@@ -40,6 +43,7 @@ class PreannotateStats:
     seconds: float = 0.0
     no_box: int = 0  # predicted photos whose prediction kept no box at the thresholds
     thresholds: dict[str, float] = field(default_factory=dict)  # class -> the confidence threshold applied
+    decoders: Counter[str] = field(default_factory=Counter)  # "pil" | "device" -> photos it decoded
 
     @property
     def images_per_second(self) -> float:
@@ -160,11 +164,17 @@ def _devices(device: str | None) -> list[str | None]:
     return [device]
 
 
+_COUNTS_LOCK = threading.Lock()  # PreannotateStats.decoders: pipelines finish on their own threads
+
+
 def _run_pipeline(ws: Workspace, detector: Detector, records: Sequence[ImageRecord], writer: _Writer,
                   stats: PreannotateStats, *, round_no: int, model_version: str, imgsz: int, batch: int,
                   workers: int, device: str | None, progress: Callable[[int], None] | None,
-                  threshold: Callable[[str], float]) -> None:
-    """Decode ahead -> batch -> predict -> hand to the writer, for one device."""
+                  threshold: Callable[[str], float], decode: str = "pil") -> None:
+    """Decode ahead -> batch -> predict -> hand to the writer, for one device.
+
+    decode: `[predict] decode`; on the device (`annotator.device_decode`) the photos are decoded in batches
+    where the model runs, with PIL for what the device refuses."""
     chunk: list[tuple[ImageRecord, np.ndarray, float, float]] = []
     kwargs = {"conf": CONF_FLOOR, "imgsz": imgsz, **({"device": device} if device is not None else {})}
     stats.thresholds = {name: threshold(name) for name in ws.config.classes}  # named when a photo keeps no box
@@ -184,7 +194,12 @@ def _run_pipeline(ws: Workspace, detector: Detector, records: Sequence[ImageReco
                               for (rec, _, sx, sy), r, m in zip(chunk, raw, mirrored, strict=True)])
             chunk.clear()
 
-    for rec, decoded in _decoded(ws, records, imgsz, workers):
+    counts: Counter[str] = Counter()  # photos per decoder
+    on = decode_device(decode, device)
+    photos = (_decoded(ws, records, imgsz, workers) if on is None else
+              zip(records, decode_stream([ws.image_path(r.path) for r in records], device=on, max_side=imgsz,
+                                         batch=batch, workers=workers, counts=counts), strict=True))
+    for rec, decoded in photos:
         if writer.error:
             return
         if isinstance(decoded, Exception):
@@ -192,17 +207,24 @@ def _run_pipeline(ws: Workspace, detector: Detector, records: Sequence[ImageReco
             if progress:
                 progress(1)
             continue
+        if on is None:
+            counts[PIL_DECODER] += 1
         chunk.append((rec, *decoded))
         if len(chunk) >= batch:
             flush()
     flush()
+    with _COUNTS_LOCK:
+        stats.decoders.update(counts)
 
 
 def preannotate(ws: Workspace, detector: Detector, records: Iterable[ImageRecord], *, round_no: int,
                 model_version: str, imgsz: int = 640, batch: int = 0, workers: int = 0,
                 device: str | None = None, progress: Callable[[int], None] | None = None,
-                threshold: Callable[[str], float] | None = None) -> PreannotateStats:
+                threshold: Callable[[str], float] | None = None, decode: str | None = None) -> PreannotateStats:
     """Predict every record and store each as a `model` label version (never over a human label).
+
+    decode: "auto" (on the GPU where the model runs on one, else PIL), "pil" or "device" (the pipeline's device,
+    the CPU included); None: the workspace's `[predict] decode`.
 
     threshold: a class's confidence threshold (the round's: `training.thresholds.threshold_rule`);
     None: the workspace's configured ones.
@@ -226,7 +248,7 @@ def preannotate(ws: Workspace, detector: Detector, records: Iterable[ImageRecord
             _run_pipeline(ws, model, records[i::len(devices)], writer, stats, round_no=round_no,
                           model_version=model_version, imgsz=imgsz, batch=batch,
                           workers=max(1, workers // len(devices)), device=dev, progress=progress,
-                          threshold=threshold or ws.config.threshold_for)
+                          threshold=threshold or ws.config.threshold_for, decode=decode or ws.config.predict_decode)
         except BaseException as exc:  # re-raised in the caller's thread
             errors.append(exc)
 
