@@ -13,6 +13,8 @@ from typing import Any
 
 from annotator.store import Workspace
 from annotator.types import Source
+from review_queue.adjudication import agreement_summary
+from review_queue.agreement import AgreementSummary
 from review_queue.corrections import CorrectionSummary, correction_summary
 from review_queue.labelstudio.client import ReviewClient
 from review_queue.labelstudio.project import get_project, stored_project_id
@@ -40,6 +42,7 @@ class ReviewStatus:
     simulated_reviews: int
     corrections: CorrectionSummary
     server: ServerCounts | None = None
+    agreement: AgreementSummary | None = None  # photos reviewed twice (review_queue.agreement)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form of `annotator review status --json`."""
@@ -62,6 +65,8 @@ class ReviewStatus:
         }
         if self.server is not None:
             out["server"] = asdict(self.server)
+        if self.agreement is not None and self.agreement.overall.photos:
+            out["agreement"] = self.agreement.to_dict()
         return out
 
 
@@ -89,6 +94,7 @@ def review_status(ws: Workspace, client: ReviewClient | None = None) -> ReviewSt
         simulated_reviews=sum(1 for v in reviewed if v.meta.get("simulated")),
         corrections=correction_summary(reviewed, sizes={r.path: (r.width, r.height) for r in ws.store.images()}),
         server=server,
+        agreement=agreement_summary(ws),
     )
 
 

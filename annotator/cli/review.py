@@ -103,6 +103,11 @@ def push(workspace: WorkspaceOption = Path("."), url: UrlOption = None,
          batch: Annotated[int, typer.Option("--batch", min=1, help="Tasks per import request.")] = 500,
          new_project: Annotated[bool, typer.Option(
              "--new-project", help="Start a new Label Studio project (when the old one is gone).")] = False,
+         reviewers: Annotated[Optional[int], typer.Option(
+             "--reviewers", min=1, max=10,
+             help="Independent reviews per task (2: double review with adjudication; default: keep the setting).")] = None,
+         overlap: Annotated[float, typer.Option(
+             "--overlap", min=0.01, max=1.0, help="Share of tasks that get --reviewers reviews (the rest get one).")] = 1.0,
          json_out: JsonOption = False) -> None:
     """Send every photo whose current label is a model prediction to the review queue."""
     with Workspace.open(workspace, write=True) as ws:
@@ -111,7 +116,8 @@ def push(workspace: WorkspaceOption = Path("."), url: UrlOption = None,
 
         client = connect(ws, url=url)
         with _progress() as update:
-            result = push_tasks(ws, client, batch=batch, new_project=new_project, progress=update)
+            result = push_tasks(ws, client, batch=batch, new_project=new_project, progress=update,
+                                reviewers=reviewers, overlap=overlap)
     if json_out:
         print_json(result.to_dict())
         return
@@ -127,7 +133,10 @@ def push(workspace: WorkspaceOption = Path("."), url: UrlOption = None,
 
 @review_app.command()
 @handle_errors
-def pull(workspace: WorkspaceOption = Path("."), url: UrlOption = None, json_out: JsonOption = False) -> None:
+def pull(workspace: WorkspaceOption = Path("."), url: UrlOption = None,
+         full: Annotated[bool, typer.Option(
+             "--full", help="Re-read every annotated task, not only those changed since the last pull.")] = False,
+         json_out: JsonOption = False) -> None:
     """Store the reviewers' annotations as reviewed labels (safe to run again at any time)."""
     with Workspace.open(workspace, write=True) as ws:
         from review_queue.labelstudio.client import connect
@@ -135,12 +144,17 @@ def pull(workspace: WorkspaceOption = Path("."), url: UrlOption = None, json_out
 
         client = connect(ws, url=url)
         with _progress() as update:
-            result = pull_annotations(ws, client, progress=update)
+            result = pull_annotations(ws, client, full=full, progress=update)
     if json_out:
         print_json(result.to_dict())
         return
     console.print(f"{result.stored} annotations stored ({result.current} current, {result.history} history), "
-                  f"{result.already_pulled} already pulled, {result.skipped} skipped by reviewers.", soft_wrap=True)
+                  f"{result.already_pulled} already pulled, {result.skipped} skipped by reviewers "
+                  f"({'full re-sync: ' + result.reason if result.full else 'changed tasks only'}).", soft_wrap=True,
+                  markup=False)
+    if result.deleted:
+        err_console.print(f"[yellow]{len(result.deleted)} pulled annotations were deleted in Label Studio[/] (their "
+                          f"reviews stay in the history; listed in {escape(str(result.issues_file))})", soft_wrap=True)
     if result.fixed:
         err_console.print(f"[yellow]{len(result.fixed)} reviewed boxes clipped to the photo or left out[/] (the "
                           f"reviews are stored; listed in {escape(str(result.issues_file))}):", soft_wrap=True)
@@ -168,6 +182,11 @@ def simulate(workspace: WorkspaceOption = Path("."), url: UrlOption = None,
                  "--accept-iou", min=0.0, max=1.0,
                  help="Leave a predicted box as it is when its IoU with the true box is at least this (1.0: fix "
                       "every box that is not pixel-exact).")] = 0.7,
+             reviewer: Annotated[Optional[int], typer.Option(
+                 "--reviewer", min=1, max=9,
+                 help="Act as simulated reviewer N of a double review (its own Label Studio user).")] = None,
+             adjudicate: Annotated[bool, typer.Option(
+                 "--adjudicate", help="Act as the simulated adjudicator on the adjudication project.")] = False,
              json_out: JsonOption = False) -> None:
     """SIMULATION: annotate queued tasks from ground truth, as a careful dermatologist would."""
     with Workspace.open(workspace) as ws:
@@ -176,9 +195,13 @@ def simulate(workspace: WorkspaceOption = Path("."), url: UrlOption = None,
 
         client = connect(ws, url=url)
         with _progress() as update:
-            result = simulate_review(ws, client, count=count, truth_dir=truth, noise=noise, seed=seed,
-                                     accept_iou=accept_iou,
-                                     progress=update)
+            if adjudicate:
+                from review_queue.simulate import simulate_adjudication
+
+                result = simulate_adjudication(ws, client, truth_dir=truth, noise=noise, seed=seed, count=count)
+            else:
+                result = simulate_review(ws, client, count=count, truth_dir=truth, noise=noise, seed=seed,
+                                         accept_iou=accept_iou, progress=update, reviewer=reviewer)
     if json_out:
         print_json(result.to_dict())
         return
@@ -209,6 +232,10 @@ def status(workspace: WorkspaceOption = Path("."),
     from review_queue.status import correction_lines
 
     for line in correction_lines(summary.corrections):
+        console.print(line, soft_wrap=True, markup=False)
+    from review_queue.agreement import agreement_lines
+
+    for line in agreement_lines(summary.agreement) if summary.agreement else []:
         console.print(line, soft_wrap=True, markup=False)
     console.print(f"local Label Studio: {local.url}" if local else "local Label Studio: not running", soft_wrap=True,
                   markup=False)

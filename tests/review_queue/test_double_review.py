@@ -19,6 +19,7 @@ from review_queue.labelstudio.pull import pull
 from review_queue.labelstudio.push import push
 from review_queue.people import client_as, simulated_reviewer
 from review_queue.simulate import next_task, simulate, simulate_adjudication
+from review_queue.status import review_status
 from tests.review_queue.conftest import SCENARIO
 
 pytestmark = pytest.mark.server
@@ -130,3 +131,14 @@ def test_disagreeing_photos_are_adjudicated_and_the_adjudicated_label_becomes_cu
     pull(s.ws, s.client)  # a rerun stores nothing again
     assert s.ws.store.current_label("p0.jpg").id == current.id
     assert next_task(client_as(s.client, "simulated-adjudicator@annotator.local"), adj) is None
+
+
+def test_review_status_reports_the_agreement(review_setup):
+    s = review_setup(TWO)
+    push(s.ws, s.client, reviewers=2)
+    simulate(s.ws, s.client, count=10, reviewer=1)
+    simulate(s.ws, s.client, count=10, reviewer=2)
+    pull(s.ws, s.client)
+    out = review_status(s.ws).to_dict()
+    assert out["agreement"]["overall"]["photos"] == 2 and out["agreement"]["overall"]["box_f1"] == 1.0
+    assert out["reviewed"] == 2  # a photo reviewed twice is one reviewed photo
