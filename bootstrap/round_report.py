@@ -18,6 +18,7 @@ from typing import Any
 from annotator.fsutil import atomic_write_text
 from bootstrap.curve import CurveRow, curve_warning, measured_lines
 from bootstrap.evaluation import describe_map, round_map
+from review_queue.agreement import AgreementSummary, agreement_lines
 
 
 def _nan(v: float | None) -> float:
@@ -102,7 +103,9 @@ def per_class_rows(round_metrics: dict[str, Any]) -> tuple[list[str], list[list[
                    _cell(v.get("recall")), _cell(v.get("map50"))] for c, v in theirs.items()]
 
 
-def write_round_report(path: Path, *, title: str, curve: list[CurveRow], round_metrics: dict[str, Any]) -> Path:
+def write_round_report(path: Path, *, title: str, curve: list[CurveRow], round_metrics: dict[str, Any],
+                       agreement: AgreementSummary | None = None) -> Path:
+    """agreement: the double-review figures (review_queue.adjudication.agreement_summary), when any photo has two."""
     png = base64.b64encode(plot_learning_curve(curve)).decode()
     cols = ("round", "labelled_manual", "labelled_reviewed", "labelled_auto", "test_map50", "test_map50_interval",
             "test_photos", "test_boxes", "reviewed_photos", "correction_rate", "added_per_photo",
@@ -114,7 +117,7 @@ def write_round_report(path: Path, *, title: str, curve: list[CurveRow], round_m
                    for r in curve for c, e in r.effort_per_class.items()]
     head, class_rows = per_class_rows(round_metrics)
     warning = curve_warning(curve)
-    notes = [*measured_lines(curve)]
+    notes = [*measured_lines(curve), *(agreement_lines(agreement) if agreement is not None else [])]
     test = round_metrics.get("test", {})
     raw = html.escape(json.dumps(round_metrics, indent=1, default=str))
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>

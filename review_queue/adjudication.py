@@ -204,9 +204,7 @@ def settle(ws: Workspace, client: ReviewClient | None) -> SettleResult:
             to_adjudicate.append(review)
     sent = push_adjudications(ws, client, to_adjudicate) if client is not None and to_adjudicate else 0
     queued = _adjudication_tasks(ws)
-    awaiting = sum(
-        1 for r in reviews if not _settled(ws, r) and (queued.get(r.photo) or {}).get("reviews") == r.ids
-    )
+    awaiting = sum(1 for r in reviews if not _settled(ws, r) and (queued.get(r.photo) or {}).get("reviews") == r.ids)
     summary = summarise([r.agreement() for r in reviews], ws.config.class_table.names, min_f1=min_f1)
     result = SettleResult(
         double_reviewed=len(reviews),
@@ -279,7 +277,9 @@ def push_adjudications(ws: Workspace, client: ReviewClient, reviews: Sequence[Do
     for review in reviews:
         record = records[review.photo]
 
-        def prediction(version: LabelVersion, tag: str) -> dict[str, Any]:
+        def prediction(
+            version: LabelVersion, tag: str, review: DoubleReview = review, record: Any = record
+        ) -> dict[str, Any]:
             return {
                 "model_version": f"review by {version.reviewer}",
                 "score": round(review.agreement().f1, 4),
@@ -322,7 +322,9 @@ def _tasks_with_annotations(client: ReviewClient, project_id: int) -> list[dict[
 
         def fetch(p: int = page) -> Any:
             response = client.sdk._client_wrapper.httpx_client.request(
-                "api/tasks/", method="GET", params={"project": project_id, "fields": "all", "page_size": 1000, "page": p}
+                "api/tasks/",
+                method="GET",
+                params={"project": project_id, "fields": "all", "page_size": 1000, "page": p},
             )
             if response.status_code == 404:
                 return {"tasks": []}

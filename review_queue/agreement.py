@@ -81,7 +81,13 @@ def merge(agreement: PhotoAgreement) -> tuple[Box, ...]:
     one dermatologist saw is not dropped). With the default threshold (F1 = 1.0) there is none."""
     a, b = agreement.boxes_a, agreement.boxes_b
     merged = [
-        Box(a[i].label, (a[i].x1 + b[j].x1) / 2, (a[i].y1 + b[j].y1) / 2, (a[i].x2 + b[j].x2) / 2, (a[i].y2 + b[j].y2) / 2)
+        Box(
+            a[i].label,
+            (a[i].x1 + b[j].x1) / 2,
+            (a[i].y1 + b[j].y1) / 2,
+            (a[i].x2 + b[j].x2) / 2,
+            (a[i].y2 + b[j].y2) / 2,
+        )
         for i, j, _ in agreement.matches
     ]
     used_a = {i for i, _, _ in agreement.matches}

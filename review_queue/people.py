@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+
 import httpx
 
 from annotator.errors import LabelStudioError
@@ -70,4 +71,3 @@ def _login(url: str, email: str, password: str, *, signup: bool) -> str | None:
             return str(token.json().get("token") or "") or None
     except httpx.HTTPError as exc:
         raise LabelStudioError(f"Label Studio at {url} stopped answering while logging in {email} ({exc})") from None
-

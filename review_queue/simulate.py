@@ -416,7 +416,7 @@ def simulate_adjudication(
             continue
         truth = [clip_box(b, record.width, record.height) for b in truth]
         reviews = [
-            list(parse_result(_get(p, "result") or [], width=record.width, height=record.height, classes=classes).regions)
+            parse_result(_get(p, "result") or [], width=record.width, height=record.height, classes=classes).regions
             for p in _get(task, "predictions") or []
         ]
         start = max(reviews, key=lambda r: compare("", "", [b for _, b in r], "", truth).f1) if reviews else []

@@ -70,6 +70,7 @@ def test_agreeing_reviews_merge_without_adjudication(review_setup):
         assert current.meta["double_review"] == MERGED
         assert current.meta["reviewers"] == [simulated_reviewer(1), simulated_reviewer(2)]
         assert sorted(current.meta["reviews"]) == sorted(v.id for v in _reviews(s.ws, photo.name))
+
         def rounded(boxes):
             return sorted((b.label, round(b.x1), round(b.y1), round(b.x2), round(b.y2)) for b in boxes)
 
