@@ -1,12 +1,13 @@
 """Photos decoded on the device that runs the model: nvJPEG through torchvision on a GPU, batched, resized there.
 
-On a GPU machine the CPU decode is the limit of pre-annotation (PIL's reduced decode, ~16 img/s per core on 18 MP
-photos, against a model that takes thousands), so JPEGs are decoded in batches by `torchvision.io.decode_jpeg` on the
+On a GPU machine the CPU decode is the limit of pre-annotation (PIL's reduced decode manages tens of 18 MP photos a
+second per core, the model thousands), so JPEGs are decoded in batches by `torchvision.io.decode_jpeg` on the
 GPU, shrunk there to the model's input size and turned to the displayed frame (EXIF orientation, read from the file
 as `annotator.images` reads it). Whatever the device should not take (not a JPEG, CMYK, progressive, over the pixel
 limit, a decode error) goes to the CPU decoder, `annotator.images.decode_displayed`, so every photo decodes as before.
 The same code runs with device "cpu" (torchvision's libjpeg-turbo), which is how the tests check it without a GPU.
 Every result is what `decode_displayed` returns: (RGB uint8 (H, W, 3), sx, sy), photo pixels per decoded pixel.
+torchvision 0.29 marks its image decoders deprecated in favour of TorchCodec; they are what is pinned and measured.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from PIL import Image
 
 from annotator.config import PREDICT_DECODERS
 from annotator.errors import ConfigError
-from annotator.images import MAX_PIXELS, _base_format, _exif, decode_displayed, displayed_size
+from annotator.images import MAX_PIXELS, _base_format, _exif, decode_displayed, displayed_size  # the CPU path's own
 
 if TYPE_CHECKING:
     import torch
@@ -120,7 +121,7 @@ def _refusal(img: Image.Image) -> str | None:
     fmt = _base_format(img.format)
     if fmt != "JPEG":
         return f"{fmt} is not a JPEG"
-    if img.mode not in ("RGB", "L"):  # CMYK and YCCK: nvJPEG and PIL disagree on Adobe's inverted inks
+    if img.mode not in ("RGB", "L"):  # four-channel CMYK/YCCK: PIL converts them as ingest saw them
         return f"{img.mode} JPEG"
     if img.info.get("progressive") or img.info.get("progression"):
         return "progressive JPEG"
@@ -167,7 +168,7 @@ def decode_on_device(files: Sequence[JpegFile], *, device: str, max_side: int | 
                 out.append(None)
                 continue
             shown = orient(_shrink(img, f.width, f.height, max_side), f.orientation).permute(1, 2, 0)  # (H, W, 3)
-            array = np.ascontiguousarray(shown.cpu().numpy())
+            array = shown.contiguous().cpu().numpy()  # made contiguous where it is cheap (on a GPU, there)
             full_w, full_h = displayed_size(f.width, f.height, f.orientation)
             out.append((array, full_w / array.shape[1], full_h / array.shape[0]))
     return out

@@ -53,23 +53,34 @@ else
 fi
 EXTRA=$((CALIBRATE + 2))  # benchmarks/preannotate.py's warm-up and calibration photos, never timed
 DATA="$OUT/data" LOGS="$OUT/logs"
-STEP_LIMIT=${STEP_LIMIT:-240}  # seconds any one step may take before it is stopped (the whole check: < 8 minutes)
+STEP_LIMIT=${STEP_LIMIT:-240}  # seconds any one step may take before it is stopped
+DEADLINE=$((SECONDS + ${TOTAL_LIMIT:-450}))  # and all of them together, so the check ends well inside 8 minutes
 
 say() { printf '\n== %s (%s)\n' "$1" "$(date +%T)"; }
 run() {  # run NAME COMMAND...: logged to $LOGS/NAME.log, stopped after STEP_LIMIT s; a failed step does not stop the rest
     local name="$1"; shift
-    if [[ $DRY -eq 1 ]]; then printf 'would run: %s\n' "$*"; return 0; fi
-    local started=$SECONDS status=0
-    timeout "$STEP_LIMIT" "$@" 2>&1 | tee "$LOGS/$name.log" || status=$?
+    if [[ $DRY -eq 1 ]]; then
+        local shown=() arg
+        for arg in "$@"; do [[ $arg == *$'\n'* ]] && shown+=("'<script>'") || shown+=("$arg"); done
+        echo "would run ($name): ${shown[*]}"
+        return 0
+    fi
+    local started=$SECONDS status=0 limit=$((DEADLINE - SECONDS))
+    if [[ $limit -gt $STEP_LIMIT ]]; then limit=$STEP_LIMIT; fi
+    if [[ $limit -lt 10 ]]; then
+        echo "$name: skipped, the time for the whole check is spent" | tee "$LOGS/$name.log" | tee -a "$LOGS/steps.txt"
+        return 0
+    fi
+    timeout "$limit" "$@" 2>&1 | tee "$LOGS/$name.log" || status=$?
     echo "$name: exit $status after $((SECONDS - started)) s" | tee -a "$LOGS/steps.txt"
 }
 
 say "python and packages"
 echo "python: $PY ($($PY -c 'import sys; print(sys.version.split()[0])'))"
 if ! $PY -c "import ultralytics" 2>/dev/null; then
-    if [[ -z "$WHEELS" || ! -d "$WHEELS" ]]; then
-        echo "gpu_check: ultralytics is not importable and no wheel folder was given: pass the carried wheels' folder" \
-             "as the first argument (see the header of $0)" >&2
+    if [[ -z "$WHEELS" ]] || ! compgen -G "$WHEELS/*.whl" >/dev/null; then
+        echo "gpu_check: ultralytics is not importable and no folder of wheels was given (${WHEELS:-none}): pass the" \
+             "carried wheels' folder as the first argument (see the header of $0)" >&2
         exit 2
     fi
     if [[ $DRY -eq 1 ]]; then
@@ -82,19 +93,23 @@ if ! $PY -c "import ultralytics" 2>/dev/null; then
 fi
 $PY - <<'EOF' || { [[ $DRY -eq 1 ]] || exit 2; }
 import importlib
-missing = []
-for name in ("torch", "torchvision", "ultralytics", "polars", "pycocotools", "lxml", "rich", "typer", "sklearn",
-             "matplotlib", "PIL", "numpy"):
-    try:
-        importlib.import_module(name)
-    except Exception as exc:  # noqa: BLE001 - any import failure is a missing package here
-        missing.append(f"{name} ({type(exc).__name__}: {exc})")
+def missing(names):
+    out = []
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except Exception as exc:  # any import failure is a missing package here
+            out.append(f"{name} ({type(exc).__name__}: {exc})")
+    return out
+if needed := missing(["torch", "torchvision", "ultralytics", "lxml", "rich", "typer", "sklearn", "matplotlib", "PIL",
+                      "numpy"]):
+    print("missing: " + "; ".join(needed))
+    raise SystemExit(1)
+if later := missing(["pycocotools"]):
+    print("missing, so the round step will fail (add its wheel): " + "; ".join(later))
 import torch, torchvision
 gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
 print(f"torch {torch.__version__}, torchvision {torchvision.__version__}, GPU: {gpu}")
-if missing:
-    print("missing: " + "; ".join(missing))
-    raise SystemExit(1)
 EOF
 if [[ $CPU -eq 0 && $DRY -eq 0 ]] && ! $PY -c "import torch, sys; sys.exit(not torch.cuda.is_available())"; then
     echo "gpu_check: no CUDA GPU visible to torch; run with --cpu to check the plumbing on the CPU" >&2
@@ -111,14 +126,19 @@ if [[ $have -ge $((PHOTOS + EXTRA)) ]]; then
     echo "reusing $have photos in $DATA"
 else
     [[ $DRY -eq 1 ]] || rm -rf "$DATA"
-    # through the CLI: a script read from stdin cannot start the generator's worker processes
-    run generate $PY -c 'import sys; from annotator.cli import main; sys.argv[0] = "annotator"; main()' synth "$DATA" \
-        --images "$((PHOTOS + EXTRA))" --labelled 0.3 --seed 7 --size "$SIZE" --workers "$(nproc)"
+    # with -c, not a script on stdin: the generator's worker processes cannot start from a stdin script
+    run generate $PY -c 'import sys, time; from pathlib import Path; from annotator.synth import generate
+t = time.perf_counter()
+s = generate(Path(sys.argv[1]), images=int(sys.argv[2]), labelled_fraction=0.3, seed=7, size=sys.argv[3],
+             workers=int(sys.argv[4]))
+print(f"generated {s.images} {sys.argv[3]} photos ({s.labelled} labelled) in {time.perf_counter() - t:.1f} s")' \
+        "$DATA" "$((PHOTOS + EXTRA))" "$SIZE" "$(nproc)"
 fi
 
 say "pre-annotation: engine, naive loop, Ultralytics folder predict (benchmarks/preannotate.py)"
 PRE_ARGS=(--photos "$PHOTOS" --size "$SIZE" --model "$MODEL" --imgsz "$IMGSZ" --calibrate "$CALIBRATE" --data "$DATA")
-if $PY -m benchmarks.preannotate --help 2>/dev/null | grep -q -- "--device"; then
+PRE_HELP=$($PY -m benchmarks.preannotate --help 2>/dev/null || true)
+if [[ $PRE_HELP == *--device* ]]; then
     PRE_ARGS+=(--device "$DEVICE")
     run preannotate $PY -m benchmarks.preannotate "${PRE_ARGS[@]}"
 elif [[ $CPU -eq 1 ]]; then
