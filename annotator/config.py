@@ -13,6 +13,7 @@ from annotator.fsutil import atomic_write_text
 
 CONFIG_NAME = "annotator.toml"
 UNCERTAINTY_SCORES = ("heuristic", "flip-consistency")  # review priority; see bootstrap/uncertainty.py
+PREDICT_BACKENDS = ("auto", "torch", "onnx")  # auto: ONNX Runtime where the CPU predicts (training.detectors.runtime)
 PREDICT_DECODERS = ("auto", "pil", "device")  # auto: on the GPU where the model runs on one (annotator.device_decode)
 
 
@@ -28,6 +29,7 @@ class Config:
     predict_imgsz: int = 640
     predict_batch: int = 0  # 0: auto (32 on a GPU, 4 on the CPU, where small batches run faster)
     uncertainty: str = "heuristic"  # one of UNCERTAINTY_SCORES
+    predict_backend: str = "auto"  # one of PREDICT_BACKENDS
     predict_decode: str = "auto"  # one of PREDICT_DECODERS
     # training
     model: str = "auto"  # "auto": yolo11s.yaml on a GPU, yolo11n.yaml on the CPU
@@ -80,6 +82,9 @@ def load_config(workspace: Path) -> Config:
     if str(pred.get("uncertainty", "heuristic")) not in UNCERTAINTY_SCORES:
         raise ConfigError(f"{path}: [predict] uncertainty = {pred['uncertainty']!r} is unknown; choose one of "
                           + ", ".join(UNCERTAINTY_SCORES))
+    if str(pred.get("backend", "auto")) not in PREDICT_BACKENDS:
+        raise ConfigError(f"{path}: [predict] backend = {pred['backend']!r} is unknown; choose one of "
+                          + ", ".join(PREDICT_BACKENDS))
     if str(pred.get("decode", "auto")) not in PREDICT_DECODERS:
         raise ConfigError(f"{path}: [predict] decode = {pred['decode']!r} is unknown; choose one of "
                           + ", ".join(PREDICT_DECODERS))
@@ -94,6 +99,7 @@ def load_config(workspace: Path) -> Config:
             predict_imgsz=int(pred.get("imgsz", 640)),
             predict_batch=int(pred.get("batch", 0)),
             uncertainty=str(pred.get("uncertainty", "heuristic")),
+            predict_backend=str(pred.get("backend", "auto")),
             predict_decode=str(pred.get("decode", "auto")),
             model=str(train.get("model", "auto")),
             epochs=int(train.get("epochs", 60)),
@@ -134,7 +140,7 @@ def config_to_toml(cfg: Config) -> str:
     lines += [f"{_toml_value(k)} = {_toml_value(v)}" for k, v in cfg.aliases.items()]
     lines += ["", "[predict]", f"default_threshold = {cfg.default_threshold}", f"imgsz = {cfg.predict_imgsz}",
               f"batch = {cfg.predict_batch}", f"uncertainty = {_toml_value(cfg.uncertainty)}",
-              f"decode = {_toml_value(cfg.predict_decode)}", "",
+              f"backend = {_toml_value(cfg.predict_backend)}", f"decode = {_toml_value(cfg.predict_decode)}", "",
               "[predict.thresholds]", "# mel = 0.30"]
     lines += [f"{_toml_value(k)} = {v}" for k, v in cfg.thresholds.items()]
     lines += ["", "[train]", f"model = {_toml_value(cfg.model)}", f"epochs = {cfg.epochs}",

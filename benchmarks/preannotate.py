@@ -1,40 +1,108 @@
-"""Pre-annotation throughput: our engine vs the naive loop vs Ultralytics' folder predict.
+"""Pre-annotation throughput, fairly: the engine (PyTorch and ONNX Runtime backends) against the naive loop and
+Ultralytics' folder predict, on the same photos, each method with its best settings, the file cache warm.
 
-All three run in this one process on the same photos with the same model and settings:
-  naive     one `model.predict(path)` per photo (what a per-task ML backend does)
-  folder    Ultralytics `predict(folder, batch=32, stream=True)`
-  engine    bootstrap.preannotate: reduced-size DCT decode in threads, batched arrays,
-            boxes mapped back to full resolution, results stored off the hot path
-Prints img/s and the ratios. Usage:
-  python benchmarks/preannotate.py [--photos 200] [--size phone|dslr|small] [--model yolo11n.yaml] [--device cpu]
+  naive          one `model.predict(path)` per photo (what a per-task ML backend does)
+  folder         Ultralytics `predict(folder, stream=True)`
+  engine         bootstrap.preannotate: reduced-size DCT decode in threads, batched arrays, one pipeline per
+                 core, boxes mapped back to full resolution, results stored and written as VOC off the hot path;
+                 once with the PyTorch model, once with its ONNX export (training.detectors.runtime)
+
+Fairness: every file is read once before any timing; each method is warmed up on other photos first; the naive
+loop and folder predict try 1 and all torch threads (and folder batch 1, 4, 32) on a few photos and keep their
+fastest; all methods are timed on the same photos. "cores busy" is the process's CPU time over the wall time.
+The engine's boxes are checked against the naive loop's: the share matched by a same-class box at IoU >= 0.9
+(scores >= --agree-conf; an untrained YAML model finds nothing, so pass a round's model.pt for this check).
+The machine's load average is printed with the figures: other work on the cores slows every method.
+
+  python -m benchmarks.preannotate [--photos 100] [--size dslr] [--model yolo11n.yaml | rounds/000/model.pt]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from training.offline import prepare_ultralytics
+
+CLASSES = ("sl", "fre", "mel", "caf", "ota", "hori")
+
+
+@dataclass(frozen=True)
+class Timing:
+    method: str
+    settings: str
+    threads: int  # model threads per pipeline x pipelines (the naive loop decodes on its one thread)
+    photos: int
+    seconds: float
+    cpu_seconds: float
+
+    @property
+    def rate(self) -> float:
+        return self.photos / self.seconds
+
+    @property
+    def cores_busy(self) -> float:
+        return self.cpu_seconds / self.seconds
+
+
+def timed(method: str, settings: str, threads: int, photos: int, run: Callable[[], Any]) -> Timing:
+    wall, cpu = time.perf_counter(), time.process_time()
+    run()
+    return Timing(method, settings, threads, photos, time.perf_counter() - wall, time.process_time() - cpu)
+
+
+def warm_file_cache(photos: Sequence[Path]) -> tuple[float, float]:
+    """Read every photo once so no method pays the first read from disk; (MB read, seconds)."""
+    started, size = time.perf_counter(), 0
+    for p in photos:
+        size += len(p.read_bytes())
+    return size / 1e6, time.perf_counter() - started
+
+
+def boxes_of(result: Any) -> list:
+    from annotator.types import Box
+
+    if result.boxes is None:
+        return []
+    names = result.names
+    return [Box(names[int(c)], *map(float, xyxy), score=float(s))
+            for xyxy, s, c in zip(result.boxes.xyxy.tolist(), result.boxes.conf.tolist(), result.boxes.cls.tolist(),
+                                  strict=True)]
+
+
+def agreement(reference: dict[str, list], other: dict[str, list], min_iou: float = 0.9) -> tuple[int, int, int]:
+    """(matched pairs, reference boxes, other boxes): same class, IoU >= min_iou, each box used once, best first."""
+    from annotator.boxes import iou
+
+    matched = n_ref = n_other = 0
+    for photo, ref in reference.items():
+        candidates = sorted(other.get(photo, []), key=lambda b: -(b.score or 0.0))
+        n_ref, n_other = n_ref + len(ref), n_other + len(candidates)
+        for box in sorted(ref, key=lambda b: -(b.score or 0.0)):
+            best = max(((iou(box, c), k) for k, c in enumerate(candidates) if c.label == box.label), default=None)
+            if best is not None and best[0] >= min_iou:
+                matched += 1
+                candidates.pop(best[1])
+    return matched, n_ref, n_other
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--photos", type=int, default=200)
-    parser.add_argument("--size", default="phone", help="synthetic photo size: small, phone (1600x1200), dslr (18 MP)")
-    parser.add_argument("--model", default="yolo11n.yaml")
+    parser.add_argument("--photos", type=int, default=100, help="photos every method is timed on")
+    parser.add_argument("--size", default="dslr", help="synthetic photo size: small, phone (1600x1200), dslr (18 MP)")
+    parser.add_argument("--model", default="yolo11n.yaml", help="a YAML (untrained) or a round's model.pt")
     parser.add_argument("--imgsz", type=int, default=640)
-    parser.add_argument("--batch", type=int, default=32, help="batch for Ultralytics' folder predict")
-    parser.add_argument("--engine-batch", type=int, default=0, help="engine batch (0: auto, 4 on CPU, 32 on GPU)")
-    parser.add_argument("--workers", type=int, default=0, help="decode threads (0: one per core)")
-    parser.add_argument("--device", default=None)
-    parser.add_argument("--naive-sample", type=int, default=40, help="photos timed for the naive loop")
+    parser.add_argument("--calibrate", type=int, default=6, help="photos each candidate setting is tried on")
+    parser.add_argument("--agree-conf", type=float, default=0.25, help="boxes scored at least this are compared")
     parser.add_argument("--data", type=Path, default=None, help="reuse/keep the synthetic photos here")
     args = parser.parse_args()
-
-    import os
 
     prepare_ultralytics()
     import torch
@@ -43,59 +111,122 @@ def main() -> None:
     from annotator.ingest import ingest
     from annotator.store import Workspace
     from annotator.synth import generate
-    from bootstrap.preannotate import CONF_FLOOR, preannotate
-    from training.detectors.ultralytics import UltralyticsDetector, default_device
+    from bootstrap.preannotate import CONF_FLOOR, _devices, auto_batch, preannotate
+    from training.detectors.runtime import RuntimeDetector, export_onnx, exported_path
+    from training.detectors.ultralytics import UltralyticsDetector
 
-    device = args.device or default_device()
-    workers = args.workers or os.cpu_count() or 2
+    cores = os.cpu_count() or 1
+    load_before = os.getloadavg()
     tmp = Path(tempfile.mkdtemp(prefix="bench-preannotate-"))
     data = args.data or tmp / "data"
-    if not (data / "images").exists() or len(list((data / "images").glob("*.jpg"))) < args.photos:
+    extra = args.calibrate + 2  # photos for warm-up and calibration, never timed
+    if not (data / "images").exists() or len(list((data / "images").glob("*.jpg"))) < args.photos + extra:
+        shutil.rmtree(data / "images", ignore_errors=True)
         t = time.perf_counter()
-        generate(data, images=args.photos, labelled_fraction=0.0, seed=7, size=args.size, workers=workers)
-        print(f"generated {args.photos} {args.size} photos in {time.perf_counter() - t:.1f} s")
-    photos = sorted((data / "images").glob("*.jpg"))[: args.photos]
-    mb = sum(p.stat().st_size for p in photos) / len(photos) / 1e6
-    print(f"photos: {len(photos)} x {args.size} ({mb:.2f} MB each), model {args.model}, imgsz {args.imgsz}, "
-          f"device {device}, torch threads {torch.get_num_threads()}, decode threads {workers}")
+        generate(data, images=args.photos + extra, labelled_fraction=0.0, seed=7, size=args.size, workers=cores)
+        print(f"generated {args.photos + extra} {args.size} photos in {time.perf_counter() - t:.1f} s")
+    every = sorted((data / "images").glob("*.jpg"))[: args.photos + extra]
+    spare, photos = every[:extra], every[extra:]
+    mb, seconds = warm_file_cache(every)
+    print(f"file cache warmed: {mb:.0f} MB read in {seconds:.1f} s")
 
-    detector = UltralyticsDetector(["sl", "fre", "mel", "caf", "ota", "hori"], args.model)
+    detector = UltralyticsDetector(list(CLASSES), args.model)
+    weights = tmp / "model.pt" if args.model.endswith((".yaml", ".yml")) else Path(args.model)
+    if weights == tmp / "model.pt":
+        detector.save(weights)
+    elif not exported_path(weights).exists():
+        weights = Path(shutil.copyfile(weights, tmp / "model.pt"))  # never write beside the user's file
+    t = time.perf_counter()
+    export_onnx(weights)
+    export_s = time.perf_counter() - t
+    runtime = RuntimeDetector.from_weights(detector, weights)
     model = detector.model
-    half = device != "cpu"
-    model.predict(str(photos[0]), imgsz=args.imgsz, device=device, verbose=False, conf=CONF_FLOOR)  # warm-up
+    predict = {"imgsz": args.imgsz, "device": "cpu", "verbose": False, "conf": CONF_FLOOR}
+    model.predict(str(spare[0]), **predict)  # sets up Ultralytics' predictor (which pins torch to its thread count)
+    print(f"photos: {len(photos)} x {args.size} ({mb / len(every):.2f} MB each), model {args.model}, imgsz "
+          f"{args.imgsz}, {cores} cores; ONNX export {export_s:.1f} s (once per round, cached beside model.pt)")
 
-    sample = photos[: args.naive_sample]
-    t = time.perf_counter()
-    for p in sample:
-        model.predict(str(p), imgsz=args.imgsz, device=device, half=half, verbose=False, conf=CONF_FLOOR)
-    naive = len(sample) / (time.perf_counter() - t)
+    # the naive loop and folder predict: keep each one's fastest setting, tried on the spare photos
+    def naive_loop(paths: Sequence[Path], found: dict[str, list] | None = None) -> None:
+        for p in paths:
+            result = model.predict(str(p), **predict)[0]
+            if found is not None:
+                found[p.name] = [b for b in boxes_of(result) if (b.score or 0.0) >= args.agree_conf]
 
-    folder = tmp / "folder"
-    folder.mkdir()
-    for p in photos:
-        os.symlink(p.resolve(), folder / p.name)
-    t = time.perf_counter()
-    n = sum(1 for _ in model.predict(str(folder), batch=args.batch, stream=True, imgsz=args.imgsz, device=device,
-                                    half=half, verbose=False, conf=CONF_FLOOR))
-    folder_rate = n / (time.perf_counter() - t)
+    def folder_of(paths: Sequence[Path], name: str) -> Path:
+        folder = tmp / name
+        folder.mkdir()
+        for p in paths:
+            os.symlink(p.resolve(), folder / p.name)
+        return folder
+
+    def folder_predict(folder: Path, batch: int) -> None:
+        for _ in model.predict(str(folder), batch=batch, stream=True, **predict):
+            pass
+
+    def fastest(options: Sequence[tuple[int, int]], trial: Callable[[int], None]) -> tuple[int, int]:
+        """The (batch, torch threads) option whose trial on the spare photos ran fastest."""
+        rates = {}
+        for batch, threads in options:
+            torch.set_num_threads(threads)
+            rates[(batch, threads)] = timed("", "", threads, args.calibrate, lambda b=batch: trial(b)).rate
+        return max(rates, key=rates.__getitem__)
+
+    calibration = folder_of(spare[2:], "calibration")
+    _, naive_threads = fastest([(1, 1), (1, cores)], lambda _batch: naive_loop(spare[2:]))
+    folder_batch, folder_threads = fastest([(b, n) for b in (1, 4, 32) for n in (1, cores)],
+                                           lambda batch: folder_predict(calibration, batch))
+
+    rows: list[Timing] = []
+    naive_boxes: dict[str, list] = {}
+    torch.set_num_threads(naive_threads)
+    rows.append(timed("naive: model.predict(path) per photo", f"torch threads {naive_threads}", naive_threads,
+                      len(photos), lambda: naive_loop(photos, naive_boxes)))
+    torch.set_num_threads(folder_threads)
+    timed_folder = folder_of(photos, "timed")
+    rows.append(timed("ultralytics predict(folder)", f"batch {folder_batch}, torch threads {folder_threads}",
+                      folder_threads, len(photos), lambda: folder_predict(timed_folder, folder_batch)))
+    torch.set_num_threads(1)  # as Ultralytics leaves it: each engine pipeline runs its model on one thread
 
     ws = Workspace.create(tmp / "ws", Config(images=data / "images"))
     ingest(ws, images=data / "images")
-    records = [r for r in ws.store.images() if (data / "images" / r.path) in set(photos)]
-    t = time.perf_counter()
-    stats = preannotate(ws, detector, records, round_no=0, model_version="bench", imgsz=args.imgsz,
-                        batch=args.engine_batch, workers=workers, device=device)
-    engine = stats.predicted / (time.perf_counter() - t)
-    ws.close()
+    by_name = {r.path: r for r in ws.store.images()}
+    records, warmup = [by_name[p.name] for p in photos], [by_name[p.name] for p in spare[:2]]
+    pipelines = len(_devices("cpu"))
+    engine_boxes: dict[str, dict[str, list]] = {}
+    for backend, engine_detector in (("PyTorch", detector), ("ONNX Runtime", runtime)):
+        def run(chosen: Sequence, version: str, det: Any = engine_detector) -> None:
+            preannotate(ws, det, chosen, round_no=0, model_version=version, imgsz=args.imgsz, device="cpu",
+                        threshold=lambda _label: args.agree_conf)
 
-    print(f"{'method':<42}{'img/s':>10}{'vs naive':>10}{'vs folder':>11}")
-    for name, rate in (("naive: model.predict(path) per photo", naive),
-                       (f"ultralytics predict(folder, batch={args.batch})", folder_rate),
-                       ("annotator engine (bootstrap.preannotate)", engine)):
-        print(f"{name:<42}{rate:>10.1f}{rate / naive:>9.1f}x{rate / folder_rate:>10.1f}x")
-    print(f"engine end to end incl. store + VOC writes: {stats.predicted} photos in {stats.seconds:.1f} s")
-    if args.data is None:
-        shutil.rmtree(tmp, ignore_errors=True)
+        run(warmup, f"warm-{backend}")
+        rows.append(timed(f"engine, {backend}", f"{pipelines} pipelines x 1 thread, batch {auto_batch('cpu')}",
+                          pipelines, len(photos), lambda run=run, backend=backend: run(records, f"bench-{backend}")))
+        current = ws.store.current_labels()
+        engine_boxes[backend] = {r.path: list(current[r.path].boxes) for r in records}
+    ws.close()
+    load_after = os.getloadavg()
+
+    naive = rows[0].rate
+    print(f"\n{'method':<38}{'settings':<34}{'threads':>8}{'cores busy':>11}{'CPU ms/photo':>13}{'photos':>7}"
+          f"{'s':>7}{'img/s':>7}{'vs naive':>9}")
+    for r in rows:
+        cpu_ms = r.cpu_seconds / r.photos * 1000
+        print(f"{r.method:<38}{r.settings:<34}{r.threads:>8}{r.cores_busy:>11.2f}{cpu_ms:>13.0f}{r.photos:>7}"
+              f"{r.seconds:>7.1f}{r.rate:>7.2f}{r.rate / naive:>8.2f}x")
+    print(f"load average (1, 5, 15 min) before {', '.join(f'{v:.1f}' for v in load_before)}; after "
+          f"{', '.join(f'{v:.1f}' for v in load_after)} ({cores} cores)")
+    for name, reference, other in (("engine (ONNX Runtime) vs naive", naive_boxes, engine_boxes["ONNX Runtime"]),
+                                   ("engine (ONNX Runtime) vs engine (PyTorch)", engine_boxes["PyTorch"],
+                                    engine_boxes["ONNX Runtime"])):
+        matched, n_ref, n_other = agreement(reference, other)
+        if n_ref == 0 and n_other == 0:
+            print(f"boxes, {name}: none scored >= {args.agree_conf} (an untrained model? pass --model a round's "
+                  "model.pt)")
+            continue
+        print(f"boxes, {name}: {matched} matched at IoU >= 0.9 of {n_ref} and {n_other} scored >= "
+              f"{args.agree_conf} ({matched / max(n_ref, n_other):.1%} of the larger set)")
+    shutil.rmtree(tmp, ignore_errors=True)  # the photos stay when --data names their folder
 
 
 if __name__ == "__main__":

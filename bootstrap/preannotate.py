@@ -232,7 +232,9 @@ def preannotate(ws: Workspace, detector: Detector, records: Iterable[ImageRecord
     device: None (GPU if present), "cpu", "0", or "0,1,...": one pipeline (decoder threads +
     its own copy of the model) per GPU, photos dealt round-robin, one shared writer.
     """
-    records = list(records)
+    # photos of one displayed size decode to one shape, so a batch of them is letterboxed to one rectangle
+    # (a batch of mixed shapes is padded to a square: ~40% more pixels through the model)
+    records = sorted(records, key=lambda r: (r.width, r.height))
     stats = PreannotateStats(photos=len(records))
     devices = _devices(device)
     batch = batch if batch > 0 else auto_batch(devices[0])

@@ -26,6 +26,7 @@ from training.dataset import build_training_view
 from training.detectors import make_detector
 from training.detectors.base import Detector, TrainSettings
 from training.detectors.pretrained import checkpoint_file, sha256_of
+from training.detectors.runtime import prediction_detector
 from training.thresholds import threshold_rule, val_thresholds
 
 TRAINABLE_SOURCES = (Source.MANUAL, Source.REVIEWED, Source.AUTO_ACCEPTED)
@@ -303,13 +304,16 @@ def predict_round(ws: Workspace, detector: Detector, round_no: int, attempt: int
     targets = unreviewed_targets(ws, version)
     total = len(targets)
     chosen = ((ws.store.round_row(round_no, attempt) or {}).get("info") or {}).get("thresholds") or {}
+    # on the CPU the round's model.pt runs through ONNX Runtime, exported once and cached beside it
+    detector, backend = prediction_detector(detector, ws.round_dir(round_no, attempt) / "model.pt",
+                                            backend=ws.config.predict_backend, device=device, photos=total)
     stats = preannotate(ws, detector, targets, round_no=round_no, model_version=version, imgsz=imgsz,
                         batch=batch or ws.config.predict_batch, workers=workers, device=device,
                         threshold=threshold_rule(ws.config, chosen),
                         progress=(lambda n: progress(n, total)) if progress else None)
     previous = ws.store.round_row(round_no, attempt) or {"info": {}}
     done_before = previous["info"].get("preannotate", {}).get("predicted", 0)
-    info = {"preannotate": {**stats.to_dict(), "predicted": done_before + stats.predicted}}
+    info = {"preannotate": {**stats.to_dict(), "predicted": done_before + stats.predicted, "backend": backend}}
     ws.store.upsert_round(round_no, attempt, stage=Stage.PREDICTED.value, info=info)
     return stats
 
