@@ -33,7 +33,7 @@ from training.metrics import (
     present_classes,
     score_class_sets,
 )
-from training.readers import PhotoNames, read_device_csv, read_reader_csv
+from training.readers import READER_READS_FILE, PhotoNames, read_device_csv, read_reader_csv
 
 ULTRALYTICS_MODELS = ("yolov5nu", "yolov8n", "yolo11n", "rtdetr-l", "yolov4")
 TORCHVISION_MODELS = ("ssdlite", "ssd300", "fasterrcnn_mobilenet", "fasterrcnn_resnet50")
@@ -307,6 +307,13 @@ def compare_raters(raters: Sequence[RaterRun], subset: str = "all") -> list[dict
             rows.append({"a": a.name, "b": b.name, "accuracy_a": float(np.mean([ra.correct[ia[p]] for p in common])),
                          "accuracy_b": float(np.mean([rb.correct[ib[p]] for p in common])), **test.to_dict()})
     return rows
+
+
+def default_reader_files(ws: Workspace) -> list[Path]:
+    """The reader study's reads pulled from Label Studio (reports/reader-reads.csv) when present: the
+    DOCTOR rows of the benchmark when no reader CSV is named."""
+    reads = ws.reports_dir / READER_READS_FILE
+    return [reads] if reads.is_file() else []
 
 
 def labels_for(ws: Workspace) -> dict[str, LabelVersion]:

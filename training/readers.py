@@ -4,6 +4,8 @@ per-photo device table, read from CSV, so they are scored like the detectors in 
 Reader CSV: a header row with `photo`, `reader`, `classes`; classes separated by ';' or '|'
 (empty: the reader saw no lesion). Device CSV: a header row with `path`, `device`.
 Photos are named by their workspace path, or by file name / stem when that is unique.
+`annotator review readers pull` writes the reads of the reader study in Label Studio in the same format
+to reports/READER_READS_FILE, which `annotator benchmark` reads when no --readers file is given.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from pathlib import Path, PurePosixPath
 
 from annotator.classes import ClassTable
 from annotator.errors import InputFileError
+
+READER_READS_FILE = "reader-reads.csv"  # under the workspace's reports/: the reader study's reads
 
 DEVICE_ALIASES = {"dslr": "dslr", "camera": "dslr", "slr": "dslr", "phone": "phone", "smartphone": "phone",
                   "mobile": "phone", "unknown": "unknown", "": "unknown"}

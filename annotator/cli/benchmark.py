@@ -20,12 +20,15 @@ def benchmark(
                                         "yolov4, ssdlite, ssd300, fasterrcnn_mobilenet, fasterrcnn_resnet50, a "
                                         "local .pt/.yaml path, or 'all'.")] = "yolo11n,ssdlite",
     epochs: Annotated[int, typer.Option(min=0, help="Training epochs per model (0: evaluate as built/loaded).")] = 30,
-    imgsz: Annotated[int, typer.Option(min=32, max=8192, help="Input size (long side) for training and prediction.")] = 640,
+    imgsz: Annotated[int, typer.Option(min=32, max=8192,
+                                       help="Input size (long side) for training and prediction.")] = 640,
     batch: Annotated[int, typer.Option(min=1, help="Training batch size.")] = 16,
     out: Annotated[Optional[Path], typer.Option(help="Report folder (default: <workspace>/reports/benchmark-<time>).",
                                                 file_okay=False)] = None,
     readers: Annotated[Optional[list[Path]], typer.Option("--readers", help="Reader CSV (photo, reader, classes "
-                                                          "separated by ';' or '|'); repeat for several files.",
+                                                          "separated by ';' or '|'); repeat for several files. "
+                                                          "Default: the reader study's reads pulled by `annotator "
+                                                          "review readers pull`, when present.",
                                                           exists=True, dir_okay=False)] = None,
     device_csv: Annotated[Optional[Path], typer.Option("--device-csv", help="CSV (path, device) overriding the "
                                                        "dslr/phone class read from EXIF.", exists=True,
@@ -39,13 +42,16 @@ def benchmark(
     """Compare detector families and human readers on the test split (Table 1 of the study)."""
     from annotator.store import Workspace
     from bootstrap.rounds import ensure_splits
-    from training.benchmark import parse_models, run_benchmark
+    from training.benchmark import default_reader_files, parse_models, run_benchmark
 
     names = parse_models(models)
     with Workspace.open(workspace, write=True) as ws:
         # A fully hand-labelled workspace (the study's case) needs no bootstrap: the fixed splits are
         # made here if no command made them before, and are the same ones every round will use.
         ensure_splits(ws)
+        reader_files = readers or default_reader_files(ws)
+        if reader_files and not readers:
+            say(f"reader rows: the reader study's reads in {reader_files[0]}")
         out_dir = out or ws.reports_dir / f"benchmark-{dt.datetime.now():%Y%m%d-%H%M%S}"
         say(f"benchmarking {', '.join(names)} on {ws.root} -> {out_dir}")
         with progress_bar() as bar:
@@ -59,7 +65,7 @@ def benchmark(
                 bar.update(tasks[key], completed=done, total=total)
 
             result = run_benchmark(ws, names, out_dir, epochs=epochs, imgsz=imgsz, batch=batch,
-                                   readers=readers or (), device_csv=device_csv, device=device, seed=seed,
+                                   readers=reader_files, device_csv=device_csv, device=device, seed=seed,
                                    workers=workers, n_resamples=resamples, progress=progress)
     if json_out:
         print_json(result.to_dict())

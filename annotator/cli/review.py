@@ -7,8 +7,9 @@ numeric option out of its range is refused by the parser before anything runs.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Iterator, Optional
+from typing import Annotated, Optional
 
 import httpx
 import typer
@@ -105,9 +106,11 @@ def push(workspace: WorkspaceOption = Path("."), url: UrlOption = None,
              "--new-project", help="Start a new Label Studio project (when the old one is gone).")] = False,
          reviewers: Annotated[Optional[int], typer.Option(
              "--reviewers", min=1, max=10,
-             help="Independent reviews per task (2: double review with adjudication; default: keep the setting).")] = None,
+             help="Independent reviews per task (2: double review with adjudication; default: keep the "
+                  "setting).")] = None,
          overlap: Annotated[float, typer.Option(
-             "--overlap", min=0.01, max=1.0, help="Share of tasks that get --reviewers reviews (the rest get one).")] = 1.0,
+             "--overlap", min=0.01, max=1.0,
+             help="Share of tasks that get --reviewers reviews (the rest get one).")] = 1.0,
          json_out: JsonOption = False) -> None:
     """Send every photo whose current label is a model prediction to the review queue."""
     with Workspace.open(workspace, write=True) as ws:
@@ -239,3 +242,71 @@ def status(workspace: WorkspaceOption = Path("."),
         console.print(line, soft_wrap=True, markup=False)
     console.print(f"local Label Studio: {local.url}" if local else "local Label Studio: not running", soft_wrap=True,
                   markup=False)
+
+
+readers_app = typer.Typer(
+    help="The reader study: the test split read blinded by dermatologists in Label Studio, scored by "
+         "`annotator benchmark`.", no_args_is_help=True)
+review_app.add_typer(readers_app, name="readers")
+
+
+@readers_app.command("push")
+@handle_errors
+def readers_push(workspace: WorkspaceOption = Path("."), url: UrlOption = None,
+                 readers: Annotated[int, typer.Option("--readers", min=1, max=20,
+                                                      help="Readers: each reads every test photo once.")] = 2,
+                 json_out: JsonOption = False) -> None:
+    """Put the fixed test split into a readers' project, without predictions (blinded)."""
+    with Workspace.open(workspace, write=True) as ws:
+        from review_queue.labelstudio.client import connect
+        from review_queue.readers import push_readers
+
+        result = push_readers(ws, connect(ws, url=url), readers=readers)
+    if json_out:
+        print_json(result.to_dict())
+        return
+    console.print(f"Readers' project {result.project_id}: {result.created} test photos added, "
+                  f"{result.already_there} already there; {result.readers} reads asked per photo. Each reader logs "
+                  "in to Label Studio as themselves and opens the project's label stream.", soft_wrap=True,
+                  markup=False)
+
+
+@readers_app.command("pull")
+@handle_errors
+def readers_pull(workspace: WorkspaceOption = Path("."), url: UrlOption = None,
+                 json_out: JsonOption = False) -> None:
+    """Write the readers' reads to reports/reader-reads.csv, the reader rows of `annotator benchmark`."""
+    with Workspace.open(workspace, write=True) as ws:
+        from review_queue.labelstudio.client import connect
+        from review_queue.readers import pull_readers
+        from training.readers import READER_READS_FILE
+
+        result = pull_readers(ws, connect(ws, url=url), out=ws.reports_dir / READER_READS_FILE)
+    if json_out:
+        print_json(result.to_dict())
+        return
+    reads = ", ".join(f"{reader} {n}" for reader, n in result.reads.items()) or "none yet"
+    console.print(f"Reads of {result.photos} test photos: {reads} -> {result.reads_file} (`annotator benchmark` "
+                  "scores them as reader rows).", soft_wrap=True, markup=False)
+
+
+@readers_app.command("simulate")
+@handle_errors
+def readers_simulate(workspace: WorkspaceOption = Path("."), url: UrlOption = None,
+                     readers: Annotated[int, typer.Option("--readers", min=1, max=20)] = 2,
+                     truth: Annotated[Optional[Path], typer.Option(
+                         "--truth", help="Ground-truth VOC folder (default: truth/ beside the image folder).")] = None,
+                     noise: Annotated[float, typer.Option("--noise", min=0.0, max=1.0,
+                                                          help="Probability of a misread photo, 0-1.")] = 0.0,
+                     seed: Annotated[int, typer.Option("--seed", min=0)] = 0,
+                     json_out: JsonOption = False) -> None:
+    """SIMULATION: simulated readers (their own Label Studio users) read every test photo from ground truth."""
+    with Workspace.open(workspace) as ws:
+        from review_queue.labelstudio.client import connect
+        from review_queue.readers import simulate_readers
+
+        done = simulate_readers(ws, connect(ws, url=url), readers=readers, truth_dir=truth, noise=noise, seed=seed)
+    if json_out:
+        print_json(done)
+        return
+    console.print("Simulated reads: " + ", ".join(f"{r} {n}" for r, n in done.items()), soft_wrap=True, markup=False)

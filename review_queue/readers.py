@@ -1,0 +1,286 @@
+"""The reader study: dermatologists read the fixed test split blinded, in Label Studio, and their reads
+come back as the reader (DOCTOR) rows of `annotator benchmark`.
+
+Push puts every photo of the test split (`Store.splits() == "test"`) into a readers' project of its
+own, WITHOUT predictions or any label (blinded), asking for `readers` reads per photo, one per Label
+Studio user: each reader is served every photo once by the label stream and never sees another's
+read. A read is image-level: the lesion types the reader ticks (several allowed, "no lesion" for none);
+boxes are optional, and a boxed lesion names its class too (a read is the union of both).
+Pull writes every reader's reads as a reader CSV (`photo`, `reader`, `classes` joined by ';': the format
+`training.readers` reads) where the caller says; the CLI writes `training.readers.READER_READS_FILE` under
+reports/, where `annotator benchmark` picks it up by default.
+The readers' project id and its tasks live in the store's meta table; pushing again adds only photos
+that have no task yet.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import random
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from annotator.classes import ClassTable
+from annotator.errors import ConfigError, LabelStudioError
+from annotator.fsutil import atomic_write_text
+from annotator.store import Workspace
+from review_queue.adjudication import _emails, _tasks_with_annotations
+from review_queue.labelstudio.client import ReviewClient
+from review_queue.labelstudio.convert import IMAGE_TAG, LABEL_TAG, PHOTO_FIELD, _attr, local_file_url
+from review_queue.labelstudio.project import document_prefix, ensure_photo_storage
+
+READERS_PROJECT_KEY = "review.readers_project_id"
+READERS_TASKS_KEY = "review.readers_tasks"  # JSON {photo: task id}
+CLASSES_TAG = "classes"  # Choices: the lesion types the reader sees
+NO_LESION = "no lesion"
+
+
+@dataclass(frozen=True)
+class ReadersPushResult:
+    project_id: int
+    created: int  # tasks imported now
+    already_there: int  # test photos that had a task
+    readers: int  # reads asked per photo
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ReadersPullResult:
+    project_id: int
+    photos: int  # test photos in the readers' project
+    reads: dict[str, int]  # reader -> photos read
+    reads_file: str
+    unknown_photos: list[str] = field(default_factory=list)  # tasks naming photos no longer in the workspace
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def readers_labeling_config(classes: ClassTable) -> str:
+    """One photo, a multiple choice of the lesion types (plus "no lesion"), optional boxes."""
+    choices = "\n".join(
+        f'    <Choice value="{_attr(n)}" hint="{_attr(classes.describe(n).full_name)}"/>' for n in classes.names
+    )
+    labels = "\n".join(
+        f'    <Label value="{_attr(n)}" background="{_attr(classes.describe(n).colour)}"/>' for n in classes.names
+    )
+    return (
+        "<View>\n"
+        '  <Header value="Which lesion types does this photo show? Tick every one you see." size="5"/>\n'
+        f'  <Image name="{IMAGE_TAG}" value="${IMAGE_TAG}" zoom="true" zoomControl="true" rotateControl="false"/>\n'
+        f'  <Choices name="{CLASSES_TAG}" toName="{IMAGE_TAG}" choice="multiple" showInline="true">\n'
+        f"{choices}\n"
+        f'    <Choice value="{NO_LESION}" hint="No pigmented lesion in this photo"/>\n'
+        "  </Choices>\n"
+        '  <Header value="Optional: box the lesions" size="6"/>\n'
+        f'  <RectangleLabels name="{LABEL_TAG}" toName="{IMAGE_TAG}" strokeWidth="2" opacity="0.15">\n'
+        f"{labels}\n"
+        "  </RectangleLabels>\n"
+        "</View>\n"
+    )
+
+
+def readers_instructions() -> str:
+    return (
+        "<h3>Reader study (blinded)</h3>"
+        "<p>Each photo is from the held-out test set. No model's answer and no other reader's answer is shown. "
+        "Tick every lesion type you see in the photo (or <b>no lesion</b>), optionally box the lesions, and "
+        "press <b>Submit</b>. Your reads are scored against the reference labels like the models are.</p>"
+    )
+
+
+def _project_id(ws: Workspace) -> int | None:
+    value = ws.store.get_meta(READERS_PROJECT_KEY)
+    return int(value) if value else None
+
+
+def _tasks(ws: Workspace) -> dict[str, int]:
+    return {str(k): int(v) for k, v in json.loads(ws.store.get_meta(READERS_TASKS_KEY) or "{}").items()}
+
+
+def study_photos(ws: Workspace) -> list[str]:
+    """The fixed test split, in path order."""
+    return sorted(p for p, s in ws.store.splits().items() if s == "test")
+
+
+def ensure_readers_project(ws: Workspace, client: ReviewClient, *, readers: int) -> int:
+    """The readers' project (created on first use), asking for `readers` reads of every photo."""
+    if readers < 1:
+        raise ConfigError(f"--readers must be at least 1 (got {readers})")
+    pid = _project_id(ws)
+    settings: dict[str, Any] = {"maximum_annotations": readers, "overlap_cohort_percentage": 100,
+                                "show_overlap_first": False}
+    if pid is None:
+        project = client.call(
+            "creating the readers' project",
+            client.sdk.projects.create,
+            idempotent=False,
+            title=f"{ws.config.project_title} reader study",
+            label_config=readers_labeling_config(ws.config.class_table),
+            description="Reader study: the test photos, blinded (no predictions)",
+            expert_instruction=readers_instructions(),
+            show_instruction=True,
+            show_collab_predictions=False,
+            show_skip_button=True,
+            **settings,
+        )
+        pid = int(project.id)
+        ws.store.set_meta(READERS_PROJECT_KEY, str(pid))
+        ensure_photo_storage(ws, client, pid)
+        return pid
+    project = client.call(
+        f"reading project {pid}",
+        client.sdk.projects.get,
+        pid,
+        missing=f"the readers' project {pid} is gone from Label Studio at {client.url}",
+    )
+    if project.maximum_annotations != readers:
+        client.call("asking for one read per reader", client.sdk.projects.update, pid, **settings)
+    return pid
+
+
+def push_readers(ws: Workspace, client: ReviewClient, *, readers: int = 2) -> ReadersPushResult:
+    """Put every test photo without a task into the readers' project: image only, no prediction."""
+    photos = study_photos(ws)
+    if not photos:
+        raise ConfigError(
+            "the workspace has no test split yet: run `annotator bootstrap` or `annotator benchmark` (either makes "
+            "the fixed splits) before the reader study"
+        )
+    pid = ensure_readers_project(ws, client, readers=readers)
+    tasks = _tasks(ws)
+    new = [p for p in photos if p not in tasks]
+    if new:
+        prefix = document_prefix(ws, client)
+        payload = [{"data": {IMAGE_TAG: local_file_url(str(prefix / p)), PHOTO_FIELD: p}} for p in new]
+        response = client.call(
+            f"importing {len(new)} reader-study tasks",
+            client.sdk.projects.import_tasks,
+            pid,
+            request=payload,
+            return_task_ids=True,
+            idempotent=False,
+        )
+        ids = list(response.task_ids or [])
+        if len(ids) != len(new):
+            raise LabelStudioError(f"Label Studio returned {len(ids)} task ids for {len(new)} reader-study tasks")
+        tasks.update({p: int(t) for p, t in zip(new, ids, strict=True)})
+        ws.store.set_meta(READERS_TASKS_KEY, json.dumps(tasks))
+    return ReadersPushResult(pid, created=len(new), already_there=len(photos) - len(new), readers=readers)
+
+
+def read_classes(result: Sequence[dict[str, Any]], classes: ClassTable) -> frozenset[str]:
+    """The lesion types one read names: ticked choices and the classes of any boxes drawn."""
+    named: set[str] = set()
+    for item in result:
+        value = item.get("value") or {}
+        for raw in [*(value.get("choices") or []), *(value.get("rectanglelabels") or [])]:
+            label = classes.normalise(str(raw))
+            if label is not None:
+                named.add(label)
+    return frozenset(named)
+
+
+def pull_readers(ws: Workspace, client: ReviewClient, *, out: Path) -> ReadersPullResult:
+    """Write every reader's latest read of each test photo as a reader CSV at `out` (rewritten whole)."""
+    pid = _project_id(ws)
+    if pid is None:
+        raise LabelStudioError("no reader study was pushed yet: run `annotator review readers push` first")
+    known = set(ws.store.splits())
+    classes = ws.config.class_table
+    emails = _emails(client)
+    latest: dict[tuple[str, str], tuple[str, frozenset[str]]] = {}  # (reader, photo) -> (updated_at, classes)
+    unknown: list[str] = []
+    for task in _tasks_with_annotations(client, pid):
+        photo = str((task.get("data") or {}).get(PHOTO_FIELD))
+        if photo not in known:
+            unknown.append(photo)
+            continue
+        for ann in task.get("annotations") or []:
+            if ann.get("was_cancelled"):
+                continue  # a skip is no read
+            who = ann.get("completed_by")
+            reader = who.get("email") if isinstance(who, dict) else emails.get(int(who or 0), f"user {who}")
+            stamp = str(ann.get("updated_at") or "")
+            key = (str(reader), photo)
+            if key not in latest or stamp >= latest[key][0]:
+                latest[key] = (stamp, read_classes(ann.get("result") or [], classes))
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["photo", "reader", "classes"])
+    for (reader, photo), (_, named) in sorted(latest.items()):
+        writer.writerow([photo, reader, ";".join(sorted(named))])
+    target = Path(out)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(target, buffer.getvalue())
+    reads = Counter(reader for reader, _ in latest)
+    return ReadersPullResult(pid, len(_tasks(ws)), dict(sorted(reads.items())), str(target), sorted(set(unknown)))
+
+
+def simulated_reader(number: int) -> str:
+    """The email of simulated reader `number` (1, 2, ...) of the reader study."""
+    return f"simulated-reader-{number}@annotator.local"
+
+
+def simulate_readers(
+    ws: Workspace,
+    client: ReviewClient,
+    *,
+    readers: int = 2,
+    truth_dir: Path | None = None,
+    noise: float = 0.0,
+    seed: int = 0,
+) -> dict[str, int]:
+    """SIMULATION: readers 1..`readers` (their own Label Studio users) read every photo the label stream
+    serves them from the ground truth's classes; with probability `noise` a read misses one present class
+    or, on a photo without one, names a random class. Returns reader -> photos read."""
+    from review_queue.people import client_as
+    from review_queue.simulate import _postpone, next_task, read_truth
+
+    pid = _project_id(ws)
+    if pid is None:
+        raise LabelStudioError("no reader study was pushed yet: run `annotator review readers push` first")
+    truth_root = Path(truth_dir) if truth_dir else Path(ws.image_root).parent / "truth"
+    classes = ws.config.class_table
+    done: dict[str, int] = {}
+    for number in range(1, readers + 1):
+        email = simulated_reader(number)
+        acting = client_as(client, email)
+        rng = random.Random(seed * 1000 + 500 + number)
+        served: set[int] = set()
+        done[email] = 0
+        while True:
+            task = next_task(acting, pid)
+            if task is None or int(task["id"]) in served:
+                break
+            served.add(int(task["id"]))
+            truth = read_truth(truth_root, str((task.get("data") or {}).get(PHOTO_FIELD)), classes)
+            if truth is None:
+                _postpone(acting, int(task["id"]))
+                continue
+            named = sorted({b.label for b in truth})
+            if noise and rng.random() < noise:
+                if named:
+                    named.remove(rng.choice(named))
+                else:
+                    named = [rng.choice(classes.names)]
+            value = {"choices": named or [NO_LESION]}
+            result = [{"from_name": CLASSES_TAG, "to_name": IMAGE_TAG, "type": "choices", "value": value}]
+            acting.call(
+                f"reading task {task['id']}",
+                acting.sdk.annotations.create,
+                int(task["id"]),
+                idempotent=False,
+                result=result,
+                was_cancelled=False,
+                ground_truth=False,
+            )
+            done[email] += 1
+    return done
