@@ -5,6 +5,12 @@ part of the queue -> round 1 (pull, warm-start train, re-predict, re-push) -> le
 rounds run `bootstrap.rounds.run_round`, the same sequence as `bootstrap` and `retrain`. Label Studio is left
 running so a person can open the queue. Every step is idempotent: rerunning the demo on the
 same folder continues where it stopped.
+
+With `reviewers=2` (`annotator demo --reviewers 2`) the review is double, as in the study: after
+round 0's push the project asks for two reviews per task, two SIMULATED reviewers (their own Label
+Studio users, each with 10% slips) review the same photos, round 1's pull merges agreeing reviews and
+sends disagreeing ones to the adjudication project, a SIMULATED adjudicator settles them and a last
+pull stores the adjudicated labels; the agreement figures are printed.
 """
 
 from __future__ import annotations
@@ -35,6 +41,10 @@ class DemoSettings:
     imgsz: int | None = None
     port: int | None = None
     seed: int = 0
+    reviewers: int = 1  # 2: double review with adjudication
+
+
+DOUBLE_REVIEW_SLIPS = 0.10  # each simulated reviewer's (and the adjudicator's) slip rate in a double review
 
 
 STEPS = 8
@@ -58,6 +68,22 @@ def _run_or_resume(ws: Workspace, round_no: int, settings: RoundSettings, queue:
         f"{result.preannotate.predicted if result.preannotate else 0} photos pre-annotated; "
         f"{(result.pushed or {}).get('created', 0)} tasks created, {(result.pushed or {}).get('replaced', 0)} "
         "predictions replaced in the queue")
+
+
+def _adjudicate(ws: Workspace, queue: ReviewQueue, seed: int) -> None:
+    """The SIMULATED adjudicator settles the photos round 1's pull sent to adjudication; a last pull stores
+    the adjudicated labels; the agreement figures of every double-reviewed photo are printed."""
+    from review_queue.adjudication import agreement_summary
+    from review_queue.agreement import agreement_lines
+    from review_queue.labelstudio.client import connect
+    from review_queue.simulate import simulate_adjudication
+
+    adjudicated = simulate_adjudication(ws, connect(ws), noise=DOUBLE_REVIEW_SLIPS, seed=seed)
+    queue.pull(ws)
+    say(f"  the SIMULATED adjudicator settled {adjudicated.annotated} disagreeing photos "
+        f"({adjudicated.lead_time_s / 60:.1f} simulated minutes); agreeing photos took the merged label")
+    for line in agreement_lines(agreement_summary(ws)):
+        say(f"  {line}")
 
 
 def run_demo(settings: DemoSettings) -> dict:
@@ -106,20 +132,32 @@ def run_demo(settings: DemoSettings) -> dict:
         _run_or_resume(ws, 0, RoundSettings.from_config(ws.config, 0), queue)
 
         n_review = max(1, int(settings.review_fraction * len(ws.store.task_map())))
-        _step(5, f"a SIMULATED dermatologist reviews {n_review} photos in queue order through the Label Studio API")
+        double = settings.reviewers >= 2
+        who = "two SIMULATED dermatologists each review" if double else "a SIMULATED dermatologist reviews"
+        _step(5, f"{who} {n_review} photos in queue order through the Label Studio API")
         row1 = ws.store.round_row(1)
         if row1 is None:
             from review_queue.labelstudio.client import connect
 
-            simulated = simulate(ws, connect(ws), count=n_review)
-            say(f"  {simulated.annotated} photos reviewed, actions {simulated.actions}, "
-                f"{simulated.lead_time_s / 60:.1f} simulated reviewer minutes")
+            client = connect(ws)
+            if double:
+                from review_queue.labelstudio.project import get_project, require_project_id, set_overlap
+
+                set_overlap(client, get_project(client, require_project_id(ws)), reviewers=2)
+            for reviewer in (1, 2) if double else (None,):
+                simulated = simulate(ws, client, count=n_review, reviewer=reviewer,
+                                     noise=DOUBLE_REVIEW_SLIPS if double else 0.0, seed=settings.seed)
+                say(f"  {'reviewer ' + str(reviewer) + ': ' if reviewer else ''}{simulated.annotated} photos "
+                    f"reviewed, actions {simulated.actions}, {simulated.lead_time_s / 60:.1f} simulated reviewer "
+                    "minutes")
         else:
             say("  reviewed by an earlier run of the demo")
 
         _step(6, "round 1: pull the corrections with provenance, snapshot, warm start from round 0, evaluate, "
                  "re-predict, re-push")
         _run_or_resume(ws, 1, RoundSettings.from_config(ws.config, 1), queue)
+        if double:
+            _adjudicate(ws, queue, settings.seed)
         report_path = ws.round_dir(1, (ws.store.round_row(1) or {}).get("attempt", 0)) / "report.html"
 
         _step(7, "the learning curve")

@@ -160,9 +160,11 @@ def demo_command(
                                                  help="Image size (default: 320 on CPU, 640 on GPU).")] = None,
     port: Annotated[Optional[int], typer.Option(min=1, max=65535, help="Label Studio port (default: a free one).")] = None,
     seed: Annotated[int, typer.Option()] = 0,
+    reviewers: Annotated[int, typer.Option(min=1, max=2, help="2: double review by two SIMULATED reviewers "
+                                           "(10% slips) with a SIMULATED adjudicator.")] = 1,
 ) -> None:
     """The whole loop on SIMULATED photos: synth, init, bootstrap, serve, push, simulate, pull, retrain."""
     from bootstrap.demo import DemoSettings, run_demo
 
     run_demo(DemoSettings(folder=folder, images=images, review_fraction=review_fraction, epochs=epochs,
-                          imgsz=imgsz, port=port, seed=seed))
+                          imgsz=imgsz, port=port, seed=seed, reviewers=reviewers))
