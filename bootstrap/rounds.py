@@ -19,6 +19,7 @@ from annotator.errors import WorkspaceError
 from annotator.fsutil import atomic_write_text
 from annotator.store import Workspace
 from annotator.types import ImageRecord, Source
+from bootstrap.evaluation import record_test_split
 from bootstrap.preannotate import PreannotateStats, preannotate
 from bootstrap.split import MIN_LABELLED, SplitCandidate, late_split, make_splits
 from review_queue.queue import ReviewQueue
@@ -138,6 +139,9 @@ def run_round(ws: Workspace, round_no: int, settings: RoundSettings, *, queue: R
     hooks.stage(f"round {round_no}: " + ("loading the model trained before" if trained_before
                                            else f"training from {spec}"))
     detector = train_round(ws, round_no, attempt, model_spec=spec, settings=settings, progress=hooks.on_epoch)
+    chosen = ((ws.store.round_row(round_no, attempt) or {}).get("info") or {}).get("thresholds") or {}
+    record_test_split(ws, detector, round_no, attempt, imgsz=settings.imgsz, device=settings.device,
+                      threshold=threshold_rule(ws.config, chosen))  # mAP50 with its interval, once per round
     stats = None
     if not stage_reached(ws.store.round_row(round_no, attempt), Stage.PREDICTED):
         hooks.stage(f"round {round_no}: pre-annotating every unreviewed photo")
@@ -361,11 +365,14 @@ def write_report(ws: Workspace, round_no: int, attempt: int = 0) -> Path:
     """The round's one-page report (learning curve so far, this round's test metrics)."""
     from bootstrap.curve import learning_curve
     from bootstrap.round_report import write_round_report
+    from review_queue.adjudication import agreement_summary
 
     row = ws.store.round_row(round_no, attempt) or {}
     path = ws.round_dir(round_no, attempt) / "report.html"
+    agreement = agreement_summary(ws)
     return write_round_report(path, title=f"Round {round_no} ({model_version_for(round_no, attempt)})",
-                              curve=learning_curve(ws), round_metrics=row.get("metrics", {}))
+                              curve=learning_curve(ws), round_metrics=row.get("metrics", {}),
+                              agreement=agreement if agreement.overall.photos else None)
 
 
 def finish_round(ws: Workspace, round_no: int, attempt: int) -> Path:
