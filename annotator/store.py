@@ -188,6 +188,9 @@ class Store:
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.execute("PRAGMA foreign_keys=ON")
         self.conn.executescript(_SCHEMA)
+        columns = {r[1] for r in self.conn.execute("PRAGMA table_info(pulled_annotations)")}
+        if "deleted_at" not in columns:  # workspaces made before pull noticed deleted annotations
+            self.conn.execute("ALTER TABLE pulled_annotations ADD COLUMN deleted_at TEXT")
         self._depth = 0
 
     def close(self) -> None:
@@ -414,6 +417,24 @@ class Store:
                       "SELECT ?, id, ?, ?, ? FROM images WHERE path=? ON CONFLICT(annotation_id) DO UPDATE SET "
                       "version_id=excluded.version_id, updated_at=excluded.updated_at, pulled_at=excluded.pulled_at",
                       (annotation_id, version_id, updated_at, now_iso(), path))
+
+    def pulled_annotation_tasks(self, project_id: int) -> dict[int, int]:
+        """annotation id -> task id, for the annotations of `project_id` pulled and not since deleted in it."""
+        return {r[0]: r[1] for r in self.conn.execute(
+            "SELECT pa.annotation_id, json_extract(lv.meta, '$.task_id') FROM pulled_annotations pa "
+            "JOIN label_versions lv ON lv.id=pa.version_id WHERE pa.deleted_at IS NULL "
+            "AND json_extract(lv.meta, '$.project_id')=?", (project_id,))}
+
+    def mark_annotations_deleted(self, annotation_ids: Iterable[int]) -> None:
+        """The reviews stay in the history (nothing is overwritten); their pulled-rows say they were deleted."""
+        with self.transaction() as c:
+            c.executemany("UPDATE pulled_annotations SET deleted_at=? WHERE annotation_id=? AND deleted_at IS NULL",
+                          [(now_iso(), a) for a in annotation_ids])
+
+    def deleted_annotations(self) -> dict[int, str]:
+        """annotation id -> when a pull found it deleted in Label Studio."""
+        return {r[0]: r[1] for r in self.conn.execute(
+            "SELECT annotation_id, deleted_at FROM pulled_annotations WHERE deleted_at IS NOT NULL")}
 
     # ---- rounds and manifests ----------------------------------------------------------
     def round_row(self, round_no: int, attempt: int | None = None) -> dict[str, Any] | None:

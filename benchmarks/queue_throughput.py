@@ -1,15 +1,17 @@
-"""Throughput of the review queue against a real local Label Studio: bulk push and snapshot pull
-versus the one-task-per-call way, measured in the same run.
+"""Throughput of the review queue against a real local Label Studio: bulk push, the first full pull, and
+incremental pulls (nothing new; NEW new reviews) versus the full-export way, measured in the same run.
 
-    python benchmarks/review_queue.py [--n 8000] [--sample 50]
+    python -m benchmarks.queue_throughput [--n 8000] [--new 300] [--sample 50]
 
 push: `review_queue.labelstudio.push.push` of N photos with predictions (bulk import, 500 per request), vs
-one `import_tasks` call per task on a sample. pull: N annotated tasks (imported in bulk with
-their annotations, as if reviewed) pulled by `review_queue.labelstudio.pull.pull` (one snapshot export,
-checks, diff, one transaction per annotation, VOC mirror), vs fetching each task's annotations
-with one call per task on a sample (fetch only: the naive figure leaves out all storing, so
-the ratio understates the gain). The server starts from the migrated template (.cache/ls-template,
-built when absent).
+one `import_tasks` call per task on a sample. First full pull: N - 2*NEW annotated tasks (imported in
+bulk with their annotations, as if reviewed) pulled by `review_queue.labelstudio.pull.pull` (one snapshot
+export, checks, diff, one transaction per annotation, VOC mirror). Then NEW reviews are posted one by one
+(as reviewers do) and pulled incrementally, then NEW more pulled with `full=True` (the old way: a full
+export every time); a pull with nothing new is timed both ways. Goals (issue 14): push and first full
+pull at most 10 s each, nothing new at most 1 s over the command's start-up (`connect`, timed too), NEW=300
+new reviews under 3 s. The load average is printed: other work on the machine slows Label Studio.
+The server starts from the migrated template (.cache/ls-template, built when absent).
 """
 
 from __future__ import annotations
@@ -17,11 +19,9 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import sys
 import tempfile
 import time
 from pathlib import Path
-
 
 from PIL import Image  # noqa: E402
 
@@ -71,9 +71,11 @@ def _rate(count: int, seconds: float) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=8000)
+    parser.add_argument("--new", type=int, default=300)
     parser.add_argument("--sample", type=int, default=50)
     args = parser.parse_args()
-    n, sample = args.n, args.sample
+    n, sample, new = args.n, args.sample, args.new
+    print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} cores)")
 
     with tempfile.TemporaryDirectory(prefix="bench-review-") as tmp:
         base = Path(tmp)
@@ -116,41 +118,79 @@ def main() -> None:
             rng = random.Random(3)
             t0 = time.perf_counter()
             paths = list(records)
+            reviewed_now = n - 2 * new
             for start in range(0, n, 500):
                 chunk = paths[start:start + 500]
                 payload = []
-                for path in chunk:
+                for i, path in enumerate(chunk, start):
                     task = task_payload(records[path], labels[path], str(prefix / path))
-                    moved = [Box(b.label, max(0.0, b.x1 + rng.uniform(-3, 3)), b.y1, b.x2, b.y2)
-                             for b in labels[path].boxes]
-                    reviewed = [box_to_result(b, W, H, f"r{i}") for i, b in enumerate(moved)]
-                    task["annotations"] = [{"result": reviewed, "lead_time": 12.0, "was_cancelled": False}]
+                    if i < reviewed_now:  # ground_truth False: a reviewer's annotation, not an imported answer
+                        task["annotations"] = [{"result": _reviewed(labels[path], rng), "lead_time": 12.0,
+                                                "was_cancelled": False, "ground_truth": False}]
                     payload.append(task)
                 ids = client.sdk.projects.import_tasks(project.id, request=payload, return_task_ids=True).task_ids
-                ws.store.record_tasks(project.id, [(p, t, labels[p].id) for p, t in zip(chunk, ids)])
-            print(f"setup: {n} annotated tasks imported in {time.perf_counter() - t0:.1f} s")
+                ws.store.record_tasks(project.id, [(p, t, labels[p].id) for p, t in zip(chunk, ids, strict=True)])
+            print(f"setup: {n} tasks imported, {reviewed_now} of them annotated, in {time.perf_counter() - t0:.1f} s")
+            tasks = ws.store.task_map(project.id)
+
             t0 = time.perf_counter()
-            pulled = pull(ws, client)
-            bulk_pull = time.perf_counter() - t0
-            assert pulled.current == n and not pulled.issues, pulled.issues[:3]
-            task_ids = list(ws.store.task_map(project.id).values())[:sample]
+            connect(ws, url=info.url, api_key=ls.read_credentials(server_ws.root).token)
+            connect_s = time.perf_counter() - t0
             t0 = time.perf_counter()
-            for task_id in task_ids:
-                client.sdk.annotations.list(task_id)
-            naive_pull = time.perf_counter() - t0
+            first = pull(ws, client)
+            first_pull = time.perf_counter() - t0
+            assert first.full and first.current == reviewed_now and not first.issues, first.issues[:3]
+
+            def post_reviews(batch: list[str]) -> None:
+                for path in batch:
+                    client.sdk.annotations.create(tasks[path], result=_reviewed(labels[path], rng), lead_time=9.0,
+                                                  was_cancelled=False)
+
+            t0 = time.perf_counter()
+            post_reviews(paths[reviewed_now:reviewed_now + new])
+            print(f"setup: {new} reviews posted one by one in {time.perf_counter() - t0:.1f} s")
+            t0 = time.perf_counter()
+            incr = pull(ws, client)
+            incr_new = time.perf_counter() - t0
+            assert not incr.full and incr.current == new, (incr.reason, incr.current)
+            t0 = time.perf_counter()
+            nothing = pull(ws, client)
+            incr_nothing = time.perf_counter() - t0
+            assert not nothing.full and nothing.stored == 0
+            post_reviews(paths[reviewed_now + new:])
+            t0 = time.perf_counter()
+            old_way = pull(ws, client, full=True)
+            full_new = time.perf_counter() - t0
+            assert old_way.full and old_way.current == new
+            t0 = time.perf_counter()
+            old_nothing = pull(ws, client, full=True)
+            full_nothing = time.perf_counter() - t0
+            assert old_nothing.stored == 0
             ws.close()
         finally:
             ls.stop_server(server_ws)
             server_ws.close()
 
     push_rate, naive_push_rate = n / bulk_push, sample / naive_push
-    pull_rate, naive_pull_rate = n / bulk_pull, sample / naive_pull
-    print(f"push, bulk (500 per request): {_rate(n, bulk_push)}")
+    print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"push, bulk (500 per request): {_rate(n, bulk_push)}   goal <= 10 s: {_met(bulk_push <= 10)}")
     print(f"push, one task per call:      {_rate(sample, naive_push)}   -> bulk is {push_rate / naive_push_rate:.0f}x")
-    print(f"pull, snapshot export + store: {_rate(n, bulk_pull)}")
-    print(f"pull, one call per task (fetch only): {_rate(sample, naive_pull)}   -> bulk is "
-          f"{pull_rate / naive_pull_rate:.1f}x")
+    print(f"first full pull: {_rate(n - 2 * new, first_pull)}   goal <= 10 s: {_met(first_pull <= 10)}")
+    print(f"command start-up (connect: SDK client + token check): {connect_s:.2f} s")
+    print(f"pull, nothing new: incremental {incr_nothing:.2f} s vs full export {full_nothing:.2f} s -> "
+          f"{full_nothing / incr_nothing:.1f}x   goal <= start-up + 1 s: {_met(incr_nothing <= 1.0)}")
+    print(f"pull, {new} new reviews: incremental {incr_new:.2f} s vs full export {full_new:.2f} s -> "
+          f"{full_new / incr_new:.1f}x   goal < 3 s: {_met(incr_new < 3.0)}")
 
+
+def _met(ok: bool) -> str:
+    return "met" if ok else "MISSED"
+
+
+def _reviewed(label: LabelVersion, rng: random.Random) -> list[dict]:
+    """A reviewer's result: the predicted boxes, nudged by up to 3 px."""
+    moved = [Box(b.label, max(0.0, b.x1 + rng.uniform(-3, 3)), b.y1, b.x2, b.y2) for b in label.boxes]
+    return [box_to_result(b, W, H, f"r{i}") for i, b in enumerate(moved)]
 
 if __name__ == "__main__":
     main()

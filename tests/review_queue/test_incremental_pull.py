@@ -1,0 +1,132 @@
+"""Incremental pull against a real Label Studio: after the first pull only tasks changed since the last one
+are read, and nothing is missed: edits, deletions and new annotations between pulls leave the store equal
+to Label Studio's state, and `full=True` agrees."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from annotator.types import Box, Source
+from review_queue.labelstudio.convert import box_to_result
+from review_queue.labelstudio.pull import WATERMARK_KEY, pull
+from review_queue.labelstudio.push import push
+
+pytestmark = pytest.mark.server
+
+
+def _annotate(s, photo: str, box: Box):
+    rec = s.ws.store.image(photo)
+    task = s.ws.store.task_map()[photo]
+    result = [box_to_result(box, rec.width, rec.height, "r1")]
+    return s.client.sdk.annotations.create(task, result=result, lead_time=2.0, was_cancelled=False)
+
+
+def _server_state(s) -> dict[int, str]:
+    """Label Studio's submitted annotations of the workspace's tasks: id -> updated_at."""
+    state = {}
+    for task_id in s.ws.store.task_map().values():
+        for ann in s.client.sdk.annotations.list(task_id):
+            if not ann.was_cancelled:
+                state[int(ann.id)] = ann.updated_at.isoformat().replace("+00:00", "Z")
+    return state
+
+
+def _store_state(s) -> dict[int, str]:
+    """The store's live pulled annotations (not marked deleted): id -> the updated_at stored."""
+    deleted = s.ws.store.deleted_annotations()
+    return {a: u for a, u in s.ws.store.pulled_annotations().items() if a not in deleted}
+
+
+def _same_time(a: dict[int, str], b: dict[int, str]) -> bool:
+    """Label Studio writes times with and without trailing zeros in the microseconds; compare the instants."""
+    import datetime as dt
+
+    def norm(d):
+        return {k: dt.datetime.fromisoformat(v.replace("Z", "+00:00")) for k, v in d.items()}
+
+    return norm(a) == norm(b)
+
+
+def _current_annotation(s, photo: str) -> int | None:
+    return s.ws.store.current_label(photo).meta.get("annotation_id")
+
+
+def test_edits_deletions_and_new_annotations_between_pulls_leave_the_store_equal_to_label_studio(review_setup):
+    s = review_setup()
+    push(s.ws, s.client)
+    edited = _annotate(s, "p0.jpg", Box("mel", 10, 10, 60, 60))
+    removed = _annotate(s, "p1.jpg", Box("sl", 20, 20, 60, 60))
+    _annotate(s, "p2.jpg", Box("hori", 10, 10, 80, 60))
+    first = pull(s.ws, s.client)
+    assert (first.full, first.current) == (True, 3)
+    assert _same_time(_store_state(s), _server_state(s))
+
+    # between pulls: an annotation edited after it was pulled, one deleted, one new, a second one on a photo
+    s.client.sdk.annotations.update(edited.id, result=[box_to_result(Box("fre", 5, 5, 40, 40), 320, 240, "r1")])
+    s.client.sdk.annotations.delete(removed.id)
+    added = _annotate(s, "p3.jpg", Box("mel", 30, 30, 60, 60))
+    second_on_p2 = _annotate(s, "p2.jpg", Box("caf", 100, 100, 200, 180))
+    again = pull(s.ws, s.client)
+
+    assert (again.full, again.reason) == (False, "incremental")
+    assert again.current == 3  # the edit, the new annotation, the second review of p2
+    assert _same_time(_store_state(s), _server_state(s))
+    assert s.ws.store.current_label("p0.jpg").boxes == (Box("fre", 5, 5, 40, 40),)
+    assert (_current_annotation(s, "p3.jpg"), _current_annotation(s, "p2.jpg")) == (added.id, second_on_p2.id)
+    assert [d["annotation_id"] for d in again.deleted] == [removed.id]
+    kept = [v for v in s.ws.store.history("p1.jpg") if v.source is Source.REVIEWED]
+    assert [v.meta["annotation_id"] for v in kept] == [removed.id], "a deleted annotation's review is never lost"
+    report = json.loads((s.ws.reports_dir / "pull-issues.json").read_text())
+    assert [d["photo"] for d in report["deleted"]] == ["p1.jpg"]
+
+    full = pull(s.ws, s.client, full=True)
+    assert (full.full, full.stored, full.deleted) == (True, 0, [])
+    assert _same_time(_store_state(s), _server_state(s))
+
+
+def test_a_pull_with_nothing_new_stores_nothing_and_stays_incremental(review_setup):
+    s = review_setup()
+    push(s.ws, s.client)
+    _annotate(s, "p0.jpg", Box("mel", 10, 10, 60, 60))
+    pull(s.ws, s.client)
+    labels = {p: v.id for p, v in s.ws.store.current_labels().items()}
+    again = pull(s.ws, s.client)
+    assert (again.full, again.stored, again.deleted) == (False, 0, [])
+    assert {p: v.id for p, v in s.ws.store.current_labels().items()} == labels
+
+
+def test_a_deleted_task_is_found_by_a_full_pull(review_setup):
+    s = review_setup()
+    push(s.ws, s.client)
+    gone = _annotate(s, "p4.jpg", Box("ota", 30, 40, 150, 200))
+    pull(s.ws, s.client)
+    s.client.sdk.tasks.delete(str(s.ws.store.task_map()["p4.jpg"]))
+    full = pull(s.ws, s.client, full=True)
+    assert [d["annotation_id"] for d in full.deleted] == [gone.id]
+    assert s.ws.store.current_label("p4.jpg").meta["annotation_id"] == gone.id  # the review stays
+
+
+def test_a_watermark_of_another_project_makes_a_full_pull(review_setup):
+    s = review_setup()
+    push(s.ws, s.client)
+    _annotate(s, "p0.jpg", Box("mel", 10, 10, 60, 60))
+    s.ws.store.set_meta(WATERMARK_KEY, json.dumps({"project_id": -1, "updated_at": "2099-01-01T00:00:00+00:00"}))
+    result = pull(s.ws, s.client)
+    assert (result.full, result.reason, result.current) == (True, "first pull of this project", 1)
+
+
+def test_an_unmerged_annotation_stays_reported_until_it_is_fixed(review_setup):
+    s = review_setup()
+    push(s.ws, s.client)
+    bad = box_to_result(Box("mel", 10, 10, 50, 50), 320, 240, "bad")
+    bad["value"]["rectanglelabels"] = ["nevus"]
+    ann = s.client.sdk.annotations.create(s.ws.store.task_map()["p0.jpg"], result=[bad], lead_time=1.0)
+    assert [i["annotation_id"] for i in pull(s.ws, s.client).issues] == [ann.id]
+    _annotate(s, "p1.jpg", Box("sl", 20, 20, 60, 60))
+    again = pull(s.ws, s.client)
+    assert (again.full, again.current, [i["annotation_id"] for i in again.issues]) == (False, 1, [ann.id])
+    s.client.sdk.annotations.update(ann.id, result=[box_to_result(Box("mel", 10, 10, 50, 50), 320, 240, "ok")])
+    fixed = pull(s.ws, s.client)
+    assert (fixed.current, fixed.issues) == (1, [])
