@@ -4,17 +4,20 @@ Ultralytics' folder predict, on the same photos, each method with its best setti
   naive          one `model.predict(path)` per photo (what a per-task ML backend does)
   folder         Ultralytics `predict(folder, stream=True)`
   engine         bootstrap.preannotate: reduced-size DCT decode in threads, batched arrays, one pipeline per
-                 core, boxes mapped back to full resolution, results stored and written as VOC off the hot path;
-                 once with the PyTorch model, once with its ONNX export (training.detectors.runtime)
+                 core (per GPU on a GPU), boxes mapped back to full resolution, results stored and written as VOC
+                 off the hot path; with the PyTorch model, and on the CPU also with its ONNX export
+                 (training.detectors.runtime)
 
 Fairness: every file is read once before any timing; each method is warmed up on other photos first; the naive
-loop and folder predict try 1 and all torch threads (and folder batch 1, 4, 32) on a few photos and keep their
-fastest; all methods are timed on the same photos. "cores busy" is the process's CPU time over the wall time.
+loop and folder predict try 1 and all torch threads (and folder batch 1 and 4; 32 too on a GPU) on a few photos
+and keep their fastest; all methods are timed on the same photos, taking turns on slices of them (--turns) so a
+change in the machine's load falls on all alike. "cores busy" is the process's CPU time over the wall time.
 The engine's boxes are checked against the naive loop's: the share matched by a same-class box at IoU >= 0.9
 (scores >= --agree-conf; an untrained YAML model finds nothing, so pass a round's model.pt for this check).
 The machine's load average is printed with the figures: other work on the cores slows every method.
 
   python -m benchmarks.preannotate [--photos 100] [--size dslr] [--model yolo11n.yaml | rounds/000/model.pt]
+                                   [--device cpu | 0] [--agree-conf 0.25] [--data DIR]
 """
 
 from __future__ import annotations
@@ -99,7 +102,9 @@ def main() -> None:
     parser.add_argument("--size", default="dslr", help="synthetic photo size: small, phone (1600x1200), dslr (18 MP)")
     parser.add_argument("--model", default="yolo11n.yaml", help="a YAML (untrained) or a round's model.pt")
     parser.add_argument("--imgsz", type=int, default=640)
+    parser.add_argument("--device", default=None, help="cpu or a GPU index such as 0 (default: the GPU if any)")
     parser.add_argument("--calibrate", type=int, default=6, help="photos each candidate setting is tried on")
+    parser.add_argument("--turns", type=int, default=4, help="slices the methods take turns on")
     parser.add_argument("--agree-conf", type=float, default=0.25, help="boxes scored at least this are compared")
     parser.add_argument("--data", type=Path, default=None, help="reuse/keep the synthetic photos here")
     args = parser.parse_args()
@@ -112,9 +117,11 @@ def main() -> None:
     from annotator.store import Workspace
     from annotator.synth import generate
     from bootstrap.preannotate import CONF_FLOOR, _devices, auto_batch, preannotate
-    from training.detectors.runtime import RuntimeDetector, export_onnx, exported_path
-    from training.detectors.ultralytics import UltralyticsDetector
+    from training.detectors.runtime import RuntimeDetector, export_onnx, exported_path, runs_on_cpu
+    from training.detectors.ultralytics import UltralyticsDetector, default_device
 
+    device = args.device or default_device()
+    on_cpu = runs_on_cpu(device)
     cores = os.cpu_count() or 1
     load_before = os.getloadavg()
     tmp = Path(tempfile.mkdtemp(prefix="bench-preannotate-"))
@@ -131,20 +138,23 @@ def main() -> None:
     print(f"file cache warmed: {mb:.0f} MB read in {seconds:.1f} s")
 
     detector = UltralyticsDetector(list(CLASSES), args.model)
-    weights = tmp / "model.pt" if args.model.endswith((".yaml", ".yml")) else Path(args.model)
-    if weights == tmp / "model.pt":
-        detector.save(weights)
-    elif not exported_path(weights).exists():
-        weights = Path(shutil.copyfile(weights, tmp / "model.pt"))  # never write beside the user's file
-    t = time.perf_counter()
-    export_onnx(weights)
-    export_s = time.perf_counter() - t
-    runtime = RuntimeDetector.from_weights(detector, weights)
+    backends: list[tuple[str, Any]] = [("PyTorch", detector)]
+    export_note = "ONNX Runtime: CPU only, not run on a GPU"
+    if on_cpu:
+        weights = tmp / "model.pt" if args.model.endswith((".yaml", ".yml")) else Path(args.model)
+        if weights == tmp / "model.pt":
+            detector.save(weights)
+        elif not exported_path(weights).exists():
+            weights = Path(shutil.copyfile(weights, tmp / "model.pt"))  # never write beside the user's file
+        t = time.perf_counter()
+        export_onnx(weights)
+        export_note = f"ONNX export {time.perf_counter() - t:.1f} s (once per round, cached beside model.pt)"
+        backends.append(("ONNX Runtime", RuntimeDetector.from_weights(detector, weights)))
     model = detector.model
-    predict = {"imgsz": args.imgsz, "device": "cpu", "verbose": False, "conf": CONF_FLOOR}
+    predict = {"imgsz": args.imgsz, "device": device, "half": not on_cpu, "verbose": False, "conf": CONF_FLOOR}
     model.predict(str(spare[0]), **predict)  # sets up Ultralytics' predictor (which pins torch to its thread count)
     print(f"photos: {len(photos)} x {args.size} ({mb / len(every):.2f} MB each), model {args.model}, imgsz "
-          f"{args.imgsz}, {cores} cores; ONNX export {export_s:.1f} s (once per round, cached beside model.pt)")
+          f"{args.imgsz}, device {device}, {cores} cores; {export_note}")
 
     # the naive loop and folder predict: keep each one's fastest setting, tried on the spare photos
     def naive_loop(paths: Sequence[Path], found: dict[str, list] | None = None) -> None:
@@ -172,38 +182,61 @@ def main() -> None:
             rates[(batch, threads)] = timed("", "", threads, args.calibrate, lambda b=batch: trial(b)).rate
         return max(rates, key=rates.__getitem__)
 
+    # CPU: small batches win (and a batch of 32 full 18 MP decodes holds 1.7 GB); a GPU wants large ones
+    thread_options = (1, cores) if on_cpu else (torch.get_num_threads(),)  # a GPU runs the model, not the threads
+    batch_options = (1, 4) if on_cpu else (1, 4, 32)
     calibration = folder_of(spare[2:], "calibration")
-    _, naive_threads = fastest([(1, 1), (1, cores)], lambda _batch: naive_loop(spare[2:]))
-    folder_batch, folder_threads = fastest([(b, n) for b in (1, 4, 32) for n in (1, cores)],
+    _, naive_threads = fastest([(1, n) for n in thread_options], lambda _batch: naive_loop(spare[2:]))
+    folder_batch, folder_threads = fastest([(b, n) for b in batch_options for n in thread_options],
                                            lambda batch: folder_predict(calibration, batch))
-
-    rows: list[Timing] = []
-    naive_boxes: dict[str, list] = {}
-    torch.set_num_threads(naive_threads)
-    rows.append(timed("naive: model.predict(path) per photo", f"torch threads {naive_threads}", naive_threads,
-                      len(photos), lambda: naive_loop(photos, naive_boxes)))
-    torch.set_num_threads(folder_threads)
-    timed_folder = folder_of(photos, "timed")
-    rows.append(timed("ultralytics predict(folder)", f"batch {folder_batch}, torch threads {folder_threads}",
-                      folder_threads, len(photos), lambda: folder_predict(timed_folder, folder_batch)))
-    torch.set_num_threads(1)  # as Ultralytics leaves it: each engine pipeline runs its model on one thread
 
     ws = Workspace.create(tmp / "ws", Config(images=data / "images"))
     ingest(ws, images=data / "images")
     by_name = {r.path: r for r in ws.store.images()}
-    records, warmup = [by_name[p.name] for p in photos], [by_name[p.name] for p in spare[:2]]
-    pipelines = len(_devices("cpu"))
-    engine_boxes: dict[str, dict[str, list]] = {}
-    for backend, engine_detector in (("PyTorch", detector), ("ONNX Runtime", runtime)):
-        def run(chosen: Sequence, version: str, det: Any = engine_detector) -> None:
-            preannotate(ws, det, chosen, round_no=0, model_version=version, imgsz=args.imgsz, device="cpu",
-                        threshold=lambda _label: args.agree_conf)
+    pipelines = len(_devices(device))
 
-        run(warmup, f"warm-{backend}")
-        rows.append(timed(f"engine, {backend}", f"{pipelines} pipelines x 1 thread, batch {auto_batch('cpu')}",
-                          pipelines, len(photos), lambda run=run, backend=backend: run(records, f"bench-{backend}")))
-        current = ws.store.current_labels()
-        engine_boxes[backend] = {r.path: list(current[r.path].boxes) for r in records}
+    def engine(det: Any, chosen: Sequence[Path], version: str) -> None:
+        torch.set_num_threads(1)  # as Ultralytics leaves it: each engine pipeline runs its model on one thread
+        preannotate(ws, det, [by_name[p.name] for p in chosen], round_no=0, model_version=version, imgsz=args.imgsz,
+                    device=device, threshold=lambda _label: args.agree_conf)
+
+    naive_boxes: dict[str, list] = {}
+
+    def naive_turn(chunk: Sequence[Path], _turn: int) -> None:
+        torch.set_num_threads(naive_threads)
+        naive_loop(chunk, naive_boxes)
+
+    def folder_turn(chunk: Sequence[Path], turn: int) -> None:
+        torch.set_num_threads(folder_threads)
+        folder_predict(folder_of(chunk, f"timed-{turn}"), folder_batch)
+
+    def engine_turn(det: Any, name: str) -> Callable[[Sequence[Path], int], None]:
+        return lambda chunk, turn: engine(det, chunk, f"bench-{name}-{turn}")
+
+    where = "1 thread" if on_cpu else f"GPU {device}"
+    methods: list[tuple[str, str, int, Callable[[Sequence[Path], int], None]]] = [
+        ("naive: model.predict(path) per photo", f"torch threads {naive_threads}", naive_threads, naive_turn),
+        ("ultralytics predict(folder)", f"batch {folder_batch}, torch threads {folder_threads}", folder_threads,
+         folder_turn),
+        *[(f"engine, {name}", f"{pipelines} pipelines x {where}, batch {auto_batch(device)}", pipelines,
+           engine_turn(det, name)) for name, det in backends]]
+    for name, det in backends:
+        engine(det, spare[:2], f"warm-{name}")
+    # the methods take turns on slices of the photos, in a rotating order, so a change in the machine's load
+    # falls on all of them alike
+    chunks = [photos[k::args.turns] for k in range(args.turns)]
+    spent: dict[str, list[Timing]] = {m[0]: [] for m in methods}
+    for k, chunk in enumerate(chunks):
+        for name, settings, threads, run in methods[k % len(methods):] + methods[:k % len(methods)]:
+            spent[name].append(timed(name, settings, threads, len(chunk), lambda run=run, c=chunk, k=k: run(c, k)))
+    rows = [Timing(name, settings, threads, len(photos), sum(t.seconds for t in spent[name]),
+                   sum(t.cpu_seconds for t in spent[name])) for name, settings, threads, _ in methods]
+    engine_boxes: dict[str, dict[str, list]] = {}
+    for name, _ in backends:
+        engine_boxes[name] = {}
+        for p in photos:
+            versions = [v for v in ws.store.history(p.name) if (v.model_version or "").startswith(f"bench-{name}-")]
+            engine_boxes[name][p.name] = list(versions[-1].boxes) if versions else []
     ws.close()
     load_after = os.getloadavg()
 
@@ -216,9 +249,12 @@ def main() -> None:
               f"{r.seconds:>7.1f}{r.rate:>7.2f}{r.rate / naive:>8.2f}x")
     print(f"load average (1, 5, 15 min) before {', '.join(f'{v:.1f}' for v in load_before)}; after "
           f"{', '.join(f'{v:.1f}' for v in load_after)} ({cores} cores)")
-    for name, reference, other in (("engine (ONNX Runtime) vs naive", naive_boxes, engine_boxes["ONNX Runtime"]),
-                                   ("engine (ONNX Runtime) vs engine (PyTorch)", engine_boxes["PyTorch"],
-                                    engine_boxes["ONNX Runtime"])):
+    fastest_engine = backends[-1][0]
+    comparisons = [(f"engine ({fastest_engine}) vs naive", naive_boxes, engine_boxes[fastest_engine])]
+    if fastest_engine != "PyTorch":
+        comparisons.append((f"engine ({fastest_engine}) vs engine (PyTorch)", engine_boxes["PyTorch"],
+                            engine_boxes[fastest_engine]))
+    for name, reference, other in comparisons:
         matched, n_ref, n_other = agreement(reference, other)
         if n_ref == 0 and n_other == 0:
             print(f"boxes, {name}: none scored >= {args.agree_conf} (an untrained model? pass --model a round's "

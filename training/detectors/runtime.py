@@ -167,15 +167,22 @@ def _check_against_torch(weights: Path, onnx_path: Path) -> None:
 def _session(path: Path, *, threads: int) -> Any:
     """An ONNX Runtime session on the CPU running on `threads` threads (one per pipeline: the engine runs one
     pipeline per core, and a session that spins on idle threads would take the other pipelines' cores)."""
-    import onnxruntime as ort
-
+    try:
+        import onnxruntime as ort
+    except ImportError as exc:
+        raise TrainingError("the onnxruntime package is missing; reinstall the environment (make venv) or set "
+                            "[predict] backend = \"torch\" in annotator.toml") from exc
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3  # errors only
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    try:
+        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # ONNX Runtime raises its own error types
+        raise TrainingError(f"{path}: ONNX Runtime cannot load it ({exc}); delete it to export again, or set "
+                            "[predict] backend = \"torch\" in annotator.toml") from exc
 
 
 class RuntimeDetector(Detector):
