@@ -34,3 +34,40 @@ def test_warm_up_is_skipped_when_ultralytics_floor_would_eat_the_small_seed_sets
 
     assert warmup_epochs(66, TrainSettings(epochs=25, batch=16)) == 0.0  # 125 iterations, 100 of them warm-up
     assert warmup_epochs(4000, TrainSettings(epochs=60, batch=16)) == 3.0  # 15,000 iterations
+
+
+def test_every_batch_is_an_optimizer_step_on_a_small_seed_set():
+    from training.detectors.base import TrainSettings
+    from training.detectors.ultralytics import recipe_args
+
+    # Ultralytics' nominal batch of 64 would give 72 photos at batch 8 one optimizer step per epoch
+    assert recipe_args(72, 6, TrainSettings(epochs=40, batch=8), warm_start=False)["nbs"] == 8
+
+
+def test_a_warm_start_fine_tunes_at_a_lower_rate_without_warm_up():
+    from training.detectors.base import TrainSettings
+    from training.detectors.ultralytics import recipe_args
+
+    settings = TrainSettings(epochs=16, batch=8)
+    fresh = recipe_args(3000, 6, settings, warm_start=False)
+    warm = recipe_args(3000, 6, settings, warm_start=True)
+    assert fresh["warmup_epochs"] > 0 and warm["warmup_epochs"] == 0.0
+    assert warm["optimizer"] == fresh["optimizer"] == "AdamW" and warm["lr0"] < fresh["lr0"] / 2
+
+
+def test_augmentation_suits_face_photos():
+    from training.detectors.base import TrainSettings
+    from training.detectors.ultralytics import recipe_args
+
+    args = recipe_args(72, 6, TrainSettings(), warm_start=False)
+    assert args["fliplr"] == 0.5 and args["flipud"] == 0.0 and args["degrees"] == 0.0
+    assert args["hsv_h"] == 0.0  # hue separates blue-grey dermal pigment from brown
+
+
+def test_early_stopping_waits_half_the_run_unless_told():
+    from training.detectors.base import TrainSettings
+    from training.detectors.ultralytics import recipe_args
+
+    assert recipe_args(72, 6, TrainSettings(epochs=40), warm_start=False)["patience"] == 20
+    assert recipe_args(72, 6, TrainSettings(epochs=8), warm_start=True)["patience"] == 10
+    assert recipe_args(72, 6, TrainSettings(epochs=40, patience=5), warm_start=False)["patience"] == 5

@@ -40,7 +40,7 @@ class TrainSettings:
     device: str | None = None  # None: first GPU if any, else CPU; "0,1" for DDP
     seed: int = 0
     workers: int = 2
-    patience: int = 100
+    patience: int | None = None  # epochs without val improvement before stopping; None: the family's recipe
     verbose: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 

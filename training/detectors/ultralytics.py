@@ -95,9 +95,41 @@ def _trainer_starting_from(model: Any) -> type:
     return StartFromTransferred
 
 
-def recipe_args(n_train: int, settings: TrainSettings, *, warm_start: bool) -> dict[str, Any]:
-    """Ultralytics train arguments for small seed sets on the CPU (docs/training-recipe.md)."""
-    return {"warmup_epochs": warmup_epochs(n_train, settings), "patience": settings.patience}
+FINE_TUNE_LR0 = 0.0002  # a warm start's AdamW learning rate: a fifth of a fresh start's (docs/training-recipe.md)
+FACE_AUGMENTATION: dict[str, float] = {
+    "fliplr": 0.5,  # a mirrored face is a plausible face, and lesions sit on either side
+    "flipud": 0.0,  # an upside-down face is not
+    "degrees": 0.0,  # clinical photos are taken upright
+    "hsv_h": 0.0,  # hue tells blue-grey dermal pigment (ota, hori) from brown (sl, fre, mel, caf): keep it
+    "hsv_s": 0.4,  # mild saturation and brightness changes: cameras and lighting differ, lesion contrast must stay
+    "hsv_v": 0.3,
+}
+
+
+def fresh_lr0(n_classes: int) -> float:
+    """AdamW's learning rate for a fresh start: what Ultralytics' `optimizer=auto` picks for a short run, made
+    explicit so a longer run (which `auto` would hand to SGD at 0.01) keeps the same optimizer."""
+    return round(0.002 * 5 / (4 + n_classes), 6)
+
+
+def recipe_args(n_train: int, n_classes: int, settings: TrainSettings, *, warm_start: bool) -> dict[str, Any]:
+    """Ultralytics train arguments for small seed sets on the CPU; measured in docs/training-recipe.md.
+
+    - One optimizer step per batch (`nbs` = batch): Ultralytics accumulates gradients up to a nominal batch
+      of 64, which gives a 72-photo seed set at batch 8 about one optimizer step per epoch.
+    - AdamW, explicitly; a warm start (round N from round N-1's weights) at FINE_TUNE_LR0 with no warm-up, so the
+      fine-tune refines round N-1 instead of throwing it away (a fresh optimizer at a fresh start's rate would).
+    - Warm-up on a fresh start only where Ultralytics' 100-iteration floor would not eat the run (`warmup_epochs`).
+    - Augmentation that suits face photos (FACE_AUGMENTATION); mosaic as Ultralytics does, off for the last 10
+      epochs (`close_mosaic`), which also covers a short fine-tune whole.
+    - Early stopping on val after half the run without improvement (at least 10 epochs); the best epoch on val
+      is the round's model either way.
+    """
+    patience = settings.patience if settings.patience is not None else max(10, settings.epochs // 2)
+    return {"nbs": settings.batch, "optimizer": "AdamW",
+            "lr0": FINE_TUNE_LR0 if warm_start else fresh_lr0(n_classes),
+            "warmup_epochs": 0.0 if warm_start else warmup_epochs(n_train, settings),
+            "patience": patience, "close_mosaic": 10, **FACE_AUGMENTATION}
 
 
 class UltralyticsDetector(Detector):
@@ -168,7 +200,7 @@ class UltralyticsDetector(Detector):
             "device": device, "project": str(workdir), "name": "train", "exist_ok": True, "plots": False,
             "seed": settings.seed, "deterministic": False, "workers": settings.workers, "verbose": settings.verbose,
             "amp": device != "cpu",
-            **recipe_args(len(view.images.get("train", [])), settings, warm_start=self.warm_start),
+            **recipe_args(len(view.images.get("train", [])), len(self.classes), settings, warm_start=self.warm_start),
             **settings.extra}
         self.train_args = {k: v for k, v in args.items() if k not in ("data", "project", "name", "exist_ok")}
         # Ultralytics rebuilds a YAML-built model from scratch in its trainer: start it from the transferred weights
