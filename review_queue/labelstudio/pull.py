@@ -236,10 +236,13 @@ def _changed_tasks(
             listed = _list_changed(client, project_id, since=mark.since)
             if any(t is None or t <= mark.since for t in listed.values()):
                 reason = "Label Studio ignored the updated_at filter"
-            elif all(mark.recent.get(tid) == t for tid, t in listed.items()):
-                return [], "incremental"  # nothing moved but what the last pull already read
             else:
-                return _export_changed(client, project_id, since=mark.since, timeout=timeout), "incremental"
+                moved = [t for tid, t in listed.items() if t is not None and mark.recent.get(tid) != t]
+                if not moved:
+                    return [], "incremental"  # nothing moved but what the last pull already read
+                # from the first moved task on: the overlap's tasks read last time stay out of the export
+                start = min(moved) - dt.timedelta(microseconds=1)
+                return _export_changed(client, project_id, since=start, timeout=timeout), "incremental"
         except LabelStudioError as exc:
             reason = f"reading the changed tasks failed ({exc})"
     return _export(client, project_id, timeout=timeout, task_filter=TASK_FILTER), reason
