@@ -19,13 +19,17 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip uninstall --quiet -y opencv-python
 	$(PY) -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps \
 		"$$(grep -i '^opencv-python-headless==' constraints.txt)"
-	$(PY) -c "import cv2, torch, torchvision, ultralytics, label_studio_sdk, pycocotools; print('environment ready: torch', torch.__version__, 'cv2', cv2.__version__)"
+	$(PY) -c "import cv2, torch, torchvision, ultralytics, label_studio_sdk, pycocotools, onnxruntime; print('environment ready: torch', torch.__version__, 'cv2', cv2.__version__)"
 	touch $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/annotator demo demo-workspace
 
+# Lint, format check and type check first (seconds), then the suite.
 test: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy
 	$(PY) -m pytest -q -p no:cacheprovider
 
 docs: $(STAMP)

@@ -22,6 +22,7 @@ from annotator.types import Box
 
 # ---- VOC ---------------------------------------------------------------------------------
 
+
 def voc_to_box(label: str, xmin: float, ymin: float, xmax: float, ymax: float, **extra) -> Box:
     """labelImg writes 1-based inclusive corners; some tools write 0 at the left edge."""
     return Box(label, float(xmin) - 1.0, float(ymin) - 1.0, float(xmax), float(ymax), **extra)
@@ -38,6 +39,7 @@ def box_to_voc(box: Box) -> tuple[int, int, int, int]:
 
 # ---- YOLO --------------------------------------------------------------------------------
 
+
 def box_to_yolo(box: Box, width: int, height: int) -> tuple[float, float, float, float]:
     """(cx, cy, w, h) normalised to the displayed photo size."""
     return (
@@ -48,13 +50,16 @@ def box_to_yolo(box: Box, width: int, height: int) -> tuple[float, float, float,
     )
 
 
-def yolo_to_box(label: str, cx: float, cy: float, w: float, h: float, width: int, height: int,
-                score: float | None = None) -> Box:
-    return Box(label, (cx - w / 2) * width, (cy - h / 2) * height, (cx + w / 2) * width,
-               (cy + h / 2) * height, score=score)
+def yolo_to_box(
+    label: str, cx: float, cy: float, w: float, h: float, width: int, height: int, score: float | None = None
+) -> Box:
+    return Box(
+        label, (cx - w / 2) * width, (cy - h / 2) * height, (cx + w / 2) * width, (cy + h / 2) * height, score=score
+    )
 
 
 # ---- COCO --------------------------------------------------------------------------------
+
 
 def box_to_coco(box: Box) -> list[float]:
     return [box.x1, box.y1, box.width, box.height]
@@ -66,6 +71,7 @@ def coco_to_box(label: str, bbox: list[float], score: float | None = None) -> Bo
 
 
 # ---- Label Studio ------------------------------------------------------------------------
+
 
 def box_to_ls_percent(box: Box, width: int, height: int) -> dict[str, float]:
     """Label Studio's rectangle value: top-left and size in percent of the displayed photo."""
@@ -81,11 +87,18 @@ def box_to_ls_percent(box: Box, width: int, height: int) -> dict[str, float]:
 def ls_percent_to_box(label: str, value: dict, width: int, height: int, score: float | None = None) -> Box:
     x1 = float(value["x"]) * width / 100.0
     y1 = float(value["y"]) * height / 100.0
-    return Box(label, x1, y1, x1 + float(value["width"]) * width / 100.0,
-               y1 + float(value["height"]) * height / 100.0, score=score)
+    return Box(
+        label,
+        x1,
+        y1,
+        x1 + float(value["width"]) * width / 100.0,
+        y1 + float(value["height"]) * height / 100.0,
+        score=score,
+    )
 
 
 # ---- EXIF orientation ----
+
 
 def orient_box(box: Box, raw_w: int, raw_h: int, orientation: int) -> Box:
     """Map a box drawn on the stored (un-rotated) pixels into the displayed frame (EXIF 1-8)."""
@@ -107,13 +120,20 @@ def orient_box(box: Box, raw_w: int, raw_h: int, orientation: int) -> Box:
     return Box(box.label, x1, y1, x2, y2, score=box.score, difficult=box.difficult, truncated=box.truncated)
 
 
-
 # ---- geometry ----------------------------------------------------------------------------
 
+
 def clip_box(box: Box, width: int, height: int) -> Box:
-    return Box(box.label, min(max(box.x1, 0.0), width), min(max(box.y1, 0.0), height),
-               min(max(box.x2, 0.0), width), min(max(box.y2, 0.0), height),
-               score=box.score, difficult=box.difficult, truncated=box.truncated)
+    return Box(
+        box.label,
+        min(max(box.x1, 0.0), width),
+        min(max(box.y1, 0.0), height),
+        min(max(box.x2, 0.0), width),
+        min(max(box.y2, 0.0), height),
+        score=box.score,
+        difficult=box.difficult,
+        truncated=box.truncated,
+    )
 
 
 # ---- one rule for boxes that leave the photo or are too small ------------------------------
@@ -158,8 +178,9 @@ class BoxFit:
         if self.box is not None:
             return f"{what} reached {self.outside_px:.1f} px outside {photo}; clipped to the photo edge"
         if self.reason == OUTSIDE_PHOTO:
-            return (f"{what} lies outside {photo} (less than {MIN_SIDE_PX:g} px of it inside); it was left out, "
-                    "redraw it")
+            return (
+                f"{what} lies outside {photo} (less than {MIN_SIDE_PX:g} px of it inside); it was left out, redraw it"
+            )
         return f"{what} is under {MIN_SIDE_PX:g} px wide or high; it was left out, redraw it"
 
 
@@ -188,8 +209,23 @@ def boxes_to_photo(boxes: Iterable[Box], sx: float, sy: float, width: int, heigh
     the photo, or too small). A model's box is no one's work, so a dropped one is not reported.
     Label, score and flags are kept.
     """
-    fitted = (fit_box(Box(b.label, b.x1 * sx, b.y1 * sy, b.x2 * sx, b.y2 * sy, score=b.score,
-                          difficult=b.difficult, truncated=b.truncated), width, height) for b in boxes)
+    fitted = (
+        fit_box(
+            Box(
+                b.label,
+                b.x1 * sx,
+                b.y1 * sy,
+                b.x2 * sx,
+                b.y2 * sy,
+                score=b.score,
+                difficult=b.difficult,
+                truncated=b.truncated,
+            ),
+            width,
+            height,
+        )
+        for b in boxes
+    )
     return [f.box for f in fitted if f.box is not None]
 
 
@@ -216,8 +252,12 @@ def iou_matrix(a: list[Box] | tuple[Box, ...], b: list[Box] | tuple[Box, ...]) -
     return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
 
 
-def match_boxes(pred: list[Box] | tuple[Box, ...], truth: list[Box] | tuple[Box, ...],
-                iou_threshold: float = 0.5, class_aware: bool = True) -> list[tuple[int, int, float]]:
+def match_boxes(
+    pred: list[Box] | tuple[Box, ...],
+    truth: list[Box] | tuple[Box, ...],
+    iou_threshold: float = 0.5,
+    class_aware: bool = True,
+) -> list[tuple[int, int, float]]:
     """Greedy one-to-one matching by descending IoU: [(pred_index, truth_index, iou)]."""
     m = iou_matrix(pred, truth)
     pairs = []

@@ -114,6 +114,8 @@ def changed_classes(current: tuple[str, ...], wanted: tuple[str, ...], in_use: M
             moved.append(f"move {name!r} from position {old + 1} to {wanted.index(name) + 1} ({boxes} boxes use it)")
     if moved:
         extended = current + tuple(n for n in wanted if n not in current)
-        raise ConfigError(f"--classes {','.join(wanted)} would {'; '.join(moved)}; keep the workspace's classes "
-                          f"first and in their order and add new ones after them: --classes {','.join(extended)}")
+        raise ConfigError(
+            f"--classes {','.join(wanted)} would {'; '.join(moved)}; keep the workspace's classes "
+            f"first and in their order and add new ones after them: --classes {','.join(extended)}"
+        )
     return wanted

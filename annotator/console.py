@@ -34,13 +34,22 @@ err_console = Console(stderr=True, highlight=False, width=None if sys.stderr.isa
 
 def progress_bar(transient: bool = False) -> Progress:
     """The progress bar every long loop uses (goes to stderr so --json stdout stays clean)."""
-    return Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), TimeRemainingColumn(), console=err_console, transient=transient,
-                    disable=not err_console.is_terminal and not _force_progress())
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=transient,
+        disable=not err_console.is_terminal and not _force_progress(),
+    )
 
 
 def _force_progress() -> bool:
     import os
+
     return os.environ.get("ANNOTATOR_PROGRESS", "") == "1"
 
 

@@ -197,8 +197,15 @@ def _shrink(pixels: torch.Tensor, width: int, height: int, max_side: int | None)
     return resize(pixels.unsqueeze(0), [new_h, new_w], antialias=True)[0]
 
 
-def decode_stream(paths: Sequence[Path], *, device: str, max_side: int | None, batch: int = 32, workers: int = 4,
-                  counts: Counter[str] | None = None) -> Iterator[Decoded | Exception]:
+def decode_stream(
+    paths: Sequence[Path],
+    *,
+    device: str,
+    max_side: int | None,
+    batch: int = 32,
+    workers: int = 4,
+    counts: Counter[str] | None = None,
+) -> Iterator[Decoded | Exception]:
     """Decode every photo, in order, one result each: the decoded photo, or the exception the CPU decoder raised.
 
     Reader threads (`workers`) read files and headers ahead and decode what the device refuses with PIL; a producer
@@ -260,8 +267,9 @@ def _prepare(path: Path, max_side: int | None) -> JpegFile | Decoded | Exception
     return read if read is not None else _cpu_decode(path, max_side)
 
 
-def _read_ahead(pool: ThreadPoolExecutor, paths: Sequence[Path], max_side: int | None, batch: int,
-                window: int) -> Iterator[list[JpegFile | Decoded | Exception]]:
+def _read_ahead(
+    pool: ThreadPoolExecutor, paths: Sequence[Path], max_side: int | None, batch: int, window: int
+) -> Iterator[list[JpegFile | Decoded | Exception]]:
     """Chunks of `batch` prepared files, in order, with at most `window` files read ahead (memory stays flat)."""
     pending: deque[Future] = deque()
     it = iter(paths)
@@ -282,12 +290,12 @@ def _read_ahead(pool: ThreadPoolExecutor, paths: Sequence[Path], max_side: int |
         yield chunk
 
 
-def _finish_chunk(chunk: list[JpegFile | Decoded | Exception], *, device: str, max_side: int | None,
-                  tally: Counter[str]) -> list[Decoded | Exception]:
+def _finish_chunk(
+    chunk: list[JpegFile | Decoded | Exception], *, device: str, max_side: int | None, tally: Counter[str]
+) -> list[Decoded | Exception]:
     """Decode a chunk's device files in one batch; what the device could not decode goes to the CPU decoder."""
     files = {i: item for i, item in enumerate(chunk) if isinstance(item, JpegFile)}
-    on_device = dict(zip(files, decode_on_device(list(files.values()), device=device, max_side=max_side),
-                         strict=True))
+    on_device = dict(zip(files, decode_on_device(list(files.values()), device=device, max_side=max_side), strict=True))
     out: list[Decoded | Exception] = []
     for i, item in enumerate(chunk):
         result: Decoded | Exception

@@ -60,8 +60,15 @@ def selected_labels(ws: Workspace, include_predictions: bool = False) -> dict[st
     return {p: v for p, v in ws.store.current_labels(sources).items() if not v.excluded}
 
 
-def export_labels(ws: Workspace, fmt: str, out: Path, *, include_predictions: bool = False,
-                  link_images: bool = True, copy_images: bool = False) -> dict:
+def export_labels(
+    ws: Workspace,
+    fmt: str,
+    out: Path,
+    *,
+    include_predictions: bool = False,
+    link_images: bool = True,
+    copy_images: bool = False,
+) -> dict:
     """Write the labels in `fmt` under `out`. VOC and YOLO also place the photos there: links to the
     originals, or copies with `copy_images`; `link_images=False` places none. Returns the counts and
     `photo_files`: "linked", "copied" or "none"."""
@@ -81,15 +88,23 @@ def export_labels(ws: Workspace, fmt: str, out: Path, *, include_predictions: bo
         src = ws.image_path(rel)
         n_boxes += len(version.boxes)
         if fmt == "voc":
-            write_voc(out / "Annotations" / PurePosixPath(rel).with_suffix(".xml"), filename=PurePosixPath(rel).name,
-                      path=str(src), width=rec.width, height=rec.height, depth=photo_depth(src), boxes=version.boxes,
-                      provenance={"source": version.source.value, "round": version.round,
-                                  "reviewer": version.reviewer}, verified=version.source.is_human)
+            write_voc(
+                out / "Annotations" / PurePosixPath(rel).with_suffix(".xml"),
+                filename=PurePosixPath(rel).name,
+                path=str(src),
+                width=rec.width,
+                height=rec.height,
+                depth=photo_depth(src),
+                boxes=version.boxes,
+                provenance={"source": version.source.value, "round": version.round, "reviewer": version.reviewer},
+                verified=version.source.is_human,
+            )
             if place:
                 place(src, out / "JPEGImages" / rel)
         elif fmt == "yolo":
-            write_yolo_labels(out / "labels" / PurePosixPath(rel).with_suffix(".txt"), version.boxes, classes,
-                              rec.width, rec.height)
+            write_yolo_labels(
+                out / "labels" / PurePosixPath(rel).with_suffix(".txt"), version.boxes, classes, rec.width, rec.height
+            )
             if place:
                 place(src, out / "images" / rel)
     if fmt == "yolo":
@@ -97,9 +112,15 @@ def export_labels(ws: Workspace, fmt: str, out: Path, *, include_predictions: bo
         write_data_yaml(out / "data.yaml", out, {"train": "images", "val": "images"}, classes)
     if fmt == "coco":  # COCO links nothing: file_name is the path under the images folder
         photos = sorted(labels)
-        write_coco(out / "annotations.json", coco_ground_truth(
-            photos, [labels[p].boxes for p in photos], classes,
-            sizes=[(records[p].width, records[p].height) for p in photos],
-            image_fields=[{"device_class": records[p].device_class.value} for p in photos],
-            description="annotator export (displayed-frame pixels)"))
+        write_coco(
+            out / "annotations.json",
+            coco_ground_truth(
+                photos,
+                [labels[p].boxes for p in photos],
+                classes,
+                sizes=[(records[p].width, records[p].height) for p in photos],
+                image_fields=[{"device_class": records[p].device_class.value} for p in photos],
+                description="annotator export (displayed-frame pixels)",
+            ),
+        )
     return {"format": fmt, "out": str(out), "photos": len(labels), "boxes": n_boxes, "photo_files": photo_files}

@@ -24,11 +24,37 @@ MAX_PIXELS = 60_000_000  # study photos are 18 MP; anything past this is refused
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 _SUFFIX_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF"}
 
-_PHONE_MAKES = ("apple", "samsung", "google", "huawei", "xiaomi", "oppo", "vivo", "oneplus", "motorola",
-                "lg electronics", "honor", "realme", "nokia", "asus")
+_PHONE_MAKES = (
+    "apple",
+    "samsung",
+    "google",
+    "huawei",
+    "xiaomi",
+    "oppo",
+    "vivo",
+    "oneplus",
+    "motorola",
+    "lg electronics",
+    "honor",
+    "realme",
+    "nokia",
+    "asus",
+)
 _PHONE_MODEL_HINTS = ("iphone", "galaxy", "pixel", "xperia", "redmi", "sm-")
-_CAMERA_MAKES = ("canon", "nikon", "sony", "fujifilm", "olympus", "pentax", "ricoh", "panasonic", "leica", "hasselblad",
-                 "sigma", "om digital")
+_CAMERA_MAKES = (
+    "canon",
+    "nikon",
+    "sony",
+    "fujifilm",
+    "olympus",
+    "pentax",
+    "ricoh",
+    "panasonic",
+    "leica",
+    "hasselblad",
+    "sigma",
+    "om digital",
+)
 
 _EXIF_ORIENTATION, _EXIF_MAKE, _EXIF_MODEL = 0x0112, 0x010F, 0x0110
 
@@ -87,21 +113,31 @@ def _open(data: bytes, source: str) -> Image.Image:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data))
     except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
-        raise InputFileError(source, "too-many-pixels", f"the photo has more than {MAX_PIXELS // 1_000_000} MP; "
-                             "refused as a possible decompression bomb") from exc
+        raise InputFileError(
+            source,
+            "too-many-pixels",
+            f"the photo has more than {MAX_PIXELS // 1_000_000} MP; refused as a possible decompression bomb",
+        ) from exc
     except UnidentifiedImageError as exc:
         kind = "HEIC" if data[4:12] in (b"ftypheic", b"ftypheix", b"ftypmif1", b"ftyphevc") else "an unknown format"
-        raise InputFileError(source, "unsupported-format",
-                             f"the file is {kind}, not a JPEG/PNG photo; export it as JPEG") from exc
+        raise InputFileError(
+            source, "unsupported-format", f"the file is {kind}, not a JPEG/PNG photo; export it as JPEG"
+        ) from exc
     if img.width * img.height > MAX_PIXELS:
-        raise InputFileError(source, "too-many-pixels",
-                             f"{img.width}x{img.height} is {img.width * img.height / 1e6:.0f} MP, above the "
-                             f"{MAX_PIXELS // 1_000_000} MP limit; refused as a possible decompression bomb")
+        raise InputFileError(
+            source,
+            "too-many-pixels",
+            f"{img.width}x{img.height} is {img.width * img.height / 1e6:.0f} MP, above the "
+            f"{MAX_PIXELS // 1_000_000} MP limit; refused as a possible decompression bomb",
+        )
     suffix = Path(source).suffix.lower()
     expected = _SUFFIX_FORMATS.get(suffix)
     if expected and _base_format(img.format) != expected:
-        raise InputFileError(source, "wrong-extension",
-                             f"the file is {img.format} but named {suffix}; convert it to {expected} or rename it")
+        raise InputFileError(
+            source,
+            "wrong-extension",
+            f"the file is {img.format} but named {suffix}; convert it to {expected} or rename it",
+        )
     return img
 
 
@@ -133,8 +169,9 @@ def inspect_photo_bytes(data: bytes, source: str, *, verify: bool = True) -> Pho
                 img.draft("RGB", (max(1, raw_w // 8), max(1, raw_h // 8)))
             img.load()
         except Exception as exc:  # a broken file can fail deep in any decoder (struct.error, IndexError, ...)
-            raise InputFileError(source, "truncated-photo",
-                                 f"the photo cannot be decoded ({exc}); copy it again from the original") from exc
+            raise InputFileError(
+                source, "truncated-photo", f"the photo cannot be decoded ({exc}); copy it again from the original"
+            ) from exc
     w, h = displayed_size(raw_w, raw_h, orientation)
     return PhotoInfo(hashlib.sha256(data).hexdigest(), w, h, raw_w, raw_h, orientation, make, model, fmt, mode)
 
@@ -144,8 +181,9 @@ def inspect_photo(path: str | Path, *, verify: bool = True) -> PhotoInfo:
     try:
         data = p.read_bytes()
     except OSError as exc:
-        raise InputFileError(str(p), "unreadable",
-                             f"cannot read the photo ({exc.strerror}); check permissions") from exc
+        raise InputFileError(
+            str(p), "unreadable", f"cannot read the photo ({exc.strerror}); check permissions"
+        ) from exc
     return inspect_photo_bytes(data, str(p), verify=verify)
 
 

@@ -40,7 +40,15 @@ CANDIDATE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".heic",
 _PR_SET_PDEATHSIG = 1  # prctl(2)
 
 QUARANTINED, CLIPPED, DROPPED_BOX, IGNORED, FIXED, NOTE, UPDATED, NEEDS_REVIEW = (
-    "quarantined", "clipped", "box dropped", "ignored", "fixed", "note", "updated", "needs review")
+    "quarantined",
+    "clipped",
+    "box dropped",
+    "ignored",
+    "fixed",
+    "note",
+    "updated",
+    "needs review",
+)
 # conflict kinds (Store.flag_conflict): the review queue serves these photos first
 DUPLICATE_LABELS = "duplicate-labels"  # copies of one photo carry different hand boxes
 XML_AFTER_REVIEW = "xml-after-review"  # a labelImg file changed after a dermatologist reviewed the photo
@@ -84,9 +92,15 @@ class IngestReport:
 
     def to_dict(self) -> dict:
         return {
-            "scanned": self.scanned, "added": self.added, "already_known": self.already_known,
-            "labelled": self.labelled, "unlabelled": self.unlabelled, "boxes": self.boxes,
-            "updated": self.updated, "quarantined": self.quarantined, "conflicts": self.conflicts,
+            "scanned": self.scanned,
+            "added": self.added,
+            "already_known": self.already_known,
+            "labelled": self.labelled,
+            "unlabelled": self.unlabelled,
+            "boxes": self.boxes,
+            "updated": self.updated,
+            "quarantined": self.quarantined,
+            "conflicts": self.conflicts,
             "unknown_classes": dict(sorted(self.unknown_classes.items())),
             "by_reason": dict(Counter(ln.reason for ln in self.lines)),
             "lines": [asdict(ln) for ln in self.lines],
@@ -114,8 +128,12 @@ def _scan(root: Path, suffixes: tuple[str, ...], skip: Path, report: IngestRepor
             with os.scandir(folder) as listing:
                 entries = sorted(listing, key=lambda e: e.name)
         except OSError as exc:
-            report.add(prefix.rstrip("/") or ".", "unreadable-folder",
-                       f"the folder cannot be listed ({exc.strerror}); check its permissions", IGNORED)
+            report.add(
+                prefix.rstrip("/") or ".",
+                "unreadable-folder",
+                f"the folder cannot be listed ({exc.strerror}); check its permissions",
+                IGNORED,
+            )
             continue
         subfolders = []
         for entry in entries:
@@ -126,8 +144,13 @@ def _scan(root: Path, suffixes: tuple[str, ...], skip: Path, report: IngestRepor
             except OSError:
                 is_dir = False
             if is_dir and is_link:
-                report.add(rel, "linked-folder", f"is a link to the folder {Path(entry.path).resolve()}, which is "
-                           "not followed; move or copy its files into the folder itself", IGNORED)
+                report.add(
+                    rel,
+                    "linked-folder",
+                    f"is a link to the folder {Path(entry.path).resolve()}, which is "
+                    "not followed; move or copy its files into the folder itself",
+                    IGNORED,
+                )
             elif is_dir:
                 subfolders.append((Path(entry.path), rel + "/"))
             elif os.path.splitext(entry.name)[1].lower() not in suffixes:
@@ -135,8 +158,13 @@ def _scan(root: Path, suffixes: tuple[str, ...], skip: Path, report: IngestRepor
             elif _is_file(entry):
                 found.append(_Found(Path(entry.path), rel, is_link))
             else:  # reading a pipe or a device would hang or never end
-                report.add(rel, "not-a-file", "is not a regular file (a broken link, a pipe or a device); replace it "
-                           "with the real file or delete it", IGNORED)
+                report.add(
+                    rel,
+                    "not-a-file",
+                    "is not a regular file (a broken link, a pipe or a device); replace it "
+                    "with the real file or delete it",
+                    IGNORED,
+                )
         stack.extend(sub for sub in reversed(subfolders) if sub[0].resolve() != skip)
     return found
 
@@ -166,8 +194,10 @@ def _inspect(path: Path) -> PhotoInfo | _Problem:
     except InputFileError as exc:
         return _Problem.of(exc)
     except Exception as exc:  # one hostile file must never stop the run
-        return _Problem("unreadable-photo", f"the photo cannot be read ({type(exc).__name__}: {exc}); copy it "
-                        "again from the original")
+        return _Problem(
+            "unreadable-photo",
+            f"the photo cannot be read ({type(exc).__name__}: {exc}); copy it again from the original",
+        )
 
 
 def _label_digest(xml: Path) -> str | None:
@@ -188,8 +218,10 @@ def _parse(xml: Path) -> tuple[VocAnnotation | _Problem, str | None]:
     except InputFileError as exc:
         return _Problem.of(exc), None
     except Exception as exc:
-        return (_Problem("malformed-xml", f"cannot be read ({type(exc).__name__}: {exc}); re-save it in labelImg"),
-                None)
+        return (
+            _Problem("malformed-xml", f"cannot be read ({type(exc).__name__}: {exc}); re-save it in labelImg"),
+            None,
+        )
 
 
 _Read = tuple[PhotoInfo | _Problem, VocAnnotation | _Problem | None, str | None]
@@ -213,8 +245,9 @@ def _printable(rel: str) -> str:
     return raw.decode("utf-8", "backslashreplace")
 
 
-def boxes_from_voc(ann: VocAnnotation, info: PhotoInfo, classes: ClassTable, source: str,
-                   report: IngestReport) -> list[Box] | None:
+def boxes_from_voc(
+    ann: VocAnnotation, info: PhotoInfo, classes: ClassTable, source: str, report: IngestReport
+) -> list[Box] | None:
     """Validate and convert a VOC file's objects for one photo; None means quarantine."""
     from_raw_frame = False
     if ann.width is not None and ann.height is not None:
@@ -223,30 +256,50 @@ def boxes_from_voc(ann: VocAnnotation, info: PhotoInfo, classes: ClassTable, sou
             pass
         elif size == (info.raw_width, info.raw_height):
             from_raw_frame = True
-            report.add(source, "exif-rotated-xml",
-                       f"<size> {size[0]}x{size[1]} is the stored, un-rotated photo (EXIF orientation "
-                       f"{info.orientation}); boxes were rotated onto the photo as displayed", FIXED)
+            report.add(
+                source,
+                "exif-rotated-xml",
+                f"<size> {size[0]}x{size[1]} is the stored, un-rotated photo (EXIF orientation "
+                f"{info.orientation}); boxes were rotated onto the photo as displayed",
+                FIXED,
+            )
         else:
-            report.add(source, "size-mismatch",
-                       f"<size> {size[0]}x{size[1]} matches neither the photo ({info.width}x{info.height} as displayed"
-                       f", {info.raw_width}x{info.raw_height} stored); the XML belongs to another photo or the photo "
-                       "was resized: relabel it in labelImg", QUARANTINED)
+            report.add(
+                source,
+                "size-mismatch",
+                f"<size> {size[0]}x{size[1]} matches neither the photo ({info.width}x{info.height} as displayed"
+                f", {info.raw_width}x{info.raw_height} stored); the XML belongs to another photo or the photo "
+                "was resized: relabel it in labelImg",
+                QUARANTINED,
+            )
             return None
-    if (not from_raw_frame and info.orientation != 1 and ann.objects
-            and (info.width, info.height) == (info.raw_width, info.raw_height)):
+    if (
+        not from_raw_frame
+        and info.orientation != 1
+        and ann.objects
+        and (info.width, info.height) == (info.raw_width, info.raw_height)
+    ):
         # the size cannot tell the frames apart (180-degree turns, mirrors, square photos)
-        report.add(source, "exif-frame-assumed",
-                   f"EXIF orientation {info.orientation} turns or mirrors this photo without changing its size, so "
-                   "the boxes were taken as drawn on the photo as displayed; labelImg shows the stored pixels, so "
-                   "check them in the review if they were drawn there", NOTE)
+        report.add(
+            source,
+            "exif-frame-assumed",
+            f"EXIF orientation {info.orientation} turns or mirrors this photo without changing its size, so "
+            "the boxes were taken as drawn on the photo as displayed; labelImg shows the stored pixels, so "
+            "check them in the review if they were drawn there",
+            NOTE,
+        )
     boxes: list[Box] = []
     unknown = sorted({o.name for o in ann.objects if classes.normalise(o.name) is None})
     if unknown:
         report.unknown_classes.update(unknown)
-        report.add(source, "unknown-class",
-                   f"class name(s) {', '.join(map(repr, unknown))} are not one of {', '.join(classes.names)}; add an "
-                   "alias under [classes.aliases] in annotator.toml, add the class with `annotator init --classes` "
-                   "(the existing classes first), or rename them in labelImg", QUARANTINED)
+        report.add(
+            source,
+            "unknown-class",
+            f"class name(s) {', '.join(map(repr, unknown))} are not one of {', '.join(classes.names)}; add an "
+            "alias under [classes.aliases] in annotator.toml, add the class with `annotator init --classes` "
+            "(the existing classes first), or rename them in labelImg",
+            QUARANTINED,
+        )
         return None
     frame_w, frame_h = (info.raw_width, info.raw_height) if from_raw_frame else (info.width, info.height)
     for obj in ann.objects:
@@ -262,8 +315,9 @@ def boxes_from_voc(ann: VocAnnotation, info: PhotoInfo, classes: ClassTable, sou
         fit = fit_box(box, frame_w, frame_h)  # the one rule, as pull and pre-annotation apply it
         if fit.action is not None:
             corners = f"box {obj.name!r} ({obj.xmin:g},{obj.ymin:g})-({obj.xmax:g},{obj.ymax:g})"
-            report.add(source, str(fit.reason), fit.describe(corners) + (" in labelImg" if fit.box is None else ""),
-                       fit.action)
+            report.add(
+                source, str(fit.reason), fit.describe(corners) + (" in labelImg" if fit.box is None else ""), fit.action
+            )
         if fit.box is None:
             continue
         clipped = fit.box
@@ -278,8 +332,15 @@ def _stem(rel: str) -> str:
     return os.path.splitext(rel)[0]
 
 
-def ingest(ws: Workspace, *, images: Path, labels: Path | None = None, workers: int | None = None,
-           progress: Callable[[int, int], None] | None = None, xml_wins: bool = False) -> IngestReport:
+def ingest(
+    ws: Workspace,
+    *,
+    images: Path,
+    labels: Path | None = None,
+    workers: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    xml_wins: bool = False,
+) -> IngestReport:
     """Scan `images` (and labels beside them or under `labels`), add what is new, report the rest.
 
     A photo already in the workspace is not read again, but its labelImg file is: one that appeared
@@ -288,8 +349,10 @@ def ingest(ws: Workspace, *, images: Path, labels: Path | None = None, workers: 
     if not images.is_dir():
         raise ConfigError(f"image folder {images} not found; check the path (or the [workspace] images setting)")
     if labels is not None and not labels.is_dir():
-        raise ConfigError(f"label folder {labels} not found; check the path, or leave --labels out when the XML files "
-                          "lie beside the photos")
+        raise ConfigError(
+            f"label folder {labels} not found; check the path, or leave --labels out when the XML files "
+            "lie beside the photos"
+        )
     image_root = images.resolve()
     labels_root = (labels or images).resolve()
     classes = ws.config.class_table
@@ -308,8 +371,13 @@ def ingest(ws: Workspace, *, images: Path, labels: Path | None = None, workers: 
     for xml in sorted(xml_files, key=lambda f: not f.rel.endswith(".xml")):  # labelImg's own a.xml before a.XML
         first = xml_by_stem.setdefault(_stem(xml.rel), xml)
         if first is not xml:
-            report.add(xml.rel, "duplicate-xml", f"{first.rel} is already the label file for this photo and this "
-                       "one is not used; merge the two in labelImg and delete one", IGNORED)
+            report.add(
+                xml.rel,
+                "duplicate-xml",
+                f"{first.rel} is already the label file for this photo and this "
+                "one is not used; merge the two in labelImg and delete one",
+                IGNORED,
+            )
 
     candidates: list[tuple[str, _Found | None]] = []
     jobs: list[tuple[Path, Path | None]] = []
@@ -321,9 +389,13 @@ def ingest(ws: Workspace, *, images: Path, labels: Path | None = None, workers: 
             report.add(rel, "bad-file-name", "the file name is not valid UTF-8 text; rename the file", QUARANTINED)
             continue
         if photo.is_link and not is_within(photo.path, image_root):
-            report.add(rel, "outside-image-root",
-                       f"is a link to {photo.path.resolve()}, outside the image root {image_root}; copy the photo into "
-                       "the image folder instead", QUARANTINED)
+            report.add(
+                rel,
+                "outside-image-root",
+                f"is a link to {photo.path.resolve()}, outside the image root {image_root}; copy the photo into "
+                "the image folder instead",
+                QUARANTINED,
+            )
             continue
         if rel in known:
             report.already_known += 1
@@ -335,8 +407,11 @@ def ingest(ws: Workspace, *, images: Path, labels: Path | None = None, workers: 
 
     workers = workers or min(4, os.cpu_count() or 1)
     total = len(jobs)
-    pool = (ProcessPoolExecutor(max_workers=workers, initializer=_die_with_parent, initargs=(os.getpid(),))
-            if workers > 1 and total > 64 else None)
+    pool = (
+        ProcessPoolExecutor(max_workers=workers, initializer=_die_with_parent, initargs=(os.getpid(),))
+        if workers > 1 and total > 64
+        else None
+    )
     results = pool.map(_read_pair, jobs, chunksize=32) if pool else map(_read_pair, jobs)
     read: list[_NewPhoto] = []
     try:
@@ -383,8 +458,17 @@ def ingest(ws: Workspace, *, images: Path, labels: Path | None = None, workers: 
 
     latest = store.latest_versions_by_xml()
     open_conflicts = {c.version_id for c in store.conflicts()}
-    _reconcile_known(ws, known_seen, xml_by_stem, labels_root, classes, report, latest=latest,
-                     open_conflicts=open_conflicts, xml_wins=xml_wins)
+    _reconcile_known(
+        ws,
+        known_seen,
+        xml_by_stem,
+        labels_root,
+        classes,
+        report,
+        latest=latest,
+        open_conflicts=open_conflicts,
+        xml_wins=xml_wins,
+    )
     for kept_rel, copy in offers:
         _offer_copy(ws, kept_rel, copy, report, latest=latest)
     for conflict in store.conflicts():  # new and still undecided ones, every run, like a quarantined photo
@@ -393,8 +477,12 @@ def ingest(ws: Workspace, *, images: Path, labels: Path | None = None, workers: 
     photo_stems = {_stem(rel) for rel in known} | {_stem(f.rel) for f in photo_files}
     for stem, xml in sorted(xml_by_stem.items()):
         if stem not in photo_stems:
-            report.add(xml.rel, "xml-without-photo",
-                       "no photo with this name in the image folder; copy the photo there or delete the XML", IGNORED)
+            report.add(
+                xml.rel,
+                "xml-without-photo",
+                "no photo with this name in the image folder; copy the photo there or delete the XML",
+                IGNORED,
+            )
 
     for line in report.lines:
         store.add_issue(line.path, line.reason, line.message, line.action)
@@ -419,9 +507,16 @@ class _NewPhoto:
 
     def record(self) -> ImageRecord:
         info = self.info
-        return ImageRecord(path=self.rel, sha256=info.sha256, width=info.width, height=info.height,
-                           orientation=info.orientation, make=info.make, model=info.model,
-                           device_class=info.device_class)
+        return ImageRecord(
+            path=self.rel,
+            sha256=info.sha256,
+            width=info.width,
+            height=info.height,
+            orientation=info.orientation,
+            make=info.make,
+            model=info.model,
+            device_class=info.device_class,
+        )
 
 
 def _die_with_parent(parent: int) -> None:
@@ -443,13 +538,25 @@ def _readable_label(xml: _Found, labels_root: Path) -> bool:
 
 
 def _link_problem(xml: _Found, labels_root: Path) -> _Problem:
-    return _Problem("outside-label-root", f"{xml.path.name} is a link to {xml.path.resolve()}, outside the label "
-                    f"folder {labels_root}; copy the XML into the label folder instead")
+    return _Problem(
+        "outside-label-root",
+        f"{xml.path.name} is a link to {xml.path.resolve()}, outside the label "
+        f"folder {labels_root}; copy the XML into the label folder instead",
+    )
 
 
-def _reconcile_known(ws: Workspace, known_seen: list[str], xml_by_stem: dict[str, _Found], labels_root: Path,
-                     classes: ClassTable, report: IngestReport, *, latest: dict[str, dict[str, LabelVersion]],
-                     open_conflicts: set[int], xml_wins: bool) -> None:
+def _reconcile_known(
+    ws: Workspace,
+    known_seen: list[str],
+    xml_by_stem: dict[str, _Found],
+    labels_root: Path,
+    classes: ClassTable,
+    report: IngestReport,
+    *,
+    latest: dict[str, dict[str, LabelVersion]],
+    open_conflicts: set[int],
+    xml_wins: bool,
+) -> None:
     """The labelImg files of photos already in the workspace: one that appeared since becomes the
     photo's manual label, one edited since a new version (see `_apply_label`); an unchanged one (same
     content hash as the version it gave) is not parsed again."""
@@ -469,15 +576,23 @@ def _reconcile_known(ws: Workspace, known_seen: list[str], xml_by_stem: dict[str
         rec = store.image(rel)
         assert rec is not None
         raw_w, raw_h = displayed_size(rec.width, rec.height, rec.orientation)  # the swap is its own inverse
-        info = PhotoInfo(rec.sha256, rec.width, rec.height, raw_w, raw_h, rec.orientation, rec.make, rec.model,
-                         "?", "?")
+        info = PhotoInfo(
+            rec.sha256, rec.width, rec.height, raw_w, raw_h, rec.orientation, rec.make, rec.model, "?", "?"
+        )
         found = IngestReport()
         version = _manual_version(rel, info, xml, ann, digest, classes, found)
         if version is None:
             current = store.current_label(rel)
             if current is not None and current.source is not Source.MODEL:  # the photo is not quarantined
-                found.lines = [IngestLine(ln.path, ln.reason, f"{ln.message}; the photo keeps its current label",
-                                          IGNORED if ln.action == QUARANTINED else ln.action) for ln in found.lines]
+                found.lines = [
+                    IngestLine(
+                        ln.path,
+                        ln.reason,
+                        f"{ln.message}; the photo keeps its current label",
+                        IGNORED if ln.action == QUARANTINED else ln.action,
+                    )
+                    for ln in found.lines
+                ]
             report.merge(found)
             continue
         outcome = _apply_label(ws, rel, version, previous=previous, xml_wins=xml_wins, report=report)
@@ -485,13 +600,18 @@ def _reconcile_known(ws: Workspace, known_seen: list[str], xml_by_stem: dict[str
             report.merge(found)
 
 
-def _offer_copy(ws: Workspace, kept: str, copy: _NewPhoto, report: IngestReport, *,
-                latest: dict[str, dict[str, LabelVersion]]) -> None:
+def _offer_copy(
+    ws: Workspace, kept: str, copy: _NewPhoto, report: IngestReport, *, latest: dict[str, dict[str, LabelVersion]]
+) -> None:
     """A copy of the kept photo (same bytes): it is not kept, but its labelImg boxes are never lost."""
     same = f"same content (sha256) as {kept}"
     if copy.version is None:
-        report.add(copy.rel, "duplicate-photo", f"{same}; only the first copy is kept, delete this one or check the "
-                   "two are the same patient visit", QUARANTINED)
+        report.add(
+            copy.rel,
+            "duplicate-photo",
+            f"{same}; only the first copy is kept, delete this one or check the two are the same patient visit",
+            QUARANTINED,
+        )
         return
     previous = latest.get(kept, {}).get(str(copy.version.meta["xml"]))
     version = replace(copy.version, image_path=kept, meta={**copy.version.meta, "copy": copy.rel})
@@ -499,11 +619,11 @@ def _offer_copy(ws: Workspace, kept: str, copy: _NewPhoto, report: IngestReport,
     boxes = _count_boxes(version.boxes)
     message = {
         "labelled": f"{same}, which had no hand label: this copy's boxes ({boxes}) are now its label; only {kept} "
-                    "is kept, delete this copy",
+        "is kept, delete this copy",
         "updated": f"{same}; this copy's label file was edited and its boxes ({boxes}) are now {kept}'s label (the "
-                   "earlier version is kept in the history); delete this copy",
+        "earlier version is kept in the history); delete this copy",
         "conflict": f"{same} but with different boxes: both label sets are kept in {kept}'s history and {kept} is "
-                    "flagged for review; delete this copy once the review has decided",
+        "flagged for review; delete this copy once the review has decided",
     }.get(outcome, f"{same} and the same boxes; only {kept} is kept, delete this copy")
     if outcome in ("labelled", "updated", "conflict"):  # its box fixes matter only where its boxes were stored
         report.merge(copy.lines)
@@ -519,8 +639,15 @@ def _same_boxes(a: tuple[Box, ...], b: tuple[Box, ...]) -> bool:
     return key(a) == key(b)
 
 
-def _apply_label(ws: Workspace, rel: str, version: LabelVersion, *, previous: LabelVersion | None, xml_wins: bool,
-                 report: IngestReport) -> str:
+def _apply_label(
+    ws: Workspace,
+    rel: str,
+    version: LabelVersion,
+    *,
+    previous: LabelVersion | None,
+    xml_wins: bool,
+    report: IngestReport,
+) -> str:
     """Give photo `rel` the manual label `version` read from a labelImg file, never losing a label.
 
     previous: the latest version this same file gave the photo (None: the file is new to it).
@@ -529,8 +656,9 @@ def _apply_label(ws: Workspace, rel: str, version: LabelVersion, *, previous: La
     current label came from was edited: a new version), "conflict" (kept in the history, photo flagged)."""
     store = ws.store
     digest = version.meta.get("xml_sha256")
-    if previous is not None and ((digest is not None and previous.meta.get("xml_sha256") == digest)
-                                 or _same_boxes(previous.boxes, version.boxes)):
+    if previous is not None and (
+        (digest is not None and previous.meta.get("xml_sha256") == digest) or _same_boxes(previous.boxes, version.boxes)
+    ):
         return "unchanged"  # e.g. re-saved without a change, or a workspace from before content hashes
     xml_name = Path(str(version.meta["xml"])).name
     n = _count_boxes(version.boxes)
@@ -547,33 +675,51 @@ def _apply_label(ws: Workspace, rel: str, version: LabelVersion, *, previous: La
             if xml_wins:
                 store.add_label_version(replace(version, meta={**version.meta, "replaces_reviewed": current.id}))
                 report.updated += 1
-                report.add(rel, "xml-over-review", f"{xml_name} changed after a dermatologist reviewed this photo; as "
-                           f"--xml-wins asks, its boxes ({n}) are now the label and the reviewed label (version "
-                           f"{current.id}) is kept in the history", UPDATED)
+                report.add(
+                    rel,
+                    "xml-over-review",
+                    f"{xml_name} changed after a dermatologist reviewed this photo; as "
+                    f"--xml-wins asks, its boxes ({n}) are now the label and the reviewed label (version "
+                    f"{current.id}) is kept in the history",
+                    UPDATED,
+                )
                 return "updated"
             vid = store.add_history_version(version)
             if previous is not None:
                 store.resolve_conflicts(rel, f"superseded by version {vid}", version_id=previous.id)
-            store.flag_conflict(rel, XML_AFTER_REVIEW, f"{xml_name} changed after a dermatologist reviewed this "
-                                f"photo: the reviewed label ({_count_boxes(current.boxes)}) stays current and the "
-                                f"XML's boxes ({n}) are kept in the history (version {vid}); review the photo again "
-                                "to decide, or re-run init with --xml-wins to make the XML current", vid)
+            store.flag_conflict(
+                rel,
+                XML_AFTER_REVIEW,
+                f"{xml_name} changed after a dermatologist reviewed this "
+                f"photo: the reviewed label ({_count_boxes(current.boxes)}) stays current and the "
+                f"XML's boxes ({n}) are kept in the history (version {vid}); review the photo again "
+                "to decide, or re-run init with --xml-wins to make the XML current",
+                vid,
+            )
             return "conflict"
         if current.meta.get("xml") == version.meta["xml"]:  # the file this label came from was edited
             store.add_label_version(version)
             report.updated += 1
-            report.add(rel, "edited-xml", f"{xml_name} changed since it was ingested ({_count_boxes(current.boxes)} -> "
-                       f"{n}): the edited boxes are now the label, the earlier version is kept in the history",
-                       UPDATED)
+            report.add(
+                rel,
+                "edited-xml",
+                f"{xml_name} changed since it was ingested ({_count_boxes(current.boxes)} -> "
+                f"{n}): the edited boxes are now the label, the earlier version is kept in the history",
+                UPDATED,
+            )
             return "updated"
         vid = store.add_history_version(version)
         if previous is not None:
             store.resolve_conflicts(rel, f"superseded by version {vid}", version_id=previous.id)
         current_file = Path(str(current.meta.get("xml", "?"))).name
-        store.flag_conflict(rel, DUPLICATE_LABELS, f"copies of this photo carry different boxes: {current_file} "
-                            f"({_count_boxes(current.boxes)}) is the current label, {xml_name} ({n}, version "
-                            f"{vid}) is kept in the history; review the photo to decide (the queue serves it first)",
-                            vid)
+        store.flag_conflict(
+            rel,
+            DUPLICATE_LABELS,
+            f"copies of this photo carry different boxes: {current_file} "
+            f"({_count_boxes(current.boxes)}) is the current label, {xml_name} ({n}, version "
+            f"{vid}) is kept in the history; review the photo to decide (the queue serves it first)",
+            vid,
+        )
         return "conflict"
 
 
@@ -583,17 +729,30 @@ def _let_xml_win(ws: Workspace, rel: str, waiting: LabelVersion, report: IngestR
         current = ws.store.current_label(rel)
         if current is None or current.source is not Source.REVIEWED:
             return
-        ws.store.add_label_version(replace(waiting, id=None, created_at=now_iso(),
-                                           meta={**waiting.meta, "replaces_reviewed": current.id}))
+        ws.store.add_label_version(
+            replace(waiting, id=None, created_at=now_iso(), meta={**waiting.meta, "replaces_reviewed": current.id})
+        )
         ws.store.resolve_conflicts(rel, "xml-wins", version_id=waiting.id)
     report.updated += 1
-    report.add(rel, "xml-over-review", f"as --xml-wins asks, the boxes of {Path(str(waiting.meta['xml'])).name} "
-               f"({_count_boxes(waiting.boxes)}) are now the label; the reviewed label (version {current.id}) is kept "
-               "in the history", UPDATED)
+    report.add(
+        rel,
+        "xml-over-review",
+        f"as --xml-wins asks, the boxes of {Path(str(waiting.meta['xml'])).name} "
+        f"({_count_boxes(waiting.boxes)}) are now the label; the reviewed label (version {current.id}) is kept "
+        "in the history",
+        UPDATED,
+    )
 
 
-def _manual_version(rel: str, info: PhotoInfo, xml: _Found, ann: VocAnnotation | _Problem, digest: str | None,
-                    classes: ClassTable, report: IngestReport) -> LabelVersion | None:
+def _manual_version(
+    rel: str,
+    info: PhotoInfo,
+    xml: _Found,
+    ann: VocAnnotation | _Problem,
+    digest: str | None,
+    classes: ClassTable,
+    report: IngestReport,
+) -> LabelVersion | None:
     """The labelImg file's boxes as a manual label version; None when the file is unusable (reported).
     Its provenance names the file and stores its content hash."""
     if isinstance(ann, _Problem):
@@ -603,8 +762,13 @@ def _manual_version(rel: str, info: PhotoInfo, xml: _Found, ann: VocAnnotation |
     boxes = boxes_from_voc(ann, info, classes, rel, report)
     if boxes is None:
         return None
-    return LabelVersion(image_path=rel, source=Source.MANUAL, boxes=tuple(boxes), created_at=now_iso(),
-                        meta={"xml": str(xml.path), "xml_sha256": digest, "verified": ann.verified})
+    return LabelVersion(
+        image_path=rel,
+        source=Source.MANUAL,
+        boxes=tuple(boxes),
+        created_at=now_iso(),
+        meta={"xml": str(xml.path), "xml_sha256": digest, "verified": ann.verified},
+    )
 
 
 def _commit(ws: Workspace, pending: list[tuple[ImageRecord, LabelVersion | None]], report: IngestReport) -> None:

@@ -144,17 +144,34 @@ def _boxes_json(boxes: Iterable[Box]) -> str:
 
 
 def _row_to_image(row: sqlite3.Row) -> ImageRecord:
-    return ImageRecord(path=row["path"], sha256=row["sha256"], width=row["width"], height=row["height"],
-                       orientation=row["orientation"], make=row["make"], model=row["model"],
-                       device_class=DeviceClass(row["device_class"]), id=row["id"], split=row["split"])
+    return ImageRecord(
+        path=row["path"],
+        sha256=row["sha256"],
+        width=row["width"],
+        height=row["height"],
+        orientation=row["orientation"],
+        make=row["make"],
+        model=row["model"],
+        device_class=DeviceClass(row["device_class"]),
+        id=row["id"],
+        split=row["split"],
+    )
 
 
 def _row_to_version(row: sqlite3.Row) -> LabelVersion:
-    return LabelVersion(image_path=row["path"], source=Source(row["source"]),
-                        boxes=tuple(Box.from_dict(b) for b in json.loads(row["boxes"])), round=row["round"],
-                        model_version=row["model_version"], reviewer=row["reviewer"], created_at=row["created_at"],
-                        excluded=bool(row["excluded"]), uncertainty=row["uncertainty"], meta=json.loads(row["meta"]),
-                        id=row["id"])
+    return LabelVersion(
+        image_path=row["path"],
+        source=Source(row["source"]),
+        boxes=tuple(Box.from_dict(b) for b in json.loads(row["boxes"])),
+        round=row["round"],
+        model_version=row["model_version"],
+        reviewer=row["reviewer"],
+        created_at=row["created_at"],
+        excluded=bool(row["excluded"]),
+        uncertainty=row["uncertainty"],
+        meta=json.loads(row["meta"]),
+        id=row["id"],
+    )
 
 
 @dataclass(frozen=True)
@@ -173,8 +190,10 @@ class Conflict:
     created_at: str
 
 
-_VERSION_COLUMNS = ("lv.id, i.path, lv.source, lv.round, lv.model_version, lv.reviewer, lv.created_at, lv.excluded, "
-                    "lv.uncertainty, lv.boxes, lv.meta")
+_VERSION_COLUMNS = (
+    "lv.id, i.path, lv.source, lv.round, lv.model_version, lv.reviewer, lv.created_at, lv.excluded, "
+    "lv.uncertainty, lv.boxes, lv.meta"
+)
 
 
 class Store:
@@ -220,8 +239,10 @@ class Store:
 
     def set_meta(self, key: str, value: str) -> None:
         with self.transaction() as c:
-            c.execute("INSERT INTO meta(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
-                      (key, value))
+            c.execute(
+                "INSERT INTO meta(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                (key, value),
+            )
 
     # ---- images ------------------------------------------------------------------------
     def add_image(self, rec: ImageRecord) -> int:
@@ -229,8 +250,18 @@ class Store:
             cur = c.execute(
                 "INSERT INTO images(path, sha256, width, height, orientation, make, model, device_class, added_at)"
                 " VALUES(?,?,?,?,?,?,?,?,?) ON CONFLICT(path) DO NOTHING",
-                (rec.path, rec.sha256, rec.width, rec.height, rec.orientation, rec.make, rec.model,
-                 rec.device_class.value, now_iso()))
+                (
+                    rec.path,
+                    rec.sha256,
+                    rec.width,
+                    rec.height,
+                    rec.orientation,
+                    rec.make,
+                    rec.model,
+                    rec.device_class.value,
+                    now_iso(),
+                ),
+            )
             if cur.rowcount:
                 return _inserted_id(cur)
             return int(c.execute("SELECT id FROM images WHERE path=?", (rec.path,)).fetchone()[0])
@@ -274,21 +305,40 @@ class Store:
                 raise WorkspaceError(f"{lv.image_path}: not in the workspace; run `annotator init` to add it")
             image_id = row[0]
             if lv.source is Source.MODEL:
-                cur = c.execute("SELECT lv.source FROM current_labels cl JOIN label_versions lv ON lv.id=cl.version_id"
-                                " WHERE cl.image_id=?", (image_id,)).fetchone()
+                cur = c.execute(
+                    "SELECT lv.source FROM current_labels cl JOIN label_versions lv ON lv.id=cl.version_id"
+                    " WHERE cl.image_id=?",
+                    (image_id,),
+                ).fetchone()
                 if cur is not None and cur[0] != Source.MODEL.value:
                     return None
             cur = c.execute(
                 "INSERT INTO label_versions(image_id, source, round, model_version, reviewer, created_at, excluded,"
                 " uncertainty, boxes, meta) VALUES(?,?,?,?,?,?,?,?,?,?)",
-                (image_id, lv.source.value, lv.round, lv.model_version, lv.reviewer, lv.created_at or now_iso(),
-                 int(lv.excluded), lv.uncertainty, _boxes_json(lv.boxes), json.dumps(lv.meta, default=str)))
+                (
+                    image_id,
+                    lv.source.value,
+                    lv.round,
+                    lv.model_version,
+                    lv.reviewer,
+                    lv.created_at or now_iso(),
+                    int(lv.excluded),
+                    lv.uncertainty,
+                    _boxes_json(lv.boxes),
+                    json.dumps(lv.meta, default=str),
+                ),
+            )
             version_id = _inserted_id(cur)
-            c.execute("INSERT INTO current_labels(image_id, version_id) VALUES(?, ?) "
-                      "ON CONFLICT(image_id) DO UPDATE SET version_id=excluded.version_id", (image_id, version_id))
+            c.execute(
+                "INSERT INTO current_labels(image_id, version_id) VALUES(?, ?) "
+                "ON CONFLICT(image_id) DO UPDATE SET version_id=excluded.version_id",
+                (image_id, version_id),
+            )
             if lv.source is Source.REVIEWED:  # a dermatologist has looked at the photo again: that is the decision
-                c.execute("UPDATE conflicts SET resolved_at=?, resolution=? WHERE image_id=? AND resolved_at IS NULL",
-                          (now_iso(), f"reviewed (version {version_id})", image_id))
+                c.execute(
+                    "UPDATE conflicts SET resolved_at=?, resolution=? WHERE image_id=? AND resolved_at IS NULL",
+                    (now_iso(), f"reviewed (version {version_id})", image_id),
+                )
             return version_id
 
     def add_history_version(self, lv: LabelVersion) -> int:
@@ -298,16 +348,29 @@ class Store:
             cur = c.execute(
                 "INSERT INTO label_versions(image_id, source, round, model_version, reviewer, created_at, excluded,"
                 " uncertainty, boxes, meta) VALUES(?,?,?,?,?,?,?,?,?,?)",
-                (image_id, lv.source.value, lv.round, lv.model_version, lv.reviewer, lv.created_at or now_iso(),
-                 int(lv.excluded), lv.uncertainty, _boxes_json(lv.boxes), json.dumps(lv.meta, default=str)))
+                (
+                    image_id,
+                    lv.source.value,
+                    lv.round,
+                    lv.model_version,
+                    lv.reviewer,
+                    lv.created_at or now_iso(),
+                    int(lv.excluded),
+                    lv.uncertainty,
+                    _boxes_json(lv.boxes),
+                    json.dumps(lv.meta, default=str),
+                ),
+            )
             return _inserted_id(cur)
 
     def latest_versions_by_xml(self) -> dict[str, dict[str, LabelVersion]]:
         """photo path -> {labelImg file (meta "xml") -> the latest version made from that file}: what a
         re-run of ingest compares each label file with (by the content hash stored in the version's meta)."""
-        rows = self.conn.execute(f"SELECT {_VERSION_COLUMNS} FROM label_versions lv JOIN images i ON i.id=lv.image_id "
-                                 "WHERE lv.source='manual' AND json_extract(lv.meta, '$.xml') IS NOT NULL "
-                                 "ORDER BY lv.id")
+        rows = self.conn.execute(
+            f"SELECT {_VERSION_COLUMNS} FROM label_versions lv JOIN images i ON i.id=lv.image_id "
+            "WHERE lv.source='manual' AND json_extract(lv.meta, '$.xml') IS NOT NULL "
+            "ORDER BY lv.id"
+        )
         out: dict[str, dict[str, LabelVersion]] = {}
         for row in rows:
             version = _row_to_version(row)
@@ -316,19 +379,29 @@ class Store:
 
     def classes_in_use(self) -> Counter[str]:
         """Class name -> number of boxes carrying it, over every label version (history included)."""
-        return Counter({r[0]: r[1] for r in self.conn.execute(
-            "SELECT json_extract(b.value, '$.label'), COUNT(*) FROM label_versions lv, json_each(lv.boxes) b "
-            "GROUP BY 1")})
+        return Counter(
+            {
+                r[0]: r[1]
+                for r in self.conn.execute(
+                    "SELECT json_extract(b.value, '$.label'), COUNT(*) FROM label_versions lv, json_each(lv.boxes) b "
+                    "GROUP BY 1"
+                )
+            }
+        )
 
     def current_label(self, path: str) -> LabelVersion | None:
         row = self.conn.execute(
             f"SELECT {_VERSION_COLUMNS} FROM current_labels cl JOIN label_versions lv ON lv.id=cl.version_id "
-            "JOIN images i ON i.id=cl.image_id WHERE i.path=?", (path,)).fetchone()
+            "JOIN images i ON i.id=cl.image_id WHERE i.path=?",
+            (path,),
+        ).fetchone()
         return _row_to_version(row) if row else None
 
     def current_labels(self, sources: Iterable[Source] | None = None) -> dict[str, LabelVersion]:
-        sql = (f"SELECT {_VERSION_COLUMNS} FROM current_labels cl JOIN label_versions lv ON lv.id=cl.version_id "
-               "JOIN images i ON i.id=cl.image_id")
+        sql = (
+            f"SELECT {_VERSION_COLUMNS} FROM current_labels cl JOIN label_versions lv ON lv.id=cl.version_id "
+            "JOIN images i ON i.id=cl.image_id"
+        )
         args: tuple = ()
         if sources is not None:
             values = [s.value for s in sources]
@@ -337,71 +410,103 @@ class Store:
         return {r["path"]: _row_to_version(r) for r in self.conn.execute(sql + " ORDER BY i.id", args)}
 
     def version(self, version_id: int) -> LabelVersion | None:
-        row = self.conn.execute(f"SELECT {_VERSION_COLUMNS} FROM label_versions lv JOIN images i ON i.id=lv.image_id "
-                                "WHERE lv.id=?", (version_id,)).fetchone()
+        row = self.conn.execute(
+            f"SELECT {_VERSION_COLUMNS} FROM label_versions lv JOIN images i ON i.id=lv.image_id WHERE lv.id=?",
+            (version_id,),
+        ).fetchone()
         return _row_to_version(row) if row else None
 
     def history(self, path: str) -> list[LabelVersion]:
-        rows = self.conn.execute(f"SELECT {_VERSION_COLUMNS} FROM label_versions lv JOIN images i ON i.id=lv.image_id "
-                                 "WHERE i.path=? ORDER BY lv.id", (path,))
+        rows = self.conn.execute(
+            f"SELECT {_VERSION_COLUMNS} FROM label_versions lv JOIN images i ON i.id=lv.image_id "
+            "WHERE i.path=? ORDER BY lv.id",
+            (path,),
+        )
         return [_row_to_version(r) for r in rows]
 
     def unlabelled_paths(self) -> list[str]:
-        return [r[0] for r in self.conn.execute(
-            "SELECT path FROM images WHERE id NOT IN (SELECT image_id FROM current_labels) ORDER BY id")]
+        return [
+            r[0]
+            for r in self.conn.execute(
+                "SELECT path FROM images WHERE id NOT IN (SELECT image_id FROM current_labels) ORDER BY id"
+            )
+        ]
 
     # ---- ingest report -----------------------------------------------------------------
     def add_issue(self, path: str, reason: str, message: str, action: str) -> None:
         with self.transaction() as c:
-            c.execute("INSERT INTO ingest_issues(path, reason, message, action, created_at) VALUES(?,?,?,?,?) "
-                      "ON CONFLICT DO NOTHING", (path, reason, message, action, now_iso()))
+            c.execute(
+                "INSERT INTO ingest_issues(path, reason, message, action, created_at) VALUES(?,?,?,?,?) "
+                "ON CONFLICT DO NOTHING",
+                (path, reason, message, action, now_iso()),
+            )
 
     def issues(self) -> list[dict[str, Any]]:
-        return [dict(r) for r in self.conn.execute(
-            "SELECT path, reason, message, action, created_at FROM ingest_issues ORDER BY id")]
+        return [
+            dict(r)
+            for r in self.conn.execute(
+                "SELECT path, reason, message, action, created_at FROM ingest_issues ORDER BY id"
+            )
+        ]
 
     # ---- conflicts: label sources that disagree, waiting for a person ---------------------
     def flag_conflict(self, path: str, kind: str, detail: str, version_id: int) -> None:
         """Open a conflict on `path` about the history version `version_id` (flagging it twice is a no-op)."""
         with self.transaction() as c:
-            c.execute("INSERT INTO conflicts(image_id, kind, detail, version_id, created_at) "
-                      "SELECT id, ?, ?, ?, ? FROM images WHERE path=? ON CONFLICT DO NOTHING",
-                      (kind, detail, version_id, now_iso(), path))
+            c.execute(
+                "INSERT INTO conflicts(image_id, kind, detail, version_id, created_at) "
+                "SELECT id, ?, ?, ?, ? FROM images WHERE path=? ON CONFLICT DO NOTHING",
+                (kind, detail, version_id, now_iso(), path),
+            )
 
     def conflicts(self) -> list[Conflict]:
         """Open conflicts, oldest first: the photos the review queue should serve before any other."""
-        return [Conflict(r[0], r[1], r[2], r[3], r[4]) for r in self.conn.execute(
-            "SELECT i.path, c.kind, c.detail, c.version_id, c.created_at FROM conflicts c "
-            "JOIN images i ON i.id=c.image_id WHERE c.resolved_at IS NULL ORDER BY c.id")]
+        return [
+            Conflict(r[0], r[1], r[2], r[3], r[4])
+            for r in self.conn.execute(
+                "SELECT i.path, c.kind, c.detail, c.version_id, c.created_at FROM conflicts c "
+                "JOIN images i ON i.id=c.image_id WHERE c.resolved_at IS NULL ORDER BY c.id"
+            )
+        ]
 
     def resolve_conflicts(self, path: str, resolution: str, *, version_id: int | None = None) -> int:
         """Close the open conflicts of `path` (those about one history version, or all); returns how many."""
         with self.transaction() as c:
-            cur = c.execute("UPDATE conflicts SET resolved_at=?, resolution=? WHERE resolved_at IS NULL AND "
-                            "image_id=(SELECT id FROM images WHERE path=?) AND (? IS NULL OR version_id=?)",
-                            (now_iso(), resolution, path, version_id, version_id))
+            cur = c.execute(
+                "UPDATE conflicts SET resolved_at=?, resolution=? WHERE resolved_at IS NULL AND "
+                "image_id=(SELECT id FROM images WHERE path=?) AND (? IS NULL OR version_id=?)",
+                (now_iso(), resolution, path, version_id, version_id),
+            )
             return cur.rowcount
 
     # ---- Label Studio bookkeeping ------------------------------------------------------
     def task_map(self, project_id: int | None = None) -> dict[str, int]:
         sql = "SELECT i.path, t.task_id FROM tasks t JOIN images i ON i.id=t.image_id"
-        rows = self.conn.execute(sql + (" WHERE t.project_id=?" if project_id is not None else ""),
-                                 (project_id,) if project_id is not None else ())
+        rows = self.conn.execute(
+            sql + (" WHERE t.project_id=?" if project_id is not None else ""),
+            (project_id,) if project_id is not None else (),
+        )
         return {r[0]: r[1] for r in rows}
 
     def pushed_versions(self) -> dict[str, int | None]:
-        return {r[0]: r[1] for r in self.conn.execute(
-            "SELECT i.path, t.pushed_version_id FROM tasks t JOIN images i ON i.id=t.image_id")}
+        return {
+            r[0]: r[1]
+            for r in self.conn.execute(
+                "SELECT i.path, t.pushed_version_id FROM tasks t JOIN images i ON i.id=t.image_id"
+            )
+        }
 
     def record_tasks(self, project_id: int, rows: Iterable[tuple[str, int, int | None]]) -> None:
         """rows: (image path, task id, pushed label-version id)."""
         with self.transaction() as c:
             for path, task_id, version_id in rows:
-                c.execute("INSERT INTO tasks(image_id, project_id, task_id, pushed_version_id, pushed_at) "
-                          "SELECT id, ?, ?, ?, ? FROM images WHERE path=? ON CONFLICT(image_id) DO UPDATE SET "
-                          "project_id=excluded.project_id, task_id=excluded.task_id, "
-                          "pushed_version_id=excluded.pushed_version_id, pushed_at=excluded.pushed_at",
-                          (project_id, task_id, version_id, now_iso(), path))
+                c.execute(
+                    "INSERT INTO tasks(image_id, project_id, task_id, pushed_version_id, pushed_at) "
+                    "SELECT id, ?, ?, ?, ? FROM images WHERE path=? ON CONFLICT(image_id) DO UPDATE SET "
+                    "project_id=excluded.project_id, task_id=excluded.task_id, "
+                    "pushed_version_id=excluded.pushed_version_id, pushed_at=excluded.pushed_at",
+                    (project_id, task_id, version_id, now_iso(), path),
+                )
 
     def forget_tasks(self, project_id: int) -> None:
         with self.transaction() as c:
@@ -413,34 +518,48 @@ class Store:
 
     def record_pulled(self, annotation_id: int, path: str, version_id: int | None, updated_at: str | None) -> None:
         with self.transaction() as c:
-            c.execute("INSERT INTO pulled_annotations(annotation_id, image_id, version_id, updated_at, pulled_at) "
-                      "SELECT ?, id, ?, ?, ? FROM images WHERE path=? ON CONFLICT(annotation_id) DO UPDATE SET "
-                      "version_id=excluded.version_id, updated_at=excluded.updated_at, pulled_at=excluded.pulled_at",
-                      (annotation_id, version_id, updated_at, now_iso(), path))
+            c.execute(
+                "INSERT INTO pulled_annotations(annotation_id, image_id, version_id, updated_at, pulled_at) "
+                "SELECT ?, id, ?, ?, ? FROM images WHERE path=? ON CONFLICT(annotation_id) DO UPDATE SET "
+                "version_id=excluded.version_id, updated_at=excluded.updated_at, pulled_at=excluded.pulled_at",
+                (annotation_id, version_id, updated_at, now_iso(), path),
+            )
 
     def pulled_annotation_tasks(self, project_id: int) -> dict[int, int]:
         """annotation id -> task id, for the annotations of `project_id` pulled and not since deleted in it."""
-        return {r[0]: r[1] for r in self.conn.execute(
-            "SELECT pa.annotation_id, json_extract(lv.meta, '$.task_id') FROM pulled_annotations pa "
-            "JOIN label_versions lv ON lv.id=pa.version_id WHERE pa.deleted_at IS NULL "
-            "AND json_extract(lv.meta, '$.project_id')=?", (project_id,))}
+        return {
+            r[0]: r[1]
+            for r in self.conn.execute(
+                "SELECT pa.annotation_id, json_extract(lv.meta, '$.task_id') FROM pulled_annotations pa "
+                "JOIN label_versions lv ON lv.id=pa.version_id WHERE pa.deleted_at IS NULL "
+                "AND json_extract(lv.meta, '$.project_id')=?",
+                (project_id,),
+            )
+        }
 
     def mark_annotations_deleted(self, annotation_ids: Iterable[int]) -> None:
         """The reviews stay in the history (nothing is overwritten); their pulled-rows say they were deleted."""
         with self.transaction() as c:
-            c.executemany("UPDATE pulled_annotations SET deleted_at=? WHERE annotation_id=? AND deleted_at IS NULL",
-                          [(now_iso(), a) for a in annotation_ids])
+            c.executemany(
+                "UPDATE pulled_annotations SET deleted_at=? WHERE annotation_id=? AND deleted_at IS NULL",
+                [(now_iso(), a) for a in annotation_ids],
+            )
 
     def deleted_annotations(self) -> dict[int, str]:
         """annotation id -> when a pull found it deleted in Label Studio."""
-        return {r[0]: r[1] for r in self.conn.execute(
-            "SELECT annotation_id, deleted_at FROM pulled_annotations WHERE deleted_at IS NOT NULL")}
+        return {
+            r[0]: r[1]
+            for r in self.conn.execute(
+                "SELECT annotation_id, deleted_at FROM pulled_annotations WHERE deleted_at IS NOT NULL"
+            )
+        }
 
     # ---- rounds and manifests ----------------------------------------------------------
     def round_row(self, round_no: int, attempt: int | None = None) -> dict[str, Any] | None:
         if attempt is None:
-            row = self.conn.execute("SELECT * FROM rounds WHERE round=? ORDER BY attempt DESC LIMIT 1",
-                                    (round_no,)).fetchone()
+            row = self.conn.execute(
+                "SELECT * FROM rounds WHERE round=? ORDER BY attempt DESC LIMIT 1", (round_no,)
+            ).fetchone()
         else:
             row = self.conn.execute("SELECT * FROM rounds WHERE round=? AND attempt=?", (round_no, attempt)).fetchone()
         if row is None:
@@ -455,46 +574,90 @@ class Store:
         rows = self.conn.execute("SELECT round, MAX(attempt) FROM rounds GROUP BY round ORDER BY round").fetchall()
         return [self.round_row(r[0], r[1]) for r in rows]  # type: ignore[misc]
 
-    def upsert_round(self, round_no: int, attempt: int, *, stage: str, model_path: str | None = None,
-                     model_version: str | None = None, metrics: dict | None = None, info: dict | None = None) -> None:
+    def upsert_round(
+        self,
+        round_no: int,
+        attempt: int,
+        *,
+        stage: str,
+        model_path: str | None = None,
+        model_version: str | None = None,
+        metrics: dict | None = None,
+        info: dict | None = None,
+    ) -> None:
         existing = self.round_row(round_no, attempt)
         with self.transaction() as c:
             if existing is None:
-                c.execute("INSERT INTO rounds(round, attempt, stage, model_path, model_version, metrics, info, "
-                          "created_at, updated_at) VALUES(?,?,?,?,?,?,?,?,?)",
-                          (round_no, attempt, stage, model_path, model_version, json.dumps(metrics or {}),
-                           json.dumps(info or {}), now_iso(), now_iso()))
+                c.execute(
+                    "INSERT INTO rounds(round, attempt, stage, model_path, model_version, metrics, info, "
+                    "created_at, updated_at) VALUES(?,?,?,?,?,?,?,?,?)",
+                    (
+                        round_no,
+                        attempt,
+                        stage,
+                        model_path,
+                        model_version,
+                        json.dumps(metrics or {}),
+                        json.dumps(info or {}),
+                        now_iso(),
+                        now_iso(),
+                    ),
+                )
             else:
-                c.execute("UPDATE rounds SET stage=?, model_path=COALESCE(?, model_path), "
-                          "model_version=COALESCE(?, model_version), metrics=?, info=?, updated_at=? "
-                          "WHERE round=? AND attempt=?",
-                          (stage, model_path, model_version,
-                           json.dumps({**existing["metrics"], **(metrics or {})}),
-                           json.dumps({**existing["info"], **(info or {})}), now_iso(), round_no, attempt))
+                c.execute(
+                    "UPDATE rounds SET stage=?, model_path=COALESCE(?, model_path), "
+                    "model_version=COALESCE(?, model_version), metrics=?, info=?, updated_at=? "
+                    "WHERE round=? AND attempt=?",
+                    (
+                        stage,
+                        model_path,
+                        model_version,
+                        json.dumps({**existing["metrics"], **(metrics or {})}),
+                        json.dumps({**existing["info"], **(info or {})}),
+                        now_iso(),
+                        round_no,
+                        attempt,
+                    ),
+                )
 
     def write_manifest(self, round_no: int, attempt: int, rows: Iterable[tuple[str, int, str]]) -> None:
         """rows: (image path, label-version id, split). Immutable once written."""
         with self.transaction() as c:
             if c.execute("SELECT 1 FROM manifests WHERE round=? AND attempt=? LIMIT 1", (round_no, attempt)).fetchone():
                 return
-            c.executemany("INSERT INTO manifests(round, attempt, image_id, version_id, split) "
-                          "SELECT ?, ?, id, ?, ? FROM images WHERE path=?",
-                          [(round_no, attempt, vid, split, path) for path, vid, split in rows])
+            c.executemany(
+                "INSERT INTO manifests(round, attempt, image_id, version_id, split) "
+                "SELECT ?, ?, id, ?, ? FROM images WHERE path=?",
+                [(round_no, attempt, vid, split, path) for path, vid, split in rows],
+            )
 
     def manifest(self, round_no: int, attempt: int) -> list[tuple[str, int, str]]:
-        return [(r[0], r[1], r[2]) for r in self.conn.execute(
-            "SELECT i.path, m.version_id, m.split FROM manifests m JOIN images i ON i.id=m.image_id "
-            "WHERE m.round=? AND m.attempt=? ORDER BY i.id", (round_no, attempt))]
+        return [
+            (r[0], r[1], r[2])
+            for r in self.conn.execute(
+                "SELECT i.path, m.version_id, m.split FROM manifests m JOIN images i ON i.id=m.image_id "
+                "WHERE m.round=? AND m.attempt=? ORDER BY i.id",
+                (round_no, attempt),
+            )
+        ]
 
     # ---- VOC mirror ----------------------------------------------------------------------
     def stale_voc(self) -> list[tuple[str, int]]:
-        return [(r[0], r[1]) for r in self.conn.execute(
-            "SELECT i.path, cl.version_id FROM current_labels cl JOIN images i ON i.id=cl.image_id "
-            "WHERE i.voc_version_id IS NOT cl.version_id")]
+        return [
+            (r[0], r[1])
+            for r in self.conn.execute(
+                "SELECT i.path, cl.version_id FROM current_labels cl JOIN images i ON i.id=cl.image_id "
+                "WHERE i.voc_version_id IS NOT cl.version_id"
+            )
+        ]
 
     def current_version_ids(self) -> list[tuple[str, int]]:
-        return [(r[0], r[1]) for r in self.conn.execute(
-            "SELECT i.path, cl.version_id FROM current_labels cl JOIN images i ON i.id=cl.image_id ORDER BY i.id")]
+        return [
+            (r[0], r[1])
+            for r in self.conn.execute(
+                "SELECT i.path, cl.version_id FROM current_labels cl JOIN images i ON i.id=cl.image_id ORDER BY i.id"
+            )
+        ]
 
     def mark_voc_written(self, items: Iterable[tuple[str, int]]) -> None:
         with self.transaction() as c:
@@ -508,8 +671,10 @@ class Store:
         by_round: Counter[str] = Counter()
         photos_per_class: Counter[str] = Counter()
         excluded = 0
-        for r in self.conn.execute("SELECT lv.source, lv.round, lv.excluded, lv.boxes FROM current_labels cl "
-                                   "JOIN label_versions lv ON lv.id=cl.version_id"):
+        for r in self.conn.execute(
+            "SELECT lv.source, lv.round, lv.excluded, lv.boxes FROM current_labels cl "
+            "JOIN label_versions lv ON lv.id=cl.version_id"
+        ):
             if r["excluded"]:
                 excluded += 1
                 by_source["excluded"] += 1
@@ -522,13 +687,16 @@ class Store:
             photos_per_class.update(set(labels))
         labelled = sum(by_source.values())
         by_source["unlabelled"] = images - labelled
-        devices = Counter({r[0]: r[1] for r in self.conn.execute(
-            "SELECT device_class, COUNT(*) FROM images GROUP BY device_class")})
-        splits = Counter({(r[0] or "pool"): r[1] for r in self.conn.execute(
-            "SELECT split, COUNT(*) FROM images GROUP BY split")})
+        devices = Counter(
+            {r[0]: r[1] for r in self.conn.execute("SELECT device_class, COUNT(*) FROM images GROUP BY device_class")}
+        )
+        splits = Counter(
+            {(r[0] or "pool"): r[1] for r in self.conn.execute("SELECT split, COUNT(*) FROM images GROUP BY split")}
+        )
         quarantined = self.conn.execute(
             "SELECT COUNT(DISTINCT path) FROM ingest_issues WHERE action='quarantined' "
-            "AND path NOT IN (SELECT path FROM images)").fetchone()[0]  # a fixed photo is ingested on a later run
+            "AND path NOT IN (SELECT path FROM images)"
+        ).fetchone()[0]  # a fixed photo is ingested on a later run
         return {
             "images": images,
             "by_status": dict(sorted(by_source.items())),
@@ -539,8 +707,9 @@ class Store:
             "labels_by_round": dict(sorted(by_round.items())),
             "quarantined": quarantined,
             "excluded": excluded,
-            "conflicts": self.conn.execute("SELECT COUNT(DISTINCT image_id) FROM conflicts "
-                                           "WHERE resolved_at IS NULL").fetchone()[0],
+            "conflicts": self.conn.execute(
+                "SELECT COUNT(DISTINCT image_id) FROM conflicts WHERE resolved_at IS NULL"
+            ).fetchone()[0],
         }
 
 
@@ -596,8 +765,10 @@ class Workspace:
                 fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 os.close(lock_fd)
-                raise WorkspaceBusy(f"{root}: workspace busy, another annotator command is writing to it; "
-                                    "wait for it to finish and run this again") from None
+                raise WorkspaceBusy(
+                    f"{root}: workspace busy, another annotator command is writing to it; "
+                    "wait for it to finish and run this again"
+                ) from None
         ws = cls(root, config, Store(root / DB_NAME), lock_fd)
         if write:  # under the lock: no other writer can own a temp file now
             remove_temp_files(ws.labels_dir, "*.xml")
@@ -639,10 +810,18 @@ class Workspace:
             "excluded": "yes" if version.excluded else None,
             "version_id": version.id,
         }
-        return dict(target=self.voc_path(rec.path), filename=PurePosixPath(rec.path).name,
-                    path=str(self.image_path(rec.path)), width=rec.width, height=rec.height, depth=None,
-                    boxes=version.boxes, provenance=provenance, verified=version.source.is_human,
-                    folder=PurePosixPath(rec.path).parent.name or self.config.images.name)
+        return dict(
+            target=self.voc_path(rec.path),
+            filename=PurePosixPath(rec.path).name,
+            path=str(self.image_path(rec.path)),
+            width=rec.width,
+            height=rec.height,
+            depth=None,
+            boxes=version.boxes,
+            provenance=provenance,
+            verified=version.source.is_human,
+            folder=PurePosixPath(rec.path).parent.name or self.config.images.name,
+        )
 
     def sync_voc_mirror(self) -> int:
         """Write every current label whose VOC mirror is missing or stale. Returns the count.
@@ -657,7 +836,7 @@ class Workspace:
         with ThreadPoolExecutor(max_workers=16) as pool:
             for start in range(0, len(items), 500):
                 jobs = []
-                for path, version_id in items[start:start + 500]:
+                for path, version_id in items[start : start + 500]:
                     version = self.store.version(version_id)  # the database is read on this thread only
                     if version is not None:
                         jobs.append(((path, version_id), self._voc_arguments(version)))

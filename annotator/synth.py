@@ -42,8 +42,8 @@ from PIL import Image, ImageChops
 from annotator.boxes import boxes_to_photo
 from annotator.classes import CLASS_NAMES
 from annotator.errors import ConfigError
-from annotator.types import Box
 from annotator.formats.voc import voc_xml_bytes
+from annotator.types import Box
 
 # Displayed (width, height) of a camera photo per size; phone photos are a little smaller (4:3).
 SIZES: dict[str, tuple[int, int]] = {"small": (384, 288), "phone": (1600, 1200), "dslr": (5184, 3456)}
@@ -52,8 +52,11 @@ PHONE_SIZES: dict[str, tuple[int, int]] = {"small": (352, 264), "phone": (1280, 
 PHONE_FRACTION = 0.20
 ROTATED_FRACTION_OF_PHONE = 1 / 3
 CARD_FRACTION = 0.15
-CAMERAS: tuple[tuple[str, str], ...] = (("Canon", "Canon EOS 800D"), ("Canon", "Canon EOS 550D"),
-                                        ("NIKON CORPORATION", "NIKON D7500"))
+CAMERAS: tuple[tuple[str, str], ...] = (
+    ("Canon", "Canon EOS 800D"),
+    ("Canon", "Canon EOS 550D"),
+    ("NIKON CORPORATION", "NIKON D7500"),
+)
 PHONES: tuple[tuple[str, str], ...] = (("Apple", "iPhone 13"), ("samsung", "SM-G991B"), ("Google", "Pixel 7"))
 
 _MAX_DRAW_SIDE = 1024  # larger photos are drawn at 1/k scale, then upscaled with fine grain added
@@ -77,8 +80,10 @@ _BLUE_GREY = np.array([1.00, 0.78, 0.38], np.float32)
 
 _SKIN_LIGHT = np.array([224, 172, 138], np.float32)  # Fitzpatrick III
 _SKIN_MEDIUM = np.array([170, 120, 85], np.float32)  # Fitzpatrick IV
-_BACKGROUNDS = np.array([[70, 110, 160], [60, 130, 110], [150, 150, 150], [210, 200, 180],
-                         [40, 45, 55], [120, 90, 140], [200, 210, 220]], np.float32)
+_BACKGROUNDS = np.array(
+    [[70, 110, 160], [60, 130, 110], [150, 150, 150], [210, 200, 180], [40, 45, 55], [120, 90, 140], [200, 210, 220]],
+    np.float32,
+)
 
 
 @dataclass(frozen=True)
@@ -99,8 +104,16 @@ class _PhotoResult:
     boxes: tuple[Box, ...]
 
 
-def generate(out: Path, *, images: int, labelled_fraction: float = 0.38, seed: int = 0, size: str = "small",
-             workers: int = 1, progress: Callable[[int], None] | None = None) -> SynthSummary:
+def generate(
+    out: Path,
+    *,
+    images: int,
+    labelled_fraction: float = 0.38,
+    seed: int = 0,
+    size: str = "small",
+    workers: int = 1,
+    progress: Callable[[int], None] | None = None,
+) -> SynthSummary:
     """Write `images` synthetic photos with truth VOC for all and label VOC for round(images * labelled_fraction).
 
     Which photos are labelled depends on (seed, images); each photo's pixels and boxes on (seed, i) only.
@@ -138,10 +151,11 @@ def _labelled_indices(seed: int, images: int, fraction: float) -> set[int]:
     return {int(i) for i in np.random.default_rng([seed, 0x5EED]).permutation(images)[:count]}
 
 
-def _run_chunks(out: Path, seed: int, size: str, jobs: list[tuple[int, bool]],
-                workers: int) -> Iterator[list[_PhotoResult]]:
+def _run_chunks(
+    out: Path, seed: int, size: str, jobs: list[tuple[int, bool]], workers: int
+) -> Iterator[list[_PhotoResult]]:
     chunk = max(1, min(64, math.ceil(len(jobs) / (workers * 4))))
-    chunks = [(out, seed, size, jobs[k:k + chunk]) for k in range(0, len(jobs), chunk)]
+    chunks = [(out, seed, size, jobs[k : k + chunk]) for k in range(0, len(jobs), chunk)]
     if workers == 1 or len(chunks) <= 1:
         for args in chunks:
             yield _generate_chunk(args)
@@ -164,12 +178,19 @@ def _summarise(out: Path, results: list[_PhotoResult], labelled: int) -> SynthSu
             boxes_by_class[box.label] += 1
         for label in {box.label for box in result.boxes}:
             photos_by_class[label] += 1
-    return SynthSummary(images=len(results), labelled=labelled, phone=sum(r.phone for r in results),
-                        rotated=sum(r.rotated for r in results), boxes_by_class=boxes_by_class,
-                        photos_by_class=photos_by_class, out=out)
+    return SynthSummary(
+        images=len(results),
+        labelled=labelled,
+        phone=sum(r.phone for r in results),
+        rotated=sum(r.rotated for r in results),
+        boxes_by_class=boxes_by_class,
+        photos_by_class=photos_by_class,
+        out=out,
+    )
 
 
 # ---- one photo ---------------------------------------------------------------------------
+
 
 def _generate_one(out: Path, seed: int, index: int, size: str, labelled: bool) -> _PhotoResult:
     rng = np.random.default_rng([seed, index])
@@ -208,8 +229,15 @@ def _generate_one(out: Path, seed: int, index: int, size: str, labelled: bool) -
     image_path.write_bytes(buffer.getvalue())
     # Plain writes, not fsutil's fsync'd atomic ones: a fresh folder of regenerable files needs no
     # durability, and an fsync per file would cost more than drawing the photo.
-    xml = voc_xml_bytes(filename=image_path.name, path=str(image_path.resolve()), width=width, height=height,
-                        depth=3, boxes=boxes, folder="images")
+    xml = voc_xml_bytes(
+        filename=image_path.name,
+        path=str(image_path.resolve()),
+        width=width,
+        height=height,
+        depth=3,
+        boxes=boxes,
+        folder="images",
+    )
     (out / "truth" / f"{stem}.xml").write_bytes(xml)
     if labelled:
         (out / "labels" / f"{stem}.xml").write_bytes(xml)
@@ -233,12 +261,15 @@ def _add_grain(photo: Image.Image, rng: np.random.Generator, sigma: float, *, ch
     chroma: independent noise per channel (a small phone sensor); otherwise luminance grain only.
     """
     table = [min(255, max(0, round(128 + sigma * q))) for q in _NORMAL_QUANTILES]
-    planes = [Image.frombytes("L", photo.size, rng.bytes(photo.width * photo.height)).point(table)
-              for _ in range(3 if chroma else 1)]
+    planes = [
+        Image.frombytes("L", photo.size, rng.bytes(photo.width * photo.height)).point(table)
+        for _ in range(3 if chroma else 1)
+    ]
     return ImageChops.add(photo, Image.merge("RGB", planes if chroma else planes * 3), scale=1.0, offset=-128)
 
 
 # ---- drawing -----------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class _Face:
@@ -285,8 +316,17 @@ class _Layer:
         self.depth = depth
         self.colour = colour
 
-    def ellipse(self, cx: float, cy: float, rx: float, ry: float, angle: float, soft: float, peak: float = 1.0,
-                wobble: tuple[tuple[int, float, float], ...] = ()) -> None:
+    def ellipse(
+        self,
+        cx: float,
+        cy: float,
+        rx: float,
+        ry: float,
+        angle: float,
+        soft: float,
+        peak: float = 1.0,
+        wobble: tuple[tuple[int, float, float], ...] = (),
+    ) -> None:
         """Add a filled ellipse (see `_ellipse`) of opacity `peak`."""
         win = self._window(*_ellipse_bounds(cx, cy, rx, ry, soft, 0.3 if wobble else 0.0))
         if win is None:
@@ -302,8 +342,9 @@ class _Layer:
         if len(xs_c) == 0:
             return
         reach = float(radii.max()) + soft + 1.0
-        win = self._window(float(xs_c.min()) - reach, float(xs_c.max()) + reach,
-                           float(ys_c.min()) - reach, float(ys_c.max()) + reach)
+        win = self._window(
+            float(xs_c.min()) - reach, float(xs_c.max()) + reach, float(ys_c.min()) - reach, float(ys_c.max()) + reach
+        )
         if win is None:
             return
         ys_slice, xs_slice, xs, ys = win
@@ -351,8 +392,17 @@ def _window(x0: float, x1: float, y0: float, y1: float, w: int, h: int):
     return slice(iy0, iy1), slice(ix0, ix1), xs, ys
 
 
-def _ellipse(xs: np.ndarray, ys: np.ndarray, cx: float, cy: float, rx: float, ry: float, angle: float,
-             soft: float, wobble: tuple[tuple[int, float, float], ...] = ()) -> np.ndarray:
+def _ellipse(
+    xs: np.ndarray,
+    ys: np.ndarray,
+    cx: float,
+    cy: float,
+    rx: float,
+    ry: float,
+    angle: float,
+    soft: float,
+    wobble: tuple[tuple[int, float, float], ...] = (),
+) -> np.ndarray:
     """Opacity (len(ys), len(xs)) of a filled ellipse whose edge ramps over `soft` px.
 
     wobble: (k, amplitude, phase) harmonics of the radius, for irregular macules.
@@ -395,8 +445,9 @@ def _lerp(img: np.ndarray, ys: slice, xs: slice, alpha: np.ndarray, colour) -> N
     target += (np.asarray(colour, np.float32)[:, None, None] - target) * alpha[None]
 
 
-def _render(rng: np.random.Generator, w: int, h: int, classes: tuple[str, ...],
-            card: bool) -> tuple[np.ndarray, list[Box]]:
+def _render(
+    rng: np.random.Generator, w: int, h: int, classes: tuple[str, ...], card: bool
+) -> tuple[np.ndarray, list[Box]]:
     """Draw one photo at (h, w). Returns planar float32 RGB (3, h, w) in 0..255 and its boxes in this frame.
 
     Planar, because numpy broadcasts a (h, w) opacity over (3, h, w) far faster than over (h, w, 3).
@@ -404,8 +455,9 @@ def _render(rng: np.random.Generator, w: int, h: int, classes: tuple[str, ...],
     portrait = h > w
     b = h * rng.uniform(0.34, 0.40) if portrait else h * rng.uniform(0.36, 0.43)
     a = min(b / rng.uniform(1.25, 1.45), 0.42 * w)
-    face = _Face(cx=w * rng.uniform(0.44, 0.56), cy=h * rng.uniform(0.50, 0.57), a=a, b=b,
-                 roll=rng.uniform(-0.08, 0.08))
+    face = _Face(
+        cx=w * rng.uniform(0.44, 0.56), cy=h * rng.uniform(0.50, 0.57), a=a, b=b, roll=rng.uniform(-0.08, 0.08)
+    )
 
     bg_colour = _BACKGROUNDS[rng.integers(len(_BACKGROUNDS))] * (1.0 + rng.uniform(-0.15, 0.15, 3)).astype(np.float32)
     rows = (np.arange(h, dtype=np.float32) + np.float32(0.5)) / np.float32(h)
@@ -457,8 +509,9 @@ def _draw_head(rng: np.random.Generator, img: np.ndarray, face: _Face, classes: 
     hairline = rng.uniform(-0.70, -0.52)
     wave_amp, wave_freq, wave_phase = rng.uniform(0.0, 0.06), rng.uniform(3.0, 8.0), rng.uniform(0, 2 * math.pi)
     hair_line_v = hairline + 0.30 * u * u + wave_amp * np.sin(wave_freq * u + wave_phase)
-    hair_outer = np.clip((1.0 - np.sqrt((u / 1.13) ** 2 + ((v + 0.06) / 1.14) ** 2)) * np.float32(a / 1.5) + 0.5,
-                         0.0, 1.0)
+    hair_outer = np.clip(
+        (1.0 - np.sqrt((u / 1.13) ** 2 + ((v + 0.06) / 1.14) ** 2)) * np.float32(a / 1.5) + 0.5, 0.0, 1.0
+    )
     hair_bottom = rng.uniform(-0.15, 0.55)
     above_line = np.clip((hair_line_v - v) * np.float32(b / 1.5) + np.float32(0.5), 0.0, 1.0)
     sides = (np.float32(1.0) - face_alpha) * np.clip((np.float32(hair_bottom) - v) * np.float32(b / 3.0) + 0.5, 0, 1)
@@ -482,19 +535,29 @@ def _draw_head(rng: np.random.Generator, img: np.ndarray, face: _Face, classes: 
                 balpha = _ellipse(bwin[2], bwin[3], x, y, brx, bry, face.roll, sharp)
                 np.maximum(block[bwin[0], bwin[1]], balpha, out=block[bwin[0], bwin[1]])
 
-    hair_colour = np.float32(rng.uniform(18, 70)) * np.array([1.0, rng.uniform(0.75, 0.9), rng.uniform(0.55, 0.8)],
-                                                             np.float32)
+    hair_colour = np.float32(rng.uniform(18, 70)) * np.array(
+        [1.0, rng.uniform(0.75, 0.9), rng.uniform(0.55, 0.8)], np.float32
+    )
     eye_u, eye_v = rng.uniform(0.33, 0.40), rng.uniform(-0.17, -0.08)
     eye_rx = 17 * unit * rng.uniform(0.9, 1.1)
     iris_colour = (rng.uniform(40, 80), rng.uniform(25, 50), rng.uniform(15, 35))
     for side in (-1, 1):
-        feature(side * eye_u, eye_v - 0.015, eye_rx * 1.15, eye_rx * 0.55, ("shade", 0.80), soft=3 * sharp,
-                block_scale=1.3)
+        feature(
+            side * eye_u, eye_v - 0.015, eye_rx * 1.15, eye_rx * 0.55, ("shade", 0.80), soft=3 * sharp, block_scale=1.3
+        )
         feature(side * eye_u, eye_v, eye_rx, eye_rx * 0.42, (232, 226, 220))
         feature(side * eye_u, eye_v, eye_rx * 0.40, eye_rx * 0.40, iris_colour)
         feature(side * eye_u, eye_v, eye_rx * 0.17, eye_rx * 0.17, (15, 12, 12))
-        feature(side * eye_u, eye_v - 0.175, eye_rx * 1.35, eye_rx * 0.24, hair_colour, soft=2 * sharp,
-                block_scale=1.25, angle=side * -0.08)
+        feature(
+            side * eye_u,
+            eye_v - 0.175,
+            eye_rx * 1.35,
+            eye_rx * 0.24,
+            hair_colour,
+            soft=2 * sharp,
+            block_scale=1.25,
+            angle=side * -0.08,
+        )
         feature(side * 0.075, 0.31, 4.2 * unit, 2.4 * unit, ("shade", 0.45), soft=sharp * 1.5, block_scale=1.5)
     light_u = rng.uniform(-0.6, 0.6)  # horizontal light direction, also sets which side the nose shades
     feature(-0.09 * np.sign(light_u or 1.0), 0.10, 4.5 * unit, 0.17 * b, ("shade", 0.88), soft=4 * sharp)
@@ -580,8 +643,8 @@ def _draw_card(rng: np.random.Generator, img: np.ndarray, boxes: list[Box]) -> N
             break
     else:
         return
-    img[:, y0 + 2:y0 + ch + 2, x0 + 2:x0 + cw + 2] *= np.float32(0.7)  # drop shadow
-    img[:, y0:y0 + ch, x0:x0 + cw] = np.float32(rng.uniform(225, 250))
+    img[:, y0 + 2 : y0 + ch + 2, x0 + 2 : x0 + cw + 2] *= np.float32(0.7)  # drop shadow
+    img[:, y0 : y0 + ch, x0 : x0 + cw] = np.float32(rng.uniform(225, 250))
     ink = np.float32(rng.uniform(20, 60))
     rows = int(rng.integers(2, 4))
     row_h = ch / (rows * 2 + 1)
@@ -591,11 +654,12 @@ def _draw_card(rng: np.random.Generator, img: np.ndarray, boxes: list[Box]) -> N
         left = x0 + int(cw * 0.08)
         while left < x0 + cw * 0.88:
             glyph = max(1, int(row_h * rng.uniform(0.5, 1.0)))
-            img[:, top:top + stroke, left:min(left + glyph, x0 + int(cw * 0.92))] = ink
+            img[:, top : top + stroke, left : min(left + glyph, x0 + int(cw * 0.92))] = ink
             left += glyph + max(1, int(row_h * rng.uniform(0.3, 0.8)))
 
 
 # ---- lesions -----------------------------------------------------------------------------
+
 
 def _draw_lesions(rng: np.random.Generator, canvas: _Canvas, classes: tuple[str, ...]) -> list[_Layer]:
     layers: list[_Layer] = []
@@ -671,12 +735,26 @@ def _draw_mel(rng: np.random.Generator, canvas: _Canvas) -> list[_Layer]:
     cu, cv = rng.uniform(0.36, 0.48), rng.uniform(0.08, 0.22)
     rx, ry = face.a * rng.uniform(0.18, 0.30), face.b * rng.uniform(0.12, 0.20)
     blur = rng.uniform(0.5, 0.9)
-    patches = [(side * (cu + rng.uniform(-0.03, 0.03)), cv + rng.uniform(-0.03, 0.03),
-                rx * rng.uniform(0.9, 1.1), ry * rng.uniform(0.9, 1.1), side * rng.uniform(-0.4, 0.1))
-               for side in (-1, 1)]
+    patches = [
+        (
+            side * (cu + rng.uniform(-0.03, 0.03)),
+            cv + rng.uniform(-0.03, 0.03),
+            rx * rng.uniform(0.9, 1.1),
+            ry * rng.uniform(0.9, 1.1),
+            side * rng.uniform(-0.4, 0.1),
+        )
+        for side in (-1, 1)
+    ]
     if rng.random() < 0.25:
-        patches.append((rng.uniform(-0.08, 0.08), rng.uniform(-0.42, -0.32), face.a * rng.uniform(0.2, 0.32),
-                        face.b * rng.uniform(0.07, 0.11), 0.0))
+        patches.append(
+            (
+                rng.uniform(-0.08, 0.08),
+                rng.uniform(-0.42, -0.32),
+                face.a * rng.uniform(0.2, 0.32),
+                face.b * rng.uniform(0.07, 0.11),
+                0.0,
+            )
+        )
     layers = []
     for pu, pv, prx, pry, angle in patches:
         layer = _Layer("mel", canvas, depth, _BROWN)
@@ -727,19 +805,25 @@ def _draw_ota(rng: np.random.Generator, canvas: _Canvas) -> list[_Layer]:
     for pu, pv, pru, prv in parts:
         x, y = face.px(side * (pu + rng.uniform(-0.04, 0.04)), pv + rng.uniform(-0.03, 0.03))
         rx, ry = pru * face.a * rng.uniform(0.85, 1.15), prv * face.b * rng.uniform(0.85, 1.15)
-        layer.ellipse(x, y, rx, ry, face.roll + rng.uniform(-0.5, 0.5), soft=rng.uniform(0.4, 0.7) * min(rx, ry),
-                      peak=rng.uniform(0.75, 1.0))
+        layer.ellipse(
+            x,
+            y,
+            rx,
+            ry,
+            face.roll + rng.uniform(-0.5, 0.5),
+            soft=rng.uniform(0.4, 0.7) * min(rx, ry),
+            peak=rng.uniform(0.75, 1.0),
+        )
     layer.mottle(rng, rng.uniform(0.3, 0.5), cell=3 * canvas.unit)
     return [layer]
 
 
-_DRAWERS = {"sl": _draw_sl, "fre": _draw_fre, "mel": _draw_mel, "caf": _draw_caf, "ota": _draw_ota,
-            "hori": _draw_hori}
+_DRAWERS = {"sl": _draw_sl, "fre": _draw_fre, "mel": _draw_mel, "caf": _draw_caf, "ota": _draw_ota, "hori": _draw_hori}
 assert set(_DRAWERS) == set(CLASS_NAMES), "synth draws exactly the six PSL classes"
 
 
 def _to_px(face: _Face, u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    x, y = face.px(u, v)  # numpy broadcasting through the scalar maths
+    x, y = face.px(u, v)  # type: ignore[arg-type]  # numpy broadcasting through the scalar maths
     return np.asarray(x, np.float32), np.asarray(y, np.float32)
 
 

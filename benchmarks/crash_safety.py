@@ -29,8 +29,10 @@ try:
 except ModuleNotFoundError as exc:
     if (exc.name or "").split(".")[0] != "tests":
         raise
-    raise SystemExit("error: run this from the repository root as `python -m benchmarks.crash_safety` "
-                     "(it imports the test suite's crash flow)") from None
+    raise SystemExit(
+        "error: run this from the repository root as `python -m benchmarks.crash_safety` "
+        "(it imports the test suite's crash flow)"
+    ) from None
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -52,35 +54,52 @@ def main() -> None:
     server_ws = Workspace.create(work / "server-ws", Config(images=images))
     started = time.perf_counter()
     try:
-        info = ls.start_server(server_ws, template=ls.build_template(REPO / ".cache" / "ls-template"),
-                               document_root=document_root)
+        info = ls.start_server(
+            server_ws, template=ls.build_template(REPO / ".cache" / "ls-template"), document_root=document_root
+        )
         creds = ls.read_credentials(server_ws.root)
         assert creds is not None
-        flow = CrashFlow(document_root / "crash", url=info.url, token=creds.token, document_root=document_root,
-                         photos=args.photos, seed=args.seed, title=f"PSL crash benchmark {args.seed}")
-        print(f"crash safety: {args.kills} kills per command, {args.photos} photos, seed {args.seed}, "
-              f"Label Studio at {info.url}", flush=True)
+        flow = CrashFlow(
+            document_root / "crash",
+            url=info.url,
+            token=creds.token,
+            document_root=document_root,
+            photos=args.photos,
+            seed=args.seed,
+            title=f"PSL crash benchmark {args.seed}",
+        )
+        print(
+            f"crash safety: {args.kills} kills per command, {args.photos} photos, seed {args.seed}, "
+            f"Label Studio at {info.url}",
+            flush=True,
+        )
         results = []
         for stage in STAGES:
             t = time.perf_counter()
             result = getattr(flow, stage)(args.kills)
             results.append(result)
-            print(f"  {stage:<10} {result.landed}/{len(result.kills)} kills landed, "
-                  f"{'recovered' if result.recovered else 'NOT RECOVERED'}, lost {result.lost}, "
-                  f"duplicates {result.duplicates}, {len(result.problems)} problems ({time.perf_counter() - t:.0f} s)",
-                  flush=True)
+            print(
+                f"  {stage:<10} {result.landed}/{len(result.kills)} kills landed, "
+                f"{'recovered' if result.recovered else 'NOT RECOVERED'}, lost {result.lost}, "
+                f"duplicates {result.duplicates}, {len(result.problems)} problems ({time.perf_counter() - t:.0f} s)",
+                flush=True,
+            )
     finally:
         ls.stop_server(server_ws)
         server_ws.close()
 
     print(f"\n{'command':<12}{'kills':>7}{'landed':>8}{'recovered':>11}{'lost':>6}{'dups':>6}{'problems':>10}")
     for r in results:
-        print(f"{r.stage:<12}{len(r.kills):>7}{r.landed:>8}{'yes' if r.recovered else 'NO':>11}{r.lost:>6}"
-              f"{r.duplicates:>6}{len(r.problems):>10}")
+        print(
+            f"{r.stage:<12}{len(r.kills):>7}{r.landed:>8}{'yes' if r.recovered else 'NO':>11}{r.lost:>6}"
+            f"{r.duplicates:>6}{len(r.problems):>10}"
+        )
     total = sum(len(r.kills) for r in results)
-    print(f"{'total':<12}{total:>7}{sum(r.landed for r in results):>8}"
-          f"{sum(r.recovered for r in results):>8}/{len(results)}{sum(r.lost for r in results):>6}"
-          f"{sum(r.duplicates for r in results):>6}{sum(len(r.problems) for r in results):>10}")
+    print(
+        f"{'total':<12}{total:>7}{sum(r.landed for r in results):>8}"
+        f"{sum(r.recovered for r in results):>8}/{len(results)}{sum(r.lost for r in results):>6}"
+        f"{sum(r.duplicates for r in results):>6}{sum(len(r.problems) for r in results):>10}"
+    )
     print(f"({time.perf_counter() - started:.0f} s)")
     for r in results:
         print(f"\n{r.describe()}")

@@ -38,15 +38,18 @@ def main() -> None:
     ws = Workspace.create(root, cfg) if not (root / "annotator.toml").exists() else Workspace.open(root, write=True)
     ingest(ws, images=cfg.images, labels=cfg.labels)
     started = time.perf_counter()
-    result = run_round(ws, 0, RoundSettings(model=args.model, epochs=args.epochs, imgsz=args.imgsz,
-                                            batch=args.batch))
+    result = run_round(ws, 0, RoundSettings(model=args.model, epochs=args.epochs, imgsz=args.imgsz, batch=args.batch))
     minutes = (time.perf_counter() - started) / 60
     test = result.metrics["test"]
     images = result.metrics.get("images", {})
-    print(f"{args.photos} photos ({images}), {args.model}, {args.epochs} epochs at {args.imgsz} px, CPU: "
-          f"{minutes:.1f} min")
-    print(f"test split: mAP50 {test['map50']:.3f}  mAP50-95 {test['map50_95']:.3f}  precision {test['precision']:.3f}"
-          f"  recall {test['recall']:.3f}  ({test['images']} photos)")
+    print(
+        f"{args.photos} photos ({images}), {args.model}, {args.epochs} epochs at {args.imgsz} px, CPU: "
+        f"{minutes:.1f} min"
+    )
+    print(
+        f"test split: mAP50 {test['map50']:.3f}  mAP50-95 {test['map50_95']:.3f}  precision {test['precision']:.3f}"
+        f"  recall {test['recall']:.3f}  ({test['images']} photos)"
+    )
     for cls, m in test["per_class"].items():
         print(f"  {cls:<5} mAP50 {m['map50']:.3f}  precision {m['precision']:.3f}  sensitivity {m['recall']:.3f}")
     ws.close()

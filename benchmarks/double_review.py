@@ -47,8 +47,9 @@ from review_queue.simulate import read_truth, simulate, simulate_adjudication
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _stand_in_prediction(truth: Sequence[Box], classes: Sequence[str], width: int, height: int,
-                         rng: random.Random) -> tuple[Box, ...]:
+def _stand_in_prediction(
+    truth: Sequence[Box], classes: Sequence[str], width: int, height: int, rng: random.Random
+) -> tuple[Box, ...]:
     """A model's boxes made from the truth with seeded errors (see the module docstring)."""
     out = []
     for box in truth:
@@ -56,8 +57,14 @@ def _stand_in_prediction(truth: Sequence[Box], classes: Sequence[str], width: in
             continue  # missed
         label = rng.choice([c for c in classes if c != box.label]) if rng.random() < 0.05 else box.label
         dx, dy = 0.10 * box.width, 0.10 * box.height
-        moved = Box(label, box.x1 + rng.uniform(-dx, dx), box.y1 + rng.uniform(-dy, dy),
-                    box.x2 + rng.uniform(-dx, dx), box.y2 + rng.uniform(-dy, dy), score=rng.uniform(0.3, 0.95))
+        moved = Box(
+            label,
+            box.x1 + rng.uniform(-dx, dx),
+            box.y1 + rng.uniform(-dy, dy),
+            box.x2 + rng.uniform(-dx, dx),
+            box.y2 + rng.uniform(-dy, dy),
+            score=rng.uniform(0.3, 0.95),
+        )
         out.append(clip_box(moved, width, height))
     if rng.random() < 0.2:  # a false positive
         w, h = rng.uniform(0.05, 0.15) * width, rng.uniform(0.05, 0.15) * height
@@ -95,14 +102,23 @@ def main() -> None:
         ingest(ws, images=data / "images", labels=data / "labels")
         classes = ws.config.class_table
         records = {r.path: r for r in ws.store.images()}
-        truth = {p: [clip_box(b, r.width, r.height) for b in read_truth(data / "truth", p, classes) or []]
-                 for p, r in records.items()}
+        truth = {
+            p: [clip_box(b, r.width, r.height) for b in read_truth(data / "truth", p, classes) or []]
+            for p, r in records.items()
+        }
         rng = random.Random(args.seed)
         with ws.store.transaction():
             for p, r in records.items():
-                ws.store.add_label_version(LabelVersion(
-                    p, Source.MODEL, _stand_in_prediction(truth[p], classes.names, r.width, r.height, rng), round=0,
-                    model_version="stand-in-000", uncertainty=rng.random()))
+                ws.store.add_label_version(
+                    LabelVersion(
+                        p,
+                        Source.MODEL,
+                        _stand_in_prediction(truth[p], classes.names, r.width, r.height, rng),
+                        round=0,
+                        model_version="stand-in-000",
+                        uncertainty=rng.random(),
+                    )
+                )
         template = ls.build_template(Path(os.environ.get(ls.TEMPLATE_ENV) or REPO / ".cache" / "ls-template"))
         ls.start_server(ws, template=template)
         try:
@@ -114,8 +130,12 @@ def main() -> None:
             adjudicator = simulate_adjudication(ws, client, noise=args.slips, seed=args.seed)
             pull(ws, client)  # stores the adjudicated labels
             reviews = double_reviews(ws)
-            by_reviewer = {simulated_reviewer(n): {r.photo: (r.a if r.a.reviewer == simulated_reviewer(n) else r.b)
-                                                   for r in reviews} for n in (1, 2)}
+            by_reviewer = {
+                simulated_reviewer(n): {
+                    r.photo: (r.a if r.a.reviewer == simulated_reviewer(n) else r.b) for r in reviews
+                }
+                for n in (1, 2)
+            }
             current = {r.photo: ws.store.current_label(r.photo) for r in reviews}
             kinds = [(v.meta.get("double_review") if v else None) for v in current.values()]
             summary = agreement_summary(ws)
@@ -124,13 +144,21 @@ def main() -> None:
             ws.close()
 
     photos = len(current)
-    rows = [(f"single review (reviewer {n})", {p: v.boxes for p, v in by_reviewer[simulated_reviewer(n)].items()},
-             s.lead_time_s) for n, s in ((1, first), (2, second))]
+    rows = [
+        (
+            f"single review (reviewer {n})",
+            {p: v.boxes for p, v in by_reviewer[simulated_reviewer(n)].items()},
+            s.lead_time_s,
+        )
+        for n, s in ((1, first), (2, second))
+    ]
     double_s = first.lead_time_s + second.lead_time_s + adjudicator.lead_time_s
     rows.append(("double review + adjudication", {p: v.boxes for p, v in current.items() if v}, double_s))
-    print(f"{args.images} synthetic photos, {photos} double-reviewed; reviewer slip rate {args.slips:.0%} "
-          f"(adjudicator too); {kinds.count(MERGED)} merged, {kinds.count(ADJUDICATED)} adjudicated, "
-          f"{photos - kinds.count(MERGED) - kinds.count(ADJUDICATED)} unsettled")
+    print(
+        f"{args.images} synthetic photos, {photos} double-reviewed; reviewer slip rate {args.slips:.0%} "
+        f"(adjudicator too); {kinds.count(MERGED)} merged, {kinds.count(ADJUDICATED)} adjudicated, "
+        f"{photos - kinds.count(MERGED) - kinds.count(ADJUDICATED)} unsettled"
+    )
     for line in agreement_lines(summary)[:1]:
         print(line)
     print()
@@ -139,12 +167,16 @@ def main() -> None:
     for name, final, seconds in rows:
         f1, tp, fp, fn, mean_iou = _f1(final, truth)
         extra = f"{seconds - first.lead_time_s:+.0f}" if name.startswith("double") else ""
-        print(f"| {name:<30} | {f1:.4f} | {tp} | {fp} | {fn} | {mean_iou:8.4f} | {seconds:10.0f} | {seconds / max(1, photos):7.1f} | "
-              f"{extra:>17} |")
-    print(f"\nextra seconds of double review: reviewer 2 {second.lead_time_s:.0f} s + adjudicator "
-          f"{adjudicator.lead_time_s:.0f} s ({adjudicator.annotated} photos) = "
-          f"{second.lead_time_s + adjudicator.lead_time_s:.0f} s, "
-          f"{(second.lead_time_s + adjudicator.lead_time_s) / max(1e-9, first.lead_time_s):.2f}x a single review")
+        print(
+            f"| {name:<30} | {f1:.4f} | {tp} | {fp} | {fn} | {mean_iou:8.4f} | {seconds:10.0f} | "
+            f"{seconds / max(1, photos):7.1f} | {extra:>17} |"
+        )
+    print(
+        f"\nextra seconds of double review: reviewer 2 {second.lead_time_s:.0f} s + adjudicator "
+        f"{adjudicator.lead_time_s:.0f} s ({adjudicator.annotated} photos) = "
+        f"{second.lead_time_s + adjudicator.lead_time_s:.0f} s, "
+        f"{(second.lead_time_s + adjudicator.lead_time_s) / max(1e-9, first.lead_time_s):.2f}x a single review"
+    )
     print(f"(benchmark ran {time.perf_counter() - started:.0f} s)")
 
 

@@ -18,9 +18,9 @@ from annotator.config import Config
 from annotator.ingest import ingest
 from annotator.store import Workspace
 from annotator.synth import generate
+from bootstrap.rounds import ensure_splits
 from training.benchmark import ALL_MODELS, parse_models, run_benchmark
 from training.report import render_markdown
-from bootstrap.rounds import ensure_splits
 
 
 def main() -> None:
@@ -39,20 +39,35 @@ def main() -> None:
     root = args.out or Path(tempfile.mkdtemp(prefix="families-"))
     started = time.perf_counter()
     generate(root / "data", images=args.images, labelled_fraction=1.0, seed=11)
-    ws = Workspace.create(root / "ws", Config(images=root / "data" / "images", labels=root / "data" / "labels",
-                                              test_fraction=args.test_fraction))
+    ws = Workspace.create(
+        root / "ws",
+        Config(images=root / "data" / "images", labels=root / "data" / "labels", test_fraction=args.test_fraction),
+    )
     ingest(ws, images=ws.config.images, labels=ws.config.labels)
     ensure_splits(ws)
     print(f"synthetic workspace ready in {time.perf_counter() - started:.1f} s: {root / 'ws'}", flush=True)
 
     def progress(stage: str, name: str, done: int, total: int) -> None:
         if done == total:
-            print(f"  {name}: {'trained' if stage == 'train' else 'predicted'} ({total} "
-                  f"{'epochs' if stage == 'train' else 'photos'}) at {time.perf_counter() - started:.0f} s", flush=True)
+            print(
+                f"  {name}: {'trained' if stage == 'train' else 'predicted'} ({total} "
+                f"{'epochs' if stage == 'train' else 'photos'}) at {time.perf_counter() - started:.0f} s",
+                flush=True,
+            )
 
     try:
-        result = run_benchmark(ws, models, root / "report", epochs=args.epochs, imgsz=args.imgsz, batch=args.batch,
-                               device="cpu", workers=0, n_resamples=args.resamples, progress=progress)
+        result = run_benchmark(
+            ws,
+            models,
+            root / "report",
+            epochs=args.epochs,
+            imgsz=args.imgsz,
+            batch=args.batch,
+            device="cpu",
+            workers=0,
+            n_resamples=args.resamples,
+            progress=progress,
+        )
     finally:
         ws.close()
     print()

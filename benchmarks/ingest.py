@@ -73,8 +73,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("cache", nargs="?", type=Path, default=Path(tempfile.gettempdir()) / "annotator-bench-ingest")
     parser.add_argument("--images", type=int, default=STUDY_PHOTOS)
-    parser.add_argument("--size", default="small", help="synthetic photo size: small (384x288), phone, dslr (18 MP); "
-                                                        "use a separate CACHE_DIR per size")
+    parser.add_argument(
+        "--size",
+        default="small",
+        help="synthetic photo size: small (384x288), phone, dslr (18 MP); use a separate CACHE_DIR per size",
+    )
     parser.add_argument("--workers", type=int, default=None, help="ingest worker processes (default: its own choice)")
     parser.add_argument("--repeat", type=int, default=2, help="runs of each way, interleaved; the best counts")
     args = parser.parse_args()
@@ -97,16 +100,26 @@ def main() -> int:
                 report = ingest(ws, images=cfg.images, labels=cfg.labels, workers=args.workers)
                 ingest_times.append(time.perf_counter() - start)
         if report.added != len(photos) or report.boxes != naive_boxes:
-            print(f"MISMATCH: ingest added {report.added} photos / {report.boxes} boxes, naive saw {len(photos)} / "
-                  f"{naive_boxes}", file=sys.stderr)
+            print(
+                f"MISMATCH: ingest added {report.added} photos / {report.boxes} boxes, naive saw {len(photos)} / "
+                f"{naive_boxes}",
+                file=sys.stderr,
+            )
             return 1
     naive_s, ingest_s = min(naive_times), min(ingest_times)
 
     n = len(photos)
-    print(f"naive  (1 process, full decode): {naive_s:7.1f} s  {n / naive_s:8.0f} files/s   (runs: {runs(naive_times)} s)")
-    print(f"ingest (annotator.ingest)      : {ingest_s:7.1f} s  {n / ingest_s:8.0f} files/s   (runs: {runs(ingest_times)} s)")
-    print(f"ratio: ingest is {naive_s / ingest_s:.2f}x the naive way ({report.labelled:,} labelled, "
-          f"{report.boxes:,} boxes, {len(report.lines)} report lines)")
+    print(
+        f"naive  (1 process, full decode): {naive_s:7.1f} s  {n / naive_s:8.0f} files/s   (runs: {runs(naive_times)} s)"
+    )
+    print(
+        f"ingest (annotator.ingest)      : {ingest_s:7.1f} s  {n / ingest_s:8.0f} files/s   "
+        f"(runs: {runs(ingest_times)} s)"
+    )
+    print(
+        f"ratio: ingest is {naive_s / ingest_s:.2f}x the naive way ({report.labelled:,} labelled, "
+        f"{report.boxes:,} boxes, {len(report.lines)} report lines)"
+    )
     return 0
 
 

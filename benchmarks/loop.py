@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
-
 
 
 def main() -> None:
@@ -33,28 +31,39 @@ def main() -> None:
 
     from annotator.boxes import match_boxes, voc_to_box
     from annotator.config import Config
+    from annotator.formats.voc import read_voc
     from annotator.ingest import ingest
     from annotator.store import Workspace
     from annotator.synth import generate
-    from annotator.formats.voc import read_voc
-    from review_queue.labelstudio.client import connect
-    from review_queue.queue import open_queue
-    from review_queue.labelstudio.server import start_server, stop_server
-    from review_queue.simulate import simulate
     from bootstrap.curve import curve_warning, learning_curve, measured_lines
     from bootstrap.evaluation import format_interval
     from bootstrap.finalize import finalize
     from bootstrap.rounds import RoundSettings, run_round
+    from review_queue.labelstudio.client import connect
+    from review_queue.labelstudio.server import start_server, stop_server
+    from review_queue.queue import open_queue
+    from review_queue.simulate import simulate
 
     t0 = time.perf_counter()
     data = args.dir / "data"
     if not (data / "truth").exists():
         generate(data, images=args.photos, labelled_fraction=0.38, seed=1, workers=2)
-    cfg = Config(images=data / "images", labels=data / "labels", imgsz=args.imgsz, epochs=args.epochs,
-                 retrain_epochs=args.retrain_epochs, batch=16, test_size=150, project_title="loop benchmark")
+    cfg = Config(
+        images=data / "images",
+        labels=data / "labels",
+        imgsz=args.imgsz,
+        epochs=args.epochs,
+        retrain_epochs=args.retrain_epochs,
+        batch=16,
+        test_size=150,
+        project_title="loop benchmark",
+    )
     ws_root = args.dir / "ws"
-    ws = Workspace.create(ws_root, cfg) if not (ws_root / "annotator.toml").exists() else Workspace.open(
-        ws_root, write=True)
+    ws = (
+        Workspace.create(ws_root, cfg)
+        if not (ws_root / "annotator.toml").exists()
+        else Workspace.open(ws_root, write=True)
+    )
     ingest(ws, images=cfg.images, labels=cfg.labels)
     timings: dict[str, float] = {}
     start_server(ws)
@@ -67,43 +76,52 @@ def main() -> None:
         model = args.model if round_no == 0 else None  # round N >= 1 starts from round N-1's weights
         epochs = args.epochs if round_no == 0 else args.retrain_epochs
         run_round(ws, round_no, RoundSettings(model=model, epochs=epochs, imgsz=args.imgsz, batch=16), queue=queue)
-        timings[f"round {round_no} ({'pull + warm-start ' if round_no else ''}train + predict + push)"] = \
+        timings[f"round {round_no} ({'pull + warm-start ' if round_no else ''}train + predict + push)"] = (
             time.perf_counter() - t
+        )
     simulate(ws, client, count=args.review, seed=99)
     queue.pull(ws)
 
     rows = learning_curve(ws)
     curve = [row.to_dict() for row in rows]
     # one effort model (review_queue.effort) prices the reviewer and scratch on the same photos
-    print(f"{'round':>5} {'trained m/r/a':>14} {'test mAP50 [95% CI]':>20} {'test ph/box':>11} {'reviewed':>8} "
-          f"{'corr. rate':>10} {'ops/ph rev':>10} {'ops/ph draw':>11} {'s/ph rev':>8} {'s/ph draw':>9} "
-          f"{'rev/draw s':>10} {'AUROC':>6}")
+    print(
+        f"{'round':>5} {'trained m/r/a':>14} {'test mAP50 [95% CI]':>20} {'test ph/box':>11} {'reviewed':>8} "
+        f"{'corr. rate':>10} {'ops/ph rev':>10} {'ops/ph draw':>11} {'s/ph rev':>8} {'s/ph draw':>9} "
+        f"{'rev/draw s':>10} {'AUROC':>6}"
+    )
     for r in rows:
         fmt = lambda v, p=False: "-" if v is None else (f"{v:.1%}" if p else f"{v:.2f}")  # noqa: E731
         rev_s, scr_s = r.reviewer_seconds_per_photo, r.scratch_seconds_per_photo
         share = f"{rev_s / scr_s:.2f}" if rev_s is not None and scr_s else "-"
         test = f"{r.test_photos}/{r.test_boxes}" if r.test_photos is not None else "-"
-        print(f"{r.round:>5} {f'{r.labelled_manual}/{r.labelled_reviewed}/{r.labelled_auto}':>14} "
-              f"{format_interval(r.test):>20} {test:>11} {r.reviewed_photos:>8} {fmt(r.correction_rate, True):>10} "
-              f"{fmt(r.operations_per_photo):>10} {fmt(r.scratch_operations_per_photo):>11} {fmt(rev_s):>8} "
-              f"{fmt(scr_s):>9} {share:>10} {fmt(r.uncertainty_auroc):>6}")
+        print(
+            f"{r.round:>5} {f'{r.labelled_manual}/{r.labelled_reviewed}/{r.labelled_auto}':>14} "
+            f"{format_interval(r.test):>20} {test:>11} {r.reviewed_photos:>8} {fmt(r.correction_rate, True):>10} "
+            f"{fmt(r.operations_per_photo):>10} {fmt(r.scratch_operations_per_photo):>11} {fmt(rev_s):>8} "
+            f"{fmt(scr_s):>9} {share:>10} {fmt(r.uncertainty_auroc):>6}"
+        )
     for line in [*measured_lines(rows), curve_warning(rows)]:
         if line:
             print(line)
 
     try:
         result = finalize(ws)  # by its own rule: the recommended threshold
-        print(f"finalize: correction rate {result.correction_rate:.1%} ({result.corrected_boxes} of "
-              f"{result.predicted_boxes} predicted boxes changed, {result.added_boxes} added) <= recommended "
-              f"threshold {result.recommended_threshold:.1%}; auto-accepted {result.auto_accepted}")
+        print(
+            f"finalize: correction rate {result.correction_rate:.1%} ({result.corrected_boxes} of "
+            f"{result.predicted_boxes} predicted boxes changed, {result.added_boxes} added) <= recommended "
+            f"threshold {result.recommended_threshold:.1%}; auto-accepted {result.auto_accepted}"
+        )
     except Exception as exc:  # report, keep the figures
         print(f"finalize refused: {exc}")
     tp = fp = fn = 0
     for path, version in ws.store.current_labels().items():
         if version.excluded:
             continue
-        truth = [voc_to_box(o.name, o.xmin, o.ymin, o.xmax, o.ymax)
-                 for o in read_voc(data / "truth" / (Path(path).stem + ".xml")).objects]
+        truth = [
+            voc_to_box(o.name, o.xmin, o.ymin, o.xmax, o.ymax)
+            for o in read_voc(data / "truth" / (Path(path).stem + ".xml")).objects
+        ]
         matched = len(match_boxes(list(version.boxes), truth, 0.5))
         tp += matched
         fp += len(version.boxes) - matched

@@ -42,13 +42,18 @@ class InstantDetector(Detector):
 
     family = "stand-in"
 
-    def predict_arrays(self, images: Sequence[np.ndarray], *, conf: float = 0.01, imgsz: int = 640,
-                       device: str | None = None) -> list[list[Box]]:
+    def predict_arrays(
+        self, images: Sequence[np.ndarray], *, conf: float = 0.01, imgsz: int = 640, device: str | None = None
+    ) -> list[list[Box]]:
         out = []
         for a in images:
             h, w = a.shape[:2]
-            out.append([Box(CLASSES[0], 0.25 * w, 0.25 * h, 0.75 * w, 0.75 * h, score=0.9),
-                        Box(CLASSES[2], 0.1 * w, 0.1 * h, 0.35 * w, 0.35 * h, score=0.4)])
+            out.append(
+                [
+                    Box(CLASSES[0], 0.25 * w, 0.25 * h, 0.75 * w, 0.75 * h, score=0.9),
+                    Box(CLASSES[2], 0.1 * w, 0.1 * h, 0.35 * w, 0.35 * h, score=0.4),
+                ]
+            )
         return out
 
     def train(self, *args: Any, **kwargs: Any) -> Any:
@@ -130,8 +135,10 @@ def main() -> None:
     every = ensure_photos(data, args.photos + 2, args.size, cores)
     spare, photos = every[:2], every[2:]
     started, size = time.perf_counter(), sum(len(p.read_bytes()) for p in every)
-    print(f"file cache warmed: {size / 1e6:.0f} MB in {time.perf_counter() - started:.1f} s; {len(photos)} photos x "
-          f"{args.size} ({size / 1e6 / len(every):.2f} MB each), imgsz {args.imgsz}, {cores} cores")
+    print(
+        f"file cache warmed: {size / 1e6:.0f} MB in {time.perf_counter() - started:.1f} s; {len(photos)} photos x "
+        f"{args.size} ({size / 1e6 / len(every):.2f} MB each), imgsz {args.imgsz}, {cores} cores"
+    )
 
     ws = Workspace.create(tmp / "ws", Config(images=data / "images", classes=CLASSES))
     ingest(ws, images=data / "images")
@@ -143,33 +150,83 @@ def main() -> None:
 
     rows: list[Row] = []
     for decoder in [d.strip() for d in args.decoders.split(",") if d.strip()]:
-        preannotate(ws, detector, warmup, round_no=0, model_version=f"warm-{decoder}", imgsz=args.imgsz,
-                    batch=batch, device=args.device, decode=decoder)
+        preannotate(
+            ws,
+            detector,
+            warmup,
+            round_no=0,
+            model_version=f"warm-{decoder}",
+            imgsz=args.imgsz,
+            batch=batch,
+            device=args.device,
+            decode=decoder,
+        )
         wall, cpu = time.perf_counter(), time.process_time()
-        stats = preannotate(ws, detector, records, round_no=0, model_version=f"bench-{decoder}", imgsz=args.imgsz,
-                            batch=batch, device=args.device, decode=decoder)
-        rows.append(Row(decoder, args.device or ("0" if devices[0] is None else str(devices[0])), len(devices),
-                        batch, stats.predicted, time.perf_counter() - wall, time.process_time() - cpu,
-                        dict(stats.decoders)))
+        stats = preannotate(
+            ws,
+            detector,
+            records,
+            round_no=0,
+            model_version=f"bench-{decoder}",
+            imgsz=args.imgsz,
+            batch=batch,
+            device=args.device,
+            decode=decoder,
+        )
+        rows.append(
+            Row(
+                decoder,
+                args.device or ("0" if devices[0] is None else str(devices[0])),
+                len(devices),
+                batch,
+                stats.predicted,
+                time.perf_counter() - wall,
+                time.process_time() - cpu,
+                dict(stats.decoders),
+            )
+        )
         if stats.failed:
             print(f"{decoder}: {len(stats.failed)} photos failed, the first: {stats.failed[0]}")
     ws.close()
     load_after = os.getloadavg()
 
-    print(f"\n{'decoder':<9}{'device':<8}{'pipelines':>10}{'batch':>6}{'photos':>7}{'s':>7}{'img/s':>8}"
-          f"{'cores busy':>11}{'img/s/busy core':>16}  decoded by")
+    print(
+        f"\n{'decoder':<9}{'device':<8}{'pipelines':>10}{'batch':>6}{'photos':>7}{'s':>7}{'img/s':>8}"
+        f"{'cores busy':>11}{'img/s/busy core':>16}  decoded by"
+    )
     for r in rows:
         by = ", ".join(f"{k} {v}" for k, v in sorted(r.decoded_by.items()))
-        print(f"{r.decoder:<9}{r.device:<8}{r.pipelines:>10}{r.batch:>6}{r.photos:>7}{r.seconds:>7.1f}{r.rate:>8.1f}"
-              f"{r.cores_busy:>11.2f}{r.rate_per_busy_core:>16.1f}  {by}")
-    print(f"load average (1, 5, 15 min) before {', '.join(f'{v:.1f}' for v in load_before)}; after "
-          f"{', '.join(f'{v:.1f}' for v in load_after)} ({cores} cores)")
+        print(
+            f"{r.decoder:<9}{r.device:<8}{r.pipelines:>10}{r.batch:>6}{r.photos:>7}{r.seconds:>7.1f}{r.rate:>8.1f}"
+            f"{r.cores_busy:>11.2f}{r.rate_per_busy_core:>16.1f}  {by}"
+        )
+    print(
+        f"load average (1, 5, 15 min) before {', '.join(f'{v:.1f}' for v in load_before)}; after "
+        f"{', '.join(f'{v:.1f}' for v in load_after)} ({cores} cores)"
+    )
     if args.json:
-        args.json.write_text(json.dumps({
-            "cores": cores, "size": args.size, "imgsz": args.imgsz, "mb_per_photo": size / 1e6 / len(every),
-            "load_before": load_before, "load_after": load_after,
-            "rows": [{**asdict(r), "rate": r.rate, "cores_busy": r.cores_busy,
-                      "rate_per_busy_core": r.rate_per_busy_core} for r in rows]}, indent=1))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "cores": cores,
+                    "size": args.size,
+                    "imgsz": args.imgsz,
+                    "mb_per_photo": size / 1e6 / len(every),
+                    "load_before": load_before,
+                    "load_after": load_after,
+                    "rows": [
+                        {
+                            **asdict(r),
+                            "rate": r.rate,
+                            "cores_busy": r.cores_busy,
+                            "rate_per_busy_core": r.rate_per_busy_core,
+                        }
+                        for r in rows
+                    ],
+                },
+                indent=1,
+            )
+        )
     shutil.rmtree(tmp, ignore_errors=True)  # the photos stay when --data names their folder
 
 

@@ -75,9 +75,12 @@ def boxes_of(result: Any) -> list:
     if result.boxes is None:
         return []
     names = result.names
-    return [Box(names[int(c)], *map(float, xyxy), score=float(s))
-            for xyxy, s, c in zip(result.boxes.xyxy.tolist(), result.boxes.conf.tolist(), result.boxes.cls.tolist(),
-                                  strict=True)]
+    return [
+        Box(names[int(c)], *map(float, xyxy), score=float(s))
+        for xyxy, s, c in zip(
+            result.boxes.xyxy.tolist(), result.boxes.conf.tolist(), result.boxes.cls.tolist(), strict=True
+        )
+    ]
 
 
 def agreement(reference: dict[str, list], other: dict[str, list], min_iou: float = 0.9) -> tuple[int, int, int]:
@@ -153,8 +156,10 @@ def main() -> None:
     model = detector.model
     predict = {"imgsz": args.imgsz, "device": device, "half": not on_cpu, "verbose": False, "conf": CONF_FLOOR}
     model.predict(str(spare[0]), **predict)  # sets up Ultralytics' predictor (which pins torch to its thread count)
-    print(f"photos: {len(photos)} x {args.size} ({mb / len(every):.2f} MB each), model {args.model}, imgsz "
-          f"{args.imgsz}, device {device}, {cores} cores; {export_note}")
+    print(
+        f"photos: {len(photos)} x {args.size} ({mb / len(every):.2f} MB each), model {args.model}, imgsz "
+        f"{args.imgsz}, device {device}, {cores} cores; {export_note}"
+    )
 
     # the naive loop and folder predict: keep each one's fastest setting, tried on the spare photos
     def naive_loop(paths: Sequence[Path], found: dict[str, list] | None = None) -> None:
@@ -187,8 +192,9 @@ def main() -> None:
     batch_options = (1, 4) if on_cpu else (1, 4, 32)
     calibration = folder_of(spare[2:], "calibration")
     _, naive_threads = fastest([(1, n) for n in thread_options], lambda _batch: naive_loop(spare[2:]))
-    folder_batch, folder_threads = fastest([(b, n) for b in batch_options for n in thread_options],
-                                           lambda batch: folder_predict(calibration, batch))
+    folder_batch, folder_threads = fastest(
+        [(b, n) for b in batch_options for n in thread_options], lambda batch: folder_predict(calibration, batch)
+    )
 
     ws = Workspace.create(tmp / "ws", Config(images=data / "images"))
     ingest(ws, images=data / "images")
@@ -197,8 +203,16 @@ def main() -> None:
 
     def engine(det: Any, chosen: Sequence[Path], version: str) -> None:
         torch.set_num_threads(1)  # as Ultralytics leaves it: each engine pipeline runs its model on one thread
-        preannotate(ws, det, [by_name[p.name] for p in chosen], round_no=0, model_version=version, imgsz=args.imgsz,
-                    device=device, threshold=lambda _label: args.agree_conf)
+        preannotate(
+            ws,
+            det,
+            [by_name[p.name] for p in chosen],
+            round_no=0,
+            model_version=version,
+            imgsz=args.imgsz,
+            device=device,
+            threshold=lambda _label: args.agree_conf,
+        )
 
     naive_boxes: dict[str, list] = {}
 
@@ -216,21 +230,42 @@ def main() -> None:
     where = "1 thread" if on_cpu else f"GPU {device}"
     methods: list[tuple[str, str, int, Callable[[Sequence[Path], int], None]]] = [
         ("naive: model.predict(path) per photo", f"torch threads {naive_threads}", naive_threads, naive_turn),
-        ("ultralytics predict(folder)", f"batch {folder_batch}, torch threads {folder_threads}", folder_threads,
-         folder_turn),
-        *[(f"engine, {name}", f"{pipelines} pipelines x {where}, batch {auto_batch(device)}", pipelines,
-           engine_turn(det, name)) for name, det in backends]]
+        (
+            "ultralytics predict(folder)",
+            f"batch {folder_batch}, torch threads {folder_threads}",
+            folder_threads,
+            folder_turn,
+        ),
+        *[
+            (
+                f"engine, {name}",
+                f"{pipelines} pipelines x {where}, batch {auto_batch(device)}",
+                pipelines,
+                engine_turn(det, name),
+            )
+            for name, det in backends
+        ],
+    ]
     for name, det in backends:
         engine(det, spare[:2], f"warm-{name}")
     # the methods take turns on slices of the photos, in a rotating order, so a change in the machine's load
     # falls on all of them alike
-    chunks = [photos[k::args.turns] for k in range(args.turns)]
+    chunks = [photos[k :: args.turns] for k in range(args.turns)]
     spent: dict[str, list[Timing]] = {m[0]: [] for m in methods}
     for k, chunk in enumerate(chunks):
-        for name, settings, threads, run in methods[k % len(methods):] + methods[:k % len(methods)]:
+        for name, settings, threads, run in methods[k % len(methods) :] + methods[: k % len(methods)]:
             spent[name].append(timed(name, settings, threads, len(chunk), lambda run=run, c=chunk, k=k: run(c, k)))
-    rows = [Timing(name, settings, threads, len(photos), sum(t.seconds for t in spent[name]),
-                   sum(t.cpu_seconds for t in spent[name])) for name, settings, threads, _ in methods]
+    rows = [
+        Timing(
+            name,
+            settings,
+            threads,
+            len(photos),
+            sum(t.seconds for t in spent[name]),
+            sum(t.cpu_seconds for t in spent[name]),
+        )
+        for name, settings, threads, _ in methods
+    ]
     engine_boxes: dict[str, dict[str, list]] = {}
     for name, _ in backends:
         engine_boxes[name] = {}
@@ -241,27 +276,37 @@ def main() -> None:
     load_after = os.getloadavg()
 
     naive = rows[0].rate
-    print(f"\n{'method':<38}{'settings':<34}{'threads':>8}{'cores busy':>11}{'CPU ms/photo':>13}{'photos':>7}"
-          f"{'s':>7}{'img/s':>7}{'vs naive':>9}")
+    print(
+        f"\n{'method':<38}{'settings':<34}{'threads':>8}{'cores busy':>11}{'CPU ms/photo':>13}{'photos':>7}"
+        f"{'s':>7}{'img/s':>7}{'vs naive':>9}"
+    )
     for r in rows:
         cpu_ms = r.cpu_seconds / r.photos * 1000
-        print(f"{r.method:<38}{r.settings:<34}{r.threads:>8}{r.cores_busy:>11.2f}{cpu_ms:>13.0f}{r.photos:>7}"
-              f"{r.seconds:>7.1f}{r.rate:>7.2f}{r.rate / naive:>8.2f}x")
-    print(f"load average (1, 5, 15 min) before {', '.join(f'{v:.1f}' for v in load_before)}; after "
-          f"{', '.join(f'{v:.1f}' for v in load_after)} ({cores} cores)")
+        print(
+            f"{r.method:<38}{r.settings:<34}{r.threads:>8}{r.cores_busy:>11.2f}{cpu_ms:>13.0f}{r.photos:>7}"
+            f"{r.seconds:>7.1f}{r.rate:>7.2f}{r.rate / naive:>8.2f}x"
+        )
+    print(
+        f"load average (1, 5, 15 min) before {', '.join(f'{v:.1f}' for v in load_before)}; after "
+        f"{', '.join(f'{v:.1f}' for v in load_after)} ({cores} cores)"
+    )
     fastest_engine = backends[-1][0]
     comparisons = [(f"engine ({fastest_engine}) vs naive", naive_boxes, engine_boxes[fastest_engine])]
     if fastest_engine != "PyTorch":
-        comparisons.append((f"engine ({fastest_engine}) vs engine (PyTorch)", engine_boxes["PyTorch"],
-                            engine_boxes[fastest_engine]))
+        comparisons.append(
+            (f"engine ({fastest_engine}) vs engine (PyTorch)", engine_boxes["PyTorch"], engine_boxes[fastest_engine])
+        )
     for name, reference, other in comparisons:
         matched, n_ref, n_other = agreement(reference, other)
         if n_ref == 0 and n_other == 0:
-            print(f"boxes, {name}: none scored >= {args.agree_conf} (an untrained model? pass --model a round's "
-                  "model.pt)")
+            print(
+                f"boxes, {name}: none scored >= {args.agree_conf} (an untrained model? pass --model a round's model.pt)"
+            )
             continue
-        print(f"boxes, {name}: {matched} matched at IoU >= 0.9 of {n_ref} and {n_other} scored >= "
-              f"{args.agree_conf} ({matched / max(n_ref, n_other):.1%} of the larger set)")
+        print(
+            f"boxes, {name}: {matched} matched at IoU >= 0.9 of {n_ref} and {n_other} scored >= "
+            f"{args.agree_conf} ({matched / max(n_ref, n_other):.1%} of the larger set)"
+        )
     shutil.rmtree(tmp, ignore_errors=True)  # the photos stay when --data names their folder
 
 

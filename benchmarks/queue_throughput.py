@@ -56,11 +56,20 @@ def _workspace(root: Path, images: Path, n: int, title: str, seed: int) -> Works
         for i in range(n):
             path = f"face_{i:05d}.jpg"
             ws.store.add_image(ImageRecord(path=path, sha256=f"{seed}-{i}", width=W, height=H))
-            boxes = tuple(Box(rng.choice(("sl", "fre", "mel")), x, y, x + rng.uniform(10, 80), y + rng.uniform(10, 80),
-                              score=rng.random()) for x, y in ((rng.uniform(0, 500), rng.uniform(0, 380))
-                                                               for _ in range(rng.randint(1, 4))))
-            ws.store.add_label_version(LabelVersion(path, Source.MODEL, boxes, round=0, model_version="round-000",
-                                                    uncertainty=rng.random()))
+            boxes = tuple(
+                Box(
+                    rng.choice(("sl", "fre", "mel")),
+                    x,
+                    y,
+                    x + rng.uniform(10, 80),
+                    y + rng.uniform(10, 80),
+                    score=rng.random(),
+                )
+                for x, y in ((rng.uniform(0, 500), rng.uniform(0, 380)) for _ in range(rng.randint(1, 4)))
+            )
+            ws.store.add_label_version(
+                LabelVersion(path, Source.MODEL, boxes, round=0, model_version="round-000", uncertainty=rng.random())
+            )
     return ws
 
 
@@ -88,23 +97,29 @@ def main() -> None:
         try:
             # ---- push ------------------------------------------------------------------
             ws = _workspace(base / "ws-push", images, n, "bench push", seed=1)
-            client = connect(ws, url=info.url, api_key=ls.read_credentials(server_ws.root).token,
-                             document_root=Path(info.document_root))
+            client = connect(
+                ws,
+                url=info.url,
+                api_key=ls.read_credentials(server_ws.root).token,
+                document_root=Path(info.document_root),
+            )
             t0 = time.perf_counter()
             result = push(ws, client)
             bulk_push = time.perf_counter() - t0
             assert result.created == n
 
-            naive_project = client.sdk.projects.create(title="bench naive push", label_config=client.sdk.projects.get(
-                result.project_id).label_config)
+            naive_project = client.sdk.projects.create(
+                title="bench naive push", label_config=client.sdk.projects.get(result.project_id).label_config
+            )
             ensure_photo_storage(ws, client, naive_project.id)
             prefix = document_prefix(ws, client)
             labels = ws.store.current_labels()
             records = {r.path: r for r in ws.store.images()[:sample]}
             t0 = time.perf_counter()
             for path, rec in records.items():
-                client.sdk.projects.import_tasks(naive_project.id, request=[task_payload(rec, labels[path],
-                                                                                         str(prefix / path))])
+                client.sdk.projects.import_tasks(
+                    naive_project.id, request=[task_payload(rec, labels[path], str(prefix / path))]
+                )
             naive_push = time.perf_counter() - t0
             ws.close()
 
@@ -120,13 +135,19 @@ def main() -> None:
             paths = list(records)
             reviewed_now = n - 2 * new
             for start in range(0, n, 500):
-                chunk = paths[start:start + 500]
+                chunk = paths[start : start + 500]
                 payload = []
                 for i, path in enumerate(chunk, start):
                     task = task_payload(records[path], labels[path], str(prefix / path))
                     if i < reviewed_now:  # ground_truth False: a reviewer's annotation, not an imported answer
-                        task["annotations"] = [{"result": _reviewed(labels[path], rng), "lead_time": 12.0,
-                                                "was_cancelled": False, "ground_truth": False}]
+                        task["annotations"] = [
+                            {
+                                "result": _reviewed(labels[path], rng),
+                                "lead_time": 12.0,
+                                "was_cancelled": False,
+                                "ground_truth": False,
+                            }
+                        ]
                     payload.append(task)
                 ids = client.sdk.projects.import_tasks(project.id, request=payload, return_task_ids=True).task_ids
                 ws.store.record_tasks(project.id, [(p, t, labels[p].id) for p, t in zip(chunk, ids, strict=True)])
@@ -143,11 +164,12 @@ def main() -> None:
 
             def post_reviews(batch: list[str]) -> None:
                 for path in batch:
-                    client.sdk.annotations.create(tasks[path], result=_reviewed(labels[path], rng), lead_time=9.0,
-                                                  was_cancelled=False)
+                    client.sdk.annotations.create(
+                        tasks[path], result=_reviewed(labels[path], rng), lead_time=9.0, was_cancelled=False
+                    )
 
             t0 = time.perf_counter()
-            post_reviews(paths[reviewed_now:reviewed_now + new])
+            post_reviews(paths[reviewed_now : reviewed_now + new])
             print(f"setup: {new} reviews posted one by one in {time.perf_counter() - t0:.1f} s")
             t0 = time.perf_counter()
             incr = pull(ws, client)
@@ -157,7 +179,7 @@ def main() -> None:
             nothing = pull(ws, client)
             incr_nothing = time.perf_counter() - t0
             assert not nothing.full and nothing.stored == 0
-            post_reviews(paths[reviewed_now + new:])
+            post_reviews(paths[reviewed_now + new :])
             t0 = time.perf_counter()
             old_way = pull(ws, client, full=True)
             full_new = time.perf_counter() - t0
@@ -177,10 +199,14 @@ def main() -> None:
     print(f"push, one task per call:      {_rate(sample, naive_push)}   -> bulk is {push_rate / naive_push_rate:.0f}x")
     print(f"first full pull: {_rate(n - 2 * new, first_pull)}   goal <= 10 s: {_met(first_pull <= 10)}")
     print(f"command start-up (connect: SDK client + token check): {connect_s:.2f} s")
-    print(f"pull, nothing new: incremental {incr_nothing:.2f} s vs full export {full_nothing:.2f} s -> "
-          f"{full_nothing / incr_nothing:.1f}x   goal <= start-up + 1 s: {_met(incr_nothing <= 1.0)}")
-    print(f"pull, {new} new reviews: incremental {incr_new:.2f} s vs full export {full_new:.2f} s -> "
-          f"{full_new / incr_new:.1f}x   goal < 3 s: {_met(incr_new < 3.0)}")
+    print(
+        f"pull, nothing new: incremental {incr_nothing:.2f} s vs full export {full_nothing:.2f} s -> "
+        f"{full_nothing / incr_nothing:.1f}x   goal <= start-up + 1 s: {_met(incr_nothing <= 1.0)}"
+    )
+    print(
+        f"pull, {new} new reviews: incremental {incr_new:.2f} s vs full export {full_new:.2f} s -> "
+        f"{full_new / incr_new:.1f}x   goal < 3 s: {_met(incr_new < 3.0)}"
+    )
 
 
 def _met(ok: bool) -> str:
@@ -191,6 +217,7 @@ def _reviewed(label: LabelVersion, rng: random.Random) -> list[dict]:
     """A reviewer's result: the predicted boxes, nudged by up to 3 px."""
     moved = [Box(b.label, max(0.0, b.x1 + rng.uniform(-3, 3)), b.y1, b.x2, b.y2) for b in label.boxes]
     return [box_to_result(b, W, H, f"r{i}") for i, b in enumerate(moved)]
+
 
 if __name__ == "__main__":
     main()

@@ -30,7 +30,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-
 import psutil  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -82,8 +81,9 @@ class _Sampler(threading.Thread):
         return self.peak / 2**20
 
 
-def run_step(name: str, cmd: list[str], *, photos: int, server_pid: int | None = None, env: dict | None = None,
-             log: Path) -> tuple[Step, str]:
+def run_step(
+    name: str, cmd: list[str], *, photos: int, server_pid: int | None = None, env: dict | None = None, log: Path
+) -> tuple[Step, str]:
     """Run one step as a child process; (its figures, its stdout). Fails loudly on a non-zero exit."""
     started = time.perf_counter()
     with open(log, "ab") as err:
@@ -98,26 +98,31 @@ def run_step(name: str, cmd: list[str], *, photos: int, server_pid: int | None =
     step = Step(name, photos, time.perf_counter() - started, usage.ru_maxrss / 1024, own.finish(), server.finish())
     if proc.returncode != 0:
         raise SystemExit(f"step {name!r} failed with exit code {proc.returncode}; see {log}")
-    print(f"  {name}: {step.wall_s:.1f} s, peak RSS {step.maxrss_mb:.0f} MB (tree {step.tree_mb:.0f} MB)"
-          + (f", Label Studio {step.server_mb:.0f} MB" if server_pid else ""), flush=True)
+    print(
+        f"  {name}: {step.wall_s:.1f} s, peak RSS {step.maxrss_mb:.0f} MB (tree {step.tree_mb:.0f} MB)"
+        + (f", Label Studio {step.server_mb:.0f} MB" if server_pid else ""),
+        flush=True,
+    )
     return step, out.decode()
 
 
 # ---- steps run in their own process (`scale.py _preannotate ...`, `scale.py _annotate ...`) -------------
 
+
 def _preannotate(ws_root: Path, limit: int, version: str, imgsz: int) -> None:
     from annotator.store import Workspace
     from bootstrap.preannotate import preannotate
-    from training.detectors import make_detector
     from bootstrap.rounds import unreviewed_targets
+    from training.detectors import make_detector
 
     with Workspace.open(ws_root, write=True) as ws:
         records = unreviewed_targets(ws, version)  # what a round predicts: photos without a human label
         if limit:
             records = records[:limit]
         detector = make_detector("yolo11n", ws.config.classes)  # untrained, from the package YAML
-        stats = preannotate(ws, detector, records, round_no=0, model_version=version, imgsz=imgsz, workers=2,
-                            device="cpu")
+        stats = preannotate(
+            ws, detector, records, round_no=0, model_version=version, imgsz=imgsz, workers=2, device="cpu"
+        )
     print(json.dumps(stats.to_dict() | {"failed": len(stats.failed)}))
 
 
@@ -130,16 +135,32 @@ def _accept_rest(ws_root: Path) -> None:
     with Workspace.open(ws_root) as ws:
         client = connect(ws)
         pid = require_project_id(ws)
-        todo = [int(t.id) for page in client.task_pages(pid, include="id,total_annotations") for t in page
-                if not t.total_annotations]
+        todo = [
+            int(t.id)
+            for page in client.task_pages(pid, include="id,total_annotations")
+            for t in page
+            if not t.total_annotations
+        ]
         t = time.perf_counter()
         for start in range(0, len(todo), 2000):
-            client.call("accepting predictions", client.sdk.actions.create, id="predictions_to_annotations",
-                        project=pid, selected_items={"all": False, "included": todo[start:start + 2000]},
-                        idempotent=False)
+            client.call(
+                "accepting predictions",
+                client.sdk.actions.create,
+                id="predictions_to_annotations",
+                project=pid,
+                selected_items={"all": False, "included": todo[start : start + 2000]},
+                idempotent=False,
+            )
         seconds = time.perf_counter() - t
-    print(json.dumps({"annotated": len(todo), "seconds": round(seconds, 1),
-                      "per_second": round(len(todo) / seconds, 1) if seconds else None}))
+    print(
+        json.dumps(
+            {
+                "annotated": len(todo),
+                "seconds": round(seconds, 1),
+                "per_second": round(len(todo) / seconds, 1) if seconds else None,
+            }
+        )
+    )
 
 
 def _annotate(ws_root: Path, threads: int, limit: int) -> None:
@@ -155,26 +176,46 @@ def _annotate(ws_root: Path, threads: int, limit: int) -> None:
         pid = require_project_id(ws)
         records = {r.path: r for r in ws.store.images()}
         truth_dir = Path(ws.image_root).parent / "truth"
-        todo = [t for page in client.task_pages(pid, include="id,data,total_annotations") for t in page
-                if not t.total_annotations][:limit]
+        todo = [
+            t
+            for page in client.task_pages(pid, include="id,data,total_annotations")
+            for t in page
+            if not t.total_annotations
+        ][:limit]
         classes = ws.config.class_table
 
         def annotate(task) -> None:
             record = records[task.data["photo"]]
             boxes = read_truth(truth_dir, record.path, classes) or []
             result = [box_to_result(b, record.width, record.height, f"t{task.id}-{i}") for i, b in enumerate(boxes)]
-            client.call(f"annotating task {task.id}", client.sdk.annotations.create, task.id, idempotent=False,
-                        result=result, lead_time=10.0, was_cancelled=False, ground_truth=False)
+            client.call(
+                f"annotating task {task.id}",
+                client.sdk.annotations.create,
+                task.id,
+                idempotent=False,
+                result=result,
+                lead_time=10.0,
+                was_cancelled=False,
+                ground_truth=False,
+            )
 
         t = time.perf_counter()
         with ThreadPoolExecutor(max_workers=threads) as pool:
             list(pool.map(annotate, todo))
         seconds = time.perf_counter() - t
-    print(json.dumps({"annotated": len(todo), "seconds": round(seconds, 1),
-                      "per_second": round(len(todo) / seconds, 1) if seconds else None}))
+    print(
+        json.dumps(
+            {
+                "annotated": len(todo),
+                "seconds": round(seconds, 1),
+                "per_second": round(len(todo) / seconds, 1) if seconds else None,
+            }
+        )
+    )
 
 
 # ---- the benchmark ----------------------------------------------------------------------------
+
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "_preannotate":
@@ -208,69 +249,108 @@ def main() -> None:
     n = args.photos
     print(f"scale benchmark: {n} photos in {work} (log {log}); {os.cpu_count()} CPUs", flush=True)
 
-    step, _ = run_step("synth (2 workers)", CLI + ["synth", str(data), "-n", str(n), "--labelled", "0.38",
-                                                    "--workers", "2", "--json"], photos=n, log=log)
+    step, _ = run_step(
+        "synth (2 workers)",
+        CLI + ["synth", str(data), "-n", str(n), "--labelled", "0.38", "--workers", "2", "--json"],
+        photos=n,
+        log=log,
+    )
     steps.append(step)
-    step, out = run_step("init (ingest)", CLI + ["init", str(ws_root), "--images", str(data / "images"), "--labels",
-                                                 str(data / "labels"), "--json"], photos=n, log=log)
+    step, out = run_step(
+        "init (ingest)",
+        CLI + ["init", str(ws_root), "--images", str(data / "images"), "--labels", str(data / "labels"), "--json"],
+        photos=n,
+        log=log,
+    )
     report = json.loads(out)
     step.note = f"{report['added']} added, {report['labelled']} hand-labelled"
     steps.append(step)
-    step, _ = run_step("init again (nothing new)", CLI + ["init", str(ws_root), "--images", str(data / "images"),
-                                                          "--labels", str(data / "labels"), "--json"], photos=n,
-                       log=log)
+    step, _ = run_step(
+        "init again (nothing new)",
+        CLI + ["init", str(ws_root), "--images", str(data / "images"), "--labels", str(data / "labels"), "--json"],
+        photos=n,
+        log=log,
+    )
     steps.append(step)
 
     small = min(args.small, n)
     for count, version in ((small, "scale-small"), (0, "scale-all")):
-        step, out = run_step(f"pre-annotate {count or 'all'} (imgsz {args.imgsz}, CPU)",
-                             me + ["_preannotate", str(ws_root), str(count), version, str(args.imgsz)],
-                             photos=count, log=log)
+        step, out = run_step(
+            f"pre-annotate {count or 'all'} (imgsz {args.imgsz}, CPU)",
+            me + ["_preannotate", str(ws_root), str(count), version, str(args.imgsz)],
+            photos=count,
+            log=log,
+        )
         stats = json.loads(out)
         step.photos = stats["photos"]
         step.name = f"pre-annotate {stats['photos']} (imgsz {args.imgsz}, CPU)"
-        step.note = (f"{stats['predicted']} stored, {stats['skipped_human']} human-labelled kept, "
-                     f"{stats['images_per_second']} img/s")
+        step.note = (
+            f"{stats['predicted']} stored, {stats['skipped_human']} human-labelled kept, "
+            f"{stats['images_per_second']} img/s"
+        )
         steps.append(step)
 
     with Workspace.open(ws_root) as ws:
         t = time.perf_counter()
-        info = ls.start_server(ws, template=ls.build_template(REPO / ".cache" / "ls-template"),
-                               document_root=data)
+        info = ls.start_server(ws, template=ls.build_template(REPO / ".cache" / "ls-template"), document_root=data)
         print(f"  Label Studio started in {time.perf_counter() - t:.1f} s at {info.url}", flush=True)
     try:
-        step, out = run_step("review push (all model-labelled)", CLI + ["review", "push", "-w", str(ws_root), "--json"],
-                             photos=n, server_pid=info.pid, log=log)
+        step, out = run_step(
+            "review push (all model-labelled)",
+            CLI + ["review", "push", "-w", str(ws_root), "--json"],
+            photos=n,
+            server_pid=info.pid,
+            log=log,
+        )
         pushed = json.loads(out)
         step.photos = pushed["created"]
         step.note = f"{pushed['created']} tasks created"
         steps.append(step)
-        step, out = run_step(f"review simulate --count {args.simulate}",
-                             CLI + ["review", "simulate", "-w", str(ws_root), "--count", str(args.simulate), "--json"],
-                             photos=args.simulate, server_pid=info.pid, log=log)
+        step, out = run_step(
+            f"review simulate --count {args.simulate}",
+            CLI + ["review", "simulate", "-w", str(ws_root), "--count", str(args.simulate), "--json"],
+            photos=args.simulate,
+            server_pid=info.pid,
+            log=log,
+        )
         step.note = f"{step.photos / step.wall_s:.1f} tasks/s incl. start-up"
         steps.append(step)
-        step, out = run_step(f"annotate {args.api} via API ({args.threads} threads)",
-                             me + ["_annotate", str(ws_root), str(args.threads), str(args.api)], photos=0,
-                             server_pid=info.pid, log=log)
+        step, out = run_step(
+            f"annotate {args.api} via API ({args.threads} threads)",
+            me + ["_annotate", str(ws_root), str(args.threads), str(args.api)],
+            photos=0,
+            server_pid=info.pid,
+            log=log,
+        )
         annotated = json.loads(out)
         step.photos = annotated["annotated"]
         step.note = f"{annotated['per_second']} annotations/s"
         steps.append(step)
-        step, out = run_step("accept the rest (bulk action)",
-                             me + ["_accept_rest", str(ws_root)], photos=0, server_pid=info.pid, log=log)
+        step, out = run_step(
+            "accept the rest (bulk action)", me + ["_accept_rest", str(ws_root)], photos=0, server_pid=info.pid, log=log
+        )
         accepted = json.loads(out)
         step.photos = accepted["annotated"]
         step.note = f"{accepted['per_second']} annotations/s (one Label Studio action)"
         steps.append(step)
-        step, out = run_step("review pull (everything)", CLI + ["review", "pull", "-w", str(ws_root), "--json"],
-                             photos=0, server_pid=info.pid, log=log)
+        step, out = run_step(
+            "review pull (everything)",
+            CLI + ["review", "pull", "-w", str(ws_root), "--json"],
+            photos=0,
+            server_pid=info.pid,
+            log=log,
+        )
         pulled = json.loads(out)
         step.photos = pulled["stored"]
         step.note = f"{pulled['stored']} stored, {len(pulled['issues'])} issues"
         steps.append(step)
-        step, out = run_step("review pull again (nothing new)", CLI + ["review", "pull", "-w", str(ws_root), "--json"],
-                             photos=0, server_pid=info.pid, log=log)
+        step, out = run_step(
+            "review pull again (nothing new)",
+            CLI + ["review", "pull", "-w", str(ws_root), "--json"],
+            photos=0,
+            server_pid=info.pid,
+            log=log,
+        )
         again = json.loads(out)
         step.photos = again["already_pulled"]
         steps.append(step)
@@ -284,15 +364,25 @@ def main() -> None:
     db_mb = (ws_root / "annotator.db").stat().st_size / 2**20
     print(f"\n{'step':<44}{'items':>8}{'wall s':>9}{'peak RSS MB':>13}{'tree MB':>9}{'LS MB':>7}  note")
     for s in steps:
-        print(f"{s.name:<44}{s.photos:>8}{s.wall_s:>9.1f}{s.maxrss_mb:>13.0f}{s.tree_mb:>9.0f}"
-              f"{(f'{s.server_mb:.0f}' if s.server_mb else '-'):>7}  {s.note}")
+        print(
+            f"{s.name:<44}{s.photos:>8}{s.wall_s:>9.1f}{s.maxrss_mb:>13.0f}{s.tree_mb:>9.0f}"
+            f"{(f'{s.server_mb:.0f}' if s.server_mb else '-'):>7}  {s.note}"
+        )
     pre = [s for s in steps if s.name.startswith("pre-annotate")]
     if len(pre) == 2:
-        print(f"\npre-annotation peak RSS: {pre[0].maxrss_mb:.0f} MB for {pre[0].photos} photos vs "
-              f"{pre[1].maxrss_mb:.0f} MB for {pre[1].photos} photos ({pre[1].photos / pre[0].photos:.1f}x the "
-              f"photos, {pre[1].maxrss_mb / pre[0].maxrss_mb:.2f}x the memory); store {db_mb:.0f} MB")
-    print("consistency: " + ("OK (one task per photo, every annotation stored once, store intact)" if not problems
-                             else "; ".join(problems)))
+        print(
+            f"\npre-annotation peak RSS: {pre[0].maxrss_mb:.0f} MB for {pre[0].photos} photos vs "
+            f"{pre[1].maxrss_mb:.0f} MB for {pre[1].photos} photos ({pre[1].photos / pre[0].photos:.1f}x the "
+            f"photos, {pre[1].maxrss_mb / pre[0].maxrss_mb:.2f}x the memory); store {db_mb:.0f} MB"
+        )
+    print(
+        "consistency: "
+        + (
+            "OK (one task per photo, every annotation stored once, store intact)"
+            if not problems
+            else "; ".join(problems)
+        )
+    )
     if not args.keep and args.out is None:
         shutil.rmtree(work, ignore_errors=True)
     if problems:
@@ -311,9 +401,13 @@ def _check(ws_root: Path) -> list[str]:
     db = sqlite3.connect(ws_root / "annotator.db")
     if db.execute("PRAGMA integrity_check").fetchone()[0] != "ok":
         problems.append("integrity_check failed")
-    stored = {r[0]: r[1] for r in db.execute(
-        "SELECT json_extract(meta, '$.annotation_id'), COUNT(*) FROM label_versions WHERE source='reviewed' "
-        "GROUP BY 1")}
+    stored = {
+        r[0]: r[1]
+        for r in db.execute(
+            "SELECT json_extract(meta, '$.annotation_id'), COUNT(*) FROM label_versions WHERE source='reviewed' "
+            "GROUP BY 1"
+        )
+    }
     db.close()
     with Workspace.open(ws_root) as ws:
         client = connect(ws)

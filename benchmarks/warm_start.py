@@ -31,8 +31,9 @@ def main() -> None:
         epochs, imgsz = row["info"]["epochs"], row["info"]["imgsz"]
         manifest = ws.store.manifest(args.round, row["attempt"])
         out = ws.root / "warm-start-check"
-        view = build_training_view(ws, out / "view", {p: s for p, _, s in manifest},
-                                   {p: ws.store.version(v) for p, v, _ in manifest})
+        view = build_training_view(
+            ws, out / "view", {p: s for p, _, s in manifest}, {p: ws.store.version(v) for p, v, _ in manifest}
+        )
         cold = make_detector(args.model, ws.config.classes)
         started = time.perf_counter()
         cold.train(view, TrainSettings(epochs=epochs, imgsz=imgsz, batch=ws.config.batch), out / "work")
@@ -40,8 +41,10 @@ def main() -> None:
         cold_test = cold.validate(view, "test", imgsz=imgsz, batch=ws.config.batch, workdir=out / "work")
     warm = row["metrics"]
     print(f"round {args.round}: {len(manifest)} photos, {epochs} epochs at {imgsz} px")
-    print(f"  warm start from round {args.round - 1}: test mAP50 {warm['test']['map50']:.3f}  "
-          f"(train {warm['train_seconds'] / 60:.1f} min)")
+    print(
+        f"  warm start from round {args.round - 1}: test mAP50 {warm['test']['map50']:.3f}  "
+        f"(train {warm['train_seconds'] / 60:.1f} min)"
+    )
     print(f"  from scratch ({args.model}):  test mAP50 {cold_test['map50']:.3f}  (train {cold_seconds / 60:.1f} min)")
 
 

@@ -87,8 +87,11 @@ def learning_curve(ws: Workspace) -> list[CurveRow]:
         metrics = row["metrics"]
         headline = round_map(metrics)
         ours = (metrics.get("test_split") or {}).get("per_class")
-        sensitivity = ({c: v.get("sensitivity") for c, v in ours.items()} if ours is not None else
-                       {c: v.get("recall") for c, v in (metrics.get("test") or {}).get("per_class", {}).items()})
+        sensitivity = (
+            {c: v.get("sensitivity") for c, v in ours.items()}
+            if ours is not None
+            else {c: v.get("recall") for c, v in (metrics.get("test") or {}).get("per_class", {}).items()}
+        )
         review = correction_summary(reviewed_by_round.get(r, []), sizes=sizes)
         effort = review.effort
         rows.append(
@@ -144,8 +147,10 @@ def measured_lines(curve: list[CurveRow]) -> list[str]:
     out = []
     for r in curve:
         if r.timed_photos and r.reviewed_photos > r.simulated_photos and r.reviewer_seconds_per_photo is not None:
-            out.append(f"round {r.round}: measured lead time {r.lead_time_seconds / r.timed_photos:.1f} s/photo "
-                       f"(Label Studio, {r.timed_photos} photos) vs modelled {r.reviewer_seconds_per_photo:.1f} s")
+            out.append(
+                f"round {r.round}: measured lead time {r.lead_time_seconds / r.timed_photos:.1f} s/photo "
+                f"(Label Studio, {r.timed_photos} photos) vs modelled {r.reviewer_seconds_per_photo:.1f} s"
+            )
     return out
 
 
@@ -162,8 +167,15 @@ def curve_table(curve: list[CurveRow]) -> Any:
         return "-" if a is None or b is None else f"{a:.{digits}f}/{b:.{digits}f}"
 
     last = next((r for r in reversed(curve) if r.test_photos is not None), None)
-    split = (f"test split {last.test_photos} photos" + (f", {last.test_boxes} boxes" if last.test_boxes is not None
-                                                         else "") + "; ") if last else ""
+    split = (
+        (
+            f"test split {last.test_photos} photos"
+            + (f", {last.test_boxes} boxes" if last.test_boxes is not None else "")
+            + "; "
+        )
+        if last
+        else ""
+    )
     caption = (
         f"{split}m/r/a: manual/reviewed/auto-accepted photos trained on; corr.: (changed predicted + added) "
         "/ (predicted + added) boxes; ops/ph and s/ph: reviewer / drawing the same photos from scratch "
@@ -199,8 +211,10 @@ def effort_verdict(row: CurveRow) -> str | None:
     if not row.effort_photos or row.reviewer_seconds_per_photo is None or row.scratch_seconds_per_photo is None:
         return None
     rev, scr = row.reviewer_seconds_per_photo, row.scratch_seconds_per_photo
-    head = (f"round {row.round}'s predictions, {row.effort_photos} photos reviewed: {rev:.1f} s per photo "
-            f"reviewing vs {scr:.1f} s drawing the same photos from scratch (modelled, review_queue.effort)")
+    head = (
+        f"round {row.round}'s predictions, {row.effort_photos} photos reviewed: {rev:.1f} s per photo "
+        f"reviewing vs {scr:.1f} s drawing the same photos from scratch (modelled, review_queue.effort)"
+    )
     if rev < scr:
         return f"{head}: the model saved {1 - rev / scr:.0%} of the drawing time"
     return f"{head}: the model saved no time; reviewers redrew what it missed or got wrong"

@@ -61,13 +61,19 @@ def _run_or_resume(ws: Workspace, round_no: int, settings: RoundSettings, queue:
         say(f"  round {round_no} was finished by an earlier run of the demo")
         return
     with LoopProgress() as progress:
-        result = run_round(ws, round_no, settings, queue=queue,
-                           hooks=RoundHooks(on_stage=progress.stage, on_epoch=progress.epoch,
-                                            on_predicted=progress.predicted))
-    say(f"  round {round_no} test {describe_map(round_map(result.metrics))}; "
+        result = run_round(
+            ws,
+            round_no,
+            settings,
+            queue=queue,
+            hooks=RoundHooks(on_stage=progress.stage, on_epoch=progress.epoch, on_predicted=progress.predicted),
+        )
+    say(
+        f"  round {round_no} test {describe_map(round_map(result.metrics))}; "
         f"{result.preannotate.predicted if result.preannotate else 0} photos pre-annotated; "
         f"{(result.pushed or {}).get('created', 0)} tasks created, {(result.pushed or {}).get('replaced', 0)} "
-        "predictions replaced in the queue")
+        "predictions replaced in the queue"
+    )
 
 
 def _adjudicate(ws: Workspace, queue: ReviewQueue, seed: int) -> None:
@@ -80,8 +86,10 @@ def _adjudicate(ws: Workspace, queue: ReviewQueue, seed: int) -> None:
 
     adjudicated = simulate_adjudication(ws, connect(ws), noise=DOUBLE_REVIEW_SLIPS, seed=seed)
     queue.pull(ws)
-    say(f"  the SIMULATED adjudicator settled {adjudicated.annotated} disagreeing photos "
-        f"({adjudicated.lead_time_s / 60:.1f} simulated minutes); agreeing photos took the merged label")
+    say(
+        f"  the SIMULATED adjudicator settled {adjudicated.annotated} disagreeing photos "
+        f"({adjudicated.lead_time_s / 60:.1f} simulated minutes); agreeing photos took the merged label"
+    )
     for line in agreement_lines(agreement_summary(ws)):
         say(f"  {line}")
 
@@ -103,21 +111,44 @@ def run_demo(settings: DemoSettings) -> dict:
     folder = settings.folder.resolve()
     data, ws_root = folder / "data", folder / "workspace"
     started = time.perf_counter()
-    say(tagged("annotator demo", "bold", f"in {folder} ({'GPU' if gpu else 'CPU'}: yolo11{'s' if gpu else 'n'}, "
-               f"{epochs}+{retrain_epochs} epochs at {imgsz} px). Photos and reviewer are SIMULATED."))
+    say(
+        tagged(
+            "annotator demo",
+            "bold",
+            f"in {folder} ({'GPU' if gpu else 'CPU'}: yolo11{'s' if gpu else 'n'}, "
+            f"{epochs}+{retrain_epochs} epochs at {imgsz} px). Photos and reviewer are SIMULATED.",
+        )
+    )
 
     _step(1, f"synthesising {settings.images} face photos with six lesion types (38% hand-labelled)")
     if not (data / "truth").exists() or len(list((data / "truth").glob("*.xml"))) < settings.images:
         with progress_bar() as bar:
             task = bar.add_task("synthesising", total=settings.images)
-            generate(data, images=settings.images, labelled_fraction=0.38, seed=settings.seed, size="small",
-                     progress=lambda n: bar.advance(task, n))
+            generate(
+                data,
+                images=settings.images,
+                labelled_fraction=0.38,
+                seed=settings.seed,
+                size="small",
+                progress=lambda n: bar.advance(task, n),
+            )
 
     _step(2, "ingesting photos and labelImg XML into the workspace")
-    cfg = Config(images=data / "images", labels=data / "labels", imgsz=imgsz, epochs=epochs,
-                 retrain_epochs=retrain_epochs, batch=batch, test_size=30, model="auto")
-    ws = Workspace.create(ws_root, cfg) if not (ws_root / "annotator.toml").exists() else \
-        Workspace.open(ws_root, write=True)
+    cfg = Config(
+        images=data / "images",
+        labels=data / "labels",
+        imgsz=imgsz,
+        epochs=epochs,
+        retrain_epochs=retrain_epochs,
+        batch=batch,
+        test_size=30,
+        model="auto",
+    )
+    ws = (
+        Workspace.create(ws_root, cfg)
+        if not (ws_root / "annotator.toml").exists()
+        else Workspace.open(ws_root, write=True)
+    )
     with ws:
         ingest(ws, images=ws.config.images, labels=ws.config.labels)
         counts = ws.store.status_counts()
@@ -127,8 +158,9 @@ def run_demo(settings: DemoSettings) -> dict:
         server = start_server(ws, port=settings.port)
         queue = open_queue(ws)
 
-        _step(4, "round 0: train on the hand-labelled photos, pre-annotate the rest, push the queue most "
-                 "uncertain first")
+        _step(
+            4, "round 0: train on the hand-labelled photos, pre-annotate the rest, push the queue most uncertain first"
+        )
         _run_or_resume(ws, 0, RoundSettings.from_config(ws.config, 0), queue)
 
         n_review = max(1, int(settings.review_fraction * len(ws.store.task_map())))
@@ -145,16 +177,27 @@ def run_demo(settings: DemoSettings) -> dict:
 
                 set_overlap(client, get_project(client, require_project_id(ws)), reviewers=2)
             for reviewer in (1, 2) if double else (None,):
-                simulated = simulate(ws, client, count=n_review, reviewer=reviewer,
-                                     noise=DOUBLE_REVIEW_SLIPS if double else 0.0, seed=settings.seed)
-                say(f"  {'reviewer ' + str(reviewer) + ': ' if reviewer else ''}{simulated.annotated} photos "
+                simulated = simulate(
+                    ws,
+                    client,
+                    count=n_review,
+                    reviewer=reviewer,
+                    noise=DOUBLE_REVIEW_SLIPS if double else 0.0,
+                    seed=settings.seed,
+                )
+                say(
+                    f"  {'reviewer ' + str(reviewer) + ': ' if reviewer else ''}{simulated.annotated} photos "
                     f"reviewed, actions {simulated.actions}, {simulated.lead_time_s / 60:.1f} simulated reviewer "
-                    "minutes")
+                    "minutes"
+                )
         else:
             say("  reviewed by an earlier run of the demo")
 
-        _step(6, "round 1: pull the corrections with provenance, snapshot, warm start from round 0, evaluate, "
-                 "re-predict, re-push")
+        _step(
+            6,
+            "round 1: pull the corrections with provenance, snapshot, warm start from round 0, evaluate, "
+            "re-predict, re-push",
+        )
         _run_or_resume(ws, 1, RoundSettings.from_config(ws.config, 1), queue)
         if double:
             _adjudicate(ws, queue, settings.seed)
@@ -170,7 +213,9 @@ def run_demo(settings: DemoSettings) -> dict:
     minutes = (time.perf_counter() - started) / 60
     _step(8, "done")
     console.print(f"\n[bold green]demo finished in {minutes:.1f} min.[/] Round report: {escape(str(report_path))}")
-    console.print(f"Label Studio is running at [bold]{server.url}[/] — log in with the e-mail and password in "
-                  f"{escape(str(credentials_path(ws_root)))} (readable only by you). Stop it with "
-                  f"`annotator review serve --stop -w {escape(str(ws_root))}`.")
+    console.print(
+        f"Label Studio is running at [bold]{server.url}[/] — log in with the e-mail and password in "
+        f"{escape(str(credentials_path(ws_root)))} (readable only by you). Stop it with "
+        f"`annotator review serve --stop -w {escape(str(ws_root))}`."
+    )
     return {"curve": curve, "url": server.url, "minutes": minutes}

@@ -105,8 +105,9 @@ class _ClassMatches:
     truth_per_photo: np.ndarray  # (N,) int: truth boxes of the class on each photo
 
 
-def _matches(truth: Sequence[Sequence[Box]], pred: Sequence[Sequence[Box]],
-             classes: Sequence[str]) -> list[_ClassMatches]:
+def _matches(
+    truth: Sequence[Sequence[Box]], pred: Sequence[Sequence[Box]], classes: Sequence[str]
+) -> list[_ClassMatches]:
     """Per class, pycocotools' own per-photo matching (COCOeval.evaluate at IoU 0.5, area all)."""
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
@@ -145,8 +146,13 @@ def _matches(truth: Sequence[Sequence[Box]], pred: Sequence[Sequence[Box]],
     for k in range(len(classes)):
         scores = np.asarray(found[k]["score"], dtype=float)
         order = np.argsort(-scores, kind="mergesort")
-        out.append(_ClassMatches(np.asarray(found[k]["photo"], dtype=int)[order],
-                                 np.asarray(found[k]["tp"], dtype=bool)[order], truth_counts[k]))
+        out.append(
+            _ClassMatches(
+                np.asarray(found[k]["photo"], dtype=int)[order],
+                np.asarray(found[k]["tp"], dtype=bool)[order],
+                truth_counts[k],
+            )
+        )
     return out
 
 
@@ -179,9 +185,15 @@ def _map50_of_weights(matches: Sequence[_ClassMatches], weights: np.ndarray) -> 
         return np.nanmean(ap, axis=1)
 
 
-def map50_interval(truth: Sequence[Sequence[Box]], pred: Sequence[Sequence[Box]], classes: Sequence[str], *,
-                   n_resamples: int = N_RESAMPLES, seed: int = 0,
-                   level: float = LEVEL) -> tuple[float | None, tuple[float, float] | None]:
+def map50_interval(
+    truth: Sequence[Sequence[Box]],
+    pred: Sequence[Sequence[Box]],
+    classes: Sequence[str],
+    *,
+    n_resamples: int = N_RESAMPLES,
+    seed: int = 0,
+    level: float = LEVEL,
+) -> tuple[float | None, tuple[float, float] | None]:
     """(mAP50, percentile bootstrap interval) over photos: `truth[n]`, `pred[n]` are photo n's boxes.
 
     mAP50 is pycocotools' (`training.metrics.coco_evaluate`). Each resample draws N photos with
@@ -194,14 +206,15 @@ def map50_interval(truth: Sequence[Sequence[Box]], pred: Sequence[Sequence[Box]]
         raise ValueError(f"{n} truth photos but {len(pred)} prediction photos")
     if n == 0 or not any(truth):
         return None, None
-    point = coco_evaluate(coco_ground_truth([str(i) for i in range(n)], truth, classes),
-                          coco_results(pred, classes)).map50
+    point = coco_evaluate(
+        coco_ground_truth([str(i) for i in range(n)], truth, classes), coco_results(pred, classes)
+    ).map50
     matches = _matches(truth, pred, classes)
     rng = np.random.default_rng(seed)
     draws = rng.integers(0, n, size=(n_resamples, n))  # (B, N) photo indices
     samples = []
     for start in range(0, n_resamples, 200):  # bounded memory: (200, D) per class at a time
-        block = draws[start:start + 200]
+        block = draws[start : start + 200]
         weights = np.zeros((block.shape[0], n), dtype=np.int32)
         np.add.at(weights, (np.repeat(np.arange(block.shape[0]), n), block.ravel()), 1)
         samples.append(_map50_of_weights(matches, weights))
@@ -214,32 +227,65 @@ def map50_interval(truth: Sequence[Sequence[Box]], pred: Sequence[Sequence[Box]]
     return point, (float(lo), float(hi))
 
 
-def split_figures(truth: Sequence[Sequence[Box]], pred: Sequence[Sequence[Box]], classes: Sequence[str], *,
-                       thresholds: Mapping[str, float], n_resamples: int = N_RESAMPLES, seed: int = 0,
-                       level: float = LEVEL) -> SplitFigures:
+def split_figures(
+    truth: Sequence[Sequence[Box]],
+    pred: Sequence[Sequence[Box]],
+    classes: Sequence[str],
+    *,
+    thresholds: Mapping[str, float],
+    n_resamples: int = N_RESAMPLES,
+    seed: int = 0,
+    level: float = LEVEL,
+) -> SplitFigures:
     """Every test-split figure from boxes alone (pure): `pred` scored, at any confidence."""
     point, interval = map50_interval(truth, pred, classes, n_resamples=n_resamples, seed=seed, level=level)
-    ap = coco_evaluate(coco_ground_truth([str(i) for i in range(len(truth))], truth, classes),
-                       coco_results(pred, classes)).per_class if truth else {}
+    ap = (
+        coco_evaluate(
+            coco_ground_truth([str(i) for i in range(len(truth))], truth, classes), coco_results(pred, classes)
+        ).per_class
+        if truth
+        else {}
+    )
     cm = box_confusion_matrix(truth, pred, classes, thresholds=dict(thresholds), iou_threshold=0.5)  # (K+1, K+1)
     per_class = {}
     for k, c in enumerate(classes):
         tp, n_pred, n_true = int(cm[k, k]), int(cm[:, k].sum()), int(cm[k, :].sum())
-        per_class[c] = ClassFigures(truth_boxes=n_true, predicted_boxes=n_pred, true_positives=tp,
-                                    precision=tp / n_pred if n_pred else None,
-                                    sensitivity=tp / n_true if n_true else None,
-                                    ap50=(ap.get(c) or {}).get("ap50"))
-    return SplitFigures(photos=len(truth), boxes=sum(len(t) for t in truth), map50=point, interval=interval,
-                            level=level, n_resamples=n_resamples, seed=seed, per_class=per_class,
-                            thresholds={c: float(thresholds[c]) for c in classes if c in thresholds})
+        per_class[c] = ClassFigures(
+            truth_boxes=n_true,
+            predicted_boxes=n_pred,
+            true_positives=tp,
+            precision=tp / n_pred if n_pred else None,
+            sensitivity=tp / n_true if n_true else None,
+            ap50=(ap.get(c) or {}).get("ap50"),
+        )
+    return SplitFigures(
+        photos=len(truth),
+        boxes=sum(len(t) for t in truth),
+        map50=point,
+        interval=interval,
+        level=level,
+        n_resamples=n_resamples,
+        seed=seed,
+        per_class=per_class,
+        thresholds={c: float(thresholds[c]) for c in classes if c in thresholds},
+    )
 
 
 # ---- a round's model on the test split (I/O) ------------------------------------------------
 
 
-def evaluate_test_split(ws: Workspace, detector: Detector, round_no: int, attempt: int = 0, *, imgsz: int,
-                        device: str | None = None, threshold: Callable[[str], float] | None = None,
-                        n_resamples: int = N_RESAMPLES, batch: int = 8) -> SplitFigures:
+def evaluate_test_split(
+    ws: Workspace,
+    detector: Detector,
+    round_no: int,
+    attempt: int = 0,
+    *,
+    imgsz: int,
+    device: str | None = None,
+    threshold: Callable[[str], float] | None = None,
+    n_resamples: int = N_RESAMPLES,
+    batch: int = 8,
+) -> SplitFigures:
     """Predict the round's test photos (its manifest's `test` rows, with the label versions it
     froze) and compute `split_figures`. threshold: per-class score threshold (default: the
     workspace's, what pre-annotation keeps)."""
@@ -251,30 +297,44 @@ def evaluate_test_split(ws: Workspace, detector: Detector, round_no: int, attemp
     truth: list[tuple[Box, ...]] = []
     pred: list[list[Box]] = []
     for start in range(0, len(rows), batch):
-        chunk = rows[start:start + batch]
+        chunk = rows[start : start + batch]
         decoded = [decode_displayed(ws.image_path(p), imgsz) for p, _ in chunk]
-        kwargs = {"conf": EVAL_CONF, "imgsz": imgsz, **({"device": device} if device is not None else {})}
-        raw = detector.predict_arrays([d[0] for d in decoded], **kwargs)
+        raw = detector.predict_arrays([d[0] for d in decoded], conf=EVAL_CONF, imgsz=imgsz, device=device)
         for (path, vid), (_, sx, sy), boxes in zip(chunk, decoded, raw, strict=True):
             version = ws.store.version(vid)
             truth.append(tuple(version.boxes) if version is not None else ())
             rec = records[path]
             pred.append(boxes_to_photo(boxes, sx, sy, rec.width, rec.height))
     threshold = threshold or ws.config.threshold_for
-    return split_figures(truth, pred, classes, thresholds={c: threshold(c) for c in classes},
-                              n_resamples=n_resamples, seed=ws.config.seed)
+    return split_figures(
+        truth,
+        pred,
+        classes,
+        thresholds={c: threshold(c) for c in classes},
+        n_resamples=n_resamples,
+        seed=ws.config.seed,
+    )
 
 
-def record_test_split(ws: Workspace, detector: Detector, round_no: int, attempt: int = 0, *, imgsz: int,
-                      device: str | None = None, threshold: Callable[[str], float] | None = None) -> dict[str, Any]:
+def record_test_split(
+    ws: Workspace,
+    detector: Detector,
+    round_no: int,
+    attempt: int = 0,
+    *,
+    imgsz: int,
+    device: str | None = None,
+    threshold: Callable[[str], float] | None = None,
+) -> dict[str, Any]:
     """Evaluate once per round and store it as the round's `metrics["test_split"]` (a rerun reuses it).
     threshold: the per-class score threshold the round pre-annotates with (default: the workspace's)."""
     row = ws.store.round_row(round_no, attempt) or {}
     stored = (row.get("metrics") or {}).get("test_split")
     if stored is not None:
         return stored
-    figures = evaluate_test_split(ws, detector, round_no, attempt, imgsz=imgsz, device=device,
-                                  threshold=threshold).to_dict()
+    figures = evaluate_test_split(
+        ws, detector, round_no, attempt, imgsz=imgsz, device=device, threshold=threshold
+    ).to_dict()
     ws.store.upsert_round(round_no, attempt, stage=row.get("stage", "trained"), metrics={"test_split": figures})
     return figures
 
@@ -310,8 +370,7 @@ def describe_map(m: RoundMap | None) -> str:
     """`mAP50 0.132 (95% CI 0.050-0.221) on 9 test photos, 18 boxes`."""
     if m is None or m.map50 is None:
         return "mAP50 - (no test split evaluated)"
-    ci = (f" ({m.level:.0%} CI {m.interval[0]:.3f}-{m.interval[1]:.3f})" if m.interval is not None
-          else " (no interval)")
+    ci = f" ({m.level:.0%} CI {m.interval[0]:.3f}-{m.interval[1]:.3f})" if m.interval is not None else " (no interval)"
     boxes = f", {m.boxes} boxes" if m.boxes is not None else ""
     return f"mAP50 {m.map50:.3f}{ci} on {m.photos} test photos{boxes}"
 
@@ -336,15 +395,19 @@ def comparison_warning(rounds: Sequence[tuple[int, RoundMap | None]]) -> str | N
         return None
     r, last = known[-1]
     if last.photos < MIN_TEST_PHOTOS:
-        return (f"warning: the test split has {last.photos} photos (< {MIN_TEST_PHOTOS}): too few to compare "
-                "rounds; differences in mAP50 between rounds mean nothing at this size")
+        return (
+            f"warning: the test split has {last.photos} photos (< {MIN_TEST_PHOTOS}): too few to compare "
+            "rounds; differences in mAP50 between rounds mean nothing at this size"
+        )
     if len(known) < 2:
         return None
     p, prev = known[-2]
     if last.interval is None or prev.interval is None:
         return f"warning: round {p} or {r} has no interval; their mAP50 cannot be compared"
     if last.interval[0] <= prev.interval[1] and prev.interval[0] <= last.interval[1]:
-        return (f"warning: round {r}'s {last.level:.0%} interval {last.interval[0]:.3f}-{last.interval[1]:.3f} "
-                f"overlaps round {p}'s {prev.interval[0]:.3f}-{prev.interval[1]:.3f}: the test split "
-                f"({last.photos} photos) cannot tell the two rounds apart")
+        return (
+            f"warning: round {r}'s {last.level:.0%} interval {last.interval[0]:.3f}-{last.interval[1]:.3f} "
+            f"overlaps round {p}'s {prev.interval[0]:.3f}-{prev.interval[1]:.3f}: the test split "
+            f"({last.photos} photos) cannot tell the two rounds apart"
+        )
     return None

@@ -82,8 +82,9 @@ def finalize(ws: Workspace, *, threshold: float | None = None, export_dir: Path 
     batch = [v for v in reviewed if v.round == last_round]
     summary = correction_summary(batch)
     human_boxes = sum(len(v.boxes) for v in current.values() if v.source is not Source.MODEL and not v.excluded)
-    expected = expected_remaining_boxes(sum(len(v.boxes) for v in remaining), len(remaining),
-                                        summary.reviewed_boxes_per_photo or 0.0)
+    expected = expected_remaining_boxes(
+        sum(len(v.boxes) for v in remaining), len(remaining), summary.reviewed_boxes_per_photo or 0.0
+    )
     recommended = recommend_threshold(expected, human_boxes)
     used = recommended if threshold is None else threshold
     if summary.correction_rate is None:

@@ -16,9 +16,10 @@ import queue
 import threading
 import time
 from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -55,14 +56,23 @@ class PreannotateStats:
             return None
         photos = "1 photo" if self.no_box == 1 else f"{self.no_box} photos"
         at = ", ".join(f"{name} {value:g}" for name, value in self.thresholds.items())
-        return (f"{photos} of {self.predicted} kept no box at the confidence thresholds {at} (the round's; "
-                "[predict.thresholds] in annotator.toml overrides them)")
+        return (
+            f"{photos} of {self.predicted} kept no box at the confidence thresholds {at} (the round's; "
+            "[predict.thresholds] in annotator.toml overrides them)"
+        )
 
     def to_dict(self) -> dict:
-        return {"photos": self.photos, "predicted": self.predicted, "boxes": self.boxes,
-                "skipped_human": self.skipped_human, "failed": [{"path": p, "error": e} for p, e in self.failed],
-                "seconds": round(self.seconds, 2), "images_per_second": round(self.images_per_second, 1),
-                "no_box": self.no_box, "thresholds": dict(self.thresholds)}
+        return {
+            "photos": self.photos,
+            "predicted": self.predicted,
+            "boxes": self.boxes,
+            "skipped_human": self.skipped_human,
+            "failed": [{"path": p, "error": e} for p, e in self.failed],
+            "seconds": round(self.seconds, 2),
+            "images_per_second": round(self.images_per_second, 1),
+            "no_box": self.no_box,
+            "thresholds": dict(self.thresholds),
+        }
 
 
 def auto_batch(device: str | None) -> int:
@@ -74,22 +84,39 @@ def auto_batch(device: str | None) -> int:
     return 32 if torch.cuda.is_available() else 4
 
 
-def predictions_from_raw(raw: Sequence[Box], record: ImageRecord, sx: float, sy: float,
-                         threshold: Callable[[str], float], *, model_version: str, round_no: int,
-                         mirrored: Sequence[Box] | None = None) -> Prediction:
+def predictions_from_raw(
+    raw: Sequence[Box],
+    record: ImageRecord,
+    sx: float,
+    sy: float,
+    threshold: Callable[[str], float],
+    *,
+    model_version: str,
+    round_no: int,
+    mirrored: Sequence[Box] | None = None,
+) -> Prediction:
     """Map a reduced-decode detection back to the full displayed photo and score the photo. Pure.
 
     mirrored: the boxes found on the mirrored decode, mapped back onto the decode (`unmirror`); given,
     the photo is scored by flip consistency, else by the heuristic (`bootstrap.uncertainty`)."""
     full = boxes_to_photo(raw, sx, sy, record.width, record.height)
-    uncertainty = photo_uncertainty(full, threshold) if mirrored is None else flip_uncertainty(
-        full, boxes_to_photo(mirrored, sx, sy, record.width, record.height), threshold)
-    return Prediction(image_path=record.path, boxes=keep_confident(full, threshold), model_version=model_version,
-                      round=round_no, uncertainty=uncertainty)
+    uncertainty = (
+        photo_uncertainty(full, threshold)
+        if mirrored is None
+        else flip_uncertainty(full, boxes_to_photo(mirrored, sx, sy, record.width, record.height), threshold)
+    )
+    return Prediction(
+        image_path=record.path,
+        boxes=keep_confident(full, threshold),
+        model_version=model_version,
+        round=round_no,
+        uncertainty=uncertainty,
+    )
 
 
-def _decoded(ws: Workspace, records: Sequence[ImageRecord], max_side: int, workers: int
-             ) -> Iterator[tuple[ImageRecord, tuple[np.ndarray, float, float] | Exception]]:
+def _decoded(
+    ws: Workspace, records: Sequence[ImageRecord], max_side: int, workers: int
+) -> Iterator[tuple[ImageRecord, tuple[np.ndarray, float, float] | Exception]]:
     """Decode ahead of the consumer, in order, with a bounded window (memory stays flat)."""
     window = max(8, workers * 4)
     with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -127,15 +154,21 @@ class _Writer(threading.Thread):
                 written = []
                 with self.ws.store.transaction():
                     for pred in batch:
-                        version = LabelVersion(image_path=pred.image_path, source=Source.MODEL, boxes=pred.boxes,
-                                               round=pred.round, model_version=pred.model_version,
-                                               created_at=now_iso(), uncertainty=pred.uncertainty)
+                        version = LabelVersion(
+                            image_path=pred.image_path,
+                            source=Source.MODEL,
+                            boxes=pred.boxes,
+                            round=pred.round,
+                            model_version=pred.model_version,
+                            created_at=now_iso(),
+                            uncertainty=pred.uncertainty,
+                        )
                         vid = self.ws.store.add_label_version(version)
                         if vid is None:
                             self.stats.skipped_human += 1
                             continue
                         written.append((pred, vid, version))
-                for pred, vid, version in written:
+                for _, vid, version in written:
                     self.ws.write_voc_for(replace(version, id=vid))
                 self.ws.store.mark_voc_written([(p.image_path, vid) for p, vid, _ in written])
                 self.stats.predicted += len(written)
@@ -167,16 +200,29 @@ def _devices(device: str | None) -> list[str | None]:
 _COUNTS_LOCK = threading.Lock()  # PreannotateStats.decoders: pipelines finish on their own threads
 
 
-def _run_pipeline(ws: Workspace, detector: Detector, records: Sequence[ImageRecord], writer: _Writer,
-                  stats: PreannotateStats, *, round_no: int, model_version: str, imgsz: int, batch: int,
-                  workers: int, device: str | None, progress: Callable[[int], None] | None,
-                  threshold: Callable[[str], float], decode: str = "pil") -> None:
+def _run_pipeline(
+    ws: Workspace,
+    detector: Detector,
+    records: Sequence[ImageRecord],
+    writer: _Writer,
+    stats: PreannotateStats,
+    *,
+    round_no: int,
+    model_version: str,
+    imgsz: int,
+    batch: int,
+    workers: int,
+    device: str | None,
+    progress: Callable[[int], None] | None,
+    threshold: Callable[[str], float],
+    decode: str = "pil",
+) -> None:
     """Decode ahead -> batch -> predict -> hand to the writer, for one device.
 
     decode: `[predict] decode`; on the device (`annotator.device_decode`) the photos are decoded in batches
     where the model runs, with PIL for what the device refuses."""
     chunk: list[tuple[ImageRecord, np.ndarray, float, float]] = []
-    kwargs = {"conf": CONF_FLOOR, "imgsz": imgsz, **({"device": device} if device is not None else {})}
+    kwargs: dict[str, Any] = {"conf": CONF_FLOOR, "imgsz": imgsz, "device": device}
     stats.thresholds = {name: threshold(name) for name in ws.config.classes}  # named when a photo keeps no box
 
     flip = ws.config.uncertainty == FLIP_CONSISTENCY
@@ -189,16 +235,34 @@ def _run_pipeline(ws: Workspace, detector: Detector, records: Sequence[ImageReco
             if flip:  # the flip-consistency score needs a second pass, on the mirrored photos
                 found = detector.predict_arrays([np.ascontiguousarray(a[:, ::-1]) for a in arrays], **kwargs)
                 mirrored = [unmirror(m, a.shape[1], a.shape[0]) for m, a in zip(found, arrays, strict=True)]
-            writer.inbox.put([predictions_from_raw(r, rec, sx, sy, threshold, model_version=model_version,
-                                                   round_no=round_no, mirrored=m)
-                              for (rec, _, sx, sy), r, m in zip(chunk, raw, mirrored, strict=True)])
+            writer.inbox.put(
+                [
+                    predictions_from_raw(
+                        r, rec, sx, sy, threshold, model_version=model_version, round_no=round_no, mirrored=m
+                    )
+                    for (rec, _, sx, sy), r, m in zip(chunk, raw, mirrored, strict=True)
+                ]
+            )
             chunk.clear()
 
     counts: Counter[str] = Counter()  # photos per decoder
     on = decode_device(decode, device)
-    photos = (_decoded(ws, records, imgsz, workers) if on is None else
-              zip(records, decode_stream([ws.image_path(r.path) for r in records], device=on, max_side=imgsz,
-                                         batch=batch, workers=workers, counts=counts), strict=True))
+    photos = (
+        _decoded(ws, records, imgsz, workers)
+        if on is None
+        else zip(
+            records,
+            decode_stream(
+                [ws.image_path(r.path) for r in records],
+                device=on,
+                max_side=imgsz,
+                batch=batch,
+                workers=workers,
+                counts=counts,
+            ),
+            strict=True,
+        )
+    )
     for rec, decoded in photos:
         if writer.error:
             return
@@ -217,10 +281,21 @@ def _run_pipeline(ws: Workspace, detector: Detector, records: Sequence[ImageReco
         stats.decoders.update(counts)
 
 
-def preannotate(ws: Workspace, detector: Detector, records: Iterable[ImageRecord], *, round_no: int,
-                model_version: str, imgsz: int = 640, batch: int = 0, workers: int = 0,
-                device: str | None = None, progress: Callable[[int], None] | None = None,
-                threshold: Callable[[str], float] | None = None, decode: str | None = None) -> PreannotateStats:
+def preannotate(
+    ws: Workspace,
+    detector: Detector,
+    records: Iterable[ImageRecord],
+    *,
+    round_no: int,
+    model_version: str,
+    imgsz: int = 640,
+    batch: int = 0,
+    workers: int = 0,
+    device: str | None = None,
+    progress: Callable[[int], None] | None = None,
+    threshold: Callable[[str], float] | None = None,
+    decode: str | None = None,
+) -> PreannotateStats:
     """Predict every record and store each as a `model` label version (never over a human label).
 
     decode: "auto" (on the GPU where the model runs on one, else PIL), "pil" or "device" (the pipeline's device,
@@ -247,10 +322,22 @@ def preannotate(ws: Workspace, detector: Detector, records: Iterable[ImageRecord
     def run(i: int, dev: str | None) -> None:
         try:
             model = detector if i == 0 else detector.replicate()
-            _run_pipeline(ws, model, records[i::len(devices)], writer, stats, round_no=round_no,
-                          model_version=model_version, imgsz=imgsz, batch=batch,
-                          workers=max(1, workers // len(devices)), device=dev, progress=progress,
-                          threshold=threshold or ws.config.threshold_for, decode=decode or ws.config.predict_decode)
+            _run_pipeline(
+                ws,
+                model,
+                records[i :: len(devices)],
+                writer,
+                stats,
+                round_no=round_no,
+                model_version=model_version,
+                imgsz=imgsz,
+                batch=batch,
+                workers=max(1, workers // len(devices)),
+                device=dev,
+                progress=progress,
+                threshold=threshold or ws.config.threshold_for,
+                decode=decode or ws.config.predict_decode,
+            )
         except BaseException as exc:  # re-raised in the caller's thread
             errors.append(exc)
 

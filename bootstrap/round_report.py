@@ -83,8 +83,13 @@ def _cell(value: Any, missing: str = "-") -> str:
 
 
 def _table(head: list[str], rows: list[list[str]]) -> str:
-    return ("<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>"
-            + "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows) + "</table>")
+    return (
+        "<table><tr>"
+        + "".join(f"<th>{html.escape(h)}</th>" for h in head)
+        + "</tr>"
+        + "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
+        + "</table>"
+    )
 
 
 def per_class_rows(round_metrics: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
@@ -94,27 +99,71 @@ def per_class_rows(round_metrics: dict[str, Any]) -> tuple[list[str], list[list[
     ours = (round_metrics.get("test_split") or {}).get("per_class")
     if ours is not None:
         head = ["class", "truth boxes", "predicted boxes", "precision", "sensitivity", "AP50"]
-        return head, [[html.escape(c), str(v["truth_boxes"]), str(v["predicted_boxes"]),
-                       _cell(v["precision"], "n/a"), _cell(v["sensitivity"], "n/a"), _cell(v["ap50"])]
-                      for c, v in ours.items()]
+        return head, [
+            [
+                html.escape(c),
+                str(v["truth_boxes"]),
+                str(v["predicted_boxes"]),
+                _cell(v["precision"], "n/a"),
+                _cell(v["sensitivity"], "n/a"),
+                _cell(v["ap50"]),
+            ]
+            for c, v in ours.items()
+        ]
     theirs = (round_metrics.get("test") or {}).get("per_class", {})
     head = ["class", "precision", "sensitivity", "mAP50"]
-    return head, [[html.escape(c), "n/a" if not v.get("recall") else _cell(v.get("precision")),
-                   _cell(v.get("recall")), _cell(v.get("map50"))] for c, v in theirs.items()]
+    return head, [
+        [
+            html.escape(c),
+            "n/a" if not v.get("recall") else _cell(v.get("precision")),
+            _cell(v.get("recall")),
+            _cell(v.get("map50")),
+        ]
+        for c, v in theirs.items()
+    ]
 
 
-def write_round_report(path: Path, *, title: str, curve: list[CurveRow], round_metrics: dict[str, Any],
-                       agreement: AgreementSummary | None = None) -> Path:
+def write_round_report(
+    path: Path,
+    *,
+    title: str,
+    curve: list[CurveRow],
+    round_metrics: dict[str, Any],
+    agreement: AgreementSummary | None = None,
+) -> Path:
     """agreement: the double-review figures (review_queue.adjudication.agreement_summary), when any photo has two."""
     png = base64.b64encode(plot_learning_curve(curve)).decode()
-    cols = ("round", "labelled_manual", "labelled_reviewed", "labelled_auto", "test_map50", "test_map50_interval",
-            "test_photos", "test_boxes", "reviewed_photos", "correction_rate", "added_per_photo",
-            "operations_per_photo", "scratch_operations_per_photo", "reviewer_seconds_per_photo",
-            "scratch_seconds_per_photo", "uncertainty_auroc")
+    cols = (
+        "round",
+        "labelled_manual",
+        "labelled_reviewed",
+        "labelled_auto",
+        "test_map50",
+        "test_map50_interval",
+        "test_photos",
+        "test_boxes",
+        "reviewed_photos",
+        "correction_rate",
+        "added_per_photo",
+        "operations_per_photo",
+        "scratch_operations_per_photo",
+        "reviewer_seconds_per_photo",
+        "scratch_seconds_per_photo",
+        "uncertainty_auroc",
+    )
     curve_rows = [[_cell(getattr(r, c)) for c in cols] for r in curve]
-    effort_rows = [[str(r.round), html.escape(c), str(int(e["reviewer_operations"])), str(int(e["scratch_operations"])),
-                    f"{e['reviewer_seconds']:.0f}", f"{e['scratch_seconds']:.0f}"]
-                   for r in curve for c, e in r.effort_per_class.items()]
+    effort_rows = [
+        [
+            str(r.round),
+            html.escape(c),
+            str(int(e["reviewer_operations"])),
+            str(int(e["scratch_operations"])),
+            f"{e['reviewer_seconds']:.0f}",
+            f"{e['scratch_seconds']:.0f}",
+        ]
+        for r in curve
+        for c, e in r.effort_per_class.items()
+    ]
     head, class_rows = per_class_rows(round_metrics)
     warning = curve_warning(curve)
     notes = [*measured_lines(curve), *(agreement_lines(agreement) if agreement is not None else [])]
@@ -125,17 +174,17 @@ def write_round_report(path: Path, *, title: str, curve: list[CurveRow], round_m
 padding:3px 8px;text-align:right}}th{{background:#f3f3f3}}.warn{{color:#a60;font-weight:bold}}</style></head><body>
 <h1>{html.escape(title)}</h1>
 <p>Test split (fixed at bootstrap, never trained on): {html.escape(describe_map(round_map(round_metrics)))}
-(pycocotools; percentile bootstrap over photos). The detector's own figures: mAP50 {_cell(test.get('map50'))},
-mAP50-95 {_cell(test.get('map50_95'))}.</p>
-{f'<p class="warn">{html.escape(warning)}</p>' if warning else ''}
+(pycocotools; percentile bootstrap over photos). The detector's own figures: mAP50 {_cell(test.get("map50"))},
+mAP50-95 {_cell(test.get("map50_95"))}.</p>
+{f'<p class="warn">{html.escape(warning)}</p>' if warning else ""}
 <img alt="learning curve" src="data:image/png;base64,{png}" style="max-width:100%">
-<h2>Learning curve</h2>{_table([c.replace('_', ' ') for c in cols], curve_rows)}
+<h2>Learning curve</h2>{_table([c.replace("_", " ") for c in cols], curve_rows)}
 <p>Correction rate: (predicted boxes changed + missed lesions added) / (predicted + added) boxes. Operations and
 seconds: the reviewer's edits against drawing every final box of the same photos from scratch, one time model
 (review_queue.effort: verify 2 s, move 6, relabel 3, delete 2, draw 7-35 by size, 3 per photo).</p>
-{''.join(f'<p>{html.escape(n)}</p>' for n in notes)}
+{"".join(f"<p>{html.escape(n)}</p>" for n in notes)}
 <h2>Effort per class (modelled seconds; the per-photo look is in no class)</h2>
-{_table(['round', 'class', 'reviewer operations', 'scratch operations', 'reviewer s', 'scratch s'], effort_rows)}
+{_table(["round", "class", "reviewer operations", "scratch operations", "reviewer s", "scratch s"], effort_rows)}
 <h2>This round, per class on the test split</h2>{_table(head, class_rows)}
 <details><summary>raw metrics</summary><pre>{raw}</pre></details>
 </body></html>"""

@@ -9,10 +9,11 @@ is recorded in the store stage by stage, so a killed round resumes where it stop
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from enum import Enum
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from annotator.config import Config
 from annotator.errors import WorkspaceError
@@ -73,9 +74,13 @@ class RoundSettings:
     @classmethod
     def from_config(cls, cfg: Config, round_no: int, **overrides: Any) -> RoundSettings:
         """The workspace's settings for this round (retrain_epochs for N >= 1); None overrides are ignored."""
-        base = cls(model=cfg.model if round_no == 0 else None,
-                   epochs=cfg.epochs if round_no == 0 else cfg.retrain_epochs, imgsz=cfg.imgsz, batch=cfg.batch,
-                   pretrained=cfg.pretrained)
+        base = cls(
+            model=cfg.model if round_no == 0 else None,
+            epochs=cfg.epochs if round_no == 0 else cfg.retrain_epochs,
+            imgsz=cfg.imgsz,
+            batch=cfg.batch,
+            pretrained=cfg.pretrained,
+        )
         return replace(base, **{k: v for k, v in overrides.items() if v is not None})
 
 
@@ -105,14 +110,29 @@ class RoundResult:
     report: Path
 
     def to_dict(self) -> dict[str, Any]:
-        return {"round": self.round_no, "attempt": self.attempt, "model": self.model, "trained_now": self.trained_now,
-                "test": self.metrics.get("test", {}), "report": str(self.report),
-                "preannotate": self.preannotate.to_dict() if self.preannotate else None,
-                "pull": self.pulled, "push": self.pushed}
+        return {
+            "round": self.round_no,
+            "attempt": self.attempt,
+            "model": self.model,
+            "trained_now": self.trained_now,
+            "test": self.metrics.get("test", {}),
+            "report": str(self.report),
+            "preannotate": self.preannotate.to_dict() if self.preannotate else None,
+            "pull": self.pulled,
+            "push": self.pushed,
+        }
 
 
-def run_round(ws: Workspace, round_no: int, settings: RoundSettings, *, queue: ReviewQueue | None = None,
-              pull_first: bool = True, force: bool = False, hooks: RoundHooks = RoundHooks()) -> RoundResult:
+def run_round(
+    ws: Workspace,
+    round_no: int,
+    settings: RoundSettings,
+    *,
+    queue: ReviewQueue | None = None,
+    pull_first: bool = True,
+    force: bool = False,
+    hooks: RoundHooks = RoundHooks(),
+) -> RoundResult:
     """One turn of the loop; round 0 (`bootstrap`), `retrain --round N`, the demo and the loop
     benchmark all run this sequence, so they cannot drift apart:
 
@@ -132,21 +152,39 @@ def run_round(ws: Workspace, round_no: int, settings: RoundSettings, *, queue: R
         else:
             waiting = queue.pending(ws)
             if waiting:
-                raise WorkspaceError(f"{waiting} reviewed photos in Label Studio are not pulled yet; run "
-                                     "`annotator review pull` or retrain with --pull")
+                raise WorkspaceError(
+                    f"{waiting} reviewed photos in Label Studio are not pulled yet; run "
+                    "`annotator review pull` or retrain with --pull"
+                )
     spec = resolve_model(ws, round_no, settings.model)
     trained_before = stage_reached(row, Stage.TRAINED) and (ws.round_dir(round_no, attempt) / "model.pt").exists()
-    hooks.stage(f"round {round_no}: " + ("loading the model trained before" if trained_before
-                                           else f"training from {spec}"))
+    hooks.stage(
+        f"round {round_no}: " + ("loading the model trained before" if trained_before else f"training from {spec}")
+    )
     detector = train_round(ws, round_no, attempt, model_spec=spec, settings=settings, progress=hooks.on_epoch)
     chosen = ((ws.store.round_row(round_no, attempt) or {}).get("info") or {}).get("thresholds") or {}
-    record_test_split(ws, detector, round_no, attempt, imgsz=settings.imgsz, device=settings.device,
-                      threshold=threshold_rule(ws.config, chosen))  # mAP50 with its interval, once per round
+    record_test_split(
+        ws,
+        detector,
+        round_no,
+        attempt,
+        imgsz=settings.imgsz,
+        device=settings.device,
+        threshold=threshold_rule(ws.config, chosen),
+    )  # mAP50 with its interval, once per round
     stats = None
     if not stage_reached(ws.store.round_row(round_no, attempt), Stage.PREDICTED):
         hooks.stage(f"round {round_no}: pre-annotating every unreviewed photo")
-        stats = predict_round(ws, detector, round_no, attempt, imgsz=settings.imgsz, device=settings.device,
-                              workers=settings.workers, progress=hooks.on_predicted)
+        stats = predict_round(
+            ws,
+            detector,
+            round_no,
+            attempt,
+            imgsz=settings.imgsz,
+            device=settings.device,
+            workers=settings.workers,
+            progress=hooks.on_predicted,
+        )
     pushed = None
     if queue is not None and not stage_reached(ws.store.round_row(round_no, attempt), Stage.PUSHED):
         hooks.stage(f"round {round_no}: pushing the new predictions to {queue.url} (untouched tasks only)")
@@ -154,9 +192,17 @@ def run_round(ws: Workspace, round_no: int, settings: RoundSettings, *, queue: R
         ws.store.upsert_round(round_no, attempt, stage=Stage.PUSHED.value, info={"push": pushed})
     report = finish_round(ws, round_no, attempt)
     final = ws.store.round_row(round_no, attempt) or {}
-    return RoundResult(round_no=round_no, attempt=attempt, model=spec, trained_now=not trained_before,
-                       metrics=final.get("metrics", {}), preannotate=stats, pulled=pulled, pushed=pushed,
-                       report=report)
+    return RoundResult(
+        round_no=round_no,
+        attempt=attempt,
+        model=spec,
+        trained_now=not trained_before,
+        metrics=final.get("metrics", {}),
+        preannotate=stats,
+        pulled=pulled,
+        pushed=pushed,
+        report=report,
+    )
 
 
 def resolve_model(ws: Workspace, round_no: int, spec: str | None) -> str:
@@ -177,13 +223,23 @@ def ensure_splits(ws: Workspace) -> dict[str, str]:
     labelled = {p: v for p, v in ws.store.current_labels(TRAINABLE_SOURCES).items() if not v.excluded}
     records = {r.path: r for r in ws.store.images()}
     if ws.store.get_meta("splits_fixed") is None:
-        manual = [SplitCandidate(p, frozenset(b.label for b in v.boxes), records[p].device_class.value)
-                  for p, v in labelled.items() if v.source is Source.MANUAL]
+        manual = [
+            SplitCandidate(p, frozenset(b.label for b in v.boxes), records[p].device_class.value)
+            for p, v in labelled.items()
+            if v.source is Source.MANUAL
+        ]
         if len(manual) < MIN_LABELLED:
-            raise WorkspaceError(f"{ws.root}: only {len(manual)} hand-labelled photos; at least {MIN_LABELLED} are "
-                                 "needed to split and train (label more in labelImg and run `annotator init` again)")
-        splits = make_splits(manual, test_size=cfg.test_size, test_fraction=cfg.test_fraction,
-                             val_fraction=cfg.val_fraction, seed=cfg.seed)
+            raise WorkspaceError(
+                f"{ws.root}: only {len(manual)} hand-labelled photos; at least {MIN_LABELLED} are "
+                "needed to split and train (label more in labelImg and run `annotator init` again)"
+            )
+        splits = make_splits(
+            manual,
+            test_size=cfg.test_size,
+            test_fraction=cfg.test_fraction,
+            val_fraction=cfg.val_fraction,
+            seed=cfg.seed,
+        )
         with ws.store.transaction():
             ws.store.set_splits(splits)
             ws.store.set_meta("splits_fixed", "1")
@@ -206,8 +262,10 @@ def snapshot(ws: Workspace, round_no: int, attempt: int) -> list[tuple[str, int,
     manifest = ws.store.manifest(round_no, attempt)
     rd = ws.round_dir(round_no, attempt)
     rd.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(rd / "manifest.json", json.dumps(
-        [{"photo": p, "label_version": v, "split": s} for p, v, s in manifest], indent=1))
+    atomic_write_text(
+        rd / "manifest.json",
+        json.dumps([{"photo": p, "label_version": v, "split": s} for p, v, s in manifest], indent=1),
+    )
     return manifest
 
 
@@ -225,8 +283,15 @@ def pretrained_path(ws: Workspace, name: str) -> Path:
     return checkpoint_file(path)
 
 
-def train_round(ws: Workspace, round_no: int, attempt: int = 0, *, model_spec: str, settings: RoundSettings,
-                progress: Callable[[int, int], None] | None = None) -> Detector:
+def train_round(
+    ws: Workspace,
+    round_no: int,
+    attempt: int = 0,
+    *,
+    model_spec: str,
+    settings: RoundSettings,
+    progress: Callable[[int, int], None] | None = None,
+) -> Detector:
     """Snapshot, train, evaluate on test and choose each class's threshold on val; a round already trained
     just loads its model. Provenance (train_args.json, the round's info): the recipe's train arguments, the
     pretrained checkpoint (name, sha256, tensors transferred) or the weights a warm start began from."""
@@ -234,20 +299,27 @@ def train_round(ws: Workspace, round_no: int, attempt: int = 0, *, model_spec: s
     row = ws.store.round_row(round_no, attempt)
     classes = ws.config.classes
     version = model_version_for(round_no, attempt)
-    epochs, imgsz, batch, device, verbose = (settings.epochs, settings.imgsz, settings.batch, settings.device,
-                                             settings.verbose)
+    epochs, imgsz, batch, device, verbose = (
+        settings.epochs,
+        settings.imgsz,
+        settings.batch,
+        settings.device,
+        settings.verbose,
+    )
     if stage_reached(row, Stage.TRAINED) and (rd / "model.pt").exists():
         return make_detector(str(rd / "model.pt"), classes, verbose=verbose)
     if row is None:
         ws.store.upsert_round(round_no, attempt, stage=Stage.STARTED.value, model_version=version)
     manifest = snapshot(ws, round_no, attempt)
     labels = {p: ws.store.version(vid) for p, vid, _ in manifest}
-    view = build_training_view(ws, rd / "view", {p: s for p, _, s in manifest},
-                               {p: v for p, v in labels.items() if v is not None})
+    view = build_training_view(
+        ws, rd / "view", {p: s for p, _, s in manifest}, {p: v for p, v in labels.items() if v is not None}
+    )
     if not view.images["train"]:
         raise WorkspaceError(f"{ws.root}: no photos in the train split; label more photos first")
-    train_settings = TrainSettings(epochs=epochs, imgsz=imgsz, batch=batch, device=device, seed=ws.config.seed,
-                                   verbose=verbose)
+    train_settings = TrainSettings(
+        epochs=epochs, imgsz=imgsz, batch=batch, device=device, seed=ws.config.seed, verbose=verbose
+    )
     fresh = starts_fresh(model_spec)
     build: dict[str, Any] = {}
     if fresh and settings.pretrained:
@@ -257,21 +329,52 @@ def train_round(ws: Workspace, round_no: int, attempt: int = 0, *, model_spec: s
     result = detector.train(view, train_settings, rd / "work", progress=progress)
     detector.save(rd / "model.pt")
     test = detector.validate(view, "test", imgsz=imgsz, batch=batch, workdir=rd / "work", device=device)
-    thresholds = val_thresholds(detector, view, imgsz=imgsz, default=ws.config.default_threshold, batch=batch,
-                                device=device)
+    thresholds = val_thresholds(
+        detector, view, imgsz=imgsz, default=ws.config.default_threshold, batch=batch, device=device
+    )
     counts = {s: len(view.images[s]) for s in ("train", "val", "test")}
-    atomic_write_text(rd / "train_args.json", json.dumps(
-        {"model": model_spec, "round": round_no, "attempt": attempt, "model_version": version,
-         **asdict(train_settings), **origin, "framework_args": getattr(detector, "train_args", None),
-         "images": counts, "epochs_run": result.epochs_run, "train_seconds": round(result.train_seconds, 1)},
-        indent=2, default=str))
-    metrics = {"val": result.metrics, "test": test, "train_seconds": result.train_seconds, "images": counts,
-               "thresholds": {c: t.to_dict() for c, t in thresholds.items()}}
+    atomic_write_text(
+        rd / "train_args.json",
+        json.dumps(
+            {
+                "model": model_spec,
+                "round": round_no,
+                "attempt": attempt,
+                "model_version": version,
+                **asdict(train_settings),
+                **origin,
+                "framework_args": getattr(detector, "train_args", None),
+                "images": counts,
+                "epochs_run": result.epochs_run,
+                "train_seconds": round(result.train_seconds, 1),
+            },
+            indent=2,
+            default=str,
+        ),
+    )
+    metrics = {
+        "val": result.metrics,
+        "test": test,
+        "train_seconds": result.train_seconds,
+        "images": counts,
+        "thresholds": {c: t.to_dict() for c, t in thresholds.items()},
+    }
     atomic_write_text(rd / "metrics.json", json.dumps(metrics, indent=2, default=str))
-    ws.store.upsert_round(round_no, attempt, stage=Stage.TRAINED.value, model_path=str(rd / "model.pt"),
-                          model_version=version, metrics=metrics,
-                          info={"model": model_spec, "epochs": epochs, "imgsz": imgsz, **origin,
-                                "thresholds": {c: t.threshold for c, t in thresholds.items()}})
+    ws.store.upsert_round(
+        round_no,
+        attempt,
+        stage=Stage.TRAINED.value,
+        model_path=str(rd / "model.pt"),
+        model_version=version,
+        metrics=metrics,
+        info={
+            "model": model_spec,
+            "epochs": epochs,
+            "imgsz": imgsz,
+            **origin,
+            "thresholds": {c: t.threshold for c, t in thresholds.items()},
+        },
+    )
     return detector
 
 
@@ -295,26 +398,50 @@ def unreviewed_targets(ws: Workspace, model_version: str) -> list[ImageRecord]:
     out = []
     for rec in ws.store.images():
         version = current.get(rec.path)
-        if version is None or (version.source is Source.MODEL and not version.excluded
-                               and version.model_version != model_version):
+        if version is None or (
+            version.source is Source.MODEL and not version.excluded and version.model_version != model_version
+        ):
             out.append(rec)
     return out
 
 
-def predict_round(ws: Workspace, detector: Detector, round_no: int, attempt: int = 0, *, imgsz: int, batch: int = 0,
-                  device: str | None = None, workers: int = 0,
-                  progress: Callable[[int, int], None] | None = None) -> PreannotateStats:
+def predict_round(
+    ws: Workspace,
+    detector: Detector,
+    round_no: int,
+    attempt: int = 0,
+    *,
+    imgsz: int,
+    batch: int = 0,
+    device: str | None = None,
+    workers: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+) -> PreannotateStats:
     version = model_version_for(round_no, attempt)
     targets = unreviewed_targets(ws, version)
     total = len(targets)
     chosen = ((ws.store.round_row(round_no, attempt) or {}).get("info") or {}).get("thresholds") or {}
     # on the CPU the round's model.pt runs through ONNX Runtime, exported once and cached beside it
-    detector, backend = prediction_detector(detector, ws.round_dir(round_no, attempt) / "model.pt",
-                                            backend=ws.config.predict_backend, device=device, photos=total)
-    stats = preannotate(ws, detector, targets, round_no=round_no, model_version=version, imgsz=imgsz,
-                        batch=batch or ws.config.predict_batch, workers=workers, device=device,
-                        threshold=threshold_rule(ws.config, chosen),
-                        progress=(lambda n: progress(n, total)) if progress else None)
+    detector, backend = prediction_detector(
+        detector,
+        ws.round_dir(round_no, attempt) / "model.pt",
+        backend=ws.config.predict_backend,
+        device=device,
+        photos=total,
+    )
+    stats = preannotate(
+        ws,
+        detector,
+        targets,
+        round_no=round_no,
+        model_version=version,
+        imgsz=imgsz,
+        batch=batch or ws.config.predict_batch,
+        workers=workers,
+        device=device,
+        threshold=threshold_rule(ws.config, chosen),
+        progress=(lambda n: progress(n, total)) if progress else None,
+    )
     previous = ws.store.round_row(round_no, attempt) or {"info": {}}
     done_before = previous["info"].get("preannotate", {}).get("predicted", 0)
     info = {"preannotate": {**stats.to_dict(), "predicted": done_before + stats.predicted, "backend": backend}}
@@ -346,9 +473,11 @@ def plan_round(ws: Workspace, round_no: int, *, force: bool = False) -> int:
     if round_no >= 1:
         previous = ws.store.round_row(round_no - 1)
         if not stage_reached(previous, Stage.TRAINED):
-            raise WorkspaceError(f"round {round_no - 1} is missing or unfinished in {ws.root}; run "
-                                 + ("`annotator bootstrap`" if round_no == 1
-                                    else f"`annotator retrain --round {round_no - 1}`") + " first")
+            raise WorkspaceError(
+                f"round {round_no - 1} is missing or unfinished in {ws.root}; run "
+                + ("`annotator bootstrap`" if round_no == 1 else f"`annotator retrain --round {round_no - 1}`")
+                + " first"
+            )
     existing = ws.store.round_row(round_no)
     if existing is None:
         return 0
@@ -356,8 +485,10 @@ def plan_round(ws: Workspace, round_no: int, *, force: bool = False) -> int:
         return int(existing["attempt"])  # killed half-way: continue it
     if not force:
         command = "annotator bootstrap" if round_no == 0 else f"annotator retrain --round {round_no}"
-        raise WorkspaceError(f"round {round_no} is already done ({ws.round_dir(round_no, existing['attempt'])}); "
-                             f"`{command} --force` makes a new attempt (the old one is kept)")
+        raise WorkspaceError(
+            f"round {round_no} is already done ({ws.round_dir(round_no, existing['attempt'])}); "
+            f"`{command} --force` makes a new attempt (the old one is kept)"
+        )
     return int(existing["attempt"]) + 1
 
 
@@ -370,9 +501,13 @@ def write_report(ws: Workspace, round_no: int, attempt: int = 0) -> Path:
     row = ws.store.round_row(round_no, attempt) or {}
     path = ws.round_dir(round_no, attempt) / "report.html"
     agreement = agreement_summary(ws)
-    return write_round_report(path, title=f"Round {round_no} ({model_version_for(round_no, attempt)})",
-                              curve=learning_curve(ws), round_metrics=row.get("metrics", {}),
-                              agreement=agreement if agreement.overall.photos else None)
+    return write_round_report(
+        path,
+        title=f"Round {round_no} ({model_version_for(round_no, attempt)})",
+        curve=learning_curve(ws),
+        round_metrics=row.get("metrics", {}),
+        agreement=agreement if agreement.overall.photos else None,
+    )
 
 
 def finish_round(ws: Workspace, round_no: int, attempt: int) -> Path:

@@ -26,8 +26,14 @@ def held_out_size(n_labelled: int, test_size: int, test_fraction: float) -> int:
     return max(0, min(test_size, int(round(test_fraction * n_labelled))))
 
 
-def make_splits(candidates: list[SplitCandidate], *, test_size: int = 300, test_fraction: float = 0.10,
-                val_fraction: float = 0.20, seed: int = 0) -> dict[str, str]:
+def make_splits(
+    candidates: list[SplitCandidate],
+    *,
+    test_size: int = 300,
+    test_fraction: float = 0.10,
+    val_fraction: float = 0.20,
+    seed: int = 0,
+) -> dict[str, str]:
     """path -> "test" | "train" | "val" for every candidate. Deterministic for a seed."""
     rng = random.Random(seed)
     ordered = sorted(candidates, key=lambda c: c.path)

@@ -140,9 +140,7 @@ def diff_regions(
             kind = EditKind.MOVED
         else:
             kind = EditKind.ACCEPTED
-        ops.append(
-            EditOp(kind, rid, before.label, after.label, overlap, moved, _corners(before), _corners(after))
-        )
+        ops.append(EditOp(kind, rid, before.label, after.label, overlap, moved, _corners(before), _corners(after)))
     for i, (rid, box) in enumerate(predicted):
         if i not in used_p:
             ops.append(EditOp(EditKind.DELETED, rid, box.label, None, None, False, _corners(box), None))

@@ -115,8 +115,11 @@ def ensure_readers_project(ws: Workspace, client: ReviewClient, *, readers: int)
     if readers < 1:
         raise ConfigError(f"--readers must be at least 1 (got {readers})")
     pid = _project_id(ws)
-    settings: dict[str, Any] = {"maximum_annotations": readers, "overlap_cohort_percentage": 100,
-                                "show_overlap_first": False}
+    settings: dict[str, Any] = {
+        "maximum_annotations": readers,
+        "overlap_cohort_percentage": 100,
+        "show_overlap_first": False,
+    }
     if pid is None:
         project = client.call(
             "creating the readers' project",

@@ -75,8 +75,13 @@ def violations(path: Path, module: str) -> list[str]:
 
 def test_every_package_module_is_checked() -> None:
     names = {module_name(p) for p in project_modules()}
-    assert {"annotator.store", "annotator.cli", "training.detectors.base", "review_queue.queue",
-            "bootstrap.rounds"} <= names
+    assert {
+        "annotator.store",
+        "annotator.cli",
+        "training.detectors.base",
+        "review_queue.queue",
+        "bootstrap.rounds",
+    } <= names
 
 
 @pytest.mark.parametrize("path", project_modules(), ids=lambda p: str(p.relative_to(REPO)))
@@ -88,8 +93,10 @@ def test_the_checker_catches_a_sideways_import(tmp_path: Path) -> None:
     """The rule is not vacuous: a training module reaching into the review queue is reported,
     through an absolute import inside a function and a relative one."""
     probe = tmp_path / "probe.py"
-    probe.write_text("import annotator.store\n\n\ndef f():\n    from review_queue.labelstudio import push\n"
-                     "    from ..bootstrap import rounds\n")
+    probe.write_text(
+        "import annotator.store\n\n\ndef f():\n    from review_queue.labelstudio import push\n"
+        "    from ..bootstrap import rounds\n"
+    )
     assert violations(probe, "training.detectors.probe") == [
         "training.detectors.probe (training) imports review_queue.labelstudio (review_queue)",
         "training.detectors.probe (training) imports review_queue.labelstudio.push (review_queue)",

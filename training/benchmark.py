@@ -64,11 +64,20 @@ class RaterRun:
     error: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "kind": self.kind, "family": self.family, "parameters": self.parameters,
-                "train_seconds": self.train_seconds, "epochs": self.epochs,
-                "inference_images_per_second": self.inference_images_per_second, "weights": self.weights,
-                "predictions_file": self.predictions_file, "train_metrics": _jsonable(self.train_metrics),
-                "error": self.error, "results": {s: r.to_dict() for s, r in self.results.items()}}
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "family": self.family,
+            "parameters": self.parameters,
+            "train_seconds": self.train_seconds,
+            "epochs": self.epochs,
+            "inference_images_per_second": self.inference_images_per_second,
+            "weights": self.weights,
+            "predictions_file": self.predictions_file,
+            "train_metrics": _jsonable(self.train_metrics),
+            "error": self.error,
+            "results": {s: r.to_dict() for s, r in self.results.items()},
+        }
 
 
 @dataclass(frozen=True)
@@ -85,10 +94,18 @@ class BenchmarkResult:
     files: dict[str, str] = field(default_factory=dict)  # report outputs: html, markdown, json
 
     def to_dict(self) -> dict[str, Any]:
-        return {"classes": list(self.classes), "test_photos": list(self.test_photos),
-                "subset_sizes": self.subset_sizes, "split_sizes": self.split_sizes, "settings": self.settings,
-                "raters": [r.to_dict() for r in self.raters], "comparisons": self.comparisons,
-                "warnings": self.warnings, "ground_truth_file": self.ground_truth_file, "files": self.files}
+        return {
+            "classes": list(self.classes),
+            "test_photos": list(self.test_photos),
+            "subset_sizes": self.subset_sizes,
+            "split_sizes": self.split_sizes,
+            "settings": self.settings,
+            "raters": [r.to_dict() for r in self.raters],
+            "comparisons": self.comparisons,
+            "warnings": self.warnings,
+            "ground_truth_file": self.ground_truth_file,
+            "files": self.files,
+        }
 
 
 def _jsonable(value: Any) -> Any:
@@ -111,8 +128,9 @@ def parse_models(text: str) -> list[str]:
         return list(ALL_MODELS)
     for name in names:
         if name not in ALL_MODELS and not name.endswith((".pt", ".yaml", ".yml")):
-            raise ConfigError(f"unknown model {name!r}; choose from {', '.join(ALL_MODELS)}, 'all', or a local "
-                              ".pt/.yaml path")
+            raise ConfigError(
+                f"unknown model {name!r}; choose from {', '.join(ALL_MODELS)}, 'all', or a local .pt/.yaml path"
+            )
         if name.endswith(".pt") and not Path(name).expanduser().is_file():
             raise ConfigError(f"{name}: weights file not found; name a local file (nothing is downloaded)")
     if len(set(names)) != len(names):
@@ -122,10 +140,22 @@ def parse_models(text: str) -> list[str]:
     return names
 
 
-def run_benchmark(ws: Workspace, models: Sequence[str], out_dir: Path, *, epochs: int = 30, imgsz: int = 640,
-                  batch: int = 16, readers: Sequence[Path] = (), device_csv: Path | None = None,
-                  device: str | None = None, seed: int = 0, workers: int = 2, n_resamples: int = 1000,
-                  progress: BenchmarkProgress | None = None) -> BenchmarkResult:
+def run_benchmark(
+    ws: Workspace,
+    models: Sequence[str],
+    out_dir: Path,
+    *,
+    epochs: int = 30,
+    imgsz: int = 640,
+    batch: int = 16,
+    readers: Sequence[Path] = (),
+    device_csv: Path | None = None,
+    device: str | None = None,
+    seed: int = 0,
+    workers: int = 2,
+    n_resamples: int = 1000,
+    progress: BenchmarkProgress | None = None,
+) -> BenchmarkResult:
     """Train each model on the workspace's train/val photos, score it and every reader on the test
     photos, and write report.html, table1.md and benchmark.json into `out_dir`.
 
@@ -149,8 +179,10 @@ def run_benchmark(ws: Workspace, models: Sequence[str], out_dir: Path, *, epochs
     test_photos = [p for p in sorted(splits) if splits[p] == "test" and labels[p].source.is_human]
     split_sizes = {s: sum(1 for v in splits.values() if v == s) for s in ("train", "val", "test")}
     if not test_photos:
-        raise WorkspaceError("the workspace's fixed test split has no human-labelled photos; label more photos "
-                             "in labelImg and run `annotator init` (the test split is made from the first labels)")
+        raise WorkspaceError(
+            "the workspace's fixed test split has no human-labelled photos; label more photos "
+            "in labelImg and run `annotator init` (the test split is made from the first labels)"
+        )
     if split_sizes["train"] == 0 and epochs > 0:
         raise WorkspaceError("the workspace has no training photos; label more photos or lower the test fraction")
 
@@ -183,8 +215,12 @@ def run_benchmark(ws: Workspace, models: Sequence[str], out_dir: Path, *, epochs
             _pin_threads(threads)  # after the build: Ultralytics is imported by then
             train_result = None
             if epochs > 0:
-                train_result = detector.train(view, settings, out_dir / "runs" / _safe(name),
-                                              progress=None if progress is None else partial(progress, "train", name))
+                train_result = detector.train(
+                    view,
+                    settings,
+                    out_dir / "runs" / _safe(name),
+                    progress=None if progress is None else partial(progress, "train", name),
+                )
             predictions, speed = _predict(detector, arrays, sizes_by_photo, imgsz, name, progress)
         except AnnotatorError as exc:
             raters.append(RaterRun(name, "model", error=str(exc)))
@@ -192,18 +228,29 @@ def run_benchmark(ws: Workspace, models: Sequence[str], out_dir: Path, *, epochs
             continue
         evaluation = ClinicalEvaluation(classes, thresholds=thresholds)
         for p in test_photos:
-            evaluation.update(truth[p], predictions[p], p, subset=devices[p], size=(records[p].width,
-                                                                                    records[p].height))
+            evaluation.update(
+                truth[p], predictions[p], p, subset=devices[p], size=(records[p].width, records[p].height)
+            )
         pred_file = coco_dir / f"{_safe(name)}.predictions.json"
         write_coco(pred_file, coco_results([predictions[p] for p in test_photos], classes))
-        results = {s: evaluation.compute(None if s == "all" else s, n_resamples=n_resamples, seed=seed)
-                   for s in subsets}
-        raters.append(RaterRun(
-            name, "model", results, family=detector.family, parameters=detector.parameter_count,
-            train_seconds=None if train_result is None else train_result.train_seconds,
-            epochs=None if train_result is None else train_result.epochs_run, inference_images_per_second=speed,
-            weights=None if train_result is None else str(train_result.weights), predictions_file=str(pred_file),
-            train_metrics={} if train_result is None else dict(train_result.metrics)))
+        results = {
+            s: evaluation.compute(None if s == "all" else s, n_resamples=n_resamples, seed=seed) for s in subsets
+        }
+        raters.append(
+            RaterRun(
+                name,
+                "model",
+                results,
+                family=detector.family,
+                parameters=detector.parameter_count,
+                train_seconds=None if train_result is None else train_result.train_seconds,
+                epochs=None if train_result is None else train_result.epochs_run,
+                inference_images_per_second=speed,
+                weights=None if train_result is None else str(train_result.weights),
+                predictions_file=str(pred_file),
+                train_metrics={} if train_result is None else dict(train_result.metrics),
+            )
+        )
 
     true_sets = {p: present_classes(truth[p]) for p in test_photos}
     for csv_path in readers:
@@ -214,23 +261,43 @@ def run_benchmark(ws: Workspace, models: Sequence[str], out_dir: Path, *, epochs
             for s, photos in subsets.items():
                 rated = [p for p in photos if p in reader.answers]
                 if rated:
-                    results[s] = score_class_sets(rated, [true_sets[p] for p in rated],
-                                                  [reader.answers[p] for p in rated], classes,
-                                                  n_resamples=n_resamples, seed=seed)
+                    results[s] = score_class_sets(
+                        rated,
+                        [true_sets[p] for p in rated],
+                        [reader.answers[p] for p in rated],
+                        classes,
+                        n_resamples=n_resamples,
+                        seed=seed,
+                    )
             answered = len(results["all"].photos) if "all" in results else 0
             if answered < len(test_photos):
-                warnings.append(f"{reader.reader}: answered {answered} of {len(test_photos)} test photos; scored on "
-                                "those only")
+                warnings.append(
+                    f"{reader.reader}: answered {answered} of {len(test_photos)} test photos; scored on those only"
+                )
             raters.append(RaterRun(reader.reader, "reader", results))
 
     result = BenchmarkResult(
-        classes=classes, test_photos=tuple(test_photos), subset_sizes={s: len(v) for s, v in subsets.items()},
-        split_sizes=split_sizes, settings={"models": list(models), "epochs": epochs, "imgsz": imgsz, "batch": batch,
-                                           "seed": seed, "thresholds": thresholds, "bootstrap_resamples": n_resamples,
-                                           "device": device or "auto", "predict_conf": PREDICT_CONF,
-                                           "torch_threads": threads},
-        raters=raters, comparisons=compare_raters(raters), warnings=warnings,
-        ground_truth_file=str(ground_truth_file))
+        classes=classes,
+        test_photos=tuple(test_photos),
+        subset_sizes={s: len(v) for s, v in subsets.items()},
+        split_sizes=split_sizes,
+        settings={
+            "models": list(models),
+            "epochs": epochs,
+            "imgsz": imgsz,
+            "batch": batch,
+            "seed": seed,
+            "thresholds": thresholds,
+            "bootstrap_resamples": n_resamples,
+            "device": device or "auto",
+            "predict_conf": PREDICT_CONF,
+            "torch_threads": threads,
+        },
+        raters=raters,
+        comparisons=compare_raters(raters),
+        warnings=warnings,
+        ground_truth_file=str(ground_truth_file),
+    )
     return write_reports(result, out_dir)
 
 
@@ -261,15 +328,21 @@ def _decode_test_photos(ws: Workspace, photos: Sequence[str], imgsz: int) -> dic
         try:
             rgb, sx, sy = decode_displayed(ws.image_path(p), max_side=imgsz)
         except OSError as exc:
-            raise WorkspaceError(f"{p}: cannot decode the test photo ({exc}); restore it or run `annotator init`"
-                                 ) from exc
+            raise WorkspaceError(
+                f"{p}: cannot decode the test photo ({exc}); restore it or run `annotator init`"
+            ) from exc
         out[p] = (rgb, sx, sy)
     return out
 
 
-def _predict(detector: Detector, arrays: dict[str, tuple[np.ndarray, float, float]],
-             sizes: dict[str, tuple[int, int]], imgsz: int, name: str,
-             progress: BenchmarkProgress | None) -> tuple[dict[str, tuple[Box, ...]], float | None]:
+def _predict(
+    detector: Detector,
+    arrays: dict[str, tuple[np.ndarray, float, float]],
+    sizes: dict[str, tuple[int, int]],
+    imgsz: int,
+    name: str,
+    progress: BenchmarkProgress | None,
+) -> tuple[dict[str, tuple[Box, ...]], float | None]:
     """Predictions in each photo's full displayed frame (sizes: photo -> (width, height)), and the
     model's images/s (decode excluded, one warm-up batch excluded)."""
     photos = list(arrays)
@@ -278,7 +351,7 @@ def _predict(detector: Detector, arrays: dict[str, tuple[np.ndarray, float, floa
     out: dict[str, tuple[Box, ...]] = {}
     spent = 0.0
     for start in range(0, len(photos), PREDICT_BATCH):
-        chunk = photos[start:start + PREDICT_BATCH]
+        chunk = photos[start : start + PREDICT_BATCH]
         began = time.perf_counter()
         boxes = detector.predict_arrays([arrays[p][0] for p in chunk], conf=PREDICT_CONF, imgsz=imgsz)
         spent += time.perf_counter() - began
@@ -295,17 +368,25 @@ def compare_raters(raters: Sequence[RaterRun], subset: str = "all") -> list[dict
     rows = []
     scored = [r for r in raters if subset in r.results]
     for i, a in enumerate(scored):
-        for b in scored[i + 1:]:
+        for b in scored[i + 1 :]:
             ra, rb = a.results[subset], b.results[subset]
             common = sorted(set(ra.photos) & set(rb.photos))
             if not common:
                 continue
             ia = {p: n for n, p in enumerate(ra.photos)}
             ib = {p: n for n, p in enumerate(rb.photos)}
-            test: McNemarResult = mcnemar_exact([bool(ra.correct[ia[p]]) for p in common],
-                                                [bool(rb.correct[ib[p]]) for p in common])
-            rows.append({"a": a.name, "b": b.name, "accuracy_a": float(np.mean([ra.correct[ia[p]] for p in common])),
-                         "accuracy_b": float(np.mean([rb.correct[ib[p]] for p in common])), **test.to_dict()})
+            test: McNemarResult = mcnemar_exact(
+                [bool(ra.correct[ia[p]]) for p in common], [bool(rb.correct[ib[p]]) for p in common]
+            )
+            rows.append(
+                {
+                    "a": a.name,
+                    "b": b.name,
+                    "accuracy_a": float(np.mean([ra.correct[ia[p]] for p in common])),
+                    "accuracy_b": float(np.mean([rb.correct[ib[p]] for p in common])),
+                    **test.to_dict(),
+                }
+            )
     return rows
 
 

@@ -23,8 +23,9 @@ def flat_name(rel: str) -> str:
     return rel.replace("/", "__")
 
 
-def build_training_view(ws: Workspace, out_dir: Path, splits: dict[str, str],
-                        labels: dict[str, LabelVersion]) -> TrainingView:
+def build_training_view(
+    ws: Workspace, out_dir: Path, splits: dict[str, str], labels: dict[str, LabelVersion]
+) -> TrainingView:
     """Write `out_dir/images/<split>/` links and `out_dir/labels/<split>/` YOLO files.
 
     splits: rel path -> "train" | "val" | "test"; only photos in `labels` are included.

@@ -31,6 +31,7 @@ Thresholds = Mapping[str, float] | float
 
 # ---- class sets ------------------------------------------------------------------------------
 
+
 def _threshold(thresholds: Thresholds, label: str, default: float = 0.0) -> float:
     if isinstance(thresholds, Mapping):
         return float(thresholds.get(label, default))
@@ -48,6 +49,7 @@ def present_classes(boxes: Iterable[Box], thresholds: Thresholds = 0.0) -> froze
 
 
 # ---- image level -----------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class ClassScores:
@@ -93,9 +95,20 @@ class ImageLevelResult:
             "n_correct": self.n_correct,
             "accuracy": self.accuracy,
             "macro": dict(self.macro),
-            "per_class": {k: {"tp": v.tp, "fp": v.fp, "fn": v.fn, "tn": v.tn, "support": v.support,
-                              "precision": v.precision, "sensitivity": v.sensitivity,
-                              "specificity": v.specificity, "f1": v.f1} for k, v in self.per_class.items()},
+            "per_class": {
+                k: {
+                    "tp": v.tp,
+                    "fp": v.fp,
+                    "fn": v.fn,
+                    "tn": v.tn,
+                    "support": v.support,
+                    "precision": v.precision,
+                    "sensitivity": v.sensitivity,
+                    "specificity": v.specificity,
+                    "f1": v.f1,
+                }
+                for k, v in self.per_class.items()
+            },
         }
 
 
@@ -114,8 +127,9 @@ def presence_matrix(class_sets: Sequence[Iterable[str]], classes: Sequence[str])
     return out
 
 
-def image_counts(true_sets: Sequence[Iterable[str]], pred_sets: Sequence[Iterable[str]],
-                 classes: Sequence[str]) -> np.ndarray:
+def image_counts(
+    true_sets: Sequence[Iterable[str]], pred_sets: Sequence[Iterable[str]], classes: Sequence[str]
+) -> np.ndarray:
     """(K, 4) int [TP, FP, FN, TN] per class, one observation per photo and class."""
     if len(true_sets) != len(pred_sets):
         raise ValueError(f"{len(true_sets)} true class sets but {len(pred_sets)} predicted ones")
@@ -164,22 +178,31 @@ def _mean_defined(values: Iterable[float | None]) -> float | None:
     return float(np.mean(defined)) if defined else None
 
 
-def image_level_scores(true_sets: Sequence[Iterable[str]], pred_sets: Sequence[Iterable[str]],
-                       classes: Sequence[str]) -> ImageLevelResult:
+def image_level_scores(
+    true_sets: Sequence[Iterable[str]], pred_sets: Sequence[Iterable[str]], classes: Sequence[str]
+) -> ImageLevelResult:
     """Per-class scores, macro averages over classes present in these photos, and accuracy."""
     true_sets = [frozenset(t) for t in true_sets]
     pred_sets = [frozenset(p) for p in pred_sets]
     counts = image_counts(true_sets, pred_sets, classes)
     per_class = {c: scores_from_counts(c, *(int(v) for v in counts[k])) for k, c in enumerate(classes)}
     present = [s for s in per_class.values() if s.support > 0]
-    macro = {m: _mean_defined(getattr(s, m) for s in present)
-             for m in ("precision", "sensitivity", "specificity", "f1")}
+    macro = {
+        m: _mean_defined(getattr(s, m) for s in present) for m in ("precision", "sensitivity", "specificity", "f1")
+    }
     correct = photo_correct(true_sets, pred_sets)
-    return ImageLevelResult(tuple(classes), per_class, macro, float(correct.mean()) if correct.size else None,
-                            int(correct.size), int(correct.sum()))
+    return ImageLevelResult(
+        tuple(classes),
+        per_class,
+        macro,
+        float(correct.mean()) if correct.size else None,
+        int(correct.size),
+        int(correct.sum()),
+    )
 
 
 # ---- confusion matrices ----------------------------------------------------------------------
+
 
 def _rank_score(box: Box) -> float:
     """A human box (no score) ranks as certain."""
@@ -204,8 +227,14 @@ def match_by_score(pred: Sequence[Box], truth: Sequence[Box], iou_threshold: flo
     return pairs
 
 
-def box_confusion_matrix(truth: Sequence[Sequence[Box]], pred: Sequence[Sequence[Box]], classes: Sequence[str],
-                         *, thresholds: Thresholds = 0.0, iou_threshold: float = 0.5) -> np.ndarray:
+def box_confusion_matrix(
+    truth: Sequence[Sequence[Box]],
+    pred: Sequence[Sequence[Box]],
+    classes: Sequence[str],
+    *,
+    thresholds: Thresholds = 0.0,
+    iou_threshold: float = 0.5,
+) -> np.ndarray:
     """(K+1, K+1) int, rows = true class, columns = predicted class, index K = background.
 
     Per photo, predictions under their class threshold are dropped, the rest are matched to
@@ -235,8 +264,9 @@ def box_confusion_matrix(truth: Sequence[Sequence[Box]], pred: Sequence[Sequence
     return cm
 
 
-def image_confusion_matrix(true_sets: Sequence[Iterable[str]], pred_sets: Sequence[Iterable[str]],
-                           classes: Sequence[str]) -> np.ndarray:
+def image_confusion_matrix(
+    true_sets: Sequence[Iterable[str]], pred_sets: Sequence[Iterable[str]], classes: Sequence[str]
+) -> np.ndarray:
     """(K, K+2) int over single-lesion photos (exactly one true class; others are skipped).
 
     Rows: the true class. Columns: the predicted class when exactly one was predicted, then
@@ -258,6 +288,7 @@ def image_confusion_matrix(true_sets: Sequence[Iterable[str]], pred_sets: Sequen
 
 
 # ---- detection quality: COCO / pycocotools ---------------------------------------------------
+
 
 @dataclass(frozen=True)
 class DetectionQuality:
@@ -297,8 +328,11 @@ def coco_evaluate(ground_truth: dict[str, Any], predictions: list[dict[str, Any]
             coco_dt = coco_gt.loadRes(copy.deepcopy(predictions))
         else:  # loadRes refuses an empty list; an empty result set is still a valid evaluation (AP 0)
             coco_dt = COCO()
-            coco_dt.dataset = {"images": copy.deepcopy(ground_truth["images"]), "annotations": [],
-                               "categories": copy.deepcopy(ground_truth["categories"])}
+            coco_dt.dataset = {
+                "images": copy.deepcopy(ground_truth["images"]),
+                "annotations": [],
+                "categories": copy.deepcopy(ground_truth["categories"]),
+            }
             coco_dt.createIndex()
         evaluator = COCOeval(coco_gt, coco_dt, iouType="bbox")
         evaluator.evaluate()
@@ -315,11 +349,16 @@ def coco_evaluate(ground_truth: dict[str, Any], predictions: list[dict[str, Any]
         per_class[names[cat_id]] = {"ap50": _mean_valid(p[0]), "ap50_95": _mean_valid(p)}
         if (p[0] > -1).any():
             curves[names[cat_id]] = (rec_thrs.copy(), np.clip(p[0], 0, None))
-    return DetectionQuality(float(stats[1]) if has_gt and stats[1] > -1 else None,
-                            float(stats[0]) if has_gt and stats[0] > -1 else None, per_class, curves)
+    return DetectionQuality(
+        float(stats[1]) if has_gt and stats[1] > -1 else None,
+        float(stats[0]) if has_gt and stats[0] > -1 else None,
+        per_class,
+        curves,
+    )
 
 
 # ---- uncertainty and comparison ------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class BootstrapIntervals:
@@ -335,9 +374,16 @@ class BootstrapIntervals:
     macro_specificity: tuple[float, float] | None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"level": self.level, "n_resamples": self.n_resamples, "seed": self.seed,
-                "accuracy": self.accuracy, "sensitivity": self.sensitivity, "specificity": self.specificity,
-                "macro_sensitivity": self.macro_sensitivity, "macro_specificity": self.macro_specificity}
+        return {
+            "level": self.level,
+            "n_resamples": self.n_resamples,
+            "seed": self.seed,
+            "accuracy": self.accuracy,
+            "sensitivity": self.sensitivity,
+            "specificity": self.specificity,
+            "macro_sensitivity": self.macro_sensitivity,
+            "macro_specificity": self.macro_specificity,
+        }
 
 
 def _interval(samples: np.ndarray, level: float) -> tuple[float, float] | None:
@@ -349,9 +395,15 @@ def _interval(samples: np.ndarray, level: float) -> tuple[float, float] | None:
     return float(lo), float(hi)
 
 
-def bootstrap_intervals(true_sets: Sequence[Iterable[str]], pred_sets: Sequence[Iterable[str]],
-                        classes: Sequence[str], *, n_resamples: int = 1000, seed: int = 0,
-                        level: float = 0.95) -> BootstrapIntervals:
+def bootstrap_intervals(
+    true_sets: Sequence[Iterable[str]],
+    pred_sets: Sequence[Iterable[str]],
+    classes: Sequence[str],
+    *,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> BootstrapIntervals:
     """Percentile bootstrap over photos (resampled with replacement, numpy generator `seed`).
 
     Resamples where a ratio is undefined (e.g. no photo of the class drawn) are left out of that
@@ -378,10 +430,15 @@ def bootstrap_intervals(true_sets: Sequence[Iterable[str]], pred_sets: Sequence[
         macro_sens = np.nanmean(sens[:, present], axis=1) if present.any() else np.full(n_resamples, np.nan)
         macro_spec = np.nanmean(spec[:, present], axis=1) if present.any() else np.full(n_resamples, np.nan)
     return BootstrapIntervals(
-        level, n_resamples, seed, _interval(correct[idx].mean(axis=1), level),
+        level,
+        n_resamples,
+        seed,
+        _interval(correct[idx].mean(axis=1), level),
         {c: _interval(sens[:, k], level) for k, c in enumerate(classes)},
         {c: _interval(spec[:, k], level) for k, c in enumerate(classes)},
-        _interval(macro_sens, level), _interval(macro_spec, level))
+        _interval(macro_sens, level),
+        _interval(macro_spec, level),
+    )
 
 
 @dataclass(frozen=True)
@@ -416,6 +473,7 @@ def mcnemar_exact(correct_a: Sequence[bool], correct_b: Sequence[bool]) -> McNem
 
 # ---- the accumulating evaluator ------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class ClinicalResult:
     """Everything the report prints for one rater (detector or human reader) on a set of photos.
@@ -432,24 +490,41 @@ class ClinicalResult:
     detection: DetectionQuality | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"n_photos": len(self.photos), "image_level": self.image_level.to_dict(),
-                "image_confusion": self.image_confusion.tolist(),
-                "box_confusion": None if self.box_confusion is None else self.box_confusion.tolist(),
-                "detection": None if self.detection is None else self.detection.to_dict(),
-                "intervals": None if self.intervals is None else self.intervals.to_dict()}
+        return {
+            "n_photos": len(self.photos),
+            "image_level": self.image_level.to_dict(),
+            "image_confusion": self.image_confusion.tolist(),
+            "box_confusion": None if self.box_confusion is None else self.box_confusion.tolist(),
+            "detection": None if self.detection is None else self.detection.to_dict(),
+            "intervals": None if self.intervals is None else self.intervals.to_dict(),
+        }
 
 
-def score_class_sets(photos: Sequence[str], true_sets: Sequence[Iterable[str]], pred_sets: Sequence[Iterable[str]],
-                     classes: Sequence[str], *, n_resamples: int = 1000, seed: int = 0,
-                     level: float = 0.95) -> ClinicalResult:
+def score_class_sets(
+    photos: Sequence[str],
+    true_sets: Sequence[Iterable[str]],
+    pred_sets: Sequence[Iterable[str]],
+    classes: Sequence[str],
+    *,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> ClinicalResult:
     """The image-level part of a ClinicalResult, from class sets alone (how human readers are scored)."""
     true_sets = [frozenset(t) for t in true_sets]
     pred_sets = [frozenset(p) for p in pred_sets]
-    intervals = (bootstrap_intervals(true_sets, pred_sets, classes, n_resamples=n_resamples, seed=seed, level=level)
-                 if n_resamples > 0 else None)
-    return ClinicalResult(tuple(photos), image_level_scores(true_sets, pred_sets, classes),
-                          photo_correct(true_sets, pred_sets), image_confusion_matrix(true_sets, pred_sets, classes),
-                          intervals)
+    intervals = (
+        bootstrap_intervals(true_sets, pred_sets, classes, n_resamples=n_resamples, seed=seed, level=level)
+        if n_resamples > 0
+        else None
+    )
+    return ClinicalResult(
+        tuple(photos),
+        image_level_scores(true_sets, pred_sets, classes),
+        photo_correct(true_sets, pred_sets),
+        image_confusion_matrix(true_sets, pred_sets, classes),
+        intervals,
+    )
 
 
 class ClinicalEvaluation:
@@ -473,8 +548,14 @@ class ClinicalEvaluation:
         self._subsets: list[str | None] = []
         self._sizes: list[tuple[int, int] | None] = []
 
-    def update(self, truth_boxes: Sequence[Box], pred_boxes: Sequence[Box], photo_id: str,
-               subset: str | None = None, size: tuple[int, int] | None = None) -> None:
+    def update(
+        self,
+        truth_boxes: Sequence[Box],
+        pred_boxes: Sequence[Box],
+        photo_id: str,
+        subset: str | None = None,
+        size: tuple[int, int] | None = None,
+    ) -> None:
         if photo_id in self._photos:
             raise ValueError(f"{photo_id}: already evaluated once")
         self._photos.append(photo_id)
@@ -489,25 +570,42 @@ class ClinicalEvaluation:
     def class_sets(self, subset: str | None = None) -> tuple[list[str], list[frozenset[str]], list[frozenset[str]]]:
         """(photos, true class sets, predicted class sets) of the selected photos."""
         sel = self._select(subset)
-        return ([self._photos[n] for n in sel], [present_classes(self._truth[n]) for n in sel],
-                [present_classes(self._pred[n], self.thresholds) for n in sel])
+        return (
+            [self._photos[n] for n in sel],
+            [present_classes(self._truth[n]) for n in sel],
+            [present_classes(self._pred[n], self.thresholds) for n in sel],
+        )
 
     def coco(self, subset: str | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         """(COCO ground truth dict, COCO results list) of the selected photos."""
         sel = self._select(subset)
         sizes = [self._sizes[n] for n in sel]
-        gt = coco_ground_truth([self._photos[n] for n in sel], [self._truth[n] for n in sel], self.classes,
-                               sizes=sizes if all(s is not None for s in sizes) else None)  # type: ignore[arg-type]
+        gt = coco_ground_truth(
+            [self._photos[n] for n in sel],
+            [self._truth[n] for n in sel],
+            self.classes,
+            sizes=[s for s in sizes if s is not None] if all(s is not None for s in sizes) else None,
+        )
         return gt, coco_results([self._pred[n] for n in sel], self.classes)
 
-    def compute(self, subset: str | None = None, *, n_resamples: int = 1000, seed: int = 0,
-                level: float = 0.95) -> ClinicalResult:
+    def compute(
+        self, subset: str | None = None, *, n_resamples: int = 1000, seed: int = 0, level: float = 0.95
+    ) -> ClinicalResult:
         """Scores of the photos tagged `subset` (all photos when None). n_resamples=0: no intervals."""
         sel = self._select(subset)
         photos, true_sets, pred_sets = self.class_sets(subset)
         gt, preds = self.coco(subset)
-        result = score_class_sets(photos, true_sets, pred_sets, self.classes, n_resamples=n_resamples, seed=seed,
-                                  level=level)
-        return replace(result, detection=coco_evaluate(gt, preds), box_confusion=box_confusion_matrix(
-            [self._truth[n] for n in sel], [self._pred[n] for n in sel], self.classes,
-            thresholds=self.thresholds, iou_threshold=self.iou_threshold))
+        result = score_class_sets(
+            photos, true_sets, pred_sets, self.classes, n_resamples=n_resamples, seed=seed, level=level
+        )
+        return replace(
+            result,
+            detection=coco_evaluate(gt, preds),
+            box_confusion=box_confusion_matrix(
+                [self._truth[n] for n in sel],
+                [self._pred[n] for n in sel],
+                self.classes,
+                thresholds=self.thresholds,
+                iou_threshold=self.iou_threshold,
+            ),
+        )

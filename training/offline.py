@@ -42,7 +42,6 @@ def prepare_ultralytics(cache_dir: Path | None = None) -> Path:
             shutil.copyfile(dejavu, fonts / name)
 
     from PIL import Image
-
     from ultralytics.utils import SETTINGS, patches
 
     # Importing Ultralytics replaces PIL.Image.open with a wrapper that, on the first photo PIL cannot

@@ -22,8 +22,16 @@ from annotator.errors import InputFileError
 
 READER_READS_FILE = "reader-reads.csv"  # under the workspace's reports/: the reader study's reads
 
-DEVICE_ALIASES = {"dslr": "dslr", "camera": "dslr", "slr": "dslr", "phone": "phone", "smartphone": "phone",
-                  "mobile": "phone", "unknown": "unknown", "": "unknown"}
+DEVICE_ALIASES = {
+    "dslr": "dslr",
+    "camera": "dslr",
+    "slr": "dslr",
+    "phone": "phone",
+    "smartphone": "phone",
+    "mobile": "phone",
+    "unknown": "unknown",
+    "": "unknown",
+}
 
 
 @dataclass(frozen=True)
@@ -66,8 +74,11 @@ def _rows(path: Path, required: tuple[str, ...]) -> Iterable[tuple[int, dict[str
     header = {(h or "").strip().lower(): h for h in (reader.fieldnames or [])}
     missing = [c for c in required if c not in header]
     if missing:
-        raise InputFileError(str(path), "bad-header", f"the first row must name the columns {', '.join(required)} "
-                             f"(missing: {', '.join(missing)})")
+        raise InputFileError(
+            str(path),
+            "bad-header",
+            f"the first row must name the columns {', '.join(required)} (missing: {', '.join(missing)})",
+        )
     for line_no, row in enumerate(reader, start=2):
         yield line_no, {c: (row.get(header[c]) or "").strip() for c in required}
 
@@ -89,17 +100,23 @@ def read_reader_csv(path: Path, classes: ClassTable, photos: PhotoNames) -> tupl
                 continue
             label = classes.normalise(raw)
             if label is None:
-                raise InputFileError(str(path), "unknown-class",
-                                     f"line {line_no}: {raw.strip()!r} is not one of {', '.join(classes.names)} "
-                                     "(or an alias in annotator.toml); fix the name")
+                raise InputFileError(
+                    str(path),
+                    "unknown-class",
+                    f"line {line_no}: {raw.strip()!r} is not one of {', '.join(classes.names)} "
+                    "(or an alias in annotator.toml); fix the name",
+                )
             named.add(label)
         photo = photos.resolve(row["photo"])
         if photo is None:
             unknown_photos.append(row["photo"])
             continue
         if photo in answers[row["reader"]]:
-            raise InputFileError(str(path), "duplicate-answer",
-                                 f"line {line_no}: {row['reader']} already answered {photo}; keep one row per photo")
+            raise InputFileError(
+                str(path),
+                "duplicate-answer",
+                f"line {line_no}: {row['reader']} already answered {photo}; keep one row per photo",
+            )
         answers[row["reader"]][photo] = frozenset(named)
     warnings = []
     if unknown_photos:
@@ -114,8 +131,9 @@ def read_device_csv(path: Path, photos: PhotoNames) -> dict[str, str]:
     for line_no, row in _rows(path, ("path", "device")):
         device = DEVICE_ALIASES.get(row["device"].lower())
         if device is None:
-            raise InputFileError(str(path), "unknown-device",
-                                 f"line {line_no}: device {row['device']!r} must be dslr, phone or unknown")
+            raise InputFileError(
+                str(path), "unknown-device", f"line {line_no}: device {row['device']!r} must be dslr, phone or unknown"
+            )
         photo = photos.resolve(row["path"])
         if photo is not None:
             out[photo] = device

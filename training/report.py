@@ -58,6 +58,7 @@ def _scored(result: BenchmarkResult, subset: str) -> list[RaterRun]:
 
 # ---- Markdown --------------------------------------------------------------------------------
 
+
 def table1_rows(result: BenchmarkResult, subset: str = "all") -> list[list[str]]:
     """Table 1 as rows of cells: [group header row, metric header row, class rows..., Accuracy row]."""
     raters = _scored(result, subset)
@@ -89,8 +90,19 @@ def _md_table(rows: Sequence[Sequence[str]]) -> str:
 
 
 def _model_rows(result: BenchmarkResult) -> list[list[str]]:
-    rows = [["Model", "Family", "Parameters", "Train time", "Epochs", "Inference img/s", "mAP50", "mAP50-95",
-             "Accuracy (95% CI)"]]
+    rows = [
+        [
+            "Model",
+            "Family",
+            "Parameters",
+            "Train time",
+            "Epochs",
+            "Inference img/s",
+            "mAP50",
+            "mAP50-95",
+            "Accuracy (95% CI)",
+        ]
+    ]
     for r in result.raters:
         if r.kind != "model":
             continue
@@ -99,34 +111,57 @@ def _model_rows(result: BenchmarkResult) -> list[list[str]]:
             continue
         res = r.results["all"]
         det, ci = res.detection, res.intervals
-        rows.append([r.name, r.family or "", f"{r.parameters / 1e6:.2f} M" if r.parameters else "n/a",
-                     _seconds(r.train_seconds), _num(r.epochs, "{}"), _num(r.inference_images_per_second),
-                     pct(det.map50 if det else None), pct(det.map50_95 if det else None),
-                     f"{pct(res.image_level.accuracy)} ({_interval(ci.accuracy if ci else None)})"])
+        rows.append(
+            [
+                r.name,
+                r.family or "",
+                f"{r.parameters / 1e6:.2f} M" if r.parameters else "n/a",
+                _seconds(r.train_seconds),
+                _num(r.epochs, "{}"),
+                _num(r.inference_images_per_second),
+                pct(det.map50 if det else None),
+                pct(det.map50_95 if det else None),
+                f"{pct(res.image_level.accuracy)} ({_interval(ci.accuracy if ci else None)})",
+            ]
+        )
     return rows
 
 
 def render_markdown(result: BenchmarkResult) -> str:
     """Table 1 per subset (percent), then the models' cost and detection quality."""
     subset_counts = ", ".join(f"{SUBSET_TITLES[s]}: {n}" for s, n in result.subset_sizes.items() if s != "all")
-    parts = ["# PSL detection benchmark", "",
-             f"Test photos: {len(result.test_photos)} ({subset_counts}); "
-             f"train {result.split_sizes.get('train', 0)}, val {result.split_sizes.get('val', 0)}. "
-             "Image level, percent: a class is present on a photo when any box of it scores at or above its "
-             "threshold; Accuracy counts a photo right only when the predicted set of classes equals the true set. "
-             "Specificity = TN/(TN+FP). n/a: undefined (class absent from these photos, or never predicted).", ""]
+    parts = [
+        "# PSL detection benchmark",
+        "",
+        f"Test photos: {len(result.test_photos)} ({subset_counts}); "
+        f"train {result.split_sizes.get('train', 0)}, val {result.split_sizes.get('val', 0)}. "
+        "Image level, percent: a class is present on a photo when any box of it scores at or above its "
+        "threshold; Accuracy counts a photo right only when the predicted set of classes equals the true set. "
+        "Specificity = TN/(TN+FP). n/a: undefined (class absent from these photos, or never predicted).",
+        "",
+    ]
     for subset in result.subset_sizes:
-        parts += [f"## Table 1: {SUBSET_TITLES[subset]} (n = {result.subset_sizes[subset]})", "",
-                  _md_table(table1_rows(result, subset)), ""]
-    parts += ["## Models: cost and detection quality (all test photos)", "",
-              "mAP from pycocotools COCOeval on the exported files in coco/; inference img/s excludes decoding.", "",
-              _md_table(_model_rows(result)), ""]
+        parts += [
+            f"## Table 1: {SUBSET_TITLES[subset]} (n = {result.subset_sizes[subset]})",
+            "",
+            _md_table(table1_rows(result, subset)),
+            "",
+        ]
+    parts += [
+        "## Models: cost and detection quality (all test photos)",
+        "",
+        "mAP from pycocotools COCOeval on the exported files in coco/; inference img/s excludes decoding.",
+        "",
+        _md_table(_model_rows(result)),
+        "",
+    ]
     if result.warnings:
         parts += ["## Warnings", ""] + [f"- {w}" for w in result.warnings] + [""]
     return "\n".join(parts)
 
 
 # ---- figures ---------------------------------------------------------------------------------
+
 
 def _png(fig) -> str:
     buf = io.BytesIO()
@@ -150,14 +185,19 @@ def _heatmap(ax, matrix: np.ndarray, rows: Sequence[str], cols: Sequence[str], t
     top = matrix.max() if matrix.size else 0
     for (i, j), v in np.ndenumerate(matrix):
         if v:
-            ax.text(j, i, str(int(v)), ha="center", va="center", fontsize=7,
-                    color="white" if v > top / 2 else "black")
+            ax.text(j, i, str(int(v)), ha="center", va="center", fontsize=7, color="white" if v > top / 2 else "black")
 
 
 def confusion_figure(run: RaterRun, classes: Sequence[str], subset: str = "all") -> str:
     res = run.results[subset]
-    panels = [(res.image_confusion, list(classes), list(classes) + [NONE_PREDICTED, SEVERAL_PREDICTED],
-               "photos with one lesion type")]
+    panels = [
+        (
+            res.image_confusion,
+            list(classes),
+            list(classes) + [NONE_PREDICTED, SEVERAL_PREDICTED],
+            "photos with one lesion type",
+        )
+    ]
     if res.box_confusion is not None:
         labels = list(classes) + [BACKGROUND]
         panels.insert(0, (res.box_confusion, labels, labels, "boxes (IoU >= 0.5)"))
@@ -194,8 +234,9 @@ def bars_figure(result: BenchmarkResult, subset: str = "all") -> str:
         ax = fig.add_subplot(1, 3, m + 1)
         for k, r in enumerate(raters):
             values = [getattr(r.results[subset].image_level.per_class[c], key) for c in result.classes]
-            ax.bar(x + k * width - 0.4 + width / 2, [np.nan if v is None else 100 * v for v in values], width,
-                   label=r.name)
+            ax.bar(
+                x + k * width - 0.4 + width / 2, [np.nan if v is None else 100 * v for v in values], width, label=r.name
+            )
         ax.set_xticks(x, result.classes, fontsize=8)
         ax.set_ylim(0, 105)
         ax.set_title(title, fontsize=9)
@@ -227,14 +268,21 @@ def _html_table(rows: Sequence[Sequence[str]], header_rows: int = 1) -> str:
 def _table1_html(result: BenchmarkResult, subset: str) -> str:
     raters = _scored(result, subset)
     rows = table1_rows(result, subset)
-    head = "<tr><th></th>" + "".join(f'<th colspan="3">{_esc(r.name)}{" (reader)" if r.kind == "reader" else ""}</th>'
-                                     for r in raters) + "</tr>"
+    head = (
+        "<tr><th></th>"
+        + "".join(f'<th colspan="3">{_esc(r.name)}{" (reader)" if r.kind == "reader" else ""}</th>' for r in raters)
+        + "</tr>"
+    )
     head += "<tr>" + "".join(f"<th>{_esc(c)}</th>" for c in rows[1]) + "</tr>"
     body = "".join("<tr>" + "".join(f"<td>{_esc(c)}</td>" for c in row) + "</tr>" for row in rows[2:-1])
     acc = rows[-1]
-    body += "<tr><td><b>Accuracy</b></td>" + "".join(
-        f'<td colspan="3" style="text-align:center"><b>{_esc(acc[1 + 3 * k])}</b></td>' for k in range(len(raters))
-    ) + "</tr>"
+    body += (
+        "<tr><td><b>Accuracy</b></td>"
+        + "".join(
+            f'<td colspan="3" style="text-align:center"><b>{_esc(acc[1 + 3 * k])}</b></td>' for k in range(len(raters))
+        )
+        + "</tr>"
+    )
     return f"<table>{head}{body}</table>"
 
 
@@ -243,10 +291,18 @@ def _intervals_rows(result: BenchmarkResult, subset: str) -> list[list[str]]:
     for r in _scored(result, subset):
         res = r.results[subset]
         ci = res.intervals
-        rows.append([r.name, str(len(res.photos)), pct(res.image_level.accuracy),
-                     _interval(ci.accuracy if ci else None), pct(res.image_level.macro["sensitivity"]),
-                     _interval(ci.macro_sensitivity if ci else None), pct(res.image_level.macro["specificity"]),
-                     _interval(ci.macro_specificity if ci else None)])
+        rows.append(
+            [
+                r.name,
+                str(len(res.photos)),
+                pct(res.image_level.accuracy),
+                _interval(ci.accuracy if ci else None),
+                pct(res.image_level.macro["sensitivity"]),
+                _interval(ci.macro_sensitivity if ci else None),
+                pct(res.image_level.macro["specificity"]),
+                _interval(ci.macro_specificity if ci else None),
+            ]
+        )
     return rows
 
 
@@ -255,40 +311,60 @@ def _ap_rows(result: BenchmarkResult) -> list[list[str]]:
     for r in result.raters:
         det = r.results["all"].detection if r.kind == "model" and "all" in r.results else None
         if det is not None:
-            rows.append([r.name, pct(det.map50), pct(det.map50_95)] + [pct(det.per_class[c]["ap50"])
-                                                                       for c in result.classes])
+            rows.append(
+                [r.name, pct(det.map50), pct(det.map50_95)] + [pct(det.per_class[c]["ap50"]) for c in result.classes]
+            )
     return rows
 
 
 def _comparison_rows(result: BenchmarkResult) -> list[list[str]]:
     rows = [["A", "B", "Photos", "Accuracy A", "Accuracy B", "Only A right", "Only B right", "p (exact McNemar)"]]
     for c in result.comparisons:
-        rows.append([c["a"], c["b"], str(c["n_photos"]), pct(c["accuracy_a"]), pct(c["accuracy_b"]), str(c["only_a"]),
-                     str(c["only_b"]), f"{c['p_value']:.4g}"])
+        rows.append(
+            [
+                c["a"],
+                c["b"],
+                str(c["n_photos"]),
+                pct(c["accuracy_a"]),
+                pct(c["accuracy_b"]),
+                str(c["only_a"]),
+                str(c["only_b"]),
+                f"{c['p_value']:.4g}",
+            ]
+        )
     return rows
 
 
 def render_html(result: BenchmarkResult) -> str:
     img = lambda b64: f'<img src="data:image/png;base64,{b64}">'  # noqa: E731
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>PSL benchmark</title><style>{_CSS}</style>"
-             "</head><body><h1>PSL detection benchmark</h1>",
-             f"<p>{len(result.test_photos)} test photos; "
-             + ", ".join(f"{SUBSET_TITLES[s]}: {n}" for s, n in result.subset_sizes.items())
-             + f"; train {result.split_sizes.get('train', 0)}, val {result.split_sizes.get('val', 0)}. Settings: "
-             f"{_esc(json.dumps(result.settings))}</p>",
-             "<p>Image level, percent. A class is present on a photo when any box of it scores at or above its "
-             "threshold. Accuracy: a photo is right only when the set of predicted classes equals the true set. "
-             "Specificity = TN/(TN+FP) (the study's printed TN/(FP+FN) is a typo). n/a: undefined.</p>"]
+    parts = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>PSL benchmark</title><style>{_CSS}</style>"
+        "</head><body><h1>PSL detection benchmark</h1>",
+        f"<p>{len(result.test_photos)} test photos; "
+        + ", ".join(f"{SUBSET_TITLES[s]}: {n}" for s, n in result.subset_sizes.items())
+        + f"; train {result.split_sizes.get('train', 0)}, val {result.split_sizes.get('val', 0)}. Settings: "
+        f"{_esc(json.dumps(result.settings))}</p>",
+        "<p>Image level, percent. A class is present on a photo when any box of it scores at or above its "
+        "threshold. Accuracy: a photo is right only when the set of predicted classes equals the true set. "
+        "Specificity = TN/(TN+FP) (the study's printed TN/(FP+FN) is a typo). n/a: undefined.</p>",
+    ]
     for w in result.warnings:
         parts.append(f'<p class="warn">{_esc(w)}</p>')
     for subset in result.subset_sizes:
-        parts += [f"<h2>Table 1: {SUBSET_TITLES[subset]} (n = {result.subset_sizes[subset]})</h2>",
-                  _table1_html(result, subset), "<h3>Accuracy with 95% bootstrap intervals</h3>",
-                  _html_table(_intervals_rows(result, subset)), img(bars_figure(result, subset))]
-    parts += ["<h2>Models: cost and detection quality</h2>",
-              "<p>mAP: pycocotools COCOeval (area all, 100 detections) on the files in <code>coco/</code>. "
-              "Inference images/s: the model alone, decoding excluded.</p>",
-              _html_table(_model_rows(result)), _html_table(_ap_rows(result))]
+        parts += [
+            f"<h2>Table 1: {SUBSET_TITLES[subset]} (n = {result.subset_sizes[subset]})</h2>",
+            _table1_html(result, subset),
+            "<h3>Accuracy with 95% bootstrap intervals</h3>",
+            _html_table(_intervals_rows(result, subset)),
+            img(bars_figure(result, subset)),
+        ]
+    parts += [
+        "<h2>Models: cost and detection quality</h2>",
+        "<p>mAP: pycocotools COCOeval (area all, 100 detections) on the files in <code>coco/</code>. "
+        "Inference images/s: the model alone, decoding excluded.</p>",
+        _html_table(_model_rows(result)),
+        _html_table(_ap_rows(result)),
+    ]
     if result.comparisons:
         parts += ["<h2>Paired comparisons (all test photos)</h2>", _html_table(_comparison_rows(result))]
     parts.append("<h2>Confusion matrices and PR curves (all test photos)</h2>")
@@ -306,8 +382,11 @@ def render_html(result: BenchmarkResult) -> str:
 def write_reports(result: BenchmarkResult, out_dir: Path) -> BenchmarkResult:
     """Write report.html, table1.md and benchmark.json; return the result with their paths."""
     out_dir = Path(out_dir)
-    files = {"html": str(out_dir / "report.html"), "markdown": str(out_dir / "table1.md"),
-             "json": str(out_dir / "benchmark.json")}
+    files = {
+        "html": str(out_dir / "report.html"),
+        "markdown": str(out_dir / "table1.md"),
+        "json": str(out_dir / "benchmark.json"),
+    }
     result = dataclasses.replace(result, files=files)
     atomic_write_text(Path(files["markdown"]), render_markdown(result))
     atomic_write_text(Path(files["json"]), json.dumps(result.to_dict(), indent=1, default=str))

@@ -42,8 +42,9 @@ class ClassThreshold:
         return asdict(self)
 
 
-def f1_threshold(label: str, scored: Sequence[tuple[float, bool]], n_truth: int, *, default: float,
-                 floor: float = THRESHOLD_FLOOR) -> ClassThreshold:
+def f1_threshold(
+    label: str, scored: Sequence[tuple[float, bool]], n_truth: int, *, default: float, floor: float = THRESHOLD_FLOOR
+) -> ClassThreshold:
     """The F1-maximising score for one class. Pure.
 
     scored: (score, matched a truth box) for every predicted box of the class on the val photos.
@@ -65,12 +66,20 @@ def f1_threshold(label: str, scored: Sequence[tuple[float, bool]], n_truth: int,
     threshold = max(float(floor), float(scores[best]))
     at = scores >= threshold
     n_kept, n_tp = int(at.sum()), float(tp[at][-1]) if at.any() else 0.0
-    return ClassThreshold(label, round(threshold, 4), "val-f1", n_truth, f1=round(2 * n_tp / (n_kept + n_truth), 4),
-                          precision=round(n_tp / n_kept, 4) if n_kept else None, recall=round(n_tp / n_truth, 4))
+    return ClassThreshold(
+        label,
+        round(threshold, 4),
+        "val-f1",
+        n_truth,
+        f1=round(2 * n_tp / (n_kept + n_truth), 4),
+        precision=round(n_tp / n_kept, 4) if n_kept else None,
+        recall=round(n_tp / n_truth, 4),
+    )
 
 
-def score_matches(truth: Sequence[Sequence[Box]], pred: Sequence[Sequence[Box]], classes: Sequence[str],
-                  iou_threshold: float = 0.5) -> tuple[dict[str, list[tuple[float, bool]]], dict[str, int]]:
+def score_matches(
+    truth: Sequence[Sequence[Box]], pred: Sequence[Sequence[Box]], classes: Sequence[str], iou_threshold: float = 0.5
+) -> tuple[dict[str, list[tuple[float, bool]]], dict[str, int]]:
     """Per class: (score, matched) for each prediction and the number of truth boxes, over paired photos.
     Matching is per photo and per class, greedy in descending score (`match_by_score`). Pure."""
     if len(truth) != len(pred):
@@ -87,16 +96,30 @@ def score_matches(truth: Sequence[Sequence[Box]], pred: Sequence[Sequence[Box]],
     return scored, counts
 
 
-def choose_thresholds(truth: Sequence[Sequence[Box]], pred: Sequence[Sequence[Box]], classes: Sequence[str], *,
-                      default: float, floor: float = THRESHOLD_FLOOR) -> dict[str, ClassThreshold]:
+def choose_thresholds(
+    truth: Sequence[Sequence[Box]],
+    pred: Sequence[Sequence[Box]],
+    classes: Sequence[str],
+    *,
+    default: float,
+    floor: float = THRESHOLD_FLOOR,
+) -> dict[str, ClassThreshold]:
     """Every class's threshold from paired truth and scored predictions of the val photos. Pure."""
     scored, counts = score_matches(truth, pred, classes)
     return {c: f1_threshold(c, scored[c], counts[c], default=default, floor=floor) for c in classes}
 
 
-def val_thresholds(detector: Detector, view: TrainingView, *, imgsz: int, default: float,
-                   floor: float = THRESHOLD_FLOOR, batch: int = 8, device: str | None = None,
-                   split: str = "val") -> dict[str, ClassThreshold]:
+def val_thresholds(
+    detector: Detector,
+    view: TrainingView,
+    *,
+    imgsz: int,
+    default: float,
+    floor: float = THRESHOLD_FLOOR,
+    batch: int = 8,
+    device: str | None = None,
+    split: str = "val",
+) -> dict[str, ClassThreshold]:
     """Predict the view's val photos as pre-annotation does (decoded at `imgsz`, displayed frame) and choose
     each class's threshold; every class gets the default when the split has no photos."""
     items = view.images.get(split, [])
@@ -104,7 +127,7 @@ def val_thresholds(detector: Detector, view: TrainingView, *, imgsz: int, defaul
     pred: list[list[Box]] = []
     for start in range(0, len(items), max(1, batch)):
         arrays = []
-        for link, rel in items[start:start + max(1, batch)]:
+        for link, rel in items[start : start + max(1, batch)]:
             try:
                 rgb, _, _ = decode_displayed(link, max_side=imgsz)
             except OSError as exc:

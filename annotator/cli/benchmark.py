@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.progress import TaskID
 
 from annotator.cli.common import JsonOption, WorkspaceOption, handle_errors
 from annotator.console import console, print_json, progress_bar, say, tagged
@@ -16,23 +17,46 @@ from annotator.console import console, print_json, progress_bar, say, tagged
 @handle_errors
 def benchmark(
     workspace: WorkspaceOption = Path("."),
-    models: Annotated[str, typer.Option("--models", "-m", help="Comma list: yolov5nu, yolov8n, yolo11n, rtdetr-l, "
-                                        "yolov4, ssdlite, ssd300, fasterrcnn_mobilenet, fasterrcnn_resnet50, a "
-                                        "local .pt/.yaml path, or 'all'.")] = "yolo11n,ssdlite",
+    models: Annotated[
+        str,
+        typer.Option(
+            "--models",
+            "-m",
+            help="Comma list: yolov5nu, yolov8n, yolo11n, rtdetr-l, "
+            "yolov4, ssdlite, ssd300, fasterrcnn_mobilenet, fasterrcnn_resnet50, a "
+            "local .pt/.yaml path, or 'all'.",
+        ),
+    ] = "yolo11n,ssdlite",
     epochs: Annotated[int, typer.Option(min=0, help="Training epochs per model (0: evaluate as built/loaded).")] = 30,
-    imgsz: Annotated[int, typer.Option(min=32, max=8192,
-                                       help="Input size (long side) for training and prediction.")] = 640,
+    imgsz: Annotated[
+        int, typer.Option(min=32, max=8192, help="Input size (long side) for training and prediction.")
+    ] = 640,
     batch: Annotated[int, typer.Option(min=1, help="Training batch size.")] = 16,
-    out: Annotated[Optional[Path], typer.Option(help="Report folder (default: <workspace>/reports/benchmark-<time>).",
-                                                file_okay=False)] = None,
-    readers: Annotated[Optional[list[Path]], typer.Option("--readers", help="Reader CSV (photo, reader, classes "
-                                                          "separated by ';' or '|'); repeat for several files. "
-                                                          "Default: the reader study's reads pulled by `annotator "
-                                                          "review readers pull`, when present.",
-                                                          exists=True, dir_okay=False)] = None,
-    device_csv: Annotated[Optional[Path], typer.Option("--device-csv", help="CSV (path, device) overriding the "
-                                                       "dslr/phone class read from EXIF.", exists=True,
-                                                       dir_okay=False)] = None,
+    out: Annotated[
+        Optional[Path],
+        typer.Option(help="Report folder (default: <workspace>/reports/benchmark-<time>).", file_okay=False),
+    ] = None,
+    readers: Annotated[
+        Optional[list[Path]],
+        typer.Option(
+            "--readers",
+            help="Reader CSV (photo, reader, classes "
+            "separated by ';' or '|'); repeat for several files. "
+            "Default: the reader study's reads pulled by `annotator "
+            "review readers pull`, when present.",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
+    device_csv: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--device-csv",
+            help="CSV (path, device) overriding the dslr/phone class read from EXIF.",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
     device: Annotated[Optional[str], typer.Option(help="cpu, 0, 0,1 ... (default: first GPU, else CPU).")] = None,
     seed: Annotated[int, typer.Option(help="Training and bootstrap seed.")] = 0,
     resamples: Annotated[int, typer.Option(min=0, help="Bootstrap resamples for the 95% intervals (0: none).")] = 1000,
@@ -55,7 +79,7 @@ def benchmark(
         out_dir = out or ws.reports_dir / f"benchmark-{dt.datetime.now():%Y%m%d-%H%M%S}"
         say(f"benchmarking {', '.join(names)} on {ws.root} -> {out_dir}")
         with progress_bar() as bar:
-            tasks: dict[tuple[str, str], int] = {}
+            tasks: dict[tuple[str, str], TaskID] = {}
 
             def progress(stage: str, name: str, done: int, total: int) -> None:
                 key = (stage, name)
@@ -64,14 +88,27 @@ def benchmark(
                     tasks[key] = bar.add_task(label, total=total)
                 bar.update(tasks[key], completed=done, total=total)
 
-            result = run_benchmark(ws, names, out_dir, epochs=epochs, imgsz=imgsz, batch=batch,
-                                   readers=reader_files, device_csv=device_csv, device=device, seed=seed,
-                                   workers=workers, n_resamples=resamples, progress=progress)
+            result = run_benchmark(
+                ws,
+                names,
+                out_dir,
+                epochs=epochs,
+                imgsz=imgsz,
+                batch=batch,
+                readers=reader_files,
+                device_csv=device_csv,
+                device=device,
+                seed=seed,
+                workers=workers,
+                n_resamples=resamples,
+                progress=progress,
+            )
     if json_out:
         print_json(result.to_dict())
         return
     console.print(Path(result.files["markdown"]).read_text(), markup=False, soft_wrap=True)
     for warning in result.warnings:
         console.print(tagged("warning:", "yellow", warning), soft_wrap=True)
-    console.print(f"report: {result.files['html']}\ntable: {result.files['markdown']}\njson: {result.files['json']}",
-                  markup=False)
+    console.print(
+        f"report: {result.files['html']}\ntable: {result.files['markdown']}\njson: {result.files['json']}", markup=False
+    )

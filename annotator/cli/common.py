@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import functools
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, Callable, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 
 from annotator.console import err_console, tagged
 from annotator.errors import AnnotatorError
 
-WorkspaceOption = Annotated[Path, typer.Option("-w", "--workspace", help="Workspace folder (default: current folder).",
-                                               file_okay=False)]
+WorkspaceOption = Annotated[
+    Path, typer.Option("-w", "--workspace", help="Workspace folder (default: current folder).", file_okay=False)
+]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -33,10 +35,11 @@ def handle_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except AnnotatorError as exc:
-            raise fail(str(exc), exc.exit_code)
+            raise fail(str(exc), exc.exit_code) from None
         except KeyboardInterrupt:
-            raise fail("interrupted; everything finished so far is saved, run the same command again to continue", 130)
+            message = "interrupted; everything finished so far is saved, run the same command again to continue"
+            raise fail(message, 130) from None
         except sqlite3.DatabaseError as exc:
-            raise fail(f"the workspace database cannot be used ({exc}); is another program writing to it?", 5)
+            raise fail(f"the workspace database cannot be used ({exc}); is another program writing to it?", 5) from None
 
     return wrapper  # type: ignore[return-value]

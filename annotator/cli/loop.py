@@ -13,13 +13,17 @@ from annotator.cli.common import JsonOption, WorkspaceOption, handle_errors
 from annotator.console import console, print_json
 from annotator.progress import LoopProgress
 
-ModelOption = Annotated[Optional[str], typer.Option(
-    help="YAML name (yolo11n.yaml) or a local weights file; nothing is downloaded.")]
+ModelOption = Annotated[
+    Optional[str], typer.Option(help="YAML name (yolo11n.yaml) or a local weights file; nothing is downloaded.")
+]
 EpochsOption = Annotated[Optional[int], typer.Option(min=1, help="Training epochs (default from annotator.toml).")]
-ImgszOption = Annotated[Optional[int], typer.Option(min=32, max=8192,
-                                                    help="Training and prediction size in pixels (32-8192).")]
+ImgszOption = Annotated[
+    Optional[int], typer.Option(min=32, max=8192, help="Training and prediction size in pixels (32-8192).")
+]
 BatchOption = Annotated[Optional[int], typer.Option(min=1, help="Batch size (default from annotator.toml).")]
-DeviceOption = Annotated[Optional[str], typer.Option(help="'cpu', '0', or a list '0,1' (DDP). Default: GPU if present.")]
+DeviceOption = Annotated[
+    Optional[str], typer.Option(help="'cpu', '0', or a list '0,1' (DDP). Default: GPU if present.")
+]
 WorkersOption = Annotated[int, typer.Option(min=0, help="Decode threads for pre-annotation (0: one per core).")]
 VerboseOption = Annotated[bool, typer.Option("--verbose", help="Show Ultralytics' own output.")]
 
@@ -38,14 +42,18 @@ def _print_round(result, curve) -> None:
         console.print(f"round {result.round_no} test split: {describe_map(round_map(result.metrics))}", markup=False)
     if result.preannotate:
         p = result.preannotate
-        console.print(f"pre-annotated {p.predicted} photos ({p.boxes} boxes) at {p.images_per_second:.1f} img/s"
-                      + (f"; {len(p.failed)} could not be decoded: {', '.join(x for x, _ in p.failed[:5])}"
-                         if p.failed else ""), markup=False)
+        console.print(
+            f"pre-annotated {p.predicted} photos ({p.boxes} boxes) at {p.images_per_second:.1f} img/s"
+            + (f"; {len(p.failed)} could not be decoded: {', '.join(x for x, _ in p.failed[:5])}" if p.failed else ""),
+            markup=False,
+        )
         if p.no_box_note():
             console.print(p.no_box_note(), markup=False)
     if result.pushed:
-        console.print(f"review queue: {result.pushed['created']} tasks created, {result.pushed['replaced']} "
-                      f"predictions replaced, {result.pushed['kept_annotated']} reviewed tasks left alone")
+        console.print(
+            f"review queue: {result.pushed['created']} tasks created, {result.pushed['replaced']} "
+            f"predictions replaced, {result.pushed['kept_annotated']} reviewed tasks left alone"
+        )
     console.print(curve_table(curve))
     console.print(f"round report: {result.report}", markup=False)
 
@@ -59,7 +67,9 @@ def bootstrap_command(
     batch: BatchOption = None,
     device: DeviceOption = None,
     workers: WorkersOption = 0,
-    force: Annotated[bool, typer.Option("--force", help="Train round 0 again as a new attempt (the old one stays).")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Train round 0 again as a new attempt (the old one stays).")
+    ] = False,
     verbose: VerboseOption = False,
     json_out: JsonOption = False,
 ) -> None:
@@ -69,8 +79,17 @@ def bootstrap_command(
     from bootstrap.rounds import RoundSettings, run_round
 
     with Workspace.open(workspace, write=True) as ws:
-        settings = RoundSettings.from_config(ws.config, 0, model=model, epochs=epochs, imgsz=imgsz, batch=batch,
-                                             device=device, workers=workers, verbose=verbose)
+        settings = RoundSettings.from_config(
+            ws.config,
+            0,
+            model=model,
+            epochs=epochs,
+            imgsz=imgsz,
+            batch=batch,
+            device=device,
+            workers=workers,
+            verbose=verbose,
+        )
         with LoopProgress() as progress:
             result = run_round(ws, 0, settings, force=force, hooks=_hooks(progress))
         curve = learning_curve(ws)
@@ -78,20 +97,33 @@ def bootstrap_command(
         print_json(result.to_dict())
         return
     _print_round(result, curve)
-    console.print(f"predictions are in the store and as VOC in {workspace.resolve() / 'labels'}; next: "
-                  "`annotator review serve` and `annotator review push`", markup=False)
+    console.print(
+        f"predictions are in the store and as VOC in {workspace.resolve() / 'labels'}; next: "
+        "`annotator review serve` and `annotator review push`",
+        markup=False,
+    )
 
 
 @handle_errors
 def retrain_command(
     round_no: Annotated[int, typer.Option("--round", min=1, help="The round to run (round 0 is `bootstrap`).")],
     workspace: WorkspaceOption = Path("."),
-    force: Annotated[bool, typer.Option("--force", help="Make a new attempt at a finished round (the old one stays).")] = False,
-    pull: Annotated[bool, typer.Option("--pull/--refuse-unpulled",
-                                       help="Pull the latest reviews first (default), or refuse if any are unpulled.")] = True,
-    queue: Annotated[bool, typer.Option("--queue/--no-queue", help="Talk to Label Studio (pull before, push after).")] = True,
+    force: Annotated[
+        bool, typer.Option("--force", help="Make a new attempt at a finished round (the old one stays).")
+    ] = False,
+    pull: Annotated[
+        bool,
+        typer.Option(
+            "--pull/--refuse-unpulled", help="Pull the latest reviews first (default), or refuse if any are unpulled."
+        ),
+    ] = True,
+    queue: Annotated[
+        bool, typer.Option("--queue/--no-queue", help="Talk to Label Studio (pull before, push after).")
+    ] = True,
     url: Annotated[Optional[str], typer.Option(help="Label Studio URL (default: the workspace's own server).")] = None,
-    model: Annotated[Optional[str], typer.Option(help="Start from this YAML/weights instead of round N-1's weights.")] = None,
+    model: Annotated[
+        Optional[str], typer.Option(help="Start from this YAML/weights instead of round N-1's weights.")
+    ] = None,
     epochs: EpochsOption = None,
     imgsz: ImgszOption = None,
     batch: BatchOption = None,
@@ -106,20 +138,29 @@ def retrain_command(
     from bootstrap.rounds import RoundSettings, run_round
 
     with Workspace.open(workspace, write=True) as ws:
-        settings = RoundSettings.from_config(ws.config, round_no, model=model, epochs=epochs, imgsz=imgsz,
-                                             batch=batch, device=device, workers=workers, verbose=verbose)
+        settings = RoundSettings.from_config(
+            ws.config,
+            round_no,
+            model=model,
+            epochs=epochs,
+            imgsz=imgsz,
+            batch=batch,
+            device=device,
+            workers=workers,
+            verbose=verbose,
+        )
         review_queue = None
         if queue:
             from review_queue.queue import open_queue
 
             review_queue = open_queue(ws, url=url)
         with LoopProgress() as progress:
-            result = run_round(ws, round_no, settings, queue=review_queue, pull_first=pull, force=force,
-                               hooks=_hooks(progress))
+            result = run_round(
+                ws, round_no, settings, queue=review_queue, pull_first=pull, force=force, hooks=_hooks(progress)
+            )
         curve = learning_curve(ws)
     if json_out:
-        print_json({**result.to_dict(), "curve": [row.to_dict() if hasattr(row, "to_dict") else row
-                                                  for row in curve]})
+        print_json({**result.to_dict(), "curve": [row.to_dict() if hasattr(row, "to_dict") else row for row in curve]})
         return
     _print_round(result, curve)
 
@@ -127,8 +168,15 @@ def retrain_command(
 @handle_errors
 def finalize_command(
     workspace: WorkspaceOption = Path("."),
-    threshold: Annotated[Optional[float], typer.Option(min=0.0, max=1.0, help="Highest correction rate (0-1) of the last reviewed batch "
-                                                          "at which the rest is accepted; default: recommended from the data.")] = None,
+    threshold: Annotated[
+        Optional[float],
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Highest correction rate (0-1) of the last reviewed batch "
+            "at which the rest is accepted; default: recommended from the data.",
+        ),
+    ] = None,
     out: Annotated[Optional[Path], typer.Option(help="Export folder (default: WORKSPACE/export).")] = None,
     json_out: JsonOption = False,
 ) -> None:
@@ -141,30 +189,58 @@ def finalize_command(
     if json_out:
         print_json(result.to_dict())
         return
-    console.print(f"correction rate of round {result.last_reviewed_round}'s reviewed batch: "
-                  f"{result.correction_rate:.1%} ({result.corrected_boxes} of {result.predicted_boxes} predicted boxes "
-                  f"changed, {result.added_boxes} missed lesions added) <= threshold {result.threshold:.1%} "
-                  f"(recommended {result.recommended_threshold:.1%})", markup=False)
-    console.print(f"auto-accepted {result.auto_accepted} photos; exported to "
-                  + ", ".join(e["out"] for e in result.exports.values()), markup=False)
+    console.print(
+        f"correction rate of round {result.last_reviewed_round}'s reviewed batch: "
+        f"{result.correction_rate:.1%} ({result.corrected_boxes} of {result.predicted_boxes} predicted boxes "
+        f"changed, {result.added_boxes} missed lesions added) <= threshold {result.threshold:.1%} "
+        f"(recommended {result.recommended_threshold:.1%})",
+        markup=False,
+    )
+    console.print(
+        f"auto-accepted {result.auto_accepted} photos; exported to "
+        + ", ".join(e["out"] for e in result.exports.values()),
+        markup=False,
+    )
 
 
 @handle_errors
 def demo_command(
-    folder: Annotated[Path, typer.Argument(help="A new folder for the demo (data, workspace, Label Studio).")] = Path("demo-workspace"),
+    folder: Annotated[Path, typer.Argument(help="A new folder for the demo (data, workspace, Label Studio).")] = Path(
+        "demo-workspace"
+    ),
     images: Annotated[int, typer.Option(min=20, help="Synthetic photos.")] = 240,
-    review_fraction: Annotated[float, typer.Option(min=0.0, max=1.0,
-                                                   help="Share of the queue the simulated dermatologist reviews.")] = 0.5,
-    epochs: Annotated[Optional[int], typer.Option(min=1, help="Round-0 epochs (default: 40 on CPU, 60 on GPU).")] = None,
-    imgsz: Annotated[Optional[int], typer.Option(min=32, max=8192,
-                                                 help="Image size (default: 320 on CPU, 640 on GPU).")] = None,
-    port: Annotated[Optional[int], typer.Option(min=1, max=65535, help="Label Studio port (default: a free one).")] = None,
+    review_fraction: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Share of the queue the simulated dermatologist reviews.")
+    ] = 0.5,
+    epochs: Annotated[
+        Optional[int], typer.Option(min=1, help="Round-0 epochs (default: 40 on CPU, 60 on GPU).")
+    ] = None,
+    imgsz: Annotated[
+        Optional[int], typer.Option(min=32, max=8192, help="Image size (default: 320 on CPU, 640 on GPU).")
+    ] = None,
+    port: Annotated[
+        Optional[int], typer.Option(min=1, max=65535, help="Label Studio port (default: a free one).")
+    ] = None,
     seed: Annotated[int, typer.Option()] = 0,
-    reviewers: Annotated[int, typer.Option(min=1, max=2, help="2: double review by two SIMULATED reviewers "
-                                           "(10% slips) with a SIMULATED adjudicator.")] = 1,
+    reviewers: Annotated[
+        int,
+        typer.Option(
+            min=1, max=2, help="2: double review by two SIMULATED reviewers (10% slips) with a SIMULATED adjudicator."
+        ),
+    ] = 1,
 ) -> None:
     """The whole loop on SIMULATED photos: synth, init, bootstrap, serve, push, simulate, pull, retrain."""
     from bootstrap.demo import DemoSettings, run_demo
 
-    run_demo(DemoSettings(folder=folder, images=images, review_fraction=review_fraction, epochs=epochs,
-                          imgsz=imgsz, port=port, seed=seed, reviewers=reviewers))
+    run_demo(
+        DemoSettings(
+            folder=folder,
+            images=images,
+            review_fraction=review_fraction,
+            epochs=epochs,
+            imgsz=imgsz,
+            port=port,
+            seed=seed,
+            reviewers=reviewers,
+        )
+    )

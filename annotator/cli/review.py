@@ -13,6 +13,7 @@ from typing import Annotated, Optional
 
 import httpx
 import typer
+from rich.progress import TaskID
 
 from annotator.cli.common import JsonOption, WorkspaceOption, handle_errors
 from annotator.console import console, err_console, escape, print_json, progress_bar, say, tagged
@@ -24,19 +25,24 @@ from review_queue.labelstudio.server import credentials_path, read_server_info, 
 # that use them, so `annotator --help`, `status` and `serve` stay quick.
 
 review_app = typer.Typer(
-    help="Review the model's boxes in Label Studio: serve it, push predictions, pull corrections.",
-    no_args_is_help=True)
+    help="Review the model's boxes in Label Studio: serve it, push predictions, pull corrections.", no_args_is_help=True
+)
 
-UrlOption = Annotated[Optional[str], typer.Option(
-    "--url", help="Label Studio to use (default: [review] url in annotator.toml, else the workspace's own server). "
-                  "Its token comes from LABEL_STUDIO_API_KEY.")]
+UrlOption = Annotated[
+    Optional[str],
+    typer.Option(
+        "--url",
+        help="Label Studio to use (default: [review] url in annotator.toml, else the workspace's own server). "
+        "Its token comes from LABEL_STUDIO_API_KEY.",
+    ),
+]
 
 
 @contextlib.contextmanager
 def _progress() -> Iterator:
     """A (step, done, total) callback drawing one rich bar per step."""
     with progress_bar() as bar:
-        steps: dict[str, int] = {}
+        steps: dict[str, TaskID] = {}
 
         def update(step: str, done: int, total: int) -> None:
             if step not in steps:
@@ -48,13 +54,18 @@ def _progress() -> Iterator:
 
 @review_app.command()
 @handle_errors
-def serve(workspace: WorkspaceOption = Path("."),
-          stop: Annotated[bool, typer.Option("--stop", help="Stop the workspace's Label Studio.")] = False,
-          port: Annotated[Optional[int], typer.Option(
-              "--port", min=1, max=65535, help="Port on 127.0.0.1 (default: a free one).")] = None,
-          url: Annotated[Optional[str], typer.Option(
-              "--url", help="Use this running Label Studio instead of starting one (saved in annotator.toml).")] = None,
-          json_out: JsonOption = False) -> None:
+def serve(
+    workspace: WorkspaceOption = Path("."),
+    stop: Annotated[bool, typer.Option("--stop", help="Stop the workspace's Label Studio.")] = False,
+    port: Annotated[
+        Optional[int], typer.Option("--port", min=1, max=65535, help="Port on 127.0.0.1 (default: a free one).")
+    ] = None,
+    url: Annotated[
+        Optional[str],
+        typer.Option("--url", help="Use this running Label Studio instead of starting one (saved in annotator.toml)."),
+    ] = None,
+    json_out: JsonOption = False,
+) -> None:
     """Start the workspace's own Label Studio on 127.0.0.1 (offline), or stop it, or adopt an existing one."""
     if stop:
         stopped = stop_server(workspace.resolve())
@@ -70,15 +81,21 @@ def serve(workspace: WorkspaceOption = Path("."),
         except httpx.HTTPError:
             ok = False
         if not ok:
-            raise LabelStudioError(f"Label Studio at {url} is not reachable; check the address, or start the "
-                                   "workspace's own server with `annotator review serve`")
+            raise LabelStudioError(
+                f"Label Studio at {url} is not reachable; check the address, or start the "
+                "workspace's own server with `annotator review serve`"
+            )
         with Workspace.open(workspace, write=True) as ws:
             ws.set_config(ws.config.with_(label_studio_url=url))
         if json_out:
             print_json({"url": url})
         else:
-            console.print(f"Using Label Studio at {url} (saved in annotator.toml). Set LABEL_STUDIO_API_KEY to "
-                          "your token from its Account & Settings page.", soft_wrap=True, markup=False)
+            console.print(
+                f"Using Label Studio at {url} (saved in annotator.toml). Set LABEL_STUDIO_API_KEY to "
+                "your token from its Account & Settings page.",
+                soft_wrap=True,
+                markup=False,
+            )
         return
     with Workspace.open(workspace) as ws:
         say("Starting Label Studio (the first start takes up to a minute)...")
@@ -86,32 +103,50 @@ def serve(workspace: WorkspaceOption = Path("."),
         creds = credentials_path(ws.root)
         configured = ws.config.label_studio_url
     if json_out:
-        print_json({"url": info.url, "pid": info.pid, "port": info.port, "credentials": str(creds),
-                    "log": info.log})
+        print_json({"url": info.url, "pid": info.pid, "port": info.port, "credentials": str(creds), "log": info.log})
         return
     console.print(f"Label Studio is running at [bold]{escape(info.url)}[/]", soft_wrap=True)
-    console.print(f"Log in with the email and password in {creds} (readable only by you).", soft_wrap=True,
-                  markup=False)
+    console.print(
+        f"Log in with the email and password in {creds} (readable only by you).", soft_wrap=True, markup=False
+    )
     console.print("Stop it with `annotator review serve --stop`.", soft_wrap=True)
     if configured and configured.rstrip("/") != info.url:
-        say(tagged("note:", "yellow", f"annotator.toml sets [review] url = {configured}; push and pull use that "
-                   "one. Remove it to use this server."))
+        say(
+            tagged(
+                "note:",
+                "yellow",
+                f"annotator.toml sets [review] url = {configured}; push and pull use that "
+                "one. Remove it to use this server.",
+            )
+        )
 
 
 @review_app.command()
 @handle_errors
-def push(workspace: WorkspaceOption = Path("."), url: UrlOption = None,
-         batch: Annotated[int, typer.Option("--batch", min=1, help="Tasks per import request.")] = 500,
-         new_project: Annotated[bool, typer.Option(
-             "--new-project", help="Start a new Label Studio project (when the old one is gone).")] = False,
-         reviewers: Annotated[Optional[int], typer.Option(
-             "--reviewers", min=1, max=10,
-             help="Independent reviews per task (2: double review with adjudication; default: keep the "
-                  "setting).")] = None,
-         overlap: Annotated[float, typer.Option(
-             "--overlap", min=0.01, max=1.0,
-             help="Share of tasks that get --reviewers reviews (the rest get one).")] = 1.0,
-         json_out: JsonOption = False) -> None:
+def push(
+    workspace: WorkspaceOption = Path("."),
+    url: UrlOption = None,
+    batch: Annotated[int, typer.Option("--batch", min=1, help="Tasks per import request.")] = 500,
+    new_project: Annotated[
+        bool, typer.Option("--new-project", help="Start a new Label Studio project (when the old one is gone).")
+    ] = False,
+    reviewers: Annotated[
+        Optional[int],
+        typer.Option(
+            "--reviewers",
+            min=1,
+            max=10,
+            help="Independent reviews per task (2: double review with adjudication; default: keep the setting).",
+        ),
+    ] = None,
+    overlap: Annotated[
+        float,
+        typer.Option(
+            "--overlap", min=0.01, max=1.0, help="Share of tasks that get --reviewers reviews (the rest get one)."
+        ),
+    ] = 1.0,
+    json_out: JsonOption = False,
+) -> None:
     """Send every photo whose current label is a model prediction to the review queue."""
     with Workspace.open(workspace, write=True) as ws:
         from review_queue.labelstudio.client import connect
@@ -119,27 +154,40 @@ def push(workspace: WorkspaceOption = Path("."), url: UrlOption = None,
 
         client = connect(ws, url=url)
         with _progress() as update:
-            result = push_tasks(ws, client, batch=batch, new_project=new_project, progress=update,
-                                reviewers=reviewers, overlap=overlap)
+            result = push_tasks(
+                ws, client, batch=batch, new_project=new_project, progress=update, reviewers=reviewers, overlap=overlap
+            )
     if json_out:
         print_json(result.to_dict())
         return
-    console.print(f"Project {result.project_id} ({result.model_version}): {result.created} tasks created, "
-                  f"{result.replaced} predictions replaced, {result.up_to_date} up to date, "
-                  f"{result.kept_annotated} already annotated left alone"
-                  + (f", {result.adopted} adopted from an interrupted push" if result.adopted else "") + ".",
-                  soft_wrap=True, markup=False)
+    console.print(
+        f"Project {result.project_id} ({result.model_version}): {result.created} tasks created, "
+        f"{result.replaced} predictions replaced, {result.up_to_date} up to date, "
+        f"{result.kept_annotated} already annotated left alone"
+        + (f", {result.adopted} adopted from an interrupted push" if result.adopted else "")
+        + ".",
+        soft_wrap=True,
+        markup=False,
+    )
     if result.conflicts:
-        console.print(f"{result.conflicts} photos with conflicting labels are served first (`annotator status` "
-                      "counts them; the task says why).", soft_wrap=True, markup=False)
+        console.print(
+            f"{result.conflicts} photos with conflicting labels are served first (`annotator status` "
+            "counts them; the task says why).",
+            soft_wrap=True,
+            markup=False,
+        )
 
 
 @review_app.command()
 @handle_errors
-def pull(workspace: WorkspaceOption = Path("."), url: UrlOption = None,
-         full: Annotated[bool, typer.Option(
-             "--full", help="Re-read every annotated task, not only those changed since the last pull.")] = False,
-         json_out: JsonOption = False) -> None:
+def pull(
+    workspace: WorkspaceOption = Path("."),
+    url: UrlOption = None,
+    full: Annotated[
+        bool, typer.Option("--full", help="Re-read every annotated task, not only those changed since the last pull.")
+    ] = False,
+    json_out: JsonOption = False,
+) -> None:
     """Store the reviewers' annotations as reviewed labels (safe to run again at any time)."""
     with Workspace.open(workspace, write=True) as ws:
         from review_queue.labelstudio.client import connect
@@ -151,46 +199,78 @@ def pull(workspace: WorkspaceOption = Path("."), url: UrlOption = None,
     if json_out:
         print_json(result.to_dict())
         return
-    console.print(f"{result.stored} annotations stored ({result.current} current, {result.history} history), "
-                  f"{result.already_pulled} already pulled, {result.skipped} skipped by reviewers "
-                  f"({'full re-sync: ' + result.reason if result.full else 'changed tasks only'}).", soft_wrap=True,
-                  markup=False)
+    console.print(
+        f"{result.stored} annotations stored ({result.current} current, {result.history} history), "
+        f"{result.already_pulled} already pulled, {result.skipped} skipped by reviewers "
+        f"({'full re-sync: ' + result.reason if result.full else 'changed tasks only'}).",
+        soft_wrap=True,
+        markup=False,
+    )
     if result.deleted:
-        err_console.print(f"[yellow]{len(result.deleted)} pulled annotations were deleted in Label Studio[/] (their "
-                          f"reviews stay in the history; listed in {escape(str(result.issues_file))})", soft_wrap=True)
+        err_console.print(
+            f"[yellow]{len(result.deleted)} pulled annotations were deleted in Label Studio[/] (their "
+            f"reviews stay in the history; listed in {escape(str(result.issues_file))})",
+            soft_wrap=True,
+        )
     if result.fixed:
-        err_console.print(f"[yellow]{len(result.fixed)} reviewed boxes clipped to the photo or left out[/] (the "
-                          f"reviews are stored; listed in {escape(str(result.issues_file))}):", soft_wrap=True)
+        err_console.print(
+            f"[yellow]{len(result.fixed)} reviewed boxes clipped to the photo or left out[/] (the "
+            f"reviews are stored; listed in {escape(str(result.issues_file))}):",
+            soft_wrap=True,
+        )
         for fix in result.fixed[:20]:
-            err_console.print(f"  task {fix['task_id']} ({fix['photo']}): {fix['message']}", soft_wrap=True,
-                              markup=False)
+            err_console.print(
+                f"  task {fix['task_id']} ({fix['photo']}): {fix['message']}", soft_wrap=True, markup=False
+            )
     if result.issues:
-        err_console.print(f"[yellow]{len(result.issues)} annotations not merged[/] (listed in "
-                          f"{escape(str(result.issues_file))}):", soft_wrap=True)
+        err_console.print(
+            f"[yellow]{len(result.issues)} annotations not merged[/] (listed in {escape(str(result.issues_file))}):",
+            soft_wrap=True,
+        )
         for issue in result.issues[:20]:
-            err_console.print(f"  task {issue['task_id']} ({issue['photo']}): {issue['problem']}", soft_wrap=True,
-                              markup=False)
+            err_console.print(
+                f"  task {issue['task_id']} ({issue['photo']}): {issue['problem']}", soft_wrap=True, markup=False
+            )
 
 
 @review_app.command()
 @handle_errors
-def simulate(workspace: WorkspaceOption = Path("."), url: UrlOption = None,
-             count: Annotated[int, typer.Option("--count", min=1, help="How many queued tasks to annotate.")] = 10,
-             truth: Annotated[Optional[Path], typer.Option(
-                 "--truth", help="Ground-truth VOC folder (default: truth/ beside the image folder).")] = None,
-             noise: Annotated[float, typer.Option(
-                 "--noise", min=0.0, max=1.0, help="Probability of a reviewer slip, 0-1.")] = 0.0,
-             seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of the slips.")] = 0,
-             accept_iou: Annotated[float, typer.Option(
-                 "--accept-iou", min=0.0, max=1.0,
-                 help="Leave a predicted box as it is when its IoU with the true box is at least this (1.0: fix "
-                      "every box that is not pixel-exact).")] = 0.7,
-             reviewer: Annotated[Optional[int], typer.Option(
-                 "--reviewer", min=1, max=9,
-                 help="Act as simulated reviewer N of a double review (its own Label Studio user).")] = None,
-             adjudicate: Annotated[bool, typer.Option(
-                 "--adjudicate", help="Act as the simulated adjudicator on the adjudication project.")] = False,
-             json_out: JsonOption = False) -> None:
+def simulate(
+    workspace: WorkspaceOption = Path("."),
+    url: UrlOption = None,
+    count: Annotated[int, typer.Option("--count", min=1, help="How many queued tasks to annotate.")] = 10,
+    truth: Annotated[
+        Optional[Path],
+        typer.Option("--truth", help="Ground-truth VOC folder (default: truth/ beside the image folder)."),
+    ] = None,
+    noise: Annotated[
+        float, typer.Option("--noise", min=0.0, max=1.0, help="Probability of a reviewer slip, 0-1.")
+    ] = 0.0,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of the slips.")] = 0,
+    accept_iou: Annotated[
+        float,
+        typer.Option(
+            "--accept-iou",
+            min=0.0,
+            max=1.0,
+            help="Leave a predicted box as it is when its IoU with the true box is at least this (1.0: fix "
+            "every box that is not pixel-exact).",
+        ),
+    ] = 0.7,
+    reviewer: Annotated[
+        Optional[int],
+        typer.Option(
+            "--reviewer",
+            min=1,
+            max=9,
+            help="Act as simulated reviewer N of a double review (its own Label Studio user).",
+        ),
+    ] = None,
+    adjudicate: Annotated[
+        bool, typer.Option("--adjudicate", help="Act as the simulated adjudicator on the adjudication project.")
+    ] = False,
+    json_out: JsonOption = False,
+) -> None:
     """SIMULATION: annotate queued tasks from ground truth, as a careful dermatologist would."""
     with Workspace.open(workspace) as ws:
         from review_queue.labelstudio.client import connect
@@ -203,22 +283,38 @@ def simulate(workspace: WorkspaceOption = Path("."), url: UrlOption = None,
 
                 result = simulate_adjudication(ws, client, truth_dir=truth, noise=noise, seed=seed, count=count)
             else:
-                result = simulate_review(ws, client, count=count, truth_dir=truth, noise=noise, seed=seed,
-                                         accept_iou=accept_iou, progress=update, reviewer=reviewer)
+                result = simulate_review(
+                    ws,
+                    client,
+                    count=count,
+                    truth_dir=truth,
+                    noise=noise,
+                    seed=seed,
+                    accept_iou=accept_iou,
+                    progress=update,
+                    reviewer=reviewer,
+                )
     if json_out:
         print_json(result.to_dict())
         return
-    console.print(f"Simulated reviewer annotated {result.annotated} tasks ({result.lead_time_s:.0f} s of modelled "
-                  f"review time; actions: {result.actions}).", soft_wrap=True, markup=False)
+    console.print(
+        f"Simulated reviewer annotated {result.annotated} tasks ({result.lead_time_s:.0f} s of modelled "
+        f"review time; actions: {result.actions}).",
+        soft_wrap=True,
+        markup=False,
+    )
     if result.missing_truth:
         say(f"{len(result.missing_truth)} photos had no ground truth and were left in the queue.", style="yellow")
 
 
 @review_app.command()
 @handle_errors
-def status(workspace: WorkspaceOption = Path("."),
-           server: Annotated[bool, typer.Option("--server", help="Also ask Label Studio for its counts.")] = False,
-           url: UrlOption = None, json_out: JsonOption = False) -> None:
+def status(
+    workspace: WorkspaceOption = Path("."),
+    server: Annotated[bool, typer.Option("--server", help="Also ask Label Studio for its counts.")] = False,
+    url: UrlOption = None,
+    json_out: JsonOption = False,
+) -> None:
     """How far the review is: pushed, reviewed, excluded, remaining, and how often the model was corrected."""
     with Workspace.open(workspace) as ws:
         from review_queue.labelstudio.client import connect
@@ -230,8 +326,11 @@ def status(workspace: WorkspaceOption = Path("."),
     if json_out:
         print_json(summary.to_dict())
         return
-    console.print(f"pushed {summary.pushed}, reviewed {summary.reviewed} (excluded {summary.excluded}), "
-                  f"remaining {summary.remaining}", soft_wrap=True)
+    console.print(
+        f"pushed {summary.pushed}, reviewed {summary.reviewed} (excluded {summary.excluded}), "
+        f"remaining {summary.remaining}",
+        soft_wrap=True,
+    )
     from review_queue.status import correction_lines
 
     for line in correction_lines(summary.corrections):
@@ -240,22 +339,29 @@ def status(workspace: WorkspaceOption = Path("."),
 
     for line in agreement_lines(summary.agreement) if summary.agreement else []:
         console.print(line, soft_wrap=True, markup=False)
-    console.print(f"local Label Studio: {local.url}" if local else "local Label Studio: not running", soft_wrap=True,
-                  markup=False)
+    console.print(
+        f"local Label Studio: {local.url}" if local else "local Label Studio: not running", soft_wrap=True, markup=False
+    )
 
 
 readers_app = typer.Typer(
     help="The reader study: the test split read blinded by dermatologists in Label Studio, scored by "
-         "`annotator benchmark`.", no_args_is_help=True)
+    "`annotator benchmark`.",
+    no_args_is_help=True,
+)
 review_app.add_typer(readers_app, name="readers")
 
 
 @readers_app.command("push")
 @handle_errors
-def readers_push(workspace: WorkspaceOption = Path("."), url: UrlOption = None,
-                 readers: Annotated[int, typer.Option("--readers", min=1, max=20,
-                                                      help="Readers: each reads every test photo once.")] = 2,
-                 json_out: JsonOption = False) -> None:
+def readers_push(
+    workspace: WorkspaceOption = Path("."),
+    url: UrlOption = None,
+    readers: Annotated[
+        int, typer.Option("--readers", min=1, max=20, help="Readers: each reads every test photo once.")
+    ] = 2,
+    json_out: JsonOption = False,
+) -> None:
     """Put the fixed test split into a readers' project, without predictions (blinded)."""
     with Workspace.open(workspace, write=True) as ws:
         from review_queue.labelstudio.client import connect
@@ -265,16 +371,18 @@ def readers_push(workspace: WorkspaceOption = Path("."), url: UrlOption = None,
     if json_out:
         print_json(result.to_dict())
         return
-    console.print(f"Readers' project {result.project_id}: {result.created} test photos added, "
-                  f"{result.already_there} already there; {result.readers} reads asked per photo. Each reader logs "
-                  "in to Label Studio as themselves and opens the project's label stream.", soft_wrap=True,
-                  markup=False)
+    console.print(
+        f"Readers' project {result.project_id}: {result.created} test photos added, "
+        f"{result.already_there} already there; {result.readers} reads asked per photo. Each reader logs "
+        "in to Label Studio as themselves and opens the project's label stream.",
+        soft_wrap=True,
+        markup=False,
+    )
 
 
 @readers_app.command("pull")
 @handle_errors
-def readers_pull(workspace: WorkspaceOption = Path("."), url: UrlOption = None,
-                 json_out: JsonOption = False) -> None:
+def readers_pull(workspace: WorkspaceOption = Path("."), url: UrlOption = None, json_out: JsonOption = False) -> None:
     """Write the readers' reads to reports/reader-reads.csv, the reader rows of `annotator benchmark`."""
     with Workspace.open(workspace, write=True) as ws:
         from review_queue.labelstudio.client import connect
@@ -286,20 +394,30 @@ def readers_pull(workspace: WorkspaceOption = Path("."), url: UrlOption = None,
         print_json(result.to_dict())
         return
     reads = ", ".join(f"{reader} {n}" for reader, n in result.reads.items()) or "none yet"
-    console.print(f"Reads of {result.photos} test photos: {reads} -> {result.reads_file} (`annotator benchmark` "
-                  "scores them as reader rows).", soft_wrap=True, markup=False)
+    console.print(
+        f"Reads of {result.photos} test photos: {reads} -> {result.reads_file} (`annotator benchmark` "
+        "scores them as reader rows).",
+        soft_wrap=True,
+        markup=False,
+    )
 
 
 @readers_app.command("simulate")
 @handle_errors
-def readers_simulate(workspace: WorkspaceOption = Path("."), url: UrlOption = None,
-                     readers: Annotated[int, typer.Option("--readers", min=1, max=20)] = 2,
-                     truth: Annotated[Optional[Path], typer.Option(
-                         "--truth", help="Ground-truth VOC folder (default: truth/ beside the image folder).")] = None,
-                     noise: Annotated[float, typer.Option("--noise", min=0.0, max=1.0,
-                                                          help="Probability of a misread photo, 0-1.")] = 0.0,
-                     seed: Annotated[int, typer.Option("--seed", min=0)] = 0,
-                     json_out: JsonOption = False) -> None:
+def readers_simulate(
+    workspace: WorkspaceOption = Path("."),
+    url: UrlOption = None,
+    readers: Annotated[int, typer.Option("--readers", min=1, max=20)] = 2,
+    truth: Annotated[
+        Optional[Path],
+        typer.Option("--truth", help="Ground-truth VOC folder (default: truth/ beside the image folder)."),
+    ] = None,
+    noise: Annotated[
+        float, typer.Option("--noise", min=0.0, max=1.0, help="Probability of a misread photo, 0-1.")
+    ] = 0.0,
+    seed: Annotated[int, typer.Option("--seed", min=0)] = 0,
+    json_out: JsonOption = False,
+) -> None:
     """SIMULATION: simulated readers (their own Label Studio users) read every test photo from ground truth."""
     with Workspace.open(workspace) as ws:
         from review_queue.labelstudio.client import connect

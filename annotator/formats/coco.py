@@ -29,10 +29,15 @@ def _category_ids(classes: Sequence[str]) -> dict[str, int]:
     return {c: k + 1 for k, c in enumerate(classes)}
 
 
-def coco_ground_truth(photos: Sequence[str], boxes: Sequence[Sequence[Box]], classes: Sequence[str], *,
-                      sizes: Sequence[tuple[int, int]] | None = None,
-                      image_fields: Sequence[Mapping[str, Any]] | None = None,
-                      description: str | None = None) -> dict[str, Any]:
+def coco_ground_truth(
+    photos: Sequence[str],
+    boxes: Sequence[Sequence[Box]],
+    classes: Sequence[str],
+    *,
+    sizes: Sequence[tuple[int, int]] | None = None,
+    image_fields: Sequence[Mapping[str, Any]] | None = None,
+    description: str | None = None,
+) -> dict[str, Any]:
     """A COCO ground-truth document: `boxes[n]` are the boxes of `photos[n]` (its file_name).
 
     sizes: (width, height) per photo, optional (pycocotools does not need them); image_fields:
@@ -55,13 +60,22 @@ def coco_ground_truth(photos: Sequence[str], boxes: Sequence[Sequence[Box]], cla
         for box in boxes[n]:
             if box.label not in category:
                 continue
-            ann: dict[str, Any] = {"id": len(annotations) + 1, "image_id": n + 1, "category_id": category[box.label],
-                                   "bbox": _bbox(box), "area": round(float(box.area), DECIMALS), "iscrowd": 0}
+            ann: dict[str, Any] = {
+                "id": len(annotations) + 1,
+                "image_id": n + 1,
+                "category_id": category[box.label],
+                "bbox": _bbox(box),
+                "area": round(float(box.area), DECIMALS),
+                "iscrowd": 0,
+            }
             if box.score is not None:
                 ann["score"] = float(box.score)
             annotations.append(ann)
-    document: dict[str, Any] = {"images": images, "annotations": annotations,
-                                "categories": [{"id": k, "name": c} for c, k in category.items()]}
+    document: dict[str, Any] = {
+        "images": images,
+        "annotations": annotations,
+        "categories": [{"id": k, "name": c} for c, k in category.items()],
+    }
     if description is not None:
         document["info"] = {"description": description}
     return document
@@ -71,9 +85,17 @@ def coco_results(boxes: Sequence[Sequence[Box]], classes: Sequence[str]) -> list
     """A COCO results list ([{image_id, category_id, bbox, score}]) with the ids `coco_ground_truth`
     gives the same photo order. Unscored boxes get score 1.0; labels outside `classes` are left out."""
     category = _category_ids(classes)
-    return [{"image_id": n + 1, "category_id": category[b.label], "bbox": _bbox(b),
-             "score": float(1.0 if b.score is None else b.score)}
-            for n, per_photo in enumerate(boxes) for b in per_photo if b.label in category]
+    return [
+        {
+            "image_id": n + 1,
+            "category_id": category[b.label],
+            "bbox": _bbox(b),
+            "score": float(1.0 if b.score is None else b.score),
+        }
+        for n, per_photo in enumerate(boxes)
+        for b in per_photo
+        if b.label in category
+    ]
 
 
 def write_coco(path: Path, document: dict[str, Any] | list[dict[str, Any]]) -> Path:
@@ -92,14 +114,20 @@ def boxes_by_image(document: Mapping[str, Any], source: str = "<coco>") -> dict[
         for ann in document["annotations"]:
             image_id, category_id = int(ann["image_id"]), int(ann["category_id"])
             if image_id not in files or category_id not in names:
-                raise InputFileError(source, "bad-coco", f"annotation {ann.get('id')} refers to image {image_id} or "
-                                     f"category {category_id}, which the document does not list")
+                raise InputFileError(
+                    source,
+                    "bad-coco",
+                    f"annotation {ann.get('id')} refers to image {image_id} or "
+                    f"category {category_id}, which the document does not list",
+                )
             score = ann.get("score")
-            found[files[image_id]].append(coco_to_box(names[category_id], ann["bbox"],
-                                                      score=None if score is None else float(score)))
+            found[files[image_id]].append(
+                coco_to_box(names[category_id], ann["bbox"], score=None if score is None else float(score))
+            )
     except (KeyError, TypeError, ValueError) as exc:
-        raise InputFileError(source, "bad-coco",
-                             f"not a COCO ground-truth document ({type(exc).__name__}: {exc})") from exc
+        raise InputFileError(
+            source, "bad-coco", f"not a COCO ground-truth document ({type(exc).__name__}: {exc})"
+        ) from exc
     return {name: tuple(b) for name, b in found.items()}
 
 

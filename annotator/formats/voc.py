@@ -54,8 +54,14 @@ class VocAnnotation:
 
 
 def _parser() -> etree.XMLParser:
-    return etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False,
-                           dtd_validation=False, huge_tree=False, remove_comments=True)
+    return etree.XMLParser(
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        dtd_validation=False,
+        huge_tree=False,
+        remove_comments=True,
+    )
 
 
 def _text(node, tag: str) -> str | None:
@@ -71,8 +77,9 @@ def _number(raw: str | None, what: str, source: str) -> float:
     try:
         value = float(raw)
     except ValueError:
-        raise InputFileError(source, "bad-coordinate",
-                             f"<{what}> is not a number ({raw!r}); fix it in labelImg") from None
+        raise InputFileError(
+            source, "bad-coordinate", f"<{what}> is not a number ({raw!r}); fix it in labelImg"
+        ) from None
     if not math.isfinite(value):
         raise InputFileError(source, "bad-coordinate", f"<{what}> is {raw!r}; redraw the box in labelImg")
     return value
@@ -85,14 +92,21 @@ def _flag(raw: str | None) -> bool:
 def parse_voc_bytes(data: bytes, source: str = "<xml>") -> VocAnnotation:
     """Parse labelImg VOC. Raises InputFileError with a reason code on anything unusable."""
     if len(data) > MAX_XML_BYTES:
-        raise InputFileError(source, "xml-too-large",
-                             f"{len(data):,} bytes is far larger than any labelImg file; check it is the right file")
+        raise InputFileError(
+            source,
+            "xml-too-large",
+            f"{len(data):,} bytes is far larger than any labelImg file; check it is the right file",
+        )
     if not data.strip():
-        raise InputFileError(source, "malformed-xml",
-                             "the file is empty; delete it or save the labels again in labelImg")
+        raise InputFileError(
+            source, "malformed-xml", "the file is empty; delete it or save the labels again in labelImg"
+        )
     if _HOSTILE.search(data):
-        raise InputFileError(source, "hostile-xml",
-                             "contains a DOCTYPE/ENTITY declaration, which labelImg never writes; refused for safety")
+        raise InputFileError(
+            source,
+            "hostile-xml",
+            "contains a DOCTYPE/ENTITY declaration, which labelImg never writes; refused for safety",
+        )
     try:
         root = etree.fromstring(data, parser=_parser())
     except etree.XMLSyntaxError as exc:
@@ -100,13 +114,17 @@ def parse_voc_bytes(data: bytes, source: str = "<xml>") -> VocAnnotation:
         low = msg.lower()
         not_utf8 = "encoding" in low or "utf-8" in low or "char" in low and "0x" in low
         reason = "not-utf8" if not_utf8 else "malformed-xml"
-        raise InputFileError(source, reason,
-                             f"not well-formed XML ({msg.splitlines()[0]}); re-save it in labelImg") from exc
+        raise InputFileError(
+            source, reason, f"not well-formed XML ({msg.splitlines()[0]}); re-save it in labelImg"
+        ) from exc
     docinfo = root.getroottree().docinfo
     if docinfo.doctype or docinfo.internalDTD is not None or docinfo.externalDTD is not None:
         # the byte check above misses UTF-16/UTF-32 files; entities were not expanded, but refuse all the same
-        raise InputFileError(source, "hostile-xml",
-                             "contains a DOCTYPE/ENTITY declaration, which labelImg never writes; refused for safety")
+        raise InputFileError(
+            source,
+            "hostile-xml",
+            "contains a DOCTYPE/ENTITY declaration, which labelImg never writes; refused for safety",
+        )
     if root.tag != "annotation":
         raise InputFileError(source, "malformed-xml", f"root element is <{root.tag}>, not <annotation>; not a VOC file")
 
@@ -119,8 +137,9 @@ def parse_voc_bytes(data: bytes, source: str = "<xml>") -> VocAnnotation:
             height = int(float(h)) if h else None
             depth = int(float(d)) if d else None
         except (ValueError, OverflowError):  # OverflowError: int(float("inf"))
-            raise InputFileError(source, "malformed-xml",
-                                 "<size> holds something that is not a number; fix the XML") from None
+            raise InputFileError(
+                source, "malformed-xml", "<size> holds something that is not a number; fix the XML"
+            ) from None
         if width is not None and width <= 0 or height is not None and height <= 0:
             width = height = None  # labelImg writes 0x0 when it could not read the photo; take it from the photo
 
@@ -134,16 +153,18 @@ def parse_voc_bytes(data: bytes, source: str = "<xml>") -> VocAnnotation:
             raise InputFileError(source, "malformed-xml", f"object {name!r} has no <bndbox>; redraw it in labelImg")
         score_raw = _text(obj, "score")
         score = _number(score_raw, "score", source) if score_raw else None
-        objects.append(VocObject(
-            name=name,
-            xmin=_number(_text(bnd, "xmin"), "xmin", source),
-            ymin=_number(_text(bnd, "ymin"), "ymin", source),
-            xmax=_number(_text(bnd, "xmax"), "xmax", source),
-            ymax=_number(_text(bnd, "ymax"), "ymax", source),
-            difficult=_flag(_text(obj, "difficult")),
-            truncated=_flag(_text(obj, "truncated")),
-            score=score,
-        ))
+        objects.append(
+            VocObject(
+                name=name,
+                xmin=_number(_text(bnd, "xmin"), "xmin", source),
+                ymin=_number(_text(bnd, "ymin"), "ymin", source),
+                xmax=_number(_text(bnd, "xmax"), "xmax", source),
+                ymax=_number(_text(bnd, "ymax"), "ymax", source),
+                difficult=_flag(_text(obj, "difficult")),
+                truncated=_flag(_text(obj, "truncated")),
+                score=score,
+            )
+        )
     extra: dict[str, Any] = {}
     ann = root.find("annotator")
     if ann is not None:
@@ -165,8 +186,11 @@ def read_voc(path: str | Path) -> VocAnnotation:
     try:
         size = p.stat().st_size
         if size > MAX_XML_BYTES:  # checked before reading, so a multi-GB file never reaches memory
-            raise InputFileError(str(p), "xml-too-large",
-                                 f"{size:,} bytes is far larger than any labelImg file; check it is the right file")
+            raise InputFileError(
+                str(p),
+                "xml-too-large",
+                f"{size:,} bytes is far larger than any labelImg file; check it is the right file",
+            )
         data = p.read_bytes()
     except OSError as exc:
         raise InputFileError(str(p), "unreadable", f"cannot read ({exc.strerror}); check permissions") from exc
@@ -205,9 +229,18 @@ def _sub(parent, tag: str, text: Any | None = None):
     return node
 
 
-def voc_xml_bytes(*, filename: str, path: str, width: int, height: int, depth: int | None,
-                  boxes: tuple[Box, ...] | list[Box], folder: str = "images", provenance: dict[str, Any] | None = None,
-                  verified: bool = False) -> bytes:
+def voc_xml_bytes(
+    *,
+    filename: str,
+    path: str,
+    width: int,
+    height: int,
+    depth: int | None,
+    boxes: tuple[Box, ...] | list[Box],
+    folder: str = "images",
+    provenance: dict[str, Any] | None = None,
+    verified: bool = False,
+) -> bytes:
     """VOC XML in labelImg's own element order, tab-indented, with integer 1-based corners.
 
     depth: the photo's channels as labelImg writes them; None reads it from the photo at `path`."""

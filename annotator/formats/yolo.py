@@ -33,8 +33,10 @@ def yolo_label_text(boxes: Iterable[Box], classes: Sequence[str], width: int, he
     lines = []
     for box in boxes:
         if box.label not in index:
-            raise ConfigError(f"box label {box.label!r} is not one of the classes {', '.join(classes)}; "
-                              "add it to annotator.toml or relabel the photo")
+            raise ConfigError(
+                f"box label {box.label!r} is not one of the classes {', '.join(classes)}; "
+                "add it to annotator.toml or relabel the photo"
+            )
         cx, cy, w, h = box_to_yolo(box, width, height)
         lines.append(f"{index[box.label]} {cx:.{DECIMALS}f} {cy:.{DECIMALS}f} {w:.{DECIMALS}f} {h:.{DECIMALS}f}")
     return "".join(line + "\n" for line in lines)
@@ -45,8 +47,7 @@ def write_yolo_labels(path: Path, boxes: Iterable[Box], classes: Sequence[str], 
     atomic_write_text(path, yolo_label_text(boxes, classes, width, height))
 
 
-def parse_yolo_labels(text: str, classes: Sequence[str], width: int, height: int,
-                      source: str = "<yolo>") -> list[Box]:
+def parse_yolo_labels(text: str, classes: Sequence[str], width: int, height: int, source: str = "<yolo>") -> list[Box]:
     """Boxes of a label file's text in the frame (width, height); blank lines are skipped.
 
     A line that is not `class cx cy w h`, or names a class index outside `classes`, is an
@@ -65,8 +66,11 @@ def parse_yolo_labels(text: str, classes: Sequence[str], width: int, height: int
         except ValueError as exc:
             raise InputFileError(source, "bad-yolo-line", f"line {number}: expected `class cx cy w h` ({exc})") from exc
         if not 0 <= k < len(classes):
-            raise InputFileError(source, "bad-yolo-class", f"line {number}: class index {k} is outside the "
-                                 f"{len(classes)} classes {', '.join(classes)}")
+            raise InputFileError(
+                source,
+                "bad-yolo-class",
+                f"line {number}: class index {k} is outside the {len(classes)} classes {', '.join(classes)}",
+            )
         boxes.append(yolo_to_box(classes[k], cx, cy, w, h, width, height))
     return boxes
 

@@ -37,8 +37,11 @@ def test_a_box_reaching_40_px_outside_is_clipped_and_says_how_far():
     assert fit.describe("box 'caf'") == "box 'caf' reached 40.0 px outside the 64x48 photo; clipped to the photo edge"
 
 
-@pytest.mark.parametrize("box", [Box("sl", 10, 10, 10, 20), Box("sl", 10, 10, 20, 10), Box("sl", 10, 10, 10.9, 20)],
-                         ids=["zero-width", "zero-height", "sub-pixel"])
+@pytest.mark.parametrize(
+    "box",
+    [Box("sl", 10, 10, 10, 20), Box("sl", 10, 10, 20, 10), Box("sl", 10, 10, 10.9, 20)],
+    ids=["zero-width", "zero-height", "sub-pixel"],
+)
 def test_a_box_under_one_pixel_is_dropped_as_too_small(box):
     fit = fit_box(box, 64, 48)
     assert (fit.box, fit.reason, fit.action) == (None, "zero-area-box", "box dropped")
@@ -113,5 +116,8 @@ def test_mapped_model_boxes_follow_the_same_rule():
     ]
     mapped = boxes_to_photo(found, 4.0, 4.0, 64, 48)
     assert mapped == [Box("mel", 40, 40, 64, 48, score=0.9), Box("caf", 48, 8, 64, 24, score=0.6)]
-    assert mapped == [f.box for f in (fit_box(Box(b.label, b.x1 * 4, b.y1 * 4, b.x2 * 4, b.y2 * 4, score=b.score),
-                                              64, 48) for b in found) if f.box is not None]
+    assert mapped == [
+        f.box
+        for f in (fit_box(Box(b.label, b.x1 * 4, b.y1 * 4, b.x2 * 4, b.y2 * 4, score=b.score), 64, 48) for b in found)
+        if f.box is not None
+    ]

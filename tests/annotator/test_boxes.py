@@ -54,11 +54,13 @@ def voc_corners(draw, max_side: int = 8000):
 
 
 def close(a: Box, b: Box, tol: float) -> bool:
-    return a.label == b.label and all(math.isclose(u, v, abs_tol=tol) for u, v in
-                                      ((a.x1, b.x1), (a.y1, b.y1), (a.x2, b.x2), (a.y2, b.y2)))
+    return a.label == b.label and all(
+        math.isclose(u, v, abs_tol=tol) for u, v in ((a.x1, b.x1), (a.y1, b.y1), (a.x2, b.x2), (a.y2, b.y2))
+    )
 
 
 # ---- VOC --------------------------------------------------------------------------------------
+
 
 def test_voc_pixel_convention_is_one_based_inclusive():
     # a box covering pixel columns 0..9 and rows 0..4 is written xmin=1, xmax=10, ymin=1, ymax=5
@@ -85,6 +87,7 @@ def test_box_to_voc_moves_each_edge_at_most_half_a_pixel(data):
 
 
 # ---- YOLO, COCO, Label Studio -----------------------------------------------------------------
+
 
 @given(photo_and_box())
 def test_yolo_round_trip(data):
@@ -132,6 +135,7 @@ def test_scores_survive_the_prediction_formats():
 
 # ---- EXIF orientation ---------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("orientation", range(1, 9))
 @settings(max_examples=40, deadline=None)
 @given(data=photo_and_box(max_side=24))
@@ -169,6 +173,7 @@ def test_orient_box_keeps_label_score_and_flags():
 
 # ---- geometry -----------------------------------------------------------------------------------
 
+
 @given(photo_and_box(), st.floats(-500, 500), st.floats(-500, 500))
 def test_clip_box_stays_inside_the_photo(data, dx, dy):
     w, h, box = data
@@ -179,8 +184,9 @@ def test_clip_box_stays_inside_the_photo(data, dx, dy):
 
 def test_boxes_to_photo_scales_each_axis_by_its_own_factor():
     found = Box("mel", 10, 20, 30, 40, score=0.5, difficult=True, truncated=True)
-    assert boxes_to_photo([found], 4.0, 2.5, 400, 300) == [Box("mel", 40, 50, 120, 100, score=0.5, difficult=True,
-                                                               truncated=True)]
+    assert boxes_to_photo([found], 4.0, 2.5, 400, 300) == [
+        Box("mel", 40, 50, 120, 100, score=0.5, difficult=True, truncated=True)
+    ]
 
 
 @given(photo_and_box(), st.floats(0.1, 16), st.floats(0.1, 16))

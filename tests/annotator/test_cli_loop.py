@@ -16,8 +16,9 @@ def _invoke(*args: str):
     return CliRunner().invoke(app, list(args))
 
 
-@pytest.mark.parametrize("option, value", [("--epochs", "-1"), ("--epochs", "0"), ("--imgsz", "0"),
-                                           ("--batch", "0"), ("--workers", "-2")])
+@pytest.mark.parametrize(
+    "option, value", [("--epochs", "-1"), ("--epochs", "0"), ("--imgsz", "0"), ("--batch", "0"), ("--workers", "-2")]
+)
 def test_a_numeric_option_out_of_range_is_one_line_and_nothing_runs(make_workspace, option, value):
     ws = make_workspace(images=12, labelled=1.0)
     root = ws.root
@@ -49,8 +50,9 @@ def test_bootstrap_then_retrain_without_queue_from_a_named_model_and_force(make_
     again = _invoke("bootstrap", "-w", str(root), *tiny)
     assert again.exit_code == 1 and "round 0 is already done" in again.stderr and "--force" in again.stderr
 
-    retrain = _invoke("retrain", "--round", "1", "-w", str(root), "--no-queue", "--model", "yolo11n.yaml", *tiny,
-                      "--json")
+    retrain = _invoke(
+        "retrain", "--round", "1", "-w", str(root), "--no-queue", "--model", "yolo11n.yaml", *tiny, "--json"
+    )
     assert retrain.exit_code == 0, retrain.output
     out = json.loads(retrain.stdout)
     assert out["model"] == "yolo11n.yaml" and out["push"] is None and out["pull"] is None
@@ -76,8 +78,26 @@ def test_benchmark_runs_on_a_fully_hand_labelled_workspace_without_a_bootstrap(m
     root = ws.root
     assert ws.store.splits() == {}
     ws.close()
-    result = _invoke("benchmark", "-w", str(root), "--models", "yolo11n", "--epochs", "1", "--imgsz", "64",
-                     "--batch", "8", "--resamples", "0", "--workers", "0", "--out", str(tmp_path / "bench"), "--json")
+    result = _invoke(
+        "benchmark",
+        "-w",
+        str(root),
+        "--models",
+        "yolo11n",
+        "--epochs",
+        "1",
+        "--imgsz",
+        "64",
+        "--batch",
+        "8",
+        "--resamples",
+        "0",
+        "--workers",
+        "0",
+        "--out",
+        str(tmp_path / "bench"),
+        "--json",
+    )
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["split_sizes"]["test"] == 9

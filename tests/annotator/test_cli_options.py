@@ -16,8 +16,17 @@ def _invoke(*args: object):
     return CliRunner().invoke(app, [str(a) for a in args])
 
 
-@pytest.mark.parametrize("option, value", [("--images", "0"), ("--images", "-5"), ("--labelled", "1.5"),
-                                           ("--labelled", "-0.1"), ("--seed", "-1"), ("--workers", "0")])
+@pytest.mark.parametrize(
+    "option, value",
+    [
+        ("--images", "0"),
+        ("--images", "-5"),
+        ("--labelled", "1.5"),
+        ("--labelled", "-0.1"),
+        ("--seed", "-1"),
+        ("--workers", "0"),
+    ],
+)
 def test_synth_refuses_a_numeric_option_out_of_range_and_writes_nothing(tmp_path, option, value):
     result = _invoke("synth", tmp_path / "data", option, value)
     assert result.exit_code == 2

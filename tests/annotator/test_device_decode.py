@@ -22,9 +22,16 @@ from annotator.types import Box
 from tests.corpus.make_corpus import jpeg_bytes, photo_image
 
 # Stored pixels for each EXIF orientation: the displayed photo put through the inverse of the orientation's transform.
-STORED_FROM_DISPLAYED = {1: None, 2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
-                         4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_90,
-                         7: Image.Transpose.TRANSVERSE, 8: Image.Transpose.ROTATE_270}
+STORED_FROM_DISPLAYED = {
+    1: None,
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_90,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_270,
+}
 SHOWN = (2400, 1600)  # displayed width, height
 SQUARE = (1208, 608, 1608, 1008)  # on the displayed photo; edges on multiples of 8, as in tests/bootstrap
 
@@ -36,8 +43,9 @@ def red_box(pixels: np.ndarray) -> Box:
     return Box("caf", xs.min(), ys.min(), xs.max() + 1, ys.max() + 1, score=0.9)
 
 
-def stored_photo(path: Path, orientation: int, shown: tuple[int, int] = SHOWN,
-                 square: tuple[int, int, int, int] = SQUARE) -> Path:
+def stored_photo(
+    path: Path, orientation: int, shown: tuple[int, int] = SHOWN, square: tuple[int, int, int, int] = SQUARE
+) -> Path:
     """Write the displayed photo stored as a camera would for `orientation` (pixels turned, EXIF tag set)."""
     displayed = photo_image(shown, (200, 160, 130), square=square, square_colour=(230, 20, 20))
     op = STORED_FROM_DISPLAYED[orientation]
@@ -117,8 +125,12 @@ def test_the_device_takes_baseline_colour_and_grey_jpegs(mode):
 
 
 def test_photos_the_device_refuses_decode_on_the_cpu_with_the_same_result(tmp_path):
-    paths = [asymmetric_photo(tmp_path / "baseline.jpg", 6), _write(tmp_path / "p.png", jpeg_bytes(fmt="PNG")),
-             _write(tmp_path / "prog.jpg", _progressive()), _write(tmp_path / "cmyk.jpg", jpeg_bytes(mode="CMYK"))]
+    paths = [
+        asymmetric_photo(tmp_path / "baseline.jpg", 6),
+        _write(tmp_path / "p.png", jpeg_bytes(fmt="PNG")),
+        _write(tmp_path / "prog.jpg", _progressive()),
+        _write(tmp_path / "cmyk.jpg", jpeg_bytes(mode="CMYK")),
+    ]
     counts: Counter[str] = Counter()
     results = list(decode_stream(paths, device="cpu", max_side=640, batch=4, workers=2, counts=counts))
     for path, (pixels, sx, sy) in zip(paths, results, strict=True):
@@ -129,8 +141,13 @@ def test_photos_the_device_refuses_decode_on_the_cpu_with_the_same_result(tmp_pa
 
 def test_a_photo_that_fails_to_decode_yields_the_cpu_decoders_error_and_the_others_decode(tmp_path):
     good = jpeg_bytes((64, 48))
-    paths = [_write(tmp_path / "a.jpg", good), _write(tmp_path / "truncated.jpg", good[: len(good) // 2]),
-             _write(tmp_path / "b.jpg", good), _write(tmp_path / "empty.jpg", b""), tmp_path / "gone.jpg"]
+    paths = [
+        _write(tmp_path / "a.jpg", good),
+        _write(tmp_path / "truncated.jpg", good[: len(good) // 2]),
+        _write(tmp_path / "b.jpg", good),
+        _write(tmp_path / "empty.jpg", b""),
+        tmp_path / "gone.jpg",
+    ]
     counts: Counter[str] = Counter()
     results = list(decode_stream(paths, device="cpu", max_side=None, batch=8, workers=2, counts=counts))
     assert [isinstance(r, Exception) for r in results] == [False, True, False, True, True]
@@ -138,8 +155,7 @@ def test_a_photo_that_fails_to_decode_yields_the_cpu_decoders_error_and_the_othe
 
 
 def test_results_come_in_order_across_batches(tmp_path):
-    paths = [stored_photo(tmp_path / f"p{i}.jpg", 1, shown=(96 + 8 * i, 64), square=(8, 8, 16, 16))
-             for i in range(7)]
+    paths = [stored_photo(tmp_path / f"p{i}.jpg", 1, shown=(96 + 8 * i, 64), square=(8, 8, 16, 16)) for i in range(7)]
     results = list(decode_stream(paths, device="cpu", max_side=None, batch=3, workers=3))
     assert [r[0].shape[1] for r in results] == [96 + 8 * i for i in range(7)]
 
@@ -156,19 +172,35 @@ def test_leaving_the_stream_early_stops_its_threads(tmp_path):
 
 # ---- which decoder a pipeline uses ----------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("setting", "device", "expected"), [
-    ("auto", None, None), ("auto", "cpu", None), ("pil", None, None),
-    ("device", "cpu", "cpu"), ("device", None, "cpu"), ("device", "0", "cpu"),
-])
+
+@pytest.mark.parametrize(
+    ("setting", "device", "expected"),
+    [
+        ("auto", None, None),
+        ("auto", "cpu", None),
+        ("pil", None, None),
+        ("device", "cpu", "cpu"),
+        ("device", None, "cpu"),
+        ("device", "0", "cpu"),
+    ],
+)
 def test_without_a_gpu_auto_decodes_with_pil_and_device_decodes_on_the_cpu(monkeypatch, setting, device, expected):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert decode_device(setting, device) == expected
 
 
-@pytest.mark.parametrize(("setting", "device", "expected"), [
-    ("auto", None, "cuda:0"), ("auto", "1", "cuda:1"), ("auto", "cuda:2", "cuda:2"), ("auto", "cpu", None),
-    ("pil", "0", None), ("device", "cpu", "cpu"), ("auto", "mps", None),
-])
+@pytest.mark.parametrize(
+    ("setting", "device", "expected"),
+    [
+        ("auto", None, "cuda:0"),
+        ("auto", "1", "cuda:1"),
+        ("auto", "cuda:2", "cuda:2"),
+        ("auto", "cpu", None),
+        ("pil", "0", None),
+        ("device", "cpu", "cpu"),
+        ("auto", "mps", None),
+    ],
+)
 def test_on_a_gpu_auto_decodes_where_the_model_runs(monkeypatch, setting, device, expected):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert decode_device(setting, device) == expected

@@ -11,7 +11,11 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_cli_reference_matches_the_commands():
     typer_bin = Path(sys.executable).with_name("typer")
-    generated = subprocess.run([str(typer_bin), "annotator.cli", "utils", "docs", "--name", "annotator"],
-                               capture_output=True, text=True, check=True, cwd=REPO).stdout
-    assert generated.strip() == (REPO / "docs" / "cli.md").read_text().strip(), \
-        "docs/cli.md is stale: run `make docs`"
+    generated = subprocess.run(
+        [str(typer_bin), "annotator.cli", "utils", "docs", "--name", "annotator"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO,
+    ).stdout
+    assert generated.strip() == (REPO / "docs" / "cli.md").read_text().strip(), "docs/cli.md is stale: run `make docs`"

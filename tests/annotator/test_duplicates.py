@@ -30,11 +30,15 @@ def photos_with_sha(ws, rel: str) -> list[str]:
     return [r.path for r in ws.store.images() if r.sha256 == sha]
 
 
-@pytest.mark.parametrize("labelled, unlabelled", [
-    ("a_labelled.jpg", "b_unlabelled.jpg"),
-    ("b_labelled.jpg", "a_unlabelled.jpg"),  # the unlabelled copy is scanned first
-    ("visit 2/x.jpeg", "x.JPG"),  # another folder and extension
-], ids=["labelled-first", "unlabelled-first", "other-folder-and-extension"])
+@pytest.mark.parametrize(
+    "labelled, unlabelled",
+    [
+        ("a_labelled.jpg", "b_unlabelled.jpg"),
+        ("b_labelled.jpg", "a_unlabelled.jpg"),  # the unlabelled copy is scanned first
+        ("visit 2/x.jpeg", "x.JPG"),  # another folder and extension
+    ],
+    ids=["labelled-first", "unlabelled-first", "other-folder-and-extension"],
+)
 def test_the_labelled_copy_is_kept_whatever_the_scan_order(folder, run_ingest, labelled, unlabelled):
     folder.controls()
     folder.pair(labelled)
@@ -77,7 +81,9 @@ def test_copies_with_different_boxes_keep_both_label_sets_and_flag_a_conflict(fo
     assert result.boxes("a.jpg") == (GOOD,)
     history = store.history("a.jpg")
     assert [(v.source, v.boxes, Path(v.meta["xml"]).name) for v in history] == [
-        (Source.MANUAL, (GOOD,), "a.xml"), (Source.MANUAL, (OTHER,), "b.xml")]
+        (Source.MANUAL, (GOOD,), "a.xml"),
+        (Source.MANUAL, (OTHER,), "b.xml"),
+    ]
     (conflict,) = store.conflicts()
     assert (conflict.path, conflict.kind, conflict.version_id) == ("a.jpg", "duplicate-labels", history[1].id)
     line = result.only_line("a.jpg")

@@ -10,13 +10,12 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from tests.corpus.make_corpus import Obj, jpeg_bytes, photo_image
-
 from annotator.boxes import coco_to_box, voc_to_box, yolo_to_box
 from annotator.export import export_labels
+from annotator.formats.voc import read_voc
 from annotator.images import decode_displayed, inspect_photo
 from annotator.types import Box
-from annotator.formats.voc import read_voc
+from tests.corpus.make_corpus import Obj, jpeg_bytes, photo_image
 
 SHOWN = (120, 200)  # displayed width, height: a portrait phone photo
 SQUARE = (40, 100, 61, 131)  # painted on the displayed photo: x1, y1, x2, y2 (exclusive)
@@ -48,8 +47,7 @@ def rotated_photo(folder) -> Path:
 def test_the_stored_photo_really_is_rotated(folder):
     path = rotated_photo(folder)
     info = inspect_photo(path)
-    assert ((info.width, info.height), (info.raw_width, info.raw_height), info.orientation) == (
-        SHOWN, SHOWN[::-1], 6)
+    assert ((info.width, info.height), (info.raw_width, info.raw_height), info.orientation) == (SHOWN, SHOWN[::-1], 6)
     assert within_one_pixel(red_region(displayed(path)), Box("mel", *SQUARE))
     assert not within_one_pixel(red_region(Image.open(path)), Box("mel", *SQUARE))
 
@@ -92,6 +90,7 @@ def test_box_round_trips_through_export_onto_the_same_pixels(folder, run_ingest,
 
 # ---- decoding as displayed ----------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("orientation", range(1, 9))
 def test_decode_displayed_matches_pil_exif_transpose(tmp_path, orientation):
     stored = photo_image((64, 48), (128, 128, 128), square=(5, 10, 20, 18))
@@ -122,5 +121,7 @@ def test_reduced_decode_reports_the_scale_back_to_full_size(tmp_path):
     found = red_region(Image.fromarray(pixels))
     full = red_region(displayed(path))
     scaled = Box("mel", found.x1 * sx, found.y1 * sy, found.x2 * sx, found.y2 * sy)
-    assert all(abs(u - v) <= sx for u, v in ((scaled.x1, full.x1), (scaled.y1, full.y1), (scaled.x2, full.x2),
-                                             (scaled.y2, full.y2)))
+    assert all(
+        abs(u - v) <= sx
+        for u, v in ((scaled.x1, full.x1), (scaled.y1, full.y1), (scaled.x2, full.x2), (scaled.y2, full.y2))
+    )

@@ -33,9 +33,11 @@ def boxes(draw, scored: bool = False):
 
 def same_boxes(a, b, tol: float = 1e-3) -> bool:  # the document keeps a thousandth of a pixel
     return len(a) == len(b) and all(
-        u.label == v.label and u.score == v.score and all(
-            math.isclose(p, q, abs_tol=tol) for p, q in ((u.x1, v.x1), (u.y1, v.y1), (u.x2, v.x2), (u.y2, v.y2)))
-        for u, v in zip(a, b, strict=True))
+        u.label == v.label
+        and u.score == v.score
+        and all(math.isclose(p, q, abs_tol=tol) for p, q in ((u.x1, v.x1), (u.y1, v.y1), (u.x2, v.x2), (u.y2, v.y2)))
+        for u, v in zip(a, b, strict=True)
+    )
 
 
 @given(st.lists(st.booleans().flatmap(lambda scored: boxes(scored=scored)), min_size=1, max_size=4))
@@ -65,8 +67,9 @@ def test_ids_are_positions_and_results_refer_to_the_same_images_and_categories()
 
 
 def test_sizes_and_extra_image_fields_go_into_the_image_entries():
-    gt = coco_ground_truth(["a.jpg"], [[]], CLASSES, sizes=[(64, 48)], image_fields=[{"device_class": "phone"}],
-                           description="export")
+    gt = coco_ground_truth(
+        ["a.jpg"], [[]], CLASSES, sizes=[(64, 48)], image_fields=[{"device_class": "phone"}], description="export"
+    )
     assert gt["images"] == [{"id": 1, "file_name": "a.jpg", "width": 64, "height": 48, "device_class": "phone"}]
     assert gt["info"] == {"description": "export"}
 

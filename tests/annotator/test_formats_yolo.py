@@ -40,9 +40,10 @@ def photo_and_boxes(draw, max_side: int = 8000):
 
 def same_boxes(a: list[Box], b: list[Box], tol: float) -> bool:
     return len(a) == len(b) and all(
-        u.label == v.label and all(math.isclose(p, q, abs_tol=tol) for p, q in
-                                   ((u.x1, v.x1), (u.y1, v.y1), (u.x2, v.x2), (u.y2, v.y2)))
-        for u, v in zip(a, b, strict=True))
+        u.label == v.label
+        and all(math.isclose(p, q, abs_tol=tol) for p, q in ((u.x1, v.x1), (u.y1, v.y1), (u.x2, v.x2), (u.y2, v.y2)))
+        for u, v in zip(a, b, strict=True)
+    )
 
 
 @given(photo_and_boxes())
@@ -99,11 +100,15 @@ def test_label_path_follows_the_yolo_convention_under_any_root():
 def test_data_yaml_reads_back_with_a_yaml_parser(tmp_path: Path):
     yaml = pytest.importorskip("yaml")
     root = tmp_path / "a view: #1"
-    path = write_data_yaml(root / "data.yaml", root, {"train": "images/train", "val": "images/val"},
-                           ["sl", "yes", "1", "a: b", "null"])
-    assert yaml.safe_load(path.read_text()) == {"path": str(root.resolve()), "train": "images/train",
-                                                "val": "images/val", "names": {0: "sl", 1: "yes", 2: "1", 3: "a: b",
-                                                                               4: "null"}}
+    path = write_data_yaml(
+        root / "data.yaml", root, {"train": "images/train", "val": "images/val"}, ["sl", "yes", "1", "a: b", "null"]
+    )
+    assert yaml.safe_load(path.read_text()) == {
+        "path": str(root.resolve()),
+        "train": "images/train",
+        "val": "images/val",
+        "names": {0: "sl", 1: "yes", 2: "1", 3: "a: b", 4: "null"},
+    }
 
 
 def test_data_yaml_writes_plain_names_plainly(tmp_path: Path):

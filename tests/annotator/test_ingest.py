@@ -51,6 +51,7 @@ def assert_quarantined(result, rel: str, reason: str) -> None:
 
 # ---- real and synthetic data sets --------------------------------------------------------------
 
+
 @pytest.mark.skipif(not PLAYING_CARDS.is_dir(), reason=f"{PLAYING_CARDS} not present")
 def test_playing_cards_all_67_photos_with_all_their_boxes(run_ingest):
     counted = count_voc_objects(PLAYING_CARDS)
@@ -63,8 +64,9 @@ def test_playing_cards_all_67_photos_with_all_their_boxes(run_ingest):
         assert len(boxes) == counted.per_file[Path(rec.path).stem], rec.path
         xml = read_voc(PLAYING_CARDS / (Path(rec.path).stem + ".xml"))
         assert [b.label for b in boxes] == [o.name for o in xml.objects]
-        assert [(b.x1 + 1, b.y1 + 1, b.x2, b.y2) for b in boxes] == [(o.xmin, o.ymin, o.xmax, o.ymax)
-                                                                      for o in xml.objects]
+        assert [(b.x1 + 1, b.y1 + 1, b.x2, b.y2) for b in boxes] == [
+            (o.xmin, o.ymin, o.xmax, o.ymax) for o in xml.objects
+        ]
 
 
 def test_synthetic_set_counts_match_what_was_generated(tmp_path, synth_set):
@@ -75,8 +77,9 @@ def test_synthetic_set_counts_match_what_was_generated(tmp_path, synth_set):
         status = ws.store.status_counts()
     assert report.lines == []
     assert status["images"] == 60
-    assert status["by_status"] == {"manual": len(truth), "unlabelled": 60 - len(truth)} == {"manual": 23,
-                                                                                              "unlabelled": 37}
+    assert (
+        status["by_status"] == {"manual": len(truth), "unlabelled": 60 - len(truth)} == {"manual": 23, "unlabelled": 37}
+    )
     photos_by_class: dict[str, int] = {}
     boxes_by_class: dict[str, int] = {}
     for ann in truth.values():
@@ -93,16 +96,21 @@ def test_synthetic_set_counts_match_what_was_generated(tmp_path, synth_set):
 
 # ---- what labelImg writes is ingested as written ----------------------------------------------
 
-@pytest.mark.parametrize("rel, voc", [
-    ("plain.jpg", {}),
-    ("declared.jpg", {"declaration": True}),
-    ("verified.jpg", {"verified": True}),
-    ("IMG_0042.JPG", {"path": r"C:\Users\derm\Desktop\PSL\IMG_0042.JPG"}),
-    ("mac.jpg", {"path": "/Users/derm/Desktop/PSL/mac.jpg"}),
-    ("no_depth.jpg", {"depth": None}),
-    ("naïve ñame 日本 photo (1).jpg", {}),
-    ("visit 2/sub dir/nested.jpg", {}),
-], ids=lambda v: v if isinstance(v, str) else None)
+
+@pytest.mark.parametrize(
+    "rel, voc",
+    [
+        ("plain.jpg", {}),
+        ("declared.jpg", {"declaration": True}),
+        ("verified.jpg", {"verified": True}),
+        ("IMG_0042.JPG", {"path": r"C:\Users\derm\Desktop\PSL\IMG_0042.JPG"}),
+        ("mac.jpg", {"path": "/Users/derm/Desktop/PSL/mac.jpg"}),
+        ("no_depth.jpg", {"depth": None}),
+        ("naïve ñame 日本 photo (1).jpg", {}),
+        ("visit 2/sub dir/nested.jpg", {}),
+    ],
+    ids=lambda v: v if isinstance(v, str) else None,
+)
 def test_labelimg_variants_are_ingested_with_their_box(folder, run_ingest, rel, voc):
     folder.controls()
     folder.pair(rel, **voc)
@@ -141,8 +149,9 @@ def test_greyscale_and_cmyk_jpegs_are_ingested(folder, run_ingest, mode, depth):
     result.assert_controls_intact()
 
 
-@pytest.mark.parametrize("rel, fmt", [("scan.png", "PNG"), ("scan.bmp", "BMP"), ("phone_mpo.jpg", "MPO"),
-                                      ("scan.tif", "TIFF")])
+@pytest.mark.parametrize(
+    "rel, fmt", [("scan.png", "PNG"), ("scan.bmp", "BMP"), ("phone_mpo.jpg", "MPO"), ("scan.tif", "TIFF")]
+)
 def test_other_photo_formats_under_their_own_name_are_ingested(folder, run_ingest, rel, fmt):
     folder.photo(rel, fmt=fmt)
     folder.xml(rel)
@@ -150,8 +159,9 @@ def test_other_photo_formats_under_their_own_name_are_ingested(folder, run_inges
 
 
 def test_class_aliases_become_the_canonical_names(folder, run_ingest):
-    folder.pair("aliases.jpg",
-                [Obj("Mel", 1, 1, 10, 10), Obj("melasma", 2, 2, 10, 10), Obj("Hori's nevus", 3, 3, 9, 9)])
+    folder.pair(
+        "aliases.jpg", [Obj("Mel", 1, 1, 10, 10), Obj("melasma", 2, 2, 10, 10), Obj("Hori's nevus", 3, 3, 9, 9)]
+    )
     assert [b.label for b in run_ingest().boxes("aliases.jpg")] == ["mel", "mel", "hori"]
 
 
@@ -177,8 +187,9 @@ def test_xml_path_and_filename_are_never_used_to_find_the_photo(folder, run_inge
     folder.photo("a.jpg")
     folder.photo("b.jpg")
     folder.xml("a.jpg", path="b.jpg")
-    folder.labels.joinpath("a.xml").write_text(folder.labels.joinpath("a.xml").read_text().replace(
-        "<filename>a.jpg", "<filename>b.jpg"))
+    folder.labels.joinpath("a.xml").write_text(
+        folder.labels.joinpath("a.xml").read_text().replace("<filename>a.jpg", "<filename>b.jpg")
+    )
     result = run_ingest()
     assert result.boxes("a.jpg") == (GOOD,)
     assert result.ws.store.current_label("b.jpg") is None
@@ -190,10 +201,14 @@ def test_camera_make_sets_the_device_class(folder, run_ingest):
     folder.photo("scanner.jpg")
     store = run_ingest().ws.store
     assert [store.image(p).device_class for p in ("phone.jpg", "dslr.jpg", "scanner.jpg")] == [
-        DeviceClass.PHONE, DeviceClass.DSLR, DeviceClass.UNKNOWN]
+        DeviceClass.PHONE,
+        DeviceClass.DSLR,
+        DeviceClass.UNKNOWN,
+    ]
 
 
 # ---- EXIF orientation ----------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("orientation", range(1, 9))
 def test_xml_on_the_displayed_photo_is_kept_for_every_orientation(folder, run_ingest, orientation):
@@ -233,15 +248,20 @@ def test_xml_size_matching_neither_frame_quarantines_the_photo(folder, run_inges
 
 # ---- photos that cannot be used ---------------------------------------------------------------
 
-@pytest.mark.parametrize("rel, data, reason", [
-    ("zero_bytes.jpg", b"", "empty-photo"),
-    ("garbage.jpg", bytes(range(256)) * 8, "unsupported-format"),
-    ("heic_named.jpg", b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(64), "unsupported-format"),
-    ("IMG_0001.HEIC", b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(65), "unsupported-format"),
-    ("png_named.jpg", jpeg_bytes(fmt="PNG"), "wrong-extension"),
-    ("bmp_named.jpg", jpeg_bytes(fmt="BMP"), "wrong-extension"),
-    ("jpeg_named.png", jpeg_bytes(), "wrong-extension"),
-], ids=lambda v: v if isinstance(v, str) and "." in v else None)
+
+@pytest.mark.parametrize(
+    "rel, data, reason",
+    [
+        ("zero_bytes.jpg", b"", "empty-photo"),
+        ("garbage.jpg", bytes(range(256)) * 8, "unsupported-format"),
+        ("heic_named.jpg", b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(64), "unsupported-format"),
+        ("IMG_0001.HEIC", b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(65), "unsupported-format"),
+        ("png_named.jpg", jpeg_bytes(fmt="PNG"), "wrong-extension"),
+        ("bmp_named.jpg", jpeg_bytes(fmt="BMP"), "wrong-extension"),
+        ("jpeg_named.png", jpeg_bytes(), "wrong-extension"),
+    ],
+    ids=lambda v: v if isinstance(v, str) and "." in v else None,
+)
 def test_unusable_photo_is_quarantined_with_its_reason(folder, run_ingest, rel, data, reason):
     folder.controls()
     folder.photo(rel, data)
@@ -288,13 +308,16 @@ def test_100_megapixel_photo_is_refused_without_decoding_it(folder, run_ingest, 
 def test_100_megapixel_guard_keeps_memory_low(tmp_path):
     """In a fresh process (peak memory is per process): inspecting the bomb costs almost nothing."""
     bomb = write_solid_png(tmp_path / "bomb.png", 10_000, 10_000)
-    script = ("import resource, sys\n"
-              "from annotator.images import inspect_photo\n"
-              "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
-              "try:\n    inspect_photo(sys.argv[1])\nexcept Exception as exc:\n    print(exc.reason)\n"
-              "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)\n")
-    out = subprocess.run([sys.executable, "-c", script, str(bomb)], capture_output=True, text=True, timeout=60,
-                         check=True).stdout.split()
+    script = (
+        "import resource, sys\n"
+        "from annotator.images import inspect_photo\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "try:\n    inspect_photo(sys.argv[1])\nexcept Exception as exc:\n    print(exc.reason)\n"
+        "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(bomb)], capture_output=True, text=True, timeout=60, check=True
+    ).stdout.split()
     assert out[0] == "too-many-pixels"
     assert int(out[1]) < 30, f"inspecting the 100-MP photo grew memory by {out[1]} MB (decoding it takes ~100 MB)"
 
@@ -400,14 +423,19 @@ def test_problems_found_by_worker_processes_are_reported_like_any_other(folder, 
 
 # ---- label files that cannot be used ----------------------------------------------------------
 
-@pytest.mark.parametrize("raw, reason", [
-    ("<annotation><object><name>mel</name>", "malformed-xml"),
-    ("", "malformed-xml"),
-    ("<html><body/></html>", "malformed-xml"),
-    (voc_xml("x.jpg", [GOOD_BOX, Obj("mel", "nan", 1, 5, 5)]), "bad-coordinate"),
-    (voc_xml("x.jpg", [Obj("mel", 1, 1, "", 5)]), "malformed-xml"),
-    (voc_xml("café.jpg", [GOOD_BOX]).encode("latin-1"), "not-utf8"),
-], ids=["unclosed", "empty", "wrong-root", "nan", "missing-xmax", "latin1"])
+
+@pytest.mark.parametrize(
+    "raw, reason",
+    [
+        ("<annotation><object><name>mel</name>", "malformed-xml"),
+        ("", "malformed-xml"),
+        ("<html><body/></html>", "malformed-xml"),
+        (voc_xml("x.jpg", [GOOD_BOX, Obj("mel", "nan", 1, 5, 5)]), "bad-coordinate"),
+        (voc_xml("x.jpg", [Obj("mel", 1, 1, "", 5)]), "malformed-xml"),
+        (voc_xml("café.jpg", [GOOD_BOX]).encode("latin-1"), "not-utf8"),
+    ],
+    ids=["unclosed", "empty", "wrong-root", "nan", "missing-xmax", "latin1"],
+)
 def test_unusable_xml_quarantines_its_photo(folder, run_ingest, raw, reason):
     folder.controls()
     folder.photo("x.jpg")
@@ -509,6 +537,7 @@ def test_unknown_class_quarantines_the_photo_and_names_the_class(folder, run_ing
 
 # ---- box problems: the photo is kept, the box fixed or dropped, and it is reported -------------
 
+
 @pytest.mark.parametrize("bad", [Obj("sl", 20, 20, 20, 30), Obj("sl", 20, 20, 30, 20)], ids=["no-width", "no-height"])
 def test_zero_area_box_is_dropped_and_the_rest_kept(folder, run_ingest, bad):
     folder.controls()
@@ -569,11 +598,10 @@ def test_swapped_corners_are_fixed(folder, run_ingest):
 
 # ---- re-running --------------------------------------------------------------------------------
 
+
 def _snapshot(ws: Workspace) -> tuple:
     store = ws.store
-    return (sorted(store.known_paths()),
-            {p: store.history(p) for p in store.known_paths()},
-            store.status_counts())
+    return (sorted(store.known_paths()), {p: store.history(p) for p in store.known_paths()}, store.status_counts())
 
 
 def test_rerunning_is_idempotent(folder, run_ingest):
@@ -658,11 +686,14 @@ def test_the_voc_mirror_holds_every_labelled_photo(folder, run_ingest):
     result = run_ingest()
     mirror = result.ws.labels_dir
     assert sorted(p.relative_to(mirror).as_posix() for p in mirror.rglob("*.xml")) == [
-        "control_labelled.xml", "visit 2/x.xml"]
+        "control_labelled.xml",
+        "visit 2/x.xml",
+    ]
     assert len(read_voc(mirror / "visit 2" / "x.xml").objects) == 1
 
 
 # ---- folders -------------------------------------------------------------------------------------
+
 
 def test_missing_image_folder_is_a_config_error(tmp_path):
     with Workspace.create(tmp_path / "ws", Config(images=tmp_path / "nope")) as ws:

@@ -61,8 +61,9 @@ def test_new_classes_on_a_rerun_are_added_and_their_photos_ingested(folder, tmp_
     assert history_of(tmp_path / "ws", CONTROL_LABELLED) == before
 
 
-def test_classes_that_would_drop_or_move_a_class_in_use_are_refused_with_the_list_that_works(tmp_path, init_args,
-                                                                                             folder):
+def test_classes_that_would_drop_or_move_a_class_in_use_are_refused_with_the_list_that_works(
+    tmp_path, init_args, folder
+):
     folder.controls()  # uses sl (index 0) and hori (index 5)
     run(*init_args)
     result = run(*init_args, "--classes", "fre,sl,mel,caf,ota,nevus spilus", code=2)
@@ -93,22 +94,25 @@ def test_a_first_init_that_quarantines_every_photo_exits_non_zero_with_the_fix(f
     result = run(*init_args, "--json", code=2)
     assert json.loads(result.stdout)["unknown_classes"] == {"ace": 2, "king": 1}
     line = " ".join(one_error_line(result.stderr).split())
-    assert "nothing was ingested: all 2 photos were quarantined, 2 of them for class names not in this " \
-           "workspace (ace, king)" in line
+    assert (
+        "nothing was ingested: all 2 photos were quarantined, 2 of them for class names not in this "
+        "workspace (ace, king)" in line
+    )
     assert "--classes ace,king" in line and "[classes.aliases]" in line
     run(*init_args, "--classes", "ace,king")  # the fix it names works
     assert [b.label for b in history_of(tmp_path / "ws", "card2.jpg")[0].boxes] == ["king", "ace"]
 
 
-def test_an_init_whose_every_hand_label_is_quarantined_exits_non_zero_even_with_unlabelled_photos(folder,
-                                                                                                     init_args):
+def test_an_init_whose_every_hand_label_is_quarantined_exits_non_zero_even_with_unlabelled_photos(folder, init_args):
     folder.photo("unlabelled.jpg")
     folder.pair("card.jpg", [Obj("queen", 1, 1, 5, 5)])
     result = run(*init_args, code=2)
     assert "1 added (0 hand-labelled" in result.stdout
     line = " ".join(one_error_line(result.stderr).split())
-    assert "no hand-labelled photo was ingested (only 1 unlabelled): 1 photos were quarantined for class names " \
-           "not in this workspace (queen)" in line
+    assert (
+        "no hand-labelled photo was ingested (only 1 unlabelled): 1 photos were quarantined for class names "
+        "not in this workspace (queen)" in line
+    )
 
 
 def test_an_image_folder_without_photos_exits_non_zero(tmp_path):

@@ -29,7 +29,11 @@ def test_off_a_terminal_every_epoch_and_every_tenth_of_the_photos_is_a_timed_lin
     lines = captured_stderr.export_text().splitlines()
     assert all(re.match(r"\[\d+:\d\d\] ", line) for line in lines), lines
     assert [line.split("] ", 1)[1] for line in lines[:4]] == [
-        "round 0: training from yolo11n.yaml", "training: 1/3", "training: 2/3", "training: 3/3"]
+        "round 0: training from yolo11n.yaml",
+        "training: 1/3",
+        "training: 2/3",
+        "training: 3/3",
+    ]
     photo_lines = [line.split("] ", 1)[1] for line in lines[4:]]
     assert photo_lines == [f"pre-annotating: {n}/100" for n in range(10, 101, 10)]
 

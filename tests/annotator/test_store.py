@@ -37,6 +37,7 @@ def mirror_boxes(ws: Workspace, path: str) -> list[tuple]:
 
 # ---- label history -------------------------------------------------------------------------------
 
+
 def test_label_versions_are_appended_and_the_history_kept(ws):
     manual = ws.store.current_label(CONTROL_LABELLED)
     vid = ws.store.add_label_version(version(CONTROL_LABELLED, Source.REVIEWED, REVIEWED_BOXES, reviewer="dr"))
@@ -78,11 +79,19 @@ def test_history_versions_do_not_become_current(ws):
 
 def test_provenance_and_boxes_survive_storage(ws):
     boxes = (Box("sl", 1.5, 2.25, 3, 4, score=0.123456, difficult=True, truncated=True),)
-    vid = ws.store.add_label_version(version(CONTROL_UNLABELLED, Source.MODEL, boxes, round=2, model_version="m2",
-                                             uncertainty=0.4, meta={"batch": 7}))
+    vid = ws.store.add_label_version(
+        version(
+            CONTROL_UNLABELLED, Source.MODEL, boxes, round=2, model_version="m2", uncertainty=0.4, meta={"batch": 7}
+        )
+    )
     stored = ws.store.version(vid)
     assert (stored.boxes, stored.round, stored.model_version, stored.uncertainty, stored.meta) == (
-        (Box("sl", 1.5, 2.25, 3, 4, score=0.12346, difficult=True, truncated=True),), 2, "m2", 0.4, {"batch": 7})
+        (Box("sl", 1.5, 2.25, 3, 4, score=0.12346, difficult=True, truncated=True),),
+        2,
+        "m2",
+        0.4,
+        {"batch": 7},
+    )
 
 
 def test_a_label_for_a_photo_not_in_the_workspace_is_refused(ws):
@@ -101,6 +110,7 @@ def test_a_failed_transaction_leaves_nothing_behind(ws):
 
 # ---- conflicts: label sources that disagree ----------------------------------------------------------
 
+
 def test_a_flagged_conflict_is_listed_oldest_first_with_its_waiting_version(ws):
     first = ws.store.add_history_version(version(CONTROL_LABELLED, Source.MANUAL, REVIEWED_BOXES))
     second = ws.store.add_history_version(version(CONTROL_UNLABELLED, Source.MANUAL, REVIEWED_BOXES))
@@ -108,7 +118,9 @@ def test_a_flagged_conflict_is_listed_oldest_first_with_its_waiting_version(ws):
     ws.store.flag_conflict(CONTROL_LABELLED, "xml-after-review", "a.xml edited", first)
     ws.store.flag_conflict(CONTROL_UNLABELLED, "duplicate-labels", "b.xml disagrees", second)  # twice: no-op
     assert [(c.path, c.kind, c.version_id) for c in ws.store.conflicts()] == [
-        (CONTROL_UNLABELLED, "duplicate-labels", second), (CONTROL_LABELLED, "xml-after-review", first)]
+        (CONTROL_UNLABELLED, "duplicate-labels", second),
+        (CONTROL_LABELLED, "xml-after-review", first),
+    ]
     assert ws.store.status_counts()["conflicts"] == 2
     assert ws.store.version(first).boxes == REVIEWED_BOXES  # the disagreeing boxes stay in the history
 
@@ -137,6 +149,7 @@ def test_classes_in_use_counts_boxes_over_the_whole_history(ws):
 
 
 # ---- the VOC mirror ------------------------------------------------------------------------------
+
 
 def test_ingest_writes_the_voc_mirror(ws):
     assert mirror_boxes(ws, CONTROL_LABELLED) == [("sl", 3, 3, 20, 15), ("hori", 30, 20, 60, 45)]
@@ -184,8 +197,7 @@ def test_the_mirror_is_replaced_atomically(ws, monkeypatch):
 
 
 def test_the_mirror_reads_back_as_the_current_label(ws):
-    ws.store.add_label_version(version(CONTROL_UNLABELLED, Source.MODEL, round=3, model_version="m3",
-                                       uncertainty=0.25))
+    ws.store.add_label_version(version(CONTROL_UNLABELLED, Source.MODEL, round=3, model_version="m3", uncertainty=0.25))
     ws.sync_voc_mirror()
     ann = read_voc(ws.voc_path(CONTROL_UNLABELLED))
     assert not ann.verified  # labelImg's "verified" means a person checked it; a model did not
@@ -194,6 +206,7 @@ def test_the_mirror_reads_back_as_the_current_label(ws):
 
 
 # ---- one writer at a time ------------------------------------------------------------------------
+
 
 def test_a_second_writer_gets_workspace_busy(ws, tmp_path):
     with pytest.raises(WorkspaceBusy, match="busy"):
@@ -240,6 +253,7 @@ def test_opening_a_folder_that_is_not_a_workspace_says_how_to_make_one(tmp_path)
 
 
 # ---- status ---------------------------------------------------------------------------------------
+
 
 def test_status_counts_follow_the_current_labels(ws):
     ws.store.add_label_version(version(CONTROL_UNLABELLED, Source.MODEL, round=0))

@@ -10,10 +10,10 @@ from PIL import Image, ImageOps
 
 from annotator.classes import CLASS_NAMES
 from annotator.errors import ConfigError
+from annotator.formats.voc import VocAnnotation, read_voc
 from annotator.images import apply_orientation, inspect_photo
 from annotator.synth import PHONE_SIZES, SIZES, SynthSummary, generate
 from annotator.types import DeviceClass
-from annotator.formats.voc import VocAnnotation, read_voc
 
 PHOTOS = 60
 
@@ -41,17 +41,22 @@ def test_the_same_seed_gives_the_same_photos_and_boxes(tmp_path):
     second = generate(tmp_path / "b", images=24, seed=7)
     for photo in sorted((first.out / "images").iterdir()):
         assert photo.read_bytes() == (second.out / "images" / photo.name).read_bytes()
-    assert {k: _objects(v) for k, v in _truths(first.out).items()} == \
-           {k: _objects(v) for k, v in _truths(second.out).items()}
-    assert sorted(p.name for p in (first.out / "labels").iterdir()) == \
-           sorted(p.name for p in (second.out / "labels").iterdir())
+    assert {k: _objects(v) for k, v in _truths(first.out).items()} == {
+        k: _objects(v) for k, v in _truths(second.out).items()
+    }
+    assert sorted(p.name for p in (first.out / "labels").iterdir()) == sorted(
+        p.name for p in (second.out / "labels").iterdir()
+    )
 
 
 def test_another_seed_gives_other_photos(tmp_path):
     first = generate(tmp_path / "a", images=24, seed=7)
     other = generate(tmp_path / "b", images=24, seed=8)
-    same = [p.name for p in (first.out / "images").iterdir()
-            if p.read_bytes() == (other.out / "images" / p.name).read_bytes()]
+    same = [
+        p.name
+        for p in (first.out / "images").iterdir()
+        if p.read_bytes() == (other.out / "images" / p.name).read_bytes()
+    ]
     assert same == []
 
 
@@ -107,8 +112,9 @@ def test_an_orientation_6_photo_displays_at_its_voc_size(dataset):
                 continue
             displayed = ImageOps.exif_transpose(photo)
             assert displayed.size == (truth.width, truth.height) == (photo.height, photo.width)
-            assert np.array_equal(np.asarray(apply_orientation(photo.convert("RGB"), 6)),
-                                  np.asarray(displayed.convert("RGB")))
+            assert np.array_equal(
+                np.asarray(apply_orientation(photo.convert("RGB"), 6)), np.asarray(displayed.convert("RGB"))
+            )
             checked += 1
     assert checked == dataset.rotated > 0
 
@@ -131,11 +137,12 @@ def _inside_and_around(pixels: np.ndarray, o, margin: int = 3) -> tuple[np.ndarr
     """Mean RGB of the box's central half, and of a `margin`-px ring just outside the box."""
     x1, y1, x2, y2 = int(o.xmin) - 1, int(o.ymin) - 1, int(o.xmax), int(o.ymax)
     w, h = x2 - x1, y2 - y1
-    inner = pixels[y1 + h // 4:y2 - h // 4, x1 + w // 4:x2 - w // 4].reshape(-1, 3).mean(axis=0)
-    outer = pixels[max(0, y1 - margin):y2 + margin, max(0, x1 - margin):x2 + margin]
+    inner = pixels[y1 + h // 4 : y2 - h // 4, x1 + w // 4 : x2 - w // 4].reshape(-1, 3).mean(axis=0)
+    outer = pixels[max(0, y1 - margin) : y2 + margin, max(0, x1 - margin) : x2 + margin]
     box = pixels[y1:y2, x1:x2]
     ring = (outer.reshape(-1, 3).sum(axis=0) - box.reshape(-1, 3).sum(axis=0)) / (
-        outer.shape[0] * outer.shape[1] - box.shape[0] * box.shape[1])
+        outer.shape[0] * outer.shape[1] - box.shape[0] * box.shape[1]
+    )
     return inner, ring
 
 
@@ -190,8 +197,7 @@ def test_an_output_folder_that_already_holds_photos_is_refused(tmp_path):
         generate(tmp_path / "out", images=2, seed=0)
 
 
-@pytest.mark.parametrize("options", [{"size": "huge"}, {"labelled_fraction": 1.5}, {"workers": 0},
-                                     {"images": -1}])
+@pytest.mark.parametrize("options", [{"size": "huge"}, {"labelled_fraction": 1.5}, {"workers": 0}, {"images": -1}])
 def test_impossible_options_are_refused(tmp_path, options):
     with pytest.raises(ConfigError):
         generate(tmp_path / "out", **{"images": 2, **options})

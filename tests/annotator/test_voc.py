@@ -28,6 +28,7 @@ def refused(text: str | bytes) -> InputFileError:
 
 # ---- what labelImg writes ---------------------------------------------------------------------
 
+
 def test_reads_labelimg_layout_without_declaration_with_tabs_and_verified():
     ann = parse(voc_xml("IMG_1.jpg", [Obj("mel", 10, 8, 40, 30)], (64, 48), verified=True))
     assert ann.verified
@@ -82,30 +83,38 @@ def test_truncated_and_difficult_flags():
 
 
 def test_object_without_flags_or_pose():
-    text = ("<annotation><object><name>ota</name><bndbox><xmin>1</xmin><ymin>2</ymin><xmax>3</xmax>"
-            "<ymax>4</ymax></bndbox></object></annotation>")
+    text = (
+        "<annotation><object><name>ota</name><bndbox><xmin>1</xmin><ymin>2</ymin><xmax>3</xmax>"
+        "<ymax>4</ymax></bndbox></object></annotation>"
+    )
     o = parse(text).objects[0]
     assert (o.name, o.difficult, o.truncated, o.score) == ("ota", False, False, None)
 
 
 def test_latin1_with_its_declaration_is_read():
     text = voc_xml("café.jpg", [Obj("mel", 1, 2, 3, 4)]).replace(
-        "<annotation>", '<?xml version="1.0" encoding="ISO-8859-1"?>\n<annotation>', 1)
+        "<annotation>", '<?xml version="1.0" encoding="ISO-8859-1"?>\n<annotation>', 1
+    )
     assert parse(text.encode("latin-1")).filename == "café.jpg"
 
 
 # ---- what is refused, with which reason ---------------------------------------------------------
 
-@pytest.mark.parametrize("text, reason", [
-    ("<annotation><object><name>mel</name>", "malformed-xml"),
-    ("", "malformed-xml"),
-    ("   \n", "malformed-xml"),
-    ("<html/>", "malformed-xml"),
-    ("<annotation><object><bndbox><xmin>1</xmin></bndbox></object></annotation>", "malformed-xml"),
-    ("<annotation><object><name>mel</name></object></annotation>", "malformed-xml"),
-    ("<annotation><size><width>wide</width></size></annotation>", "malformed-xml"),
-    ("<annotation><size><width>inf</width><height>2</height></size></annotation>", "malformed-xml"),
-], ids=["unclosed", "empty", "blank", "wrong-root", "no-name", "no-bndbox", "size-text", "size-inf"])
+
+@pytest.mark.parametrize(
+    "text, reason",
+    [
+        ("<annotation><object><name>mel</name>", "malformed-xml"),
+        ("", "malformed-xml"),
+        ("   \n", "malformed-xml"),
+        ("<html/>", "malformed-xml"),
+        ("<annotation><object><bndbox><xmin>1</xmin></bndbox></object></annotation>", "malformed-xml"),
+        ("<annotation><object><name>mel</name></object></annotation>", "malformed-xml"),
+        ("<annotation><size><width>wide</width></size></annotation>", "malformed-xml"),
+        ("<annotation><size><width>inf</width><height>2</height></size></annotation>", "malformed-xml"),
+    ],
+    ids=["unclosed", "empty", "blank", "wrong-root", "no-name", "no-bndbox", "size-text", "size-inf"],
+)
 def test_malformed_files_are_refused(text, reason):
     assert refused(text).reason == reason
 
@@ -158,13 +167,30 @@ BOXES = (Box("sl", 0, 0, 10, 5), Box("mel", 12, 7, 40, 33, difficult=True), Box(
 
 def test_writer_output_reads_back_identically(tmp_path):
     target = tmp_path / "sub" / "a.xml"
-    write_voc(target, filename="a.jpg", path="/photos/a.jpg", width=64, height=48, depth=3, boxes=BOXES,
-              verified=True, provenance={"source": "manual", "round": None})
+    write_voc(
+        target,
+        filename="a.jpg",
+        path="/photos/a.jpg",
+        width=64,
+        height=48,
+        depth=3,
+        boxes=BOXES,
+        verified=True,
+        provenance={"source": "manual", "round": None},
+    )
     ann = read_voc(target)
     assert (ann.filename, ann.path, ann.width, ann.height, ann.depth, ann.verified) == (
-        "a.jpg", "/photos/a.jpg", 64, 48, 3, True)
-    back = tuple(voc_to_box(o.name, o.xmin, o.ymin, o.xmax, o.ymax, difficult=o.difficult, truncated=o.truncated)
-                 for o in ann.objects)
+        "a.jpg",
+        "/photos/a.jpg",
+        64,
+        48,
+        3,
+        True,
+    )
+    back = tuple(
+        voc_to_box(o.name, o.xmin, o.ymin, o.xmax, o.ymax, difficult=o.difficult, truncated=o.truncated)
+        for o in ann.objects
+    )
     assert back == BOXES
     assert ann.extra == {"source": "manual"}
 
@@ -177,8 +203,9 @@ def test_writer_output_is_labelimg_layout():
 
 
 def test_scores_are_written_where_labelimg_ignores_them_and_read_back():
-    text = voc_xml_bytes(filename="a.jpg", path="a.jpg", width=64, height=48, depth=3,
-                         boxes=[Box("sl", 0, 0, 10, 5, score=0.8125)])
+    text = voc_xml_bytes(
+        filename="a.jpg", path="a.jpg", width=64, height=48, depth=3, boxes=[Box("sl", 0, 0, 10, 5, score=0.8125)]
+    )
     assert parse(text).objects[0].score == pytest.approx(0.8125)
 
 
@@ -192,13 +219,23 @@ def test_write_is_atomic_and_leaves_no_temp_files(tmp_path):
 
 # ---- class names ---------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("raw", ["mel", "Mel", "MEL", " melasma ", "Melasma", "chloasma"])
 def test_melasma_aliases(raw):
     assert ClassTable().normalise(raw) == "mel"
 
 
-@pytest.mark.parametrize("raw, name", [("Hori's nevus", "hori"), ("HORI", "hori"), ("Nevus of Ota", "ota"),
-                                       ("solar  lentigo", "sl"), ("freckles", "fre"), ("Cafe-au-lait", "caf")])
+@pytest.mark.parametrize(
+    "raw, name",
+    [
+        ("Hori's nevus", "hori"),
+        ("HORI", "hori"),
+        ("Nevus of Ota", "ota"),
+        ("solar  lentigo", "sl"),
+        ("freckles", "fre"),
+        ("Cafe-au-lait", "caf"),
+    ],
+)
 def test_built_in_aliases(raw, name):
     assert ClassTable().normalise(raw) == name
 
@@ -224,14 +261,29 @@ def test_every_playing_card_file_round_trips_through_our_writer(tmp_path):
     assert len(files) == 67
     for xml in files:
         first = read_voc(xml)
-        boxes = [voc_to_box(o.name, o.xmin, o.ymin, o.xmax, o.ymax, difficult=o.difficult, truncated=o.truncated)
-                 for o in first.objects]
+        boxes = [
+            voc_to_box(o.name, o.xmin, o.ymin, o.xmax, o.ymax, difficult=o.difficult, truncated=o.truncated)
+            for o in first.objects
+        ]
         assert {b.label for b in boxes} <= set(CARD_CLASSES)
         out = tmp_path / xml.name
-        write_voc(out, filename=first.filename, path=first.path, width=first.width, height=first.height,
-                  depth=first.depth, boxes=boxes)
+        write_voc(
+            out,
+            filename=first.filename,
+            path=first.path,
+            width=first.width,
+            height=first.height,
+            depth=first.depth,
+            boxes=boxes,
+        )
         second = read_voc(out)
-        assert [(o.name, o.xmin, o.ymin, o.xmax, o.ymax, o.difficult, o.truncated) for o in second.objects] == \
-               [(o.name, o.xmin, o.ymin, o.xmax, o.ymax, o.difficult, o.truncated) for o in first.objects], xml.name
-        assert (second.filename, second.path, second.width, second.height, second.depth) == \
-               (first.filename, first.path, first.width, first.height, first.depth)
+        assert [(o.name, o.xmin, o.ymin, o.xmax, o.ymax, o.difficult, o.truncated) for o in second.objects] == [
+            (o.name, o.xmin, o.ymin, o.xmax, o.ymax, o.difficult, o.truncated) for o in first.objects
+        ], xml.name
+        assert (second.filename, second.path, second.width, second.height, second.depth) == (
+            first.filename,
+            first.path,
+            first.width,
+            first.height,
+            first.depth,
+        )

@@ -42,8 +42,9 @@ def _render(table) -> str:
 def test_each_round_carries_its_interval_and_the_split_size_and_the_table_warns(tmp_path):
     ws = _workspace(tmp_path)
     figures = _figures(9)
-    ws.store.upsert_round(0, 0, stage="done", metrics={"test": {"map50": 0.9, "images": 9},
-                                                       "test_split": figures.to_dict()})
+    ws.store.upsert_round(
+        0, 0, stage="done", metrics={"test": {"map50": 0.9, "images": 9}, "test_split": figures.to_dict()}
+    )
     [row] = learning_curve(ws)
     assert row.test_map50 == pytest.approx(figures.map50) and row.test_map50_interval == figures.interval
     assert (row.test_photos, row.test_boxes) == (9, 9)
@@ -80,8 +81,12 @@ def test_the_detectors_precision_at_zero_recall_is_shown_na_not_one(tmp_path):
 def test_the_report_prints_the_interval_and_the_warning(tmp_path):
     ws = _workspace(tmp_path)
     ws.store.upsert_round(0, 0, stage="done", metrics={"test_split": _figures(9).to_dict()})
-    path = write_round_report(tmp_path / "report.html", title="Round 0", curve=learning_curve(ws),
-                              round_metrics=ws.store.round_row(0)["metrics"])
+    path = write_round_report(
+        tmp_path / "report.html",
+        title="Round 0",
+        curve=learning_curve(ws),
+        round_metrics=ws.store.round_row(0)["metrics"],
+    )
     page = path.read_text()
     assert "95% CI" in page and "on 9 test photos, 9 boxes" in page and "too few to compare rounds" in page
     ws.close()
@@ -92,8 +97,15 @@ def test_a_round_whose_predictions_were_empty_costs_the_reviewer_what_scratch_co
     ws.store.upsert_round(0, 0, stage="done")
     for i in range(3):
         ops = [op.to_dict() for op in diff_regions([], [(f"n{j}", b) for j, b in enumerate(LESIONS)])]
-        ws.store.add_label_version(LabelVersion(image_path=f"p{i}.jpg", source=Source.REVIEWED, boxes=LESIONS,
-                                                round=0, meta={"operations": ops, "lead_time": 40.0}))
+        ws.store.add_label_version(
+            LabelVersion(
+                image_path=f"p{i}.jpg",
+                source=Source.REVIEWED,
+                boxes=LESIONS,
+                round=0,
+                meta={"operations": ops, "lead_time": 40.0},
+            )
+        )
     [row] = learning_curve(ws)
     assert row.effort_photos == 3 and row.reviewer_seconds == pytest.approx(row.scratch_seconds)
     assert row.operations_per_photo == row.scratch_operations_per_photo == 2

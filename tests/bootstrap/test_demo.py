@@ -31,8 +31,11 @@ def test_the_demo_finishes_two_rounds_and_a_rerun_resumes_without_redoing_work(t
 
         import training.detectors.ultralytics as ultra
 
-        monkeypatch.setattr(ultra.UltralyticsDetector, "train",
-                            lambda *a, **k: pytest.fail("a resumed demo must not train a finished round again"))
+        monkeypatch.setattr(
+            ultra.UltralyticsDetector,
+            "train",
+            lambda *a, **k: pytest.fail("a resumed demo must not train a finished round again"),
+        )
         run_demo(settings)
         with Workspace.open(ws_root) as ws:
             assert [(r["round"], r["stage"]) for r in ws.store.rounds()] == rounds

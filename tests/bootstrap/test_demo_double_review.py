@@ -14,8 +14,9 @@ from review_queue.people import simulated_reviewer
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 
 
-def test_a_double_review_demo_ends_with_every_double_reviewed_photo_merged_or_adjudicated(tmp_path, ls_template,
-                                                                                           monkeypatch):
+def test_a_double_review_demo_ends_with_every_double_reviewed_photo_merged_or_adjudicated(
+    tmp_path, ls_template, monkeypatch
+):
     monkeypatch.setenv(ls.TEMPLATE_ENV, str(ls_template))
     settings = DemoSettings(folder=tmp_path / "demo", images=40, epochs=1, retrain_epochs=1, imgsz=64, reviewers=2)
     ws_root = settings.folder / "workspace"

@@ -73,23 +73,28 @@ def test_each_resample_is_pycocotools_map50_of_the_resampled_photos():
     draws = np.random.default_rng(0).integers(0, len(truth), size=(4, len(truth)))
     for draw in draws:
         ours = _map50_of_weights(matches, np.bincount(draw, minlength=len(truth))[None, :])[0]
-        theirs = coco_evaluate(coco_ground_truth([str(i) for i in range(len(draw))], [truth[i] for i in draw],
-                                                 CLASSES), coco_results([pred[i] for i in draw], CLASSES)).map50
+        theirs = coco_evaluate(
+            coco_ground_truth([str(i) for i in range(len(draw))], [truth[i] for i in draw], CLASSES),
+            coco_results([pred[i] for i in draw], CLASSES),
+        ).map50
         assert ours == pytest.approx(theirs, abs=1e-9)
 
 
 def test_the_point_estimate_is_pycocotools_map50_and_lies_in_its_interval():
     truth, pred = _random_split(5)
     point, (lo, hi) = map50_interval(truth, pred, CLASSES, n_resamples=300)
-    theirs = coco_evaluate(coco_ground_truth([str(i) for i in range(len(truth))], truth, CLASSES),
-                           coco_results(pred, CLASSES)).map50
+    theirs = coco_evaluate(
+        coco_ground_truth([str(i) for i in range(len(truth))], truth, CLASSES), coco_results(pred, CLASSES)
+    ).map50
     assert point == pytest.approx(theirs) and lo <= point <= hi and lo < hi
 
 
 def test_precision_is_na_for_a_class_never_predicted_and_zero_for_one_predicted_wrongly():
     truth = [(LESION, Box("fre", 100, 100, 120, 120)), (Box("caf", 0, 0, 30, 30),)]
-    pred = [[Box("mel", 10, 10, 50, 50, score=0.9), Box("sl", 200, 200, 230, 230, score=0.8)],
-            [Box("caf", 0, 0, 30, 30, score=0.1)]]  # caf found, but under its threshold
+    pred = [
+        [Box("mel", 10, 10, 50, 50, score=0.9), Box("sl", 200, 200, 230, 230, score=0.8)],
+        [Box("caf", 0, 0, 30, 30, score=0.1)],
+    ]  # caf found, but under its threshold
     figures = split_figures(truth, pred, CLASSES, thresholds={c: 0.25 for c in CLASSES}, n_resamples=50)
     assert (figures.photos, figures.boxes) == (2, 3)
     assert figures.per_class["mel"].precision == 1.0 and figures.per_class["mel"].sensitivity == 1.0

@@ -33,13 +33,21 @@ def _op(kind: str) -> dict:
 
 
 def _reviewed(path: str, ops: list[str], boxes: tuple[Box, ...] = (LESION,)) -> LabelVersion:
-    return LabelVersion(image_path=path, source=Source.REVIEWED, boxes=boxes, round=0, model_version="round-000",
-                        reviewer="derm@example.org", meta={"operations": [_op(k) for k in ops], "lead_time": 10.0})
+    return LabelVersion(
+        image_path=path,
+        source=Source.REVIEWED,
+        boxes=boxes,
+        round=0,
+        model_version="round-000",
+        reviewer="derm@example.org",
+        meta={"operations": [_op(k) for k in ops], "lead_time": 10.0},
+    )
 
 
 def _model(path: str, boxes: tuple[Box, ...] = (Box("mel", 5, 5, 20, 20, score=0.8),)) -> LabelVersion:
-    return LabelVersion(image_path=path, source=Source.MODEL, boxes=boxes, round=0, model_version="round-000",
-                        uncertainty=0.2)
+    return LabelVersion(
+        image_path=path, source=Source.MODEL, boxes=boxes, round=0, model_version="round-000", uncertainty=0.2
+    )
 
 
 def test_finalize_refuses_when_the_rate_is_unknown_instead_of_reading_it_as_zero(tmp_path):

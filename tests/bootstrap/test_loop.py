@@ -31,16 +31,25 @@ def _tasks(client, project_id):
 def test_two_rounds_keep_provenance_manifests_and_reviews(live_server, monkeypatch):
     data = live_server.document_root / "loop-data"
     generate(data, images=36, labelled_fraction=0.5, seed=11)
-    cfg = Config(images=data / "images", labels=data / "labels", imgsz=128, epochs=2, retrain_epochs=1, batch=8,
-                 test_size=4, project_title="PSL loop test")
+    cfg = Config(
+        images=data / "images",
+        labels=data / "labels",
+        imgsz=128,
+        epochs=2,
+        retrain_epochs=1,
+        batch=8,
+        test_size=4,
+        project_title="PSL loop test",
+    )
     ws = Workspace.create(data / "ws", cfg)
     ingest(ws, images=cfg.images, labels=cfg.labels)
     manual = {p for p, v in ws.store.current_labels().items() if v.source is Source.MANUAL}
 
     # round 0
     run_round(ws, 0, RoundSettings(model="yolo11n.yaml", epochs=2, imgsz=128, batch=8, workers=2))
-    client = connect(ws, url=live_server.url, api_key=live_server.credentials.token,
-                     document_root=live_server.document_root)
+    client = connect(
+        ws, url=live_server.url, api_key=live_server.credentials.token, document_root=live_server.document_root
+    )
     pushed = push(ws, client)
     assert pushed.created == 18
     simulated = simulate(ws, client, count=6)

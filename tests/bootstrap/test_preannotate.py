@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pytest
@@ -30,8 +30,9 @@ class RedSquareFinder(Detector):
         super().__init__(("caf",))
         self.seen_shapes: list[tuple[int, ...]] = []
 
-    def predict_arrays(self, images: Sequence[np.ndarray], *, conf: float = 0.01, imgsz: int = 640,
-                       device: str | None = None) -> list[list[Box]]:
+    def predict_arrays(
+        self, images: Sequence[np.ndarray], *, conf: float = 0.01, imgsz: int = 640, device: str | None = None
+    ) -> list[list[Box]]:
         out = []
         for arr in images:
             self.seen_shapes.append(arr.shape)
@@ -82,11 +83,15 @@ def test_boxes_from_a_reduced_decode_match_the_full_resolution_displayed_photo(t
     info = inspect_photo(images / "p.jpg")
     assert (info.width, info.height) == (2400, 1600)
     ws = Workspace.create(tmp_path / "ws", Config(images=images))
-    ws.store.add_image(ImageRecord(path="p.jpg", sha256=info.sha256, width=info.width, height=info.height,
-                                   orientation=info.orientation))
+    ws.store.add_image(
+        ImageRecord(
+            path="p.jpg", sha256=info.sha256, width=info.width, height=info.height, orientation=info.orientation
+        )
+    )
     finder = RedSquareFinder()
-    stats = preannotate(ws, finder, ws.store.images(), round_no=0, model_version="round-000", imgsz=300, batch=4,
-                        workers=1)
+    stats = preannotate(
+        ws, finder, ws.store.images(), round_no=0, model_version="round-000", imgsz=300, batch=4, workers=1
+    )
     assert stats.predicted == 1
     assert max(finder.seen_shapes[0][:2]) < 2400 / 2, "the photo was decoded at reduced size"
     version = ws.store.current_label("p.jpg")
@@ -118,8 +123,16 @@ def test_several_devices_share_the_photos_and_every_photo_is_predicted_once(tmp_
     for i in range(7):
         _save(_displayed_photo(), images / f"p{i}.jpg", 1)
         ws.store.add_image(ImageRecord(path=f"p{i}.jpg", sha256=f"{i}", width=2400, height=1600))
-    stats = preannotate(ws, RedSquareFinder(), ws.store.images(), round_no=0, model_version="round-000", imgsz=300,
-                        batch=2, device="cpu,cpu")  # two pipelines, as with two GPUs
+    stats = preannotate(
+        ws,
+        RedSquareFinder(),
+        ws.store.images(),
+        round_no=0,
+        model_version="round-000",
+        imgsz=300,
+        batch=2,
+        device="cpu,cpu",
+    )  # two pipelines, as with two GPUs
     assert stats.predicted == 7 and not stats.failed
     assert all(len(ws.store.history(f"p{i}.jpg")) == 1 for i in range(7))
     ws.close()

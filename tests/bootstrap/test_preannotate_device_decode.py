@@ -21,8 +21,11 @@ def _workspace(tmp_path, orientations, **config) -> Workspace:
     ws = Workspace.create(tmp_path / "ws", Config(images=images, **config))
     for o in orientations:
         info = inspect_photo(stored_photo(images / f"o{o}.jpg", o))
-        ws.store.add_image(ImageRecord(path=f"o{o}.jpg", sha256=info.sha256, width=info.width, height=info.height,
-                                       orientation=info.orientation))
+        ws.store.add_image(
+            ImageRecord(
+                path=f"o{o}.jpg", sha256=info.sha256, width=info.width, height=info.height, orientation=info.orientation
+            )
+        )
     return ws
 
 
@@ -30,8 +33,18 @@ def _workspace(tmp_path, orientations, **config) -> Workspace:
 def test_boxes_from_the_device_decode_match_the_full_resolution_displayed_photo(tmp_path, orientation):
     ws = _workspace(tmp_path, [orientation])
     finder = RedSquareFinder()
-    stats = preannotate(ws, finder, ws.store.images(), round_no=0, model_version="round-000", imgsz=300, batch=4,
-                        workers=1, device="cpu", decode="device")
+    stats = preannotate(
+        ws,
+        finder,
+        ws.store.images(),
+        round_no=0,
+        model_version="round-000",
+        imgsz=300,
+        batch=4,
+        workers=1,
+        device="cpu",
+        decode="device",
+    )
     assert stats.decoders == {"device": 1}
     assert finder.seen_shapes == [(200, 300, 3)], "shrunk to the model's size on the device, displayed frame"
     version = ws.store.current_label(f"o{orientation}.jpg")
@@ -43,15 +56,17 @@ def test_boxes_from_the_device_decode_match_the_full_resolution_displayed_photo(
 
 def test_the_workspace_setting_chooses_the_decoder(tmp_path):
     ws = _workspace(tmp_path, [1, 6, 8], predict_decode="device")
-    stats = preannotate(ws, RedSquareFinder(), ws.store.images(), round_no=0, model_version="round-000", imgsz=300,
-                        device="cpu,cpu")  # two pipelines, each with its own device decoder
+    stats = preannotate(
+        ws, RedSquareFinder(), ws.store.images(), round_no=0, model_version="round-000", imgsz=300, device="cpu,cpu"
+    )  # two pipelines, each with its own device decoder
     assert stats.predicted == 3 and stats.decoders == {"device": 3}
     ws.close()
 
 
 def test_auto_decodes_with_pil_when_the_model_runs_on_the_cpu(tmp_path):
     ws = _workspace(tmp_path, [1, 6])
-    stats = preannotate(ws, RedSquareFinder(), ws.store.images(), round_no=0, model_version="round-000", imgsz=300,
-                        device="cpu")
+    stats = preannotate(
+        ws, RedSquareFinder(), ws.store.images(), round_no=0, model_version="round-000", imgsz=300, device="cpu"
+    )
     assert ws.config.predict_decode == "auto" and stats.decoders == {"pil": 2}
     ws.close()

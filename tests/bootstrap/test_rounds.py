@@ -24,14 +24,26 @@ def _workspace(tmp_path, photos: int = 6) -> Workspace:
 
 
 def _reviewed(path: str, ops: list[dict], boxes=(Box("mel", 0, 0, 10, 10),), lead: float = 12.0) -> LabelVersion:
-    return LabelVersion(image_path=path, source=Source.REVIEWED, boxes=tuple(boxes), round=0,
-                        model_version="round-000", reviewer="derm@example.org",
-                        meta={"operations": ops, "lead_time": lead})
+    return LabelVersion(
+        image_path=path,
+        source=Source.REVIEWED,
+        boxes=tuple(boxes),
+        round=0,
+        model_version="round-000",
+        reviewer="derm@example.org",
+        meta={"operations": ops, "lead_time": lead},
+    )
 
 
 def _model(path: str) -> LabelVersion:
-    return LabelVersion(image_path=path, source=Source.MODEL, boxes=(Box("caf", 5, 5, 20, 20, score=0.8),), round=0,
-                        model_version="round-000", uncertainty=0.2)
+    return LabelVersion(
+        image_path=path,
+        source=Source.MODEL,
+        boxes=(Box("caf", 5, 5, 20, 20, score=0.8),),
+        round=0,
+        model_version="round-000",
+        uncertainty=0.2,
+    )
 
 
 def test_retrain_needs_the_previous_round_and_refuses_a_finished_one_unless_forced(tmp_path):

@@ -45,8 +45,11 @@ def test_bootstrap_completes_offline_and_predicts_every_unlabelled_photo(make_wo
     current = ws.store.current_labels()
     predicted = {p for p, v in current.items() if v.source is Source.MODEL}
     assert predicted == unlabelled
-    assert all(v.model_version == "round-000" and v.round == 0 and v.uncertainty is not None
-               for p, v in current.items() if p in predicted)
+    assert all(
+        v.model_version == "round-000" and v.round == 0 and v.uncertainty is not None
+        for p, v in current.items()
+        if p in predicted
+    )
     assert all(v.source is Source.MANUAL for p, v in current.items() if p not in predicted)
     round_dir = ws.round_dir(0)
     for name in ("model.pt", "manifest.json", "train_args.json", "metrics.json", "report.html"):
@@ -74,8 +77,9 @@ def test_a_bootstrap_interrupted_after_training_resumes_without_retraining(make_
 
     import training.detectors.ultralytics as ultra
 
-    monkeypatch.setattr(ultra.UltralyticsDetector, "train",
-                        lambda *a, **k: pytest.fail("a finished round must not be trained again"))
+    monkeypatch.setattr(
+        ultra.UltralyticsDetector, "train", lambda *a, **k: pytest.fail("a finished round must not be trained again")
+    )
     result = run_bootstrap(ws, TINY)
 
     assert not result.trained_now
@@ -93,8 +97,9 @@ def test_splits_are_fixed_once_and_the_test_split_is_never_trained_on(make_works
     manifest = ws.store.manifest(0, 0)
     test_photos = {p for p, s in splits.items() if s == "test"}
     assert test_photos and all(s == "test" for p, _, s in manifest if p in test_photos)
-    view = build_training_view(ws, ws.root / "tmp-view", {p: s for p, _, s in manifest},
-                               {p: ws.store.version(v) for p, v, _ in manifest})
+    view = build_training_view(
+        ws, ws.root / "tmp-view", {p: s for p, _, s in manifest}, {p: ws.store.version(v) for p, v, _ in manifest}
+    )
     trained_on = {rel for _, rel in view.images["train"] + view.images["val"]}
     assert trained_on and not (trained_on & test_photos)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from bootstrap.split import SplitCandidate, late_split, make_splits, held_out_size
+from bootstrap.split import SplitCandidate, held_out_size, late_split, make_splits
 
 CLASSES = ("sl", "fre", "mel", "caf", "ota", "hori")
 

@@ -140,8 +140,15 @@ def test_accepting_every_box_is_no_change_and_any_other_edit_is():
 
 
 def _review(vid: int, parent: int, *ops: str, excluded: bool = False) -> LabelVersion:
-    return LabelVersion(image_path=f"p{vid}.jpg", source=Source.REVIEWED, boxes=(), round=0, excluded=excluded,
-                        meta={"operations": [{"op": op} for op in ops], "prediction_version_id": parent}, id=vid)
+    return LabelVersion(
+        image_path=f"p{vid}.jpg",
+        source=Source.REVIEWED,
+        boxes=(),
+        round=0,
+        excluded=excluded,
+        meta={"operations": [{"op": op} for op in ops], "prediction_version_id": parent},
+        id=vid,
+    )
 
 
 def test_uncertainty_auroc_reads_each_review_against_its_prediction_uncertainty():
@@ -151,8 +158,12 @@ def test_uncertainty_auroc_reads_each_review_against_its_prediction_uncertainty(
 
 
 def test_uncertainty_auroc_leaves_out_excluded_photos_and_unknown_predictions():
-    reviews = [_review(10, 1, "accepted"), _review(11, 2, "deleted"), _review(12, 3, "accepted", excluded=True),
-               _review(13, 4, "accepted")]
+    reviews = [
+        _review(10, 1, "accepted"),
+        _review(11, 2, "deleted"),
+        _review(12, 3, "accepted", excluded=True),
+        _review(13, 4, "accepted"),
+    ]
     # photo 12 (excluded, scored high) and photo 13 (no uncertainty known) would each break the perfect ranking
     assert uncertainty_auroc(reviews, {1: 0.1, 2: 0.5, 3: 0.9, 4: None}) == 1.0
 
@@ -178,8 +189,9 @@ class RedFinder(Detector):
         self.left_only = left_only
         self.calls = 0
 
-    def predict_arrays(self, images: Sequence[np.ndarray], *, conf: float = 0.01, imgsz: int = 640,
-                       device: str | None = None) -> list[list[Box]]:
+    def predict_arrays(
+        self, images: Sequence[np.ndarray], *, conf: float = 0.01, imgsz: int = 640, device: str | None = None
+    ) -> list[list[Box]]:
         self.calls += 1
         out: list[list[Box]] = []
         for arr in images:

@@ -69,8 +69,13 @@ def test_per_class_effort_adds_up_to_the_total_less_the_looks():
 
 def test_the_correction_statistic_prices_only_photos_of_known_size_on_both_sides():
     def reviewed(path: str) -> LabelVersion:
-        return LabelVersion(image_path=path, source=Source.REVIEWED, boxes=LESIONS, round=0,
-                            meta={"operations": _photo([], LESIONS).operations, "lead_time": 99.0})
+        return LabelVersion(
+            image_path=path,
+            source=Source.REVIEWED,
+            boxes=LESIONS,
+            round=0,
+            meta={"operations": _photo([], LESIONS).operations, "lead_time": 99.0},
+        )
 
     summary = correction_summary([reviewed("a.jpg"), reviewed("b.jpg")], sizes={"a.jpg": (W, H)})
     assert summary.photos == 2 and summary.effort.photos == 1

@@ -48,8 +48,14 @@ def _read_everything(s, reader: str) -> list[dict]:
     while (task := next_task(acting, pid)) is not None:
         served.append(task)
         photo = task["data"]["photo"]
-        result = [{"from_name": CLASSES_TAG, "to_name": IMAGE_TAG, "type": "choices",
-                   "value": {"choices": READS[reader][photo]}}]
+        result = [
+            {
+                "from_name": CLASSES_TAG,
+                "to_name": IMAGE_TAG,
+                "type": "choices",
+                "value": {"choices": READS[reader][photo]},
+            }
+        ]
         if reader == READER_B and photo == "p1.jpg":
             result.append(box_to_result(Box(B_BOX_ON_P1, 150, 200, 200, 260), *sizes[photo], "b1"))
         acting.call("reading", acting.sdk.annotations.create, int(task["id"]), idempotent=False, result=result)
@@ -103,8 +109,9 @@ def test_reads_become_doctor_rows_scored_as_a_hand_computation(review_setup, tmp
     for reader in (READER_A, READER_B):
         _read_everything(s, reader)
     pull_readers(s.ws, s.client, out=s.ws.reports_dir / READER_READS_FILE)
-    result = run_benchmark(s.ws, [], tmp_path / "bench", epochs=0, imgsz=64,
-                           readers=default_reader_files(s.ws), n_resamples=0)
+    result = run_benchmark(
+        s.ws, [], tmp_path / "bench", epochs=0, imgsz=64, readers=default_reader_files(s.ws), n_resamples=0
+    )
     rows = {r.name: r.results["all"].image_level for r in result.raters if r.kind == "reader"}
     assert set(rows) == {READER_A, READER_B}
     # A: right on p0, p1, p3; misses caf on p2.  B: misses fre on p0, adds caf on p1, right on p2, p3.

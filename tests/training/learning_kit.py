@@ -26,8 +26,11 @@ from training.metrics import coco_evaluate
 WIDTH, HEIGHT = 160, 120
 SKIN = (224, 180, 150)
 # class -> (fill colour, shape, side range in pixels): dark small squares, light mid ellipses, blue-grey big blobs
-LESIONS = {"sl": ((70, 45, 30), "square", (14, 20)), "caf": ((185, 130, 90), "ellipse", (24, 32)),
-           "ota": ((95, 105, 135), "ellipse", (34, 44))}
+LESIONS = {
+    "sl": ((70, 45, 30), "square", (14, 20)),
+    "caf": ((185, 130, 90), "ellipse", (24, 32)),
+    "ota": ((95, 105, 135), "ellipse", (34, 44)),
+}
 
 
 def _place(rng: np.random.Generator, taken: list[Box], side: int) -> tuple[int, int] | None:
@@ -63,8 +66,9 @@ def write_easy_set(folder: Path, photos: int, seed: int = 0) -> Path:
             boxes.append(Box(label, float(x), float(y), float(x + side), float(y + side)))
         photo = images / f"easy_{i:03d}.png"
         img.save(photo)
-        photo.with_suffix(".xml").write_bytes(voc_xml_bytes(filename=photo.name, path=str(photo), width=WIDTH,
-                                                            height=HEIGHT, depth=3, boxes=boxes))
+        photo.with_suffix(".xml").write_bytes(
+            voc_xml_bytes(filename=photo.name, path=str(photo), width=WIDTH, height=HEIGHT, depth=3, boxes=boxes)
+        )
     return images
 
 
@@ -84,6 +88,7 @@ def map50_on(detector: Detector, ws: Workspace, photos: Sequence[str], *, imgsz:
         rgb, _, _ = decode_displayed(ws.image_path(rel))
         predicted.append(detector.predict_arrays([rgb], conf=0.001, imgsz=imgsz, device="cpu")[0])
         truth.append(list(ws.store.current_labels()[rel].boxes))
-    quality = coco_evaluate(coco_ground_truth(list(photos), truth, ws.config.classes),
-                            coco_results(predicted, ws.config.classes))
+    quality = coco_evaluate(
+        coco_ground_truth(list(photos), truth, ws.config.classes), coco_results(predicted, ws.config.classes)
+    )
     return float(quality.map50 or 0.0)

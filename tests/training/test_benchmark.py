@@ -27,8 +27,9 @@ def benchmark_run(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("bench")
     generate(root / "data", images=36, labelled_fraction=1.0, seed=4)
-    ws = Workspace.create(root / "ws", Config(images=root / "data" / "images", labels=root / "data" / "labels",
-                                              test_fraction=0.3))
+    ws = Workspace.create(
+        root / "ws", Config(images=root / "data" / "images", labels=root / "data" / "labels", test_fraction=0.3)
+    )
     ingest(ws, images=ws.config.images, labels=ws.config.labels)
     splits = ensure_splits(ws)
     test = sorted(p for p, s in splits.items() if s == "test")
@@ -43,9 +44,19 @@ def benchmark_run(tmp_path_factory):
     (root / "readers.csv").write_text("\n".join(lines) + "\n")
     (root / "devices.csv").write_text(f"path,device\n{test[0]},phone\n{test[1]},dslr\n")
     out = root / "report"
-    result = run_benchmark(ws, ["yolo11n", "ssdlite"], out, epochs=1, imgsz=128, batch=8, workers=0,
-                           readers=[root / "readers.csv"], device_csv=root / "devices.csv", device="cpu",
-                           n_resamples=200)
+    result = run_benchmark(
+        ws,
+        ["yolo11n", "ssdlite"],
+        out,
+        epochs=1,
+        imgsz=128,
+        batch=8,
+        workers=0,
+        readers=[root / "readers.csv"],
+        device_csv=root / "devices.csv",
+        device="cpu",
+        n_resamples=200,
+    )
     ws.close()
     return result, test, out
 

@@ -36,14 +36,21 @@ def test_label_files_read_back_into_the_photos_boxes(view_and_labels):
         rec = records[rel]
         back = read_yolo_labels(label_path_for(link), view.classes, rec.width, rec.height)
         assert [b.label for b in back] == [b.label for b in labels[rel].boxes]
-        assert all(math.isclose(u, v, abs_tol=0.01) for a, b in zip(back, labels[rel].boxes, strict=True)
-                   for u, v in ((a.x1, b.x1), (a.y1, b.y1), (a.x2, b.x2), (a.y2, b.y2)))
+        assert all(
+            math.isclose(u, v, abs_tol=0.01)
+            for a, b in zip(back, labels[rel].boxes, strict=True)
+            for u, v in ((a.x1, b.x1), (a.y1, b.y1), (a.x2, b.x2), (a.y2, b.y2))
+        )
 
 
 def test_data_yaml_names_the_split_folders_and_the_classes(view_and_labels):
     yaml = pytest.importorskip("yaml")
     ws, view, _, _ = view_and_labels
     data = yaml.safe_load(view.data_yaml.read_text())
-    assert (data["path"], data["train"], data["val"], data["test"]) == (str(view.root.resolve()), "images/train",
-                                                                        "images/val", "images/test")
+    assert (data["path"], data["train"], data["val"], data["test"]) == (
+        str(view.root.resolve()),
+        "images/train",
+        "images/val",
+        "images/test",
+    )
     assert data["names"] == dict(enumerate(ws.config.classes))

@@ -37,8 +37,11 @@ def test_a_saved_ultralytics_model_reloads_as_ultralytics(tmp_path: Path):
 def test_a_file_of_neither_family_is_one_clear_error_naming_it(tmp_path: Path):
     garbage = tmp_path / "garbage.pt"
     garbage.write_bytes(b"not a checkpoint")
-    with pytest.raises(TrainingError, match=r"garbage\.pt: neither a torchvision model saved by this tool nor an "
-                                            "Ultralytics checkpoint"):
+    with pytest.raises(
+        TrainingError,
+        match=r"garbage\.pt: neither a torchvision model saved by this tool nor an "
+        "Ultralytics checkpoint",
+    ):
         make_detector(str(garbage), CLASSES)
 
 

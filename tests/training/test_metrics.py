@@ -25,15 +25,18 @@ def box(label: str, x1: float, y1: float, x2: float, y2: float, score: float | N
 
 # ---- image level -----------------------------------------------------------------------------
 
+
 def test_counts_per_class_by_hand():
     counts = M.image_counts(TRUE_SETS, PRED_SETS, CLASSES)
     #                                  TP FP FN TN
-    assert counts.tolist() == [[2, 0, 1, 3],  # sl: photos 1,2 found, 6 missed
-                               [0, 0, 2, 4],  # fre: both missed
-                               [2, 0, 0, 4],  # mel
-                               [0, 1, 0, 5],  # caf: one false alarm, absent from the photos
-                               [0, 1, 0, 5],  # ota
-                               [0, 0, 0, 6]]  # hori: nothing anywhere
+    assert counts.tolist() == [
+        [2, 0, 1, 3],  # sl: photos 1,2 found, 6 missed
+        [0, 0, 2, 4],  # fre: both missed
+        [2, 0, 0, 4],  # mel
+        [0, 1, 0, 5],  # caf: one false alarm, absent from the photos
+        [0, 1, 0, 5],  # ota
+        [0, 0, 0, 6],
+    ]  # hori: nothing anywhere
 
 
 def test_ratios_per_class_by_hand():
@@ -87,12 +90,17 @@ def test_predicted_class_present_only_at_or_above_its_threshold():
 
 # ---- confusion matrices ----------------------------------------------------------------------
 
+
 def test_box_confusion_matrix_with_background_by_hand():
     truth = [[box("sl", 0, 0, 10, 10), box("mel", 20, 20, 30, 30), box("fre", 50, 50, 60, 60)]]
-    pred = [[box("sl", 0, 0, 10, 10, 0.9),  # right
-             box("fre", 20, 20, 30, 30, 0.8),  # right place, wrong class
-             box("sl", 1, 1, 10, 10, 0.7),  # duplicate of the first: nothing left to match
-             box("caf", 50, 50, 60, 60, 0.1)]]  # under threshold: ignored, so fre is missed
+    pred = [
+        [
+            box("sl", 0, 0, 10, 10, 0.9),  # right
+            box("fre", 20, 20, 30, 30, 0.8),  # right place, wrong class
+            box("sl", 1, 1, 10, 10, 0.7),  # duplicate of the first: nothing left to match
+            box("caf", 50, 50, 60, 60, 0.1),
+        ]
+    ]  # under threshold: ignored, so fre is missed
     cm = M.box_confusion_matrix(truth, pred, CLASSES, thresholds=0.25)
     bg = len(CLASSES)
     expected = np.zeros((bg + 1, bg + 1), dtype=int)
@@ -130,6 +138,7 @@ def test_image_confusion_matrix_counts_single_lesion_photos_only():
 
 
 # ---- COCOeval --------------------------------------------------------------------------------
+
 
 def test_perfect_predictions_give_map_one():
     photos = ["a.jpg", "b.jpg"]
@@ -186,8 +195,19 @@ def test_exported_files_give_the_same_map_as_pycocotools_directly(tmp_path):
             x, y = rng.uniform(0, 200, 2)
             t.append(box(CLASSES[rng.integers(0, 3)], x, y, x + rng.uniform(10, 60), y + rng.uniform(10, 60)))
         truth.append(t)
-        pred.append([Box(CLASSES[rng.integers(0, 4)], b.x1 + rng.normal(0, 4), b.y1 + rng.normal(0, 4),
-                         b.x2 + rng.normal(0, 4), b.y2, score=float(rng.uniform())) for b in t])
+        pred.append(
+            [
+                Box(
+                    CLASSES[rng.integers(0, 4)],
+                    b.x1 + rng.normal(0, 4),
+                    b.y1 + rng.normal(0, 4),
+                    b.x2 + rng.normal(0, 4),
+                    b.y2,
+                    score=float(rng.uniform()),
+                )
+                for b in t
+            ]
+        )
     gt = coco_ground_truth(photos, truth, CLASSES)
     dt = coco_results(pred, CLASSES)
     (tmp_path / "gt.json").write_text(json.dumps(gt))
@@ -200,6 +220,7 @@ def test_exported_files_give_the_same_map_as_pycocotools_directly(tmp_path):
 
 
 # ---- bootstrap and McNemar -------------------------------------------------------------------
+
 
 def _bigger_case(n: int = 80, seed: int = 1):
     rng = np.random.default_rng(seed)
@@ -255,12 +276,17 @@ def test_mcnemar_without_discordant_pairs_is_one():
 
 # ---- the accumulating evaluator --------------------------------------------------------------
 
+
 def test_clinical_evaluation_by_subset_and_reset():
     ev = M.ClinicalEvaluation(CLASSES, thresholds={"sl": 0.5, "mel": 0.2})
     ev.update([box("sl", 0, 0, 10, 10)], [box("sl", 0, 0, 10, 10, 0.6)], "a.jpg", subset="dslr")
     ev.update([box("mel", 0, 0, 10, 10)], [box("mel", 0, 0, 10, 10, 0.1)], "b.jpg", subset="phone")
-    ev.update([box("mel", 0, 0, 10, 10), box("sl", 20, 20, 30, 30)],
-              [box("mel", 0, 0, 10, 10, 0.3), box("sl", 20, 20, 30, 30, 0.4)], "c.jpg", subset="phone")
+    ev.update(
+        [box("mel", 0, 0, 10, 10), box("sl", 20, 20, 30, 30)],
+        [box("mel", 0, 0, 10, 10, 0.3), box("sl", 20, 20, 30, 30, 0.4)],
+        "c.jpg",
+        subset="phone",
+    )
     everything = ev.compute(n_resamples=50)
     assert everything.correct.tolist() == [True, False, False]
     assert everything.image_level.per_class["mel"].sensitivity == pytest.approx(0.5)

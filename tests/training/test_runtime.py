@@ -56,7 +56,7 @@ def _calibrated_yolo(photos: Sequence[np.ndarray], root: Path) -> Path:
     network.train()
     with torch.no_grad():
         for i in range(0, len(batch), 4):
-            network(batch[i:i + 4])
+            network(batch[i : i + 4])
     network.eval()
     for branch in network.model[-1].cv3:  # the class branch of each scale
         torch.nn.init.constant_(branch[-1].bias, -4.0)
@@ -68,8 +68,11 @@ def photos(synth_set) -> list[np.ndarray]:
     """Decoded synthetic photos of four shapes: landscape, portrait, narrow and a smaller one."""
     paths = sorted((synth_set(40, 0.5, 0) / "images").iterdir())
     decoded = [decode_displayed(p, IMGSZ)[0] for p in paths[:14]]
-    return decoded[8:] + [np.ascontiguousarray(np.rot90(decoded[8])), np.ascontiguousarray(decoded[9][:, :200]),
-                          np.ascontiguousarray(decoded[10][::2, ::2])]
+    return decoded[8:] + [
+        np.ascontiguousarray(np.rot90(decoded[8])),
+        np.ascontiguousarray(decoded[9][:, :200]),
+        np.ascontiguousarray(decoded[10][::2, ::2]),
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -95,9 +98,16 @@ def _unmatched(expected: Sequence[Box], got: Sequence[Box], conf: float) -> list
     left = list(got)
     missing = []
     for box in sorted(expected, key=lambda b: -(b.score or 0.0)):
-        twin = next((b for b in left if b.label == box.label and abs((b.score or 0) - (box.score or 0)) <= SCORE
-                     and max(abs(b.x1 - box.x1), abs(b.y1 - box.y1), abs(b.x2 - box.x2), abs(b.y2 - box.y2))
-                     <= BOX_PX), None)
+        twin = next(
+            (
+                b
+                for b in left
+                if b.label == box.label
+                and abs((b.score or 0) - (box.score or 0)) <= SCORE
+                and max(abs(b.x1 - box.x1), abs(b.y1 - box.y1), abs(b.x2 - box.x2), abs(b.y2 - box.y2)) <= BOX_PX
+            ),
+            None,
+        )
         if twin is None:
             missing.append(box)
         else:

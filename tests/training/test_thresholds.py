@@ -50,10 +50,14 @@ def test_equal_scores_are_kept_or_dropped_together():
 
 def test_a_box_counts_only_on_a_same_class_truth_box_at_iou_half_and_only_once():
     truth = [[Box("mel", 0, 0, 10, 10), Box("sl", 50, 50, 60, 60)]]
-    pred = [[Box("mel", 0, 0, 10, 10, score=0.9),  # hit
-             Box("mel", 1, 0, 10, 10, score=0.8),  # a duplicate of the same lesion
-             Box("fre", 50, 50, 60, 60, score=0.7),  # right place, wrong class
-             Box("sl", 55, 55, 65, 65, score=0.6)]]  # right class, IoU 0.14
+    pred = [
+        [
+            Box("mel", 0, 0, 10, 10, score=0.9),  # hit
+            Box("mel", 1, 0, 10, 10, score=0.8),  # a duplicate of the same lesion
+            Box("fre", 50, 50, 60, 60, score=0.7),  # right place, wrong class
+            Box("sl", 55, 55, 65, 65, score=0.6),
+        ]
+    ]  # right class, IoU 0.14
     scored, counts = score_matches(truth, pred, ("mel", "sl", "fre"))
     assert scored == {"mel": [(0.9, True), (0.8, False)], "sl": [(0.6, False)], "fre": [(0.7, False)]}
     assert counts == {"mel": 1, "sl": 1, "fre": 0}

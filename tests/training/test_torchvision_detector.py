@@ -21,7 +21,7 @@ def _photo(path: Path, rng: np.random.Generator, *, exif_rotated: bool = False) 
     """A 96x64 skin-coloured photo with one dark square; returns its YOLO label line(s)."""
     img = np.full((64, 96, 3), (224, 180, 160), dtype=np.uint8)
     x, y = int(rng.integers(5, 60)), int(rng.integers(5, 30))
-    img[y:y + 24, x:x + 24] = (90, 60, 40)
+    img[y : y + 24, x : x + 24] = (90, 60, 40)
     label = f"0 {(x + 12) / 96:.6f} {(y + 12) / 64:.6f} {24 / 96:.6f} {24 / 64:.6f}"
     pil = Image.fromarray(img)
     if exif_rotated:  # stored rotated; orientation 6 turns it back to the displayed 96x64
@@ -58,8 +58,12 @@ def test_train_one_epoch_predict_and_round_trip(arch: str, tiny_view: TrainingVi
     torch.manual_seed(0)
     det = TorchvisionDetector(CLASSES, arch)
     epochs_seen = []
-    result = det.train(tiny_view, TrainSettings(epochs=1, imgsz=96, batch=3, workers=0, device="cpu"),
-                       tmp_path / "work", progress=lambda done, total: epochs_seen.append((done, total)))
+    result = det.train(
+        tiny_view,
+        TrainSettings(epochs=1, imgsz=96, batch=3, workers=0, device="cpu"),
+        tmp_path / "work",
+        progress=lambda done, total: epochs_seen.append((done, total)),
+    )
     assert epochs_seen == [(1, 1)]
     assert result.weights.exists() and result.epochs_run == 1 and result.train_seconds > 0
     assert np.isfinite(result.metrics["loss"])
@@ -90,7 +94,7 @@ def test_training_photos_are_read_as_displayed_with_their_yolo_boxes(tiny_view: 
     x1, y1, x2, y2 = target["boxes"][0].tolist()
     assert target["labels"].tolist() == [1]  # class 0 (sl) + 1: index 0 is background
     assert (x2 - x1, y2 - y1) == (pytest.approx(48, abs=0.01), pytest.approx(48, abs=0.01))
-    patch = image[:, round(y1) + 4:round(y2) - 4, round(x1) + 4:round(x2) - 4]
+    patch = image[:, round(y1) + 4 : round(y2) - 4, round(x1) + 4 : round(x2) - 4]
     assert float(patch.mean()) < 0.4  # the dark square sits under its box
 
 

@@ -53,9 +53,11 @@ def load_detector(path: Path, classes: Sequence[str], *, verbose: bool = False) 
         return TorchvisionDetector.load(path, classes, verbose=verbose)
     if is_ultralytics_checkpoint(path):
         return UltralyticsDetector.load(path, classes, verbose=verbose)
-    raise TrainingError(f"{path}: neither a torchvision model saved by this tool nor an Ultralytics checkpoint; "
-                        "name a model.pt a round or the benchmark wrote (torchvision weights of your own go with "
-                        "their architecture: make_detector('ssdlite', classes, weights=...))")
+    raise TrainingError(
+        f"{path}: neither a torchvision model saved by this tool nor an Ultralytics checkpoint; "
+        "name a model.pt a round or the benchmark wrote (torchvision weights of your own go with "
+        "their architecture: make_detector('ssdlite', classes, weights=...))"
+    )
 
 
 __all__ = ["Detector", "TrainingView", "TrainResult", "TrainSettings", "load_detector", "make_detector", "register"]

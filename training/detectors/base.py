@@ -67,19 +67,22 @@ class Detector(abc.ABC):
         self.classes = tuple(classes)
 
     @abc.abstractmethod
-    def train(self, view: TrainingView, settings: TrainSettings, workdir: Path,
-              progress: ProgressCallback | None = None) -> TrainResult:
+    def train(
+        self, view: TrainingView, settings: TrainSettings, workdir: Path, progress: ProgressCallback | None = None
+    ) -> TrainResult:
         """Train in `workdir` (everything the framework writes stays there)."""
 
     @abc.abstractmethod
-    def predict_arrays(self, images: Sequence[np.ndarray], *, conf: float = 0.01, imgsz: int = 640,
-                       device: str | None = None) -> list[list[Box]]:
+    def predict_arrays(
+        self, images: Sequence[np.ndarray], *, conf: float = 0.01, imgsz: int = 640, device: str | None = None
+    ) -> list[list[Box]]:
         """Boxes in each array's own pixel frame (RGB uint8 (H, W, 3) inputs), scores set.
         device: None (GPU if present), "cpu" or a GPU index such as "0"."""
 
     @abc.abstractmethod
-    def validate(self, view: TrainingView, split: str, *, imgsz: int, batch: int, workdir: Path,
-                 device: str | None = None) -> dict[str, Any]:
+    def validate(
+        self, view: TrainingView, split: str, *, imgsz: int, batch: int, workdir: Path, device: str | None = None
+    ) -> dict[str, Any]:
         """Detection quality on one split of the view: {"map50", "map50_95", "per_class": {label:
         {"map50", "map50_95", ...}} over the classes present, "images"}, plus what the family
         measures besides; {} when the split has no photos. Anything the framework writes goes

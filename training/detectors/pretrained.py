@@ -36,8 +36,10 @@ def checkpoint_file(path: str | Path) -> Path:
     """The checkpoint as an existing local file, or one clear error (nothing is ever downloaded)."""
     file = Path(path).expanduser()
     if not file.is_file():
-        raise TrainingError(f"{file}: pretrained checkpoint not found; name a local weights file (nothing is "
-                            "downloaded), or remove `pretrained` from [train] in annotator.toml")
+        raise TrainingError(
+            f"{file}: pretrained checkpoint not found; name a local weights file (nothing is "
+            "downloaded), or remove `pretrained` from [train] in annotator.toml"
+        )
     return file
 
 
@@ -79,7 +81,14 @@ def transfer_by_name(module: torch.nn.Module, state: Mapping[str, torch.Tensor])
 def record(path: Path, transferred: int, checkpoint_tensors: int, module: torch.nn.Module) -> PretrainedWeights:
     """The provenance of a transfer; refuses one that transferred nothing (the wrong file for this model)."""
     if transferred == 0:
-        raise TrainingError(f"{path}: no tensor of this checkpoint fits the model (names and shapes differ); name "
-                            "weights of the same architecture (e.g. yolo11n.pt or yolo11n-cls.pt for yolo11n)")
-    return PretrainedWeights(name=path.name, sha256=sha256_of(path), tensors=transferred,
-                             checkpoint_tensors=checkpoint_tensors, model_tensors=len(module.state_dict()))
+        raise TrainingError(
+            f"{path}: no tensor of this checkpoint fits the model (names and shapes differ); name "
+            "weights of the same architecture (e.g. yolo11n.pt or yolo11n-cls.pt for yolo11n)"
+        )
+    return PretrainedWeights(
+        name=path.name,
+        sha256=sha256_of(path),
+        tensors=transferred,
+        checkpoint_tensors=checkpoint_tensors,
+        model_tensors=len(module.state_dict()),
+    )

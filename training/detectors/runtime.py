@@ -67,8 +67,11 @@ def _current(path: Path, source_sha256: str) -> bool:
     except Exception:  # truncated or not an ONNX file
         return False
     meta = {p.key: p.value for p in model.metadata_props}
-    return (meta.get(_SOURCE_KEY) == source_sha256 and meta.get(_TOOLS_KEY) == _tool_versions()
-            and meta.get(_GRAPH_KEY) == _graph_digest(model))
+    return (
+        meta.get(_SOURCE_KEY) == source_sha256
+        and meta.get(_TOOLS_KEY) == _tool_versions()
+        and meta.get(_GRAPH_KEY) == _graph_digest(model)
+    )
 
 
 def export_onnx(weights: Path) -> Path:
@@ -92,8 +95,10 @@ def export_onnx(weights: Path) -> Path:
     try:
         import onnx  # noqa: F401  (pinned in constraints.txt; Ultralytics would otherwise try to install it)
     except ImportError as exc:
-        raise TrainingError("the onnx package is missing; reinstall the environment (make venv) or set "
-                            "[predict] backend = \"torch\" in annotator.toml") from exc
+        raise TrainingError(
+            "the onnx package is missing; reinstall the environment (make venv) or set "
+            '[predict] backend = "torch" in annotator.toml'
+        ) from exc
     work = Path(tempfile.mkdtemp(prefix=f".{weights.stem}-onnx-", dir=weights.parent))
     try:
         copy = work / weights.name
@@ -115,11 +120,15 @@ def _export(weights: Path) -> Path:
             warnings.simplefilter("ignore")  # tracer and deprecation chatter from torch.onnx
             made = YOLO(str(weights)).export(format="onnx", dynamic=True, simplify=False, device="cpu", verbose=False)
     except Exception as exc:
-        raise TrainingError(f"{weights.name}: export to ONNX failed ({exc}); set [predict] backend = \"torch\" "
-                            "in annotator.toml to predict with PyTorch") from exc
+        raise TrainingError(
+            f'{weights.name}: export to ONNX failed ({exc}); set [predict] backend = "torch" '
+            "in annotator.toml to predict with PyTorch"
+        ) from exc
     if not made or not Path(made).is_file():
-        raise TrainingError(f"{weights.name}: export to ONNX wrote no file; set [predict] backend = \"torch\" "
-                            "in annotator.toml to predict with PyTorch")
+        raise TrainingError(
+            f'{weights.name}: export to ONNX wrote no file; set [predict] backend = "torch" '
+            "in annotator.toml to predict with PyTorch"
+        )
     return Path(made)
 
 
@@ -128,8 +137,11 @@ def _stamp(path: Path, source_sha256: str) -> None:
     import onnx
 
     model = onnx.load(str(path))
-    for key, value in ((_SOURCE_KEY, source_sha256), (_TOOLS_KEY, _tool_versions()),
-                       (_GRAPH_KEY, _graph_digest(model))):
+    for key, value in (
+        (_SOURCE_KEY, source_sha256),
+        (_TOOLS_KEY, _tool_versions()),
+        (_GRAPH_KEY, _graph_digest(model)),
+    ):
         prop = model.metadata_props.add()
         prop.key, prop.value = key, value
     onnx.save(model, str(path))
@@ -155,13 +167,17 @@ def _check_against_torch(weights: Path, onnx_path: Path) -> None:
     expected = (expected[0] if isinstance(expected, (list, tuple)) else expected).numpy()  # (1, 4 + nc, anchors)
     got = _session(onnx_path, threads=1).run(None, {"images": x})[0]
     if got.shape != expected.shape:
-        raise TrainingError(f"{onnx_path.name}: the export's output has shape {got.shape}, PyTorch's {expected.shape}; "
-                            "set [predict] backend = \"torch\" in annotator.toml")
+        raise TrainingError(
+            f"{onnx_path.name}: the export's output has shape {got.shape}, PyTorch's {expected.shape}; "
+            'set [predict] backend = "torch" in annotator.toml'
+        )
     box_error = float(np.abs(got[:, :4] - expected[:, :4]).max())
     score_error = float(np.abs(got[:, 4:] - expected[:, 4:]).max())
     if box_error > _CHECK_BOX_PX or score_error > _CHECK_SCORE:
-        raise TrainingError(f"{onnx_path.name}: the export disagrees with PyTorch (boxes {box_error:.3g} px, scores "
-                            f"{score_error:.3g}); set [predict] backend = \"torch\" in annotator.toml")
+        raise TrainingError(
+            f"{onnx_path.name}: the export disagrees with PyTorch (boxes {box_error:.3g} px, scores "
+            f'{score_error:.3g}); set [predict] backend = "torch" in annotator.toml'
+        )
 
 
 def _session(path: Path, *, threads: int) -> Any:
@@ -170,8 +186,10 @@ def _session(path: Path, *, threads: int) -> Any:
     try:
         import onnxruntime as ort
     except ImportError as exc:
-        raise TrainingError("the onnxruntime package is missing; reinstall the environment (make venv) or set "
-                            "[predict] backend = \"torch\" in annotator.toml") from exc
+        raise TrainingError(
+            "the onnxruntime package is missing; reinstall the environment (make venv) or set "
+            '[predict] backend = "torch" in annotator.toml'
+        ) from exc
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
@@ -181,8 +199,10 @@ def _session(path: Path, *, threads: int) -> Any:
     try:
         return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # ONNX Runtime raises its own error types
-        raise TrainingError(f"{path}: ONNX Runtime cannot load it ({exc}); delete it to export again, or set "
-                            "[predict] backend = \"torch\" in annotator.toml") from exc
+        raise TrainingError(
+            f"{path}: ONNX Runtime cannot load it ({exc}); delete it to export again, or set "
+            '[predict] backend = "torch" in annotator.toml'
+        ) from exc
 
 
 class RuntimeDetector(Detector):
@@ -215,8 +235,15 @@ class RuntimeDetector(Detector):
         """Wrap `source` (loaded from `weights`) with the cached export of `weights`, exporting it when needed."""
         return cls(source, export_onnx(weights), threads=threads)
 
-    def predict_arrays(self, images: Sequence[np.ndarray], *, conf: float = 0.01, imgsz: int = 640,
-                       device: str | None = None, half: bool | None = None) -> list[list[Box]]:
+    def predict_arrays(
+        self,
+        images: Sequence[np.ndarray],
+        *,
+        conf: float = 0.01,
+        imgsz: int = 640,
+        device: str | None = None,
+        half: bool | None = None,
+    ) -> list[list[Box]]:
         """As `Detector.predict_arrays`; a GPU device goes to the PyTorch detector. `half` is ignored on the CPU."""
         if device not in (None, "cpu"):
             return self.source.predict_arrays(images, conf=conf, imgsz=imgsz, device=device)
@@ -230,14 +257,17 @@ class RuntimeDetector(Detector):
         out: list[list[Box]] = [[] for _ in images]
         for shape in dict.fromkeys(p.shape for p in padded):
             members = [i for i, p in enumerate(padded) if p.shape == shape]
-            for i, boxes in zip(members, self._predict_same_shape([padded[i] for i in members],
-                                                                   [images[i].shape for i in members], conf),
-                                strict=True):
+            for i, boxes in zip(
+                members,
+                self._predict_same_shape([padded[i] for i in members], [images[i].shape for i in members], conf),
+                strict=True,
+            ):
                 out[i] = boxes
         return out
 
-    def _predict_same_shape(self, padded: Sequence[np.ndarray], shapes: Sequence[tuple[int, ...]],
-                            conf: float) -> list[list[Box]]:
+    def _predict_same_shape(
+        self, padded: Sequence[np.ndarray], shapes: Sequence[tuple[int, ...]], conf: float
+    ) -> list[list[Box]]:
         import torch
         from ultralytics.utils import nms, ops
 
@@ -245,25 +275,32 @@ class RuntimeDetector(Detector):
         x = np.empty((stacked.shape[0], 3, *stacked.shape[1:3]), dtype=np.float32)  # (N, 3, H, W) in [0, 1]
         np.divide(stacked.transpose(0, 3, 1, 2), np.float32(255), out=x)
         raw = self.session.run(None, {"images": x})[0]  # (N, 4 + nc, anchors): xywh in input pixels, class scores
-        kept = nms.non_max_suppression(torch.from_numpy(raw), conf, self.iou, None, False, max_det=self.max_det,
-                                       nc=0)  # per photo (M, 6): x1, y1, x2, y2, score, class
+        kept = nms.non_max_suppression(
+            torch.from_numpy(raw), conf, self.iou, None, False, max_det=self.max_det, nc=0
+        )  # per photo (M, 6): x1, y1, x2, y2, score, class
         result = []
         for det, shape in zip(kept, shapes, strict=True):
             det[:, :4] = ops.scale_boxes(x.shape[2:], det[:, :4], shape)  # back to the array's pixels, clipped
-            result.append([Box(self.classes[int(c)], float(x1), float(y1), float(x2), float(y2), score=float(s))
-                           for x1, y1, x2, y2, s, c in det.numpy()])
+            result.append(
+                [
+                    Box(self.classes[int(c)], float(x1), float(y1), float(x2), float(y2), score=float(s))
+                    for x1, y1, x2, y2, s, c in det.numpy()
+                ]
+            )
         return result
 
     def replicate(self) -> RuntimeDetector:
         """Another session on the same export (one per pipeline); the PyTorch detector is shared, not copied."""
         return RuntimeDetector(self.source, self.onnx_path, threads=self.threads)
 
-    def train(self, view: TrainingView, settings: TrainSettings, workdir: Path,
-              progress: ProgressCallback | None = None) -> TrainResult:
+    def train(
+        self, view: TrainingView, settings: TrainSettings, workdir: Path, progress: ProgressCallback | None = None
+    ) -> TrainResult:
         raise TrainingError("an exported model only predicts; train the PyTorch detector (make_detector) instead")
 
-    def validate(self, view: TrainingView, split: str, *, imgsz: int, batch: int, workdir: Path,
-                 device: str | None = None) -> dict[str, Any]:
+    def validate(
+        self, view: TrainingView, split: str, *, imgsz: int, batch: int, workdir: Path, device: str | None = None
+    ) -> dict[str, Any]:
         return self.source.validate(view, split, imgsz=imgsz, batch=batch, workdir=workdir, device=device)
 
     def save(self, path: Path) -> Path:
@@ -285,8 +322,11 @@ def exportable(detector: Detector) -> bool:
     (not RT-DETR, not the NMS-free end-to-end heads, whose outputs are post-processed differently)."""
     model = getattr(detector, "model", None)
     network = getattr(model, "model", None)
-    return (type(model).__name__ == "YOLO" and getattr(model, "task", None) == "detect"
-            and not getattr(network, "end2end", False))
+    return (
+        type(model).__name__ == "YOLO"
+        and getattr(model, "task", None) == "detect"
+        and not getattr(network, "end2end", False)
+    )
 
 
 def runs_on_cpu(device: str | None) -> bool:
@@ -300,8 +340,14 @@ def runs_on_cpu(device: str | None) -> bool:
     return not torch.cuda.is_available()
 
 
-def prediction_detector(detector: Detector, weights: Path | None, *, backend: str = "auto",
-                        device: str | None = None, photos: int | None = None) -> tuple[Detector, str]:
+def prediction_detector(
+    detector: Detector,
+    weights: Path | None,
+    *,
+    backend: str = "auto",
+    device: str | None = None,
+    photos: int | None = None,
+) -> tuple[Detector, str]:
     """The detector to predict with, and a note naming the backend (and why, when PyTorch is kept).
 
     backend "torch": `detector` itself. "auto" or "onnx": where the CPU predicts, a `RuntimeDetector` over the
@@ -318,17 +364,25 @@ def prediction_detector(detector: Detector, weights: Path | None, *, backend: st
 
     if not isinstance(detector, UltralyticsDetector) or not exportable(detector):
         if backend == "onnx":
-            raise TrainingError(f"{getattr(detector, 'spec', detector.family)} is not exported: ONNX Runtime runs "
-                                "Ultralytics YOLO detectors with NMS after the network; set [predict] backend = "
-                                "\"torch\" or \"auto\" in annotator.toml")
+            raise TrainingError(
+                f"{getattr(detector, 'spec', detector.family)} is not exported: ONNX Runtime runs "
+                "Ultralytics YOLO detectors with NMS after the network; set [predict] backend = "
+                '"torch" or "auto" in annotator.toml'
+            )
         return detector, "torch"
-    if (backend == "auto" and photos is not None and photos < AUTO_MIN_PHOTOS and weights is not None
-            and not (Path(weights).is_file() and _current(exported_path(weights), sha256_of(weights)))):
+    if (
+        backend == "auto"
+        and photos is not None
+        and photos < AUTO_MIN_PHOTOS
+        and weights is not None
+        and not (Path(weights).is_file() and _current(exported_path(weights), sha256_of(weights)))
+    ):
         return detector, f"torch ({photos} photos: fewer than the {AUTO_MIN_PHOTOS} an ONNX export pays for)"
     try:
         if weights is None or not is_ultralytics_checkpoint(Path(weights)):
-            raise TrainingError(f"{weights}: no Ultralytics checkpoint to export; set [predict] backend = \"torch\" "
-                                "in annotator.toml")
+            raise TrainingError(
+                f'{weights}: no Ultralytics checkpoint to export; set [predict] backend = "torch" in annotator.toml'
+            )
         return RuntimeDetector.from_weights(detector, Path(weights)), RUNTIME
     except TrainingError as exc:
         if backend == "onnx":

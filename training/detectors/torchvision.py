@@ -62,8 +62,9 @@ def _read_weights(path: Path) -> dict[str, Any]:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickles of arbitrary objects, truncated files, not a torch file
-        raise TrainingError(f"{path}: cannot read it as torch weights ({exc}); name a state_dict or a file "
-                            "written by this tool") from exc
+        raise TrainingError(
+            f"{path}: cannot read it as torch weights ({exc}); name a state_dict or a file written by this tool"
+        ) from exc
 
 
 def is_torchvision_checkpoint(path: Path) -> bool:
@@ -100,8 +101,11 @@ def _load_in_order(module: torch.nn.Module, state: dict[str, torch.Tensor], sour
     Detection backbones rename and regroup layers, so tensors are paired in order, by shape:
     each source tensor (classifier excluded) goes to the next target tensor of the same shape.
     """
-    src = [(k, v) for k, v in state.items()
-           if not k.startswith(("fc.", "classifier.", "head.")) and not k.endswith("num_batches_tracked")]
+    src = [
+        (k, v)
+        for k, v in state.items()
+        if not k.startswith(("fc.", "classifier.", "head.")) and not k.endswith("num_batches_tracked")
+    ]
     own = [(k, v) for k, v in module.state_dict().items() if not k.endswith("num_batches_tracked")]
     loaded: dict[str, torch.Tensor] = {}
     j = 0
@@ -110,9 +114,11 @@ def _load_in_order(module: torch.nn.Module, state: dict[str, torch.Tensor], sour
             loaded[key] = src[j][1]
             j += 1
     if not src or j < 0.9 * len(src):
-        raise TrainingError(f"{source}: only {j} of {len(src)} backbone tensors fit this architecture's backbone; "
-                            "name the ImageNet weights of the matching classifier (e.g. resnet50 for "
-                            "fasterrcnn_resnet50)")
+        raise TrainingError(
+            f"{source}: only {j} of {len(src)} backbone tensors fit this architecture's backbone; "
+            "name the ImageNet weights of the matching classifier (e.g. resnet50 for "
+            "fasterrcnn_resnet50)"
+        )
     module.load_state_dict(loaded, strict=False)
     return j
 
@@ -148,6 +154,7 @@ def build_model(arch: str, num_classes: int, *, full_tail: bool = False) -> torc
 
 
 # ---- data -----------------------------------------------------------------------------------
+
 
 def _resize_long_side(rgb: np.ndarray, side: int) -> tuple[np.ndarray, float, float]:
     """Resize (H, W, 3) so the long side is `side`; returns (pixels, sx, sy): original pixels per resized pixel."""
@@ -200,6 +207,7 @@ def _collate(batch):
 
 # ---- the detector ---------------------------------------------------------------------------
 
+
 class TorchvisionDetector(Detector):
     """SSD / Faster R-CNN from torchvision.
 
@@ -212,9 +220,17 @@ class TorchvisionDetector(Detector):
 
     family = "torchvision"
 
-    def __init__(self, classes: Sequence[str], arch: str = "ssdlite", weights: str | Path | None = None,
-                 pretrained: str | Path | None = None, *, imgsz: int = 640, full_tail: bool = False,
-                 verbose: bool = False) -> None:
+    def __init__(
+        self,
+        classes: Sequence[str],
+        arch: str = "ssdlite",
+        weights: str | Path | None = None,
+        pretrained: str | Path | None = None,
+        *,
+        imgsz: int = 640,
+        full_tail: bool = False,
+        verbose: bool = False,
+    ) -> None:
         super().__init__(classes)
         self.arch = arch
         self.imgsz = int(imgsz)
@@ -251,8 +267,9 @@ class TorchvisionDetector(Detector):
         self.device = device
 
     # -- train
-    def train(self, view: TrainingView, settings: TrainSettings, workdir: Path,
-              progress: ProgressCallback | None = None) -> TrainResult:
+    def train(
+        self, view: TrainingView, settings: TrainSettings, workdir: Path, progress: ProgressCallback | None = None
+    ) -> TrainResult:
         if tuple(view.classes) != self.classes:
             raise TrainingError(f"the training view's classes {view.classes} differ from the model's {self.classes}")
         items = view.images.get("train", [])
@@ -268,8 +285,13 @@ class TorchvisionDetector(Detector):
         generator = torch.Generator().manual_seed(settings.seed)
         loader = torch.utils.data.DataLoader(
             _ViewDataset(items, self.classes, self._input_side(self.imgsz), augment=True),
-            batch_size=max(1, settings.batch), shuffle=True, collate_fn=_collate, num_workers=settings.workers,
-            generator=generator, drop_last=len(items) > settings.batch)
+            batch_size=max(1, settings.batch),
+            shuffle=True,
+            collate_fn=_collate,
+            num_workers=settings.workers,
+            generator=generator,
+            drop_last=len(items) > settings.batch,
+        )
         lr = float(settings.extra.get("lr", 1e-3))
         params = [p for p in self.model.parameters() if p.requires_grad]
         if settings.extra.get("optimizer", "adamw").lower() == "sgd":
@@ -279,8 +301,13 @@ class TorchvisionDetector(Detector):
         total = max(1, settings.epochs * len(loader))
         warmup = min(100, max(1, total // 10))
         scheduler = torch.optim.lr_scheduler.LambdaLR(  # linear warm-up, then cosine down to 5 % of lr
-            optimizer, lambda s: (s + 1) / warmup if s < warmup
-            else 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * (s - warmup) / max(1, total - warmup))))
+            optimizer,
+            lambda s: (
+                (s + 1) / warmup
+                if s < warmup
+                else 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * (s - warmup) / max(1, total - warmup)))
+            ),
+        )
         history: list[float] = []
         skipped = 0
         for epoch in range(settings.epochs):
@@ -306,16 +333,28 @@ class TorchvisionDetector(Detector):
             if progress:
                 progress(epoch + 1, settings.epochs)
         weights = self.save(workdir / "weights.pt")
-        metrics: dict[str, Any] = {"loss": history[-1] if history else None, "loss_history": history,
-                                   "skipped_batches": skipped}
+        metrics: dict[str, Any] = {
+            "loss": history[-1] if history else None,
+            "loss_history": history,
+            "skipped_batches": skipped,
+        }
         val = self.validate(view, "val", imgsz=self.imgsz, batch=max(1, settings.batch), workdir=workdir)
         if val:
             metrics.update(val_map50=val["map50"], val_map50_95=val["map50_95"])
-        return TrainResult(weights=weights, metrics=metrics, train_seconds=time.perf_counter() - started,
-                           epochs_run=settings.epochs)
+        return TrainResult(
+            weights=weights, metrics=metrics, train_seconds=time.perf_counter() - started, epochs_run=settings.epochs
+        )
 
-    def validate(self, view: TrainingView, split: str, *, imgsz: int, batch: int = 8, workdir: Path | None = None,
-                 device: str | None = None) -> dict[str, Any]:
+    def validate(
+        self,
+        view: TrainingView,
+        split: str,
+        *,
+        imgsz: int,
+        batch: int = 8,
+        workdir: Path | None = None,
+        device: str | None = None,
+    ) -> dict[str, Any]:
         """COCO mAP (pycocotools) on a split of the view, photos at the model's input size; writes nothing."""
         items = view.images.get(split, [])
         if not items:
@@ -331,19 +370,33 @@ class TorchvisionDetector(Detector):
             arrays = [(image.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8) for image, _ in chunk]
             pred.extend(self.predict_arrays(arrays, conf=0.001, imgsz=imgsz, device=device, batch=step))
             for _, target in chunk:  # boxes (N, 4) in the input's pixels, labels (N,) 1-based
-                truth.append([Box(self.classes[int(c) - 1], float(x1), float(y1), float(x2), float(y2))
-                              for (x1, y1, x2, y2), c in zip(target["boxes"].tolist(), target["labels"].tolist(),
-                                                             strict=True)])
-        quality = coco_evaluate(coco_ground_truth([rel for _, rel in items], truth, self.classes),
-                                coco_results(pred, self.classes))
-        per_class = {c: {"map50": v["ap50"], "map50_95": v["ap50_95"]} for c, v in quality.per_class.items()
-                     if v["ap50"] is not None}
+                truth.append(
+                    [
+                        Box(self.classes[int(c) - 1], float(x1), float(y1), float(x2), float(y2))
+                        for (x1, y1, x2, y2), c in zip(target["boxes"].tolist(), target["labels"].tolist(), strict=True)
+                    ]
+                )
+        quality = coco_evaluate(
+            coco_ground_truth([rel for _, rel in items], truth, self.classes), coco_results(pred, self.classes)
+        )
+        per_class = {
+            c: {"map50": v["ap50"], "map50_95": v["ap50_95"]}
+            for c, v in quality.per_class.items()
+            if v["ap50"] is not None
+        }
         return {"map50": quality.map50, "map50_95": quality.map50_95, "per_class": per_class, "images": len(items)}
 
     # -- predict
     @torch.inference_mode()
-    def predict_arrays(self, images: Sequence[np.ndarray], *, conf: float = 0.01, imgsz: int = 640,
-                       device: str | None = None, batch: int = 8) -> list[list[Box]]:
+    def predict_arrays(
+        self,
+        images: Sequence[np.ndarray],
+        *,
+        conf: float = 0.01,
+        imgsz: int = 640,
+        device: str | None = None,
+        batch: int = 8,
+    ) -> list[list[Box]]:
         if not images:
             return []
         if device is not None:
@@ -354,16 +407,18 @@ class TorchvisionDetector(Detector):
         side = self._input_side(imgsz)
         out: list[list[Box]] = []
         for start in range(0, len(images), batch):
-            arrays = [np.asarray(a, dtype=np.uint8) for a in images[start:start + batch]]
+            arrays = [np.asarray(a, dtype=np.uint8) for a in images[start : start + batch]]
             chunk = [_resize_long_side(a, side) for a in arrays]
             results = self.model([_to_tensor(rgb).to(self.device) for rgb, _, _ in chunk])
             for array, (_, sx, sy), res in zip(arrays, chunk, results, strict=True):
                 xyxy = res["boxes"].cpu().numpy()  # (N, 4) in the resized input's pixels
                 scores = res["scores"].cpu().numpy()  # (N,)
                 labels = res["labels"].cpu().numpy()  # (N,) 1-based, 0 = background
-                found = [Box(self.classes[int(c) - 1], float(x1), float(y1), float(x2), float(y2), score=float(s))
-                         for (x1, y1, x2, y2), s, c in zip(xyxy, scores, labels, strict=True)
-                         if 1 <= int(c) <= len(self.classes) and s >= conf]
+                found = [
+                    Box(self.classes[int(c) - 1], float(x1), float(y1), float(x2), float(y2), score=float(s))
+                    for (x1, y1, x2, y2), s, c in zip(xyxy, scores, labels, strict=True)
+                    if 1 <= int(c) <= len(self.classes) and s >= conf
+                ]
                 out.append(boxes_to_photo(found, sx, sy, array.shape[1], array.shape[0]))
         return out
 
@@ -373,8 +428,17 @@ class TorchvisionDetector(Detector):
         path.parent.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
         tmp = path.with_name(path.name + ".tmp")
-        torch.save({"format": FILE_FORMAT, "arch": self.arch, "classes": list(self.classes), "imgsz": self.imgsz,
-                    "full_tail": self.full_tail, "state_dict": state}, tmp)
+        torch.save(
+            {
+                "format": FILE_FORMAT,
+                "arch": self.arch,
+                "classes": list(self.classes),
+                "imgsz": self.imgsz,
+                "full_tail": self.full_tail,
+                "state_dict": state,
+            },
+            tmp,
+        )
         tmp.replace(path)
         return path
 
@@ -382,14 +446,23 @@ class TorchvisionDetector(Detector):
     def load(cls, path: Path, classes: Sequence[str] | None = None, *, verbose: bool = False) -> TorchvisionDetector:
         payload = _read_weights(Path(path))
         if payload.get("format") != FILE_FORMAT:
-            raise TrainingError(f"{path}: not a file written by this tool's torchvision detector; pass it as "
-                                "weights= with the architecture instead")
+            raise TrainingError(
+                f"{path}: not a file written by this tool's torchvision detector; pass it as "
+                "weights= with the architecture instead"
+            )
         saved = tuple(payload["classes"])
         if classes is not None and tuple(classes) != saved:
-            raise TrainingError(f"{path}: trained for classes {saved}, not {tuple(classes)}; use the workspace "
-                                "the model was trained for")
-        det = cls(saved, payload["arch"], imgsz=int(payload.get("imgsz", 640)),
-                  full_tail=bool(payload.get("full_tail", False)), verbose=verbose)
+            raise TrainingError(
+                f"{path}: trained for classes {saved}, not {tuple(classes)}; use the workspace "
+                "the model was trained for"
+            )
+        det = cls(
+            saved,
+            payload["arch"],
+            imgsz=int(payload.get("imgsz", 640)),
+            full_tail=bool(payload.get("full_tail", False)),
+            verbose=verbose,
+        )
         det.model.load_state_dict(payload["state_dict"])
         return det
 

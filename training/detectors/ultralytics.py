@@ -37,8 +37,10 @@ def _resolve_spec(spec: str) -> str:
         return str(ours)
     if spec.endswith((".yaml", ".yml")):
         return spec  # resolved by Ultralytics from its packaged cfg/models
-    raise TrainingError(f"model {spec!r} is not a local file; name a YAML (e.g. yolo11n.yaml) or the path of weights "
-                        "you have on disk (nothing is downloaded)")
+    raise TrainingError(
+        f"model {spec!r} is not a local file; name a YAML (e.g. yolo11n.yaml) or the path of weights "
+        "you have on disk (nothing is downloaded)"
+    )
 
 
 def is_ultralytics_checkpoint(path: Path) -> bool:
@@ -57,8 +59,10 @@ def _ultralytics_state_dict(path: Path) -> dict[str, Any]:
     """The tensors of an Ultralytics checkpoint (EMA weights when present), e.g. yolo11n.pt or yolo11n-cls.pt.
     Its pickle is unpickled by Ultralytics, as `YOLO(path)` would: name only files you trust."""
     if not is_ultralytics_checkpoint(path):
-        raise TrainingError(f"{path}: neither a state_dict nor an Ultralytics checkpoint; name yolo*.pt or "
-                            "yolo*-cls.pt weights, or a file of tensors")
+        raise TrainingError(
+            f"{path}: neither a state_dict nor an Ultralytics checkpoint; name yolo*.pt or "
+            "yolo*-cls.pt weights, or a file of tensors"
+        )
     from ultralytics.nn.tasks import load_checkpoint
 
     try:
@@ -95,7 +99,7 @@ def _trainer_starting_from(model: Any) -> type:
     return StartFromTransferred
 
 
-FINE_TUNE_LR0 = 0.0002  # a warm start's AdamW learning rate: a fifth of a fresh start's (docs/training-recipe.md)
+FINE_TUNE_LR0 = 0.0005  # a warm start's AdamW learning rate, half a fresh start's (docs/training-recipe.md)
 FACE_AUGMENTATION: dict[str, float] = {
     "fliplr": 0.5,  # a mirrored face is a plausible face, and lesions sit on either side
     "flipud": 0.0,  # an upside-down face is not
@@ -118,7 +122,8 @@ def recipe_args(n_train: int, n_classes: int, settings: TrainSettings, *, warm_s
     - One optimizer step per batch (`nbs` = batch): Ultralytics accumulates gradients up to a nominal batch
       of 64, which gives a 72-photo seed set at batch 8 about one optimizer step per epoch.
     - AdamW, explicitly; a warm start (round N from round N-1's weights) at FINE_TUNE_LR0 with no warm-up, so the
-      fine-tune refines round N-1 instead of throwing it away (a fresh optimizer at a fresh start's rate would).
+      fine-tune refines round N-1 instead of throwing it away (at a fresh start's rate its first epoch lost 3/4
+      of round N-1's val mAP50).
     - Warm-up on a fresh start only where Ultralytics' 100-iteration floor would not eat the run (`warmup_epochs`).
     - Augmentation that suits face photos (FACE_AUGMENTATION); mosaic as Ultralytics does, off for the last 10
       epochs (`close_mosaic`), which also covers a short fine-tune whole.
@@ -126,17 +131,28 @@ def recipe_args(n_train: int, n_classes: int, settings: TrainSettings, *, warm_s
       is the round's model either way.
     """
     patience = settings.patience if settings.patience is not None else max(10, settings.epochs // 2)
-    return {"nbs": settings.batch, "optimizer": "AdamW",
-            "lr0": FINE_TUNE_LR0 if warm_start else fresh_lr0(n_classes),
-            "warmup_epochs": 0.0 if warm_start else warmup_epochs(n_train, settings),
-            "patience": patience, "close_mosaic": 10, **FACE_AUGMENTATION}
+    return {
+        "nbs": settings.batch,
+        "optimizer": "AdamW",
+        "lr0": FINE_TUNE_LR0 if warm_start else fresh_lr0(n_classes),
+        "warmup_epochs": 0.0 if warm_start else warmup_epochs(n_train, settings),
+        "patience": patience,
+        "close_mosaic": 10,
+        **FACE_AUGMENTATION,
+    }
 
 
 class UltralyticsDetector(Detector):
     family = "ultralytics"
 
-    def __init__(self, classes: Sequence[str], model: str = "yolo11n.yaml", *, pretrained: str | Path | None = None,
-                 verbose: bool = False) -> None:
+    def __init__(
+        self,
+        classes: Sequence[str],
+        model: str = "yolo11n.yaml",
+        *,
+        pretrained: str | Path | None = None,
+        verbose: bool = False,
+    ) -> None:
         """model: a YAML (random start) or a weights file (a warm start). pretrained: a local Ultralytics
         detection or classification checkpoint (or a state_dict) whose tensors are transferred, by name and
         shape, into the model built from the YAML for these classes."""
@@ -164,8 +180,10 @@ class UltralyticsDetector(Detector):
     def _transfer(self, path: Path) -> PretrainedWeights:
         """Rebuild the network for this detector's classes and copy in the checkpoint's tensors that fit."""
         if self.warm_start:
-            raise TrainingError(f"{self.spec}: already trained weights; `pretrained` starts a model built from a "
-                                "YAML (e.g. yolo11n.yaml), so name one or drop `pretrained`")
+            raise TrainingError(
+                f"{self.spec}: already trained weights; `pretrained` starts a model built from a "
+                "YAML (e.g. yolo11n.yaml), so name one or drop `pretrained`"
+            )
         state = plain_state_dict(path)
         if state is None:
             state = _ultralytics_state_dict(path)
@@ -178,8 +196,9 @@ class UltralyticsDetector(Detector):
         self.model.model = network
         transferred = transfer_by_name(network, state)
         if self.verbose:
-            logging.getLogger(__name__).info("%s: %d of %d tensors transferred", path.name, len(transferred),
-                                             len(network.state_dict()))
+            logging.getLogger(__name__).info(
+                "%s: %d of %d tensors transferred", path.name, len(transferred), len(network.state_dict())
+            )
         return record(path, len(transferred), len(state), network)
 
     def _quiet(self) -> None:
@@ -187,21 +206,32 @@ class UltralyticsDetector(Detector):
 
         LOGGER.setLevel(logging.INFO if self.verbose else logging.WARNING)
 
-    def train(self, view: TrainingView, settings: TrainSettings, workdir: Path,
-              progress: ProgressCallback | None = None) -> TrainResult:
+    def train(
+        self, view: TrainingView, settings: TrainSettings, workdir: Path, progress: ProgressCallback | None = None
+    ) -> TrainResult:
         workdir.mkdir(parents=True, exist_ok=True)
         device = settings.device or default_device()
         started = time.perf_counter()
         if progress:
-            self.model.add_callback("on_fit_epoch_end",
-                                    lambda trainer: progress(trainer.epoch + 1, trainer.epochs))
+            self.model.add_callback("on_fit_epoch_end", lambda trainer: progress(trainer.epoch + 1, trainer.epochs))
         args: dict[str, Any] = {
-            "data": str(view.data_yaml), "epochs": settings.epochs, "imgsz": settings.imgsz, "batch": settings.batch,
-            "device": device, "project": str(workdir), "name": "train", "exist_ok": True, "plots": False,
-            "seed": settings.seed, "deterministic": False, "workers": settings.workers, "verbose": settings.verbose,
+            "data": str(view.data_yaml),
+            "epochs": settings.epochs,
+            "imgsz": settings.imgsz,
+            "batch": settings.batch,
+            "device": device,
+            "project": str(workdir),
+            "name": "train",
+            "exist_ok": True,
+            "plots": False,
+            "seed": settings.seed,
+            "deterministic": False,
+            "workers": settings.workers,
+            "verbose": settings.verbose,
             "amp": device != "cpu",
             **recipe_args(len(view.images.get("train", [])), len(self.classes), settings, warm_start=self.warm_start),
-            **settings.extra}
+            **settings.extra,
+        }
         self.train_args = {k: v for k, v in args.items() if k not in ("data", "project", "name", "exist_ok")}
         # Ultralytics rebuilds a YAML-built model from scratch in its trainer: start it from the transferred weights
         trainer = None if self.warm_start or self.pretrained is None else _trainer_starting_from(self.model)
@@ -214,35 +244,66 @@ class UltralyticsDetector(Detector):
         self.model = type(self.model)(str(best))
         self._quiet()
         metrics = {k: float(v) for k, v in (trainer.metrics or {}).items()}
-        return TrainResult(weights=best, metrics=metrics, train_seconds=time.perf_counter() - started,
-                           epochs_run=int(trainer.epoch) + 1)
+        return TrainResult(
+            weights=best,
+            metrics=metrics,
+            train_seconds=time.perf_counter() - started,
+            epochs_run=int(trainer.epoch) + 1,
+        )
 
-    def validate(self, view: TrainingView, split: str, *, imgsz: int, batch: int, workdir: Path,
-                 device: str | None = None) -> dict[str, Any]:
+    def validate(
+        self, view: TrainingView, split: str, *, imgsz: int, batch: int, workdir: Path, device: str | None = None
+    ) -> dict[str, Any]:
         """Ultralytics' own mAP on a split of the view (per class over the classes present)."""
         if not view.images.get(split):
             return {}
-        result = self.model.val(data=str(view.data_yaml), split=split, imgsz=imgsz, batch=batch,
-                                device=device or default_device(), project=str(workdir), name=f"val-{split}",
-                                exist_ok=True, plots=False, verbose=False)
+        result = self.model.val(
+            data=str(view.data_yaml),
+            split=split,
+            imgsz=imgsz,
+            batch=batch,
+            device=device or default_device(),
+            project=str(workdir),
+            name=f"val-{split}",
+            exist_ok=True,
+            plots=False,
+            verbose=False,
+        )
         per_class = {}
         for i, cls_index in enumerate(result.box.ap_class_index):
             p, r, ap50, ap = result.box.class_result(i)
-            per_class[self.classes[int(cls_index)]] = {"precision": float(p), "recall": float(r),
-                                                       "map50": float(ap50), "map50_95": float(ap)}
-        return {"map50": float(result.box.map50), "map50_95": float(result.box.map),
-                "precision": float(result.box.mp), "recall": float(result.box.mr), "per_class": per_class,
-                "images": len(view.images[split])}
+            per_class[self.classes[int(cls_index)]] = {
+                "precision": float(p),
+                "recall": float(r),
+                "map50": float(ap50),
+                "map50_95": float(ap),
+            }
+        return {
+            "map50": float(result.box.map50),
+            "map50_95": float(result.box.map),
+            "precision": float(result.box.mp),
+            "recall": float(result.box.mr),
+            "per_class": per_class,
+            "images": len(view.images[split]),
+        }
 
-    def predict_arrays(self, images: Sequence[np.ndarray], *, conf: float = 0.01, imgsz: int = 640,
-                       device: str | None = None, half: bool | None = None) -> list[list[Box]]:
+    def predict_arrays(
+        self,
+        images: Sequence[np.ndarray],
+        *,
+        conf: float = 0.01,
+        imgsz: int = 640,
+        device: str | None = None,
+        half: bool | None = None,
+    ) -> list[list[Box]]:
         if not images:
             return []
         device = device or default_device()
         use_half = (device != "cpu") if half is None else half
         bgr = [np.ascontiguousarray(a[..., ::-1]) for a in images]  # Ultralytics takes arrays as BGR
-        results = self.model.predict(bgr, conf=conf, imgsz=imgsz, device=device, half=use_half, verbose=False,
-                                     batch=len(bgr))
+        results = self.model.predict(
+            bgr, conf=conf, imgsz=imgsz, device=device, half=use_half, verbose=False, batch=len(bgr)
+        )
         out: list[list[Box]] = []
         for res in results:
             boxes = []
