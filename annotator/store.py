@@ -424,6 +424,17 @@ class Store:
         )
         return [_row_to_version(r) for r in rows]
 
+    def paths_reviewed_by_several(self, minimum: int = 2) -> list[str]:
+        """Photos with `reviewed` versions by at least `minimum` different reviewers: one query, so a
+        pull on a project of thousands of single-reviewed photos does not read every history."""
+        rows = self.conn.execute(
+            "SELECT i.path FROM label_versions lv JOIN images i ON i.id=lv.image_id "
+            "WHERE lv.source=? AND lv.reviewer IS NOT NULL GROUP BY i.path HAVING COUNT(DISTINCT lv.reviewer) >= ? "
+            "ORDER BY i.path",
+            (Source.REVIEWED.value, minimum),
+        )
+        return [r[0] for r in rows]
+
     def unlabelled_paths(self) -> list[str]:
         return [
             r[0]

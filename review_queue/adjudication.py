@@ -96,7 +96,10 @@ def double_reviews(ws: Workspace, project_id: int | None = None) -> list[DoubleR
     """Every photo with reviews by two different reviewers in the review project (latest per reviewer)."""
     pid = project_id if project_id is not None else stored_project_id(ws)
     out: list[DoubleReview] = []
-    for path in ws.store.current_labels(sources=[Source.REVIEWED]):
+    reviewed_now = ws.store.current_labels(sources=[Source.REVIEWED])
+    for path in ws.store.paths_reviewed_by_several(2):
+        if path not in reviewed_now:
+            continue  # a later manual label (XML that won) is current: not ours to settle
         latest: dict[str, LabelVersion] = {}
         for version in ws.store.history(path):
             if version.source is not Source.REVIEWED or version.meta.get("double_review") or not version.reviewer:

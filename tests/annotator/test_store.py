@@ -48,6 +48,15 @@ def test_label_versions_are_appended_and_the_history_kept(ws):
     assert ws.store.current_label(CONTROL_LABELLED).boxes == REVIEWED_BOXES
 
 
+def test_photos_reviewed_by_two_different_reviewers_are_found_in_one_query(ws):
+    ws.store.add_label_version(version(CONTROL_LABELLED, Source.REVIEWED, REVIEWED_BOXES, reviewer="a@x"))
+    ws.store.add_label_version(version(CONTROL_LABELLED, Source.REVIEWED, REVIEWED_BOXES, reviewer="a@x"))
+    ws.store.add_label_version(version(CONTROL_UNLABELLED, Source.REVIEWED, REVIEWED_BOXES, reviewer="a@x"))
+    assert ws.store.paths_reviewed_by_several(2) == [], "the same reviewer twice is not a double review"
+    ws.store.add_label_version(version(CONTROL_LABELLED, Source.REVIEWED, REVIEWED_BOXES, reviewer="b@y"))
+    assert ws.store.paths_reviewed_by_several(2) == [CONTROL_LABELLED]
+
+
 @pytest.mark.parametrize("human", [Source.MANUAL, Source.REVIEWED, Source.AUTO_ACCEPTED])
 def test_a_model_version_never_replaces_a_human_or_accepted_label(ws, human):
     ws.store.add_label_version(version(CONTROL_UNLABELLED, human, REVIEWED_BOXES))
