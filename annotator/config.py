@@ -37,9 +37,9 @@ class Config:
     retrain_epochs: int = 30
     imgsz: int = 640
     batch: int = 16
+    pretrained: str | None = None  # a local checkpoint the round-0 model starts from (nothing is downloaded)
     # splits
     test_size: int = 300
-    pretrained: str | None = None  # a local checkpoint the round-0 model starts from (nothing is downloaded)
     test_fraction: float = 0.10
     val_fraction: float = 0.20
     seed: int = 0
@@ -106,6 +106,7 @@ def load_config(workspace: Path) -> Config:
             retrain_epochs=int(train.get("retrain_epochs", 30)),
             imgsz=int(train.get("imgsz", 640)),
             batch=int(train.get("batch", 16)),
+            pretrained=str(train["pretrained"]) if train.get("pretrained") else None,
             test_size=int(split.get("test_size", 300)),
             test_fraction=float(split.get("test_fraction", 0.10)),
             val_fraction=float(split.get("val_fraction", 0.20)),
@@ -113,7 +114,6 @@ def load_config(workspace: Path) -> Config:
             label_studio_url=review.get("url"),
             project_title=str(review.get("project_title", "PSL review")),
             adjudicate_below_f1=float(review.get("adjudicate_below_f1", 1.0)),
-            pretrained=str(train["pretrained"]) if train.get("pretrained") else None,
         )
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{path}: a value has the wrong type ({exc}); fix the file") from exc
