@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Literal, Optional
 
 import typer
 
@@ -58,6 +58,37 @@ def _print_round(result, curve) -> None:
     console.print(f"round report: {result.report}", markup=False)
 
 
+def _run_round(
+    workspace: Path,
+    round_no: int,
+    options: dict[str, Any],
+    *,
+    verbose: bool,
+    force: bool,
+    queue_url: str | None | Literal[False] = False,
+    pull_first: bool = True,
+) -> tuple[Any, list[Any]]:
+    """Open the workspace (and the review queue unless `queue_url` is False), run the round with
+    its progress drawn, and return (RoundResult, learning curve). Options left None come from
+    annotator.toml."""
+    from annotator.store import Workspace
+    from bootstrap.curve import learning_curve
+    from bootstrap.rounds import RoundSettings, run_round
+
+    with Workspace.open(workspace, write=True) as ws:
+        settings = RoundSettings.from_config(ws.config, round_no, verbose=verbose, **options)
+        review_queue = None
+        if queue_url is not False:
+            from review_queue.queue import open_queue
+
+            review_queue = open_queue(ws, url=queue_url)
+        with LoopProgress() as progress:
+            result = run_round(
+                ws, round_no, settings, queue=review_queue, pull_first=pull_first, force=force, hooks=_hooks(progress)
+            )
+        return result, learning_curve(ws)
+
+
 @handle_errors
 def bootstrap_command(
     workspace: WorkspaceOption = Path("."),
@@ -74,25 +105,8 @@ def bootstrap_command(
     json_out: JsonOption = False,
 ) -> None:
     """Round 0: split, train on the hand-labelled photos, evaluate, pre-annotate the rest (resumable)."""
-    from annotator.store import Workspace
-    from bootstrap.curve import learning_curve
-    from bootstrap.rounds import RoundSettings, run_round
-
-    with Workspace.open(workspace, write=True) as ws:
-        settings = RoundSettings.from_config(
-            ws.config,
-            0,
-            model=model,
-            epochs=epochs,
-            imgsz=imgsz,
-            batch=batch,
-            device=device,
-            workers=workers,
-            verbose=verbose,
-        )
-        with LoopProgress() as progress:
-            result = run_round(ws, 0, settings, force=force, hooks=_hooks(progress))
-        curve = learning_curve(ws)
+    options = dict(model=model, epochs=epochs, imgsz=imgsz, batch=batch, device=device, workers=workers)
+    result, curve = _run_round(workspace, 0, options, verbose=verbose, force=force)
     if json_out:
         print_json(result.to_dict())
         return
@@ -133,34 +147,12 @@ def retrain_command(
     json_out: JsonOption = False,
 ) -> None:
     """Pull reviews, snapshot, retrain (warm start), evaluate on the test split, re-predict, re-push."""
-    from annotator.store import Workspace
-    from bootstrap.curve import learning_curve
-    from bootstrap.rounds import RoundSettings, run_round
-
-    with Workspace.open(workspace, write=True) as ws:
-        settings = RoundSettings.from_config(
-            ws.config,
-            round_no,
-            model=model,
-            epochs=epochs,
-            imgsz=imgsz,
-            batch=batch,
-            device=device,
-            workers=workers,
-            verbose=verbose,
-        )
-        review_queue = None
-        if queue:
-            from review_queue.queue import open_queue
-
-            review_queue = open_queue(ws, url=url)
-        with LoopProgress() as progress:
-            result = run_round(
-                ws, round_no, settings, queue=review_queue, pull_first=pull, force=force, hooks=_hooks(progress)
-            )
-        curve = learning_curve(ws)
+    options = dict(model=model, epochs=epochs, imgsz=imgsz, batch=batch, device=device, workers=workers)
+    result, curve = _run_round(
+        workspace, round_no, options, verbose=verbose, force=force, queue_url=url if queue else False, pull_first=pull
+    )
     if json_out:
-        print_json({**result.to_dict(), "curve": [row.to_dict() if hasattr(row, "to_dict") else row for row in curve]})
+        print_json({**result.to_dict(), "curve": [row.to_dict() for row in curve]})
         return
     _print_round(result, curve)
 
