@@ -75,19 +75,24 @@ def load_config(workspace: Path) -> Config:
         data = tomllib.loads(path.read_text("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc}); fix the file") from exc
-    ws, cls, pred, train, split, review = (_section(data, n) for n in
-                                           ("workspace", "classes", "predict", "train", "split", "review"))
+    ws, cls, pred, train, split, review = (
+        _section(data, n) for n in ("workspace", "classes", "predict", "train", "split", "review")
+    )
     if "images" not in ws:
-        raise ConfigError(f"{path}: [workspace] images = \"...\" is missing")
+        raise ConfigError(f'{path}: [workspace] images = "..." is missing')
     if str(pred.get("uncertainty", "heuristic")) not in UNCERTAINTY_SCORES:
-        raise ConfigError(f"{path}: [predict] uncertainty = {pred['uncertainty']!r} is unknown; choose one of "
-                          + ", ".join(UNCERTAINTY_SCORES))
+        raise ConfigError(
+            f"{path}: [predict] uncertainty = {pred['uncertainty']!r} is unknown; choose one of "
+            + ", ".join(UNCERTAINTY_SCORES)
+        )
     if str(pred.get("backend", "auto")) not in PREDICT_BACKENDS:
-        raise ConfigError(f"{path}: [predict] backend = {pred['backend']!r} is unknown; choose one of "
-                          + ", ".join(PREDICT_BACKENDS))
+        raise ConfigError(
+            f"{path}: [predict] backend = {pred['backend']!r} is unknown; choose one of " + ", ".join(PREDICT_BACKENDS)
+        )
     if str(pred.get("decode", "auto")) not in PREDICT_DECODERS:
-        raise ConfigError(f"{path}: [predict] decode = {pred['decode']!r} is unknown; choose one of "
-                          + ", ".join(PREDICT_DECODERS))
+        raise ConfigError(
+            f"{path}: [predict] decode = {pred['decode']!r} is unknown; choose one of " + ", ".join(PREDICT_DECODERS)
+        )
     try:
         return Config(
             images=Path(ws["images"]),
@@ -131,26 +136,59 @@ def _toml_value(value: Any) -> str:
 
 
 def config_to_toml(cfg: Config) -> str:
-    lines = ["# annotator workspace settings. Label Studio tokens never go here (use LABEL_STUDIO_API_KEY).", "",
-             "[workspace]", f"images = {_toml_value(str(cfg.images))}"]
+    lines = [
+        "# annotator workspace settings. Label Studio tokens never go here (use LABEL_STUDIO_API_KEY).",
+        "",
+        "[workspace]",
+        f"images = {_toml_value(str(cfg.images))}",
+    ]
     if cfg.labels:
         lines.append(f"labels = {_toml_value(str(cfg.labels))}")
-    lines += ["", "[classes]", f"names = {_toml_value(list(cfg.classes))}", "", "[classes.aliases]",
-              "# \"Mel\" = \"mel\"  (the built-in table already knows the common spellings)"]
+    lines += [
+        "",
+        "[classes]",
+        f"names = {_toml_value(list(cfg.classes))}",
+        "",
+        "[classes.aliases]",
+        '# "Mel" = "mel"  (the built-in table already knows the common spellings)',
+    ]
     lines += [f"{_toml_value(k)} = {_toml_value(v)}" for k, v in cfg.aliases.items()]
-    lines += ["", "[predict]", f"default_threshold = {cfg.default_threshold}", f"imgsz = {cfg.predict_imgsz}",
-              f"batch = {cfg.predict_batch}", f"uncertainty = {_toml_value(cfg.uncertainty)}",
-              f"backend = {_toml_value(cfg.predict_backend)}", f"decode = {_toml_value(cfg.predict_decode)}", "",
-              "[predict.thresholds]", "# mel = 0.30"]
+    lines += [
+        "",
+        "[predict]",
+        f"default_threshold = {cfg.default_threshold}",
+        f"imgsz = {cfg.predict_imgsz}",
+        f"batch = {cfg.predict_batch}",
+        f"uncertainty = {_toml_value(cfg.uncertainty)}",
+        f"backend = {_toml_value(cfg.predict_backend)}",
+        f"decode = {_toml_value(cfg.predict_decode)}",
+        "",
+        "[predict.thresholds]",
+        "# mel = 0.30",
+    ]
     lines += [f"{_toml_value(k)} = {v}" for k, v in cfg.thresholds.items()]
-    lines += ["", "[train]", f"model = {_toml_value(cfg.model)}", f"epochs = {cfg.epochs}",
-              f"retrain_epochs = {cfg.retrain_epochs}", f"imgsz = {cfg.imgsz}", f"batch = {cfg.batch}",
-              f"pretrained = {_toml_value(cfg.pretrained)}" if cfg.pretrained
-              else '# pretrained = "yolo11n.pt"  (local weights the first model starts from)', "", "[split]",
-              f"test_size = {cfg.test_size}", f"test_fraction = {cfg.test_fraction}",
-              f"val_fraction = {cfg.val_fraction}", f"seed = {cfg.seed}", "", "[review]",
-              f"project_title = {_toml_value(cfg.project_title)}",
-              f"adjudicate_below_f1 = {cfg.adjudicate_below_f1}  # two reviews below this box F1 are adjudicated"]
+    lines += [
+        "",
+        "[train]",
+        f"model = {_toml_value(cfg.model)}",
+        f"epochs = {cfg.epochs}",
+        f"retrain_epochs = {cfg.retrain_epochs}",
+        f"imgsz = {cfg.imgsz}",
+        f"batch = {cfg.batch}",
+        f"pretrained = {_toml_value(cfg.pretrained)}"
+        if cfg.pretrained
+        else '# pretrained = "yolo11n.pt"  (local weights the first model starts from)',
+        "",
+        "[split]",
+        f"test_size = {cfg.test_size}",
+        f"test_fraction = {cfg.test_fraction}",
+        f"val_fraction = {cfg.val_fraction}",
+        f"seed = {cfg.seed}",
+        "",
+        "[review]",
+        f"project_title = {_toml_value(cfg.project_title)}",
+        f"adjudicate_below_f1 = {cfg.adjudicate_below_f1}  # two reviews below this box F1 are adjudicated",
+    ]
     if cfg.label_studio_url:
         lines.append(f"url = {_toml_value(cfg.label_studio_url)}")
     return "\n".join(lines) + "\n"
