@@ -38,7 +38,12 @@ from review_queue.labelstudio.convert import (
     local_file_url,
     parse_result,
 )
-from review_queue.labelstudio.project import document_prefix, ensure_photo_storage, stored_project_id
+from review_queue.labelstudio.project import (
+    document_prefix,
+    ensure_photo_storage,
+    import_tasks,
+    stored_project_id,
+)
 
 ADJUDICATION_PROJECT_KEY = "review.adjudication_project_id"
 ADJUDICATION_TASKS_KEY = "review.adjudication_tasks"  # JSON {photo: {"task": id, "reviews": [a, b]}}
@@ -302,16 +307,9 @@ def push_adjudications(ws: Workspace, client: ReviewClient, reviews: Sequence[Do
                 "predictions": [prediction(review.a, "a"), prediction(review.b, "b")],
             }
         )
-    response = client.call(
-        f"importing {len(payload)} adjudication tasks",
-        client.sdk.projects.import_tasks,
-        pid,
-        request=payload,
-        return_task_ids=True,
-        idempotent=False,
-    )
+    ids = import_tasks(client, pid, payload, what=f"{len(payload)} adjudication tasks", rerun="annotator review pull")
     queued = _adjudication_tasks(ws)
-    for review, task_id in zip(reviews, list(response.task_ids or []), strict=True):
+    for review, task_id in zip(reviews, ids, strict=True):
         queued[review.photo] = {"task": int(task_id), "reviews": review.ids}
     ws.store.set_meta(ADJUDICATION_TASKS_KEY, json.dumps(queued))
     return len(payload)

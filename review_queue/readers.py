@@ -32,7 +32,7 @@ from annotator.store import Workspace
 from review_queue.adjudication import _emails, _tasks_with_annotations
 from review_queue.labelstudio.client import ReviewClient
 from review_queue.labelstudio.convert import IMAGE_TAG, LABEL_TAG, PHOTO_FIELD, _attr, local_file_url
-from review_queue.labelstudio.project import document_prefix, ensure_photo_storage
+from review_queue.labelstudio.project import document_prefix, ensure_photo_storage, import_tasks
 
 READERS_PROJECT_KEY = "review.readers_project_id"
 READERS_TASKS_KEY = "review.readers_tasks"  # JSON {photo: task id}
@@ -163,17 +163,9 @@ def push_readers(ws: Workspace, client: ReviewClient, *, readers: int = 2) -> Re
     if new:
         prefix = document_prefix(ws, client)
         payload = [{"data": {IMAGE_TAG: local_file_url(str(prefix / p)), PHOTO_FIELD: p}} for p in new]
-        response = client.call(
-            f"importing {len(new)} reader-study tasks",
-            client.sdk.projects.import_tasks,
-            pid,
-            request=payload,
-            return_task_ids=True,
-            idempotent=False,
+        ids = import_tasks(
+            client, pid, payload, what=f"{len(new)} reader-study tasks", rerun="annotator review readers push"
         )
-        ids = list(response.task_ids or [])
-        if len(ids) != len(new):
-            raise LabelStudioError(f"Label Studio returned {len(ids)} task ids for {len(new)} reader-study tasks")
         tasks.update({p: int(t) for p, t in zip(new, ids, strict=True)})
         ws.store.set_meta(READERS_TASKS_KEY, json.dumps(tasks))
     return ReadersPushResult(pid, created=len(new), already_there=len(photos) - len(new), readers=readers)

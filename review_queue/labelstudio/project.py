@@ -200,3 +200,27 @@ def set_overlap(client: ReviewClient, project: Any, *, reviewers: int, fraction:
         overlap_cohort_percentage=percent,
         show_overlap_first=False,
     )
+
+
+def import_tasks(
+    client: ReviewClient, project_id: int, payload: list[dict[str, Any]], *, what: str, rerun: str
+) -> list[int]:
+    """Bulk-import task payloads into a project and return their new task ids, in payload order.
+
+    what: the tasks, as the progress and error messages name them ("12 conflict tasks");
+    rerun: the command that recovers if Label Studio answers with the wrong number of ids.
+    """
+    response = client.call(
+        f"importing {what} into project {project_id}",
+        client.sdk.projects.import_tasks,
+        project_id,
+        request=payload,
+        return_task_ids=True,
+        idempotent=False,
+    )
+    ids = [int(t) for t in (response.task_ids or [])]
+    if len(ids) != len(payload):
+        raise LabelStudioError(
+            f"Label Studio returned {len(ids)} task ids for {len(payload)} imported {what}; run `{rerun}` again"
+        )
+    return ids

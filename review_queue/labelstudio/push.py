@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import PurePosixPath
 from typing import Any, TypeVar
 
-from annotator.errors import ConfigError, LabelStudioError
+from annotator.errors import ConfigError
 from annotator.store import Workspace
 from annotator.types import ImageRecord, LabelVersion, Source
 from review_queue.labelstudio.client import ReviewClient
@@ -38,6 +38,7 @@ from review_queue.labelstudio.project import (
     document_prefix,
     ensure_photo_storage,
     ensure_project,
+    import_tasks,
     set_overlap,
 )
 
@@ -121,20 +122,13 @@ def push(
     created = 0
     for chunk in _chunks(new, batch):
         payload = [task_payload(records[p], model[p], str(prefix / p)) for p in chunk]
-        response = client.call(
-            f"importing {len(chunk)} tasks into project {pid}",
-            client.sdk.projects.import_tasks,
+        ids = import_tasks(
+            client,
             pid,
-            request=payload,
-            return_task_ids=True,
-            idempotent=False,
+            payload,
+            what=f"{len(chunk)} tasks",
+            rerun="annotator review push (it adopts tasks created so far)",
         )
-        ids = list(response.task_ids or [])
-        if len(ids) != len(chunk):
-            raise LabelStudioError(
-                f"Label Studio returned {len(ids)} task ids for {len(chunk)} imported tasks; "
-                "run `annotator review push` again (it adopts tasks created so far)"
-            )
         ws.store.record_tasks(pid, [(p, int(tid), model[p].id) for p, tid in zip(chunk, ids, strict=True)])
         created += len(chunk)
         report("importing tasks", created, len(new))
@@ -283,20 +277,9 @@ def _push_conflicts(
         )
 
     for done, chunk in enumerate(_chunks(new, batch), 1):
-        response = client.call(
-            f"importing {len(chunk)} conflict tasks into project {pid}",
-            client.sdk.projects.import_tasks,
-            pid,
-            request=[payload(p) for p in chunk],
-            return_task_ids=True,
-            idempotent=False,
+        ids = import_tasks(
+            client, pid, [payload(p) for p in chunk], what=f"{len(chunk)} conflict tasks", rerun="annotator review push"
         )
-        ids = list(response.task_ids or [])
-        if len(ids) != len(chunk):
-            raise LabelStudioError(
-                f"Label Studio returned {len(ids)} task ids for {len(chunk)} imported tasks; "
-                "run `annotator review push` again"
-            )
         ws.store.record_tasks(pid, [(p, int(t), conflicting[p].current.id) for p, t in zip(chunk, ids, strict=True)])
         report("serving conflicts first", min(done * batch, len(new)), len(new))
 
