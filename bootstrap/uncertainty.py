@@ -4,8 +4,8 @@ how well that priority is measured to work: the AUROC of the score for "the revi
 Two scores, chosen by `uncertainty` in annotator.toml ([predict]); both are in [0, 1], higher = review
 first, and a photo with no kept box scores 1.0 (every photo in this data set shows at least one lesion).
 
-`heuristic` (`photo_uncertainty`, the default): pure function of the detector's raw boxes (before
-thresholds). With thresholds t_c, the maximum of
+`heuristic` (`photo_uncertainty`, the default: it measured better, below): pure function of the
+detector's raw boxes (before thresholds). With thresholds t_c, the maximum of
 - least confidence: 1 - min score over kept boxes (a shaky box is often wrong);
 - possible miss: max over dropped boxes with score >= t_c/2 of score/t_c (a lesion nearly found);
 - class margin: for a kept box overlapping (IoU >= 0.5) a box of another class, 1 - (s_kept - s_other)
@@ -16,10 +16,16 @@ consistency-based scores of CALD (Yu et al., 2022) and PPAL (Yang et al., CVPR 2
 also sees the mirrored photo; each box kept in one view is matched to the same-class box of highest
 IoU among all boxes of the other view; its agreement is IoU x the lower of the two scores (0 when no
 box matches: a box the other view does not find is disagreement). Uncertainty = 1 - the mean
-agreement. It costs a second forward pass per photo.
+agreement. It costs a second forward pass per photo, and ranked worse than the heuristic (below).
 
-Measured by `python -m benchmarks.uncertainty` (synthetic photos, round-0 model, every pool photo
-labelled "changed" by the simulated reviewer's rule): see that script's docstring for the figures.
+Measured by `python -m benchmarks.uncertainty` (synthetic photos, a round-0 yolo11n trained on the CPU, the
+round's val thresholds; every pool photo labelled "changed" by the simulated reviewer's rule; 95% paired
+bootstrap intervals). The heuristic ranked better in both runs, and flip consistency costs ~1.8-2x the
+inference, so the heuristic stays the default:
+- default run (300 photos, 150 hand-labelled, 25 epochs; test mAP50 0.57; 150 pool photos, 88% changed):
+  heuristic 0.884 [0.783, 0.965], flip-consistency 0.785 [0.642, 0.906], difference -0.102 [-0.190, -0.028];
+- longer run (600 photos, 240 labelled, 50 epochs; test mAP50 0.93; 360 pool photos, 48% changed):
+  heuristic 0.888 [0.852, 0.920], flip-consistency 0.803 [0.757, 0.849], difference -0.085 [-0.127, -0.044].
 """
 
 from __future__ import annotations

@@ -10,11 +10,13 @@ from typing import Any
 import numpy as np
 import pytest
 from PIL import Image
+from rich.console import Console
 
 from annotator.config import CONFIG_NAME, Config, load_config, save_config
 from annotator.errors import ConfigError
 from annotator.store import Workspace
 from annotator.types import Box, ImageRecord, LabelVersion, Source
+from bootstrap.curve import curve_table, learning_curve
 from bootstrap.preannotate import preannotate
 from bootstrap.uncertainty import (
     FLIP_CONSISTENCY,
@@ -210,7 +212,7 @@ class RedFinder(Detector):
         raise NotImplementedError
 
     @classmethod
-    def load(cls, path: Path, classes: Sequence[str]) -> RedFinder:
+    def load(cls, path: Path, classes: Sequence[str], *, verbose: bool = False) -> RedFinder:
         raise NotImplementedError
 
     @property
@@ -256,3 +258,21 @@ def test_an_unknown_uncertainty_setting_is_refused_with_the_choices(tmp_path):
     (tmp_path / CONFIG_NAME).write_text(text)
     with pytest.raises(ConfigError, match="flip-consistency"):
         load_config(tmp_path)
+
+
+def test_the_learning_curve_reports_each_rounds_auroc_from_its_reviews(tmp_path):
+    (tmp_path / "images").mkdir()
+    with Workspace.create(tmp_path / "ws", Config(images=tmp_path / "images")) as ws:
+        ws.store.upsert_round(0, 0, stage="done", metrics={"test": {"map50": 0.5, "images": 50}})
+        box = Box("mel", 10, 10, 50, 50)
+        for i, (score, op) in enumerate([(0.1, "accepted"), (0.2, "accepted"), (0.7, "moved"), (0.9, "added")]):
+            ws.store.add_image(ImageRecord(path=f"p{i}.jpg", sha256=str(i), width=100, height=100))
+            parent = ws.store.add_label_version(LabelVersion(f"p{i}.jpg", Source.MODEL, (box,), round=0,
+                                                             model_version="round-000", uncertainty=score))
+            ws.store.add_label_version(LabelVersion(f"p{i}.jpg", Source.REVIEWED, (box,), round=0, meta={
+                "operations": [{"op": op}], "prediction_version_id": parent}))
+        [row] = learning_curve(ws)
+    assert row.uncertainty_auroc == 1.0  # the two photos reviewers changed were the two most uncertain
+    console = Console(record=True, width=160)
+    console.print(curve_table([row]))
+    assert "AUROC" in console.export_text()
