@@ -351,7 +351,11 @@ def check_label_studio(ws_root: Path, view: ServerView, *, pulled: bool) -> list
     stored = Counter(
         r[0]
         for r in db_query(
-            ws_root, "SELECT json_extract(meta, '$.annotation_id') FROM label_versions WHERE source='reviewed'"
+            ws_root,
+            # a merged or adjudicated label (double review) is a reviewed version of its own, derived from
+            # two annotations and carrying none: only versions stored from one annotation are counted
+            "SELECT json_extract(meta, '$.annotation_id') FROM label_versions "
+            "WHERE source='reviewed' AND json_extract(meta, '$.annotation_id') IS NOT NULL",
         )
     )
     pulled_ids = {r[0] for r in db_query(ws_root, "SELECT annotation_id FROM pulled_annotations")}
