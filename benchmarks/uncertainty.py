@@ -33,8 +33,9 @@ import numpy as np
 SCORES = ("heuristic", "flip-consistency")
 
 
-def paired_bootstrap(scores: dict[str, list[float]], changed: list[bool], resamples: int, seed: int
-                     ) -> dict[str, list[float]]:
+def paired_bootstrap(
+    scores: dict[str, list[float]], changed: list[bool], resamples: int, seed: int
+) -> dict[str, list[float]]:
     """AUROC of each score, and of their difference, on `resamples` resamples of the photos."""
     from bootstrap.uncertainty import auroc
 
@@ -89,10 +90,20 @@ def main() -> None:
     data, ws_root = args.dir / "data", args.dir / "ws"
     if not (data / "truth").is_dir():
         generate(data, images=args.photos, labelled_fraction=args.labelled, seed=args.seed, workers=2)
-    cfg = Config(images=data / "images", labels=data / "labels", imgsz=args.imgsz, epochs=args.epochs, batch=8,
-                 test_size=40, uncertainty="heuristic")
-    with (Workspace.create(ws_root, cfg) if not (ws_root / "annotator.toml").exists()
-          else Workspace.open(ws_root, write=True)) as ws:
+    cfg = Config(
+        images=data / "images",
+        labels=data / "labels",
+        imgsz=args.imgsz,
+        epochs=args.epochs,
+        batch=8,
+        test_size=40,
+        uncertainty="heuristic",
+    )
+    with (
+        Workspace.create(ws_root, cfg)
+        if not (ws_root / "annotator.toml").exists()
+        else Workspace.open(ws_root, write=True)
+    ) as ws:
         ingest(ws, images=cfg.images, labels=cfg.labels)
         if not stage_reached(ws.store.round_row(0), Stage.DONE):
             print(f"round 0: training yolo11n for {args.epochs} epochs at {args.imgsz} px on the CPU ...", flush=True)
@@ -114,9 +125,16 @@ def main() -> None:
         for name in SCORES:
             ws.set_config(ws.config.with_(uncertainty=name))
             cpu_started = time.process_time()
-            stats = preannotate(ws, detector, [records[p] for p in pool], round_no=0,
-                                model_version=f"uncertainty-bench-{name}-{time.time_ns()}", imgsz=args.imgsz,
-                                device="cpu", threshold=threshold)
+            stats = preannotate(
+                ws,
+                detector,
+                [records[p] for p in pool],
+                round_no=0,
+                model_version=f"uncertainty-bench-{name}-{time.time_ns()}",
+                imgsz=args.imgsz,
+                device="cpu",
+                threshold=threshold,
+            )
             seconds[name] = stats.seconds
             cpu_seconds[name] = time.process_time() - cpu_started
             current = ws.store.current_labels()
@@ -126,8 +144,9 @@ def main() -> None:
                 if true_boxes is None:
                     raise SystemExit(f"{p}: no truth XML under {data / 'truth'}")
                 predicted = [(f"r{i}", b) for i, b in enumerate(version.boxes)]
-                reviewed, _ = plan_review(predicted, true_boxes, width=rec.width, height=rec.height,
-                                          rng=random.Random(0))
+                reviewed, _ = plan_review(
+                    predicted, true_boxes, width=rec.width, height=rec.height, rng=random.Random(0)
+                )
                 changed[name].append(reviewer_changed(op.to_dict() for op in diff_regions(predicted, reviewed)))
                 uncertainty[name].append(float(version.uncertainty if version.uncertainty is not None else 1.0))
         ws.set_config(ws.config.with_(uncertainty="heuristic"))
@@ -137,25 +156,37 @@ def main() -> None:
         print("note: the two passes kept different boxes on some photos; 'changed' is read from the first pass")
     boot = paired_bootstrap(uncertainty, labels, args.resamples, args.seed)
     n_changed = sum(labels)
-    print(f"\nround 0 model: test mAP50 {test.get('map50', float('nan')):.3f} "
-          f"({(row.get('metrics', {}).get('images') or {}).get('test', '?')} test photos)")
+    print(
+        f"\nround 0 model: test mAP50 {test.get('map50', float('nan')):.3f} "
+        f"({(row.get('metrics', {}).get('images') or {}).get('test', '?')} test photos)"
+    )
     print("thresholds: " + ", ".join(f"{c} {threshold(c):.2f}" for c in classes.names))
-    print(f"pool: {len(pool)} photos, {n_changed} the reviewer would change ({n_changed / max(1, len(pool)):.0%}), "
-          f"{sum(u >= 1.0 for u in uncertainty[SCORES[0]])} with no kept box")
+    print(
+        f"pool: {len(pool)} photos, {n_changed} the reviewer would change ({n_changed / max(1, len(pool)):.0%}), "
+        f"{sum(u >= 1.0 for u in uncertainty[SCORES[0]])} with no kept box"
+    )
     print(f"{'score':>17} {'AUROC':>6} {'95% interval':>17} {'wall s':>7} {'CPU s':>7} {'photos/s':>8}")
     for name in SCORES:
         value = auroc(uncertainty[name], labels)
-        print(f"{name:>17} {'n/a' if value is None else f'{value:.3f}':>6} {interval(boot[name]):>17} "
-              f"{seconds[name]:>7.1f} {cpu_seconds[name]:>7.1f} {len(pool) / seconds[name]:>8.1f}")
+        print(
+            f"{name:>17} {'n/a' if value is None else f'{value:.3f}':>6} {interval(boot[name]):>17} "
+            f"{seconds[name]:>7.1f} {cpu_seconds[name]:>7.1f} {len(pool) / seconds[name]:>8.1f}"
+        )
     diffs = boot["difference"]
-    print(f"flip-consistency - heuristic: AUROC {f'{np.mean(diffs):+.3f}' if diffs else 'n/a'} {interval(diffs)} "
-          f"over {len(diffs)} resamples")
-    print(f"inference cost of flip-consistency / heuristic: {cpu_seconds[SCORES[1]] / cpu_seconds[SCORES[0]]:.2f}x "
-          f"CPU time, {seconds[SCORES[1]] / seconds[SCORES[0]]:.2f}x wall time")
+    print(
+        f"flip-consistency - heuristic: AUROC {f'{np.mean(diffs):+.3f}' if diffs else 'n/a'} {interval(diffs)} "
+        f"over {len(diffs)} resamples"
+    )
+    print(
+        f"inference cost of flip-consistency / heuristic: {cpu_seconds[SCORES[1]] / cpu_seconds[SCORES[0]]:.2f}x "
+        f"CPU time, {seconds[SCORES[1]] / seconds[SCORES[0]]:.2f}x wall time"
+    )
     if min(n_changed, len(pool) - n_changed) < 10:
-        print(f"warning: only {min(n_changed, len(pool) - n_changed)} pool photos are "
-              f"{'unchanged' if n_changed > len(pool) / 2 else 'changed'}: too few to rank anything; the AUROCs "
-              "say nothing at this model quality (train longer: --epochs, --photos)")
+        print(
+            f"warning: only {min(n_changed, len(pool) - n_changed)} pool photos are "
+            f"{'unchanged' if n_changed > len(pool) / 2 else 'changed'}: too few to rank anything; the AUROCs "
+            "say nothing at this model quality (train longer: --epochs, --photos)"
+        )
     print(f"total {(time.perf_counter() - started) / 60:.1f} min")
 
 

@@ -267,10 +267,18 @@ def test_the_learning_curve_reports_each_rounds_auroc_from_its_reviews(tmp_path)
         box = Box("mel", 10, 10, 50, 50)
         for i, (score, op) in enumerate([(0.1, "accepted"), (0.2, "accepted"), (0.7, "moved"), (0.9, "added")]):
             ws.store.add_image(ImageRecord(path=f"p{i}.jpg", sha256=str(i), width=100, height=100))
-            parent = ws.store.add_label_version(LabelVersion(f"p{i}.jpg", Source.MODEL, (box,), round=0,
-                                                             model_version="round-000", uncertainty=score))
-            ws.store.add_label_version(LabelVersion(f"p{i}.jpg", Source.REVIEWED, (box,), round=0, meta={
-                "operations": [{"op": op}], "prediction_version_id": parent}))
+            parent = ws.store.add_label_version(
+                LabelVersion(f"p{i}.jpg", Source.MODEL, (box,), round=0, model_version="round-000", uncertainty=score)
+            )
+            ws.store.add_label_version(
+                LabelVersion(
+                    f"p{i}.jpg",
+                    Source.REVIEWED,
+                    (box,),
+                    round=0,
+                    meta={"operations": [{"op": op}], "prediction_version_id": parent},
+                )
+            )
         [row] = learning_curve(ws)
     assert row.uncertainty_auroc == 1.0  # the two photos reviewers changed were the two most uncertain
     console = Console(record=True, width=160)
