@@ -141,22 +141,8 @@ def push(
         todo = [p for p in stale if tasks[p] not in worked_on]
         kept = len(stale) - len(todo)
         for chunk in _chunks(todo, batch):
-            ids = [tasks[p] for p in chunk]
-            client.call(
-                "removing outdated predictions",
-                client.sdk.actions.create,
-                id="delete_tasks_predictions",
-                project=pid,
-                selected_items={"all": False, "included": ids},
-            )
             predictions = [{"task": tasks[p], **prediction_payload(records[p], model[p])} for p in chunk]
-            client.call(
-                "importing new predictions",
-                client.sdk.projects.import_predictions,
-                pid,
-                request=predictions,
-                idempotent=False,
-            )
+            _replace_predictions(client, pid, [tasks[p] for p in chunk], predictions, what="new predictions")
             ws.store.record_tasks(pid, [(p, tasks[p], model[p].id) for p in chunk])
             replaced += len(chunk)
             report("replacing predictions", replaced, len(todo))
@@ -284,26 +270,28 @@ def _push_conflicts(
         report("serving conflicts first", min(done * batch, len(new)), len(new))
 
     for chunk in _chunks(stale, batch):
-        ids = [tasks[p] for p in chunk]
-        client.call(
-            "removing outdated predictions",
-            client.sdk.actions.create,
-            id="delete_tasks_predictions",
-            project=pid,
-            selected_items={"all": False, "included": ids},
-        )
         for p in chunk:  # the note and the label version it shows
             client.call("updating a conflict task", client.sdk.tasks.update, str(tasks[p]), data=payload(p)["data"])
         predictions = [{"task": tasks[p], **prediction} for p in chunk for prediction in payload(p)["predictions"]]
-        client.call(
-            "importing conflict predictions",
-            client.sdk.projects.import_predictions,
-            pid,
-            request=predictions,
-            idempotent=False,
-        )
+        _replace_predictions(client, pid, [tasks[p] for p in chunk], predictions, what="conflict predictions")
         ws.store.record_tasks(pid, [(p, tasks[p], conflicting[p].current.id) for p in chunk])
     return _ConflictOutcome(created=len(new), replaced=len(stale), kept=kept, up_to_date=current)
+
+
+def _replace_predictions(
+    client: ReviewClient, project_id: int, task_ids: list[int], predictions: list[dict[str, Any]], *, what: str
+) -> None:
+    """Remove the tasks' outdated predictions, then import their new ones (a rerun redoes both)."""
+    client.call(
+        "removing outdated predictions",
+        client.sdk.actions.create,
+        id="delete_tasks_predictions",
+        project=project_id,
+        selected_items={"all": False, "included": task_ids},
+    )
+    client.call(
+        f"importing {what}", client.sdk.projects.import_predictions, project_id, request=predictions, idempotent=False
+    )
 
 
 @dataclass(frozen=True)
