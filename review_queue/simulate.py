@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 import random
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -39,7 +39,7 @@ from annotator.classes import ClassTable
 from annotator.errors import ConfigError, InputFileError, LabelStudioError
 from annotator.formats.voc import read_voc
 from annotator.store import Workspace
-from annotator.types import Box
+from annotator.types import Box, ImageRecord
 from review_queue.corrections import ACCEPT_IOU, diff_regions
 from review_queue.effort import (
     ADJUST_S,
@@ -237,21 +237,10 @@ def simulate(
 
     done: list[int] = []
     missing: list[str] = []
-    served: set[int] = set()
     tally: Counter[str] = Counter()
     total_s = 0.0
-    while len(done) < count:
-        task = next_task(acting, pid)
-        if task is None or int(task["id"]) in served:  # nothing left, or only what we postponed
-            break
-        served.add(int(task["id"]))
-        photo = (task.get("data") or {}).get("photo")
-        record = records.get(photo) if isinstance(photo, str) else None
-        truth = read_truth(truth_root, record.path, classes) if record else None
-        if record is None or truth is None:
-            missing.append(str(photo))
-            _postpone(acting, int(task["id"]))
-            continue
+    more = lambda: len(done) < count  # noqa: E731  (checked before each task is asked for)
+    for task, record, truth in _served_with_truth(acting, pid, records, truth_root, classes, missing, more):
         prediction = _current_prediction(task, project.model_version)
         predicted = []
         if prediction is not None:
@@ -330,6 +319,35 @@ def next_task(client: ReviewClient, project_id: int) -> dict[str, Any] | None:
     return _request(client, f"asking project {project_id} for the next task", "GET", f"api/projects/{project_id}/next")
 
 
+def _served_with_truth(
+    acting: ReviewClient,
+    project_id: int,
+    records: dict[str, ImageRecord],
+    truth_root: Path,
+    classes: ClassTable,
+    missing: list[str],
+    more: Callable[[], bool],
+) -> Iterator[tuple[dict[str, Any], ImageRecord, list[Box]]]:
+    """Tasks in the order Label Studio serves them to `acting` (`/next`), each with its photo and ground
+    truth. A task without either is postponed and its photo added to `missing`; the stream ends when
+    `more()` says enough (asked before each task, so no task is served and left), nothing is left, or
+    only what was postponed comes back."""
+    served: set[int] = set()
+    while more():
+        task = next_task(acting, project_id)
+        if task is None or int(task["id"]) in served:
+            return
+        served.add(int(task["id"]))
+        photo = (task.get("data") or {}).get("photo")
+        record = records.get(photo) if isinstance(photo, str) else None
+        truth = read_truth(truth_root, record.path, classes) if record else None
+        if record is None or truth is None:
+            missing.append(str(photo))
+            _postpone(acting, int(task["id"]))
+            continue
+        yield task, record, truth
+
+
 def _postpone(client: ReviewClient, task_id: int) -> None:
     """Leave a task for later in this user's stream (Label Studio's "postpone": an empty draft)."""
     _request(
@@ -399,21 +417,10 @@ def simulate_adjudication(
     acting = client_as(client, SIMULATED_ADJUDICATOR)
     done: list[int] = []
     missing: list[str] = []
-    served: set[int] = set()
     tally: Counter[str] = Counter()
     total_s = 0.0
-    while count is None or len(done) < count:
-        task = next_task(acting, pid)
-        if task is None or int(task["id"]) in served:
-            break
-        served.add(int(task["id"]))
-        photo = (task.get("data") or {}).get("photo")
-        record = records.get(photo) if isinstance(photo, str) else None
-        truth = read_truth(truth_root, record.path, classes) if record else None
-        if record is None or truth is None:
-            missing.append(str(photo))
-            _postpone(acting, int(task["id"]))
-            continue
+    more = lambda: count is None or len(done) < count  # noqa: E731
+    for task, record, truth in _served_with_truth(acting, pid, records, truth_root, classes, missing, more):
         truth = [clip_box(b, record.width, record.height) for b in truth]
         reviews = [
             parse_result(_get(p, "result") or [], width=record.width, height=record.height, classes=classes).regions
