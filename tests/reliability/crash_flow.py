@@ -35,6 +35,7 @@ REVIEWS = 30  # annotations the simulated reviewer makes before the pull
 NEW_REVIEWS = 3  # more, before a pull that would otherwise find nothing new (while the queue lasts)
 MORE_REVIEWS = 8  # and before the retrain, whose own pull must bring them in
 IMPORT_BATCH = 10  # tasks per import request of the push under test
+STORE_ANNOTATION = "review_queue.labelstudio.pull:_store_annotation"  # one annotation, one transaction
 IMPORT_PATH = r"^/api/projects/\d+/import(\?|$)"  # a batch of new tasks (not predictions)
 
 
@@ -45,6 +46,7 @@ class Trigger:
     until: Callable[[], bool] | None = None
     group: bool | None = None  # kill the process group (True) or the main process only; None: alternate
     killpoint: int | None = None  # the command kills itself just before its Nth VOC file rename
+    kill_after: tuple[str, int] | None = None  # ... or as the Nth call of "package.module:function" returns
     hop: kit.FaultProxy | None = None  # the run talks to Label Studio through this hop (--url replaced)
 
 
@@ -147,7 +149,7 @@ class CrashFlow:
                     trigger=trig.name,
                     delay=trig.delay,
                     until=trig.until,
-                    killpoint=None if trig.killpoint is None else (self.ws / "labels", trig.killpoint),
+                    killpoint=self._killpoint(trig),
                     aimed=trig.hop is not None,
                     state=self._state,
                     group=i % 2 == 0 if trig.group is None else trig.group,
@@ -182,6 +184,11 @@ class CrashFlow:
         result.lost, result.duplicates = self.tally(stage)
         self.done.add(stage)
         return result
+
+    def _killpoint(self, trig: Trigger) -> tuple[Path | str, int] | None:
+        if trig.kill_after is not None:
+            return trig.kill_after
+        return None if trig.killpoint is None else (self.ws / "labels", trig.killpoint)
 
     def _state(self) -> str:
         counts = kit.db_query(
@@ -229,6 +236,12 @@ class CrashFlow:
         """The command kills itself just before its Nth VOC file rename (of `left` still to come)."""
         nth = self._nth(left, kills_left)
         return Trigger(f"{name}: VOC file {nth}", killpoint=nth, group=group)
+
+    def _stored(self, left: int, kills_left: int) -> Trigger:
+        """The pull kills itself as its Nth annotation is committed (of `left` still to store): some
+        stored, some not, however fast the machine (a poll of the store would see 0, then all)."""
+        nth = self._nth(left, kills_left)
+        return Trigger(f"pulled: annotation {nth} stored", kill_after=(STORE_ANNOTATION, nth))
 
     def _import_unheard(self, imports_left: int, kills_left: int) -> Trigger:
         """Killed while it waits for the answer to its Nth task import, which Label Studio has carried out:
@@ -438,6 +451,8 @@ class CrashFlow:
                 return self._delay(-0.5, 1.0)
             if pulled() >= self.reviews and self.targets() - self.reviews > MORE_REVIEWS + NEW_REVIEWS:
                 self.simulate(NEW_REVIEWS)  # reviewers kept working: this pull has something to do
+            if self.reviews - pulled() >= 3:
+                return self._stored(self.reviews - pulled(), n - i)
             return self._progress("pulled", pulled, self.reviews, n - i)
 
         args = ["review", "pull", "-w", str(self.ws), "--url", self.url]

@@ -32,6 +32,7 @@ _EXE = Path(sys.executable).parent / "annotator"
 CLI = [str(_EXE)] if _EXE.exists() else [sys.executable, "-m", "annotator.cli"]
 KILLPOINT_DIR = Path(__file__).resolve().parent / "killpoint"  # its sitecustomize.py: a command that kills itself
 KILL_AT_ENV = "ANNOTATOR_TEST_KILL_AT"
+KILL_AFTER_ENV = "ANNOTATOR_TEST_KILL_AFTER"
 
 
 def cli_env(token: str | None = None, document_root: Path | None = None, **extra: str) -> dict[str, str]:
@@ -69,12 +70,14 @@ class Kill:
     hung: bool = False  # still running after max_s: killed then, as a hang (a problem, not a landed kill)
 
 
-def killpoint_env(env: dict[str, str], folder: Path, nth: int, *, group: bool) -> dict[str, str]:
-    """`env` for a command that SIGKILLs itself just before its `nth` rename of a file into `folder`
-    (killpoint/sitecustomize.py): with folder = labels/, as its nth VOC file is about to appear."""
+def killpoint_env(env: dict[str, str], where: Path | str, nth: int, *, group: bool) -> dict[str, str]:
+    """`env` for a command that SIGKILLs itself at a known point (killpoint/sitecustomize.py):
+    where = a folder: just before its `nth` rename of a file into it (with labels/, as its nth VOC
+    file is about to appear); where = "package.module:function": as the nth call of it returns."""
     armed = dict(env)
     armed["PYTHONPATH"] = os.pathsep.join(p for p in (str(KILLPOINT_DIR), env.get("PYTHONPATH")) if p)
-    armed[KILL_AT_ENV] = f"{folder}|{nth}|{'group' if group else 'main'}"
+    variable = KILL_AT_ENV if isinstance(where, Path) else KILL_AFTER_ENV
+    armed[variable] = f"{where}|{nth}|{'group' if group else 'main'}"
     return armed
 
 
@@ -85,7 +88,7 @@ def run_and_kill(
     trigger: str,
     delay: float | None = None,
     until: Callable[[], bool] | None = None,
-    killpoint: tuple[Path, int] | None = None,
+    killpoint: tuple[Path | str, int] | None = None,
     aimed: bool = False,
     state: Callable[[], str] | None = None,
     group: bool = True,
@@ -93,7 +96,8 @@ def run_and_kill(
     poll_s: float = 0.01,
 ) -> Kill:
     """Start `annotator ARGS`; SIGKILL it after `delay` seconds or as soon as `until()` is true, or
-    let it kill itself at `killpoint` (folder, n): just before its nth rename into the folder.
+    let it kill itself at `killpoint` (where, n): just before its nth rename into the folder `where`,
+    or as the nth call of the function `where` ("package.module:function") returns.
 
     group: kill its whole process group (worker processes too, as a power cut would); False kills
     the main process only (as the OOM killer does), leaving any children to fend for themselves.

@@ -73,7 +73,9 @@ def test_push_killed_never_duplicates_a_task(flow):
 
 
 def test_pull_killed_stores_every_annotation_exactly_once(flow):
-    _assert_whole(flow.pull(kills=3))
+    result = flow.pull(kills=3)
+    _assert_whole(result)
+    assert any(t.startswith("pulled: annotation") for t in _aimed(result)), result.describe()  # mid-store
 
 
 def test_retrain_killed_at_any_stage_finishes_the_round(flow):
