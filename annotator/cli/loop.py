@@ -200,7 +200,7 @@ def demo_command(
     folder: Annotated[Path, typer.Argument(help="A new folder for the demo (data, workspace, Label Studio).")] = Path(
         "demo-workspace"
     ),
-    images: Annotated[int, typer.Option(min=20, help="Synthetic photos.")] = 240,
+    images: Annotated[int, typer.Option(min=20, help="Synthetic photos.")] = 260,
     review_fraction: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="Share of the queue the simulated dermatologist reviews.")
     ] = 0.5,
