@@ -24,6 +24,14 @@ BatchOption = Annotated[Optional[int], typer.Option(min=1, help="Batch size (def
 DeviceOption = Annotated[
     Optional[str], typer.Option(help="'cpu', '0', or a list '0,1' (DDP). Default: GPU if present.")
 ]
+PretrainedOption = Annotated[
+    Optional[Path],
+    typer.Option(
+        help="A local checkpoint to start round 0 from, as the study started from ImageNet: Ultralytics detection "
+        "or classification weights, or torchvision backbone weights (the tensors that fit are transferred and "
+        "counted; name and sha256 go into the round's provenance). Default: [train] pretrained in annotator.toml."
+    ),
+]
 WorkersOption = Annotated[int, typer.Option(min=0, help="Decode threads for pre-annotation (0: one per core).")]
 VerboseOption = Annotated[bool, typer.Option("--verbose", help="Show Ultralytics' own output.")]
 
@@ -98,6 +106,7 @@ def bootstrap_command(
     batch: BatchOption = None,
     device: DeviceOption = None,
     workers: WorkersOption = 0,
+    pretrained: PretrainedOption = None,
     force: Annotated[
         bool, typer.Option("--force", help="Train round 0 again as a new attempt (the old one stays).")
     ] = False,
@@ -105,7 +114,15 @@ def bootstrap_command(
     json_out: JsonOption = False,
 ) -> None:
     """Round 0: split, train on the hand-labelled photos, evaluate, pre-annotate the rest (resumable)."""
-    options = dict(model=model, epochs=epochs, imgsz=imgsz, batch=batch, device=device, workers=workers)
+    options = dict(
+        model=model,
+        epochs=epochs,
+        imgsz=imgsz,
+        batch=batch,
+        device=device,
+        workers=workers,
+        pretrained=None if pretrained is None else str(pretrained.expanduser().resolve()),
+    )
     result, curve = _run_round(workspace, 0, options, verbose=verbose, force=force)
     if json_out:
         print_json(result.to_dict())

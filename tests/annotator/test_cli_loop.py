@@ -103,3 +103,33 @@ def test_benchmark_runs_on_a_fully_hand_labelled_workspace_without_a_bootstrap(m
     assert report["split_sizes"]["test"] == 9
     with Workspace.open(root) as ws:
         assert sum(1 for s in ws.store.splits().values() if s == "test") == 9
+
+
+def test_a_missing_pretrained_checkpoint_is_one_line_naming_it(make_workspace, tmp_path):
+    ws = make_workspace(images=12, labelled=1.0)
+    root = ws.root
+    ws.close()
+    missing = tmp_path / "imagenet-yolo11n-cls.pt"
+    result = _invoke("bootstrap", "-w", str(root), "--pretrained", str(missing), "--epochs", "1", "--imgsz", "64")
+    assert result.exit_code == 1
+    assert str(missing) in result.stderr and "nothing is" in result.stderr and "Traceback" not in result.output
+
+
+@pytest.mark.slow
+def test_bootstrap_starts_from_a_pretrained_checkpoint_and_records_it(make_workspace, tmp_path, monkeypatch):
+    """The study pre-trained before training on faces: `--pretrained` names the file, relative to where the user is."""
+    import hashlib
+
+    from ultralytics import YOLO
+
+    ws = make_workspace(images=20, labelled=1.0, seed=8)
+    root = ws.root
+    ws.close()
+    YOLO("yolo11n.yaml").save(str(tmp_path / "start.pt"))
+    monkeypatch.chdir(tmp_path)
+    result = _invoke("bootstrap", "-w", str(root), "--pretrained", "start.pt", "--epochs", "1", "--imgsz", "64")
+    assert result.exit_code == 0, result.output
+    with Workspace.open(root) as ws:
+        pretrained = (ws.store.round_row(0) or {})["info"]["pretrained"]
+    assert pretrained["name"] == "start.pt" and pretrained["tensors"] > 0
+    assert pretrained["sha256"] == hashlib.sha256((tmp_path / "start.pt").read_bytes()).hexdigest()
