@@ -18,7 +18,7 @@ import contextlib
 import io
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -69,6 +69,7 @@ class SplitFigures:
     seed: int
     per_class: dict[str, ClassFigures]
     thresholds: dict[str, float]  # the per-class score thresholds the box counts use
+    backend: str | None = None  # what predicted the photos (training.detectors.runtime's note); None: not recorded
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -88,6 +89,7 @@ class SplitFigures:
             seed=int(data.get("seed", 0)),
             per_class={c: ClassFigures(**v) for c, v in (data.get("per_class") or {}).items()},
             thresholds=dict(data.get("thresholds") or {}),
+            backend=data.get("backend"),
         )
 
 
@@ -285,10 +287,12 @@ def evaluate_test_split(
     threshold: Callable[[str], float] | None = None,
     n_resamples: int = N_RESAMPLES,
     batch: int = 8,
+    backend: str | None = None,
 ) -> SplitFigures:
     """Predict the round's test photos (its manifest's `test` rows, with the label versions it
     froze) and compute `split_figures`. threshold: per-class score threshold (default: the
-    workspace's, what pre-annotation keeps)."""
+    workspace's, what pre-annotation keeps). backend: the note naming what `detector` predicts
+    with (`training.detectors.runtime.prediction_detector`), kept with the figures."""
     from annotator.images import decode_displayed
 
     records = {r.path: r for r in ws.store.images()}
@@ -306,7 +310,7 @@ def evaluate_test_split(
             rec = records[path]
             pred.append(boxes_to_photo(boxes, sx, sy, rec.width, rec.height))
     threshold = threshold or ws.config.threshold_for
-    return split_figures(
+    figures = split_figures(
         truth,
         pred,
         classes,
@@ -314,6 +318,7 @@ def evaluate_test_split(
         n_resamples=n_resamples,
         seed=ws.config.seed,
     )
+    return replace(figures, backend=backend)
 
 
 def record_test_split(
@@ -325,15 +330,17 @@ def record_test_split(
     imgsz: int,
     device: str | None = None,
     threshold: Callable[[str], float] | None = None,
+    backend: str | None = None,
 ) -> dict[str, Any]:
     """Evaluate once per round and store it as the round's `metrics["test_split"]` (a rerun reuses it).
-    threshold: the per-class score threshold the round pre-annotates with (default: the workspace's)."""
+    threshold: the per-class score threshold the round pre-annotates with (default: the workspace's);
+    backend: what `detector` predicts with, stored with the figures."""
     row = ws.store.round_row(round_no, attempt) or {}
     stored = (row.get("metrics") or {}).get("test_split")
     if stored is not None:
         return stored
     figures = evaluate_test_split(
-        ws, detector, round_no, attempt, imgsz=imgsz, device=device, threshold=threshold
+        ws, detector, round_no, attempt, imgsz=imgsz, device=device, threshold=threshold, backend=backend
     ).to_dict()
     ws.store.upsert_round(round_no, attempt, stage=row.get("stage", "trained"), metrics={"test_split": figures})
     return figures
@@ -352,6 +359,7 @@ class RoundMap:
     map50: float | None
     interval: tuple[float, float] | None
     level: float = LEVEL
+    backend: str | None = None  # what predicted the test photos (ours only)
 
 
 def round_map(metrics: Mapping[str, Any]) -> RoundMap | None:
@@ -359,7 +367,7 @@ def round_map(metrics: Mapping[str, Any]) -> RoundMap | None:
     ours = metrics.get("test_split")
     if ours:
         f = SplitFigures.from_dict(ours)
-        return RoundMap(f.photos, f.boxes, f.map50, f.interval, f.level)
+        return RoundMap(f.photos, f.boxes, f.map50, f.interval, f.level, f.backend)
     theirs = metrics.get("test") or {}
     if theirs.get("images") is None and theirs.get("map50") is None:
         return None
@@ -367,12 +375,13 @@ def round_map(metrics: Mapping[str, Any]) -> RoundMap | None:
 
 
 def describe_map(m: RoundMap | None) -> str:
-    """`mAP50 0.132 (95% CI 0.050-0.221) on 9 test photos, 18 boxes`."""
+    """`mAP50 0.132 (95% CI 0.050-0.221) on 9 test photos, 18 boxes, predicted with onnxruntime`."""
     if m is None or m.map50 is None:
         return "mAP50 - (no test split evaluated)"
     ci = f" ({m.level:.0%} CI {m.interval[0]:.3f}-{m.interval[1]:.3f})" if m.interval is not None else " (no interval)"
     boxes = f", {m.boxes} boxes" if m.boxes is not None else ""
-    return f"mAP50 {m.map50:.3f}{ci} on {m.photos} test photos{boxes}"
+    backend = f", predicted with {m.backend.split(' (')[0]}" if m.backend else ""  # the note's reason is in metrics
+    return f"mAP50 {m.map50:.3f}{ci} on {m.photos} test photos{boxes}{backend}"
 
 
 def format_interval(m: RoundMap | None) -> str:

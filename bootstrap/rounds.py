@@ -161,7 +161,7 @@ def run_round(
     hooks.stage(
         f"round {round_no}: " + ("loading the model trained before" if trained_before else f"training from {spec}")
     )
-    detector = train_round(ws, round_no, attempt, model_spec=spec, settings=settings, progress=hooks.on_epoch)
+    detector, backend = train_round(ws, round_no, attempt, model_spec=spec, settings=settings, progress=hooks.on_epoch)
     chosen = ((ws.store.round_row(round_no, attempt) or {}).get("info") or {}).get("thresholds") or {}
     record_test_split(
         ws,
@@ -171,6 +171,7 @@ def run_round(
         imgsz=settings.imgsz,
         device=settings.device,
         threshold=threshold_rule(ws.config, chosen),
+        backend=backend,
     )  # mAP50 with its interval, once per round
     stats = None
     if not stage_reached(ws.store.round_row(round_no, attempt), Stage.PREDICTED):
@@ -184,6 +185,7 @@ def run_round(
             device=settings.device,
             workers=settings.workers,
             progress=hooks.on_predicted,
+            backend=backend,
         )
     pushed = None
     if queue is not None and not stage_reached(ws.store.round_row(round_no, attempt), Stage.PUSHED):
@@ -291,10 +293,13 @@ def train_round(
     model_spec: str,
     settings: RoundSettings,
     progress: Callable[[int, int], None] | None = None,
-) -> Detector:
+) -> tuple[Detector, str]:
     """Snapshot, train, evaluate on test and choose each class's threshold on val; a round already trained
     just loads its model. Provenance (train_args.json, the round's info): the recipe's train arguments, the
-    pretrained checkpoint (name, sha256, tensors transferred) or the weights a warm start began from."""
+    pretrained checkpoint (name, sha256, tensors transferred) or the weights a warm start began from.
+
+    Returns the detector the round predicts with and its backend note (`round_predictor`): the val thresholds
+    are chosen on its scores, and the test split and pre-annotation use it too (metrics["backend"])."""
     rd = ws.round_dir(round_no, attempt)
     row = ws.store.round_row(round_no, attempt)
     classes = ws.config.classes
@@ -307,7 +312,8 @@ def train_round(
         settings.verbose,
     )
     if stage_reached(row, Stage.TRAINED) and (rd / "model.pt").exists():
-        return make_detector(str(rd / "model.pt"), classes, verbose=verbose)
+        trained = make_detector(str(rd / "model.pt"), classes, verbose=verbose)
+        return round_predictor(ws, trained, round_no, attempt, device=device)
     if row is None:
         ws.store.upsert_round(round_no, attempt, stage=Stage.STARTED.value, model_version=version)
     manifest = snapshot(ws, round_no, attempt)
@@ -329,8 +335,9 @@ def train_round(
     result = detector.train(view, train_settings, rd / "work", progress=progress)
     detector.save(rd / "model.pt")
     test = detector.validate(view, "test", imgsz=imgsz, batch=batch, workdir=rd / "work", device=device)
+    predictor, backend = round_predictor(ws, detector, round_no, attempt, device=device)
     thresholds = val_thresholds(
-        detector, view, imgsz=imgsz, default=ws.config.default_threshold, batch=batch, device=device
+        predictor, view, imgsz=imgsz, default=ws.config.default_threshold, batch=batch, device=device
     )
     counts = {s: len(view.images[s]) for s in ("train", "val", "test")}
     atomic_write_text(
@@ -358,6 +365,7 @@ def train_round(
         "train_seconds": result.train_seconds,
         "images": counts,
         "thresholds": {c: t.to_dict() for c, t in thresholds.items()},
+        "backend": backend,  # what predicted val (the thresholds), the test split and the pool
     }
     atomic_write_text(rd / "metrics.json", json.dumps(metrics, indent=2, default=str))
     ws.store.upsert_round(
@@ -375,7 +383,25 @@ def train_round(
             "thresholds": {c: t.threshold for c, t in thresholds.items()},
         },
     )
-    return detector
+    return predictor, backend
+
+
+def round_predictor(
+    ws: Workspace, detector: Detector, round_no: int, attempt: int = 0, *, device: str | None = None
+) -> tuple[Detector, str]:
+    """The one detector a trained round predicts with, and its backend note: `prediction_detector`'s rule over the
+    round's whole prediction work (its test and val photos and the pool still to pre-annotate), so on the CPU the
+    thresholds are chosen on the scores pre-annotation applies them to, and "auto" exports (once, cached beside
+    model.pt) when that work pays for it. A GPU, or a family ONNX Runtime does not run, keeps `detector`."""
+    evaluated = sum(1 for _, _, split in ws.store.manifest(round_no, attempt) if split in ("test", "val"))
+    pool = len(unreviewed_targets(ws, model_version_for(round_no, attempt)))
+    return prediction_detector(
+        detector,
+        ws.round_dir(round_no, attempt) / "model.pt",
+        backend=ws.config.predict_backend,
+        device=device,
+        photos=evaluated + pool,
+    )
 
 
 def _origin(ws: Workspace, round_no: int, model_spec: str, detector: Detector, fresh: bool) -> dict[str, Any]:
@@ -416,19 +442,22 @@ def predict_round(
     device: str | None = None,
     workers: int = 0,
     progress: Callable[[int, int], None] | None = None,
+    backend: str | None = None,
 ) -> PreannotateStats:
+    """Pre-annotate every unreviewed photo. backend: the note of the detector `round_predictor` already chose
+    (run_round passes train_round's); None: choose it here for the pool alone."""
     version = model_version_for(round_no, attempt)
     targets = unreviewed_targets(ws, version)
     total = len(targets)
     chosen = ((ws.store.round_row(round_no, attempt) or {}).get("info") or {}).get("thresholds") or {}
-    # on the CPU the round's model.pt runs through ONNX Runtime, exported once and cached beside it
-    detector, backend = prediction_detector(
-        detector,
-        ws.round_dir(round_no, attempt) / "model.pt",
-        backend=ws.config.predict_backend,
-        device=device,
-        photos=total,
-    )
+    if backend is None:  # on the CPU the round's model.pt runs through ONNX Runtime, exported once and cached beside it
+        detector, backend = prediction_detector(
+            detector,
+            ws.round_dir(round_no, attempt) / "model.pt",
+            backend=ws.config.predict_backend,
+            device=device,
+            photos=total,
+        )
     stats = preannotate(
         ws,
         detector,

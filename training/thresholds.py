@@ -121,7 +121,9 @@ def val_thresholds(
     split: str = "val",
 ) -> dict[str, ClassThreshold]:
     """Predict the view's val photos as pre-annotation does (decoded at `imgsz`, displayed frame) and choose
-    each class's threshold; every class gets the default when the split has no photos."""
+    each class's threshold; every class gets the default when the split has no photos. `detector`: the one
+    pre-annotation predicts with (ONNX Runtime's on the CPU: `training.detectors.runtime.prediction_detector`),
+    so each threshold is chosen on the scores it will be applied to."""
     items = view.images.get(split, [])
     truth: list[list[Box]] = []
     pred: list[list[Box]] = []

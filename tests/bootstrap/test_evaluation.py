@@ -17,6 +17,7 @@ from bootstrap.evaluation import (
     comparison_warning,
     describe_map,
     map50_interval,
+    round_map,
     split_figures,
 )
 from training.metrics import coco_evaluate
@@ -122,3 +123,13 @@ def test_overlapping_intervals_cannot_compare_rounds_and_separate_ones_can():
 def test_a_round_map_is_described_with_its_interval_and_the_split_size():
     text = describe_map(RoundMap(photos=42, boxes=80, map50=0.4567, interval=(0.40, 0.51)))
     assert text == "mAP50 0.457 (95% CI 0.400-0.510) on 42 test photos, 80 boxes"
+
+
+def test_a_round_map_names_the_backend_that_predicted_its_test_split_without_the_reason():
+    figures = split_figures([(LESION,)], [[Box("mel", 10, 10, 50, 50, score=0.9)]], CLASSES, thresholds={})
+    runtime = {"test_split": {**figures.to_dict(), "backend": "onnxruntime"}}
+    reason = "torch (9 photos: fewer than the 200 an ONNX export pays for)"
+    small = {"test_split": {**figures.to_dict(), "backend": reason}}
+    assert describe_map(round_map(runtime)).endswith("on 1 test photos, 1 boxes, predicted with onnxruntime")
+    assert describe_map(round_map(small)).endswith("1 boxes, predicted with torch")
+    assert describe_map(round_map({"test_split": figures.to_dict()})).endswith("1 boxes"), "not recorded: not shown"

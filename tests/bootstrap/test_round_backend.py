@@ -1,0 +1,41 @@
+"""A trained round predicts with one detector, chosen once by `prediction_detector`: the val thresholds, the test-split
+figures and pre-annotation all come from it, and the round records (and its report shows) which backend that was."""
+
+from __future__ import annotations
+
+import pytest
+
+from bootstrap.rounds import RoundSettings, run_round
+from training.dataset import build_training_view
+from training.detectors import make_detector
+from training.detectors.runtime import RUNTIME, RuntimeDetector, exported_path
+from training.thresholds import val_thresholds
+
+TINY_CPU = RoundSettings(model="yolo11n.yaml", epochs=1, imgsz=64, batch=8, device="cpu")
+
+
+@pytest.mark.slow
+def test_with_the_onnx_backend_a_round_chooses_thresholds_and_evaluates_on_onnx_runtime(make_workspace, tmp_path):
+    ws = make_workspace(images=20, labelled=0.5, seed=4, predict_backend="onnx")
+
+    run_round(ws, 0, TINY_CPU)
+
+    row = ws.store.round_row(0)
+    metrics = row["metrics"]
+    assert metrics["backend"] == RUNTIME, "the val thresholds were chosen on ONNX Runtime's scores"
+    assert metrics["test_split"]["backend"] == RUNTIME, "the test split was predicted by ONNX Runtime"
+    assert row["info"]["preannotate"]["backend"] == RUNTIME
+    assert f"predicted with {RUNTIME}" in (ws.round_dir(0) / "report.html").read_text()
+
+    weights = ws.round_dir(0) / "model.pt"
+    assert exported_path(weights).is_file()
+    manifest = ws.store.manifest(0, 0)
+    view = build_training_view(
+        ws, tmp_path / "view", {p: s for p, _, s in manifest}, {p: ws.store.version(v) for p, v, _ in manifest}
+    )
+    runtime = RuntimeDetector.from_weights(make_detector(str(weights), ws.config.classes), weights)
+    expected = val_thresholds(
+        runtime, view, imgsz=TINY_CPU.imgsz, default=ws.config.default_threshold, batch=TINY_CPU.batch, device="cpu"
+    )
+    assert metrics["thresholds"] == {c: t.to_dict() for c, t in expected.items()}
+    ws.close()
