@@ -834,15 +834,21 @@ class Workspace:
             folder=PurePosixPath(rec.path).parent.name or self.config.images.name,
         )
 
-    def sync_voc_mirror(self) -> int:
+    def sync_voc_mirror(self, paths: Iterable[str] | None = None) -> int:
         """Write every current label whose VOC mirror is missing or stale. Returns the count.
 
         A file is marked written only once it is on disk (each write is fsynced). The writes run on
-        a few threads: fsyncs in parallel cost little more than one (4,868 files: ~2 s, not ~15 s)."""
+        a few threads: fsyncs in parallel cost little more than one (4,868 files: ~2 s, not ~15 s).
+        paths: only these photos' stale labels, without looking for files deleted by hand (a pull
+        mirrors each chunk of reviews as it stores them, then syncs everything once)."""
         stale = dict(self.store.stale_voc())
-        for path, version_id in self.store.current_version_ids():
-            if path not in stale and not self.voc_path(path).exists():  # deleted by hand since it was written
-                stale[path] = version_id
+        if paths is not None:
+            wanted = set(paths)
+            stale = {path: version_id for path, version_id in stale.items() if path in wanted}
+        else:
+            for path, version_id in self.store.current_version_ids():
+                if path not in stale and not self.voc_path(path).exists():  # deleted by hand since it was written
+                    stale[path] = version_id
         items = list(stale.items())
         with ThreadPoolExecutor(max_workers=16) as pool:
             for start in range(0, len(items), 500):

@@ -5,8 +5,9 @@ incremental pulls (nothing new; NEW new reviews) versus the full-export way, mea
 
 push: `review_queue.labelstudio.push.push` of N photos with predictions (bulk import, 500 per request), vs
 one `import_tasks` call per task on a sample. First full pull: N - 2*NEW annotated tasks (imported in
-bulk with their annotations, as if reviewed) pulled by `review_queue.labelstudio.pull.pull` (one snapshot
-export, checks, diff, one transaction per annotation, VOC mirror). Then NEW reviews are posted one by one
+bulk with their annotations, as if reviewed) pulled by `review_queue.labelstudio.pull.pull` (snapshot
+exports of 1,000-task chunks, each stored while the next is exported: checks, diff, one transaction per
+annotation, VOC mirror). Then NEW reviews are posted one by one
 (as reviewers do) and pulled incrementally, then NEW more pulled with `full=True` (the old way: a full
 export every time); a pull with nothing new is timed both ways. Goals (issue 14): push and first full
 pull at most 10 s each, nothing new at most 1 s over the command's start-up (`connect`, timed too), NEW=300

@@ -101,9 +101,9 @@ def double_reviews(ws: Workspace, project_id: int | None = None) -> list[DoubleR
     """Every photo with reviews by two different reviewers in the review project (latest per reviewer)."""
     pid = project_id if project_id is not None else stored_project_id(ws)
     out: list[DoubleReview] = []
-    reviewed_now = ws.store.current_labels(sources=[Source.REVIEWED])
-    for path in ws.store.paths_reviewed_by_several(2):
-        if path not in reviewed_now:
+    for path in ws.store.paths_reviewed_by_several(2):  # photo by photo: not every current label (8,000: ~0.8 s)
+        current = ws.store.current_label(path)
+        if current is None or current.source is not Source.REVIEWED:
             continue  # a later manual label (XML that won) is current: not ours to settle
         latest: dict[str, LabelVersion] = {}
         for version in ws.store.history(path):

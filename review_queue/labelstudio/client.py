@@ -8,6 +8,7 @@ in a message: every message passes through `_scrub`.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -109,6 +110,54 @@ class ReviewClient:
             if items:
                 yield items
             if len(items) < page_size:
+                return
+            page += 1
+
+    def request_json(self, method: str, path: str, *, params: dict[str, Any] | None = None, body: Any = None) -> Any:
+        """One API request whose JSON this client encodes and decodes itself (plain dicts and lists):
+        the SDK's typed models cost ~0.6 ms per task each way, more than Label Studio takes to answer
+        (reading 2,000 tasks: 1.2 s). Goes through the SDK's HTTP client (its auth, one keep-alive
+        connection); a non-2xx answer raises the SDK's ApiError, so `call` retries and maps it as usual."""
+        content = json.dumps(body, separators=(",", ":")).encode() if body is not None else None
+        response = self.sdk._client_wrapper.httpx_client.request(
+            path,
+            method=method,
+            params=params,
+            content=content,
+            headers={"Content-Type": "application/json"} if content is not None else None,
+        )
+        if not 200 <= response.status_code < 300:
+            try:
+                detail: Any = response.json()
+            except ValueError:
+                detail = response.text
+            raise ApiError(status_code=response.status_code, headers=dict(response.headers), body=detail)
+        return response.json() if response.content else None
+
+    def task_rows(
+        self, project_id: int, *, include: str, query: str | None = None, page_size: int = 1000
+    ) -> Iterator[list[dict[str, Any]]]:
+        """The project's tasks as plain dicts with the fields in `include`, one page per request
+        (like `task_pages`, without the SDK's models)."""
+        page = 1
+        while True:
+
+            def fetch(p: int = page) -> list[dict[str, Any]]:
+                params = {"project": project_id, "fields": "task_only", "include": include, "query": query}
+                # resolve_uri off: no storage links are signed for fields nobody reads here (~10% of the answer time)
+                params.update(page=p, page_size=page_size, resolve_uri="false")  # (None values are left out)
+                try:
+                    answer = self.request_json("GET", "api/tasks/", params=params)
+                except ApiError as exc:
+                    if exc.status_code == 404 and p > 1:  # Label Studio's way of saying "no more pages"
+                        return []
+                    raise
+                return list(answer.get("tasks") or []) if isinstance(answer, dict) else []
+
+            rows = self.call(f"listing the tasks of project {project_id}", fetch)
+            if rows:
+                yield rows
+            if len(rows) < page_size:
                 return
             page += 1
 

@@ -212,13 +212,14 @@ def import_tasks(
     """
     response = client.call(
         f"importing {what} into project {project_id}",
-        client.sdk.projects.import_tasks,
-        project_id,
-        request=payload,
-        return_task_ids=True,
+        client.request_json,  # not the SDK's import_tasks: its encoder walks every value (0.35 ms a task)
+        "POST",
+        f"api/projects/{project_id}/import",
+        params={"return_task_ids": "true"},
+        body=payload,
         idempotent=False,
     )
-    ids = [int(t) for t in (response.task_ids or [])]
+    ids = [int(t) for t in ((response or {}).get("task_ids") or [])]
     if len(ids) != len(payload):
         raise LabelStudioError(
             f"Label Studio returned {len(ids)} task ids for {len(payload)} imported {what}; run `{rerun}` again"

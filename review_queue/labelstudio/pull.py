@@ -1,15 +1,17 @@
 """Pull reviewed annotations from Label Studio into the workspace as `reviewed` label versions.
 
-One snapshot export gives every annotated task with its annotations (reviewer email, times,
-lead time, parent prediction) and full predictions. Skipped ("cancelled") annotations are
-counted, never stored: the photo stays in the queue. Each submitted annotation is checked,
-converted to boxes on the displayed photo, diffed against the prediction it started from
-(`review_queue.corrections`), and stored in
+Snapshot exports give every annotated task with its annotations (reviewer email, times,
+lead time, parent prediction) and full predictions: a full pull exports the project in chunks
+of 1,000 task ids, Label Studio exporting the next chunk while this process stores the last
+(the two take about as long: in sequence, 8,000 tasks took ~28 s). Skipped ("cancelled")
+annotations are counted, never stored: the photo stays in the queue. Each submitted annotation
+is checked, converted to boxes on the displayed photo, diffed against the prediction it started
+from (`review_queue.corrections`), and stored in
 its own transaction together with its `pulled_annotations` row: a pull killed at any point
 leaves a consistent store, and the next pull skips what is stored and finishes the rest.
-The VOC mirror of the new current labels is written at the end by a few threads (every file
-is fsynced, so the disk is the limit); a kill before that leaves a stale mirror, which the
-next pull, or the next command opening the workspace for writing, repairs.
+The VOC mirror of the new current labels is written after each chunk and checked at the end, by
+a few threads (every file is fsynced, so the disk is the limit); a kill before that leaves a
+stale mirror, which the next pull, or the next command opening the workspace for writing, repairs.
 Annotations that cannot be merged are listed in reports/pull-issues.json, never guessed at; a
 reviewed box outside the photo or under a pixel is clipped or dropped by the one rule ingest
 applies too (`annotator.boxes.fit_box`), listed there under "fixed", and the review is stored.
@@ -34,10 +36,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from annotator.classes import ClassTable
 from annotator.errors import LabelStudioError
 from annotator.fsutil import atomic_write_text
 from annotator.store import Workspace, now_iso
@@ -63,6 +67,8 @@ SERIALIZATION = {"predictions": {"only_id": False}, "annotations__completed_by":
 TASK_FILTER = {"only_with_annotations": True}
 # Ground truth too: Label Studio marks annotations imported with tasks (and starred ones) as ground truth.
 ANNOTATION_FILTER = {"usual": True, "skipped": True, "ground_truth": True}
+# Tasks per export of a full pull (chunks of the task ids we know): the next chunk is exported while one is stored.
+EXPORT_CHUNK = 1000
 WATERMARK_KEY = "labelstudio_pull_watermark"  # store meta: {"project_id": P, "updated_at": newest task time}
 # A write saved (its updated_at taken) before the last export read but committed after it: re-read
 # that window. One request rarely holds its transaction for more than a second.
@@ -113,43 +119,67 @@ def pull(
 
     full: export every annotated task, not only those changed since the last pull."""
     pid = require_project_id(ws)
-    tasks, reason = _changed_tasks(ws, client, pid, full=full, timeout=export_timeout)
+    task_of_photo = ws.store.task_map(pid)
+    chunks, reason = _changed_tasks(ws, client, pid, full=full, timeout=export_timeout, known=task_of_photo.values())
     is_full = reason != "incremental"
-    photo_of_task = {tid: path for path, tid in ws.store.task_map(pid).items()}
+    photo_of_task = {tid: path for path, tid in task_of_photo.items()}
     records = {r.path: r for r in ws.store.images()}
     pulled = ws.store.pulled_annotations()
     pushed = ws.store.pushed_versions()
+    classes = ws.config.class_table
+    # photo -> its current label when that is a review (else None), kept up to date as reviews are stored: read in
+    # one query for a full pull, photo by photo for an incremental one (a few reviews need not read 8,000 labels)
+    reviewed_now: dict[str, LabelVersion | None] = (
+        dict(ws.store.current_labels(sources=[Source.REVIEWED])) if is_full else {}
+    )
+
+    def reviewed_current(path: str) -> LabelVersion | None:
+        if not is_full and path not in reviewed_now:
+            current = ws.store.current_label(path)
+            reviewed_now[path] = current if current is not None and current.source is Source.REVIEWED else None
+        return reviewed_now.get(path)
+
     issues: list[dict[str, Any]] = []
     fixed: list[dict[str, Any]] = []
     counts = {"current": 0, "history": 0, "already": 0, "skipped": 0}
+    tasks: list[dict[str, Any]] = []
+    stored_now: set[str] = set()  # photos whose current label this chunk changed
 
-    for done, task in enumerate(tasks, 1):
-        path = photo_of_task.get(task["id"]) or (task.get("data") or {}).get(PHOTO_FIELD)
-        record = records.get(path) if path else None
-        if record is None:
-            issues.append(_issue(task, None, path, "the task's photo is not in this workspace; not merged"))
-            continue
-        annotations = task.get("annotations") or []
-        counts["skipped"] += sum(1 for a in annotations if a.get("was_cancelled"))
-        submitted = sorted(
-            (a for a in annotations if not a.get("was_cancelled")), key=lambda a: (a.get("updated_at") or "", a["id"])
-        )
-        for ann in submitted:
-            if ann["id"] in pulled and pulled[ann["id"]] == ann.get("updated_at"):
-                counts["already"] += 1
+    for chunk in chunks:  # a full pull's next chunk is exported by Label Studio while this one is stored
+        tasks.extend(chunk)
+        for task in chunk:
+            path = photo_of_task.get(task["id"]) or (task.get("data") or {}).get(PHOTO_FIELD)
+            record = records.get(path) if path else None
+            if record is None:
+                issues.append(_issue(task, None, path, "the task's photo is not in this workspace; not merged"))
                 continue
-            prepared, problems = _prepare(
-                ws, pid, task, ann, record, pushed.get(record.path), latest=ann is submitted[-1]
+            annotations = task.get("annotations") or []
+            counts["skipped"] += sum(1 for a in annotations if a.get("was_cancelled"))
+            submitted = sorted(
+                (a for a in annotations if not a.get("was_cancelled")),
+                key=lambda a: (a.get("updated_at") or "", a["id"]),
             )
-            if prepared is None:
-                issues.extend(_issue(task, ann, path, p) for p in problems)
-                continue
-            _store_annotation(ws, prepared)
-            fixed.extend(_fixed(task, ann, path, f) for f in prepared.fixes)
-            pulled[prepared.annotation_id] = prepared.updated_at
-            counts["current" if prepared.current else "history"] += 1
+            for ann in submitted:
+                if ann["id"] in pulled and pulled[ann["id"]] == ann.get("updated_at"):
+                    counts["already"] += 1
+                    continue
+                current = ann is submitted[-1] and not _newer_review_is_current(reviewed_current(record.path), ann)
+                prepared, problems = _prepare(ws, pid, task, ann, record, pushed.get(record.path), classes, current)
+                if prepared is None:
+                    issues.extend(_issue(task, ann, path, p) for p in problems)
+                    continue
+                _store_annotation(ws, prepared)
+                if prepared.current:
+                    reviewed_now[record.path] = prepared.version
+                    stored_now.add(record.path)
+                fixed.extend(_fixed(task, ann, path, f) for f in prepared.fixes)
+                pulled[prepared.annotation_id] = prepared.updated_at
+                counts["current" if prepared.current else "history"] += 1
         if progress:
-            progress("storing annotations", done, len(tasks))
+            progress("storing annotations", len(tasks), len(tasks))
+        if is_full:  # the VOC files of this chunk's new reviews, written while Label Studio exports the next chunk
+            ws.sync_voc_mirror(paths=stored_now)
+        stored_now.clear()
     deleted = _mark_deleted(ws, pid, tasks, full=is_full)
     if not is_full:  # annotations not read again are as they were: their problems still stand
         issues = _unread_issues(ws, pid, {int(t["id"]) for t in tasks}) + issues
@@ -180,10 +210,11 @@ def pending_annotations(ws: Workspace, client: ReviewClient, *, export_timeout: 
     """How many submitted annotations in Label Studio are new or edited since the last pull."""
     pid = require_project_id(ws)
     pulled = ws.store.pulled_annotations()
-    tasks, _ = _changed_tasks(ws, client, pid, full=False, timeout=export_timeout)
+    chunks, _ = _changed_tasks(ws, client, pid, full=False, timeout=export_timeout)
     return sum(
         1
-        for task in tasks
+        for chunk in chunks
+        for task in chunk
         for ann in task.get("annotations") or []
         if not ann.get("was_cancelled") and pulled.get(ann["id"], "\0") != ann.get("updated_at")
     )
@@ -223,9 +254,17 @@ class _Watermark:
 
 
 def _changed_tasks(
-    ws: Workspace, client: ReviewClient, project_id: int, *, full: bool, timeout: float
-) -> tuple[list[dict[str, Any]], str]:
-    """(exported tasks, "incremental" or why the export was full)."""
+    ws: Workspace,
+    client: ReviewClient,
+    project_id: int,
+    *,
+    full: bool,
+    timeout: float,
+    known: Iterable[int] = (),
+) -> tuple[Iterable[list[dict[str, Any]]], str]:
+    """(the exported tasks in chunks, "incremental" or why the export was full).
+
+    known: the project's task ids in the store, to cut a full export into chunks."""
     mark = _watermark(ws, project_id)
     if full:
         reason = "asked for (--full)"
@@ -242,10 +281,10 @@ def _changed_tasks(
                     return [], "incremental"  # nothing moved but what the last pull already read
                 # from the first moved task on: the overlap's tasks read last time stay out of the export
                 start = min(moved) - dt.timedelta(microseconds=1)
-                return _export_changed(client, project_id, since=start, timeout=timeout), "incremental"
+                return [_export_changed(client, project_id, since=start, timeout=timeout)], "incremental"
         except LabelStudioError as exc:
             reason = f"reading the changed tasks failed ({exc})"
-    return _export(client, project_id, timeout=timeout, task_filter=TASK_FILTER), reason
+    return _export_all(client, project_id, timeout=timeout, known=known), reason
 
 
 def _since_filter(since: dt.datetime) -> dict[str, Any]:
@@ -258,8 +297,8 @@ def _list_changed(client: ReviewClient, project_id: int, *, since: dt.datetime) 
     """task id -> updated_at of the tasks changed after `since`: one cheap request (ids and times only)."""
     query = json.dumps({"filters": _since_filter(since)})
     return {
-        int(t.id): _parse_time(t.updated_at)
-        for page in client.task_pages(project_id, include="id,updated_at", query=query)
+        int(t["id"]): _parse_time(t.get("updated_at"))
+        for page in client.task_rows(project_id, include="id,updated_at", query=query)
         for t in page
     }
 
@@ -268,17 +307,64 @@ def _export_changed(
     client: ReviewClient, project_id: int, *, since: dt.datetime, timeout: float
 ) -> list[dict[str, Any]]:
     """Tasks whose updated_at is after `since`, annotated or not (a task whose last annotation was
-    deleted has none left), through a Data Manager tab deleted again after the export."""
+    deleted has none left)."""
+    return _export_tab(client, project_id, _since_filter(since), timeout=timeout)
+
+
+def _export_all(
+    client: ReviewClient, project_id: int, *, timeout: float, known: Iterable[int]
+) -> Iterator[list[dict[str, Any]]]:
+    """Every annotated task of the project, in chunks of task ids: EXPORT_CHUNK of the `known` ids each,
+    the first and last chunks open-ended (so tasks we do not know are exported too).
+
+    Label Studio exports on one core at ~1.5 ms a task, and storing the reviews takes as long again:
+    one background thread has Label Studio export chunk after chunk while the caller stores the
+    last one, so the two overlap instead of adding up."""
+    ids = sorted(set(known))
+    bounds: list[int | None] = list(ids[EXPORT_CHUNK - 1 : -1 : EXPORT_CHUNK])  # upper ends, but the last
+    if not bounds:
+        yield _export(client, project_id, timeout=timeout, task_filter=TASK_FILTER)
+        return
+    ranges = list(zip([None, *bounds], [*bounds, None], strict=True))
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="export") as pool:
+        chunks = [pool.submit(_export_id_range, client, project_id, lo, hi, timeout) for lo, hi in ranges]
+        try:
+            for chunk in chunks:
+                yield chunk.result()
+        finally:
+            for chunk in chunks:
+                chunk.cancel()
+
+
+def _export_id_range(
+    client: ReviewClient, project_id: int, low: int | None, high: int | None, timeout: float
+) -> list[dict[str, Any]]:
+    """Annotated tasks with low < id <= high (None: no bound). A task outside the range (a filter the
+    server ignored) is dropped here, so chunks never overlap."""
+    items = [
+        {"filter": "filter:tasks:id", "operator": op, "type": "Number", "value": bound}
+        for op, bound in (("greater", low), ("less_or_equal", high))
+        if bound is not None
+    ]
+    tasks = _export_tab(client, project_id, {"conjunction": "and", "items": items}, timeout=timeout, annotated=True)
+    return [t for t in tasks if (low is None or t["id"] > low) and (high is None or t["id"] <= high)]
+
+
+def _export_tab(
+    client: ReviewClient, project_id: int, filters: dict[str, Any], *, timeout: float, annotated: bool = False
+) -> list[dict[str, Any]]:
+    """The tasks a Data Manager filter selects (only those with annotations when `annotated`), through
+    a tab made for the export and deleted after it."""
     view = client.call(
-        "making a tab of the changed tasks",
+        "making a tab of the tasks to export",
         client.sdk.views.create,
         project=project_id,
-        data={"title": "annotator pull (temporary)", "filters": _since_filter(since)},
+        data={"title": "annotator pull (temporary)", "filters": filters},
         idempotent=False,
     )
     try:
-        # not with only_with_annotations: together with a view it exports nothing (Label Studio 1.23.2)
-        return _export(client, project_id, timeout=timeout, task_filter={"view": int(view.id)})
+        task_filter: dict[str, Any] = {"view": int(view.id), **(TASK_FILTER if annotated else {})}
+        return _export(client, project_id, timeout=timeout, task_filter=task_filter)
     finally:
         try:
             client.call("deleting the temporary tab", client.sdk.views.delete, str(view.id))
@@ -426,17 +512,20 @@ def _prepare(
     ann: dict[str, Any],
     record: ImageRecord,
     pushed_version_id: int | None,
-    *,
-    latest: bool,
+    classes: ClassTable,
+    current: bool,
 ) -> tuple[_Prepared | None, list[str]]:
-    """Check and convert one annotation; (None, problems) when it cannot be merged."""
-    classes = ws.config.class_table
+    """Check and convert one annotation; (None, problems) when it cannot be merged.
+
+    current: it becomes the photo's current label (else it is stored as history)."""
     parsed = parse_result(ann.get("result") or [], width=record.width, height=record.height, classes=classes)
     if parsed.problems:
         return None, [f"{p}; fix it in Label Studio and pull again" for p in parsed.problems]
     reviewed = [(rid, Box(b.label, b.x1, b.y1, b.x2, b.y2)) for rid, b in parsed.regions]  # human boxes: no score
 
-    predicted, model_version, round_no, pred_version_id = _parent_prediction(ws, task, ann, record, pushed_version_id)
+    predicted, model_version, round_no, pred_version_id = _parent_prediction(
+        ws, task, ann, record, pushed_version_id, classes
+    )
     ops = diff_regions(predicted, reviewed)
     reviewer = _reviewer(ann)
     meta = {
@@ -468,7 +557,7 @@ def _prepare(
         _with_notes(version, task, parsed.fixes),
         int(ann["id"]),
         ann.get("updated_at"),
-        current=latest and not _newer_review_is_current(ws, record.path, ann),
+        current=current,
         fixes=parsed.fixes,
     ), []
 
@@ -496,7 +585,12 @@ def _fixed(task: dict[str, Any], ann: dict[str, Any], path: str | None, fix: Box
 
 
 def _parent_prediction(
-    ws: Workspace, task: dict[str, Any], ann: dict[str, Any], record: ImageRecord, pushed_version_id: int | None
+    ws: Workspace,
+    task: dict[str, Any],
+    ann: dict[str, Any],
+    record: ImageRecord,
+    pushed_version_id: int | None,
+    classes: ClassTable,
 ) -> tuple[list[tuple[str, Box]], str | None, int | None, int | None]:
     """(regions, model_version, round, label-version id) of the prediction the reviewer started from:
     the annotation's parent prediction, else the label version pushed with the task."""
@@ -507,9 +601,7 @@ def _parent_prediction(
     if parent is None and isinstance(ann.get("prediction"), dict) and "result" in ann["prediction"]:
         parent = ann["prediction"]
     if parent is not None:
-        parsed = parse_result(
-            parent.get("result") or [], width=record.width, height=record.height, classes=ws.config.class_table
-        )
+        parsed = parse_result(parent.get("result") or [], width=record.width, height=record.height, classes=classes)
         mv = parent.get("model_version")
         match = next((v for v in reversed(model_versions) if v.model_version == mv), None)
         return list(parsed.regions), mv, match.round if match else None, match.id if match else None
@@ -522,9 +614,9 @@ def _parent_prediction(
     return regions, fallback.model_version, fallback.round, fallback.id
 
 
-def _newer_review_is_current(ws: Workspace, path: str, ann: dict[str, Any]) -> bool:
-    """A later annotation (of any task of this photo) is already the current label."""
-    current = ws.store.current_label(path)
+def _newer_review_is_current(current: LabelVersion | None, ann: dict[str, Any]) -> bool:
+    """A later annotation (of any task of this photo) is already the current label (`current`: the
+    photo's current label when it is a review, else None)."""
     if current is None or current.source is not Source.REVIEWED:
         return False
     if current.meta.get("annotation_id") == ann["id"]:

@@ -290,7 +290,12 @@ def _replace_predictions(
         selected_items={"all": False, "included": task_ids},
     )
     client.call(
-        f"importing {what}", client.sdk.projects.import_predictions, project_id, request=predictions, idempotent=False
+        f"importing {what}",
+        client.request_json,  # plain JSON: the SDK's encoder walks every value
+        "POST",
+        f"api/projects/{project_id}/import/predictions",
+        body=predictions,
+        idempotent=False,
     )
 
 
@@ -309,11 +314,10 @@ def _task_states(client: ReviewClient, project_id: int, ids: set[int]) -> dict[i
     if not ids:
         return {}
     states: dict[int, _TaskState] = {}
-    for page in client.task_pages(project_id, include="id,data,total_annotations,cancelled_annotations"):
+    for page in client.task_rows(project_id, include="id,data,total_annotations,cancelled_annotations"):
         for t in page:
-            if int(t.id) in ids:
-                worked = (t.total_annotations or 0) + (t.cancelled_annotations or 0) > 0
-                states[int(t.id)] = _TaskState(dict(t.data or {}), worked)
+            if int(t["id"]) in ids:
+                states[int(t["id"])] = _TaskState(dict(t.get("data") or {}), _worked_on(t))
     return states
 
 
@@ -333,18 +337,19 @@ def _adopt_unrecorded(ws: Workspace, client: ReviewClient, project_id: int, know
     recorded_ids = set(recorded.values())
     rows: list[tuple[str, int, int | None]] = []
     seen: set[str] = set(recorded)
-    for page in client.task_pages(project_id, include="id,data"):
+    for page in client.task_rows(project_id, include="id,data"):
         for task in page:
-            data = task.data or {}
+            task_id = int(task["id"])
+            data = task.get("data") or {}
             photo = data.get(PHOTO_FIELD)
-            if task.id in recorded_ids or photo not in known:
+            if task_id in recorded_ids or photo not in known:
                 continue  # ours already, or not our photo
-            takes_over = bool(data.get(CONFLICT_FIELD)) and photo in recorded and int(task.id) > recorded[photo]
+            takes_over = bool(data.get(CONFLICT_FIELD)) and photo in recorded and task_id > recorded[photo]
             if photo in seen and not takes_over:
                 continue  # a second copy (the first listed wins)
             seen.add(photo)
             version = data.get(VERSION_FIELD)
-            rows.append((photo, int(task.id), int(version) if version is not None else None))
+            rows.append((photo, task_id, int(version) if version is not None else None))
     ws.store.record_tasks(project_id, rows)
     return len(rows)
 
@@ -352,6 +357,10 @@ def _adopt_unrecorded(ws: Workspace, client: ReviewClient, project_id: int, know
 def _worked_on_task_ids(client: ReviewClient, project_id: int) -> set[int]:
     """Tasks with any annotation, submitted or skipped: push never changes those."""
     ids: set[int] = set()
-    for page in client.task_pages(project_id, include="id,total_annotations,cancelled_annotations"):
-        ids.update(int(t.id) for t in page if (t.total_annotations or 0) + (t.cancelled_annotations or 0) > 0)
+    for page in client.task_rows(project_id, include="id,total_annotations,cancelled_annotations"):
+        ids.update(int(t["id"]) for t in page if _worked_on(t))
     return ids
+
+
+def _worked_on(task: dict[str, Any]) -> bool:
+    return int(task.get("total_annotations") or 0) + int(task.get("cancelled_annotations") or 0) > 0
