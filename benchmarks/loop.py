@@ -6,7 +6,8 @@ one time model: review_queue.effort) and, after `finalize` by its own rule, the 
 final labelled set against the generator's ground truth: over all photos, and over the photos whose
 label came from the model (auto-accepted, or reviewed from a pre-annotation), since hand labels and
 noise-free simulated reviews are copies of the truth and would flatter the figure. `benchmarks/warm_start.py` then asks
-whether round 1's warm start paid off, on this run's workspace.
+whether round 1's warm start paid off, on this run's workspace. A rerun on the same --dir resumes
+where the last one stopped (finished rounds and simulated batches are not done again).
 
   python benchmarks/loop.py [--photos 1500] [--review 300] [--epochs 20] [--retrain-epochs 10] [--imgsz 320]
 """
@@ -17,6 +18,14 @@ import argparse
 import json
 import time
 from pathlib import Path
+
+
+def _once(marker: Path, step) -> None:  # noqa: ANN001
+    """Run `step` unless an earlier (interrupted) run of the benchmark did: a rerun resumes the loop
+    without a second batch of simulated reviews."""
+    if not marker.exists():
+        step()
+        marker.touch()
 
 
 def main() -> None:
@@ -73,7 +82,14 @@ def main() -> None:
     client = connect(ws)
     for round_no in range(args.rounds):
         if round_no:
-            simulate(ws, client, count=args.review, seed=round_no)
+            _once(
+                args.dir / f"simulated-before-round-{round_no}",
+                lambda n=round_no: simulate(ws, client, count=args.review, seed=n),
+            )
+        row = ws.store.round_row(round_no)
+        if row is not None and row["stage"] == "done":
+            print(f"round {round_no} was finished by an earlier run of this benchmark")
+            continue
         t = time.perf_counter()
         model = args.model if round_no == 0 else None  # round N >= 1 starts from round N-1's weights
         epochs = args.epochs if round_no == 0 else args.retrain_epochs
@@ -81,7 +97,7 @@ def main() -> None:
         timings[f"round {round_no} ({'pull + warm-start ' if round_no else ''}train + predict + push)"] = (
             time.perf_counter() - t
         )
-    simulate(ws, client, count=args.review, seed=99)
+    _once(args.dir / "simulated-after-last-round", lambda: simulate(ws, client, count=args.review, seed=99))
     queue.pull(ws)
 
     rows = learning_curve(ws)
