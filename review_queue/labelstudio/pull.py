@@ -99,6 +99,14 @@ class PullResult:
 
 
 @dataclass(frozen=True)
+class _Export:
+    """The tasks of one snapshot export, and when Label Studio began it (its own clock; None if it did not say)."""
+
+    tasks: list[dict[str, Any]]
+    began: dt.datetime | None
+
+
+@dataclass(frozen=True)
 class _Prepared:
     version: LabelVersion
     annotation_id: int
@@ -120,7 +128,7 @@ def pull(
     full: export every annotated task, not only those changed since the last pull."""
     pid = require_project_id(ws)
     task_of_photo = ws.store.task_map(pid)
-    chunks, reason = _changed_tasks(ws, client, pid, full=full, timeout=export_timeout, known=task_of_photo.values())
+    exports, reason = _changed_tasks(ws, client, pid, full=full, timeout=export_timeout, known=task_of_photo.values())
     is_full = reason != "incremental"
     photo_of_task = {tid: path for path, tid in task_of_photo.items()}
     records = {r.path: r for r in ws.store.images()}
@@ -143,11 +151,13 @@ def pull(
     fixed: list[dict[str, Any]] = []
     counts = {"current": 0, "history": 0, "already": 0, "skipped": 0}
     tasks: list[dict[str, Any]] = []
+    began: list[dt.datetime | None] = []
     stored_now: set[str] = set()  # photos whose current label this chunk changed
 
-    for chunk in chunks:  # a full pull's next chunk is exported by Label Studio while this one is stored
-        tasks.extend(chunk)
-        for task in chunk:
+    for export in exports:  # a full pull's next chunk is exported by Label Studio while this one is stored
+        tasks.extend(export.tasks)
+        began.append(export.began)
+        for task in export.tasks:
             path = photo_of_task.get(task["id"]) or (task.get("data") or {}).get(PHOTO_FIELD)
             record = records.get(path) if path else None
             if record is None:
@@ -185,7 +195,7 @@ def pull(
         issues = _unread_issues(ws, pid, {int(t["id"]) for t in tasks}) + issues
     settle(ws, client)  # double reviews: merge agreeing ones, adjudicate the rest (review_queue.adjudication)
     ws.sync_voc_mirror()  # the new reviews, and whatever an interrupted pull left stale
-    _save_watermark(ws, pid, tasks)  # last: a pull killed before this exports the same tasks again
+    _save_watermark(ws, pid, tasks, began)  # last: a pull killed before this exports the same tasks again
 
     issues_file = ws.reports_dir / ISSUES_FILE
     report = {"pulled_at": now_iso(), "project_id": pid, "full": is_full, "reason": reason, "issues": issues}
@@ -210,11 +220,11 @@ def pending_annotations(ws: Workspace, client: ReviewClient, *, export_timeout: 
     """How many submitted annotations in Label Studio are new or edited since the last pull."""
     pid = require_project_id(ws)
     pulled = ws.store.pulled_annotations()
-    chunks, _ = _changed_tasks(ws, client, pid, full=False, timeout=export_timeout)
+    exports, _ = _changed_tasks(ws, client, pid, full=False, timeout=export_timeout)
     return sum(
         1
-        for chunk in chunks
-        for task in chunk
+        for export in exports
+        for task in export.tasks
         for ann in task.get("annotations") or []
         if not ann.get("was_cancelled") and pulled.get(ann["id"], "\0") != ann.get("updated_at")
     )
@@ -261,8 +271,8 @@ def _changed_tasks(
     full: bool,
     timeout: float,
     known: Iterable[int] = (),
-) -> tuple[Iterable[list[dict[str, Any]]], str]:
-    """(the exported tasks in chunks, "incremental" or why the export was full).
+) -> tuple[Iterable[_Export], str]:
+    """(the exports, one or a full pull's chunks, "incremental" or why the export was full).
 
     known: the project's task ids in the store, to cut a full export into chunks."""
     mark = _watermark(ws, project_id)
@@ -303,17 +313,13 @@ def _list_changed(client: ReviewClient, project_id: int, *, since: dt.datetime) 
     }
 
 
-def _export_changed(
-    client: ReviewClient, project_id: int, *, since: dt.datetime, timeout: float
-) -> list[dict[str, Any]]:
+def _export_changed(client: ReviewClient, project_id: int, *, since: dt.datetime, timeout: float) -> _Export:
     """Tasks whose updated_at is after `since`, annotated or not (a task whose last annotation was
     deleted has none left)."""
     return _export_tab(client, project_id, _since_filter(since), timeout=timeout)
 
 
-def _export_all(
-    client: ReviewClient, project_id: int, *, timeout: float, known: Iterable[int]
-) -> Iterator[list[dict[str, Any]]]:
+def _export_all(client: ReviewClient, project_id: int, *, timeout: float, known: Iterable[int]) -> Iterator[_Export]:
     """Every annotated task of the project, in chunks of task ids: EXPORT_CHUNK of the `known` ids each,
     the first and last chunks open-ended (so tasks we do not know are exported too).
 
@@ -338,7 +344,7 @@ def _export_all(
 
 def _export_id_range(
     client: ReviewClient, project_id: int, low: int | None, high: int | None, timeout: float
-) -> list[dict[str, Any]]:
+) -> _Export:
     """Annotated tasks with low < id <= high (None: no bound). A task outside the range (a filter the
     server ignored) is dropped here, so chunks never overlap."""
     items = [
@@ -346,13 +352,14 @@ def _export_id_range(
         for op, bound in (("greater", low), ("less_or_equal", high))
         if bound is not None
     ]
-    tasks = _export_tab(client, project_id, {"conjunction": "and", "items": items}, timeout=timeout, annotated=True)
-    return [t for t in tasks if (low is None or t["id"] > low) and (high is None or t["id"] <= high)]
+    export = _export_tab(client, project_id, {"conjunction": "and", "items": items}, timeout=timeout, annotated=True)
+    inside = [t for t in export.tasks if (low is None or t["id"] > low) and (high is None or t["id"] <= high)]
+    return replace(export, tasks=inside)
 
 
 def _export_tab(
     client: ReviewClient, project_id: int, filters: dict[str, Any], *, timeout: float, annotated: bool = False
-) -> list[dict[str, Any]]:
+) -> _Export:
     """The tasks a Data Manager filter selects (only those with annotations when `annotated`), through
     a tab made for the export and deleted after it."""
     view = client.call(
@@ -399,19 +406,30 @@ def _watermark(ws: Workspace, project_id: int) -> _Watermark | None:
     return _Watermark(newest, {k: v for k, v in recent.items() if v is not None})
 
 
-def _save_watermark(ws: Workspace, project_id: int, tasks: list[dict[str, Any]]) -> None:
+def _save_watermark(
+    ws: Workspace, project_id: int, tasks: list[dict[str, Any]], began: list[dt.datetime | None]
+) -> None:
+    """Advance the watermark to the newest task time this pull read, but never past the start of its first
+    export (`began`: each export's start, Label Studio's clock): a write one export missed is no older than
+    that export's start (less a transaction's time), so a full pull exported in chunks, one after another,
+    misses nothing either. No export: the watermark stays."""
     old = _watermark(ws, project_id)
-    seen = dict(old.recent) if old else {}
+    recent = dict(old.recent) if old else {}
+    read: list[dt.datetime] = []
     for task in tasks:
         when = _parse_time(task.get("updated_at"))
         if when is not None:
-            seen[int(task["id"])] = when
-    newest = max([*seen.values(), *([old.updated_at] if old else [])], default=None)
-    if newest is None:
-        newest = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)  # nothing annotated yet: the next pull is incremental
+            recent[int(task["id"])] = when
+            read.append(when)
+    epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)  # nothing annotated yet: the next pull is incremental
+    newest = max([*read, *([old.updated_at] if old else [])], default=epoch)
+    if began:
+        known = [b for b in began if b is not None]
+        first = min(known) if len(known) == len(began) else (old.updated_at if old else epoch)
+        newest = min(newest, max(first, old.updated_at if old else epoch))
     mark = _Watermark(newest, {})
-    recent = {str(k): v.isoformat() for k, v in seen.items() if v > mark.since}
-    value = {"project_id": project_id, "updated_at": newest.isoformat(), "recent": recent}
+    kept = {str(k): v.isoformat() for k, v in recent.items() if v > mark.since}
+    value = {"project_id": project_id, "updated_at": newest.isoformat(), "recent": kept}
     ws.store.set_meta(WATERMARK_KEY, json.dumps(value))
 
 
@@ -452,9 +470,7 @@ def _mark_deleted(ws: Workspace, project_id: int, tasks: list[dict[str, Any]], *
 # ---- export --------------------------------------------------------------------------------
 
 
-def _export(
-    client: ReviewClient, project_id: int, *, timeout: float, task_filter: dict[str, Any]
-) -> list[dict[str, Any]]:
+def _export(client: ReviewClient, project_id: int, *, timeout: float, task_filter: dict[str, Any]) -> _Export:
     """A snapshot export (JSON) of the project's tasks that `task_filter` selects, every annotation
     (skips included), full predictions and reviewers."""
     sdk = client.sdk
@@ -470,10 +486,8 @@ def _export(
     )
     deadline = time.monotonic() + timeout
     delay = 0.1
-    while True:
-        status = str(client.call("waiting for the export", sdk.projects.exports.get, project_id, export.id).status)
-        if status.endswith("completed"):
-            break
+    status = str(getattr(export, "status", None) or "")  # without a job queue, Label Studio exports in the request
+    while not status.endswith("completed"):
         if status.endswith("failed"):
             raise LabelStudioError(
                 f"Label Studio at {client.url} failed to export project {project_id}; see its "
@@ -485,6 +499,7 @@ def _export(
             )
         time.sleep(delay)
         delay = min(delay * 2, 0.5)
+        status = str(client.call("waiting for the export", sdk.projects.exports.get, project_id, export.id).status)
     body = client.call(
         "downloading the export",
         lambda: b"".join(sdk.projects.exports.download(project_id, export.id, export_type="JSON")),
@@ -499,7 +514,7 @@ def _export(
         raise LabelStudioError(
             f"Label Studio at {client.url} sent an export that is not JSON; run `annotator review pull` again"
         ) from None
-    return sorted(tasks, key=lambda t: t["id"])
+    return _Export(sorted(tasks, key=lambda t: t["id"]), _parse_time(getattr(export, "created_at", None)))
 
 
 # ---- one annotation ---------------------------------------------------------------------------

@@ -4,11 +4,13 @@ to Label Studio's state, and `full=True` agrees."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import pytest
 
 from annotator.types import Box, Source
+from review_queue.labelstudio import pull as pull_module
 from review_queue.labelstudio.convert import box_to_result
 from review_queue.labelstudio.pull import WATERMARK_KEY, pull
 from review_queue.labelstudio.push import push
@@ -41,7 +43,6 @@ def _store_state(s) -> dict[int, str]:
 
 def _same_time(a: dict[int, str], b: dict[int, str]) -> bool:
     """Label Studio writes times with and without trailing zeros in the microseconds; compare the instants."""
-    import datetime as dt
 
     def norm(d):
         return {k: dt.datetime.fromisoformat(v.replace("Z", "+00:00")) for k, v in d.items()}
@@ -130,3 +131,27 @@ def test_an_unmerged_annotation_stays_reported_until_it_is_fixed(review_setup):
     s.client.sdk.annotations.update(ann.id, result=[box_to_result(Box("mel", 10, 10, 50, 50), 320, 240, "ok")])
     fixed = pull(s.ws, s.client)
     assert (fixed.current, fixed.issues) == (1, [])
+
+
+def test_a_full_pull_exported_in_chunks_stores_every_annotation_once(review_setup, monkeypatch):
+    monkeypatch.setattr(pull_module, "EXPORT_CHUNK", 2)  # six tasks: three exports, the last one open-ended
+    s = review_setup()
+    push(s.ws, s.client)
+    for photo in ("p0.jpg", "p2.jpg", "p3.jpg", "p5.jpg"):
+        _annotate(s, photo, Box("mel", 10, 10, 60, 60))
+    first = pull(s.ws, s.client)
+    again = pull(s.ws, s.client, full=True)
+    assert (first.full, first.tasks, first.current, again.stored, again.already_pulled) == (True, 4, 4, 0, 4)
+    assert _same_time(_store_state(s), _server_state(s))
+
+
+def test_a_pull_exported_in_chunks_keeps_its_watermark_at_the_start_of_its_first_export(review_setup):
+    """A review saved after the first chunk was exported is older than tasks a later chunk read: the next pull
+    must still list it, so the watermark may not pass the first export's start (Label Studio's clock)."""
+    s = review_setup()
+    at = dt.datetime(2026, 12, 1, 10, 0, 0, tzinfo=dt.UTC)
+    read = [{"id": 1, "updated_at": "2026-12-01T09:59:55Z"}, {"id": 2, "updated_at": "2026-12-01T10:00:30Z"}]
+    pull_module._save_watermark(s.ws, 7, read, [at, at + dt.timedelta(seconds=25)])
+    mark = pull_module._watermark(s.ws, 7)
+    assert mark is not None and mark.updated_at == at
+    assert set(mark.recent) == {1, 2}  # read within the overlap: listed again only if they change
