@@ -134,7 +134,11 @@ def main() -> None:
         print(f"finalize refused: {exc}")
     from annotator.types import Source
 
-    tally = {"all photos": [0, 0, 0], "model-labelled (auto-accepted or reviewed)": [0, 0, 0]}
+    tally = {
+        "all photos": [0, 0, 0],
+        "model-labelled (auto-accepted or reviewed)": [0, 0, 0],
+        "auto-accepted only (no person saw them)": [0, 0, 0],
+    }
     for path, version in ws.store.current_labels().items():
         if version.excluded:
             continue
@@ -147,10 +151,12 @@ def main() -> None:
         groups = ["all photos"]
         if version.source in (Source.AUTO_ACCEPTED, Source.REVIEWED):
             groups.append("model-labelled (auto-accepted or reviewed)")
+        if version.source is Source.AUTO_ACCEPTED:
+            groups.append("auto-accepted only (no person saw them)")
         for group in groups:
             tally[group] = [a + b for a, b in zip(tally[group], counts, strict=True)]
     for group, (tp, fp, fn) in tally.items():
-        f1 = 2 * tp / (2 * tp + fp + fn) if tp else 0.0
+        f1 = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 1.0
         print(f"final labelled set vs ground truth, {group}: box F1 {f1:.3f} at IoU 0.5 (TP {tp}, FP {fp}, FN {fn})")
     for k, v in timings.items():
         print(f"{k}: {v / 60:.1f} min")
