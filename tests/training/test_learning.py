@@ -9,6 +9,7 @@ it. A training view with a wrong class index or coordinate, a trainer that rebui
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,7 @@ from tests.training.learning_kit import easy_workspace, map50_on
 from training.dataset import build_training_view
 from training.detectors import make_detector
 from training.detectors.base import Detector, TrainingView, TrainSettings
-from training.detectors.ultralytics import UltralyticsDetector
+from training.detectors.ultralytics import UltralyticsDetector, cpu_threads
 
 pytestmark = pytest.mark.slow
 
@@ -86,3 +87,22 @@ def test_training_starts_from_the_transferred_pretrained_weights(easy: EasyRound
     trained = detector.model.model.float().state_dict()
     assert torch.equal(trained["model.0.conv.weight"], source["model.0.conv.weight"].float())
     assert map50_on(detector, easy.ws, easy.round0_train, imgsz=IMGSZ) >= MAP50_FLOOR - WARM_TOLERANCE
+
+
+def test_cpu_training_runs_on_the_threads_asked_for_and_gives_the_count_back(easy: EasyRounds, tmp_path: Path):
+    # Ultralytics would train on min(8, cores - 1) threads: one on a 2-core machine
+    seen: list[int] = []
+    detector = make_detector("yolo11n.yaml", easy.ws.config.classes)
+    assert isinstance(detector, UltralyticsDetector)
+    detector.model.add_callback("on_train_epoch_end", lambda trainer: seen.append(torch.get_num_threads()))
+    before = torch.get_num_threads()
+    settings = TrainSettings(epochs=1, imgsz=IMGSZ, batch=8, device="cpu", workers=0, seed=0, threads=3)
+    detector.train(easy.round0_view, settings, tmp_path / "threads")
+    assert seen == [3]
+    assert detector.train_args["threads"] == 3  # recorded with the round's train arguments
+    assert torch.get_num_threads() == before
+
+
+def test_cpu_training_uses_every_core_the_process_may_run_on_unless_told():
+    assert cpu_threads(None) == len(os.sched_getaffinity(0))
+    assert cpu_threads(2) == 2 and cpu_threads(0) == 1

@@ -40,6 +40,9 @@ class TrainSettings:
     device: str | None = None  # None: first GPU if any, else CPU; "0,1" for DDP
     seed: int = 0
     workers: int = 2
+    # CPU training threads; None: every core the process may use. Ultralytics leaves one core idle for its
+    # data loader (min(8, cores - 1) threads: one thread on a 2-core machine); measured in benchmarks/train_threads.py
+    threads: int | None = None
     patience: int | None = None  # epochs without val improvement before stopping; None: the family's recipe
     verbose: bool = False
     extra: dict[str, Any] = field(default_factory=dict)

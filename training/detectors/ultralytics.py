@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
+import os
 import shutil
 import time
 from collections.abc import Sequence
@@ -116,6 +117,19 @@ def fresh_lr0(n_classes: int) -> float:
     return round(0.002 * 5 / (4 + n_classes), 6)
 
 
+def cpu_threads(requested: int | None) -> int:
+    """Threads for CPU training: as requested, else every core this process may run on."""
+    if requested is not None:
+        return max(1, requested)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def torch_threads(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
 def recipe_args(n_train: int, n_classes: int, settings: TrainSettings, *, warm_start: bool) -> dict[str, Any]:
     """Ultralytics train arguments for small seed sets on the CPU; measured in docs/training-recipe.md.
 
@@ -214,6 +228,10 @@ class UltralyticsDetector(Detector):
         started = time.perf_counter()
         if progress:
             self.model.add_callback("on_fit_epoch_end", lambda trainer: progress(trainer.epoch + 1, trainer.epochs))
+        if device == "cpu":
+            # after Ultralytics' select_device has set its own thread count, before the first batch
+            threads = cpu_threads(settings.threads)
+            self.model.add_callback("on_pretrain_routine_start", lambda trainer: torch_threads(threads))
         args: dict[str, Any] = {
             "data": str(view.data_yaml),
             "epochs": settings.epochs,
@@ -233,12 +251,19 @@ class UltralyticsDetector(Detector):
             **settings.extra,
         }
         self.train_args = {k: v for k, v in args.items() if k not in ("data", "project", "name", "exist_ok")}
+        if device == "cpu":
+            self.train_args["threads"] = threads
         # Ultralytics rebuilds a YAML-built model from scratch in its trainer: start it from the transferred weights
         trainer = None if self.warm_start or self.pretrained is None else _trainer_starting_from(self.model)
+        import torch
+
+        threads_before = torch.get_num_threads()
         try:
             self.model.train(trainer=trainer, **args)
         except (FileNotFoundError, RuntimeError) as exc:
             raise TrainingError(f"training failed ({exc}); see {workdir}/train") from exc
+        finally:
+            torch.set_num_threads(threads_before)  # Ultralytics' select_device (and our callback) changed it
         trainer = self.model.trainer
         best = Path(trainer.best) if Path(trainer.best).exists() else Path(trainer.last)
         self.model = type(self.model)(str(best))
