@@ -106,7 +106,7 @@ def run_demo(settings: DemoSettings) -> dict:
     from review_queue.simulate import simulate
 
     gpu = torch.cuda.is_available()
-    epochs = settings.epochs or (60 if gpu else 40)  # CPU-sized: the demo must finish in ~10 min on 2 cores
+    epochs = settings.epochs or (60 if gpu else 56)  # CPU-sized: the demo must finish within 12 min on 2 cores
     retrain_epochs = settings.retrain_epochs or max(5, epochs * 2 // 5)  # warm start: fewer epochs
     batch = 16 if gpu else 8  # more updates per epoch on the small CPU seed set
     imgsz = settings.imgsz or (640 if gpu else 320)
