@@ -92,21 +92,30 @@ class ReviewClient:
         page_size: int = 1000,
     ) -> Iterator[list[Any]]:
         """The project's tasks, one page (a list of SDK task objects) per request."""
+
+        def fetch(page: int) -> list[Any]:
+            pager = self.sdk.tasks.list(
+                project=project_id, fields=fields, include=include, query=query, page=page, page_size=page_size
+            )
+            return list(pager.items or [])
+
+        return self._pages(project_id, fetch, page_size)
+
+    def _pages(self, project_id: int, fetch: Callable[[int], list[Any]], page_size: int) -> Iterator[list[Any]]:
+        """Pages 1, 2, ... of a task listing until a short one, each fetched through `call` (retried, errors
+        mapped); Label Studio answers 404 for a page past the end, which ends the listing."""
         page = 1
         while True:
 
-            def fetch(p: int = page) -> list[Any]:
+            def one(p: int = page) -> list[Any]:
                 try:
-                    pager = self.sdk.tasks.list(
-                        project=project_id, fields=fields, include=include, query=query, page=p, page_size=page_size
-                    )
+                    return fetch(p)
                 except ApiError as exc:
                     if exc.status_code == 404 and p > 1:  # Label Studio's way of saying "no more pages"
                         return []
                     raise
-                return list(pager.items or [])
 
-            items = self.call(f"listing the tasks of project {project_id}", fetch)
+            items = self.call(f"listing the tasks of project {project_id}", one)
             if items:
                 yield items
             if len(items) < page_size:
@@ -139,27 +148,15 @@ class ReviewClient:
     ) -> Iterator[list[dict[str, Any]]]:
         """The project's tasks as plain dicts with the fields in `include`, one page per request
         (like `task_pages`, without the SDK's models)."""
-        page = 1
-        while True:
 
-            def fetch(p: int = page) -> list[dict[str, Any]]:
-                params = {"project": project_id, "fields": "task_only", "include": include, "query": query}
-                # resolve_uri off: no storage links are signed for fields nobody reads here (~10% of the answer time)
-                params.update(page=p, page_size=page_size, resolve_uri="false")  # (None values are left out)
-                try:
-                    answer = self.request_json("GET", "api/tasks/", params=params)
-                except ApiError as exc:
-                    if exc.status_code == 404 and p > 1:  # Label Studio's way of saying "no more pages"
-                        return []
-                    raise
-                return list(answer.get("tasks") or []) if isinstance(answer, dict) else []
+        def fetch(page: int) -> list[dict[str, Any]]:
+            params = {"project": project_id, "fields": "task_only", "include": include, "query": query}
+            # resolve_uri off: no storage links are signed for fields nobody reads here (~10% of the answer time)
+            params.update(page=page, page_size=page_size, resolve_uri="false")  # (None values are left out)
+            answer = self.request_json("GET", "api/tasks/", params=params)
+            return list(answer.get("tasks") or []) if isinstance(answer, dict) else []
 
-            rows = self.call(f"listing the tasks of project {project_id}", fetch)
-            if rows:
-                yield rows
-            if len(rows) < page_size:
-                return
-            page += 1
+        return self._pages(project_id, fetch, page_size)
 
     def health(self) -> bool:
         try:
