@@ -13,6 +13,8 @@ from annotator.fsutil import atomic_write_text
 
 CONFIG_NAME = "annotator.toml"
 UNCERTAINTY_SCORES = ("heuristic", "flip-consistency")  # review priority; see bootstrap/uncertainty.py
+# the order the review queue serves model predictions in; see docs/queue-order.md
+QUEUE_ORDERS = ("uncertainty-first", "random")
 PREDICT_BACKENDS = ("auto", "torch", "onnx")  # auto: ONNX Runtime where the CPU predicts (training.detectors.runtime)
 PREDICT_DECODERS = ("auto", "pil", "device")  # auto: on the GPU where the model runs on one (annotator.device_decode)
 
@@ -48,6 +50,7 @@ class Config:
     project_title: str = "PSL review"
     # double review: a photo whose two reviews agree below this box F1 (IoU 0.5, with class) goes to adjudication
     adjudicate_below_f1: float = 1.0
+    queue_order: str = "uncertainty-first"  # one of QUEUE_ORDERS
 
     @property
     def class_table(self) -> ClassTable:
@@ -85,6 +88,11 @@ def load_config(workspace: Path) -> Config:
             f"{path}: [predict] uncertainty = {pred['uncertainty']!r} is unknown; choose one of "
             + ", ".join(UNCERTAINTY_SCORES)
         )
+    if str(review.get("queue_order", "uncertainty-first")) not in QUEUE_ORDERS:
+        raise ConfigError(
+            f"{path}: [review] queue_order = {review['queue_order']!r} is unknown; choose one of "
+            + ", ".join(QUEUE_ORDERS)
+        )
     if str(pred.get("backend", "auto")) not in PREDICT_BACKENDS:
         raise ConfigError(
             f"{path}: [predict] backend = {pred['backend']!r} is unknown; choose one of " + ", ".join(PREDICT_BACKENDS)
@@ -119,6 +127,7 @@ def load_config(workspace: Path) -> Config:
             label_studio_url=review.get("url"),
             project_title=str(review.get("project_title", "PSL review")),
             adjudicate_below_f1=float(review.get("adjudicate_below_f1", 1.0)),
+            queue_order=str(review.get("queue_order", "uncertainty-first")),
         )
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{path}: a value has the wrong type ({exc}); fix the file") from exc
@@ -188,6 +197,7 @@ def config_to_toml(cfg: Config) -> str:
         "[review]",
         f"project_title = {_toml_value(cfg.project_title)}",
         f"adjudicate_below_f1 = {cfg.adjudicate_below_f1}  # two reviews below this box F1 are adjudicated",
+        f'queue_order = {_toml_value(cfg.queue_order)}  # or "random" (docs/queue-order.md)',
     ]
     if cfg.label_studio_url:
         lines.append(f"url = {_toml_value(cfg.label_studio_url)}")

@@ -8,6 +8,7 @@ diff prediction -> annotation is server-neutral and lives in `review_queue.corre
 
 from __future__ import annotations
 
+import hashlib
 import html
 import math
 from collections.abc import Iterable, Sequence
@@ -132,24 +133,40 @@ def prediction_score(uncertainty: float | None) -> float:
     return max(MODEL_SCORE_FLOOR, round(1.0 - min(1.0, max(0.0, float(u))), 6))
 
 
+def shuffled_score(photo: str, model_version: str) -> float:
+    """A score that serves the queue in a random order, fixed for a photo and a model version (a re-push does
+    not reshuffle; the next round does): a fair sample of the pool, whose correction rate finalize can trust."""
+    digest = hashlib.sha256(f"{model_version}|{photo}".encode()).digest()
+    return max(MODEL_SCORE_FLOOR, round(int.from_bytes(digest[:8], "big") / 2**64, 6))
+
+
+def queue_score(record: ImageRecord, version: LabelVersion, order: str = "uncertainty-first") -> float:
+    """The score Label Studio serves a prediction by, for the workspace's `[review] queue_order`."""
+    if order == "random":
+        return shuffled_score(record.path, model_version_of(version))
+    return prediction_score(version.uncertainty)
+
+
 def model_version_of(version: LabelVersion) -> str:
     """The model_version string a prediction carries (the round's name when the version has none)."""
     return version.model_version or f"round-{version.round or 0:03d}"
 
 
-def prediction_payload(record: ImageRecord, version: LabelVersion) -> dict[str, Any]:
-    """A prediction object (without `task`) for a `model` label version."""
+def prediction_payload(record: ImageRecord, version: LabelVersion, order: str = "uncertainty-first") -> dict[str, Any]:
+    """A prediction object (without `task`) for a `model` label version, scored for the queue `order`."""
     return {
         "model_version": model_version_of(version),
-        "score": prediction_score(version.uncertainty),
+        "score": queue_score(record, version, order),
         "result": [
             box_to_result(b, record.width, record.height, region_id(version.id, i)) for i, b in enumerate(version.boxes)
         ],
     }
 
 
-def task_payload(record: ImageRecord, version: LabelVersion, document_path: str) -> dict[str, Any]:
-    """One task for bulk import: the photo (served as a local file) and its prediction.
+def task_payload(
+    record: ImageRecord, version: LabelVersion, document_path: str, order: str = "uncertainty-first"
+) -> dict[str, Any]:
+    """One task for bulk import: the photo (served as a local file) and its prediction, scored for `order`.
 
     document_path: the photo's path relative to the server's LOCAL_FILES_DOCUMENT_ROOT.
     """
@@ -160,7 +177,7 @@ def task_payload(record: ImageRecord, version: LabelVersion, document_path: str)
             VERSION_FIELD: version.id,
             CONFLICT_FIELD: "",
         },
-        "predictions": [prediction_payload(record, version)],
+        "predictions": [prediction_payload(record, version, order)],
     }
 
 

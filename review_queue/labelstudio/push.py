@@ -2,7 +2,8 @@
 
 Every photo whose current label is a `model` version gets one task carrying that prediction
 (prediction score = 1 - uncertainty, so Label Studio's uncertainty sampling serves the most
-doubtful photo first). A photo with an open label conflict (`Store.conflicts()`: copies with
+doubtful photo first; with `[review] queue_order = "random"`, a score fixed per photo and round that
+serves a fair sample instead, see docs/queue-order.md). A photo with an open label conflict (`Store.conflicts()`: copies with
 other hand boxes, XML edited after a review) is served before all of them: its task carries its
 current label as the prediction to check (score 0), the disagreeing labels beside it, and the
 conflict's text. After a new round, untouched tasks get the new prediction; tasks a reviewer
@@ -121,7 +122,7 @@ def push(
     new = [p for p in model if p not in tasks]
     created = 0
     for chunk in _chunks(new, batch):
-        payload = [task_payload(records[p], model[p], str(prefix / p)) for p in chunk]
+        payload = [task_payload(records[p], model[p], str(prefix / p), ws.config.queue_order) for p in chunk]
         ids = import_tasks(
             client,
             pid,
@@ -141,7 +142,9 @@ def push(
         todo = [p for p in stale if tasks[p] not in worked_on]
         kept = len(stale) - len(todo)
         for chunk in _chunks(todo, batch):
-            predictions = [{"task": tasks[p], **prediction_payload(records[p], model[p])} for p in chunk]
+            predictions = [
+                {"task": tasks[p], **prediction_payload(records[p], model[p], ws.config.queue_order)} for p in chunk
+            ]
             _replace_predictions(client, pid, [tasks[p] for p in chunk], predictions, what="new predictions")
             ws.store.record_tasks(pid, [(p, tasks[p], model[p].id) for p in chunk])
             replaced += len(chunk)

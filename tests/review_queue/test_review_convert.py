@@ -4,7 +4,9 @@ simulated reviewer's plan and time model. (The edit diff is tested in test_corre
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from lxml import etree
@@ -19,6 +21,7 @@ from review_queue.labelstudio.convert import (
     parse_result,
     prediction_score,
     result_to_box,
+    shuffled_score,
     task_payload,
 )
 from review_queue.simulate import DRAW_MAX_S, DRAW_MIN_S, draw_seconds, plan_review
@@ -190,3 +193,31 @@ def test_noise_is_seeded():
     b = plan_review([], truth, width=640, height=480, rng=random.Random(3), noise=0.9)
     assert a == b
     assert [box for _, box in a[0]] != truth  # slips happened
+
+
+def test_a_random_queue_order_scores_by_a_shuffle_fixed_per_photo_and_round_whatever_the_uncertainty():
+    rec = ImageRecord(path="a.jpg", sha256="x", width=100, height=50)
+    sure = LabelVersion("a.jpg", Source.MODEL, (), round=1, model_version="round-001", uncertainty=0.1, id=1)
+    unsure = replace(sure, uncertainty=0.9)
+    score = task_payload(rec, sure, "a.jpg", "random")["predictions"][0]["score"]
+    assert (
+        score
+        == shuffled_score("a.jpg", "round-001")
+        == task_payload(rec, unsure, "a.jpg", "random")["predictions"][0]["score"]
+    )
+    assert 0.0 < score <= 1.0
+    assert shuffled_score("a.jpg", "round-002") != score  # the next round reshuffles
+    assert len({shuffled_score(f"p{i}.jpg", "round-001") for i in range(100)}) == 100
+    assert task_payload(rec, sure, "a.jpg")["predictions"][0]["score"] == prediction_score(0.1)  # the default
+
+
+def test_the_queue_order_is_read_from_annotator_toml_and_an_unknown_one_refused_with_the_choices(tmp_path):
+    from annotator.config import CONFIG_NAME, Config, load_config, save_config
+    from annotator.errors import ConfigError
+
+    save_config(tmp_path, Config(images=tmp_path, queue_order="random"))
+    assert load_config(tmp_path).queue_order == "random"
+    text = (tmp_path / CONFIG_NAME).read_text().replace('queue_order = "random"', 'queue_order = "alphabetical"')
+    (tmp_path / CONFIG_NAME).write_text(text)
+    with pytest.raises(ConfigError, match=r"queue_order = 'alphabetical' is unknown; choose one of uncertainty-first"):
+        load_config(tmp_path)

@@ -12,7 +12,7 @@ from PIL import Image
 
 from annotator.types import Box, ImageRecord, LabelVersion, Source
 from review_queue.corrections import correction_summary
-from review_queue.labelstudio.convert import CONFLICT_SCORE, box_to_result
+from review_queue.labelstudio.convert import CONFLICT_SCORE, box_to_result, model_version_of, shuffled_score
 from review_queue.labelstudio.pull import pull
 from review_queue.labelstudio.push import push
 from review_queue.simulate import queue_query, simulate
@@ -251,3 +251,18 @@ def test_a_review_of_the_conflict_resolves_it_and_stays_out_of_the_correction_st
     assert "duplicate-labels" in decided.meta["conflict"] and "operations" not in decided.meta
     assert correction_summary([decided]).unmeasured_photos == 1, "a person's label was checked, not the model's"
     assert push(s.ws, s.client).conflicts == 0
+
+
+def test_a_random_queue_order_serves_a_fixed_shuffle_instead_of_the_most_uncertain_first(review_setup, live_server):
+    """[review] queue_order = "random": a fair sample of the pool, so the batch's correction rate is unbiased."""
+    s = review_setup()
+    s.ws.set_config(s.ws.config.with_(queue_order="random"))
+    pid = push(s.ws, s.client).project_id
+    model = {p: v for p, v in s.ws.store.current_labels().items() if v.source is Source.MODEL}
+    shuffled = sorted(model, key=lambda p: shuffled_score(p, model_version_of(model[p])))
+    by_uncertainty = sorted(model, key=lambda p: -(model[p].uncertainty or 0.0))
+    assert shuffled != by_uncertainty  # the scenario tells the two orders apart
+    assert _queue(s, pid) == shuffled
+    assert _next_task(live_server, pid)["data"]["photo"] == shuffled[0]
+    again = push(s.ws, s.client)
+    assert (again.created, again.replaced) == (0, 0) and _queue(s, pid) == shuffled  # a re-push does not reshuffle
