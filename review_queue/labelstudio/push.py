@@ -2,13 +2,14 @@
 
 Every photo whose current label is a `model` version gets one task carrying that prediction
 (prediction score = 1 - uncertainty, so Label Studio's uncertainty sampling serves the most
-doubtful photo first; with `[review] queue_order = "random"`, a score fixed per photo and round that
-serves a fair sample instead, see docs/queue-order.md). A photo with an open label conflict (`Store.conflicts()`: copies with
-other hand boxes, XML edited after a review) is served before all of them: its task carries its
-current label as the prediction to check (score 0), the disagreeing labels beside it, and the
-conflict's text. After a new round, untouched tasks get the new prediction; tasks a reviewer
-has annotated (or skipped) are never touched. A push killed half-way is resumed by the next
-one: tasks that reached the server but not the store are adopted by their `photo`.
+doubtful photo first; with `[review] queue_order = "random"`, a score fixed per photo and round
+that serves a fair sample instead, see docs/queue-order.md). A photo with an open label conflict
+(`Store.conflicts()`: copies with other hand boxes, XML edited after a review) is served before
+all of them: its task carries its current label as the prediction to check (score 0), the
+disagreeing labels beside it, and the conflict's text. After a new round, untouched tasks get the
+new prediction; tasks a reviewer has annotated (or skipped) are never touched. A push killed
+half-way is resumed by the next one: tasks that reached the server but not the store are adopted
+by their `photo`.
 """
 
 from __future__ import annotations
