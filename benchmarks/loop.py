@@ -17,10 +17,11 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 
-def _once(marker: Path, step) -> None:  # noqa: ANN001
+def _once(marker: Path, step: Callable[[], object]) -> None:
     """Run `step` unless an earlier (interrupted) run of the benchmark did: a rerun resumes the loop
     without a second batch of simulated reviews."""
     if not marker.exists():

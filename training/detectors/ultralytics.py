@@ -124,12 +124,6 @@ def cpu_threads(requested: int | None) -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-def torch_threads(threads: int) -> None:
-    import torch
-
-    torch.set_num_threads(threads)
-
-
 def recipe_args(n_train: int, n_classes: int, settings: TrainSettings, *, warm_start: bool) -> dict[str, Any]:
     """Ultralytics train arguments for small seed sets on the CPU; measured in docs/training-recipe.md.
 
@@ -228,10 +222,12 @@ class UltralyticsDetector(Detector):
         started = time.perf_counter()
         if progress:
             self.model.add_callback("on_fit_epoch_end", lambda trainer: progress(trainer.epoch + 1, trainer.epochs))
+        import torch
+
         if device == "cpu":
             # after Ultralytics' select_device has set its own thread count, before the first batch
             threads = cpu_threads(settings.threads)
-            self.model.add_callback("on_pretrain_routine_start", lambda trainer: torch_threads(threads))
+            self.model.add_callback("on_pretrain_routine_start", lambda trainer: torch.set_num_threads(threads))
         args: dict[str, Any] = {
             "data": str(view.data_yaml),
             "epochs": settings.epochs,
@@ -255,8 +251,6 @@ class UltralyticsDetector(Detector):
             self.train_args["threads"] = threads
         # Ultralytics rebuilds a YAML-built model from scratch in its trainer: start it from the transferred weights
         trainer = None if self.warm_start or self.pretrained is None else _trainer_starting_from(self.model)
-        import torch
-
         threads_before = torch.get_num_threads()
         try:
             self.model.train(trainer=trainer, **args)
