@@ -133,6 +133,27 @@ def now_iso() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
+def _insert_version(c: sqlite3.Connection, image_id: int, lv: LabelVersion) -> int:
+    """One label_versions row for `lv` (current or history alike); its id."""
+    cur = c.execute(
+        "INSERT INTO label_versions(image_id, source, round, model_version, reviewer, created_at, excluded,"
+        " uncertainty, boxes, meta) VALUES(?,?,?,?,?,?,?,?,?,?)",
+        (
+            image_id,
+            lv.source.value,
+            lv.round,
+            lv.model_version,
+            lv.reviewer,
+            lv.created_at or now_iso(),
+            int(lv.excluded),
+            lv.uncertainty,
+            _boxes_json(lv.boxes),
+            json.dumps(lv.meta, default=str),
+        ),
+    )
+    return _inserted_id(cur)
+
+
 def _inserted_id(cur: sqlite3.Cursor) -> int:
     """The id of the row an INSERT just added (sqlite3 types it Optional; after an INSERT it never is)."""
     assert cur.lastrowid is not None
@@ -312,23 +333,7 @@ class Store:
                 ).fetchone()
                 if cur is not None and cur[0] != Source.MODEL.value:
                     return None
-            cur = c.execute(
-                "INSERT INTO label_versions(image_id, source, round, model_version, reviewer, created_at, excluded,"
-                " uncertainty, boxes, meta) VALUES(?,?,?,?,?,?,?,?,?,?)",
-                (
-                    image_id,
-                    lv.source.value,
-                    lv.round,
-                    lv.model_version,
-                    lv.reviewer,
-                    lv.created_at or now_iso(),
-                    int(lv.excluded),
-                    lv.uncertainty,
-                    _boxes_json(lv.boxes),
-                    json.dumps(lv.meta, default=str),
-                ),
-            )
-            version_id = _inserted_id(cur)
+            version_id = _insert_version(c, image_id, lv)
             c.execute(
                 "INSERT INTO current_labels(image_id, version_id) VALUES(?, ?) "
                 "ON CONFLICT(image_id) DO UPDATE SET version_id=excluded.version_id",
@@ -345,23 +350,7 @@ class Store:
         """Append a version to the history without making it current (superseded annotations)."""
         with self.transaction() as c:
             image_id = c.execute("SELECT id FROM images WHERE path=?", (lv.image_path,)).fetchone()[0]
-            cur = c.execute(
-                "INSERT INTO label_versions(image_id, source, round, model_version, reviewer, created_at, excluded,"
-                " uncertainty, boxes, meta) VALUES(?,?,?,?,?,?,?,?,?,?)",
-                (
-                    image_id,
-                    lv.source.value,
-                    lv.round,
-                    lv.model_version,
-                    lv.reviewer,
-                    lv.created_at or now_iso(),
-                    int(lv.excluded),
-                    lv.uncertainty,
-                    _boxes_json(lv.boxes),
-                    json.dumps(lv.meta, default=str),
-                ),
-            )
-            return _inserted_id(cur)
+            return _insert_version(c, image_id, lv)
 
     def latest_versions_by_xml(self) -> dict[str, dict[str, LabelVersion]]:
         """photo path -> {labelImg file (meta "xml") -> the latest version made from that file}: what a
