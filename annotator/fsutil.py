@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 
@@ -26,6 +28,52 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, mode: int | None = 
         except FileNotFoundError:
             pass
         raise
+
+
+def atomic_write_many(files: Sequence[tuple[str | os.PathLike, bytes]], *, sync_threads: int = 16) -> None:
+    """`atomic_write_bytes` for many files at once, with the same guarantee for each: written to a temp
+    file beside its target, fsynced, then renamed over it.
+
+    Why not a thread pool of `atomic_write_bytes`: the Python part of a write (~0.3 ms) holds the GIL,
+    and threads taking turns on it cost more CPU than the writes (4,000 VOC files: 2.4 s of CPU on one
+    thread, 7.2 s on four). Only the fsyncs, which wait on the disk and release the GIL, run in
+    parallel here: on a disk where each takes milliseconds, they overlap. A failure removes every temp
+    file not yet renamed and re-raises; files renamed before it are whole new files."""
+    made: list[tuple[int, str, Path]] = []
+    folders: set[Path] = set()
+    try:
+        for path, data in files:
+            target = Path(path)
+            if target.parent not in folders:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                folders.add(target.parent)
+            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+            made.append((fd, tmp, target))
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        if len(made) > 1 and sync_threads > 1:
+            with ThreadPoolExecutor(max_workers=min(sync_threads, len(made))) as pool:
+                for _ in pool.map(os.fsync, [fd for fd, _, _ in made]):  # re-raises a failed fsync
+                    pass
+        else:
+            for fd, _, _ in made:
+                os.fsync(fd)
+        while made:
+            fd, tmp, target = made[0]
+            os.close(fd)
+            os.replace(tmp, target)
+            made.pop(0)
+    finally:
+        for fd, tmp, _ in made:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
 
 
 def remove_temp_files(folder: str | os.PathLike, names: str = "*") -> int:

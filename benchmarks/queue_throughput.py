@@ -3,11 +3,11 @@ incremental pulls (nothing new; NEW new reviews) versus the full-export way, mea
 
     python -m benchmarks.queue_throughput [--n 8000] [--new 300] [--sample 50]
 
-push: `review_queue.labelstudio.push.push` of N photos with predictions (bulk import, 500 per request), vs
-one `import_tasks` call per task on a sample. First full pull: N - 2*NEW annotated tasks (imported in
-bulk with their annotations, as if reviewed) pulled by `review_queue.labelstudio.pull.pull` (snapshot
-exports of 1,000-task chunks, each stored while the next is exported: checks, diff, one transaction per
-annotation, VOC mirror). Then NEW reviews are posted one by one
+push: `review_queue.labelstudio.push.push` of N photos with predictions (bulk import, 1,000 per request), vs
+one `import_tasks` call per task on a sample. First full pull: N - 2*NEW annotated tasks (imported in bulk
+with their annotations, as if reviewed earlier: the pull starts OVERLAP_S, 10 s, after the import) pulled by
+`review_queue.labelstudio.pull.pull` (snapshot exports of 1,000-task chunks, each stored while the next is
+exported: checks, diff, one transaction per annotation, VOC mirror). Then NEW reviews are posted one by one
 (as reviewers do) and pulled incrementally, then NEW more pulled with `full=True` (the old way: a full
 export every time); a pull with nothing new is timed both ways. Goals (issue 14): push and first full
 pull at most 10 s each, nothing new at most 1 s over the command's start-up (`connect`, timed too), NEW=300
@@ -33,7 +33,7 @@ from review_queue.labelstudio import server as ls  # noqa: E402
 from review_queue.labelstudio.client import connect  # noqa: E402
 from review_queue.labelstudio.convert import box_to_result, task_payload  # noqa: E402
 from review_queue.labelstudio.project import PROJECT_KEY, document_prefix, ensure_photo_storage  # noqa: E402
-from review_queue.labelstudio.pull import pull  # noqa: E402
+from review_queue.labelstudio.pull import OVERLAP_S, pull  # noqa: E402
 from review_queue.labelstudio.push import push  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -154,6 +154,10 @@ def main() -> None:
                 ws.store.record_tasks(project.id, [(p, t, labels[p].id) for p, t in zip(chunk, ids, strict=True)])
             print(f"setup: {n} tasks imported, {reviewed_now} of them annotated, in {time.perf_counter() - t0:.1f} s")
             tasks = ws.store.task_map(project.id)
+            # The imported annotations stand for reviews made before this pull, not in its last seconds: a pull
+            # right after a bulk import keeps the import's last OVERLAP_S seconds of tasks in its overlap, which
+            # the next pull lists again (~0.5 ms a task in Label Studio), a cost real reviews do not bring.
+            time.sleep(OVERLAP_S)
 
             t0 = time.perf_counter()
             connect(ws, url=info.url, api_key=ls.read_credentials(server_ws.root).token)
@@ -196,7 +200,7 @@ def main() -> None:
 
     push_rate, naive_push_rate = n / bulk_push, sample / naive_push
     print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    print(f"push, bulk (500 per request): {_rate(n, bulk_push)}   goal <= 10 s: {_met(bulk_push <= 10)}")
+    print(f"push, bulk (1,000 per request): {_rate(n, bulk_push)}   goal <= 10 s: {_met(bulk_push <= 10)}")
     print(f"push, one task per call:      {_rate(sample, naive_push)}   -> bulk is {push_rate / naive_push_rate:.0f}x")
     print(f"first full pull: {_rate(n - 2 * new, first_pull)}   goal <= 10 s: {_met(first_pull <= 10)}")
     print(f"command start-up (connect: SDK client + token check): {connect_s:.2f} s")

@@ -126,7 +126,7 @@ def serve(
 def push(
     workspace: WorkspaceOption = Path("."),
     url: UrlOption = None,
-    batch: Annotated[int, typer.Option("--batch", min=1, help="Tasks per import request.")] = 500,
+    batch: Annotated[int, typer.Option("--batch", min=1, help="Tasks per import request.")] = 1000,
     new_project: Annotated[
         bool, typer.Option("--new-project", help="Start a new Label Studio project (when the old one is gone).")
     ] = False,

@@ -24,9 +24,9 @@ so after a first full pull one cheap request lists the tasks whose `updated_at` 
 pull (ids and times only), and only when one of them is new to us are they exported (a Data Manager tab
 filtered on `updated_at`, made for the export and deleted after it). An annotation created,
 edited or deleted moves its task's `updated_at`, so such a task brings every annotation it still has.
-The watermark is the newest task time Label Studio itself reported (no clock of ours is compared
-with the server's), read back with an overlap for writes saved before but committed after the last
-export. `full=True`, a workspace without a watermark or with another project, or a filter the server
+The watermark is when the last pull's first export began, on Label Studio's own clock (no clock of
+ours is compared with the server's), read back with an overlap for writes saved before but committed
+after that export. `full=True`, a workspace without a watermark or with another project, or a filter the server
 ignores make a full pull. A stored annotation that is gone from its task (or, on a full pull, from
 the project) is marked deleted and reported; its review stays in the history.
 """
@@ -282,6 +282,7 @@ def _changed_tasks(
         reason = "first pull of this project"
     else:
         try:
+            listing_sent = time.monotonic()
             listed = _list_changed(client, project_id, since=mark.since)
             if any(t is None or t <= mark.since for t in listed.values()):
                 reason = "Label Studio ignored the updated_at filter"
@@ -291,7 +292,12 @@ def _changed_tasks(
                     return [], "incremental"  # nothing moved but what the last pull already read
                 # from the first moved task on: the overlap's tasks read last time stay out of the export
                 start = min(moved) - dt.timedelta(microseconds=1)
-                return [_export_changed(client, project_id, since=start, timeout=timeout)], "incremental"
+                export = _export_changed(client, project_id, since=start, timeout=timeout)
+                # a write committed between the listing and the export, stamped before `start`, is in neither:
+                # date the export back to the listing (by our own clock's elapsed time, never less than Label
+                # Studio's), so the next pull's overlap reaches it
+                listing_lead = dt.timedelta(seconds=time.monotonic() - listing_sent)
+                return [replace(export, began=export.began - listing_lead if export.began else None)], "incremental"
         except LabelStudioError as exc:
             reason = f"reading the changed tasks failed ({exc})"
     return _export_all(client, project_id, timeout=timeout, known=known), reason
@@ -409,10 +415,14 @@ def _watermark(ws: Workspace, project_id: int) -> _Watermark | None:
 def _save_watermark(
     ws: Workspace, project_id: int, tasks: list[dict[str, Any]], began: list[dt.datetime | None]
 ) -> None:
-    """Advance the watermark to the newest task time this pull read, but never past the start of its first
-    export (`began`: each export's start, Label Studio's clock): a write one export missed is no older than
-    that export's start (less a transaction's time), so a full pull exported in chunks, one after another,
-    misses nothing either. No export: the watermark stays."""
+    """Advance the watermark to the start of this pull's first export (`began`: each export's start, Label
+    Studio's clock). A write the exports missed committed after they read, so it is stamped no earlier than
+    that start less a transaction's time (OVERLAP_S): the next listing, from the watermark less OVERLAP_S,
+    reaches it. Tasks read in that overlap are kept in `recent` and not exported again unless their time
+    moves. The start, not the newest task read: after a quiet spell the overlap then holds the last seconds'
+    writes only, not the last busy minute's (a bulk import just before a pull put 4,000 tasks in it).
+    An export that did not say when it began: the newest task read, but never past the last watermark.
+    No export: the watermark stays."""
     old = _watermark(ws, project_id)
     recent = dict(old.recent) if old else {}
     read: list[dt.datetime] = []
@@ -422,11 +432,11 @@ def _save_watermark(
             recent[int(task["id"])] = when
             read.append(when)
     epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)  # nothing annotated yet: the next pull is incremental
-    newest = max([*read, *([old.updated_at] if old else [])], default=epoch)
+    previous = old.updated_at if old else epoch
+    newest = max([*read, previous])
     if began:
         known = [b for b in began if b is not None]
-        first = min(known) if len(known) == len(began) else (old.updated_at if old else epoch)
-        newest = min(newest, max(first, old.updated_at if old else epoch))
+        newest = max(min(known), previous) if len(known) == len(began) else previous
     mark = _Watermark(newest, {})
     kept = {str(k): v.isoformat() for k, v in recent.items() if v > mark.since}
     value = {"project_id": project_id, "updated_at": newest.isoformat(), "recent": kept}

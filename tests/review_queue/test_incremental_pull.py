@@ -155,3 +155,24 @@ def test_a_pull_exported_in_chunks_keeps_its_watermark_at_the_start_of_its_first
     mark = pull_module._watermark(s.ws, 7)
     assert mark is not None and mark.updated_at == at
     assert set(mark.recent) == {1, 2}  # read within the overlap: listed again only if they change
+
+
+def test_after_a_quiet_spell_the_next_pull_lists_only_the_overlap_before_the_last_export(review_setup):
+    """Tasks last changed minutes before the export began are not listed again: the watermark is the export's
+    start, and only tasks read within OVERLAP_S of it are kept to be skipped when listed again."""
+    s = review_setup()
+    at = dt.datetime(2026, 12, 1, 10, 0, 0, tzinfo=dt.UTC)
+    read = [{"id": 1, "updated_at": "2026-12-01T09:50:00Z"}, {"id": 2, "updated_at": "2026-12-01T09:59:58Z"}]
+    pull_module._save_watermark(s.ws, 7, read, [at])
+    mark = pull_module._watermark(s.ws, 7)
+    assert mark is not None and (mark.updated_at, set(mark.recent)) == (at, {2})
+    assert mark.since == at - dt.timedelta(seconds=pull_module.OVERLAP_S)
+
+
+def test_an_export_that_does_not_say_when_it_began_leaves_the_watermark_where_it_was(review_setup):
+    s = review_setup()
+    at = dt.datetime(2026, 12, 1, 10, 0, 0, tzinfo=dt.UTC)
+    pull_module._save_watermark(s.ws, 7, [{"id": 1, "updated_at": "2026-12-01T09:59:59Z"}], [at])
+    pull_module._save_watermark(s.ws, 7, [{"id": 2, "updated_at": "2026-12-01T10:05:00Z"}], [None])
+    mark = pull_module._watermark(s.ws, 7)
+    assert mark is not None and (mark.updated_at, set(mark.recent)) == (at, {1, 2})
