@@ -33,7 +33,7 @@ from review_queue.labelstudio import server as ls  # noqa: E402
 from review_queue.labelstudio.client import connect  # noqa: E402
 from review_queue.labelstudio.convert import box_to_result, task_payload  # noqa: E402
 from review_queue.labelstudio.project import PROJECT_KEY, document_prefix, ensure_photo_storage  # noqa: E402
-from review_queue.labelstudio.pull import OVERLAP_S, pull  # noqa: E402
+from review_queue.labelstudio.pull import OVERLAP_S, TASK_FILTER, _export, pull  # noqa: E402
 from review_queue.labelstudio.push import push  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -166,6 +166,9 @@ def main() -> None:
             first = pull(ws, client)
             first_pull = time.perf_counter() - t0
             assert first.full and first.current == reviewed_now and not first.issues, first.issues[:3]
+            t0 = time.perf_counter()  # the floor: Label Studio's own export of the same tasks, nothing stored
+            exported = len(_export(client, project.id, timeout=600.0, task_filter=TASK_FILTER).tasks)
+            export_only = time.perf_counter() - t0
 
             def post_reviews(batch: list[str]) -> None:
                 for path in batch:
@@ -203,6 +206,10 @@ def main() -> None:
     print(f"push, bulk (1,000 per request): {_rate(n, bulk_push)}   goal <= 10 s: {_met(bulk_push <= 10)}")
     print(f"push, one task per call:      {_rate(sample, naive_push)}   -> bulk is {push_rate / naive_push_rate:.0f}x")
     print(f"first full pull: {_rate(n - 2 * new, first_pull)}   goal <= 10 s: {_met(first_pull <= 10)}")
+    print(
+        f"  Label Studio's snapshot export of the same tasks alone (one export, nothing stored): {exported} in "
+        f"{export_only:.2f} s"
+    )
     print(f"command start-up (connect: SDK client + token check): {connect_s:.2f} s")
     print(
         f"pull, nothing new: incremental {incr_nothing:.2f} s vs full export {full_nothing:.2f} s -> "
