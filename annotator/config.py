@@ -12,7 +12,7 @@ from annotator.errors import ConfigError
 from annotator.fsutil import atomic_write_text
 
 CONFIG_NAME = "annotator.toml"
-UNCERTAINTY_SCORES = ("heuristic", "flip-consistency")  # review priority; see bootstrap/uncertainty.py
+UNCERTAINTY_SCORES = ("joint", "heuristic", "flip-consistency")  # review priority; see bootstrap/uncertainty.py
 # the order the review queue serves model predictions in; see docs/queue-order.md
 QUEUE_ORDERS = ("uncertainty-first", "random")
 PREDICT_BACKENDS = ("auto", "torch", "onnx")  # auto: ONNX Runtime where the CPU predicts (training.detectors.runtime)
@@ -30,7 +30,7 @@ class Config:
     thresholds: dict[str, float] = field(default_factory=dict)
     predict_imgsz: int = 640
     predict_batch: int = 0  # 0: auto (32 on a GPU, 4 on the CPU, where small batches run faster)
-    uncertainty: str = "heuristic"  # one of UNCERTAINTY_SCORES
+    uncertainty: str = "joint"  # one of UNCERTAINTY_SCORES
     predict_backend: str = "auto"  # one of PREDICT_BACKENDS
     predict_decode: str = "auto"  # one of PREDICT_DECODERS
     # training
@@ -83,7 +83,7 @@ def load_config(workspace: Path) -> Config:
     )
     if "images" not in ws:
         raise ConfigError(f'{path}: [workspace] images = "..." is missing')
-    if str(pred.get("uncertainty", "heuristic")) not in UNCERTAINTY_SCORES:
+    if str(pred.get("uncertainty", "joint")) not in UNCERTAINTY_SCORES:
         raise ConfigError(
             f"{path}: [predict] uncertainty = {pred['uncertainty']!r} is unknown; choose one of "
             + ", ".join(UNCERTAINTY_SCORES)
@@ -111,7 +111,7 @@ def load_config(workspace: Path) -> Config:
             thresholds={str(k): float(v) for k, v in pred.get("thresholds", {}).items()},
             predict_imgsz=int(pred.get("imgsz", 640)),
             predict_batch=int(pred.get("batch", 0)),
-            uncertainty=str(pred.get("uncertainty", "heuristic")),
+            uncertainty=str(pred.get("uncertainty", "joint")),
             predict_backend=str(pred.get("backend", "auto")),
             predict_decode=str(pred.get("decode", "auto")),
             model=str(train.get("model", "auto")),

@@ -18,7 +18,8 @@ Measured (2 shared CPU cores; training is deterministic, so a rerun prints the s
 - `--photos 600 --labelled 0.4 --epochs 50 --seed 5`, 19 min: test mAP50 0.933 (24 test photos); 360 pool
   photos, 172 changed (48%); AUROC heuristic 0.888 [0.852, 0.920], flip-consistency 0.803 [0.757, 0.849];
   difference -0.085 [-0.127, -0.044]; 1.96x the CPU time (1.93x wall).
-The alternative did not win: the heuristic stays the default (`[predict] uncertainty` in annotator.toml).
+Flip consistency did not beat the heuristic here. On the photos reviewers handled, round after round, a third
+score, `joint`, beat both and is the default (`benchmarks/rescore_uncertainty.py`, docs/uncertainty.md).
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ from annotator.device_decode import PIL_DECODER, decode_device, decode_stream
 from annotator.images import decode_displayed
 from annotator.store import Workspace, now_iso
 from annotator.types import Box, ImageRecord, LabelVersion, Prediction, Source
-from bootstrap.uncertainty import FLIP_CONSISTENCY, flip_uncertainty, keep_confident, photo_uncertainty, unmirror
+from bootstrap.uncertainty import FLIP_CONSISTENCY, JOINT, keep_confident, score_photo, unmirror
 from training.detectors.base import Detector
 
 CONF_FLOOR = 0.01  # keep near-threshold boxes for the uncertainty score
@@ -93,18 +93,16 @@ def predictions_from_raw(
     *,
     model_version: str,
     round_no: int,
+    score: str = JOINT,
     mirrored: Sequence[Box] | None = None,
 ) -> Prediction:
     """Map a reduced-decode detection back to the full displayed photo and score the photo. Pure.
 
-    mirrored: the boxes found on the mirrored decode, mapped back onto the decode (`unmirror`); given,
-    the photo is scored by flip consistency, else by the heuristic (`bootstrap.uncertainty`)."""
+    score: `[predict] uncertainty` (`bootstrap.uncertainty.score_photo`); mirrored: for flip consistency,
+    the boxes found on the mirrored decode, mapped back onto the decode (`unmirror`)."""
     full = boxes_to_photo(raw, sx, sy, record.width, record.height)
-    uncertainty = (
-        photo_uncertainty(full, threshold)
-        if mirrored is None
-        else flip_uncertainty(full, boxes_to_photo(mirrored, sx, sy, record.width, record.height), threshold)
-    )
+    mirrored_full = None if mirrored is None else boxes_to_photo(mirrored, sx, sy, record.width, record.height)
+    uncertainty = score_photo(score, full, threshold, mirrored_full)
     return Prediction(
         image_path=record.path,
         boxes=keep_confident(full, threshold),
@@ -238,7 +236,15 @@ def _run_pipeline(
             writer.inbox.put(
                 [
                     predictions_from_raw(
-                        r, rec, sx, sy, threshold, model_version=model_version, round_no=round_no, mirrored=m
+                        r,
+                        rec,
+                        sx,
+                        sy,
+                        threshold,
+                        model_version=model_version,
+                        round_no=round_no,
+                        score=ws.config.uncertainty,
+                        mirrored=m,
                     )
                     for (rec, _, sx, sy), r, m in zip(chunk, raw, mirrored, strict=True)
                 ]

@@ -1,11 +1,16 @@
 """The review priority of a photo (how likely its pre-annotation needs a dermatologist's fix), and
 how well that priority is measured to work: the AUROC of the score for "the reviewer changed something".
 
-Two scores, chosen by `uncertainty` in annotator.toml ([predict]); both are in [0, 1], higher = review
+Three scores, chosen by `uncertainty` in annotator.toml ([predict]); all are in [0, 1], higher = review
 first, and a photo with no kept box scores 1.0 (every photo in this data set shows at least one lesion).
 
-`heuristic` (`photo_uncertainty`, the default: it measured better, below): pure function of the
-detector's raw boxes (before thresholds). With thresholds t_c, the maximum of
+`joint` (`joint_uncertainty`, the default: it measured best, below): 1 - the chance that the whole
+pre-annotation is right, reading each raw score as a probability. The pre-annotation is right when every
+kept box is a lesion and no box the thresholds dropped is one: 1 - prod(s, kept) x prod(1 - s, dropped),
+over the detector's raw boxes down to the engine's floor. Unlike a maximum it counts: five middling boxes
+are less likely all right than one, and a reviewer has more to check. No parameter to tune.
+
+`heuristic` (`photo_uncertainty`): with thresholds t_c, the maximum of
 - least confidence: 1 - min score over kept boxes (a shaky box is often wrong);
 - possible miss: max over dropped boxes with score >= t_c/2 of score/t_c (a lesion nearly found);
 - class margin: for a kept box overlapping (IoU >= 0.5) a box of another class, 1 - (s_kept - s_other)
@@ -16,16 +21,16 @@ consistency-based scores of CALD (Yu et al., 2022) and PPAL (Yang et al., CVPR 2
 also sees the mirrored photo; each box kept in one view is matched to the same-class box of highest
 IoU among all boxes of the other view; its agreement is IoU x the lower of the two scores (0 when no
 box matches: a box the other view does not find is disagreement). Uncertainty = 1 - the mean
-agreement. It costs a second forward pass per photo, and ranked worse than the heuristic (below).
+agreement. It costs a second forward pass per photo.
 
-Measured by `python -m benchmarks.uncertainty` (synthetic photos, a round-0 yolo11n trained on the CPU, the
-round's val thresholds; every pool photo labelled "changed" by the simulated reviewer's rule; 95% paired
-bootstrap intervals). The heuristic ranked better in both runs, and flip consistency costs ~1.8-2x the
-inference, so the heuristic stays the default:
-- default run (300 photos, 150 hand-labelled, 25 epochs; test mAP50 0.57; 150 pool photos, 88% changed):
-  heuristic 0.884 [0.783, 0.965], flip-consistency 0.785 [0.642, 0.906], difference -0.102 [-0.190, -0.028];
-- longer run (600 photos, 240 labelled, 50 epochs; test mAP50 0.93; 360 pool photos, 48% changed):
-  heuristic 0.888 [0.852, 0.920], flip-consistency 0.803 [0.757, 0.849], difference -0.085 [-0.127, -0.044].
+Measured on what matters, the photos reviewers handled in each round of two runs of the loop benchmark
+(`benchmarks/loop.py`, 1,500 synthetic photos, 300 reviews a round, "changed" = the simulated reviewer
+changed anything), by `python -m benchmarks.rescore_uncertainty WORKSPACE`: it predicts those photos again
+with the round's own model and thresholds and scores them every way. The heuristic's AUROC fell to
+0.55-0.57 in round 1 of both runs (the goal is 0.75); the joint score held 0.83-0.89 in every round.
+The figures, with paired bootstrap intervals, are in docs/uncertainty.md. On a whole pool before any
+review (`python -m benchmarks.uncertainty`), the heuristic beat flip consistency in two runs (0.884 vs
+0.785 and 0.888 vs 0.803); flip consistency also costs ~1.8-2x the inference.
 """
 
 from __future__ import annotations
@@ -38,11 +43,25 @@ from review_queue.corrections import EditKind
 
 Threshold = Callable[[str], float]
 
+JOINT = "joint"
 HEURISTIC = "heuristic"
 FLIP_CONSISTENCY = "flip-consistency"
 
 
 # ---- the scores ------------------------------------------------------------------------------
+
+
+def joint_uncertainty(raw_boxes: Sequence[Box], threshold: Threshold) -> float:
+    """The `joint` score of one photo from its raw boxes (scores set, before thresholds): 1 - P(every kept
+    box is a lesion and no dropped box is one), each raw score read as the chance its box is a lesion."""
+    kept = [b for b in raw_boxes if (b.score or 0.0) >= threshold(b.label)]
+    if not kept:
+        return 1.0
+    all_right = 1.0
+    for b in raw_boxes:
+        score = min(1.0, max(0.0, b.score or 0.0))
+        all_right *= score if score >= threshold(b.label) else 1.0 - score
+    return float(min(1.0, max(0.0, 1.0 - all_right)))
 
 
 def photo_uncertainty(raw_boxes: Sequence[Box], threshold: Threshold) -> float:
@@ -85,6 +104,22 @@ def _agreement(box: Box, other_view: Sequence[Box]) -> float:
         if other.label == box.label:
             best = max(best, iou(box, other) * min(box.score or 0.0, other.score or 0.0))
     return best
+
+
+def score_photo(
+    name: str, raw_boxes: Sequence[Box], threshold: Threshold, mirrored_boxes: Sequence[Box] | None = None
+) -> float:
+    """The photo's uncertainty by the score `name` ([predict] uncertainty); flip consistency needs
+    `mirrored_boxes` (the boxes found on the mirrored photo, mapped back onto it)."""
+    if name == FLIP_CONSISTENCY:
+        if mirrored_boxes is None:
+            raise ValueError("flip consistency needs the boxes found on the mirrored photo")
+        return flip_uncertainty(raw_boxes, mirrored_boxes, threshold)
+    if name == HEURISTIC:
+        return photo_uncertainty(raw_boxes, threshold)
+    if name == JOINT:
+        return joint_uncertainty(raw_boxes, threshold)
+    raise ValueError(f"unknown uncertainty score {name!r}; choose one of {JOINT}, {HEURISTIC}, {FLIP_CONSISTENCY}")
 
 
 def unmirror(boxes: Iterable[Box], width: int, height: int) -> list[Box]:

@@ -21,8 +21,10 @@ from bootstrap.preannotate import preannotate
 from bootstrap.uncertainty import (
     FLIP_CONSISTENCY,
     HEURISTIC,
+    JOINT,
     auroc,
     flip_uncertainty,
+    joint_uncertainty,
     keep_confident,
     photo_uncertainty,
     reviewer_changed,
@@ -34,6 +36,32 @@ from training.detectors.base import Detector
 
 def threshold(_: str) -> float:
     return 0.25
+
+
+# ---- joint (the default) ------------------------------------------------------------------------
+
+
+def test_joint_is_one_minus_the_chance_that_every_kept_box_is_a_lesion_and_no_dropped_one_is():
+    sure, dropped = Box("caf", 0, 0, 10, 10, score=0.9), Box("sl", 50, 50, 60, 60, score=0.2)
+    assert joint_uncertainty([sure], threshold) == pytest.approx(0.1)
+    assert joint_uncertainty([sure, dropped], threshold) == pytest.approx(1 - 0.9 * 0.8)
+    assert joint_uncertainty([Box("mel", 0, 0, 10, 10, score=0.05)], threshold) == 1.0  # nothing kept
+    assert joint_uncertainty([], threshold) == 1.0
+
+
+def test_joint_counts_boxes_where_a_maximum_does_not():
+    """Five boxes at 0.8 are less likely all right than one: the heuristic scores them alike."""
+    one = [Box("fre", 0, 0, 10, 10, score=0.8)]
+    five = [Box("fre", 20 * i, 0, 20 * i + 10, 10, score=0.8) for i in range(5)]
+    assert photo_uncertainty(one, threshold) == pytest.approx(photo_uncertainty(five, threshold))
+    assert joint_uncertainty(five, threshold) == pytest.approx(1 - 0.8**5)
+    assert joint_uncertainty(five, threshold) > joint_uncertainty(one, threshold)
+
+
+def test_joint_uses_each_class_threshold_to_tell_kept_from_dropped():
+    per_class = {"mel": 0.5, "sl": 0.1}.__getitem__
+    boxes = [Box("mel", 0, 0, 10, 10, score=0.4), Box("sl", 20, 20, 30, 30, score=0.4)]  # mel dropped, sl kept
+    assert joint_uncertainty(boxes, per_class) == pytest.approx(1 - 0.6 * 0.4)
 
 
 # ---- heuristic ---------------------------------------------------------------------------------
@@ -241,10 +269,12 @@ def test_flip_consistency_maps_the_mirrored_view_back_onto_the_photo(tmp_path):
 
 
 def test_the_setting_chooses_the_score_and_flip_consistency_costs_a_second_pass(tmp_path):
-    heuristic, flip = RedFinder(left_only=True), RedFinder(left_only=True)
+    joint, heuristic, flip = RedFinder(left_only=True), RedFinder(left_only=True), RedFinder(left_only=True)
+    assert Config(images=tmp_path).uncertainty == JOINT  # the default
+    assert _predicted_uncertainty(tmp_path / "j", joint, JOINT) == pytest.approx(0.1)
     assert _predicted_uncertainty(tmp_path / "h", heuristic, HEURISTIC) == pytest.approx(0.1)
     assert _predicted_uncertainty(tmp_path / "f", flip, FLIP_CONSISTENCY) == 1.0  # the mirror finds nothing
-    assert (heuristic.calls, flip.calls) == (1, 2)
+    assert (joint.calls, heuristic.calls, flip.calls) == (1, 1, 2)
 
 
 def test_the_uncertainty_setting_is_read_from_annotator_toml(tmp_path):
@@ -254,7 +284,7 @@ def test_the_uncertainty_setting_is_read_from_annotator_toml(tmp_path):
 
 def test_an_unknown_uncertainty_setting_is_refused_with_the_choices(tmp_path):
     save_config(tmp_path, Config(images=tmp_path))
-    text = (tmp_path / CONFIG_NAME).read_text().replace('uncertainty = "heuristic"', 'uncertainty = "entropy"')
+    text = (tmp_path / CONFIG_NAME).read_text().replace('uncertainty = "joint"', 'uncertainty = "entropy"')
     (tmp_path / CONFIG_NAME).write_text(text)
     with pytest.raises(ConfigError, match="flip-consistency"):
         load_config(tmp_path)

@@ -1,0 +1,134 @@
+"""Which review priority ranks the photos reviewers had to fix first, on the photos they actually handled?
+
+Takes a workspace whose rounds were reviewed (the loop benchmark's, `benchmarks/loop.py`, leaves one at
+/tmp/annotator-loop-bench/ws). For every reviewed photo whose prediction came from round R, it decodes the photo
+as the engine does, predicts it again with round R's own model (its ONNX export when cached, else PyTorch)
+down to the engine's score floor, maps the boxes onto the photo, and scores it with each uncertainty score
+under round R's own thresholds (`bootstrap.uncertainty.score_photo`; flip consistency also predicts the
+mirrored photo). "Changed" is what the review did (`reviewer_changed` on the stored edit diff). Prints, per
+round, each score's AUROC for "changed" with a 95% bootstrap interval (photos resampled, every score on the
+same resample), and each score's paired difference from the heuristic. As a check that the prediction is
+the round's own, the stored uncertainty's AUROC is printed beside the score the round used.
+
+  python -m benchmarks.rescore_uncertainty [WORKSPACE] [--rounds 0 1 2] [--resamples 2000]
+
+The photos reviewed were chosen by the score the round used (most uncertain first), so every AUROC here is
+over that selection: what a reviewer meets, not the whole pool.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+SCORES = ("joint", "heuristic", "flip-consistency")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("workspace", type=Path, nargs="?", default=Path("/tmp/annotator-loop-bench/ws"))
+    parser.add_argument("--rounds", type=int, nargs="*", default=None, help="default: every round with reviews")
+    parser.add_argument("--resamples", type=int, default=2000)
+    parser.add_argument("--seed", type=int, default=3)
+    args = parser.parse_args()
+
+    from training.offline import prepare_ultralytics
+
+    prepare_ultralytics()
+    from annotator.boxes import boxes_to_photo
+    from annotator.images import decode_displayed
+    from annotator.store import Workspace
+    from annotator.types import Source
+    from bootstrap.preannotate import CONF_FLOOR
+    from bootstrap.uncertainty import auroc, reviewer_changed, score_photo, unmirror
+    from training.detectors.runtime import RuntimeDetector, exported_path
+    from training.detectors.ultralytics import UltralyticsDetector
+
+    ws = Workspace.open(args.workspace)
+    versions = [v for r in ws.store.images() for v in ws.store.history(r.path)]
+    records = {r.path: r for r in ws.store.images()}
+    model_versions = {v.id: v for v in versions if v.source is Source.MODEL}
+    reviewed = [
+        v
+        for v in versions
+        if v.source is Source.REVIEWED
+        and not v.excluded
+        and v.meta.get("operations") is not None
+        and v.meta.get("prediction_version_id") in model_versions
+    ]
+    by_round: dict[int, list] = {}
+    for v in reviewed:
+        parent = model_versions[v.meta["prediction_version_id"]]
+        if parent.round is not None:
+            by_round.setdefault(parent.round, []).append((v, parent))
+    rounds = args.rounds if args.rounds is not None else sorted(by_round)
+    rng = np.random.default_rng(args.seed)
+    print(
+        f"workspace {args.workspace}: reviewed photos per round of their prediction "
+        f"{ {r: len(by_round.get(r, [])) for r in rounds} }; configured score: {ws.config.uncertainty}"
+    )
+    for round_no in rounds:
+        pairs = by_round.get(round_no, [])
+        row = ws.store.round_row(round_no) or {}
+        chosen = (row.get("info") or {}).get("thresholds") or {}
+        thresholds = {c: float(chosen.get(c, ws.config.default_threshold)) for c in ws.config.classes}
+        imgsz = int(json.loads((ws.round_dir(round_no) / "train_args.json").read_text())["imgsz"])
+        weights = ws.round_dir(round_no) / "model.pt"
+        detector = UltralyticsDetector(list(ws.config.classes), str(weights))
+        backend = "torch"
+        if exported_path(weights).exists():
+            detector, backend = RuntimeDetector.from_weights(detector, weights), "onnxruntime"
+        scores: dict[str, list[float]] = {name: [] for name in (*SCORES, "stored")}
+        changed: list[bool] = []
+        for review, parent in pairs:
+            record = records[review.image_path]
+            array, sx, sy = decode_displayed(ws.image_path(record.path), imgsz)
+            raw, mirrored = detector.predict_arrays(
+                [array, np.ascontiguousarray(array[:, ::-1])], conf=CONF_FLOOR, imgsz=imgsz
+            )
+            full = boxes_to_photo(raw, sx, sy, record.width, record.height)
+            mirrored_full = boxes_to_photo(
+                unmirror(mirrored, array.shape[1], array.shape[0]), sx, sy, record.width, record.height
+            )
+            for name in SCORES:
+                scores[name].append(score_photo(name, full, thresholds.__getitem__, mirrored_full))
+            scores["stored"].append(float(parent.uncertainty if parent.uncertainty is not None else np.nan))
+            changed.append(reviewer_changed(review.meta["operations"]))
+        if len(set(changed)) < 2:
+            print(f"round {round_no}: {len(changed)} reviewed photos, all or none changed: no AUROC")
+            continue
+        point = {name: auroc(values, changed) for name, values in scores.items() if not np.isnan(values).any()}
+        boot: dict[str, list[float]] = {name: [] for name in SCORES}
+        diffs: dict[str, list[float]] = {name: [] for name in SCORES if name != "heuristic"}
+        n = len(changed)
+        for _ in range(args.resamples):
+            idx = rng.integers(0, n, n)
+            labels = [changed[i] for i in idx]
+            values = {name: auroc([scores[name][i] for i in idx], labels) for name in SCORES}
+            if any(v is None for v in values.values()):
+                continue
+            for name, v in values.items():
+                boot[name].append(float(v or 0.0))
+            for name in diffs:
+                diffs[name].append(float(values[name] or 0.0) - float(values["heuristic"] or 0.0))
+        print(
+            f"round {round_no}: {n} reviewed photos, {sum(changed)} changed ({sum(changed) / n:.0%}); model "
+            f"{weights.parent.name} ({backend}, {imgsz} px), its thresholds"
+        )
+        for name in SCORES:
+            lo, hi = np.percentile(boot[name], [2.5, 97.5])
+            line = f"  {name:<17} AUROC {point[name]:.3f} [{lo:.3f}, {hi:.3f}]"
+            if name in diffs:
+                dlo, dhi = np.percentile(diffs[name], [2.5, 97.5])
+                line += f"   vs heuristic {point[name] - point['heuristic']:+.3f} [{dlo:+.3f}, {dhi:+.3f}]"
+            print(line)
+        if "stored" in point:
+            print(f"  stored uncertainty (what the round pushed) AUROC {point['stored']:.3f}")
+    ws.close()
+
+
+if __name__ == "__main__":
+    main()
