@@ -180,7 +180,7 @@ def curve_table(curve: list[CurveRow]) -> Any:
         f"{split}m/r/a: manual/reviewed/auto-accepted photos trained on; corr.: (changed predicted + added) "
         "/ (predicted + added) boxes; ops/ph and s/ph: reviewer / drawing the same photos from scratch "
         "(box operations; modelled seconds, review_queue.effort); AUROC: how well the review priority ranked "
-        "the photos reviewers changed above those they accepted (0.5 = chance)"
+        "the photos reviewers changed above those they accepted (0.5 = chance; - when they changed all or none)"
     )
     extra = [*measured_lines(curve)]
     warning = curve_warning(curve)
