@@ -421,22 +421,18 @@ def _save_watermark(
     reaches it. Tasks read in that overlap are kept in `recent` and not exported again unless their time
     moves. The start, not the newest task read: after a quiet spell the overlap then holds the last seconds'
     writes only, not the last busy minute's (a bulk import just before a pull put 4,000 tasks in it).
-    An export that did not say when it began: the newest task read, but never past the last watermark.
-    No export: the watermark stays."""
+    No export, or one that did not say when it began: the watermark stays."""
     old = _watermark(ws, project_id)
     recent = dict(old.recent) if old else {}
-    read: list[dt.datetime] = []
     for task in tasks:
         when = _parse_time(task.get("updated_at"))
         if when is not None:
             recent[int(task["id"])] = when
-            read.append(when)
     epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)  # nothing annotated yet: the next pull is incremental
-    previous = old.updated_at if old else epoch
-    newest = max([*read, previous])
-    if began:
-        known = [b for b in began if b is not None]
-        newest = max(min(known), previous) if len(known) == len(began) else previous
+    newest = old.updated_at if old else epoch
+    known = [b for b in began if b is not None]
+    if began and len(known) == len(began):
+        newest = max(min(known), newest)
     mark = _Watermark(newest, {})
     kept = {str(k): v.isoformat() for k, v in recent.items() if v > mark.since}
     value = {"project_id": project_id, "updated_at": newest.isoformat(), "recent": kept}
