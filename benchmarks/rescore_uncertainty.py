@@ -4,7 +4,7 @@ Takes a workspace whose rounds were reviewed (the loop benchmark's, `benchmarks/
 /tmp/annotator-loop-bench/ws). For every reviewed photo whose prediction came from round R, it decodes the photo
 as the engine does, predicts it again with round R's own model (its ONNX export when cached, else PyTorch)
 down to the engine's score floor, maps the boxes onto the photo, and scores it with each uncertainty score
-under round R's own thresholds (`bootstrap.uncertainty.score_photo`; flip consistency also predicts the
+under round R's own thresholds (the engine's `predictions_from_raw`; flip consistency also predicts the
 mirrored photo). "Changed" is what the review did (`reviewer_changed` on the stored edit diff). Prints, per
 round, each score's AUROC for "changed" with a 95% bootstrap interval (photos resampled, every score on the
 same resample), and each score's paired difference from the heuristic. As a check that the prediction is
@@ -38,12 +38,11 @@ def main() -> None:
     from training.offline import prepare_ultralytics
 
     prepare_ultralytics()
-    from annotator.boxes import boxes_to_photo
     from annotator.images import decode_displayed
     from annotator.store import Workspace
     from annotator.types import Source
-    from bootstrap.preannotate import CONF_FLOOR
-    from bootstrap.uncertainty import auroc, reviewer_changed, score_photo, unmirror
+    from bootstrap.preannotate import CONF_FLOOR, predictions_from_raw
+    from bootstrap.uncertainty import auroc, reviewer_changed, unmirror
     from training.detectors.runtime import RuntimeDetector, exported_path
     from training.detectors.ultralytics import UltralyticsDetector
 
@@ -89,12 +88,20 @@ def main() -> None:
             raw, mirrored = detector.predict_arrays(
                 [array, np.ascontiguousarray(array[:, ::-1])], conf=CONF_FLOOR, imgsz=imgsz
             )
-            full = boxes_to_photo(raw, sx, sy, record.width, record.height)
-            mirrored_full = boxes_to_photo(
-                unmirror(mirrored, array.shape[1], array.shape[0]), sx, sy, record.width, record.height
-            )
-            for name in SCORES:
-                scores[name].append(score_photo(name, full, thresholds.__getitem__, mirrored_full))
+            mirrored = unmirror(mirrored, array.shape[1], array.shape[0])
+            for name in SCORES:  # the engine's own mapping onto the photo and scoring
+                scored = predictions_from_raw(
+                    raw,
+                    record,
+                    sx,
+                    sy,
+                    thresholds.__getitem__,
+                    model_version="",
+                    round_no=round_no,
+                    score=name,
+                    mirrored=mirrored,
+                )
+                scores[name].append(float(scored.uncertainty if scored.uncertainty is not None else np.nan))
             scores["stored"].append(float(parent.uncertainty if parent.uncertainty is not None else np.nan))
             changed.append(reviewer_changed(review.meta["operations"]))
         if len(set(changed)) < 2:
