@@ -12,9 +12,11 @@ from annotator.errors import ConfigError
 from annotator.fsutil import atomic_write_text
 
 CONFIG_NAME = "annotator.toml"
-UNCERTAINTY_SCORES = ("joint", "heuristic", "flip-consistency")  # review priority; see bootstrap/uncertainty.py
-# the order the review queue serves model predictions in; see docs/queue-order.md
+# review priority, the default first; see bootstrap/uncertainty.py and docs/uncertainty.md
+UNCERTAINTY_SCORES = ("calibrated-joint", "joint", "heuristic", "flip-consistency")
+# the order the review queue serves model predictions in, the default first; see docs/queue-order.md
 QUEUE_ORDERS = ("uncertainty-first", "random")
+DEFAULT_UNCERTAINTY, DEFAULT_QUEUE_ORDER = UNCERTAINTY_SCORES[0], QUEUE_ORDERS[0]
 PREDICT_BACKENDS = ("auto", "torch", "onnx")  # auto: ONNX Runtime where the CPU predicts (training.detectors.runtime)
 PREDICT_DECODERS = ("auto", "pil", "device")  # auto: on the GPU where the model runs on one (annotator.device_decode)
 
@@ -30,7 +32,7 @@ class Config:
     thresholds: dict[str, float] = field(default_factory=dict)
     predict_imgsz: int = 640
     predict_batch: int = 0  # 0: auto (32 on a GPU, 4 on the CPU, where small batches run faster)
-    uncertainty: str = "joint"  # one of UNCERTAINTY_SCORES
+    uncertainty: str = DEFAULT_UNCERTAINTY  # one of UNCERTAINTY_SCORES
     predict_backend: str = "auto"  # one of PREDICT_BACKENDS
     predict_decode: str = "auto"  # one of PREDICT_DECODERS
     # training
@@ -50,7 +52,7 @@ class Config:
     project_title: str = "PSL review"
     # double review: a photo whose two reviews agree below this box F1 (IoU 0.5, with class) goes to adjudication
     adjudicate_below_f1: float = 1.0
-    queue_order: str = "uncertainty-first"  # one of QUEUE_ORDERS
+    queue_order: str = DEFAULT_QUEUE_ORDER  # one of QUEUE_ORDERS
 
     @property
     def class_table(self) -> ClassTable:
@@ -83,12 +85,12 @@ def load_config(workspace: Path) -> Config:
     )
     if "images" not in ws:
         raise ConfigError(f'{path}: [workspace] images = "..." is missing')
-    if str(pred.get("uncertainty", "joint")) not in UNCERTAINTY_SCORES:
+    if str(pred.get("uncertainty", DEFAULT_UNCERTAINTY)) not in UNCERTAINTY_SCORES:
         raise ConfigError(
             f"{path}: [predict] uncertainty = {pred['uncertainty']!r} is unknown; choose one of "
             + ", ".join(UNCERTAINTY_SCORES)
         )
-    if str(review.get("queue_order", "uncertainty-first")) not in QUEUE_ORDERS:
+    if str(review.get("queue_order", DEFAULT_QUEUE_ORDER)) not in QUEUE_ORDERS:
         raise ConfigError(
             f"{path}: [review] queue_order = {review['queue_order']!r} is unknown; choose one of "
             + ", ".join(QUEUE_ORDERS)
@@ -111,7 +113,7 @@ def load_config(workspace: Path) -> Config:
             thresholds={str(k): float(v) for k, v in pred.get("thresholds", {}).items()},
             predict_imgsz=int(pred.get("imgsz", 640)),
             predict_batch=int(pred.get("batch", 0)),
-            uncertainty=str(pred.get("uncertainty", "joint")),
+            uncertainty=str(pred.get("uncertainty", DEFAULT_UNCERTAINTY)),
             predict_backend=str(pred.get("backend", "auto")),
             predict_decode=str(pred.get("decode", "auto")),
             model=str(train.get("model", "auto")),
@@ -127,7 +129,7 @@ def load_config(workspace: Path) -> Config:
             label_studio_url=review.get("url"),
             project_title=str(review.get("project_title", "PSL review")),
             adjudicate_below_f1=float(review.get("adjudicate_below_f1", 1.0)),
-            queue_order=str(review.get("queue_order", "uncertainty-first")),
+            queue_order=str(review.get("queue_order", DEFAULT_QUEUE_ORDER)),
         )
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{path}: a value has the wrong type ({exc}); fix the file") from exc

@@ -7,8 +7,11 @@ down to the engine's score floor, maps the boxes onto the photo, and scores it w
 under round R's own thresholds (the engine's `predictions_from_raw`; flip consistency also predicts the
 mirrored photo). "Changed" is what the review did (`reviewer_changed` on the stored edit diff). Prints, per
 round, each score's AUROC for "changed" with a 95% bootstrap interval (photos resampled, every score on the
-same resample), and each score's paired difference from the heuristic. As a check that the prediction is
-the round's own, the stored uncertainty's AUROC is printed beside the score the round used.
+same resample), each score's paired difference from the heuristic, and calibrated-joint's from joint.
+calibrated-joint reads the scores through the round's calibration (`fit_score_calibration` on its val split):
+the one the round recorded, or, for a round trained before calibration existed, one fitted here the same way
+on the round's val photos (its training view). As a check that the prediction is the round's own, the stored
+uncertainty's AUROC is printed beside the score the round used.
 
   python -m benchmarks.rescore_uncertainty [WORKSPACE] [--rounds 0 1 2] [--resamples 2000]
 
@@ -24,7 +27,25 @@ from pathlib import Path
 
 import numpy as np
 
-SCORES = ("joint", "heuristic", "flip-consistency")
+SCORES = ("calibrated-joint", "joint", "heuristic", "flip-consistency")
+
+
+def _round_calibration(ws, round_no: int, detector, imgsz: int):
+    """The round's score calibration: the one it recorded, else (a round trained before calibration existed)
+    fitted as train_round fits it, on the round's val photos (its training view) predicted by `detector`."""
+    from bootstrap.uncertainty import ScoreCalibration, fit_score_calibration
+    from training.detectors.base import TrainingView
+    from training.thresholds import predict_split
+
+    info = (ws.store.round_row(round_no) or {}).get("info") or {}
+    if "calibration" in info:
+        found = info["calibration"]
+        return (ScoreCalibration.from_dict(found) if found else None), "recorded by the round"
+    root = ws.round_dir(round_no) / "view"
+    links = sorted((root / "images" / "val").iterdir())
+    view = TrainingView(root, root / "data.yaml", ws.config.classes, {"val": [(p, p.name) for p in links]})
+    truth, pred = predict_split(detector, view, imgsz=imgsz)
+    return fit_score_calibration(truth, pred, ws.config.classes), f"fitted here on its {len(links)} val photos"
 
 
 def main() -> None:
@@ -80,6 +101,7 @@ def main() -> None:
         backend = "torch"
         if exported_path(weights).exists():
             detector, backend = RuntimeDetector.from_weights(detector, weights), "onnxruntime"
+        calibration, origin = _round_calibration(ws, round_no, detector, imgsz)
         scores: dict[str, list[float]] = {name: [] for name in (*SCORES, "stored")}
         changed: list[bool] = []
         for review, parent in pairs:
@@ -100,6 +122,7 @@ def main() -> None:
                     round_no=round_no,
                     score=name,
                     mirrored=mirrored,
+                    calibration=calibration,
                 )
                 scores[name].append(float(scored.uncertainty if scored.uncertainty is not None else np.nan))
             scores["stored"].append(float(parent.uncertainty if parent.uncertainty is not None else np.nan))
@@ -123,7 +146,8 @@ def main() -> None:
                 diffs[name].append(float(values[name] or 0.0) - float(values["heuristic"] or 0.0))
         print(
             f"round {round_no}: {n} reviewed photos, {sum(changed)} changed ({sum(changed) / n:.0%}); model "
-            f"{weights.parent.name} ({backend}, {imgsz} px), its thresholds"
+            f"{weights.parent.name} ({backend}, {imgsz} px), its thresholds; calibration "
+            + (f"{origin}, on {calibration.boxes} val boxes" if calibration else f"none ({origin}): raw scores")
         )
         for name in SCORES:
             lo, hi = np.percentile(boot[name], [2.5, 97.5])
@@ -131,6 +155,10 @@ def main() -> None:
             if name in diffs:
                 dlo, dhi = np.percentile(diffs[name], [2.5, 97.5])
                 line += f"   vs heuristic {point[name] - point['heuristic']:+.3f} [{dlo:+.3f}, {dhi:+.3f}]"
+            if name == "calibrated-joint":
+                paired = np.array(boot[name]) - np.array(boot["joint"])
+                dlo, dhi = np.percentile(paired, [2.5, 97.5])
+                line += f"   vs joint {point[name] - point['joint']:+.3f} [{dlo:+.3f}, {dhi:+.3f}]"
             print(line)
         if "stored" in point:
             print(f"  stored uncertainty (what the round pushed) AUROC {point['stored']:.3f}")

@@ -28,7 +28,14 @@ from annotator.device_decode import PIL_DECODER, decode_device, decode_stream
 from annotator.images import decode_displayed
 from annotator.store import Workspace, now_iso
 from annotator.types import Box, ImageRecord, LabelVersion, Prediction, Source
-from bootstrap.uncertainty import FLIP_CONSISTENCY, JOINT, keep_confident, score_photo, unmirror
+from bootstrap.uncertainty import (
+    CALIBRATED_JOINT,
+    FLIP_CONSISTENCY,
+    ScoreCalibration,
+    keep_confident,
+    score_photo,
+    unmirror,
+)
 from training.detectors.base import Detector
 
 CONF_FLOOR = 0.01  # keep near-threshold boxes for the uncertainty score
@@ -93,16 +100,18 @@ def predictions_from_raw(
     *,
     model_version: str,
     round_no: int,
-    score: str = JOINT,
+    score: str = CALIBRATED_JOINT,
     mirrored: Sequence[Box] | None = None,
+    calibration: ScoreCalibration | None = None,
 ) -> Prediction:
     """Map a reduced-decode detection back to the full displayed photo and score the photo. Pure.
 
     score: `[predict] uncertainty` (`bootstrap.uncertainty.score_photo`); mirrored: for flip consistency,
-    the boxes found on the mirrored decode, mapped back onto the decode (`unmirror`)."""
+    the boxes found on the mirrored decode, mapped back onto the decode (`unmirror`); calibration: the round's,
+    for `calibrated-joint`."""
     full = boxes_to_photo(raw, sx, sy, record.width, record.height)
     mirrored_full = None if mirrored is None else boxes_to_photo(mirrored, sx, sy, record.width, record.height)
-    uncertainty = score_photo(score, full, threshold, mirrored_full)
+    uncertainty = score_photo(score, full, threshold, mirrored_full, calibration=calibration)
     return Prediction(
         image_path=record.path,
         boxes=keep_confident(full, threshold),
@@ -214,6 +223,7 @@ def _run_pipeline(
     progress: Callable[[int], None] | None,
     threshold: Callable[[str], float],
     decode: str = "pil",
+    calibration: ScoreCalibration | None = None,
 ) -> None:
     """Decode ahead -> batch -> predict -> hand to the writer, for one device.
 
@@ -245,6 +255,7 @@ def _run_pipeline(
                         round_no=round_no,
                         score=ws.config.uncertainty,
                         mirrored=m,
+                        calibration=calibration,
                     )
                     for (rec, _, sx, sy), r, m in zip(chunk, raw, mirrored, strict=True)
                 ]
@@ -301,6 +312,7 @@ def preannotate(
     progress: Callable[[int], None] | None = None,
     threshold: Callable[[str], float] | None = None,
     decode: str | None = None,
+    calibration: ScoreCalibration | None = None,
 ) -> PreannotateStats:
     """Predict every record and store each as a `model` label version (never over a human label).
 
@@ -308,7 +320,8 @@ def preannotate(
     the CPU included); None: the workspace's `[predict] decode`.
 
     threshold: a class's confidence threshold (the round's: `training.thresholds.threshold_rule`);
-    None: the workspace's configured ones.
+    None: the workspace's configured ones. calibration: the round's score calibration (its info), which the
+    `calibrated-joint` review priority reads raw scores through.
 
     device: None (GPU if present), "cpu", "0", or "0,1,...": one pipeline (decoder threads +
     its own copy of the model) per GPU, photos dealt round-robin, one shared writer.
@@ -343,6 +356,7 @@ def preannotate(
                 progress=progress,
                 threshold=threshold or ws.config.threshold_for,
                 decode=decode or ws.config.predict_decode,
+                calibration=calibration,
             )
         except BaseException as exc:  # re-raised in the caller's thread
             errors.append(exc)

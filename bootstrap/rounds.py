@@ -23,13 +23,14 @@ from annotator.types import ImageRecord, Source
 from bootstrap.evaluation import record_test_split
 from bootstrap.preannotate import PreannotateStats, preannotate
 from bootstrap.split import MIN_LABELLED, SplitCandidate, late_split, make_splits
+from bootstrap.uncertainty import ScoreCalibration, fit_score_calibration
 from review_queue.queue import ReviewQueue
 from training.dataset import build_training_view
 from training.detectors import make_detector
 from training.detectors.base import Detector, TrainSettings
 from training.detectors.pretrained import checkpoint_file, sha256_of
 from training.detectors.runtime import prediction_detector
-from training.thresholds import threshold_rule, val_thresholds
+from training.thresholds import choose_thresholds, predict_split, threshold_rule
 
 TRAINABLE_SOURCES = (Source.MANUAL, Source.REVIEWED, Source.AUTO_ACCEPTED)
 
@@ -336,9 +337,9 @@ def train_round(
     detector.save(rd / "model.pt")
     test = detector.validate(view, "test", imgsz=imgsz, batch=batch, workdir=rd / "work", device=device)
     predictor, backend = round_predictor(ws, detector, round_no, attempt, device=device)
-    thresholds = val_thresholds(
-        predictor, view, imgsz=imgsz, default=ws.config.default_threshold, batch=batch, device=device
-    )
+    val_truth, val_pred = predict_split(predictor, view, imgsz=imgsz, batch=batch, device=device)
+    thresholds = choose_thresholds(val_truth, val_pred, classes, default=ws.config.default_threshold)
+    calibration = fit_score_calibration(val_truth, val_pred, classes)  # the review priority's probabilities
     counts = {s: len(view.images[s]) for s in ("train", "val", "test")}
     atomic_write_text(
         rd / "train_args.json",
@@ -365,6 +366,7 @@ def train_round(
         "train_seconds": result.train_seconds,
         "images": counts,
         "thresholds": {c: t.to_dict() for c, t in thresholds.items()},
+        "calibration": calibration.to_dict() if calibration else None,
         "backend": backend,  # what predicted val (the thresholds), the test split and the pool
     }
     atomic_write_text(rd / "metrics.json", json.dumps(metrics, indent=2, default=str))
@@ -381,6 +383,7 @@ def train_round(
             "imgsz": imgsz,
             **origin,
             "thresholds": {c: t.threshold for c, t in thresholds.items()},
+            "calibration": calibration.to_dict() if calibration else None,
         },
     )
     return predictor, backend
@@ -449,7 +452,9 @@ def predict_round(
     version = model_version_for(round_no, attempt)
     targets = unreviewed_targets(ws, version)
     total = len(targets)
-    chosen = ((ws.store.round_row(round_no, attempt) or {}).get("info") or {}).get("thresholds") or {}
+    info = (ws.store.round_row(round_no, attempt) or {}).get("info") or {}
+    chosen = info.get("thresholds") or {}
+    calibration = ScoreCalibration.from_dict(info["calibration"]) if info.get("calibration") else None
     if backend is None:  # on the CPU the round's model.pt runs through ONNX Runtime, exported once and cached beside it
         detector, backend = prediction_detector(
             detector,
@@ -469,6 +474,7 @@ def predict_round(
         workers=workers,
         device=device,
         threshold=threshold_rule(ws.config, chosen),
+        calibration=calibration,
         progress=(lambda n: progress(n, total)) if progress else None,
     )
     previous = ws.store.round_row(round_no, attempt) or {"info": {}}

@@ -35,17 +35,26 @@ review (`python -m benchmarks.uncertainty`), the heuristic beat flip consistency
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
 
 from annotator.boxes import iou, orient_box
+from annotator.config import UNCERTAINTY_SCORES
 from annotator.types import Box, LabelVersion
-from review_queue.corrections import EditKind
+from review_queue.corrections import ACCEPT_IOU, EditKind
+from training.metrics import match_by_score
 
 Threshold = Callable[[str], float]
 
 JOINT = "joint"
+CALIBRATED_JOINT = "calibrated-joint"
 HEURISTIC = "heuristic"
 FLIP_CONSISTENCY = "flip-consistency"
+SCORE_NAMES = UNCERTAINTY_SCORES  # the config's names of the four, the default first
 
 
 # ---- the scores ------------------------------------------------------------------------------
@@ -107,10 +116,16 @@ def _agreement(box: Box, other_view: Sequence[Box]) -> float:
 
 
 def score_photo(
-    name: str, raw_boxes: Sequence[Box], threshold: Threshold, mirrored_boxes: Sequence[Box] | None = None
+    name: str,
+    raw_boxes: Sequence[Box],
+    threshold: Threshold,
+    mirrored_boxes: Sequence[Box] | None = None,
+    *,
+    calibration: ScoreCalibration | None = None,
 ) -> float:
     """The photo's uncertainty by the score `name` ([predict] uncertainty); flip consistency needs
-    `mirrored_boxes` (the boxes found on the mirrored photo, mapped back onto it)."""
+    `mirrored_boxes` (the boxes found on the mirrored photo, mapped back onto it); calibrated-joint reads
+    the scores through the round's `calibration` (raw, as `joint`, when the round has none)."""
     if name == FLIP_CONSISTENCY:
         if mirrored_boxes is None:
             raise ValueError("flip consistency needs the boxes found on the mirrored photo")
@@ -119,7 +134,9 @@ def score_photo(
         return photo_uncertainty(raw_boxes, threshold)
     if name == JOINT:
         return joint_uncertainty(raw_boxes, threshold)
-    raise ValueError(f"unknown uncertainty score {name!r}; choose one of {JOINT}, {HEURISTIC}, {FLIP_CONSISTENCY}")
+    if name == CALIBRATED_JOINT:
+        return calibrated_joint_uncertainty(raw_boxes, threshold, calibration)
+    raise ValueError(f"unknown uncertainty score {name!r}; choose one of {', '.join(SCORE_NAMES)}")
 
 
 def unmirror(boxes: Iterable[Box], width: int, height: int) -> list[Box]:
@@ -174,3 +191,100 @@ def uncertainty_auroc(reviewed: Iterable[LabelVersion], uncertainty_of: Mapping[
         scores.append(float(score))
         changed.append(reviewer_changed(operations))
     return auroc(scores, changed)
+
+
+# ---- calibration: raw scores read as the chance a box is right as drawn ------------------------------
+
+
+@dataclass(frozen=True)
+class ScoreCalibration:
+    """Per class, a logistic map from a raw score to the chance that the box is right as drawn: the reviewer
+    would leave it (a same-class truth box at IoU >= ACCEPT_IOU, matched greedily by score). Fitted on the
+    round's val split (`fit_score_calibration`); a class with too few right or wrong val boxes uses the map
+    fitted on every class together.
+
+    per_class: class -> (slope, intercept) on logit(score); pooled: the same for every other class."""
+
+    pooled: tuple[float, float]
+    per_class: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    boxes: int = 0  # val boxes the maps were fitted on
+
+    def probability(self, label: str, score: float) -> float:
+        slope, intercept = self.per_class.get(label, self.pooled)
+        z = slope * _logit(score) + intercept
+        return float(1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z)))))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "pooled": list(self.pooled),
+            "per_class": {c: list(v) for c, v in self.per_class.items()},
+            "boxes": self.boxes,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ScoreCalibration:
+        slope, intercept = data["pooled"]
+        return cls(
+            pooled=(float(slope), float(intercept)),
+            per_class={str(c): (float(v[0]), float(v[1])) for c, v in dict(data.get("per_class") or {}).items()},
+            boxes=int(data.get("boxes") or 0),
+        )
+
+
+CALIBRATION_MIN_EACH = 10  # right and wrong val boxes a class needs for its own map
+
+
+def _logit(score: float) -> float:
+    s = min(1.0 - 1e-4, max(1e-4, float(score)))
+    return math.log(s / (1.0 - s))
+
+
+def fit_score_calibration(
+    truth: Sequence[Sequence[Box]],
+    pred: Sequence[Sequence[Box]],
+    classes: Sequence[str],
+    *,
+    iou_threshold: float = ACCEPT_IOU,
+    min_each: int = CALIBRATION_MIN_EACH,
+) -> ScoreCalibration | None:
+    """The calibration of raw scores on paired val photos (truth boxes; raw predicted boxes down to the
+    engine's floor). None when the val boxes hold no right or no wrong box: nothing to fit. Pure."""
+    from sklearn.linear_model import LogisticRegression
+
+    xs: dict[str, list[float]] = {c: [] for c in classes}
+    ys: dict[str, list[bool]] = {c: [] for c in classes}
+    if len(truth) != len(pred):
+        raise ValueError(f"{len(truth)} truth photos but {len(pred)} prediction photos")
+    for t_boxes, p_boxes in zip(truth, pred, strict=True):
+        for c in classes:
+            p_c = [b for b in p_boxes if b.label == c]
+            matched = {i for i, _ in match_by_score(p_c, [b for b in t_boxes if b.label == c], iou_threshold)}
+            xs[c].extend(_logit(b.score or 0.0) for b in p_c)
+            ys[c].extend(i in matched for i in range(len(p_c)))
+
+    def fit(x: list[float], y: list[bool]) -> tuple[float, float]:
+        model = LogisticRegression(C=1.0).fit(np.array(x).reshape(-1, 1), np.array(y, dtype=int))
+        return float(model.coef_[0][0]), float(model.intercept_[0])
+
+    all_x = [v for c in classes for v in xs[c]]
+    all_y = [v for c in classes for v in ys[c]]
+    if sum(all_y) == 0 or sum(all_y) == len(all_y):
+        return None
+    per_class = {c: fit(xs[c], ys[c]) for c in classes if min(sum(ys[c]), len(ys[c]) - sum(ys[c])) >= max(1, min_each)}
+    return ScoreCalibration(pooled=fit(all_x, all_y), per_class=per_class, boxes=len(all_x))
+
+
+def calibrated_joint_uncertainty(
+    raw_boxes: Sequence[Box], threshold: Threshold, calibration: ScoreCalibration | None
+) -> float:
+    """`joint` with each raw score first mapped through the round's calibration (raw scores without one)."""
+    if calibration is None:
+        return joint_uncertainty(raw_boxes, threshold)
+    kept = [b for b in raw_boxes if (b.score or 0.0) >= threshold(b.label)]
+    if not kept:
+        return 1.0
+    all_right = 1.0
+    for b in raw_boxes:
+        p = calibration.probability(b.label, b.score or 0.0)
+        all_right *= p if (b.score or 0.0) >= threshold(b.label) else 1.0 - p
+    return float(min(1.0, max(0.0, 1.0 - all_right)))

@@ -109,6 +109,37 @@ def choose_thresholds(
     return {c: f1_threshold(c, scored[c], counts[c], default=default, floor=floor) for c in classes}
 
 
+def predict_split(
+    detector: Detector,
+    view: TrainingView,
+    *,
+    imgsz: int,
+    batch: int = 8,
+    device: str | None = None,
+    split: str = "val",
+) -> tuple[list[list[Box]], list[list[Box]]]:
+    """Predict one split of the view as pre-annotation does (decoded at `imgsz`, displayed frame, raw boxes down
+    to PREDICT_FLOOR): (truth boxes, predicted boxes) per photo, in the split's order, both in the decoded frame.
+    `detector`: the one pre-annotation predicts with (ONNX Runtime's on the CPU:
+    `training.detectors.runtime.prediction_detector`), so what is chosen here fits the scores it is applied to."""
+    items = view.images.get(split, [])
+    truth: list[list[Box]] = []
+    pred: list[list[Box]] = []
+    for start in range(0, len(items), max(1, batch)):
+        arrays = []
+        for link, rel in items[start : start + max(1, batch)]:
+            try:
+                rgb, _, _ = decode_displayed(link, max_side=imgsz)
+            except OSError as exc:
+                raise TrainingError(f"{rel}: cannot decode the {split} photo ({exc})") from exc
+            h, w = rgb.shape[:2]
+            truth.append(read_yolo_labels(label_path_for(link), view.classes, w, h))
+            arrays.append(rgb)
+        kwargs = {"device": device} if device is not None else {}
+        pred.extend(detector.predict_arrays(arrays, conf=PREDICT_FLOOR, imgsz=imgsz, **kwargs))
+    return truth, pred
+
+
 def val_thresholds(
     detector: Detector,
     view: TrainingView,
@@ -120,25 +151,9 @@ def val_thresholds(
     device: str | None = None,
     split: str = "val",
 ) -> dict[str, ClassThreshold]:
-    """Predict the view's val photos as pre-annotation does (decoded at `imgsz`, displayed frame) and choose
-    each class's threshold; every class gets the default when the split has no photos. `detector`: the one
-    pre-annotation predicts with (ONNX Runtime's on the CPU: `training.detectors.runtime.prediction_detector`),
-    so each threshold is chosen on the scores it will be applied to."""
-    items = view.images.get(split, [])
-    truth: list[list[Box]] = []
-    pred: list[list[Box]] = []
-    for start in range(0, len(items), max(1, batch)):
-        arrays = []
-        for link, rel in items[start : start + max(1, batch)]:
-            try:
-                rgb, _, _ = decode_displayed(link, max_side=imgsz)
-            except OSError as exc:
-                raise TrainingError(f"{rel}: cannot decode the val photo ({exc})") from exc
-            h, w = rgb.shape[:2]
-            truth.append(read_yolo_labels(label_path_for(link), view.classes, w, h))
-            arrays.append(rgb)
-        kwargs = {"device": device} if device is not None else {}
-        pred.extend(detector.predict_arrays(arrays, conf=PREDICT_FLOOR, imgsz=imgsz, **kwargs))
+    """Predict the view's val photos (`predict_split`) and choose each class's threshold; every class gets the
+    default when the split has no photos."""
+    truth, pred = predict_split(detector, view, imgsz=imgsz, batch=batch, device=device, split=split)
     return choose_thresholds(truth, pred, view.classes, default=default, floor=floor)
 
 

@@ -18,6 +18,7 @@ from urllib.parse import quote
 
 from annotator.boxes import box_to_ls_percent, fit_box, ls_percent_to_box
 from annotator.classes import ClassTable
+from annotator.config import DEFAULT_QUEUE_ORDER
 from annotator.types import Box, ImageRecord, LabelVersion
 
 # Names of the labeling-config tags. Pull and push both speak these; change them together.
@@ -140,7 +141,7 @@ def shuffled_score(photo: str, model_version: str) -> float:
     return max(MODEL_SCORE_FLOOR, round(int.from_bytes(digest[:8], "big") / 2**64, 6))
 
 
-def queue_score(record: ImageRecord, version: LabelVersion, order: str = "uncertainty-first") -> float:
+def queue_score(record: ImageRecord, version: LabelVersion, order: str = DEFAULT_QUEUE_ORDER) -> float:
     """The score Label Studio serves a prediction by, for the workspace's `[review] queue_order`."""
     if order == "random":
         return shuffled_score(record.path, model_version_of(version))
@@ -152,7 +153,7 @@ def model_version_of(version: LabelVersion) -> str:
     return version.model_version or f"round-{version.round or 0:03d}"
 
 
-def prediction_payload(record: ImageRecord, version: LabelVersion, order: str = "uncertainty-first") -> dict[str, Any]:
+def prediction_payload(record: ImageRecord, version: LabelVersion, order: str = DEFAULT_QUEUE_ORDER) -> dict[str, Any]:
     """A prediction object (without `task`) for a `model` label version, scored for the queue `order`."""
     return {
         "model_version": model_version_of(version),
@@ -164,7 +165,7 @@ def prediction_payload(record: ImageRecord, version: LabelVersion, order: str = 
 
 
 def task_payload(
-    record: ImageRecord, version: LabelVersion, document_path: str, order: str = "uncertainty-first"
+    record: ImageRecord, version: LabelVersion, document_path: str, order: str = DEFAULT_QUEUE_ORDER
 ) -> dict[str, Any]:
     """One task for bulk import: the photo (served as a local file) and its prediction, scored for `order`.
 

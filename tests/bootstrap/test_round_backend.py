@@ -6,10 +6,11 @@ from __future__ import annotations
 import pytest
 
 from bootstrap.rounds import RoundSettings, run_round
+from bootstrap.uncertainty import fit_score_calibration
 from training.dataset import build_training_view
 from training.detectors import make_detector
 from training.detectors.runtime import RUNTIME, RuntimeDetector, exported_path
-from training.thresholds import val_thresholds
+from training.thresholds import choose_thresholds, predict_split
 
 TINY_CPU = RoundSettings(model="yolo11n.yaml", epochs=1, imgsz=64, batch=8, device="cpu")
 
@@ -34,8 +35,9 @@ def test_with_the_onnx_backend_a_round_chooses_thresholds_and_evaluates_on_onnx_
         ws, tmp_path / "view", {p: s for p, _, s in manifest}, {p: ws.store.version(v) for p, v, _ in manifest}
     )
     runtime = RuntimeDetector.from_weights(make_detector(str(weights), ws.config.classes), weights)
-    expected = val_thresholds(
-        runtime, view, imgsz=TINY_CPU.imgsz, default=ws.config.default_threshold, batch=TINY_CPU.batch, device="cpu"
-    )
+    truth, pred = predict_split(runtime, view, imgsz=TINY_CPU.imgsz, batch=TINY_CPU.batch, device="cpu")
+    expected = choose_thresholds(truth, pred, ws.config.classes, default=ws.config.default_threshold)
     assert metrics["thresholds"] == {c: t.to_dict() for c, t in expected.items()}
+    calibration = fit_score_calibration(truth, pred, ws.config.classes)  # fitted on the same scores
+    assert metrics["calibration"] == row["info"]["calibration"] == (calibration.to_dict() if calibration else None)
     ws.close()

@@ -18,16 +18,23 @@ from annotator.store import Workspace
 from annotator.types import Box, ImageRecord, LabelVersion, Source
 from bootstrap.curve import curve_table, learning_curve
 from bootstrap.preannotate import preannotate
+from bootstrap.rounds import predict_round
 from bootstrap.uncertainty import (
+    CALIBRATED_JOINT,
     FLIP_CONSISTENCY,
     HEURISTIC,
     JOINT,
+    SCORE_NAMES,
+    ScoreCalibration,
     auroc,
+    calibrated_joint_uncertainty,
+    fit_score_calibration,
     flip_uncertainty,
     joint_uncertainty,
     keep_confident,
     photo_uncertainty,
     reviewer_changed,
+    score_photo,
     uncertainty_auroc,
     unmirror,
 )
@@ -38,7 +45,7 @@ def threshold(_: str) -> float:
     return 0.25
 
 
-# ---- joint (the default) ------------------------------------------------------------------------
+# ---- joint ---------------------------------------------------------------------------------------
 
 
 def test_joint_is_one_minus_the_chance_that_every_kept_box_is_a_lesion_and_no_dropped_one_is():
@@ -248,16 +255,94 @@ class RedFinder(Detector):
         return 0
 
 
-def _predicted_uncertainty(tmp_path: Path, detector: RedFinder, score: str) -> float:
-    images = tmp_path / "images"
+# ---- calibrated joint (the default): raw scores read through the round's val split ----------------
+
+
+def _val_photos(n: int, right_score: float, wrong_score: float, label: str = "fre") -> tuple[list, list]:
+    """n val photos, each with one lesion the model finds at `right_score` and one false box at `wrong_score`."""
+    truth = [[Box(label, 10, 10, 40, 40)] for _ in range(n)]
+    pred = [[Box(label, 11, 11, 40, 40, score=right_score), Box(label, 60, 60, 90, 90, score=wrong_score)]] * n
+    return truth, pred
+
+
+def test_calibration_reads_an_under_confident_models_scores_as_the_chance_a_box_is_right():
+    """A small-seed model scores its right boxes 0.3 and its wrong ones 0.1: raw, a 0.3 box looks 70% wrong;
+    the val split says such boxes are nearly always right."""
+    truth, pred = _val_photos(30, right_score=0.3, wrong_score=0.1)
+    calibration = fit_score_calibration(truth, pred, ["fre", "sl"])
+    assert calibration is not None and calibration.boxes == 60
+    assert calibration.probability("fre", 0.3) > 0.8
+    assert calibration.probability("fre", 0.1) < 0.2
+    assert "fre" in calibration.per_class and "sl" not in calibration.per_class  # sl had no val boxes: pooled
+    assert calibration.probability("sl", 0.3) == pytest.approx(calibration.probability("fre", 0.3), abs=0.05)
+    assert ScoreCalibration.from_dict(calibration.to_dict()) == calibration
+
+
+def test_a_box_counts_as_right_only_where_the_reviewer_would_leave_it():
+    """IoU 0.6 with the lesion finds it (mAP's 0.5) but the reviewer moves it (ACCEPT_IOU 0.7): wrong here."""
+    truth = [[Box("mel", 0, 0, 100, 100)] for _ in range(20)]
+    loose = [[Box("mel", 0, 0, 100, 60, score=0.9), Box("mel", 200, 200, 250, 250, score=0.2)]] * 20
+    tight = [[Box("mel", 0, 0, 100, 95, score=0.9), Box("mel", 200, 200, 250, 250, score=0.2)]] * 20
+    loose_fit, tight_fit = fit_score_calibration(truth, loose, ["mel"]), fit_score_calibration(truth, tight, ["mel"])
+    assert loose_fit is None  # no box is right as drawn: nothing to fit, the raw scores stand
+    assert tight_fit is not None and tight_fit.probability("mel", 0.9) > 0.8
+
+
+def test_no_calibration_without_both_right_and_wrong_val_boxes():
+    truth, pred = _val_photos(5, right_score=0.3, wrong_score=0.1)
+    assert fit_score_calibration(truth, [[b for b in p if b.score == 0.3] for p in pred], ["fre"]) is None
+    assert fit_score_calibration([[] for _ in pred], pred, ["fre"]) is None
+
+
+def test_calibrated_joint_ranks_by_what_the_val_split_says_not_by_raw_scores():
+    """fre boxes at 0.3 proved right on val, sl boxes at 0.6 proved wrong half the time: the photo with
+    the 0.3 freckle needs a reviewer less than the one with the 0.6 lentigo, whatever raw joint says."""
+    fre_truth, fre_pred = _val_photos(30, right_score=0.3, wrong_score=0.1, label="fre")
+    sl_truth = [[Box("sl", 10, 10, 40, 40)] for _ in range(30)]
+    sl_pred = [[Box("sl", 11, 11, 40, 40 if i % 2 else 25, score=0.6)] for i in range(30)]  # half are off
+    calibration = fit_score_calibration(fre_truth + sl_truth, fre_pred + sl_pred, ["fre", "sl"])
+    freckle, lentigo = [Box("fre", 0, 0, 9, 9, score=0.3)], [Box("sl", 0, 0, 9, 9, score=0.6)]
+    assert joint_uncertainty(freckle, threshold) > joint_uncertainty(lentigo, threshold)
+    assert calibrated_joint_uncertainty(freckle, threshold, calibration) < calibrated_joint_uncertainty(
+        lentigo, threshold, calibration
+    )
+    assert calibrated_joint_uncertainty([], threshold, calibration) == 1.0  # nothing kept
+    assert calibrated_joint_uncertainty(lentigo, threshold, None) == joint_uncertainty(lentigo, threshold)
+
+
+def test_every_configured_score_name_is_one_the_engine_scores():
+    boxes = [Box("fre", 0, 0, 9, 9, score=0.5)]
+    for name in SCORE_NAMES:
+        assert 0.0 <= score_photo(name, boxes, threshold, boxes) <= 1.0
+    with pytest.raises(ValueError, match="calibrated-joint"):
+        score_photo("entropy", boxes, threshold)
+
+
+def _red_square_photo(images: Path) -> None:
     images.mkdir(parents=True)
     arr = np.full((240, 320, 3), (200, 160, 130), np.uint8)
     x1, y1, x2, y2 = SQUARE
     arr[y1:y2, x1:x2] = (230, 20, 20)
     Image.fromarray(arr).save(images / "p.png")
+
+
+def _predicted_uncertainty(
+    tmp_path: Path, detector: RedFinder, score: str, calibration: ScoreCalibration | None = None
+) -> float:
+    images = tmp_path / "images"
+    _red_square_photo(images)
     with Workspace.create(tmp_path / "ws", Config(images=images, uncertainty=score)) as ws:
         ws.store.add_image(ImageRecord(path="p.png", sha256="0", width=320, height=240))
-        preannotate(ws, detector, ws.store.images(), round_no=0, model_version="round-000", imgsz=320, workers=1)
+        preannotate(
+            ws,
+            detector,
+            ws.store.images(),
+            round_no=0,
+            model_version="round-000",
+            imgsz=320,
+            workers=1,
+            calibration=calibration,
+        )
         version = ws.store.current_label("p.png")
     assert version is not None and version.uncertainty is not None
     return version.uncertainty
@@ -270,11 +355,33 @@ def test_flip_consistency_maps_the_mirrored_view_back_onto_the_photo(tmp_path):
 
 def test_the_setting_chooses_the_score_and_flip_consistency_costs_a_second_pass(tmp_path):
     joint, heuristic, flip = RedFinder(left_only=True), RedFinder(left_only=True), RedFinder(left_only=True)
-    assert Config(images=tmp_path).uncertainty == JOINT  # the default
+    assert Config(images=tmp_path).uncertainty == CALIBRATED_JOINT  # the default
     assert _predicted_uncertainty(tmp_path / "j", joint, JOINT) == pytest.approx(0.1)
     assert _predicted_uncertainty(tmp_path / "h", heuristic, HEURISTIC) == pytest.approx(0.1)
     assert _predicted_uncertainty(tmp_path / "f", flip, FLIP_CONSISTENCY) == 1.0  # the mirror finds nothing
     assert (joint.calls, heuristic.calls, flip.calls) == (1, 1, 2)
+
+
+def test_preannotation_scores_through_the_rounds_calibration(tmp_path):
+    """RedFinder's one box scores 0.9 raw; a calibration that reads 0.9 as 50% right makes the photo 0.5."""
+    halfway = ScoreCalibration(pooled=(0.0, 0.0))  # every score -> 0.5
+    assert _predicted_uncertainty(tmp_path / "c", RedFinder(left_only=True), CALIBRATED_JOINT, halfway) == (
+        pytest.approx(0.5)
+    )
+    raw = _predicted_uncertainty(tmp_path / "r", RedFinder(left_only=True), CALIBRATED_JOINT)
+    assert raw == pytest.approx(0.1)  # a round without a calibration: raw joint
+
+
+def test_a_round_pre_annotates_with_the_calibration_it_fitted_on_val(tmp_path):
+    """predict_round reads the calibration train_round recorded in the round's info."""
+    _red_square_photo(tmp_path / "images")
+    with Workspace.create(tmp_path / "ws", Config(images=tmp_path / "images")) as ws:
+        ws.store.add_image(ImageRecord(path="p.png", sha256="0", width=320, height=240))
+        halfway = ScoreCalibration(pooled=(0.0, 0.0), boxes=40)
+        ws.store.upsert_round(0, 0, stage="trained", info={"thresholds": {}, "calibration": halfway.to_dict()})
+        predict_round(ws, RedFinder(), 0, imgsz=320, workers=1, backend="test")
+        version = ws.store.current_label("p.png")
+    assert version is not None and version.uncertainty == pytest.approx(0.5)
 
 
 def test_the_uncertainty_setting_is_read_from_annotator_toml(tmp_path):
@@ -284,7 +391,8 @@ def test_the_uncertainty_setting_is_read_from_annotator_toml(tmp_path):
 
 def test_an_unknown_uncertainty_setting_is_refused_with_the_choices(tmp_path):
     save_config(tmp_path, Config(images=tmp_path))
-    text = (tmp_path / CONFIG_NAME).read_text().replace('uncertainty = "joint"', 'uncertainty = "entropy"')
+    text = (tmp_path / CONFIG_NAME).read_text().replace('uncertainty = "calibrated-joint"', 'uncertainty = "entropy"')
+    assert 'uncertainty = "entropy"' in text
     (tmp_path / CONFIG_NAME).write_text(text)
     with pytest.raises(ConfigError, match="flip-consistency"):
         load_config(tmp_path)
