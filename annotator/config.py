@@ -170,7 +170,9 @@ def config_to_toml(cfg: Config) -> str:
         f"default_threshold = {cfg.default_threshold}",
         f"imgsz = {cfg.predict_imgsz}",
         f"batch = {cfg.predict_batch}",
-        f"uncertainty = {_toml_value(cfg.uncertainty)}",
+        f"uncertainty = {_toml_value(cfg.uncertainty)}  # review priority: "
+        + ", ".join(f'"{name}"' for name in UNCERTAINTY_SCORES)
+        + " (docs/uncertainty.md)",
         f"backend = {_toml_value(cfg.predict_backend)}",
         f"decode = {_toml_value(cfg.predict_decode)}",
         "",

@@ -123,6 +123,24 @@ def per_class_rows(round_metrics: dict[str, Any]) -> tuple[list[str], list[list[
     ]
 
 
+def calibration_line(round_metrics: dict[str, Any]) -> str:
+    """What the review priority read the scores through this round (bootstrap.uncertainty.ScoreCalibration)."""
+    if "calibration" not in round_metrics:
+        return "Review priority: this round recorded no score calibration (trained before calibration existed)."
+    found = round_metrics["calibration"]
+    if not found:
+        return (
+            "Review priority: no score calibration this round (the val split held no box the reviewer would keep, "
+            "or none it would fix); calibrated-joint reads the raw scores, as joint does."
+        )
+    own = sorted(found.get("per_class") or {})
+    return (
+        f"Review priority: scores calibrated on {found.get('boxes', 0)} val boxes (the chance a box is right as "
+        "drawn; bootstrap.uncertainty), "
+        + (f"own maps for {', '.join(own)}, one map for the other classes." if own else "one map for every class.")
+    )
+
+
 def write_round_report(
     path: Path,
     *,
@@ -166,7 +184,11 @@ def write_round_report(
     ]
     head, class_rows = per_class_rows(round_metrics)
     warning = curve_warning(curve)
-    notes = [*measured_lines(curve), *(agreement_lines(agreement) if agreement is not None else [])]
+    notes = [
+        *measured_lines(curve),
+        calibration_line(round_metrics),
+        *(agreement_lines(agreement) if agreement is not None else []),
+    ]
     test = round_metrics.get("test", {})
     raw = html.escape(json.dumps(round_metrics, indent=1, default=str))
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>

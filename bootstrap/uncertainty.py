@@ -1,14 +1,23 @@
 """The review priority of a photo (how likely its pre-annotation needs a dermatologist's fix), and
 how well that priority is measured to work: the AUROC of the score for "the reviewer changed something".
 
-Three scores, chosen by `uncertainty` in annotator.toml ([predict]); all are in [0, 1], higher = review
+Four scores, chosen by `uncertainty` in annotator.toml ([predict]); all are in [0, 1], higher = review
 first, and a photo with no kept box scores 1.0 (every photo in this data set shows at least one lesion).
 
-`joint` (`joint_uncertainty`, the default: it measured best, below): 1 - the chance that the whole
-pre-annotation is right, reading each raw score as a probability. The pre-annotation is right when every
-kept box is a lesion and no box the thresholds dropped is one: 1 - prod(s, kept) x prod(1 - s, dropped),
-over the detector's raw boxes down to the engine's floor. Unlike a maximum it counts: five middling boxes
-are less likely all right than one, and a reviewer has more to check. No parameter to tune.
+`joint` (`joint_uncertainty`): 1 - the chance that the whole pre-annotation is right, reading each raw
+score as a probability. The pre-annotation is right when every kept box is a lesion and no box the
+thresholds dropped is one: 1 - prod(s, kept) x prod(1 - s, dropped), over the detector's raw boxes down to
+the engine's floor. Unlike a maximum it counts: five middling boxes are less likely all right than one, and
+a reviewer has more to check.
+
+`calibrated-joint` (`calibrated_joint_uncertainty`, the default): `joint` with each raw score first mapped to
+the chance that its box is right as drawn, i.e. that the reviewer would leave it (a same-class lesion at IoU
+>= ACCEPT_IOU). The map is a logistic fit on logit(score), per class where the class has enough right and
+wrong val boxes, else over all classes (`fit_score_calibration`), fitted by each round on its val split
+beside the thresholds and recorded in the round's info. A small-seed model's raw scores are not
+probabilities (it is under-confident, and differently so per class); read raw, a 0.3 box that is nearly
+always right weighs like one that is mostly wrong. A round with no calibration (no right or no wrong val
+box) scores as `joint`.
 
 `heuristic` (`photo_uncertainty`): with thresholds t_c, the maximum of
 - least confidence: 1 - min score over kept boxes (a shaky box is often wrong);
@@ -23,14 +32,15 @@ IoU among all boxes of the other view; its agreement is IoU x the lower of the t
 box matches: a box the other view does not find is disagreement). Uncertainty = 1 - the mean
 agreement. It costs a second forward pass per photo.
 
-Measured on what matters, the photos reviewers handled in each round of two runs of the loop benchmark
+Measured on what matters, the photos reviewers handled in each round of three runs of the loop benchmark
 (`benchmarks/loop.py`, 1,500 synthetic photos, 300 reviews a round, "changed" = the simulated reviewer
 changed anything), by `python -m benchmarks.rescore_uncertainty WORKSPACE`: it predicts those photos again
 with the round's own model and thresholds and scores them every way. The heuristic's AUROC fell to
-0.55-0.57 in round 1 of both runs (the goal is 0.75); the joint score held 0.83-0.89 in every round.
-The figures, with paired bootstrap intervals, are in docs/uncertainty.md. On a whole pool before any
-review (`python -m benchmarks.uncertainty`), the heuristic beat flip consistency in two runs (0.884 vs
-0.785 and 0.888 vs 0.803); flip consistency also costs ~1.8-2x the inference.
+0.55-0.57 in round 1 of two runs (the goal is 0.75); `joint` held 0.83-0.89 there, and calibration added
++0.021 on average over nine rounds (7 better, 1 level, 1 worse within noise; +0.090 in the round where
+raw `joint` was weakest). The figures, with paired bootstrap intervals, are in docs/uncertainty.md. On a
+whole pool before any review (`python -m benchmarks.uncertainty`), the heuristic beat flip consistency in
+two runs (0.884 vs 0.785 and 0.888 vs 0.803); flip consistency also costs ~1.8-2x the inference.
 """
 
 from __future__ import annotations

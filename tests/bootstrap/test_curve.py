@@ -12,7 +12,8 @@ from annotator.store import Workspace
 from annotator.types import Box, ImageRecord, LabelVersion, Source
 from bootstrap.curve import curve_table, learning_curve
 from bootstrap.evaluation import split_figures
-from bootstrap.round_report import per_class_rows, write_round_report
+from bootstrap.round_report import calibration_line, per_class_rows, write_round_report
+from bootstrap.uncertainty import ScoreCalibration
 from review_queue.corrections import diff_regions
 
 CLASSES = ("mel", "fre", "caf", "sl", "hori", "ota")
@@ -90,6 +91,14 @@ def test_the_report_prints_the_interval_and_the_warning(tmp_path):
     page = path.read_text()
     assert "95% CI" in page and "on 9 test photos, 9 boxes" in page and "too few to compare rounds" in page
     ws.close()
+
+
+def test_the_report_says_what_the_review_priority_read_the_scores_through():
+    fitted = ScoreCalibration(pooled=(1.2, 0.0), per_class={"mel": (1.9, 0.6)}, boxes=1225)
+    assert "calibrated on 1225 val boxes" in calibration_line({"calibration": fitted.to_dict()})
+    assert "own maps for mel" in calibration_line({"calibration": fitted.to_dict()})
+    assert "reads the raw scores" in calibration_line({"calibration": None})
+    assert "recorded no score calibration" in calibration_line({})
 
 
 def test_a_round_whose_predictions_were_empty_costs_the_reviewer_what_scratch_costs(tmp_path):
