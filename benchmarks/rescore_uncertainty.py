@@ -9,11 +9,11 @@ mirrored photo). "Changed" is what the review did (`reviewer_changed` on the sto
 round, each score's AUROC for "changed" with a 95% bootstrap interval (photos resampled, every score on the
 same resample), each score's paired difference from the heuristic, and calibrated-joint's from joint.
 calibrated-joint reads the scores through the round's calibration (`fit_score_calibration` on its val split):
-the one the round recorded, or, for a round trained before calibration existed, one fitted here the same way
-on the round's val photos (its training view). As a check that the prediction is the round's own, the stored
-uncertainty's AUROC is printed beside the score the round used.
+the one the round recorded, or, for a round trained before calibration existed (or with --refit), one fitted
+here the same way on the round's val photos (its training view). As a check that the prediction is the
+round's own, the stored uncertainty's AUROC is printed beside the score the round used.
 
-  python -m benchmarks.rescore_uncertainty [WORKSPACE] [--rounds 0 1 2] [--resamples 2000]
+  python -m benchmarks.rescore_uncertainty [WORKSPACE] [--rounds 0 1 2] [--resamples 2000] [--refit]
 
 The photos reviewed were chosen by the score the round used (most uncertain first), so every AUROC here is
 over that selection: what a reviewer meets, not the whole pool.
@@ -30,22 +30,25 @@ import numpy as np
 SCORES = ("calibrated-joint", "joint", "heuristic", "flip-consistency")
 
 
-def _round_calibration(ws, round_no: int, detector, imgsz: int):
-    """The round's score calibration: the one it recorded, else (a round trained before calibration existed)
-    fitted as train_round fits it, on the round's val photos (its training view) predicted by `detector`."""
+def _round_calibration(ws, round_no: int, detector, imgsz: int, refit: bool):
+    """The round's score calibration: the one it recorded, else (a round trained before calibration existed,
+    or `refit`) fitted as train_round fits it, on the round's val photos (its training view) predicted by
+    `detector`."""
     from bootstrap.uncertainty import ScoreCalibration, fit_score_calibration
     from training.detectors.base import TrainingView
     from training.thresholds import predict_split
 
     info = (ws.store.round_row(round_no) or {}).get("info") or {}
-    if "calibration" in info:
+    if "calibration" in info and not refit:
         found = info["calibration"]
         return (ScoreCalibration.from_dict(found) if found else None), "recorded by the round"
     root = ws.round_dir(round_no) / "view"
     links = sorted((root / "images" / "val").iterdir())
     view = TrainingView(root, root / "data.yaml", ws.config.classes, {"val": [(p, p.name) for p in links]})
-    truth, pred = predict_split(detector, view, imgsz=imgsz)
-    return fit_score_calibration(truth, pred, ws.config.classes), f"fitted here on its {len(links)} val photos"
+    val = predict_split(detector, view, imgsz=imgsz)
+    return fit_score_calibration(val.truth, val.pred, ws.config.classes, val.frames), (
+        f"fitted here on its {len(links)} val photos"
+    )
 
 
 def main() -> None:
@@ -54,6 +57,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, nargs="*", default=None, help="default: every round with reviews")
     parser.add_argument("--resamples", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=3)
+    parser.add_argument(
+        "--refit", action="store_true", help="fit each round's calibration here with this code, not the recorded one"
+    )
     args = parser.parse_args()
 
     from training.offline import prepare_ultralytics
@@ -101,7 +107,7 @@ def main() -> None:
         backend = "torch"
         if exported_path(weights).exists():
             detector, backend = RuntimeDetector.from_weights(detector, weights), "onnxruntime"
-        calibration, origin = _round_calibration(ws, round_no, detector, imgsz)
+        calibration, origin = _round_calibration(ws, round_no, detector, imgsz, args.refit)
         scores: dict[str, list[float]] = {name: [] for name in (*SCORES, "stored")}
         changed: list[bool] = []
         for review, parent in pairs:

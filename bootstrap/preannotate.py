@@ -111,7 +111,9 @@ def predictions_from_raw(
     for `calibrated-joint`."""
     full = boxes_to_photo(raw, sx, sy, record.width, record.height)
     mirrored_full = None if mirrored is None else boxes_to_photo(mirrored, sx, sy, record.width, record.height)
-    uncertainty = score_photo(score, full, threshold, mirrored_full, calibration=calibration)
+    uncertainty = score_photo(
+        score, full, threshold, mirrored_full, calibration=calibration, frame=(record.width, record.height)
+    )
     return Prediction(
         image_path=record.path,
         boxes=keep_confident(full, threshold),

@@ -337,9 +337,9 @@ def train_round(
     detector.save(rd / "model.pt")
     test = detector.validate(view, "test", imgsz=imgsz, batch=batch, workdir=rd / "work", device=device)
     predictor, backend = round_predictor(ws, detector, round_no, attempt, device=device)
-    val_truth, val_pred = predict_split(predictor, view, imgsz=imgsz, batch=batch, device=device)
-    thresholds = choose_thresholds(val_truth, val_pred, classes, default=ws.config.default_threshold)
-    calibration = fit_score_calibration(val_truth, val_pred, classes)  # the review priority's probabilities
+    val = predict_split(predictor, view, imgsz=imgsz, batch=batch, device=device)
+    thresholds = choose_thresholds(val.truth, val.pred, classes, default=ws.config.default_threshold)
+    calibration = fit_score_calibration(val.truth, val.pred, classes, val.frames)  # for the review priority
     counts = {s: len(view.images[s]) for s in ("train", "val", "test")}
     atomic_write_text(
         rd / "train_args.json",

@@ -10,14 +10,16 @@ thresholds dropped is one: 1 - prod(s, kept) x prod(1 - s, dropped), over the de
 the engine's floor. Unlike a maximum it counts: five middling boxes are less likely all right than one, and
 a reviewer has more to check.
 
-`calibrated-joint` (`calibrated_joint_uncertainty`, the default): `joint` with each raw score first mapped to
-the chance that its box is right as drawn, i.e. that the reviewer would leave it (a same-class lesion at IoU
->= ACCEPT_IOU). The map is a logistic fit on logit(score), per class where the class has enough right and
-wrong val boxes, else over all classes (`fit_score_calibration`), fitted by each round on its val split
-beside the thresholds and recorded in the round's info. A small-seed model's raw scores are not
-probabilities (it is under-confident, and differently so per class); read raw, a 0.3 box that is nearly
-always right weighs like one that is mostly wrong. A round with no calibration (no right or no wrong val
-box) scores as `joint`.
+`calibrated-joint` (`calibrated_joint_uncertainty`, the default): `joint` with each raw score first replaced
+by the chance that its box is right as drawn, i.e. that the reviewer would leave it (a same-class lesion at
+IoU >= ACCEPT_IOU). The chance is a logistic fit on three things a box shows (BOX_FEATURES): logit(score),
+its size relative to the photo (a small box is harder to draw within IoU 0.7) and its overlap with a
+higher-scored box (a duplicate, or half of a class confusion); per class where the class has enough right
+and wrong val boxes, else over all classes (`fit_score_calibration`). Each round fits it on its val split
+beside the thresholds and records it in its info. A small-seed model's raw scores are not probabilities
+(it is under-confident, and differently so per class); read raw, a 0.3 box that is nearly always right
+weighs like one that is mostly wrong. A round with no calibration (no right or no wrong val box) scores as
+`joint`.
 
 `heuristic` (`photo_uncertainty`): with thresholds t_c, the maximum of
 - least confidence: 1 - min score over kept boxes (a shaky box is often wrong);
@@ -132,10 +134,12 @@ def score_photo(
     mirrored_boxes: Sequence[Box] | None = None,
     *,
     calibration: ScoreCalibration | None = None,
+    frame: tuple[float, float] = (1.0, 1.0),
 ) -> float:
     """The photo's uncertainty by the score `name` ([predict] uncertainty); flip consistency needs
     `mirrored_boxes` (the boxes found on the mirrored photo, mapped back onto it); calibrated-joint reads
-    the scores through the round's `calibration` (raw, as `joint`, when the round has none)."""
+    the boxes through the round's `calibration` (raw scores, as `joint`, when the round has none), with the
+    photo's (width, height) `frame` in the boxes' frame."""
     if name == FLIP_CONSISTENCY:
         if mirrored_boxes is None:
             raise ValueError("flip consistency needs the boxes found on the mirrored photo")
@@ -145,7 +149,7 @@ def score_photo(
     if name == JOINT:
         return joint_uncertainty(raw_boxes, threshold)
     if name == CALIBRATED_JOINT:
-        return calibrated_joint_uncertainty(raw_boxes, threshold, calibration)
+        return calibrated_joint_uncertainty(raw_boxes, threshold, calibration, frame)
     raise ValueError(f"unknown uncertainty score {name!r}; choose one of {', '.join(SCORE_NAMES)}")
 
 
@@ -205,27 +209,47 @@ def uncertainty_auroc(reviewed: Iterable[LabelVersion], uncertainty_of: Mapping[
 
 # ---- calibration: raw scores read as the chance a box is right as drawn ------------------------------
 
+# What the calibration reads of a box, besides its class. A small box is harder to draw within IoU 0.7 of
+# the lesion; a box overlapping a higher-scored one is often a duplicate or the other half of a class
+# confusion (melasma vs Hori's), which the reviewer deletes.
+BOX_FEATURES = ("logit_score", "log_relative_size", "overlap_with_higher")
+
+
+def box_features(box: Box, photo_boxes: Sequence[Box], width: float, height: float) -> tuple[float, ...]:
+    """BOX_FEATURES of one raw box. photo_boxes: every raw box of its photo (down to the engine's floor);
+    width, height: the photo's, in the boxes' frame. Pure."""
+    area = max(1e-9, (box.x2 - box.x1) * (box.y2 - box.y1))
+    relative_size = math.sqrt(area / max(1e-9, float(width) * float(height)))
+    score = box.score or 0.0
+    overlap = max((iou(box, o) for o in photo_boxes if o is not box and (o.score or 0.0) > score), default=0.0)
+    return (_logit(score), math.log(max(1e-6, relative_size)), float(overlap))
+
 
 @dataclass(frozen=True)
 class ScoreCalibration:
-    """Per class, a logistic map from a raw score to the chance that the box is right as drawn: the reviewer
-    would leave it (a same-class truth box at IoU >= ACCEPT_IOU, matched greedily by score). Fitted on the
-    round's val split (`fit_score_calibration`); a class with too few right or wrong val boxes uses the map
-    fitted on every class together.
+    """Per class, a logistic map from a raw box (BOX_FEATURES) to the chance that the box is right as drawn:
+    the reviewer would leave it (a same-class truth box at IoU >= ACCEPT_IOU, matched greedily by score).
+    Fitted on the round's val split (`fit_score_calibration`); a class with too few right or wrong val boxes
+    uses the map fitted on every class together.
 
-    per_class: class -> (slope, intercept) on logit(score); pooled: the same for every other class."""
+    per_class: class -> (one weight per feature..., intercept); pooled: the same for every other class;
+    features: the names of the features the weights are for (a prefix of BOX_FEATURES)."""
 
-    pooled: tuple[float, float]
-    per_class: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    pooled: tuple[float, ...]
+    per_class: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
     boxes: int = 0  # val boxes the maps were fitted on
+    features: tuple[str, ...] = ("logit_score",)
 
-    def probability(self, label: str, score: float) -> float:
-        slope, intercept = self.per_class.get(label, self.pooled)
-        z = slope * _logit(score) + intercept
+    def probability(self, box: Box, photo_boxes: Sequence[Box] = (), width: float = 1.0, height: float = 1.0) -> float:
+        """The chance `box` is right as drawn; photo_boxes, width, height as for `box_features`."""
+        weights = self.per_class.get(box.label, self.pooled)
+        values = box_features(box, photo_boxes, width, height)[: len(self.features)]
+        z = sum(w * v for w, v in zip(weights[:-1], values, strict=True)) + weights[-1]
         return float(1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z)))))
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "features": list(self.features),
             "pooled": list(self.pooled),
             "per_class": {c: list(v) for c, v in self.per_class.items()},
             "boxes": self.boxes,
@@ -233,11 +257,14 @@ class ScoreCalibration:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ScoreCalibration:
-        slope, intercept = data["pooled"]
+        features = tuple(str(f) for f in data.get("features") or ("logit_score",))
+        if features != BOX_FEATURES[: len(features)]:
+            raise ValueError(f"unknown calibration features {features}; this version reads {BOX_FEATURES}")
         return cls(
-            pooled=(float(slope), float(intercept)),
-            per_class={str(c): (float(v[0]), float(v[1])) for c, v in dict(data.get("per_class") or {}).items()},
+            pooled=tuple(float(v) for v in data["pooled"]),
+            per_class={str(c): tuple(float(x) for x in v) for c, v in dict(data.get("per_class") or {}).items()},
             boxes=int(data.get("boxes") or 0),
+            features=features,
         )
 
 
@@ -253,41 +280,47 @@ def fit_score_calibration(
     truth: Sequence[Sequence[Box]],
     pred: Sequence[Sequence[Box]],
     classes: Sequence[str],
+    frames: Sequence[tuple[float, float]],
     *,
     iou_threshold: float = ACCEPT_IOU,
     min_each: int = CALIBRATION_MIN_EACH,
 ) -> ScoreCalibration | None:
-    """The calibration of raw scores on paired val photos (truth boxes; raw predicted boxes down to the
-    engine's floor). None when the val boxes hold no right or no wrong box: nothing to fit. Pure."""
+    """The calibration of raw boxes on paired val photos: truth boxes, raw predicted boxes down to the engine's
+    floor, and each photo's (width, height) in their frame. None when the val boxes hold no right or no wrong
+    box: nothing to fit. Pure."""
     from sklearn.linear_model import LogisticRegression
 
-    xs: dict[str, list[float]] = {c: [] for c in classes}
+    if not len(truth) == len(pred) == len(frames):
+        raise ValueError(f"{len(truth)} truth photos, {len(pred)} prediction photos, {len(frames)} frames")
+    xs: dict[str, list[tuple[float, ...]]] = {c: [] for c in classes}
     ys: dict[str, list[bool]] = {c: [] for c in classes}
-    if len(truth) != len(pred):
-        raise ValueError(f"{len(truth)} truth photos but {len(pred)} prediction photos")
-    for t_boxes, p_boxes in zip(truth, pred, strict=True):
+    for t_boxes, p_boxes, (width, height) in zip(truth, pred, frames, strict=True):
         for c in classes:
             p_c = [b for b in p_boxes if b.label == c]
             matched = {i for i, _ in match_by_score(p_c, [b for b in t_boxes if b.label == c], iou_threshold)}
-            xs[c].extend(_logit(b.score or 0.0) for b in p_c)
+            xs[c].extend(box_features(b, p_boxes, width, height) for b in p_c)
             ys[c].extend(i in matched for i in range(len(p_c)))
 
-    def fit(x: list[float], y: list[bool]) -> tuple[float, float]:
-        model = LogisticRegression(C=1.0).fit(np.array(x).reshape(-1, 1), np.array(y, dtype=int))
-        return float(model.coef_[0][0]), float(model.intercept_[0])
+    def fit(x: list[tuple[float, ...]], y: list[bool]) -> tuple[float, ...]:
+        model = LogisticRegression(C=1.0, max_iter=1000).fit(np.array(x), np.array(y, dtype=int))
+        return (*(float(w) for w in model.coef_[0]), float(model.intercept_[0]))
 
     all_x = [v for c in classes for v in xs[c]]
     all_y = [v for c in classes for v in ys[c]]
     if sum(all_y) == 0 or sum(all_y) == len(all_y):
         return None
     per_class = {c: fit(xs[c], ys[c]) for c in classes if min(sum(ys[c]), len(ys[c]) - sum(ys[c])) >= max(1, min_each)}
-    return ScoreCalibration(pooled=fit(all_x, all_y), per_class=per_class, boxes=len(all_x))
+    return ScoreCalibration(pooled=fit(all_x, all_y), per_class=per_class, boxes=len(all_x), features=BOX_FEATURES)
 
 
 def calibrated_joint_uncertainty(
-    raw_boxes: Sequence[Box], threshold: Threshold, calibration: ScoreCalibration | None
+    raw_boxes: Sequence[Box],
+    threshold: Threshold,
+    calibration: ScoreCalibration | None,
+    frame: tuple[float, float] = (1.0, 1.0),
 ) -> float:
-    """`joint` with each raw score first mapped through the round's calibration (raw scores without one)."""
+    """`joint` with each raw box's score first replaced by the round's calibrated chance that the box is
+    right as drawn (raw scores without a calibration). frame: the photo's (width, height) in the boxes' frame."""
     if calibration is None:
         return joint_uncertainty(raw_boxes, threshold)
     kept = [b for b in raw_boxes if (b.score or 0.0) >= threshold(b.label)]
@@ -295,6 +328,6 @@ def calibrated_joint_uncertainty(
         return 1.0
     all_right = 1.0
     for b in raw_boxes:
-        p = calibration.probability(b.label, b.score or 0.0)
+        p = calibration.probability(b, raw_boxes, *frame)
         all_right *= p if (b.score or 0.0) >= threshold(b.label) else 1.0 - p
     return float(min(1.0, max(0.0, 1.0 - all_right)))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -109,6 +109,14 @@ def choose_thresholds(
     return {c: f1_threshold(c, scored[c], counts[c], default=default, floor=floor) for c in classes}
 
 
+class PredictedSplit(NamedTuple):
+    """One split predicted as pre-annotation predicts: per photo, in the split's order, all in the decoded frame."""
+
+    truth: list[list[Box]]
+    pred: list[list[Box]]  # raw boxes down to PREDICT_FLOOR
+    frames: list[tuple[int, int]]  # (width, height) of each decoded photo
+
+
 def predict_split(
     detector: Detector,
     view: TrainingView,
@@ -117,14 +125,12 @@ def predict_split(
     batch: int = 8,
     device: str | None = None,
     split: str = "val",
-) -> tuple[list[list[Box]], list[list[Box]]]:
+) -> PredictedSplit:
     """Predict one split of the view as pre-annotation does (decoded at `imgsz`, displayed frame, raw boxes down
-    to PREDICT_FLOOR): (truth boxes, predicted boxes) per photo, in the split's order, both in the decoded frame.
-    `detector`: the one pre-annotation predicts with (ONNX Runtime's on the CPU:
+    to PREDICT_FLOOR). `detector`: the one pre-annotation predicts with (ONNX Runtime's on the CPU:
     `training.detectors.runtime.prediction_detector`), so what is chosen here fits the scores it is applied to."""
     items = view.images.get(split, [])
-    truth: list[list[Box]] = []
-    pred: list[list[Box]] = []
+    out = PredictedSplit([], [], [])
     for start in range(0, len(items), max(1, batch)):
         arrays = []
         for link, rel in items[start : start + max(1, batch)]:
@@ -133,11 +139,12 @@ def predict_split(
             except OSError as exc:
                 raise TrainingError(f"{rel}: cannot decode the {split} photo ({exc})") from exc
             h, w = rgb.shape[:2]
-            truth.append(read_yolo_labels(label_path_for(link), view.classes, w, h))
+            out.truth.append(read_yolo_labels(label_path_for(link), view.classes, w, h))
+            out.frames.append((w, h))
             arrays.append(rgb)
         kwargs = {"device": device} if device is not None else {}
-        pred.extend(detector.predict_arrays(arrays, conf=PREDICT_FLOOR, imgsz=imgsz, **kwargs))
-    return truth, pred
+        out.pred.extend(detector.predict_arrays(arrays, conf=PREDICT_FLOOR, imgsz=imgsz, **kwargs))
+    return out
 
 
 def val_thresholds(
@@ -153,8 +160,8 @@ def val_thresholds(
 ) -> dict[str, ClassThreshold]:
     """Predict the view's val photos (`predict_split`) and choose each class's threshold; every class gets the
     default when the split has no photos."""
-    truth, pred = predict_split(detector, view, imgsz=imgsz, batch=batch, device=device, split=split)
-    return choose_thresholds(truth, pred, view.classes, default=default, floor=floor)
+    predicted = predict_split(detector, view, imgsz=imgsz, batch=batch, device=device, split=split)
+    return choose_thresholds(predicted.truth, predicted.pred, view.classes, default=default, floor=floor)
 
 
 def threshold_rule(cfg: Config, chosen: Mapping[str, float]) -> Callable[[str], float]:

@@ -35,9 +35,9 @@ def test_with_the_onnx_backend_a_round_chooses_thresholds_and_evaluates_on_onnx_
         ws, tmp_path / "view", {p: s for p, _, s in manifest}, {p: ws.store.version(v) for p, v, _ in manifest}
     )
     runtime = RuntimeDetector.from_weights(make_detector(str(weights), ws.config.classes), weights)
-    truth, pred = predict_split(runtime, view, imgsz=TINY_CPU.imgsz, batch=TINY_CPU.batch, device="cpu")
-    expected = choose_thresholds(truth, pred, ws.config.classes, default=ws.config.default_threshold)
+    val = predict_split(runtime, view, imgsz=TINY_CPU.imgsz, batch=TINY_CPU.batch, device="cpu")
+    expected = choose_thresholds(val.truth, val.pred, ws.config.classes, default=ws.config.default_threshold)
     assert metrics["thresholds"] == {c: t.to_dict() for c, t in expected.items()}
-    calibration = fit_score_calibration(truth, pred, ws.config.classes)  # fitted on the same scores
+    calibration = fit_score_calibration(val.truth, val.pred, ws.config.classes, val.frames)  # on the same boxes
     assert metrics["calibration"] == row["info"]["calibration"] == (calibration.to_dict() if calibration else None)
     ws.close()

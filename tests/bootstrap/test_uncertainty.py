@@ -255,26 +255,34 @@ class RedFinder(Detector):
         return 0
 
 
-# ---- calibrated joint (the default): raw scores read through the round's val split ----------------
+# ---- calibrated joint (the default): raw boxes read through the round's val split -----------------
+
+FRAME = (100.0, 100.0)  # the val photos' (width, height) in these tests
 
 
-def _val_photos(n: int, right_score: float, wrong_score: float, label: str = "fre") -> tuple[list, list]:
-    """n val photos, each with one lesion the model finds at `right_score` and one false box at `wrong_score`."""
+def _val_photos(n: int, right_score: float, wrong_score: float, label: str = "fre") -> tuple[list, list, list]:
+    """n val photos, each with one lesion the model finds at `right_score` and one false box at `wrong_score`,
+    both 30 px boxes on a 100 px photo."""
     truth = [[Box(label, 10, 10, 40, 40)] for _ in range(n)]
     pred = [[Box(label, 11, 11, 40, 40, score=right_score), Box(label, 60, 60, 90, 90, score=wrong_score)]] * n
-    return truth, pred
+    return truth, pred, [FRAME] * n
+
+
+def _chance(calibration: ScoreCalibration, box: Box, *others: Box) -> float:
+    return calibration.probability(box, [box, *others], *FRAME)
 
 
 def test_calibration_reads_an_under_confident_models_scores_as_the_chance_a_box_is_right():
     """A small-seed model scores its right boxes 0.3 and its wrong ones 0.1: raw, a 0.3 box looks 70% wrong;
     the val split says such boxes are nearly always right."""
-    truth, pred = _val_photos(30, right_score=0.3, wrong_score=0.1)
-    calibration = fit_score_calibration(truth, pred, ["fre", "sl"])
+    calibration = fit_score_calibration(
+        *_val_photos(30, right_score=0.3, wrong_score=0.1)[:2], ["fre", "sl"], [FRAME] * 30
+    )
     assert calibration is not None and calibration.boxes == 60
-    assert calibration.probability("fre", 0.3) > 0.8
-    assert calibration.probability("fre", 0.1) < 0.2
+    assert _chance(calibration, Box("fre", 11, 11, 40, 40, score=0.3)) > 0.8
+    assert _chance(calibration, Box("fre", 11, 11, 40, 40, score=0.1)) < 0.2
     assert "fre" in calibration.per_class and "sl" not in calibration.per_class  # sl had no val boxes: pooled
-    assert calibration.probability("sl", 0.3) == pytest.approx(calibration.probability("fre", 0.3), abs=0.05)
+    assert _chance(calibration, Box("sl", 11, 11, 40, 40, score=0.3)) > 0.8
     assert ScoreCalibration.from_dict(calibration.to_dict()) == calibration
 
 
@@ -283,30 +291,66 @@ def test_a_box_counts_as_right_only_where_the_reviewer_would_leave_it():
     truth = [[Box("mel", 0, 0, 100, 100)] for _ in range(20)]
     loose = [[Box("mel", 0, 0, 100, 60, score=0.9), Box("mel", 200, 200, 250, 250, score=0.2)]] * 20
     tight = [[Box("mel", 0, 0, 100, 95, score=0.9), Box("mel", 200, 200, 250, 250, score=0.2)]] * 20
-    loose_fit, tight_fit = fit_score_calibration(truth, loose, ["mel"]), fit_score_calibration(truth, tight, ["mel"])
+    frames = [(300.0, 300.0)] * 20
+    loose_fit, tight_fit = (fit_score_calibration(truth, p, ["mel"], frames) for p in (loose, tight))
     assert loose_fit is None  # no box is right as drawn: nothing to fit, the raw scores stand
-    assert tight_fit is not None and tight_fit.probability("mel", 0.9) > 0.8
+    assert tight_fit is not None
+    assert tight_fit.probability(tight[0][0], tight[0], 300, 300) > 0.8
+
+
+def test_small_boxes_are_read_as_less_likely_right_when_val_shows_they_are_drawn_loose():
+    """Same score, but on val the model's 6 px boxes miss IoU 0.7 and its 30 px boxes do not."""
+    truth, pred = [], []
+    for _ in range(30):
+        truth.append([Box("fre", 10, 10, 40, 40), Box("fre", 60, 60, 66, 66)])
+        pred.append([Box("fre", 11, 11, 40, 40, score=0.5), Box("fre", 62, 62, 68, 68, score=0.5)])  # small: IoU 0.29
+    calibration = fit_score_calibration(truth, pred, ["fre"], [FRAME] * 30)
+    assert calibration is not None
+    small, large = Box("fre", 0, 0, 6, 6, score=0.5), Box("fre", 50, 50, 80, 80, score=0.5)
+    assert _chance(calibration, small) < 0.3 < 0.7 < _chance(calibration, large)
+
+
+def test_a_box_under_a_higher_scored_one_is_read_as_a_likely_duplicate():
+    """On val the model boxes each lesion twice, the second box (lower score) a duplicate the reviewer deletes."""
+    truth = [[Box("mel", 10, 10, 40, 40)] for _ in range(30)]
+    pred = [[Box("mel", 10, 10, 40, 40, score=0.6), Box("mel", 12, 12, 40, 40, score=0.5)]] * 30
+    # a lone box at 0.5 is right too, so the score alone cannot tell a duplicate
+    truth += [[Box("mel", 50, 50, 80, 80)] for _ in range(30)]
+    pred += [[Box("mel", 50, 50, 80, 80, score=0.5)]] * 30
+    calibration = fit_score_calibration(truth, pred, ["mel"], [FRAME] * 60)
+    assert calibration is not None
+    lone, first = Box("mel", 50, 50, 80, 80, score=0.5), Box("mel", 10, 10, 40, 40, score=0.6)
+    duplicate = Box("mel", 12, 12, 40, 40, score=0.5)
+    assert _chance(calibration, duplicate, first) < 0.3 < 0.7 < _chance(calibration, lone)
 
 
 def test_no_calibration_without_both_right_and_wrong_val_boxes():
-    truth, pred = _val_photos(5, right_score=0.3, wrong_score=0.1)
-    assert fit_score_calibration(truth, [[b for b in p if b.score == 0.3] for p in pred], ["fre"]) is None
-    assert fit_score_calibration([[] for _ in pred], pred, ["fre"]) is None
+    truth, pred, frames = _val_photos(5, right_score=0.3, wrong_score=0.1)
+    assert fit_score_calibration(truth, [[b for b in p if b.score == 0.3] for p in pred], ["fre"], frames) is None
+    assert fit_score_calibration([[] for _ in pred], pred, ["fre"], frames) is None
+    with pytest.raises(ValueError, match="frames"):
+        fit_score_calibration(truth, pred, ["fre"], frames[:-1])
+
+
+def test_a_calibration_of_unknown_features_is_refused_and_the_score_only_form_is_read():
+    assert ScoreCalibration.from_dict({"pooled": [1.0, 0.0]}).features == ("logit_score",)
+    with pytest.raises(ValueError, match="unknown calibration features"):
+        ScoreCalibration.from_dict({"features": ["colour"], "pooled": [1.0, 0.0]})
 
 
 def test_calibrated_joint_ranks_by_what_the_val_split_says_not_by_raw_scores():
     """fre boxes at 0.3 proved right on val, sl boxes at 0.6 proved wrong half the time: the photo with
     the 0.3 freckle needs a reviewer less than the one with the 0.6 lentigo, whatever raw joint says."""
-    fre_truth, fre_pred = _val_photos(30, right_score=0.3, wrong_score=0.1, label="fre")
+    fre_truth, fre_pred, _ = _val_photos(30, right_score=0.3, wrong_score=0.1, label="fre")
     sl_truth = [[Box("sl", 10, 10, 40, 40)] for _ in range(30)]
     sl_pred = [[Box("sl", 11, 11, 40, 40 if i % 2 else 25, score=0.6)] for i in range(30)]  # half are off
-    calibration = fit_score_calibration(fre_truth + sl_truth, fre_pred + sl_pred, ["fre", "sl"])
-    freckle, lentigo = [Box("fre", 0, 0, 9, 9, score=0.3)], [Box("sl", 0, 0, 9, 9, score=0.6)]
+    calibration = fit_score_calibration(fre_truth + sl_truth, fre_pred + sl_pred, ["fre", "sl"], [FRAME] * 60)
+    freckle, lentigo = [Box("fre", 10, 10, 40, 40, score=0.3)], [Box("sl", 10, 10, 40, 40, score=0.6)]
     assert joint_uncertainty(freckle, threshold) > joint_uncertainty(lentigo, threshold)
-    assert calibrated_joint_uncertainty(freckle, threshold, calibration) < calibrated_joint_uncertainty(
-        lentigo, threshold, calibration
+    assert calibrated_joint_uncertainty(freckle, threshold, calibration, FRAME) < calibrated_joint_uncertainty(
+        lentigo, threshold, calibration, FRAME
     )
-    assert calibrated_joint_uncertainty([], threshold, calibration) == 1.0  # nothing kept
+    assert calibrated_joint_uncertainty([], threshold, calibration, FRAME) == 1.0  # nothing kept
     assert calibrated_joint_uncertainty(lentigo, threshold, None) == joint_uncertainty(lentigo, threshold)
 
 
