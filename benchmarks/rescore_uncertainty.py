@@ -30,7 +30,7 @@ import numpy as np
 SCORES = ("calibrated-joint", "joint", "heuristic", "flip-consistency")
 
 
-def _round_calibration(ws, round_no: int, detector, imgsz: int, refit: bool):
+def round_calibration(ws, round_no: int, detector, imgsz: int, refit: bool):
     """The round's score calibration: the one it recorded, else (a round trained before calibration existed,
     or `refit`) fitted as train_round fits it, on the round's val photos (its training view) predicted by
     `detector`."""
@@ -107,7 +107,7 @@ def main() -> None:
         backend = "torch"
         if exported_path(weights).exists():
             detector, backend = RuntimeDetector.from_weights(detector, weights), "onnxruntime"
-        calibration, origin = _round_calibration(ws, round_no, detector, imgsz, args.refit)
+        calibration, origin = round_calibration(ws, round_no, detector, imgsz, args.refit)
         scores: dict[str, list[float]] = {name: [] for name in (*SCORES, "stored")}
         changed: list[bool] = []
         for review, parent in pairs:

@@ -1,11 +1,12 @@
-"""Which review priority finds the photos a reviewer has to fix: the heuristic or flip consistency?
+"""Which review priority finds the photos a reviewer has to fix, over a whole pool before any review?
 
-Synthesises a set, trains a round-0 model on its hand-labelled photos (`run_round`, CPU), pre-annotates
-the pool once with each score through the real engine, and labels every pool photo "changed" when the
+Synthesises a set, trains a round-0 model on its hand-labelled photos (`run_round`, CPU; it fits the round's
+score calibration on its val split), pre-annotates the pool once with each score through the real engine
+(heuristic, flip-consistency, joint, calibrated-joint), and labels every pool photo "changed" when the
 simulated reviewer (`review_queue.simulate.plan_review`: keep a box with IoU >= 0.7 to the true lesion,
 else move, relabel, delete or draw) would change anything. Prints each score's AUROC for "changed"
-with a 95% bootstrap interval (photos resampled, both scores on the same resample), the paired
-difference, and the inference cost of each score.
+with a 95% bootstrap interval (photos resampled, every score on the same resample), each one's paired
+difference from the heuristic, and the inference cost of each score.
 
   python -m benchmarks.uncertainty [--photos 300] [--epochs 25] [--imgsz 320] [--dir /tmp/annotator-uncertainty-bench]
 
@@ -31,18 +32,19 @@ from pathlib import Path
 
 import numpy as np
 
-SCORES = ("heuristic", "flip-consistency")
+SCORES = ("heuristic", "flip-consistency", "joint", "calibrated-joint")  # the heuristic first: the others vs it
 
 
 def paired_bootstrap(
     scores: dict[str, list[float]], changed: list[bool], resamples: int, seed: int
 ) -> dict[str, list[float]]:
-    """AUROC of each score, and of their difference, on `resamples` resamples of the photos."""
+    """AUROC of each score, and of each one's difference from the heuristic, on `resamples` resamples of the
+    photos."""
     from bootstrap.uncertainty import auroc
 
     rng = np.random.default_rng(seed)
     n = len(changed)
-    out: dict[str, list[float]] = {name: [] for name in [*scores, "difference"]}
+    out: dict[str, list[float]] = {name: [] for name in [*scores, *(f"{n} - heuristic" for n in SCORES[1:])]}
     for _ in range(resamples):
         idx = rng.integers(0, n, n)
         labels = [changed[i] for i in idx]
@@ -51,8 +53,8 @@ def paired_bootstrap(
             continue  # one class only in this resample
         for name, v in values.items():
             out[name].append(float(v))  # type: ignore[arg-type]
-        a, b = (values[name] for name in SCORES)
-        out["difference"].append(float(b) - float(a))  # type: ignore[arg-type]
+        for name in SCORES[1:]:
+            out[f"{name} - heuristic"].append(float(values[name]) - float(values[SCORES[0]]))  # type: ignore[arg-type]
     return out
 
 
@@ -79,6 +81,7 @@ def main() -> None:
     from annotator.store import Workspace
     from annotator.synth import generate
     from annotator.types import Source
+    from benchmarks.rescore_uncertainty import round_calibration
     from bootstrap.preannotate import preannotate
     from bootstrap.rounds import RoundSettings, Stage, round_model_path, run_round, stage_reached
     from bootstrap.uncertainty import auroc, reviewer_changed
@@ -112,6 +115,7 @@ def main() -> None:
         row = ws.store.round_row(0) or {}
         test = row.get("metrics", {}).get("test", {})
         detector = make_detector(str(round_model_path(ws, 0)), ws.config.classes)
+        calibration, origin = round_calibration(ws, 0, detector, args.imgsz, refit=False)
         threshold = threshold_rule(ws.config, (row.get("info") or {}).get("thresholds") or {})  # the round's own
         records = {r.path: r for r in ws.store.images()}
         pool = sorted(p for p, v in ws.store.current_labels().items() if v.source is Source.MODEL)
@@ -135,6 +139,7 @@ def main() -> None:
                 imgsz=args.imgsz,
                 device="cpu",
                 threshold=threshold,
+                calibration=calibration,
             )
             seconds[name] = stats.seconds
             cpu_seconds[name] = time.process_time() - cpu_started
@@ -153,8 +158,8 @@ def main() -> None:
         ws.set_config(ws.config.with_(uncertainty="heuristic"))
 
     labels = changed[SCORES[0]]
-    if changed[SCORES[1]] != labels:
-        print("note: the two passes kept different boxes on some photos; 'changed' is read from the first pass")
+    if any(changed[name] != labels for name in SCORES[1:]):
+        print("note: the passes kept different boxes on some photos; 'changed' is read from the first pass")
     boot = paired_bootstrap(uncertainty, labels, args.resamples, args.seed)
     n_changed = sum(labels)
     print(
@@ -162,6 +167,7 @@ def main() -> None:
         f"({(row.get('metrics', {}).get('images') or {}).get('test', '?')} test photos)"
     )
     print("thresholds: " + ", ".join(f"{c} {threshold(c):.2f}" for c in classes.names))
+    print(f"calibration: {origin}" + (f", on {calibration.boxes} val boxes" if calibration else ": none (raw scores)"))
     print(
         f"pool: {len(pool)} photos, {n_changed} the reviewer would change ({n_changed / max(1, len(pool)):.0%}), "
         f"{sum(u >= 1.0 for u in uncertainty[SCORES[0]])} with no kept box"
@@ -173,15 +179,13 @@ def main() -> None:
             f"{name:>17} {'n/a' if value is None else f'{value:.3f}':>6} {interval(boot[name]):>17} "
             f"{seconds[name]:>7.1f} {cpu_seconds[name]:>7.1f} {len(pool) / seconds[name]:>8.1f}"
         )
-    diffs = boot["difference"]
-    print(
-        f"flip-consistency - heuristic: AUROC {f'{np.mean(diffs):+.3f}' if diffs else 'n/a'} {interval(diffs)} "
-        f"over {len(diffs)} resamples"
-    )
-    print(
-        f"inference cost of flip-consistency / heuristic: {cpu_seconds[SCORES[1]] / cpu_seconds[SCORES[0]]:.2f}x "
-        f"CPU time, {seconds[SCORES[1]] / seconds[SCORES[0]]:.2f}x wall time"
-    )
+    for name in SCORES[1:]:
+        diffs = boot[f"{name} - heuristic"]
+        print(
+            f"{name} - heuristic: AUROC {f'{np.mean(diffs):+.3f}' if diffs else 'n/a'} {interval(diffs)} "
+            f"over {len(diffs)} resamples; inference cost {cpu_seconds[name] / cpu_seconds[SCORES[0]]:.2f}x CPU "
+            f"time, {seconds[name] / seconds[SCORES[0]]:.2f}x wall time"
+        )
     if min(n_changed, len(pool) - n_changed) < 10:
         print(
             f"warning: only {min(n_changed, len(pool) - n_changed)} pool photos are "

@@ -134,7 +134,7 @@ def score_photo(
     mirrored_boxes: Sequence[Box] | None = None,
     *,
     calibration: ScoreCalibration | None = None,
-    frame: tuple[float, float] = (1.0, 1.0),
+    frame: tuple[float, float] | None = None,
 ) -> float:
     """The photo's uncertainty by the score `name` ([predict] uncertainty); flip consistency needs
     `mirrored_boxes` (the boxes found on the mirrored photo, mapped back onto it); calibrated-joint reads
@@ -240,7 +240,7 @@ class ScoreCalibration:
     boxes: int = 0  # val boxes the maps were fitted on
     features: tuple[str, ...] = ("logit_score",)
 
-    def probability(self, box: Box, photo_boxes: Sequence[Box] = (), width: float = 1.0, height: float = 1.0) -> float:
+    def probability(self, box: Box, photo_boxes: Sequence[Box], width: float, height: float) -> float:
         """The chance `box` is right as drawn; photo_boxes, width, height as for `box_features`."""
         weights = self.per_class.get(box.label, self.pooled)
         values = box_features(box, photo_boxes, width, height)[: len(self.features)]
@@ -317,12 +317,14 @@ def calibrated_joint_uncertainty(
     raw_boxes: Sequence[Box],
     threshold: Threshold,
     calibration: ScoreCalibration | None,
-    frame: tuple[float, float] = (1.0, 1.0),
+    frame: tuple[float, float] | None = None,
 ) -> float:
     """`joint` with each raw box's score first replaced by the round's calibrated chance that the box is
     right as drawn (raw scores without a calibration). frame: the photo's (width, height) in the boxes' frame."""
     if calibration is None:
         return joint_uncertainty(raw_boxes, threshold)
+    if frame is None:
+        raise ValueError("a calibrated score needs the photo's frame (width, height) of the boxes")
     kept = [b for b in raw_boxes if (b.score or 0.0) >= threshold(b.label)]
     if not kept:
         return 1.0
