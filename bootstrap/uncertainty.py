@@ -34,27 +34,25 @@ IoU among all boxes of the other view; its agreement is IoU x the lower of the t
 box matches: a box the other view does not find is disagreement). Uncertainty = 1 - the mean
 agreement. It costs a second forward pass per photo.
 
-Measured on what matters, the photos reviewers handled in each round of three runs of the loop benchmark
+Measured on what matters, the photos reviewers handled in each round of five runs of the loop benchmark
 (`benchmarks/loop.py`, 1,500 synthetic photos, 300 reviews a round, "changed" = the simulated reviewer
 changed anything), by `python -m benchmarks.rescore_uncertainty WORKSPACE`: it predicts those photos again
-with the round's own model and thresholds and scores them every way. The heuristic's AUROC fell to
-0.55-0.57 in round 1 of two runs (the goal is 0.75); `joint` held 0.83-0.89 there, and calibration added
-+0.021 on average over nine rounds (7 better, 1 level, 1 worse within noise; +0.090 in the round where
-raw `joint` was weakest). The figures, with paired bootstrap intervals, are in docs/uncertainty.md. On a
-whole pool before any review (`python -m benchmarks.uncertainty`), the heuristic beat flip consistency in
-two runs (0.884 vs 0.785 and 0.888 vs 0.803); flip consistency also costs ~1.8-2x the inference.
+with the round's own model and thresholds and scores them every way. The heuristic fell below the 0.75 goal
+in eight rounds of fifteen, `joint` in four; `calibrated-joint` was ahead of `joint` in all fifteen and at or
+above 0.79 in every one, 0.815 / 0.790 / 0.939 in the run it ordered itself. The figures, with paired
+bootstrap intervals, are in docs/uncertainty.md. On a whole pool before any review
+(`python -m benchmarks.uncertainty`) the four rank alike; flip consistency costs ~1.8x the inference.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from annotator.boxes import iou, orient_box
+from annotator.boxes import iou, iou_matrix, orient_box
 from annotator.config import UNCERTAINTY_SCORES
 from annotator.types import Box, LabelVersion
 from review_queue.corrections import ACCEPT_IOU, EditKind
@@ -215,14 +213,18 @@ def uncertainty_auroc(reviewed: Iterable[LabelVersion], uncertainty_of: Mapping[
 BOX_FEATURES = ("logit_score", "log_relative_size", "overlap_with_higher")
 
 
-def box_features(box: Box, photo_boxes: Sequence[Box], width: float, height: float) -> tuple[float, ...]:
-    """BOX_FEATURES of one raw box. photo_boxes: every raw box of its photo (down to the engine's floor);
-    width, height: the photo's, in the boxes' frame. Pure."""
-    area = max(1e-9, (box.x2 - box.x1) * (box.y2 - box.y1))
-    relative_size = math.sqrt(area / max(1e-9, float(width) * float(height)))
-    score = box.score or 0.0
-    overlap = max((iou(box, o) for o in photo_boxes if o is not box and (o.score or 0.0) > score), default=0.0)
-    return (_logit(score), math.log(max(1e-6, relative_size)), float(overlap))
+def box_features(boxes: Sequence[Box], width: float, height: float) -> np.ndarray:
+    """(len(boxes), 3) BOX_FEATURES of every raw box of one photo (down to the engine's floor); width, height:
+    the photo's, in the boxes' frame. One IoU matrix per photo: a weak model's photo can hold 300 raw boxes. Pure."""
+    if not boxes:
+        return np.zeros((0, len(BOX_FEATURES)))
+    scores = np.array([b.score or 0.0 for b in boxes], dtype=float)  # (N,)
+    logits = np.log(np.clip(scores, 1e-4, 1 - 1e-4) / (1 - np.clip(scores, 1e-4, 1 - 1e-4)))
+    areas = np.array([max(1e-9, (b.x2 - b.x1) * (b.y2 - b.y1)) for b in boxes], dtype=float)
+    relative_size = np.sqrt(areas / max(1e-9, float(width) * float(height)))
+    higher = scores[None, :] > scores[:, None]  # (N, N): box j scores above box i
+    overlap = np.where(higher, iou_matrix(list(boxes), list(boxes)), 0.0).max(axis=1)
+    return np.stack([logits, np.log(np.maximum(1e-6, relative_size)), overlap], axis=1)
 
 
 @dataclass(frozen=True)
@@ -240,12 +242,14 @@ class ScoreCalibration:
     boxes: int = 0  # val boxes the maps were fitted on
     features: tuple[str, ...] = ("logit_score",)
 
-    def probability(self, box: Box, photo_boxes: Sequence[Box], width: float, height: float) -> float:
-        """The chance `box` is right as drawn; photo_boxes, width, height as for `box_features`."""
-        weights = self.per_class.get(box.label, self.pooled)
-        values = box_features(box, photo_boxes, width, height)[: len(self.features)]
-        z = sum(w * v for w, v in zip(weights[:-1], values, strict=True)) + weights[-1]
-        return float(1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z)))))
+    def probabilities(self, boxes: Sequence[Box], width: float, height: float) -> np.ndarray:
+        """The chance that each raw box of one photo is right as drawn; width, height as for `box_features`."""
+        features = box_features(boxes, width, height)[:, : len(self.features)]  # (N, k)
+        weights = np.array([self.per_class.get(b.label, self.pooled) for b in boxes], dtype=float)  # (N, k+1)
+        if not len(boxes):
+            return np.zeros(0)
+        z = (features * weights[:, :-1]).sum(axis=1) + weights[:, -1]
+        return 1.0 / (1.0 + np.exp(-np.clip(z, -50.0, 50.0)))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -271,11 +275,6 @@ class ScoreCalibration:
 CALIBRATION_MIN_EACH = 10  # right and wrong val boxes a class needs for its own map
 
 
-def _logit(score: float) -> float:
-    s = min(1.0 - 1e-4, max(1e-4, float(score)))
-    return math.log(s / (1.0 - s))
-
-
 def fit_score_calibration(
     truth: Sequence[Sequence[Box]],
     pred: Sequence[Sequence[Box]],
@@ -292,16 +291,18 @@ def fit_score_calibration(
 
     if not len(truth) == len(pred) == len(frames):
         raise ValueError(f"{len(truth)} truth photos, {len(pred)} prediction photos, {len(frames)} frames")
-    xs: dict[str, list[tuple[float, ...]]] = {c: [] for c in classes}
+    xs: dict[str, list[np.ndarray]] = {c: [] for c in classes}
     ys: dict[str, list[bool]] = {c: [] for c in classes}
     for t_boxes, p_boxes, (width, height) in zip(truth, pred, frames, strict=True):
+        features = box_features(p_boxes, width, height)  # (N, 3)
         for c in classes:
-            p_c = [b for b in p_boxes if b.label == c]
+            index = [i for i, b in enumerate(p_boxes) if b.label == c]
+            p_c = [p_boxes[i] for i in index]
             matched = {i for i, _ in match_by_score(p_c, [b for b in t_boxes if b.label == c], iou_threshold)}
-            xs[c].extend(box_features(b, p_boxes, width, height) for b in p_c)
+            xs[c].extend(features[i] for i in index)
             ys[c].extend(i in matched for i in range(len(p_c)))
 
-    def fit(x: list[tuple[float, ...]], y: list[bool]) -> tuple[float, ...]:
+    def fit(x: list[np.ndarray], y: list[bool]) -> tuple[float, ...]:
         model = LogisticRegression(C=1.0, max_iter=1000).fit(np.array(x), np.array(y, dtype=int))
         return (*(float(w) for w in model.coef_[0]), float(model.intercept_[0]))
 
@@ -329,7 +330,6 @@ def calibrated_joint_uncertainty(
     if not kept:
         return 1.0
     all_right = 1.0
-    for b in raw_boxes:
-        p = calibration.probability(b, raw_boxes, *frame)
-        all_right *= p if (b.score or 0.0) >= threshold(b.label) else 1.0 - p
+    for b, p in zip(raw_boxes, calibration.probabilities(raw_boxes, *frame), strict=True):
+        all_right *= float(p) if (b.score or 0.0) >= threshold(b.label) else 1.0 - float(p)
     return float(min(1.0, max(0.0, 1.0 - all_right)))

@@ -269,7 +269,7 @@ def _val_photos(n: int, right_score: float, wrong_score: float, label: str = "fr
 
 
 def _chance(calibration: ScoreCalibration, box: Box, *others: Box) -> float:
-    return calibration.probability(box, [box, *others], *FRAME)
+    return float(calibration.probabilities([box, *others], *FRAME)[0])
 
 
 def test_calibration_reads_an_under_confident_models_scores_as_the_chance_a_box_is_right():
@@ -295,7 +295,7 @@ def test_a_box_counts_as_right_only_where_the_reviewer_would_leave_it():
     loose_fit, tight_fit = (fit_score_calibration(truth, p, ["mel"], frames) for p in (loose, tight))
     assert loose_fit is None  # no box is right as drawn: nothing to fit, the raw scores stand
     assert tight_fit is not None
-    assert tight_fit.probability(tight[0][0], tight[0], 300, 300) > 0.8
+    assert tight_fit.probabilities(tight[0], 300, 300)[0] > 0.8
 
 
 def test_small_boxes_are_read_as_less_likely_right_when_val_shows_they_are_drawn_loose():
