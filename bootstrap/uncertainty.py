@@ -38,7 +38,7 @@ Measured on what matters, the photos reviewers handled in each round of five run
 (`benchmarks/loop.py`, 1,500 synthetic photos, 300 reviews a round, "changed" = the simulated reviewer
 changed anything), by `python -m benchmarks.rescore_uncertainty WORKSPACE`: it predicts those photos again
 with the round's own model and thresholds and scores them every way. The heuristic fell below the 0.75 goal
-in eight rounds of fifteen, `joint` in four; `calibrated-joint` was ahead of `joint` in all fifteen and at or
+in ten rounds of fifteen, `joint` in four; `calibrated-joint` was ahead of `joint` in all fifteen and at or
 above 0.79 in every one, 0.815 / 0.790 / 0.939 in the run it ordered itself. The figures, with paired
 bootstrap intervals, are in docs/uncertainty.md. On a whole pool before any review
 (`python -m benchmarks.uncertainty`) the four rank alike; flip consistency costs ~1.8x the inference.
