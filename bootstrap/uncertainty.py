@@ -70,16 +70,19 @@ SCORE_NAMES = UNCERTAINTY_SCORES  # the config's names of the four, the default 
 # ---- the scores ------------------------------------------------------------------------------
 
 
-def joint_uncertainty(raw_boxes: Sequence[Box], threshold: Threshold) -> float:
+def joint_uncertainty(raw_boxes: Sequence[Box], threshold: Threshold, chances: Sequence[float] | None = None) -> float:
     """The `joint` score of one photo from its raw boxes (scores set, before thresholds): 1 - P(every kept
-    box is a lesion and no dropped box is one), each raw score read as the chance its box is a lesion."""
-    kept = [b for b in raw_boxes if (b.score or 0.0) >= threshold(b.label)]
-    if not kept:
+    box is right and no dropped box is), each box's `chances` read as the chance it is right (default: its raw
+    score; `calibrated_joint_uncertainty` passes the round's calibrated ones)."""
+    kept = [(b.score or 0.0) >= threshold(b.label) for b in raw_boxes]
+    if not any(kept):
         return 1.0
+    if chances is None:
+        chances = [b.score or 0.0 for b in raw_boxes]
     all_right = 1.0
-    for b in raw_boxes:
-        score = min(1.0, max(0.0, b.score or 0.0))
-        all_right *= score if score >= threshold(b.label) else 1.0 - score
+    for is_kept, chance in zip(kept, chances, strict=True):
+        p = min(1.0, max(0.0, float(chance)))
+        all_right *= p if is_kept else 1.0 - p
     return float(min(1.0, max(0.0, 1.0 - all_right)))
 
 
@@ -244,10 +247,10 @@ class ScoreCalibration:
 
     def probabilities(self, boxes: Sequence[Box], width: float, height: float) -> np.ndarray:
         """The chance that each raw box of one photo is right as drawn; width, height as for `box_features`."""
+        if not boxes:
+            return np.zeros(0)
         features = box_features(boxes, width, height)[:, : len(self.features)]  # (N, k)
         weights = np.array([self.per_class.get(b.label, self.pooled) for b in boxes], dtype=float)  # (N, k+1)
-        if not len(boxes):
-            return np.zeros(0)
         z = (features * weights[:, :-1]).sum(axis=1) + weights[:, -1]
         return 1.0 / (1.0 + np.exp(-np.clip(z, -50.0, 50.0)))
 
@@ -326,10 +329,4 @@ def calibrated_joint_uncertainty(
         return joint_uncertainty(raw_boxes, threshold)
     if frame is None:
         raise ValueError("a calibrated score needs the photo's frame (width, height) of the boxes")
-    kept = [b for b in raw_boxes if (b.score or 0.0) >= threshold(b.label)]
-    if not kept:
-        return 1.0
-    all_right = 1.0
-    for b, p in zip(raw_boxes, calibration.probabilities(raw_boxes, *frame), strict=True):
-        all_right *= float(p) if (b.score or 0.0) >= threshold(b.label) else 1.0 - float(p)
-    return float(min(1.0, max(0.0, 1.0 - all_right)))
+    return joint_uncertainty(raw_boxes, threshold, calibration.probabilities(raw_boxes, *frame).tolist())

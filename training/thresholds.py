@@ -147,23 +147,6 @@ def predict_split(
     return out
 
 
-def val_thresholds(
-    detector: Detector,
-    view: TrainingView,
-    *,
-    imgsz: int,
-    default: float,
-    floor: float = THRESHOLD_FLOOR,
-    batch: int = 8,
-    device: str | None = None,
-    split: str = "val",
-) -> dict[str, ClassThreshold]:
-    """Predict the view's val photos (`predict_split`) and choose each class's threshold; every class gets the
-    default when the split has no photos."""
-    predicted = predict_split(detector, view, imgsz=imgsz, batch=batch, device=device, split=split)
-    return choose_thresholds(predicted.truth, predicted.pred, view.classes, default=default, floor=floor)
-
-
 def threshold_rule(cfg: Config, chosen: Mapping[str, float]) -> Callable[[str], float]:
     """A class's confidence threshold for pre-annotation: the user's `[predict.thresholds]` entry, else the one
     the round chose on its val split (`chosen`), else the configured default. Pure."""
