@@ -42,6 +42,7 @@ from review_queue.labelstudio.client import connect
 from review_queue.labelstudio.pull import pull
 from review_queue.labelstudio.push import push
 from review_queue.people import simulated_reviewer
+from review_queue.review_meta import ReviewMeta
 from review_queue.simulate import read_truth, simulate, simulate_adjudication
 
 REPO = Path(__file__).resolve().parents[1]
@@ -137,7 +138,8 @@ def main() -> None:
                 for n in (1, 2)
             }
             current = {r.photo: ws.store.current_label(r.photo) for r in reviews}
-            kinds = [(v.meta.get("double_review") if v else None) for v in current.values()]
+            settled = [ReviewMeta.from_dict(v.meta).settled if v else None for v in current.values()]
+            kinds = [s.kind if s else None for s in settled]
             summary = agreement_summary(ws)
         finally:
             ls.stop_server(ws)

@@ -28,7 +28,8 @@ from annotator.fsutil import atomic_write_text
 from annotator.store import Workspace, now_iso
 from annotator.types import Box, LabelVersion, Source
 from review_queue.agreement import AgreementSummary, PhotoAgreement, compare, merge, summarise
-from review_queue.corrections import count_edits, diff_regions
+from review_queue.constants import MATCH_IOU
+from review_queue.corrections import diff_regions
 from review_queue.labelstudio.client import ReviewClient
 from review_queue.labelstudio.convert import (
     IMAGE_TAG,
@@ -44,13 +45,14 @@ from review_queue.labelstudio.project import (
     import_tasks,
     stored_project_id,
 )
+from review_queue.review_meta import Adjudication, ReviewMeta, Settled, SettleKind
 
 ADJUDICATION_PROJECT_KEY = "review.adjudication_project_id"
 ADJUDICATION_TASKS_KEY = "review.adjudication_tasks"  # JSON {photo: {"task": id, "reviews": [a, b]}}
 AGREEMENT_FILE = "agreement.json"
 REVIEWS_FIELD = "reviews"  # task data: the two review version ids, "a,b"
-MERGED = "merged"
-ADJUDICATED = "adjudicated"
+MERGED = SettleKind.MERGED
+ADJUDICATED = SettleKind.ADJUDICATED
 
 
 @dataclass(frozen=True)
@@ -107,11 +109,12 @@ def double_reviews(ws: Workspace, project_id: int | None = None) -> list[DoubleR
             continue  # a later manual label (XML that won) is current: not ours to settle
         latest: dict[str, LabelVersion] = {}
         for version in ws.store.history(path):
-            if version.source is not Source.REVIEWED or version.meta.get("double_review") or not version.reviewer:
+            if version.source is not Source.REVIEWED or not version.reviewer:
                 continue
-            if pid is not None and version.meta.get("project_id") != pid:
+            meta = ReviewMeta.from_dict(version.meta)
+            if meta.settled is not None or (pid is not None and meta.project_id != pid):
                 continue
-            if "annotation_id" not in version.meta or version.meta.get("conflict"):
+            if meta.annotation_id is None or meta.conflict:
                 continue
             latest[version.reviewer] = version  # history is oldest first: the last one wins
         if len(latest) >= 2:
@@ -131,10 +134,11 @@ def agreement_summary(ws: Workspace) -> AgreementSummary:
     return summarise(pairs, ws.config.class_table.names, min_f1=ws.config.adjudicate_below_f1)
 
 
-def _settled(ws: Workspace, review: DoubleReview) -> str | None:
+def _settled(ws: Workspace, review: DoubleReview) -> SettleKind | None:
     for version in ws.store.history(review.photo):
-        if version.meta.get("double_review") and version.meta.get("reviews") == review.ids:
-            return str(version.meta["double_review"])
+        settled = ReviewMeta.from_dict(version.meta).settled
+        if settled is not None and list(settled.reviews) == review.ids:
+            return settled.kind
     return None
 
 
@@ -142,33 +146,37 @@ def _settled(ws: Workspace, review: DoubleReview) -> str | None:
 
 
 def _final_version(
-    ws: Workspace, review: DoubleReview, boxes: Sequence[Box], *, kind: str, excluded: bool, extra: dict[str, Any]
+    ws: Workspace,
+    review: DoubleReview,
+    boxes: Sequence[Box],
+    *,
+    kind: SettleKind,
+    excluded: bool,
+    adjudication: Adjudication | None = None,
+    updated_at: str | None = None,
 ) -> LabelVersion:
+    """The settled label: `boxes` diffed against the prediction the first review started from.
+
+    updated_at: the adjudicator's annotation's time (default: the later review's)."""
+    a, b = ReviewMeta.from_dict(review.a.meta), ReviewMeta.from_dict(review.b.meta)
     predicted = [
-        (str(op["region"]), Box(str(op["label"]), *op["before"]))
-        for op in review.a.meta.get("operations") or []
-        if op.get("label") is not None and op.get("before") is not None
+        (op.region, Box(op.label, *op.before))
+        for op in a.operations or ()
+        if op.label is not None and op.before is not None
     ]
-    final = _regions(predicted, boxes)
-    ops = diff_regions(predicted, final)
-    lead_times = [v.meta.get("lead_time") for v in (review.a, review.b)] + [extra.get("adjudication_lead_time")]
-    reviewers = [str(review.a.reviewer), str(review.b.reviewer)]
-    meta: dict[str, Any] = {
-        "double_review": kind,
-        "reviews": review.ids,
-        "reviewers": reviewers,
-        "project_id": review.a.meta.get("project_id"),
-        "prediction_version_id": review.a.meta.get("prediction_version_id"),
-        "updated_at": max(str(review.a.meta.get("updated_at") or ""), str(review.b.meta.get("updated_at") or "")),
-        "lead_time": round(sum(float(t) for t in lead_times if t is not None), 2),
-        "simulated": bool(review.a.meta.get("simulated")) and bool(review.b.meta.get("simulated")),
-        "agreement_f1": round(review.agreement().f1, 4),
-        **extra,
-    }
-    if predicted or review.a.meta.get("operations") is not None:
-        meta["operations"] = [op.to_dict() for op in ops]
-        meta["edits"] = count_edits(ops)
-    who = " + ".join(reviewers) + (f" / {extra['adjudicator']}" if extra.get("adjudicator") else "")
+    ops = diff_regions(predicted, _regions(predicted, boxes))
+    lead_times = [a.lead_time, b.lead_time, adjudication.lead_time if adjudication else None]
+    reviewers = (str(review.a.reviewer), str(review.b.reviewer))
+    meta = ReviewMeta(
+        project_id=a.project_id,
+        prediction_version_id=a.prediction_version_id,
+        updated_at=updated_at if adjudication else max(str(a.updated_at or ""), str(b.updated_at or "")),
+        lead_time=round(sum(t for t in lead_times if t is not None), 2),
+        simulated=a.simulated and b.simulated,
+        operations=tuple(ops) if predicted or a.operations is not None else None,
+        settled=Settled(kind, tuple(review.ids), reviewers, round(review.agreement().f1, 4), adjudication),
+    )
+    who = " + ".join(reviewers) + (f" / {adjudication.adjudicator}" if adjudication else "")
     return LabelVersion(
         image_path=review.photo,
         source=Source.REVIEWED,
@@ -177,14 +185,14 @@ def _final_version(
         model_version=review.a.model_version,
         reviewer=who,
         excluded=excluded,
-        meta=meta,
+        meta=meta.to_dict(),
     )
 
 
 def _regions(predicted: Sequence[tuple[str, Box]], boxes: Sequence[Box]) -> list[tuple[str, Box]]:
     """Final boxes with the predicted region ids they overlap (so the diff pairs kept boxes)."""
     ids = [f"f{i}" for i in range(len(boxes))]
-    for i, j, _ in match_boxes(list(boxes), [b for _, b in predicted], iou_threshold=0.5, class_aware=False):
+    for i, j, _ in match_boxes(list(boxes), [b for _, b in predicted], iou_threshold=MATCH_IOU, class_aware=False):
         ids[i] = predicted[j][0]
     return list(zip(ids, boxes, strict=True))
 
@@ -205,7 +213,7 @@ def settle(ws: Workspace, client: ReviewClient | None) -> SettleResult:
             continue
         pair = review.agreement()
         if pair.agrees(min_f1):
-            version = _final_version(ws, review, merge(pair), kind=MERGED, excluded=review.a.excluded, extra={})
+            version = _final_version(ws, review, merge(pair), kind=MERGED, excluded=review.a.excluded)
             ws.store.add_label_version(version)
             merged += 1
         elif (queued.get(review.photo) or {}).get("reviews") != review.ids:
@@ -374,22 +382,16 @@ def pull_adjudications(ws: Workspace, client: ReviewClient) -> int:
             emails = _emails(client)
         who = ann.get("completed_by")
         adjudicator = who.get("email") if isinstance(who, dict) else emails.get(int(who or 0), f"user {who}")
-        extra = {
-            "adjudicator": adjudicator,
-            "adjudication_project_id": pid,
-            "adjudication_task_id": task["id"],
-            "adjudication_annotation_id": ann["id"],
-            "adjudication_lead_time": ann.get("lead_time"),
-        }
+        adjudication = Adjudication(str(adjudicator), pid, task["id"], ann["id"], ann.get("lead_time"))
         version = _final_version(
             ws,
             DoubleReview(record.path, a, b),
             [box for _, box in parsed.regions],
             kind=ADJUDICATED,
             excluded=bool(parsed.excluded),
-            extra=extra,
+            adjudication=adjudication,
+            updated_at=ann.get("updated_at"),
         )
-        version = LabelVersion(**{**version.__dict__, "meta": {**version.meta, "updated_at": ann.get("updated_at")}})
         with ws.store.transaction():
             version_id = ws.store.add_label_version(version)
             ws.store.record_pulled(int(ann["id"]), record.path, version_id, ann.get("updated_at"))

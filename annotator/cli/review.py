@@ -19,6 +19,7 @@ from annotator.cli.common import JsonOption, WorkspaceOption, handle_errors
 from annotator.console import console, err_console, escape, print_json, progress_bar, say, tagged
 from annotator.errors import LabelStudioError
 from annotator.store import Workspace
+from review_queue.constants import ACCEPT_IOU
 from review_queue.labelstudio.server import credentials_path, read_server_info, start_server, stop_server
 
 # The Label Studio SDK takes ~2 s to import: the modules that need it are imported by the commands
@@ -256,7 +257,7 @@ def simulate(
             help="Leave a predicted box as it is when its IoU with the true box is at least this (1.0: fix "
             "every box that is not pixel-exact).",
         ),
-    ] = 0.7,
+    ] = ACCEPT_IOU,
     reviewer: Annotated[
         Optional[int],
         typer.Option(

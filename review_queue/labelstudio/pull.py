@@ -47,7 +47,7 @@ from annotator.fsutil import atomic_write_text
 from annotator.store import Workspace, now_iso
 from annotator.types import Box, ImageRecord, LabelVersion, Source
 from review_queue.adjudication import settle
-from review_queue.corrections import count_edits, diff_regions
+from review_queue.corrections import diff_regions
 from review_queue.labelstudio.client import ReviewClient
 from review_queue.labelstudio.convert import (
     CONFLICT_FIELD,
@@ -58,6 +58,7 @@ from review_queue.labelstudio.convert import (
 )
 from review_queue.labelstudio.project import require_project_id
 from review_queue.people import is_simulated
+from review_queue.review_meta import ReviewMeta
 
 Progress = Callable[[str, int, int], None]  # (step, done, total)
 ISSUES_FILE = "pull-issues.json"
@@ -547,55 +548,45 @@ def _prepare(
     predicted, model_version, round_no, pred_version_id = _parent_prediction(
         ws, task, ann, record, pushed_version_id, classes
     )
-    ops = diff_regions(predicted, reviewed)
     reviewer = _reviewer(ann)
-    meta = {
-        "project_id": project_id,
-        "task_id": task["id"],
-        "annotation_id": ann["id"],
-        "lead_time": ann.get("lead_time"),
-        "created_at": ann.get("created_at"),
-        "updated_at": ann.get("updated_at"),
-        "parent_prediction": ann.get("parent_prediction"),
-        "prediction_version_id": pred_version_id,
-        "edits": count_edits(ops),
-        "operations": [op.to_dict() for op in ops],
-        "simulated": is_simulated(reviewer),
-    }
-    if parsed.excluded:
-        meta["exclude_reasons"] = list(parsed.excluded)
+    meta = ReviewMeta(
+        project_id=project_id,
+        task_id=task["id"],
+        annotation_id=ann["id"],
+        lead_time=ann.get("lead_time"),
+        created_at=ann.get("created_at"),
+        updated_at=ann.get("updated_at"),
+        parent_prediction=ann.get("parent_prediction"),
+        prediction_version_id=pred_version_id,
+        operations=tuple(diff_regions(predicted, reviewed)),
+        simulated=is_simulated(reviewer),
+        exclude_reasons=tuple(parsed.excluded),
+    )
+    meta = _with_notes(meta, task, parsed.fixes)
+    decided_conflict = meta.conflict is not None  # started from a person's label, not from a round's model
     version = LabelVersion(
         image_path=record.path,
         source=Source.REVIEWED,
         boxes=tuple(b for _, b in reviewed),
-        round=round_no,
-        model_version=model_version,
+        round=None if decided_conflict else round_no,
+        model_version=None if decided_conflict else model_version,
         reviewer=reviewer,
         excluded=bool(parsed.excluded),
-        meta=meta,
+        meta=meta.to_dict(),
     )
-    return _Prepared(
-        _with_notes(version, task, parsed.fixes),
-        int(ann["id"]),
-        ann.get("updated_at"),
-        current=current,
-        fixes=parsed.fixes,
-    ), []
+    return _Prepared(version, int(ann["id"]), ann.get("updated_at"), current=current, fixes=parsed.fixes), []
 
 
-def _with_notes(version: LabelVersion, task: dict[str, Any], fixes: tuple[BoxFix, ...]) -> LabelVersion:
-    """The review with what the report says about it kept in its meta: boxes the one rule clipped or
-    dropped (`box_fixes`), and the conflict it decided. A review of a task served for a label conflict
+def _with_notes(meta: ReviewMeta, task: dict[str, Any], fixes: tuple[BoxFix, ...]) -> ReviewMeta:
+    """The review's meta with what the report says about it: boxes the one rule clipped or dropped
+    (`box_fixes`), and the conflict it decided. A review of a task served for a label conflict
     (push's `conflict` note) started from a person's label, so its edits say nothing about the model:
     it keeps no edit diff (the correction statistic counts it unmeasured)."""
-    meta = dict(version.meta)
-    if fixes:
-        meta["box_fixes"] = [f.to_dict() for f in fixes]
+    meta = replace(meta, box_fixes=fixes)
     note = (task.get("data") or {}).get(CONFLICT_FIELD)
     if not note:
-        return replace(version, meta=meta)
-    meta = {k: v for k, v in meta.items() if k not in ("operations", "edits")}
-    return replace(version, round=None, model_version=None, meta={**meta, "conflict": note})
+        return meta
+    return replace(meta, operations=None, conflict=str(note))
 
 
 def _fixed(task: dict[str, Any], ann: dict[str, Any], path: str | None, fix: BoxFix) -> dict[str, Any]:
@@ -640,9 +631,10 @@ def _newer_review_is_current(current: LabelVersion | None, ann: dict[str, Any]) 
     photo's current label when it is a review, else None)."""
     if current is None or current.source is not Source.REVIEWED:
         return False
-    if current.meta.get("annotation_id") == ann["id"]:
+    meta = ReviewMeta.from_dict(current.meta)
+    if meta.annotation_id == ann["id"]:
         return False
-    return str(current.meta.get("updated_at") or "") > str(ann.get("updated_at") or "")
+    return str(meta.updated_at or "") > str(ann.get("updated_at") or "")
 
 
 def _store_annotation(ws: Workspace, item: _Prepared) -> int:
