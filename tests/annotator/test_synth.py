@@ -1,4 +1,4 @@
-"""Specification of the synthetic PSL photo generator (annotator.synth)."""
+"""Specification of the synthetic PSL photo generator (annotator.synthetic)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from annotator.classes import CLASS_NAMES
 from annotator.errors import ConfigError
 from annotator.formats.voc import VocAnnotation, read_voc
 from annotator.images import apply_orientation, inspect_photo
-from annotator.synth import PHONE_SIZES, SIZES, SynthSummary, generate
+from annotator.synthetic import PHONE_SIZES, SIZES, SynthSummary, generate
 from annotator.types import DeviceClass
 
 PHOTOS = 60
