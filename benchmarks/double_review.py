@@ -3,7 +3,7 @@ how close the final labels come to the generator's truth, and what the second re
 
     python -m benchmarks.double_review [--images 200] [--slips 0.10] [--seed 0]
 
-Photos: `annotator.synth.generate` (small), every one in the review queue. The pre-annotation the reviewers
+Photos: `annotator.synthetic.generate` (small), every one in the review queue. The pre-annotation the reviewers
 start from is a stand-in for a model, made from the truth with seeded errors (a box moved by up to 10% of
 its size, 10% of lesions missed, 5% given another class, a false positive on one photo in five), so the
 benchmark needs no training. Two SIMULATED reviewers (their own Label Studio users, each with `--slips`
@@ -33,7 +33,7 @@ from annotator.boxes import clip_box, match_boxes
 from annotator.config import Config
 from annotator.ingest import ingest
 from annotator.store import Workspace
-from annotator.synth import generate
+from annotator.synthetic import generate
 from annotator.types import Box, LabelVersion, Source
 from review_queue.adjudication import ADJUDICATED, MERGED, agreement_summary, double_reviews
 from review_queue.agreement import agreement_lines

@@ -100,7 +100,7 @@ def run_demo(settings: DemoSettings) -> dict:
     import torch
 
     from annotator.ingest import ingest
-    from annotator.synth import generate
+    from annotator.synthetic import generate
     from review_queue.labelstudio.server import credentials_path, start_server
     from review_queue.queue import open_queue
     from review_queue.simulate import simulate

@@ -19,7 +19,7 @@ import pytest
 from annotator.config import Config
 from annotator.ingest import ingest
 from annotator.store import Workspace
-from annotator.synth import generate
+from annotator.synthetic import generate
 from annotator.types import LabelVersion, Source
 from review_queue.labelstudio.client import CHECK_TIMEOUT_S, connect
 from review_queue.labelstudio.push import push
