@@ -39,9 +39,9 @@ from review_queue.adjudication import ADJUDICATED, MERGED, agreement_summary, do
 from review_queue.agreement import agreement_lines
 from review_queue.labelstudio import server as ls
 from review_queue.labelstudio.client import connect
-from review_queue.labelstudio.pull import pull
 from review_queue.labelstudio.push import push
 from review_queue.people import simulated_reviewer
+from review_queue.queue import LabelStudioQueue
 from review_queue.review_meta import ReviewMeta
 from review_queue.simulate import read_truth, simulate, simulate_adjudication
 
@@ -127,9 +127,9 @@ def main() -> None:
             push(ws, client, reviewers=2)
             first = simulate(ws, client, count=len(records), noise=args.slips, seed=args.seed, reviewer=1)
             second = simulate(ws, client, count=len(records), noise=args.slips, seed=args.seed, reviewer=2)
-            pull(ws, client)  # merges agreeing reviews, sends the others to adjudication
+            LabelStudioQueue(client).pull(ws)  # merges agreeing reviews, sends the others to adjudication
             adjudicator = simulate_adjudication(ws, client, noise=args.slips, seed=args.seed)
-            pull(ws, client)  # stores the adjudicated labels
+            LabelStudioQueue(client).pull(ws)  # stores the adjudicated labels
             reviews = double_reviews(ws)
             by_reviewer = {
                 simulated_reviewer(n): {

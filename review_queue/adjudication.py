@@ -1,7 +1,8 @@
 """Double review settled: agreeing photos merged, disagreeing ones adjudicated in Label Studio.
 
-Runs at the end of every pull (`settle`). A photo has a double review when two different reviewers
-submitted a review of it in the review project (push asked for two, `overlap`). Then:
+Runs after every pull of the review queue (`settle`: the queue's step after the transport's pull, in
+`review_queue.queue`). A photo has a double review when two different reviewers submitted a review
+of it in the review project (push asked for two, `overlap`). Then:
 - the two reviews agree (box F1 >= [review] adjudicate_below_f1 of annotator.toml, default 1.0 =
   every box matched at IoU 0.5 with its class, and both or neither excluded the photo): the merged
   label (`review_queue.agreement.merge`: mean corners of each matched pair) becomes current;
@@ -31,15 +32,10 @@ from review_queue.agreement import AgreementSummary, PhotoAgreement, compare, me
 from review_queue.constants import MATCH_IOU
 from review_queue.corrections import diff_regions
 from review_queue.labelstudio.client import ReviewClient
-from review_queue.labelstudio.convert import (
-    IMAGE_TAG,
-    PHOTO_FIELD,
-    box_to_result,
-    labeling_config,
-    local_file_url,
-    parse_result,
-)
+from review_queue.labelstudio.convert import IMAGE_TAG, PHOTO_FIELD, box_to_result, local_file_url, parse_result
 from review_queue.labelstudio.project import (
+    ADJUDICATION,
+    create_project,
     document_prefix,
     ensure_photo_storage,
     import_tasks,
@@ -47,7 +43,6 @@ from review_queue.labelstudio.project import (
 )
 from review_queue.review_meta import Adjudication, ReviewMeta, Settled, SettleKind
 
-ADJUDICATION_PROJECT_KEY = "review.adjudication_project_id"
 ADJUDICATION_TASKS_KEY = "review.adjudication_tasks"  # JSON {photo: {"task": id, "reviews": [a, b]}}
 AGREEMENT_FILE = "agreement.json"
 REVIEWS_FIELD = "reviews"  # task data: the two review version ids, "a,b"
@@ -228,7 +223,7 @@ def settle(ws: Workspace, client: ReviewClient | None) -> SettleResult:
         sent_to_adjudication=sent,
         adjudicated=adjudicated,
         awaiting_adjudication=awaiting,
-        adjudication_project_id=_adjudication_project_id(ws),
+        adjudication_project_id=adjudication_project_id(ws),
         agreement=summary,
     )
     if reviews:
@@ -242,44 +237,22 @@ def settle(ws: Workspace, client: ReviewClient | None) -> SettleResult:
 # ---- the adjudication project ---------------------------------------------------------------
 
 
-def _adjudication_project_id(ws: Workspace) -> int | None:
-    value = ws.store.get_meta(ADJUDICATION_PROJECT_KEY)
-    return int(value) if value else None
+def adjudication_project_id(ws: Workspace) -> int | None:
+    """The adjudication project's id, None before a disagreement made it."""
+    return stored_project_id(ws, ADJUDICATION)
 
 
 def _adjudication_tasks(ws: Workspace) -> dict[str, dict[str, Any]]:
     return dict(json.loads(ws.store.get_meta(ADJUDICATION_TASKS_KEY) or "{}"))
 
 
-def adjudication_instructions() -> str:
-    return (
-        "<h3>Adjudication: two dermatologists disagreed on this photo</h3>"
-        "<p>Each review is shown as a prediction named <i>review by</i> its reviewer. Compare them, start from "
-        "the one closer to right, correct its boxes and classes as in a normal review, and press <b>Submit</b>. "
-        "Your annotation becomes the photo's label; both reviews stay in its history.</p>"
-    )
-
-
 def ensure_adjudication_project(ws: Workspace, client: ReviewClient) -> int:
     """The adjudication project (created on first use) with the photo folder attached."""
-    pid = _adjudication_project_id(ws)
+    pid = adjudication_project_id(ws)
     if pid is not None:
         return pid
-    project = client.call(
-        "creating the adjudication project",
-        client.sdk.projects.create,
-        idempotent=False,
-        title=f"{ws.config.project_title} adjudication",
-        label_config=labeling_config(ws.config.class_table),
-        description="Photos whose two reviews disagree: decide the label",
-        expert_instruction=adjudication_instructions(),
-        show_instruction=True,
-        show_collab_predictions=True,
-        maximum_annotations=1,
-        show_skip_button=True,
-    )
-    pid = int(project.id)
-    ws.store.set_meta(ADJUDICATION_PROJECT_KEY, str(pid))
+    pid = int(create_project(ws, client, ADJUDICATION).id)
+    ws.store.set_meta(ADJUDICATION.id_key, str(pid))
     ensure_photo_storage(ws, client, pid)
     return pid
 
@@ -323,46 +296,16 @@ def push_adjudications(ws: Workspace, client: ReviewClient, reviews: Sequence[Do
     return len(payload)
 
 
-def _tasks_with_annotations(client: ReviewClient, project_id: int) -> list[dict[str, Any]]:
-    """The project's tasks with their annotations (one raw request per page of 1000)."""
-    out: list[dict[str, Any]] = []
-    page = 1
-    while True:
-
-        def fetch(p: int = page) -> Any:
-            response = client.sdk._client_wrapper.httpx_client.request(
-                "api/tasks/",
-                method="GET",
-                params={"project": project_id, "fields": "all", "page_size": 1000, "page": p},
-            )
-            if response.status_code == 404:
-                return {"tasks": []}
-            response.raise_for_status()
-            return response.json()
-
-        body = client.call(f"listing the tasks of project {project_id}", fetch)
-        tasks = body.get("tasks", []) if isinstance(body, dict) else list(body)
-        out.extend(tasks)
-        if len(tasks) < 1000:
-            return out
-        page += 1
-
-
-def _emails(client: ReviewClient) -> dict[int, str]:
-    users = client.call("listing users", client.sdk.users.list)
-    return {int(u.id): str(u.email) for u in users}
-
-
 def pull_adjudications(ws: Workspace, client: ReviewClient) -> int:
     """Store each new adjudicator annotation as the photo's current label; how many were stored."""
-    pid = _adjudication_project_id(ws)
+    pid = adjudication_project_id(ws)
     if pid is None:
         return 0
     pulled = ws.store.pulled_annotations()
     records = {r.path: r for r in ws.store.images()}
     emails: dict[int, str] | None = None
     stored = 0
-    for task in _tasks_with_annotations(client, pid):
+    for task in client.tasks_with_annotations(pid):
         data = task.get("data") or {}
         record = records.get(str(data.get(PHOTO_FIELD)))
         ids = [int(x) for x in str(data.get(REVIEWS_FIELD) or "").split(",") if x]
@@ -379,7 +322,7 @@ def pull_adjudications(ws: Workspace, client: ReviewClient) -> int:
         if a is None or b is None or parsed.problems:
             continue  # a review gone from the store, or an unreadable box: left for a person to fix
         if emails is None:
-            emails = _emails(client)
+            emails = client.user_emails()
         who = ann.get("completed_by")
         adjudicator = who.get("email") if isinstance(who, dict) else emails.get(int(who or 0), f"user {who}")
         adjudication = Adjudication(str(adjudicator), pid, task["id"], ann["id"], ann.get("lead_time"))

@@ -32,8 +32,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from label_studio_sdk.core.api_error import ApiError
-
 from annotator.boxes import clip_box, iou, match_boxes, voc_to_box
 from annotator.classes import ClassTable
 from annotator.errors import ConfigError, InputFileError, LabelStudioError
@@ -52,7 +50,6 @@ from review_queue.people import client_as, simulated_reviewer
 __all__ = [
     "ReviewAction",
     "SimulationResult",
-    "next_task",
     "plan_review",
     "queue_query",
     "read_truth",
@@ -287,32 +284,6 @@ def queue_query() -> str:
     return json.dumps({"filters": {"conjunction": "and", "items": unworked}, "ordering": ["tasks:predictions_score"]})
 
 
-def _request(client: ReviewClient, what: str, method: str, path: str, body: Any = None) -> Any:
-    """One REST call the SDK has no method for, through the SDK's own authenticated HTTP client
-    (personal access tokens are refreshed there). None on 404; other errors as the SDK raises them."""
-
-    def send() -> Any:
-        response = client.sdk._client_wrapper.httpx_client.request(path, method=method, json=body)
-        if response.status_code == 404:
-            return None
-        if response.status_code >= 400:
-            try:
-                detail = response.json()
-            except ValueError:
-                detail = response.text
-            raise ApiError(status_code=response.status_code, headers=dict(response.headers), body=detail)
-        return response.json() if response.content else {}
-
-    return client.call(what, send, idempotent=method == "GET")
-
-
-def next_task(client: ReviewClient, project_id: int) -> dict[str, Any] | None:
-    """The task Label Studio's label stream serves next to this client's user (`GET
-    /api/projects/{id}/next`: the project's sampling, here uncertainty sampling), with its
-    predictions; None when it has none left. Serving locks the task to the user until annotated."""
-    return _request(client, f"asking project {project_id} for the next task", "GET", f"api/projects/{project_id}/next")
-
-
 def _served_with_truth(
     acting: ReviewClient,
     project_id: int,
@@ -328,7 +299,7 @@ def _served_with_truth(
     only what was postponed comes back."""
     served: set[int] = set()
     while more():
-        task = next_task(acting, project_id)
+        task = acting.next_task(project_id)
         if task is None or int(task["id"]) in served:
             return
         served.add(int(task["id"]))
@@ -337,20 +308,9 @@ def _served_with_truth(
         truth = read_truth(truth_root, record.path, classes) if record else None
         if record is None or truth is None:
             missing.append(str(photo))
-            _postpone(acting, int(task["id"]))
+            acting.postpone(int(task["id"]))
             continue
         yield task, record, truth
-
-
-def _postpone(client: ReviewClient, task_id: int) -> None:
-    """Leave a task for later in this user's stream (Label Studio's "postpone": an empty draft)."""
-    _request(
-        client,
-        f"postponing task {task_id}",
-        "POST",
-        f"api/tasks/{task_id}/drafts",
-        {"result": [], "was_postponed": True, "lead_time": 0},
-    )
 
 
 def _get(obj: Any, key: str) -> Any:

@@ -192,11 +192,11 @@ def pull(
     """Store the reviewers' annotations as reviewed labels (safe to run again at any time)."""
     with Workspace.open(workspace, write=True) as ws:
         from review_queue.labelstudio.client import connect
-        from review_queue.labelstudio.pull import pull as pull_annotations
+        from review_queue.queue import LabelStudioQueue
 
-        client = connect(ws, url=url)
+        queue = LabelStudioQueue(connect(ws, url=url))
         with _progress() as update:
-            result = pull_annotations(ws, client, full=full, progress=update)
+            result = queue.pull(ws, full=full, progress=update)  # then settles double reviews
     if json_out:
         print_json(result.to_dict())
         return
