@@ -275,7 +275,7 @@ def export(
 
 
 def _mount_stages() -> None:
-    from annotator.cli.benchmark import benchmark
+    from annotator.cli.benchmark import BenchmarkCommand, benchmark
     from annotator.cli.loop import bootstrap_command, demo_command, finalize_command, retrain_command
     from annotator.cli.review import review_app
 
@@ -283,7 +283,7 @@ def _mount_stages() -> None:
     app.command("retrain")(retrain_command)
     app.command("finalize")(finalize_command)
     app.command("demo")(demo_command)
-    app.command("benchmark")(benchmark)
+    app.command("benchmark", cls=BenchmarkCommand)(benchmark)
     app.add_typer(review_app, name="review", help="The Label Studio review queue.")
 
 
