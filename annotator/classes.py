@@ -89,19 +89,34 @@ class ClassTable:
 
 
 def parse_class_list(text: str) -> tuple[str, ...]:
-    """`--classes a,b,c` -> ("a", "b", "c"); empty or repeated names are a ConfigError naming the fix."""
+    """`a,b,c` -> ("a", "b", "c"); empty or repeated names are a ConfigError naming the fix."""
     names = tuple(n.strip() for n in text.split(",") if n.strip())
     if not names:
-        raise ConfigError(f"--classes {text!r} names no class; give comma-separated names, e.g. --classes sl,fre,mel")
+        raise ConfigError(f"{text!r} names no class; give comma-separated names, e.g. sl,fre,mel")
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
-        raise ConfigError(f"--classes names {', '.join(repeated)} more than once; give each class once")
+        raise ConfigError(f"{text!r} names {', '.join(repeated)} more than once; give each class once")
     return names
+
+
+class ClassOrderError(ConfigError):
+    """A class list that would drop or move a class the workspace's labels use; `keeps` is one that works."""
+
+    def __init__(self, wanted: tuple[str, ...], changes: list[str], keeps: tuple[str, ...]) -> None:
+        self.wanted, self.changes, self.keeps = wanted, changes, keeps
+        super().__init__(self.phrased("the classes"))
+
+    def phrased(self, option: str) -> str:
+        """The refusal with each class list introduced by `option` (the CLI passes its flag)."""
+        return (
+            f"{option} {','.join(self.wanted)} would {'; '.join(self.changes)}; keep the workspace's classes "
+            f"first and in their order and add new ones after them: {option} {','.join(self.keeps)}"
+        )
 
 
 def changed_classes(current: tuple[str, ...], wanted: tuple[str, ...], in_use: Mapping[str, int]) -> tuple[str, ...]:
     """The class list a workspace may switch to: `wanted`, when every class its labels use keeps its
-    index (a class's index is its YOLO id and its place in trained models). Otherwise a ConfigError
+    index (a class's index is its YOLO id and its place in trained models). Otherwise a ClassOrderError
     that names the class, how many boxes use it, and the list that would work."""
     moved = []
     for name, boxes in sorted(in_use.items()):
@@ -113,9 +128,5 @@ def changed_classes(current: tuple[str, ...], wanted: tuple[str, ...], in_use: M
         elif wanted.index(name) != old:
             moved.append(f"move {name!r} from position {old + 1} to {wanted.index(name) + 1} ({boxes} boxes use it)")
     if moved:
-        extended = current + tuple(n for n in wanted if n not in current)
-        raise ConfigError(
-            f"--classes {','.join(wanted)} would {'; '.join(moved)}; keep the workspace's classes "
-            f"first and in their order and add new ones after them: --classes {','.join(extended)}"
-        )
+        raise ClassOrderError(wanted, moved, current + tuple(n for n in wanted if n not in current))
     return wanted

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -72,7 +73,39 @@ def _section(data: dict, name: str) -> dict:
     return value
 
 
+# Each plain setting of annotator.toml: (its table, its key there, the Config field, how to read it). A key the
+# file leaves out keeps the field's default, so the defaults are written once, in Config.
+_SETTINGS: tuple[tuple[str, str, str, Callable[[Any], Any]], ...] = (
+    ("predict", "default_threshold", "default_threshold", float),
+    ("predict", "imgsz", "predict_imgsz", int),
+    ("predict", "batch", "predict_batch", int),
+    ("predict", "uncertainty", "uncertainty", str),
+    ("predict", "backend", "predict_backend", str),
+    ("predict", "decode", "predict_decode", str),
+    ("train", "model", "model", str),
+    ("train", "epochs", "epochs", int),
+    ("train", "retrain_epochs", "retrain_epochs", int),
+    ("train", "imgsz", "imgsz", int),
+    ("train", "batch", "batch", int),
+    ("split", "test_size", "test_size", int),
+    ("split", "test_fraction", "test_fraction", float),
+    ("split", "val_fraction", "val_fraction", float),
+    ("split", "seed", "seed", int),
+    ("review", "project_title", "project_title", str),
+    ("review", "adjudicate_below_f1", "adjudicate_below_f1", float),
+    ("review", "queue_order", "queue_order", str),
+)
+# Settings that take one of a few names: (table, key, the names).
+_CHOICES = (
+    ("predict", "uncertainty", UNCERTAINTY_SCORES),
+    ("review", "queue_order", QUEUE_ORDERS),
+    ("predict", "backend", PREDICT_BACKENDS),
+    ("predict", "decode", PREDICT_DECODERS),
+)
+
+
 def load_config(workspace: Path) -> Config:
+    """The workspace's annotator.toml as a Config; a missing file, bad TOML or a bad value is a ConfigError."""
     path = workspace / CONFIG_NAME
     if not path.exists():
         raise ConfigError(f"{path} not found: run `annotator init {workspace} --images DIR` first")
@@ -80,56 +113,25 @@ def load_config(workspace: Path) -> Config:
         data = tomllib.loads(path.read_text("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc}); fix the file") from exc
-    ws, cls, pred, train, split, review = (
-        _section(data, n) for n in ("workspace", "classes", "predict", "train", "split", "review")
-    )
+    tables = {n: _section(data, n) for n in ("workspace", "classes", "predict", "train", "split", "review")}
+    ws, cls, pred, train = tables["workspace"], tables["classes"], tables["predict"], tables["train"]
     if "images" not in ws:
         raise ConfigError(f'{path}: [workspace] images = "..." is missing')
-    if str(pred.get("uncertainty", DEFAULT_UNCERTAINTY)) not in UNCERTAINTY_SCORES:
-        raise ConfigError(
-            f"{path}: [predict] uncertainty = {pred['uncertainty']!r} is unknown; choose one of "
-            + ", ".join(UNCERTAINTY_SCORES)
-        )
-    if str(review.get("queue_order", DEFAULT_QUEUE_ORDER)) not in QUEUE_ORDERS:
-        raise ConfigError(
-            f"{path}: [review] queue_order = {review['queue_order']!r} is unknown; choose one of "
-            + ", ".join(QUEUE_ORDERS)
-        )
-    if str(pred.get("backend", "auto")) not in PREDICT_BACKENDS:
-        raise ConfigError(
-            f"{path}: [predict] backend = {pred['backend']!r} is unknown; choose one of " + ", ".join(PREDICT_BACKENDS)
-        )
-    if str(pred.get("decode", "auto")) not in PREDICT_DECODERS:
-        raise ConfigError(
-            f"{path}: [predict] decode = {pred['decode']!r} is unknown; choose one of " + ", ".join(PREDICT_DECODERS)
-        )
+    for table, key, names in _CHOICES:
+        if key in tables[table] and str(tables[table][key]) not in names:
+            raise ConfigError(
+                f"{path}: [{table}] {key} = {tables[table][key]!r} is unknown; choose one of " + ", ".join(names)
+            )
     try:
         return Config(
             images=Path(ws["images"]),
             labels=Path(ws["labels"]) if ws.get("labels") else None,
             classes=tuple(cls.get("names", CLASS_NAMES)),
             aliases={str(k): str(v) for k, v in cls.get("aliases", {}).items()},
-            default_threshold=float(pred.get("default_threshold", 0.25)),
             thresholds={str(k): float(v) for k, v in pred.get("thresholds", {}).items()},
-            predict_imgsz=int(pred.get("imgsz", 640)),
-            predict_batch=int(pred.get("batch", 0)),
-            uncertainty=str(pred.get("uncertainty", DEFAULT_UNCERTAINTY)),
-            predict_backend=str(pred.get("backend", "auto")),
-            predict_decode=str(pred.get("decode", "auto")),
-            model=str(train.get("model", "auto")),
-            epochs=int(train.get("epochs", 60)),
-            retrain_epochs=int(train.get("retrain_epochs", 30)),
-            imgsz=int(train.get("imgsz", 640)),
-            batch=int(train.get("batch", 16)),
             pretrained=str(train["pretrained"]) if train.get("pretrained") else None,
-            test_size=int(split.get("test_size", 300)),
-            test_fraction=float(split.get("test_fraction", 0.10)),
-            val_fraction=float(split.get("val_fraction", 0.20)),
-            seed=int(split.get("seed", 0)),
-            label_studio_url=review.get("url"),
-            project_title=str(review.get("project_title", "PSL review")),
-            adjudicate_below_f1=float(review.get("adjudicate_below_f1", 1.0)),
-            queue_order=str(review.get("queue_order", DEFAULT_QUEUE_ORDER)),
+            label_studio_url=tables["review"].get("url"),
+            **{name: read(tables[table][key]) for table, key, name, read in _SETTINGS if key in tables[table]},
         )
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{path}: a value has the wrong type ({exc}); fix the file") from exc

@@ -30,7 +30,7 @@ from pathlib import Path
 from annotator.boxes import fit_box, orient_box, voc_to_box
 from annotator.classes import ClassTable
 from annotator.errors import ConfigError, InputFileError
-from annotator.formats.voc import MAX_XML_BYTES, VocAnnotation, read_voc
+from annotator.formats.voc import MAX_XML_BYTES, VocAnnotation, VocObject, read_voc
 from annotator.fsutil import atomic_write_text, is_within
 from annotator.images import PhotoInfo, displayed_size, inspect_photo
 from annotator.store import Workspace, now_iso
@@ -249,13 +249,27 @@ def boxes_from_voc(
     ann: VocAnnotation, info: PhotoInfo, classes: ClassTable, source: str, report: IngestReport
 ) -> list[Box] | None:
     """Validate and convert a VOC file's objects for one photo; None means quarantine."""
-    from_raw_frame = False
+    from_raw_frame = _drawn_on_stored_pixels(ann, info, source, report)
+    if from_raw_frame is None or _has_unknown_class(ann, classes, source, report):
+        return None
+    frame_w, frame_h = (info.raw_width, info.raw_height) if from_raw_frame else (info.width, info.height)
+    boxes: list[Box] = []
+    for obj in ann.objects:
+        box = _fitted_box(obj, classes, frame_w, frame_h, source, report)
+        if box is None:
+            continue
+        if from_raw_frame:
+            box = orient_box(box, info.raw_width, info.raw_height, info.orientation)
+        boxes.append(box)
+    return boxes
+
+
+def _drawn_on_stored_pixels(ann: VocAnnotation, info: PhotoInfo, source: str, report: IngestReport) -> bool | None:
+    """Whether the file's boxes were drawn on the stored, un-rotated pixels (its <size> says so; they are turned
+    onto the photo as displayed), or on the photo as displayed; None when <size> fits neither (quarantine)."""
     if ann.width is not None and ann.height is not None:
         size = (ann.width, ann.height)
-        if size == (info.width, info.height):
-            pass
-        elif size == (info.raw_width, info.raw_height):
-            from_raw_frame = True
+        if size == (info.raw_width, info.raw_height) and size != (info.width, info.height):
             report.add(
                 source,
                 "exif-rotated-xml",
@@ -263,7 +277,8 @@ def boxes_from_voc(
                 f"{info.orientation}); boxes were rotated onto the photo as displayed",
                 FIXED,
             )
-        else:
+            return True
+        if size != (info.width, info.height):
             report.add(
                 source,
                 "size-mismatch",
@@ -273,12 +288,7 @@ def boxes_from_voc(
                 QUARANTINED,
             )
             return None
-    if (
-        not from_raw_frame
-        and info.orientation != 1
-        and ann.objects
-        and (info.width, info.height) == (info.raw_width, info.raw_height)
-    ):
+    if info.orientation != 1 and ann.objects and (info.width, info.height) == (info.raw_width, info.raw_height):
         # the size cannot tell the frames apart (180-degree turns, mirrors, square photos)
         report.add(
             source,
@@ -288,43 +298,47 @@ def boxes_from_voc(
             "check them in the review if they were drawn there",
             NOTE,
         )
-    boxes: list[Box] = []
+    return False
+
+
+def _has_unknown_class(ann: VocAnnotation, classes: ClassTable, source: str, report: IngestReport) -> bool:
+    """True (reported, the photo quarantined) when a box names a class the workspace does not know."""
     unknown = sorted({o.name for o in ann.objects if classes.normalise(o.name) is None})
-    if unknown:
-        report.unknown_classes.update(unknown)
+    if not unknown:
+        return False
+    report.unknown_classes.update(unknown)
+    report.add(
+        source,
+        "unknown-class",
+        f"class name(s) {', '.join(map(repr, unknown))} are not one of {', '.join(classes.names)}; add an "
+        "alias under [classes.aliases] in annotator.toml, add the class with `annotator init --classes` "
+        "(the existing classes first), or rename them in labelImg",
+        QUARANTINED,
+    )
+    return True
+
+
+def _fitted_box(
+    obj: VocObject, classes: ClassTable, frame_w: int, frame_h: int, source: str, report: IngestReport
+) -> Box | None:
+    """One VOC object as a box fitted to its frame by the one box rule (swapped corners and every fix reported);
+    None when the rule drops it."""
+    label = classes.normalise(obj.name)
+    assert label is not None
+    xmin, xmax = sorted((obj.xmin, obj.xmax))
+    ymin, ymax = sorted((obj.ymin, obj.ymax))
+    if (xmin, ymin) != (obj.xmin, obj.ymin):
+        report.add(source, "swapped-corners", f"box {obj.name!r} had min and max swapped; fixed", FIXED)
+    box = voc_to_box(label, xmin, ymin, xmax, ymax, difficult=obj.difficult, truncated=obj.truncated)
+    if xmin == xmax or ymin == ymax:  # a zero-size drag in labelImg, not a 1 px box: the rule below drops it
+        box = replace(box, x1=box.x2 if xmin == xmax else box.x1, y1=box.y2 if ymin == ymax else box.y1)
+    fit = fit_box(box, frame_w, frame_h)  # the one rule, as pull and pre-annotation apply it
+    if fit.action is not None:
+        corners = f"box {obj.name!r} ({obj.xmin:g},{obj.ymin:g})-({obj.xmax:g},{obj.ymax:g})"
         report.add(
-            source,
-            "unknown-class",
-            f"class name(s) {', '.join(map(repr, unknown))} are not one of {', '.join(classes.names)}; add an "
-            "alias under [classes.aliases] in annotator.toml, add the class with `annotator init --classes` "
-            "(the existing classes first), or rename them in labelImg",
-            QUARANTINED,
+            source, str(fit.reason), fit.describe(corners) + (" in labelImg" if fit.box is None else ""), fit.action
         )
-        return None
-    frame_w, frame_h = (info.raw_width, info.raw_height) if from_raw_frame else (info.width, info.height)
-    for obj in ann.objects:
-        label = classes.normalise(obj.name)
-        assert label is not None
-        xmin, xmax = sorted((obj.xmin, obj.xmax))
-        ymin, ymax = sorted((obj.ymin, obj.ymax))
-        if (xmin, ymin) != (obj.xmin, obj.ymin):
-            report.add(source, "swapped-corners", f"box {obj.name!r} had min and max swapped; fixed", FIXED)
-        box = voc_to_box(label, xmin, ymin, xmax, ymax, difficult=obj.difficult, truncated=obj.truncated)
-        if xmin == xmax or ymin == ymax:  # a zero-size drag in labelImg, not a 1 px box: the rule below drops it
-            box = replace(box, x1=box.x2 if xmin == xmax else box.x1, y1=box.y2 if ymin == ymax else box.y1)
-        fit = fit_box(box, frame_w, frame_h)  # the one rule, as pull and pre-annotation apply it
-        if fit.action is not None:
-            corners = f"box {obj.name!r} ({obj.xmin:g},{obj.ymin:g})-({obj.xmax:g},{obj.ymax:g})"
-            report.add(
-                source, str(fit.reason), fit.describe(corners) + (" in labelImg" if fit.box is None else ""), fit.action
-            )
-        if fit.box is None:
-            continue
-        clipped = fit.box
-        if from_raw_frame:
-            clipped = orient_box(clipped, info.raw_width, info.raw_height, info.orientation)
-        boxes.append(clipped)
-    return boxes
+    return fit.box
 
 
 def _stem(rel: str) -> str:
@@ -346,27 +360,66 @@ def ingest(
     A photo already in the workspace is not read again, but its labelImg file is: one that appeared
     since becomes its manual label, one edited since becomes a new manual version (history kept).
     Over a reviewed label the edit waits in the history as a conflict, unless `xml_wins`."""
+    _check_folders(images, labels)
+    image_root = images.resolve()
+    labels_root = (labels or images).resolve()
+    classes = ws.config.class_table
+    report = IngestReport()
+    known = ws.store.known_paths()
+    photo_files, xml_files = _scan_folders(ws, image_root, labels_root, report)
+    xml_by_stem = _label_files_by_stem(xml_files, report)
+    sorted_out = _sort_photos(photo_files, known, xml_by_stem, image_root, labels_root, report)
+    read = _read_new_photos(sorted_out, labels_root, report, workers=workers, progress=progress)
+    offers = _add_new_photos(ws, read, classes, report)
+
+    latest = ws.store.latest_versions_by_xml()
+    open_conflicts = {c.version_id for c in ws.store.conflicts()}
+    _reconcile_known(
+        ws,
+        sorted_out.known_seen,
+        xml_by_stem,
+        labels_root,
+        classes,
+        report,
+        latest=latest,
+        open_conflicts=open_conflicts,
+        xml_wins=xml_wins,
+    )
+    for kept_rel, copy in offers:
+        _offer_copy(ws, kept_rel, copy, report, latest=latest)
+    for conflict in ws.store.conflicts():  # new and still undecided ones, every run, like a quarantined photo
+        report.add(conflict.path, conflict.kind, conflict.detail, NEEDS_REVIEW)
+    _report_label_files_without_photo(known, photo_files, xml_by_stem, report)
+    _record(ws, report)
+    return report
+
+
+def _check_folders(images: Path, labels: Path | None) -> None:
+    """Refuse a photo or label folder that is not there."""
     if not images.is_dir():
         raise ConfigError(f"image folder {images} not found; check the path (or the [workspace] images setting)")
     if labels is not None and not labels.is_dir():
         raise ConfigError(
-            f"label folder {labels} not found; check the path, or leave --labels out when the XML files "
-            "lie beside the photos"
+            f"label folder {labels} not found; check the path (or the [workspace] labels setting), or give no "
+            "label folder when the XML files lie beside the photos"
         )
-    image_root = images.resolve()
-    labels_root = (labels or images).resolve()
-    classes = ws.config.class_table
-    store = ws.store
-    report = IngestReport()
-    known = store.known_paths()
 
+
+def _scan_folders(
+    ws: Workspace, image_root: Path, labels_root: Path, report: IngestReport
+) -> tuple[list[_Found], list[_Found]]:
+    """The photo files and the labelImg files (one scan when they share a folder); the workspace is skipped."""
     if labels_root == image_root:
         found = _scan(image_root, CANDIDATE_SUFFIXES + (".xml",), ws.root.resolve(), report)
         photo_files = [f for f in found if not f.rel.lower().endswith(".xml")]
         xml_files = [f for f in found if f.rel.lower().endswith(".xml")]
-    else:
-        photo_files = _scan(image_root, CANDIDATE_SUFFIXES, ws.root.resolve(), report)
-        xml_files = _scan(labels_root, (".xml",), ws.root.resolve(), report)
+        return photo_files, xml_files
+    photo_files = _scan(image_root, CANDIDATE_SUFFIXES, ws.root.resolve(), report)
+    return photo_files, _scan(labels_root, (".xml",), ws.root.resolve(), report)
+
+
+def _label_files_by_stem(xml_files: list[_Found], report: IngestReport) -> dict[str, _Found]:
+    """Each photo stem's labelImg file; a second file for the same stem is reported and not used."""
     xml_by_stem: dict[str, _Found] = {}
     for xml in sorted(xml_files, key=lambda f: not f.rel.endswith(".xml")):  # labelImg's own a.xml before a.XML
         first = xml_by_stem.setdefault(_stem(xml.rel), xml)
@@ -378,10 +431,30 @@ def ingest(
                 "one is not used; merge the two in labelImg and delete one",
                 IGNORED,
             )
+    return xml_by_stem
 
-    candidates: list[tuple[str, _Found | None]] = []
-    jobs: list[tuple[Path, Path | None]] = []
-    known_seen: list[str] = []
+
+@dataclass
+class _Sorted:
+    """The scanned photos sorted out: new ones to read (with their labelImg file, if any and readable) and
+    known ones whose labelImg file is checked again."""
+
+    candidates: list[tuple[str, _Found | None]] = field(default_factory=list)  # (photo, its labelImg file)
+    jobs: list[tuple[Path, Path | None]] = field(default_factory=list)  # what a worker reads for each candidate
+    known_seen: list[str] = field(default_factory=list)
+
+
+def _sort_photos(
+    photo_files: list[_Found],
+    known: set[str],
+    xml_by_stem: dict[str, _Found],
+    image_root: Path,
+    labels_root: Path,
+    report: IngestReport,
+) -> _Sorted:
+    """Count every photo scanned; quarantine unusable names and links out of the image root; split the rest
+    into photos to read and photos already in the workspace."""
+    out = _Sorted()
     for photo in photo_files:
         report.scanned += 1
         rel = _printable(photo.rel)
@@ -399,23 +472,36 @@ def ingest(
             continue
         if rel in known:
             report.already_known += 1
-            known_seen.append(rel)
+            out.known_seen.append(rel)
             continue
         label = xml_by_stem.get(_stem(rel))
-        candidates.append((rel, label))
-        jobs.append((photo.path, label.path if label is not None and _readable_label(label, labels_root) else None))
+        out.candidates.append((rel, label))
+        out.jobs.append((photo.path, label.path if label is not None and _readable_label(label, labels_root) else None))
+    return out
 
+
+def _read_new_photos(
+    sorted_out: _Sorted,
+    labels_root: Path,
+    report: IngestReport,
+    *,
+    workers: int | None,
+    progress: Callable[[int, int], None] | None,
+) -> list[_NewPhoto]:
+    """Inspect each new photo and parse its labelImg file, in worker processes when there are many;
+    a photo that cannot be read is quarantined."""
     workers = workers or min(4, os.cpu_count() or 1)
-    total = len(jobs)
+    total = len(sorted_out.jobs)
     pool = (
         ProcessPoolExecutor(max_workers=workers, initializer=_die_with_parent, initargs=(os.getpid(),))
         if workers > 1 and total > 64
         else None
     )
-    results = pool.map(_read_pair, jobs, chunksize=32) if pool else map(_read_pair, jobs)
+    results = pool.map(_read_pair, sorted_out.jobs, chunksize=32) if pool else map(_read_pair, sorted_out.jobs)
     read: list[_NewPhoto] = []
     try:
-        for done, ((rel, label), (info, ann, digest)) in enumerate(zip(candidates, results, strict=True), start=1):
+        pairs = zip(sorted_out.candidates, results, strict=True)
+        for done, ((rel, label), (info, ann, digest)) in enumerate(pairs, start=1):
             if isinstance(info, _Problem):
                 report.add(rel, info.reason, info.detail, QUARANTINED)
             else:
@@ -427,7 +513,14 @@ def ingest(
     finally:
         if pool:
             pool.shutdown()
+    return read
 
+
+def _add_new_photos(
+    ws: Workspace, read: list[_NewPhoto], classes: ClassTable, report: IngestReport
+) -> list[tuple[str, _NewPhoto]]:
+    """Add one photo per content (a labelled copy wins), committed in batches; returns the other copies, each
+    with the photo kept for it, whose labels are offered to that photo once every new photo is in."""
     # all copies of a photo are known before one is chosen, so the scan order cannot decide it
     copies: dict[str, list[_NewPhoto]] = {}
     for new in read:
@@ -443,7 +536,7 @@ def ingest(
         for new in group:
             if new not in usable:
                 report.merge(new.lines)
-        kept = store.path_with_sha(group[0].info.sha256)
+        kept = ws.store.path_with_sha(group[0].info.sha256)
         if kept is None and usable:
             chosen = next((new for new in usable if new.version is not None), usable[0])  # a labelled copy wins
             report.merge(chosen.lines)
@@ -455,25 +548,13 @@ def ingest(
         if kept is not None:
             offers += [(kept, new) for new in usable]
     _commit(ws, pending, report)
+    return offers
 
-    latest = store.latest_versions_by_xml()
-    open_conflicts = {c.version_id for c in store.conflicts()}
-    _reconcile_known(
-        ws,
-        known_seen,
-        xml_by_stem,
-        labels_root,
-        classes,
-        report,
-        latest=latest,
-        open_conflicts=open_conflicts,
-        xml_wins=xml_wins,
-    )
-    for kept_rel, copy in offers:
-        _offer_copy(ws, kept_rel, copy, report, latest=latest)
-    for conflict in store.conflicts():  # new and still undecided ones, every run, like a quarantined photo
-        report.add(conflict.path, conflict.kind, conflict.detail, NEEDS_REVIEW)
 
+def _report_label_files_without_photo(
+    known: set[str], photo_files: list[_Found], xml_by_stem: dict[str, _Found], report: IngestReport
+) -> None:
+    """A labelImg file whose photo is neither in the workspace nor in the image folder is reported, not used."""
     photo_stems = {_stem(rel) for rel in known} | {_stem(f.rel) for f in photo_files}
     for stem, xml in sorted(xml_by_stem.items()):
         if stem not in photo_stems:
@@ -484,11 +565,13 @@ def ingest(
                 IGNORED,
             )
 
+
+def _record(ws: Workspace, report: IngestReport) -> None:
+    """Store the report's lines as the workspace's issues, bring the VOC mirror up to date, write the report files."""
     for line in report.lines:
-        store.add_issue(line.path, line.reason, line.message, line.action)
+        ws.store.add_issue(line.path, line.reason, line.message, line.action)
     ws.sync_voc_mirror()
     _write_report(ws, report)
-    return report
 
 
 @dataclass(eq=False)
@@ -660,8 +743,6 @@ def _apply_label(
         (digest is not None and previous.meta.get("xml_sha256") == digest) or _same_boxes(previous.boxes, version.boxes)
     ):
         return "unchanged"  # e.g. re-saved without a change, or a workspace from before content hashes
-    xml_name = Path(str(version.meta["xml"])).name
-    n = _count_boxes(version.boxes)
     with store.transaction():
         current = store.current_label(rel)
         if current is None or current.source in (Source.MODEL, Source.AUTO_ACCEPTED):  # nobody stands behind it
@@ -672,55 +753,82 @@ def _apply_label(
         if _same_boxes(current.boxes, version.boxes):
             return "same"
         if current.source is Source.REVIEWED:
-            if xml_wins:
-                store.add_label_version(replace(version, meta={**version.meta, "replaces_reviewed": current.id}))
-                report.updated += 1
-                report.add(
-                    rel,
-                    "xml-over-review",
-                    f"{xml_name} changed after a dermatologist reviewed this photo; as "
-                    f"--xml-wins asks, its boxes ({n}) are now the label and the reviewed label (version "
-                    f"{current.id}) is kept in the history",
-                    UPDATED,
-                )
-                return "updated"
-            vid = store.add_history_version(version)
-            if previous is not None:
-                store.resolve_conflicts(rel, f"superseded by version {vid}", version_id=previous.id)
-            store.flag_conflict(
-                rel,
-                XML_AFTER_REVIEW,
-                f"{xml_name} changed after a dermatologist reviewed this "
-                f"photo: the reviewed label ({_count_boxes(current.boxes)}) stays current and the "
-                f"XML's boxes ({n}) are kept in the history (version {vid}); review the photo again "
-                "to decide, or re-run init with --xml-wins to make the XML current",
-                vid,
-            )
-            return "conflict"
+            return _label_over_review(ws, rel, version, current, previous=previous, xml_wins=xml_wins, report=report)
         if current.meta.get("xml") == version.meta["xml"]:  # the file this label came from was edited
             store.add_label_version(version)
             report.updated += 1
             report.add(
                 rel,
                 "edited-xml",
-                f"{xml_name} changed since it was ingested ({_count_boxes(current.boxes)} -> "
-                f"{n}): the edited boxes are now the label, the earlier version is kept in the history",
+                f"{_xml_name(version)} changed since it was ingested ({_count_boxes(current.boxes)} -> "
+                f"{_count_boxes(version.boxes)}): the edited boxes are now the label, the earlier version is kept "
+                "in the history",
                 UPDATED,
             )
             return "updated"
-        vid = store.add_history_version(version)
-        if previous is not None:
-            store.resolve_conflicts(rel, f"superseded by version {vid}", version_id=previous.id)
-        current_file = Path(str(current.meta.get("xml", "?"))).name
+        vid = _keep_in_history(ws, rel, version, previous)
         store.flag_conflict(
             rel,
             DUPLICATE_LABELS,
-            f"copies of this photo carry different boxes: {current_file} "
-            f"({_count_boxes(current.boxes)}) is the current label, {xml_name} ({n}, version "
-            f"{vid}) is kept in the history; review the photo to decide (the queue serves it first)",
+            f"copies of this photo carry different boxes: {Path(str(current.meta.get('xml', '?'))).name} "
+            f"({_count_boxes(current.boxes)}) is the current label, {_xml_name(version)} "
+            f"({_count_boxes(version.boxes)}, version {vid}) is kept in the history; review the photo to decide "
+            "(the queue serves it first)",
             vid,
         )
         return "conflict"
+
+
+def _label_over_review(
+    ws: Workspace,
+    rel: str,
+    version: LabelVersion,
+    current: LabelVersion,
+    *,
+    previous: LabelVersion | None,
+    xml_wins: bool,
+    report: IngestReport,
+) -> str:
+    """A labelImg file that differs from a dermatologist's reviewed label: with `xml_wins` it becomes the label
+    ("updated"), else it waits in the history and the photo is flagged for review ("conflict")."""
+    n = _count_boxes(version.boxes)
+    if xml_wins:
+        ws.store.add_label_version(replace(version, meta={**version.meta, "replaces_reviewed": current.id}))
+        report.updated += 1
+        report.add(
+            rel,
+            "xml-over-review",
+            f"{_xml_name(version)} changed after a dermatologist reviewed this photo; as "
+            f"--xml-wins asks, its boxes ({n}) are now the label and the reviewed label (version "
+            f"{current.id}) is kept in the history",
+            UPDATED,
+        )
+        return "updated"
+    vid = _keep_in_history(ws, rel, version, previous)
+    ws.store.flag_conflict(
+        rel,
+        XML_AFTER_REVIEW,
+        f"{_xml_name(version)} changed after a dermatologist reviewed this "
+        f"photo: the reviewed label ({_count_boxes(current.boxes)}) stays current and the "
+        f"XML's boxes ({n}) are kept in the history (version {vid}); review the photo again "
+        "to decide, or re-run init with --xml-wins to make the XML current",
+        vid,
+    )
+    return "conflict"
+
+
+def _keep_in_history(ws: Workspace, rel: str, version: LabelVersion, previous: LabelVersion | None) -> int:
+    """Store `version` in the photo's history without making it current; the conflict the same file's previous
+    version raised is settled (superseded). Returns the new version's id."""
+    vid = ws.store.add_history_version(version)
+    if previous is not None:
+        ws.store.resolve_conflicts(rel, f"superseded by version {vid}", version_id=previous.id)
+    return vid
+
+
+def _xml_name(version: LabelVersion) -> str:
+    """The name of the labelImg file a manual version was read from."""
+    return Path(str(version.meta["xml"])).name
 
 
 def _let_xml_win(ws: Workspace, rel: str, waiting: LabelVersion, report: IngestReport) -> None:

@@ -31,6 +31,7 @@ from annotator.config import Config, load_config, save_config
 from annotator.errors import WorkspaceBusy, WorkspaceError
 from annotator.formats.voc import voc_xml_bytes, write_voc
 from annotator.fsutil import atomic_write_many, remove_temp_files
+from annotator.rounds import RoundRecord, Stage, TrainedRound
 from annotator.types import Box, DeviceClass, ImageRecord, LabelVersion, Source
 
 DB_NAME = "annotator.db"
@@ -554,37 +555,51 @@ class Store:
         }
 
     # ---- rounds and manifests ----------------------------------------------------------
-    def round_row(self, round_no: int, attempt: int | None = None) -> dict[str, Any] | None:
+    def round_record(self, round_no: int, attempt: int | None = None) -> RoundRecord | None:
+        """One attempt at a round (None: the latest attempt); None when there is none."""
         if attempt is None:
             row = self.conn.execute(
                 "SELECT * FROM rounds WHERE round=? ORDER BY attempt DESC LIMIT 1", (round_no,)
             ).fetchone()
         else:
             row = self.conn.execute("SELECT * FROM rounds WHERE round=? AND attempt=?", (round_no, attempt)).fetchone()
-        if row is None:
-            return None
-        out = dict(row)
-        out["metrics"] = json.loads(out["metrics"])
-        out["info"] = json.loads(out["info"])
-        return out
+        return None if row is None else RoundRecord.from_row(dict(row))
 
-    def rounds(self) -> list[dict[str, Any]]:
+    def rounds(self) -> list[RoundRecord]:
         """The latest attempt of every round, in order."""
-        rows = self.conn.execute("SELECT round, MAX(attempt) FROM rounds GROUP BY round ORDER BY round").fetchall()
-        return [self.round_row(r[0], r[1]) for r in rows]  # type: ignore[misc]
+        rows = self.conn.execute(
+            "SELECT r.* FROM rounds r JOIN (SELECT round, MAX(attempt) AS attempt FROM rounds GROUP BY round) latest "
+            "USING (round, attempt) ORDER BY r.round"
+        ).fetchall()
+        return [RoundRecord.from_row(dict(row)) for row in rows]
 
     def upsert_round(
         self,
         round_no: int,
         attempt: int,
         *,
-        stage: str,
+        stage: Stage,
         model_path: str | None = None,
         model_version: str | None = None,
-        metrics: dict | None = None,
-        info: dict | None = None,
+        trained: TrainedRound | None = None,
+        test_split: dict[str, Any] | None = None,
+        preannotate: dict[str, Any] | None = None,
+        push: dict[str, Any] | None = None,
     ) -> None:
-        existing = self.round_row(round_no, attempt)
+        """Create a round or move it to `stage`, recording what is given; what is not given stays as it was
+        (the JSON columns are merged key by key, so a row keeps every key it was ever written with)."""
+        update = RoundRecord(
+            round_no,
+            attempt,
+            Stage(stage),
+            trained=trained,
+            test_split=test_split,
+            preannotate=preannotate,
+            push=push,
+        )
+        existing = self.conn.execute(
+            "SELECT metrics, info FROM rounds WHERE round=? AND attempt=?", (round_no, attempt)
+        ).fetchone()
         with self.transaction() as c:
             if existing is None:
                 c.execute(
@@ -593,11 +608,11 @@ class Store:
                     (
                         round_no,
                         attempt,
-                        stage,
+                        update.stage.value,
                         model_path,
                         model_version,
-                        json.dumps(metrics or {}),
-                        json.dumps(info or {}),
+                        json.dumps(update.metrics()),
+                        json.dumps(update.info()),
                         now_iso(),
                         now_iso(),
                     ),
@@ -608,11 +623,11 @@ class Store:
                     "model_version=COALESCE(?, model_version), metrics=?, info=?, updated_at=? "
                     "WHERE round=? AND attempt=?",
                     (
-                        stage,
+                        update.stage.value,
                         model_path,
                         model_version,
-                        json.dumps({**existing["metrics"], **(metrics or {})}),
-                        json.dumps({**existing["info"], **(info or {})}),
+                        json.dumps({**json.loads(existing["metrics"]), **update.metrics()}),
+                        json.dumps({**json.loads(existing["info"]), **update.info()}),
                         now_iso(),
                         round_no,
                         attempt,

@@ -40,8 +40,10 @@ def main() -> None:
     started = time.perf_counter()
     result = run_round(ws, 0, RoundSettings(model=args.model, epochs=args.epochs, imgsz=args.imgsz, batch=args.batch))
     minutes = (time.perf_counter() - started) / 60
-    test = result.metrics["test"]
-    images = result.metrics.get("images", {})
+    trained = result.record.trained
+    assert trained is not None and trained.test is not None, "run_round records what it trained"
+    test = trained.test
+    images = trained.images or {}
     print(
         f"{args.photos} photos ({images}), {args.model}, {args.epochs} epochs at {args.imgsz} px, CPU: "
         f"{minutes:.1f} min"

@@ -45,6 +45,7 @@ def main() -> None:
     from annotator.config import Config
     from annotator.formats.voc import read_voc
     from annotator.ingest import ingest
+    from annotator.rounds import Stage, stage_reached
     from annotator.store import Workspace
     from annotator.synthetic import generate
     from bootstrap.curve import curve_warning, learning_curve, measured_lines
@@ -87,8 +88,7 @@ def main() -> None:
                 args.dir / f"simulated-before-round-{round_no}",
                 lambda n=round_no: simulate(ws, client, count=args.review, seed=n),
             )
-        row = ws.store.round_row(round_no)
-        if row is not None and row["stage"] == "done":
+        if stage_reached(ws.store.round_record(round_no), Stage.DONE):
             print(f"round {round_no} was finished by an earlier run of this benchmark")
             continue
         t = time.perf_counter()

@@ -22,6 +22,7 @@ import argparse
 import json
 from pathlib import Path
 
+from annotator.rounds import Stage, stage_reached
 from annotator.store import Workspace
 from annotator.types import Source
 from bootstrap.queue_order import ORDERS, RANDOM, TARGET_F1, OrderOutcome, PoolPhoto, simulate_order, winner
@@ -46,8 +47,7 @@ def build(folder: Path, photos: int, epochs: int) -> tuple[Path, Path]:
     ws = Workspace.create(root, cfg) if not (root / "annotator.toml").exists() else Workspace.open(root, write=True)
     with ws:
         ingest(ws, images=cfg.images, labels=cfg.labels)
-        row = ws.store.round_row(0)
-        if row is None or row["stage"] != "done":
+        if not stage_reached(ws.store.round_record(0), Stage.DONE):
             run_round(ws, 0, RoundSettings(model="auto", epochs=epochs, imgsz=320, batch=8))
     return root, data / "truth"
 

@@ -38,9 +38,9 @@ def round_calibration(ws, round_no: int, detector, imgsz: int, refit: bool):
     from training.detectors.base import TrainingView
     from training.thresholds import predict_split
 
-    info = (ws.store.round_row(round_no) or {}).get("info") or {}
-    if "calibration" in info and not refit:
-        found = info["calibration"]
+    record = ws.store.round_record(round_no)
+    if record is not None and record.trained is not None and record.trained.calibration_recorded and not refit:
+        found = record.trained.calibration
         return (ScoreCalibration.from_dict(found) if found else None), "recorded by the round"
     root = ws.round_dir(round_no) / "view"
     links = sorted((root / "images" / "val").iterdir())
@@ -101,8 +101,8 @@ def main() -> None:
     )
     for round_no in rounds:
         pairs = by_round.get(round_no, [])
-        row = ws.store.round_row(round_no) or {}
-        chosen = (row.get("info") or {}).get("thresholds") or {}
+        record = ws.store.round_record(round_no)
+        chosen = record.thresholds if record else {}
         thresholds = {c: float(chosen.get(c, ws.config.default_threshold)) for c in ws.config.classes}
         imgsz = int(json.loads((ws.round_dir(round_no) / "train_args.json").read_text())["imgsz"])
         weights = ws.round_dir(round_no) / "model.pt"

@@ -80,12 +80,13 @@ def main() -> None:
 
     from annotator.config import Config
     from annotator.ingest import ingest
+    from annotator.rounds import Stage, stage_reached
     from annotator.store import Workspace
     from annotator.synthetic import generate
     from annotator.types import Source
     from benchmarks.rescore_uncertainty import round_calibration
     from bootstrap.preannotate import preannotate
-    from bootstrap.rounds import RoundSettings, Stage, round_model_path, run_round, stage_reached
+    from bootstrap.rounds import RoundSettings, round_model_path, run_round
     from bootstrap.uncertainty import auroc, reviewer_changed
     from review_queue.corrections import diff_regions
     from review_queue.simulate import plan_review, read_truth
@@ -111,14 +112,15 @@ def main() -> None:
         else Workspace.open(ws_root, write=True)
     ) as ws:
         ingest(ws, images=cfg.images, labels=cfg.labels)
-        if not stage_reached(ws.store.round_row(0), Stage.DONE):
+        if not stage_reached(ws.store.round_record(0), Stage.DONE):
             print(f"round 0: training yolo11n for {args.epochs} epochs at {args.imgsz} px on the CPU ...", flush=True)
             run_round(ws, 0, RoundSettings(model="auto", epochs=args.epochs, imgsz=args.imgsz, batch=8, device="cpu"))
-        row = ws.store.round_row(0) or {}
-        test = row.get("metrics", {}).get("test", {})
+        record = ws.store.round_record(0)
+        trained = record.trained if record else None
+        test = (trained.test if trained else None) or {}
         detector = make_detector(str(round_model_path(ws, 0)), ws.config.classes)
         calibration, origin = round_calibration(ws, 0, detector, args.imgsz, refit=False)
-        threshold = threshold_rule(ws.config, (row.get("info") or {}).get("thresholds") or {})  # the round's own
+        threshold = threshold_rule(ws.config, record.thresholds if record else {})  # the round's own
         records = {r.path: r for r in ws.store.images()}
         pool = sorted(p for p, v in ws.store.current_labels().items() if v.source is Source.MODEL)
         classes = ws.config.class_table
@@ -166,7 +168,7 @@ def main() -> None:
     n_changed = sum(labels)
     print(
         f"\nround 0 model: test mAP50 {test.get('map50', float('nan')):.3f} "
-        f"({(row.get('metrics', {}).get('images') or {}).get('test', '?')} test photos)"
+        f"({((trained.images if trained else None) or {}).get('test', '?')} test photos)"
     )
     print("thresholds: " + ", ".join(f"{c} {threshold(c):.2f}" for c in classes.names))
     print(f"calibration: {origin}" + (f", on {calibration.boxes} val boxes" if calibration else ": none (raw scores)"))

@@ -25,11 +25,12 @@ def main() -> None:
     from training.detectors.base import TrainSettings
 
     with Workspace.open(args.workspace) as ws:
-        row = ws.store.round_row(args.round)
-        if row is None or "test" not in row["metrics"]:
+        record = ws.store.round_record(args.round)
+        warm = record.trained if record else None
+        if record is None or warm is None or warm.test is None or warm.epochs is None or warm.imgsz is None:
             raise SystemExit(f"round {args.round} is not trained in {args.workspace}")
-        epochs, imgsz = row["info"]["epochs"], row["info"]["imgsz"]
-        manifest = ws.store.manifest(args.round, row["attempt"])
+        epochs, imgsz = warm.epochs, warm.imgsz
+        manifest = ws.store.manifest(args.round, record.attempt)
         out = ws.root / "warm-start-check"
         view = build_training_view(
             ws, out / "view", {p: s for p, _, s in manifest}, {p: ws.store.version(v) for p, v, _ in manifest}
@@ -39,11 +40,10 @@ def main() -> None:
         cold.train(view, TrainSettings(epochs=epochs, imgsz=imgsz, batch=ws.config.batch), out / "work")
         cold_seconds = time.perf_counter() - started
         cold_test = cold.validate(view, "test", imgsz=imgsz, batch=ws.config.batch, workdir=out / "work")
-    warm = row["metrics"]
     print(f"round {args.round}: {len(manifest)} photos, {epochs} epochs at {imgsz} px")
     print(
-        f"  warm start from round {args.round - 1}: test mAP50 {warm['test']['map50']:.3f}  "
-        f"(train {warm['train_seconds'] / 60:.1f} min)"
+        f"  warm start from round {args.round - 1}: test mAP50 {warm.test['map50']:.3f}  "
+        f"(train {(warm.train_seconds or 0.0) / 60:.1f} min)"
     )
     print(f"  from scratch ({args.model}):  test mAP50 {cold_test['map50']:.3f}  (train {cold_seconds / 60:.1f} min)")
 

@@ -15,6 +15,7 @@ from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from annotator.rounds import RoundRecord
 from annotator.store import Workspace
 from annotator.types import LabelVersion, Source
 from bootstrap.evaluation import RoundMap, comparison_warning, format_interval, round_map
@@ -77,30 +78,23 @@ def learning_curve(ws: Workspace) -> list[CurveRow]:
             reviewed_by_round[version.round].append(version)
     sizes = {r.path: (r.width, r.height) for r in ws.store.images()}
     rows = []
-    for row in ws.store.rounds():
-        r = row["round"]
+    for record in ws.store.rounds():
+        r = record.round_no
         sources: Counter[str] = Counter()
-        for _, vid, split in ws.store.manifest(r, row["attempt"]):
+        for _, vid, split in ws.store.manifest(r, record.attempt):
             if split != "test":
                 trained_on = ws.store.version(vid)
                 if trained_on is not None:
                     sources[trained_on.source.value] += 1
-        metrics = row["metrics"]
-        headline = round_map(metrics)
-        ours = (metrics.get("test_split") or {}).get("per_class")
-        sensitivity = (
-            {c: v.get("sensitivity") for c, v in ours.items()}
-            if ours is not None
-            else {c: v.get("recall") for c, v in (metrics.get("test") or {}).get("per_class", {}).items()}
-        )
+        headline = round_map(record)
         review = correction_summary(reviewed_by_round.get(r, []), sizes=sizes)
         effort = review.effort
         rows.append(
             CurveRow(
                 round=r,
-                attempt=row["attempt"],
-                stage=row["stage"],
-                model_version=row["model_version"],
+                attempt=record.attempt,
+                stage=record.stage.value,
+                model_version=record.model_version,
                 labelled_manual=sources[Source.MANUAL.value],
                 labelled_reviewed=sources[Source.REVIEWED.value],
                 labelled_auto=sources[Source.AUTO_ACCEPTED.value],
@@ -108,8 +102,8 @@ def learning_curve(ws: Workspace) -> list[CurveRow]:
                 test_map50_interval=headline.interval if headline else None,
                 test_photos=headline.photos if headline else None,
                 test_boxes=headline.boxes if headline else None,
-                test_sensitivity_per_class=sensitivity,
-                predicted_photos=row["info"].get("preannotate", {}).get("predicted"),
+                test_sensitivity_per_class=_test_sensitivity(record),
+                predicted_photos=record.predicted_photos,
                 reviewed_photos=review.photos,
                 correction_rate=review.correction_rate,
                 correction_rate_per_class=review.correction_rate_per_class,
@@ -129,6 +123,15 @@ def learning_curve(ws: Workspace) -> list[CurveRow]:
             )
         )
     return rows
+
+
+def _test_sensitivity(record: RoundRecord) -> dict[str, float | None]:
+    """Each class's sensitivity on the test split: ours (`test_split`), else the detector's own recall."""
+    ours = (record.test_split or {}).get("per_class")
+    if ours is not None:
+        return {c: v.get("sensitivity") for c, v in ours.items()}
+    theirs = (record.trained.test if record.trained else None) or {}
+    return {c: v.get("recall") for c, v in theirs.get("per_class", {}).items()}
 
 
 def _uncertainty_auroc(ws: Workspace, reviewed: list[LabelVersion]) -> float | None:

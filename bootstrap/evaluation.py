@@ -21,6 +21,7 @@ from typing import Any
 
 from annotator.formats.coco import coco_ground_truth, coco_results
 from annotator.images import decode_displayed
+from annotator.rounds import RoundRecord, Stage
 from annotator.store import Workspace
 from annotator.types import Box
 from training.constants import BOOTSTRAP_RESAMPLES, EVAL_CONF, INTERVAL_LEVEL, MATCH_IOU
@@ -232,14 +233,13 @@ def record_test_split(
     """Evaluate once per round and store it as the round's `metrics["test_split"]` (a rerun reuses it).
     threshold: the per-class score threshold the round pre-annotates with (default: the workspace's);
     backend: what `detector` predicts with, stored with the figures."""
-    row = ws.store.round_row(round_no, attempt) or {}
-    stored = (row.get("metrics") or {}).get("test_split")
-    if stored is not None:
-        return stored
+    record = ws.store.round_record(round_no, attempt)
+    if record is not None and record.test_split is not None:
+        return record.test_split
     figures = evaluate_test_split(
         ws, detector, round_no, attempt, imgsz=imgsz, device=device, threshold=threshold, backend=backend
     ).to_dict()
-    ws.store.upsert_round(round_no, attempt, stage=row.get("stage", "trained"), metrics={"test_split": figures})
+    ws.store.upsert_round(round_no, attempt, stage=record.stage if record else Stage.TRAINED, test_split=figures)
     return figures
 
 
@@ -259,13 +259,12 @@ class RoundMap:
     backend: str | None = None  # what predicted the test photos (ours only)
 
 
-def round_map(metrics: Mapping[str, Any]) -> RoundMap | None:
-    """The headline from a round row's metrics: ours (`test_split`), else the detector's own `test`."""
-    ours = metrics.get("test_split")
-    if ours:
-        f = SplitFigures.from_dict(ours)
+def round_map(record: RoundRecord) -> RoundMap | None:
+    """The headline of a round: ours (`test_split`), else the detector's own `test`."""
+    if record.test_split:
+        f = SplitFigures.from_dict(record.test_split)
         return RoundMap(f.photos, f.boxes, f.map50, f.interval, f.level, f.backend)
-    theirs = metrics.get("test") or {}
+    theirs = (record.trained.test if record.trained else None) or {}
     if theirs.get("images") is None and theirs.get("map50") is None:
         return None
     return RoundMap(int(theirs.get("images") or 0), None, theirs.get("map50"), None)

@@ -17,6 +17,7 @@ from typing import Any
 from annotator.errors import WorkspaceError
 from annotator.store import Workspace
 from annotator.types import LabelVersion, Source
+from review_queue.corrections import CorrectionSummary, correction_summary
 
 TOLERATED_ERROR_SHARE = 0.02
 
@@ -68,18 +69,10 @@ def finalize(ws: Workspace, *, threshold: float | None = None, export_dir: Path 
     rate is at or below the threshold (default: `recommend_threshold` from the data); refuse with
     the figures otherwise, or when the rate is unknown. Exports VOC, YOLO, COCO."""
     from annotator.export import export_labels
-    from review_queue.corrections import correction_summary
 
     current = ws.store.current_labels()
-    reviewed = [v for v in current.values() if v.source is Source.REVIEWED and not v.excluded and v.round is not None]
     remaining = [v for v in current.values() if v.source is Source.MODEL and not v.excluded]
-    if not reviewed:
-        raise WorkspaceError(
-            "no reviewed photos yet: review part of the queue in Label Studio and run "
-            "`annotator review pull` before finalizing"
-        )
-    last_round = max(v.round for v in reviewed if v.round is not None)
-    batch = [v for v in reviewed if v.round == last_round]
+    last_round, batch = _last_reviewed_batch(current)
     summary = correction_summary(batch)
     human_boxes = sum(len(v.boxes) for v in current.values() if v.source is not Source.MODEL and not v.excluded)
     expected = expected_remaining_boxes(
@@ -87,36 +80,8 @@ def finalize(ws: Workspace, *, threshold: float | None = None, export_dir: Path 
     )
     recommended = recommend_threshold(expected, human_boxes)
     used = recommended if threshold is None else threshold
-    if summary.correction_rate is None:
-        raise WorkspaceError(
-            f"not finalizing: the correction rate of round {last_round}'s reviewed batch is unknown "
-            f"({summary.photos} photos with a recorded edit diff, holding no box, predicted or drawn); "
-            "review more photos of the queue, pull, and run `annotator finalize` again"
-        )
-    rate = summary.correction_rate
-    if rate > used:
-        per_class = ", ".join(f"{c} {r:.1%}" for c, r in summary.correction_rate_per_class.items())
-        raise WorkspaceError(
-            f"not finalizing: reviewers corrected {rate:.1%} of round {last_round}'s boxes "
-            f"({summary.corrected_boxes} of {summary.predicted_boxes} predicted boxes changed, "
-            f"{summary.added_boxes} missed lesions added; {per_class}), above the threshold {used:.1%} "
-            f"(recommended from the data: {recommended:.1%}); review more photos and run `annotator retrain`"
-        )
-    accepted = 0
-    with ws.store.transaction():
-        for version in remaining:
-            ws.store.add_label_version(
-                LabelVersion(
-                    image_path=version.image_path,
-                    source=Source.AUTO_ACCEPTED,
-                    boxes=version.boxes,
-                    round=version.round,
-                    model_version=version.model_version,
-                    uncertainty=version.uncertainty,
-                    meta={"accepted_from_version": version.id, "correction_rate": rate, "threshold": used},
-                )
-            )
-            accepted += 1
+    rate = _passing_rate(summary, last_round, used, recommended)
+    accepted = _accept(ws, remaining, rate, used)
     ws.sync_voc_mirror()
     out = export_dir or ws.root / "export"
     exports = {fmt: export_labels(ws, fmt, out / fmt) for fmt in ("voc", "yolo", "coco")}
@@ -135,3 +100,54 @@ def finalize(ws: Workspace, *, threshold: float | None = None, export_dir: Path 
         auto_accepted=accepted,
         exports=exports,
     )
+
+
+def _last_reviewed_batch(current: dict[str, LabelVersion]) -> tuple[int, list[LabelVersion]]:
+    """The last round whose predictions reviewers worked on, and their current reviewed labels of it."""
+    reviewed = [v for v in current.values() if v.source is Source.REVIEWED and not v.excluded and v.round is not None]
+    if not reviewed:
+        raise WorkspaceError(
+            "no reviewed photos yet: review part of the queue in Label Studio and run "
+            "`annotator review pull` before finalizing"
+        )
+    last_round = max(v.round for v in reviewed if v.round is not None)
+    return last_round, [v for v in reviewed if v.round == last_round]
+
+
+def _passing_rate(summary: CorrectionSummary, last_round: int, used: float, recommended: float) -> float:
+    """The batch's correction rate when it is known and at or below the threshold; else the refusal, with figures."""
+    if summary.correction_rate is None:
+        raise WorkspaceError(
+            f"not finalizing: the correction rate of round {last_round}'s reviewed batch is unknown "
+            f"({summary.photos} photos with a recorded edit diff, holding no box, predicted or drawn); "
+            "review more photos of the queue, pull, and run `annotator finalize` again"
+        )
+    rate = summary.correction_rate
+    if rate > used:
+        per_class = ", ".join(f"{c} {r:.1%}" for c, r in summary.correction_rate_per_class.items())
+        raise WorkspaceError(
+            f"not finalizing: reviewers corrected {rate:.1%} of round {last_round}'s boxes "
+            f"({summary.corrected_boxes} of {summary.predicted_boxes} predicted boxes changed, "
+            f"{summary.added_boxes} missed lesions added; {per_class}), above the threshold {used:.1%} "
+            f"(recommended from the data: {recommended:.1%}); review more photos and run `annotator retrain`"
+        )
+    return rate
+
+
+def _accept(ws: Workspace, remaining: list[LabelVersion], rate: float, used: float) -> int:
+    """Each remaining prediction becomes an `auto-accepted` version (the prediction and the gate recorded), in one
+    transaction; returns how many."""
+    with ws.store.transaction():
+        for version in remaining:
+            ws.store.add_label_version(
+                LabelVersion(
+                    image_path=version.image_path,
+                    source=Source.AUTO_ACCEPTED,
+                    boxes=version.boxes,
+                    round=version.round,
+                    model_version=version.model_version,
+                    uncertainty=version.uncertainty,
+                    meta={"accepted_from_version": version.id, "correction_rate": rate, "threshold": used},
+                )
+            )
+    return len(remaining)

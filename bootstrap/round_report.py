@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from annotator.fsutil import atomic_write_text
+from annotator.rounds import RoundRecord
 from bootstrap.curve import CurveRow, curve_warning, measured_lines
 from bootstrap.evaluation import describe_map, round_map
 from review_queue.agreement import AgreementSummary, agreement_lines
@@ -92,11 +93,11 @@ def _table(head: list[str], rows: list[list[str]]) -> str:
     )
 
 
-def per_class_rows(round_metrics: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+def per_class_rows(record: RoundRecord) -> tuple[list[str], list[list[str]]]:
     """This round's per-class test figures: ours (boxes at the pre-annotation threshold) when recorded;
     else the detector's own, where precision at recall 0 is shown n/a (Ultralytics reports 1.000 there:
     it interpolates precision with left=1 above a class's highest score)."""
-    ours = (round_metrics.get("test_split") or {}).get("per_class")
+    ours = (record.test_split or {}).get("per_class")
     if ours is not None:
         head = ["class", "truth boxes", "predicted boxes", "precision", "sensitivity", "AP50"]
         return head, [
@@ -110,7 +111,7 @@ def per_class_rows(round_metrics: dict[str, Any]) -> tuple[list[str], list[list[
             ]
             for c, v in ours.items()
         ]
-    theirs = (round_metrics.get("test") or {}).get("per_class", {})
+    theirs = ((record.trained.test if record.trained else None) or {}).get("per_class", {})
     head = ["class", "precision", "sensitivity", "mAP50"]
     return head, [
         [
@@ -123,11 +124,11 @@ def per_class_rows(round_metrics: dict[str, Any]) -> tuple[list[str], list[list[
     ]
 
 
-def calibration_line(round_metrics: dict[str, Any]) -> str:
+def calibration_line(record: RoundRecord) -> str:
     """What the review priority read the scores through this round (bootstrap.uncertainty.ScoreCalibration)."""
-    if "calibration" not in round_metrics:
+    if record.trained is None or not record.trained.calibration_recorded:
         return "Review priority: this round recorded no score calibration (trained before calibration existed)."
-    found = round_metrics["calibration"]
+    found = record.trained.calibration
     if not found:
         return (
             "Review priority: no score calibration this round (the val split held no box the reviewer would keep, "
@@ -141,36 +142,35 @@ def calibration_line(round_metrics: dict[str, Any]) -> str:
     )
 
 
-def write_round_report(
-    path: Path,
-    *,
-    title: str,
-    curve: list[CurveRow],
-    round_metrics: dict[str, Any],
-    agreement: AgreementSummary | None = None,
-) -> Path:
-    """agreement: the double-review figures (review_queue.adjudication.agreement_summary), when any photo has two."""
-    png = base64.b64encode(plot_learning_curve(curve)).decode()
-    cols = (
-        "round",
-        "labelled_manual",
-        "labelled_reviewed",
-        "labelled_auto",
-        "test_map50",
-        "test_map50_interval",
-        "test_photos",
-        "test_boxes",
-        "reviewed_photos",
-        "correction_rate",
-        "added_per_photo",
-        "operations_per_photo",
-        "scratch_operations_per_photo",
-        "reviewer_seconds_per_photo",
-        "scratch_seconds_per_photo",
-        "uncertainty_auroc",
-    )
-    curve_rows = [[_cell(getattr(r, c)) for c in cols] for r in curve]
-    effort_rows = [
+_CURVE_COLUMNS = (
+    "round",
+    "labelled_manual",
+    "labelled_reviewed",
+    "labelled_auto",
+    "test_map50",
+    "test_map50_interval",
+    "test_photos",
+    "test_boxes",
+    "reviewed_photos",
+    "correction_rate",
+    "added_per_photo",
+    "operations_per_photo",
+    "scratch_operations_per_photo",
+    "reviewer_seconds_per_photo",
+    "scratch_seconds_per_photo",
+    "uncertainty_auroc",
+)
+
+
+def curve_html(curve: list[CurveRow]) -> str:
+    """The learning curve as an HTML table, one row per round."""
+    rows = [[_cell(getattr(r, c)) for c in _CURVE_COLUMNS] for r in curve]
+    return _table([c.replace("_", " ") for c in _CURVE_COLUMNS], rows)
+
+
+def effort_html(curve: list[CurveRow]) -> str:
+    """Reviewer against scratch effort per round and class, as an HTML table."""
+    rows = [
         [
             str(r.round),
             html.escape(c),
@@ -182,31 +182,45 @@ def write_round_report(
         for r in curve
         for c, e in r.effort_per_class.items()
     ]
-    head, class_rows = per_class_rows(round_metrics)
+    return _table(["round", "class", "reviewer operations", "scratch operations", "reviewer s", "scratch s"], rows)
+
+
+def write_round_report(
+    path: Path,
+    *,
+    title: str,
+    curve: list[CurveRow],
+    record: RoundRecord,
+    agreement: AgreementSummary | None = None,
+) -> Path:
+    """The page for round `record` with the curve so far. agreement: the double-review figures
+    (review_queue.adjudication.agreement_summary), when any photo has two."""
+    png = base64.b64encode(plot_learning_curve(curve)).decode()
+    head, class_rows = per_class_rows(record)
     warning = curve_warning(curve)
     notes = [
         *measured_lines(curve),
-        calibration_line(round_metrics),
+        calibration_line(record),
         *(agreement_lines(agreement) if agreement is not None else []),
     ]
-    test = round_metrics.get("test", {})
-    raw = html.escape(json.dumps(round_metrics, indent=1, default=str))
+    test = (record.trained.test if record.trained else None) or {}
+    raw = html.escape(json.dumps(record.metrics(), indent=1, default=str))
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;
 padding:3px 8px;text-align:right}}th{{background:#f3f3f3}}.warn{{color:#a60;font-weight:bold}}</style></head><body>
 <h1>{html.escape(title)}</h1>
-<p>Test split (fixed at bootstrap, never trained on): {html.escape(describe_map(round_map(round_metrics)))}
+<p>Test split (fixed at bootstrap, never trained on): {html.escape(describe_map(round_map(record)))}
 (pycocotools; percentile bootstrap over photos). The detector's own figures: mAP50 {_cell(test.get("map50"))},
 mAP50-95 {_cell(test.get("map50_95"))}.</p>
 {f'<p class="warn">{html.escape(warning)}</p>' if warning else ""}
 <img alt="learning curve" src="data:image/png;base64,{png}" style="max-width:100%">
-<h2>Learning curve</h2>{_table([c.replace("_", " ") for c in cols], curve_rows)}
+<h2>Learning curve</h2>{curve_html(curve)}
 <p>Correction rate: (predicted boxes changed + missed lesions added) / (predicted + added) boxes. Operations and
 seconds: the reviewer's edits against drawing every final box of the same photos from scratch, one time model
 (review_queue.effort: verify 2 s, move 6, relabel 3, delete 2, draw 7-35 by size, 3 per photo).</p>
 {"".join(f"<p>{html.escape(n)}</p>" for n in notes)}
 <h2>Effort per class (modelled seconds; the per-photo look is in no class)</h2>
-{_table(["round", "class", "reviewer operations", "scratch operations", "reviewer s", "scratch s"], effort_rows)}
+{effort_html(curve)}
 <h2>This round, per class on the test split</h2>{_table(head, class_rows)}
 <details><summary>raw metrics</summary><pre>{raw}</pre></details>
 </body></html>"""

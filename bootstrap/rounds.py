@@ -11,13 +11,13 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
-from enum import Enum
 from pathlib import Path
 from typing import Any
 
 from annotator.config import Config
 from annotator.errors import WorkspaceError
 from annotator.fsutil import atomic_write_text
+from annotator.rounds import RoundRecord, Stage, TrainedRound, stage_reached
 from annotator.store import Workspace
 from annotator.types import ImageRecord, Source
 from bootstrap.evaluation import record_test_split
@@ -27,30 +27,12 @@ from bootstrap.uncertainty import ScoreCalibration, fit_score_calibration
 from review_queue.queue import PullResult, PushResult, ReviewQueue
 from training.dataset import build_training_view
 from training.detectors import make_detector
-from training.detectors.base import Detector, Predictor, TrainSettings
+from training.detectors.base import Detector, Predictor, TrainingView, TrainResult, TrainSettings
 from training.detectors.pretrained import checkpoint_file, sha256_of
 from training.detectors.runtime import prediction_detector
-from training.thresholds import choose_thresholds, predict_split, threshold_rule
+from training.thresholds import ClassThreshold, choose_thresholds, predict_split, threshold_rule
 
 TRAINABLE_SOURCES = (Source.MANUAL, Source.REVIEWED, Source.AUTO_ACCEPTED)
-
-
-class Stage(str, Enum):
-    """How far a round got; stored with the round so a killed run resumes at the next stage."""
-
-    STARTED = "started"
-    TRAINED = "trained"
-    PREDICTED = "predicted"
-    PUSHED = "pushed"
-    DONE = "done"
-
-    @property
-    def order(self) -> int:
-        return list(Stage).index(self)
-
-
-def stage_reached(row: dict | None, stage: Stage) -> bool:
-    return row is not None and Stage(row["stage"]).order >= stage.order
 
 
 def model_version_for(round_no: int, attempt: int = 0) -> str:
@@ -104,19 +86,20 @@ class RoundResult:
     attempt: int
     model: str
     trained_now: bool
-    metrics: dict[str, Any]
+    record: RoundRecord  # the round as stored once it is done
     preannotate: PreannotateStats | None
     pulled: PullResult | None
     pushed: PushResult | None
     report: Path
 
     def to_dict(self) -> dict[str, Any]:
+        trained = self.record.trained
         return {
             "round": self.round_no,
             "attempt": self.attempt,
             "model": self.model,
             "trained_now": self.trained_now,
-            "test": self.metrics.get("test", {}),
+            "test": (trained.test if trained else None) or {},
             "report": str(self.report),
             "preannotate": self.preannotate.to_dict() if self.preannotate else None,
             "pull": self.pulled.to_dict() if self.pulled else None,
@@ -144,26 +127,59 @@ def run_round(
     stage it did not finish. Without a queue the round stops short of Label Studio (`--no-queue`).
     """
     attempt = plan_round(ws, round_no, force=force)
-    row = ws.store.round_row(round_no, attempt)
-    pulled = None
-    if queue is not None and round_no >= 1 and not stage_reached(row, Stage.TRAINED):
-        if pull_first:
-            hooks.stage(f"pulling the latest reviews from {queue.url}")
-            pulled = queue.pull(ws)
-        else:
-            waiting = queue.pending(ws)
-            if waiting:
-                raise WorkspaceError(
-                    f"{waiting} reviewed photos in Label Studio are not pulled yet; run "
-                    "`annotator review pull` or retrain with --pull"
-                )
+    started = ws.store.round_record(round_no, attempt)
+    pulled = _pull_reviews(ws, queue, round_no, started, pull_first=pull_first, hooks=hooks)
     spec = resolve_model(ws, round_no, settings.model)
-    trained_before = stage_reached(row, Stage.TRAINED) and (ws.round_dir(round_no, attempt) / "model.pt").exists()
+    trained_before = stage_reached(started, Stage.TRAINED) and (ws.round_dir(round_no, attempt) / "model.pt").exists()
     hooks.stage(
         f"round {round_no}: " + ("loading the model trained before" if trained_before else f"training from {spec}")
     )
     detector, backend = train_round(ws, round_no, attempt, model_spec=spec, settings=settings, progress=hooks.on_epoch)
-    chosen = ((ws.store.round_row(round_no, attempt) or {}).get("info") or {}).get("thresholds") or {}
+    _evaluate_test_split(ws, detector, round_no, attempt, settings=settings, backend=backend)
+    stats = _predict_stage(ws, detector, round_no, attempt, settings=settings, backend=backend, hooks=hooks)
+    pushed = _push_stage(ws, queue, round_no, attempt, hooks=hooks)
+    report = finish_round(ws, round_no, attempt)
+    return RoundResult(
+        round_no=round_no,
+        attempt=attempt,
+        model=spec,
+        trained_now=not trained_before,
+        record=_required(ws, round_no, attempt),
+        preannotate=stats,
+        pulled=pulled,
+        pushed=pushed,
+        report=report,
+    )
+
+
+def _pull_reviews(
+    ws: Workspace,
+    queue: ReviewQueue | None,
+    round_no: int,
+    started: RoundRecord | None,
+    *,
+    pull_first: bool,
+    hooks: RoundHooks,
+) -> PullResult | None:
+    """Before round N >= 1 trains: pull the reviews waiting in the queue, or refuse while any wait unpulled."""
+    if queue is None or round_no < 1 or stage_reached(started, Stage.TRAINED):
+        return None
+    if pull_first:
+        hooks.stage(f"pulling the latest reviews from {queue.url}")
+        return queue.pull(ws)
+    waiting = queue.pending(ws)
+    if waiting:
+        raise WorkspaceError(
+            f"{waiting} reviewed photos in Label Studio are not pulled yet; run "
+            "`annotator review pull` or retrain with --pull"
+        )
+    return None
+
+
+def _evaluate_test_split(
+    ws: Workspace, detector: Predictor, round_no: int, attempt: int, *, settings: RoundSettings, backend: str
+) -> None:
+    """mAP50 with its interval on the fixed test split, once per round, at the thresholds the round chose."""
     record_test_split(
         ws,
         detector,
@@ -171,41 +187,56 @@ def run_round(
         attempt,
         imgsz=settings.imgsz,
         device=settings.device,
-        threshold=threshold_rule(ws.config, chosen),
+        threshold=threshold_rule(ws.config, _required(ws, round_no, attempt).thresholds),
         backend=backend,
-    )  # mAP50 with its interval, once per round
-    stats = None
-    if not stage_reached(ws.store.round_row(round_no, attempt), Stage.PREDICTED):
-        hooks.stage(f"round {round_no}: pre-annotating every unreviewed photo")
-        stats = predict_round(
-            ws,
-            detector,
-            round_no,
-            attempt,
-            imgsz=settings.imgsz,
-            device=settings.device,
-            workers=settings.workers,
-            progress=hooks.on_predicted,
-            backend=backend,
-        )
-    pushed = None
-    if queue is not None and not stage_reached(ws.store.round_row(round_no, attempt), Stage.PUSHED):
-        hooks.stage(f"round {round_no}: pushing the new predictions to {queue.url} (untouched tasks only)")
-        pushed = queue.push(ws)
-        ws.store.upsert_round(round_no, attempt, stage=Stage.PUSHED.value, info={"push": pushed.to_dict()})
-    report = finish_round(ws, round_no, attempt)
-    final = ws.store.round_row(round_no, attempt) or {}
-    return RoundResult(
-        round_no=round_no,
-        attempt=attempt,
-        model=spec,
-        trained_now=not trained_before,
-        metrics=final.get("metrics", {}),
-        preannotate=stats,
-        pulled=pulled,
-        pushed=pushed,
-        report=report,
     )
+
+
+def _predict_stage(
+    ws: Workspace,
+    detector: Predictor,
+    round_no: int,
+    attempt: int,
+    *,
+    settings: RoundSettings,
+    backend: str,
+    hooks: RoundHooks,
+) -> PreannotateStats | None:
+    """Pre-annotate every unreviewed photo, unless an earlier run of this round already did."""
+    if stage_reached(ws.store.round_record(round_no, attempt), Stage.PREDICTED):
+        return None
+    hooks.stage(f"round {round_no}: pre-annotating every unreviewed photo")
+    return predict_round(
+        ws,
+        detector,
+        round_no,
+        attempt,
+        imgsz=settings.imgsz,
+        device=settings.device,
+        workers=settings.workers,
+        progress=hooks.on_predicted,
+        backend=backend,
+    )
+
+
+def _push_stage(
+    ws: Workspace, queue: ReviewQueue | None, round_no: int, attempt: int, *, hooks: RoundHooks
+) -> PushResult | None:
+    """Push the new predictions to the review queue (untouched tasks only) and record what the push did."""
+    if queue is None or stage_reached(ws.store.round_record(round_no, attempt), Stage.PUSHED):
+        return None
+    hooks.stage(f"round {round_no}: pushing the new predictions to {queue.url} (untouched tasks only)")
+    pushed = queue.push(ws)
+    ws.store.upsert_round(round_no, attempt, stage=Stage.PUSHED, push=pushed.to_dict())
+    return pushed
+
+
+def _required(ws: Workspace, round_no: int, attempt: int) -> RoundRecord:
+    """The record of a round this run has started (train_round creates it)."""
+    record = ws.store.round_record(round_no, attempt)
+    if record is None:
+        raise WorkspaceError(f"round {round_no} (attempt {attempt}) is not recorded in {ws.root}")
+    return record
 
 
 def resolve_model(ws: Workspace, round_no: int, spec: str | None) -> str:
@@ -296,97 +327,132 @@ def train_round(
     progress: Callable[[int, int], None] | None = None,
 ) -> tuple[Predictor, str]:
     """Snapshot, train, evaluate on test and choose each class's threshold on val; a round already trained
-    just loads its model. Provenance (train_args.json, the round's info): the recipe's train arguments, the
+    just loads its model. Provenance (train_args.json, the round's record): the recipe's train arguments, the
     pretrained checkpoint (name, sha256, tensors transferred) or the weights a warm start began from.
 
     Returns the detector the round predicts with and its backend note (`round_predictor`): the val thresholds
     are chosen on its scores, and the test split and pre-annotation use it too (metrics["backend"])."""
     rd = ws.round_dir(round_no, attempt)
-    row = ws.store.round_row(round_no, attempt)
-    classes = ws.config.classes
+    record = ws.store.round_record(round_no, attempt)
+    if stage_reached(record, Stage.TRAINED) and (rd / "model.pt").exists():
+        trained = make_detector(str(rd / "model.pt"), ws.config.classes, verbose=settings.verbose)
+        return round_predictor(ws, trained, round_no, attempt, device=settings.device)
     version = model_version_for(round_no, attempt)
-    epochs, imgsz, batch, device, verbose = (
-        settings.epochs,
-        settings.imgsz,
-        settings.batch,
-        settings.device,
-        settings.verbose,
+    if record is None:
+        ws.store.upsert_round(round_no, attempt, stage=Stage.STARTED, model_version=version)
+    view = _training_view(ws, round_no, attempt)
+    detector, origin = _starting_detector(ws, round_no, model_spec, settings)
+    train_settings = _train_settings(ws, settings)
+    result = detector.train(view, train_settings, rd / "work", progress=progress)
+    detector.save(rd / "model.pt")
+    test = detector.validate(
+        view, "test", imgsz=settings.imgsz, batch=settings.batch, workdir=rd / "work", device=settings.device
     )
-    if stage_reached(row, Stage.TRAINED) and (rd / "model.pt").exists():
-        trained = make_detector(str(rd / "model.pt"), classes, verbose=verbose)
-        return round_predictor(ws, trained, round_no, attempt, device=device)
-    if row is None:
-        ws.store.upsert_round(round_no, attempt, stage=Stage.STARTED.value, model_version=version)
+    predictor, backend = round_predictor(ws, detector, round_no, attempt, device=settings.device)
+    thresholds, calibration = _choose_on_val(ws, predictor, view, settings)
+    trained_round = TrainedRound(
+        model=model_spec,
+        epochs=settings.epochs,
+        imgsz=settings.imgsz,
+        pretrained=origin["pretrained"],
+        warm_start=origin["warm_start"],
+        thresholds={c: t.threshold for c, t in thresholds.items()},
+        threshold_choices={c: t.to_dict() for c, t in thresholds.items()},
+        calibration=calibration.to_dict() if calibration else None,
+        val=result.metrics,
+        test=test,
+        train_seconds=result.train_seconds,
+        images={s: len(view.images[s]) for s in ("train", "val", "test")},
+        backend=backend,
+    )
+    _write_train_args(rd, round_no, attempt, train_settings, detector, trained_round, result)
+    atomic_write_text(rd / "metrics.json", json.dumps(trained_round.to_metrics(), indent=2, default=str))
+    ws.store.upsert_round(
+        round_no,
+        attempt,
+        stage=Stage.TRAINED,
+        model_path=str(rd / "model.pt"),
+        model_version=version,
+        trained=trained_round,
+    )
+    return predictor, backend
+
+
+def _training_view(ws: Workspace, round_no: int, attempt: int) -> TrainingView:
+    """The round's snapshot as a training view (train/val/test links and labels); refuses an empty train split."""
     manifest = snapshot(ws, round_no, attempt)
     labels = {p: ws.store.version(vid) for p, vid, _ in manifest}
     view = build_training_view(
-        ws, rd / "view", {p: s for p, _, s in manifest}, {p: v for p, v in labels.items() if v is not None}
+        ws,
+        ws.round_dir(round_no, attempt) / "view",
+        {p: s for p, _, s in manifest},
+        {p: v for p, v in labels.items() if v is not None},
     )
     if not view.images["train"]:
         raise WorkspaceError(f"{ws.root}: no photos in the train split; label more photos first")
-    train_settings = TrainSettings(
-        epochs=epochs, imgsz=imgsz, batch=batch, device=device, seed=ws.config.seed, verbose=verbose
+    return view
+
+
+def _train_settings(ws: Workspace, settings: RoundSettings) -> TrainSettings:
+    """The detector's train arguments for this round (the workspace's seed)."""
+    return TrainSettings(
+        epochs=settings.epochs,
+        imgsz=settings.imgsz,
+        batch=settings.batch,
+        device=settings.device,
+        seed=ws.config.seed,
+        verbose=settings.verbose,
     )
+
+
+def _starting_detector(
+    ws: Workspace, round_no: int, model_spec: str, settings: RoundSettings
+) -> tuple[Detector, dict[str, Any]]:
+    """The detector the round trains (a new network, from the pretrained checkpoint when one is set, or the
+    weights a warm start begins from) and where its starting weights came from (`_origin`)."""
     fresh = starts_fresh(model_spec)
     build: dict[str, Any] = {}
     if fresh and settings.pretrained:
         build["pretrained"] = pretrained_path(ws, settings.pretrained)
-    detector = make_detector(model_spec, classes, verbose=verbose, **build)
-    origin = _origin(ws, round_no, model_spec, detector, fresh)
-    result = detector.train(view, train_settings, rd / "work", progress=progress)
-    detector.save(rd / "model.pt")
-    test = detector.validate(view, "test", imgsz=imgsz, batch=batch, workdir=rd / "work", device=device)
-    predictor, backend = round_predictor(ws, detector, round_no, attempt, device=device)
-    val = predict_split(predictor, view, imgsz=imgsz, batch=batch, device=device)
+    detector = make_detector(model_spec, ws.config.classes, verbose=settings.verbose, **build)
+    return detector, _origin(ws, round_no, model_spec, detector, fresh)
+
+
+def _choose_on_val(
+    ws: Workspace, predictor: Predictor, view: TrainingView, settings: RoundSettings
+) -> tuple[dict[str, ClassThreshold], ScoreCalibration | None]:
+    """Each class's confidence threshold and the review priority's score calibration, fitted on val as the
+    round's predictor scores it."""
+    classes = ws.config.classes
+    val = predict_split(predictor, view, imgsz=settings.imgsz, batch=settings.batch, device=settings.device)
     thresholds = choose_thresholds(val.truth, val.pred, classes, default=ws.config.default_threshold)
-    calibration = fit_score_calibration(val.truth, val.pred, classes, val.frames)  # for the review priority
-    counts = {s: len(view.images[s]) for s in ("train", "val", "test")}
-    atomic_write_text(
-        rd / "train_args.json",
-        json.dumps(
-            {
-                "model": model_spec,
-                "round": round_no,
-                "attempt": attempt,
-                "model_version": version,
-                **asdict(train_settings),
-                **origin,
-                "framework_args": getattr(detector, "train_args", None),
-                "images": counts,
-                "epochs_run": result.epochs_run,
-                "train_seconds": round(result.train_seconds, 1),
-            },
-            indent=2,
-            default=str,
-        ),
-    )
-    metrics = {
-        "val": result.metrics,
-        "test": test,
-        "train_seconds": result.train_seconds,
-        "images": counts,
-        "thresholds": {c: t.to_dict() for c, t in thresholds.items()},
-        "calibration": calibration.to_dict() if calibration else None,
-        "backend": backend,  # what predicted val (the thresholds), the test split and the pool
+    return thresholds, fit_score_calibration(val.truth, val.pred, classes, val.frames)
+
+
+def _write_train_args(
+    rd: Path,
+    round_no: int,
+    attempt: int,
+    train_settings: TrainSettings,
+    detector: Detector,
+    trained: TrainedRound,
+    result: TrainResult,
+) -> None:
+    """rounds/NNN/train_args.json: the recipe, where the weights came from, and what training took."""
+    args = {
+        "model": trained.model,
+        "round": round_no,
+        "attempt": attempt,
+        "model_version": model_version_for(round_no, attempt),
+        **asdict(train_settings),
+        "pretrained": trained.pretrained,
+        "warm_start": trained.warm_start,
+        "framework_args": getattr(detector, "train_args", None),
+        "images": trained.images,
+        "epochs_run": result.epochs_run,
+        "train_seconds": round(result.train_seconds, 1),
     }
-    atomic_write_text(rd / "metrics.json", json.dumps(metrics, indent=2, default=str))
-    ws.store.upsert_round(
-        round_no,
-        attempt,
-        stage=Stage.TRAINED.value,
-        model_path=str(rd / "model.pt"),
-        model_version=version,
-        metrics=metrics,
-        info={
-            "model": model_spec,
-            "epochs": epochs,
-            "imgsz": imgsz,
-            **origin,
-            "thresholds": {c: t.threshold for c, t in thresholds.items()},
-            "calibration": calibration.to_dict() if calibration else None,
-        },
-    )
-    return predictor, backend
+    atomic_write_text(rd / "train_args.json", json.dumps(args, indent=2, default=str))
 
 
 def round_predictor(
@@ -413,10 +479,10 @@ def _origin(ws: Workspace, round_no: int, model_spec: str, detector: Detector, f
     if fresh:
         return {"pretrained": detector.pretrained.to_dict() if detector.pretrained else None, "warm_start": None}
     start = Path(model_spec).expanduser()
-    previous = ws.store.round_row(round_no - 1) if round_no >= 1 else None
+    previous = ws.store.round_record(round_no - 1) if round_no >= 1 else None
     inherited = None
-    if previous and previous.get("model_path") and Path(previous["model_path"]).resolve() == start.resolve():
-        inherited = previous.get("info", {}).get("pretrained")
+    if previous and previous.model_path and Path(previous.model_path).resolve() == start.resolve():
+        inherited = previous.trained.pretrained if previous.trained else None
     return {"pretrained": inherited, "warm_start": {"name": start.name, "path": str(start), "sha256": sha256_of(start)}}
 
 
@@ -452,9 +518,10 @@ def predict_round(
     version = model_version_for(round_no, attempt)
     targets = unreviewed_targets(ws, version)
     total = len(targets)
-    info = (ws.store.round_row(round_no, attempt) or {}).get("info") or {}
-    chosen = info.get("thresholds") or {}
-    calibration = ScoreCalibration.from_dict(info["calibration"]) if info.get("calibration") else None
+    record = ws.store.round_record(round_no, attempt)
+    chosen = record.thresholds if record else {}
+    fitted = record.calibration if record else None
+    calibration = ScoreCalibration.from_dict(fitted) if fitted else None
     if backend is None:  # on the CPU the round's model.pt runs through ONNX Runtime, exported once and cached beside it
         detector, backend = prediction_detector(
             detector,
@@ -477,27 +544,19 @@ def predict_round(
         calibration=calibration,
         progress=(lambda n: progress(n, total)) if progress else None,
     )
-    previous = ws.store.round_row(round_no, attempt) or {"info": {}}
-    done_before = previous["info"].get("preannotate", {}).get("predicted", 0)
-    info = {"preannotate": {**stats.to_dict(), "predicted": done_before + stats.predicted, "backend": backend}}
-    ws.store.upsert_round(round_no, attempt, stage=Stage.PREDICTED.value, info=info)
+    previous = ws.store.round_record(round_no, attempt)
+    done_before = (previous.predicted_photos if previous else None) or 0
+    summary = {**stats.to_dict(), "predicted": done_before + stats.predicted, "backend": backend}
+    ws.store.upsert_round(round_no, attempt, stage=Stage.PREDICTED, preannotate=summary)
     return stats
 
 
-def remaining_targets(ws: Workspace, round_no: int, attempt: int = 0) -> int:
-    return len(unreviewed_targets(ws, model_version_for(round_no, attempt)))
-
-
-def latest_round(ws: Workspace) -> dict | None:
-    rounds = ws.store.rounds()
-    return rounds[-1] if rounds else None
-
-
 def round_model_path(ws: Workspace, round_no: int) -> Path:
-    row = ws.store.round_row(round_no)
-    if row is None or not row.get("model_path") or not Path(row["model_path"]).exists():
+    """The weights round N's latest attempt trained; refuses a round with none on disk."""
+    record = ws.store.round_record(round_no)
+    if record is None or not record.model_path or not Path(record.model_path).exists():
         raise WorkspaceError(f"round {round_no} has no trained model in {ws.root}/rounds; run it first")
-    return Path(row["model_path"])
+    return Path(record.model_path)
 
 
 def plan_round(ws: Workspace, round_no: int, *, force: bool = False) -> int:
@@ -506,25 +565,25 @@ def plan_round(ws: Workspace, round_no: int, *, force: bool = False) -> int:
     if round_no < 0:
         raise WorkspaceError(f"round {round_no}: rounds are numbered from 0 (round 0 is `annotator bootstrap`)")
     if round_no >= 1:
-        previous = ws.store.round_row(round_no - 1)
+        previous = ws.store.round_record(round_no - 1)
         if not stage_reached(previous, Stage.TRAINED):
             raise WorkspaceError(
                 f"round {round_no - 1} is missing or unfinished in {ws.root}; run "
                 + ("`annotator bootstrap`" if round_no == 1 else f"`annotator retrain --round {round_no - 1}`")
                 + " first"
             )
-    existing = ws.store.round_row(round_no)
+    existing = ws.store.round_record(round_no)
     if existing is None:
         return 0
-    if existing["stage"] != Stage.DONE.value:
-        return int(existing["attempt"])  # killed half-way: continue it
+    if existing.stage is not Stage.DONE:
+        return existing.attempt  # killed half-way: continue it
     if not force:
         command = "annotator bootstrap" if round_no == 0 else f"annotator retrain --round {round_no}"
         raise WorkspaceError(
-            f"round {round_no} is already done ({ws.round_dir(round_no, existing['attempt'])}); "
+            f"round {round_no} is already done ({ws.round_dir(round_no, existing.attempt)}); "
             f"`{command} --force` makes a new attempt (the old one is kept)"
         )
-    return int(existing["attempt"]) + 1
+    return existing.attempt + 1
 
 
 def write_report(ws: Workspace, round_no: int, attempt: int = 0) -> Path:
@@ -533,14 +592,14 @@ def write_report(ws: Workspace, round_no: int, attempt: int = 0) -> Path:
     from bootstrap.round_report import write_round_report
     from review_queue.adjudication import agreement_summary
 
-    row = ws.store.round_row(round_no, attempt) or {}
+    record = _required(ws, round_no, attempt)
     path = ws.round_dir(round_no, attempt) / "report.html"
     agreement = agreement_summary(ws)
     return write_round_report(
         path,
         title=f"Round {round_no} ({model_version_for(round_no, attempt)})",
         curve=learning_curve(ws),
-        round_metrics=row.get("metrics", {}),
+        record=record,
         agreement=agreement if agreement.overall.photos else None,
     )
 
@@ -549,5 +608,5 @@ def finish_round(ws: Workspace, round_no: int, attempt: int) -> Path:
     """Write the round's one-page report, then mark the round done (in that order: a run killed before
     the report is on disk resumes and writes it, rather than being refused as finished)."""
     path = write_report(ws, round_no, attempt)
-    ws.store.upsert_round(round_no, attempt, stage=Stage.DONE.value)
+    ws.store.upsert_round(round_no, attempt, stage=Stage.DONE)
     return path

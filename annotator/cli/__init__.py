@@ -92,7 +92,7 @@ def init(
     json_out: JsonOption = False,
 ) -> None:
     """Ingest photos and labelImg VOC XML; re-running adds what is new and picks up edited XML."""
-    from annotator.classes import changed_classes, parse_class_list
+    from annotator.classes import ClassOrderError, changed_classes, parse_class_list
     from annotator.config import Config, load_config
     from annotator.errors import ConfigError
     from annotator.ingest import ingest
@@ -101,7 +101,10 @@ def init(
     for what, folder in (("--images", images), ("--labels", labels)):
         if folder is not None and not folder.is_dir():
             raise ConfigError(f"{what} {folder}: no such folder; check the path (nothing was created)")
-    wanted = parse_class_list(classes) if classes is not None else None
+    try:
+        wanted = parse_class_list(classes) if classes is not None else None
+    except ConfigError as exc:
+        raise ConfigError(f"--classes {exc}") from exc
     workspace = workspace.resolve()
     class_change = ""
     if (workspace / "annotator.toml").exists():
@@ -112,9 +115,9 @@ def init(
         if wanted is not None and wanted != cfg.classes:
             try:
                 new = changed_classes(cfg.classes, wanted, ws.store.classes_in_use())
-            except ConfigError:
+            except ClassOrderError as exc:
                 ws.close()
-                raise
+                raise ConfigError(exc.phrased("--classes")) from exc
             ws.set_config(cfg.with_(classes=new))
             class_change = (
                 f"classes {', '.join(new[len(cfg.classes) :])} added after the existing ones"

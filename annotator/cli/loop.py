@@ -46,8 +46,9 @@ def _print_round(result, curve) -> None:
     from bootstrap.curve import curve_table
     from bootstrap.evaluation import describe_map, round_map
 
-    if result.metrics.get("test") or result.metrics.get("test_split"):
-        console.print(f"round {result.round_no} test split: {describe_map(round_map(result.metrics))}", markup=False)
+    record = result.record
+    if record.test_split or (record.trained and record.trained.test):
+        console.print(f"round {result.round_no} test split: {describe_map(round_map(record))}", markup=False)
     if result.preannotate:
         p = result.preannotate
         console.print(

@@ -91,6 +91,24 @@ def _flag(raw: str | None) -> bool:
 
 def parse_voc_bytes(data: bytes, source: str = "<xml>") -> VocAnnotation:
     """Parse labelImg VOC. Raises InputFileError with a reason code on anything unusable."""
+    root = _annotation_root(data, source)
+    width, height, depth = _size(root, source)
+    annotator = root.find("annotator")
+    return VocAnnotation(
+        filename=_text(root, "filename"),
+        path=_text(root, "path"),
+        width=width,
+        height=height,
+        depth=depth,
+        objects=tuple(_object(obj, source) for obj in root.iter("object")),
+        verified=_flag(root.get("verified")),
+        extra={child.tag: (child.text or "") for child in annotator} if annotator is not None else {},
+    )
+
+
+def _annotation_root(data: bytes, source: str) -> Any:
+    """The <annotation> element of a file that is small, not empty, well-formed and declares no DOCTYPE or
+    ENTITY (parsed with entity resolution, DTDs and the network off)."""
     if len(data) > MAX_XML_BYTES:
         raise InputFileError(
             source,
@@ -127,57 +145,48 @@ def parse_voc_bytes(data: bytes, source: str = "<xml>") -> VocAnnotation:
         )
     if root.tag != "annotation":
         raise InputFileError(source, "malformed-xml", f"root element is <{root.tag}>, not <annotation>; not a VOC file")
+    return root
 
+
+def _size(root: Any, source: str) -> tuple[int | None, int | None, int | None]:
+    """<size> as (width, height, depth); width and height None when absent or 0x0 (labelImg writes that when it
+    could not read the photo: the size is then taken from the photo)."""
     size = root.find("size")
-    width = height = depth = None
-    if size is not None:
-        w, h, d = _text(size, "width"), _text(size, "height"), _text(size, "depth")
-        try:
-            width = int(float(w)) if w else None
-            height = int(float(h)) if h else None
-            depth = int(float(d)) if d else None
-        except (ValueError, OverflowError):  # OverflowError: int(float("inf"))
-            raise InputFileError(
-                source, "malformed-xml", "<size> holds something that is not a number; fix the XML"
-            ) from None
-        if width is not None and width <= 0 or height is not None and height <= 0:
-            width = height = None  # labelImg writes 0x0 when it could not read the photo; take it from the photo
+    if size is None:
+        return None, None, None
+    w, h, d = _text(size, "width"), _text(size, "height"), _text(size, "depth")
+    try:
+        width = int(float(w)) if w else None
+        height = int(float(h)) if h else None
+        depth = int(float(d)) if d else None
+    except (ValueError, OverflowError):  # OverflowError: int(float("inf"))
+        raise InputFileError(
+            source, "malformed-xml", "<size> holds something that is not a number; fix the XML"
+        ) from None
+    if width is not None and width <= 0 or height is not None and height <= 0:
+        return None, None, depth
+    return width, height, depth
 
-    objects = []
-    for obj in root.iter("object"):
-        name = _text(obj, "name")
-        bnd = obj.find("bndbox")
-        if not name:
-            raise InputFileError(source, "malformed-xml", "an <object> has no <name>; label it in labelImg")
-        if bnd is None:
-            raise InputFileError(source, "malformed-xml", f"object {name!r} has no <bndbox>; redraw it in labelImg")
-        score_raw = _text(obj, "score")
-        score = _number(score_raw, "score", source) if score_raw else None
-        objects.append(
-            VocObject(
-                name=name,
-                xmin=_number(_text(bnd, "xmin"), "xmin", source),
-                ymin=_number(_text(bnd, "ymin"), "ymin", source),
-                xmax=_number(_text(bnd, "xmax"), "xmax", source),
-                ymax=_number(_text(bnd, "ymax"), "ymax", source),
-                difficult=_flag(_text(obj, "difficult")),
-                truncated=_flag(_text(obj, "truncated")),
-                score=score,
-            )
-        )
-    extra: dict[str, Any] = {}
-    ann = root.find("annotator")
-    if ann is not None:
-        extra = {child.tag: (child.text or "") for child in ann}
-    return VocAnnotation(
-        filename=_text(root, "filename"),
-        path=_text(root, "path"),
-        width=width,
-        height=height,
-        depth=depth,
-        objects=tuple(objects),
-        verified=_flag(root.get("verified")),
-        extra=extra,
+
+def _object(obj: Any, source: str) -> VocObject:
+    """One <object>: its name and box as written (VOC 1-based corners), flags and optional score."""
+    name = _text(obj, "name")
+    bnd = obj.find("bndbox")
+    if not name:
+        raise InputFileError(source, "malformed-xml", "an <object> has no <name>; label it in labelImg")
+    if bnd is None:
+        raise InputFileError(source, "malformed-xml", f"object {name!r} has no <bndbox>; redraw it in labelImg")
+    score_raw = _text(obj, "score")
+    score = _number(score_raw, "score", source) if score_raw else None
+    return VocObject(
+        name=name,
+        xmin=_number(_text(bnd, "xmin"), "xmin", source),
+        ymin=_number(_text(bnd, "ymin"), "ymin", source),
+        xmax=_number(_text(bnd, "xmax"), "xmax", source),
+        ymax=_number(_text(bnd, "ymax"), "ymax", source),
+        difficult=_flag(_text(obj, "difficult")),
+        truncated=_flag(_text(obj, "truncated")),
+        score=score,
     )
 
 

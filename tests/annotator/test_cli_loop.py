@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from annotator.cli import app
+from annotator.rounds import Stage
 from annotator.store import Workspace
 
 
@@ -68,7 +69,7 @@ def test_bootstrap_then_retrain_without_queue_from_a_named_model_and_force(make_
     assert args["model"].endswith("rounds/000/model.pt"), "without --model a round starts from round N-1's weights"
     assert (root / "rounds" / "001" / "model.pt").exists(), "the forced attempt keeps the old one"
     with Workspace.open(root) as ws:
-        assert [(r["round"], r["attempt"], r["stage"]) for r in ws.store.rounds()] == [(0, 0, "done"), (1, 1, "done")]
+        assert [(r.round_no, r.attempt, r.stage) for r in ws.store.rounds()] == [(0, 0, Stage.DONE), (1, 1, Stage.DONE)]
 
 
 @pytest.mark.slow
@@ -130,6 +131,8 @@ def test_bootstrap_starts_from_a_pretrained_checkpoint_and_records_it(make_works
     result = _invoke("bootstrap", "-w", str(root), "--pretrained", "start.pt", "--epochs", "1", "--imgsz", "64")
     assert result.exit_code == 0, result.output
     with Workspace.open(root) as ws:
-        pretrained = (ws.store.round_row(0) or {})["info"]["pretrained"]
+        record = ws.store.round_record(0)
+        pretrained = record.trained.pretrained if record and record.trained else None
+    assert pretrained is not None
     assert pretrained["name"] == "start.pt" and pretrained["tensors"] > 0
     assert pretrained["sha256"] == hashlib.sha256((tmp_path / "start.pt").read_bytes()).hexdigest()

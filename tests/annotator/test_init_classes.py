@@ -10,8 +10,9 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from annotator.classes import CLASS_NAMES
+from annotator.classes import CLASS_NAMES, ClassOrderError, changed_classes, parse_class_list
 from annotator.config import load_config
+from annotator.errors import ConfigError
 from annotator.store import Workspace
 from annotator.types import Box
 from tests.corpus.make_corpus import Obj
@@ -119,3 +120,15 @@ def test_an_image_folder_without_photos_exits_non_zero(tmp_path):
     (tmp_path / "empty").mkdir()
     result = run("init", tmp_path / "ws", "--images", tmp_path / "empty", code=2)
     assert "no photos found in" in one_error_line(result.stderr)
+
+
+def test_the_library_refuses_a_class_list_in_its_own_words_and_the_cli_names_the_flag(folder, tmp_path, init_args):
+    with pytest.raises(ConfigError, match="^'ace,king,ace' names ace more than once") as refused:
+        parse_class_list("ace,king,ace")
+    assert "--" not in str(refused.value)
+    with pytest.raises(ClassOrderError) as moved:
+        changed_classes(("sl", "mel"), ("mel", "sl"), {"sl": 3})
+    assert moved.value.keeps == ("sl", "mel") and "--" not in str(moved.value)
+    folder.controls()
+    result = run(*init_args, "--classes", ",", code=2)
+    assert "--classes ',' names no class" in one_error_line(result.stderr)

@@ -8,6 +8,7 @@ import pytest
 from rich.console import Console
 
 from annotator.config import Config
+from annotator.rounds import RoundRecord, Stage, TrainedRound
 from annotator.store import Workspace
 from annotator.types import Box, ImageRecord, LabelVersion, Source
 from bootstrap.curve import curve_table, learning_curve
@@ -44,7 +45,11 @@ def test_each_round_carries_its_interval_and_the_split_size_and_the_table_warns(
     ws = _workspace(tmp_path)
     figures = _figures(9)
     ws.store.upsert_round(
-        0, 0, stage="done", metrics={"test": {"map50": 0.9, "images": 9}, "test_split": figures.to_dict()}
+        0,
+        0,
+        stage=Stage.DONE,
+        trained=TrainedRound(test={"map50": 0.9, "images": 9}),
+        test_split=figures.to_dict(),
     )
     [row] = learning_curve(ws)
     assert row.test_map50 == pytest.approx(figures.map50) and row.test_map50_interval == figures.interval
@@ -57,7 +62,7 @@ def test_each_round_carries_its_interval_and_the_split_size_and_the_table_warns(
 
 def test_a_round_without_our_evaluation_shows_the_detectors_figure_without_an_interval(tmp_path):
     ws = _workspace(tmp_path)
-    ws.store.upsert_round(0, 0, stage="done", metrics={"test": {"map50": 0.25, "images": 50}})
+    ws.store.upsert_round(0, 0, stage=Stage.DONE, trained=TrainedRound(test={"map50": 0.25, "images": 50}))
     [row] = learning_curve(ws)
     assert (row.test_map50, row.test_map50_interval, row.test_photos) == (0.25, None, 50)
     ws.close()
@@ -65,7 +70,7 @@ def test_a_round_without_our_evaluation_shows_the_detectors_figure_without_an_in
 
 def test_the_report_shows_na_for_a_class_never_predicted(tmp_path):
     figures = _figures(4).to_dict()
-    head, rows = per_class_rows({"test_split": figures})
+    head, rows = per_class_rows(RoundRecord(0, 0, Stage.DONE, test_split=figures))
     fre = next(r for r in rows if r[0] == "fre")
     assert fre[head.index("precision")] == "n/a"  # fre has no truth and no prediction
     mel = next(r for r in rows if r[0] == "mel")
@@ -75,19 +80,17 @@ def test_the_report_shows_na_for_a_class_never_predicted(tmp_path):
 def test_the_detectors_precision_at_zero_recall_is_shown_na_not_one(tmp_path):
     # Ultralytics interpolates precision with left=1: a class with no prediction above the chosen
     # confidence reports precision 1.000 at recall 0
-    head, rows = per_class_rows({"test": {"per_class": {"caf": {"precision": 1.0, "recall": 0.0, "map50": 0.0}}}})
+    detectors_own = {"per_class": {"caf": {"precision": 1.0, "recall": 0.0, "map50": 0.0}}}
+    head, rows = per_class_rows(RoundRecord(0, 0, Stage.DONE, trained=TrainedRound(test=detectors_own)))
     assert rows[0][head.index("precision")] == "n/a"
 
 
 def test_the_report_prints_the_interval_and_the_warning(tmp_path):
     ws = _workspace(tmp_path)
-    ws.store.upsert_round(0, 0, stage="done", metrics={"test_split": _figures(9).to_dict()})
-    path = write_round_report(
-        tmp_path / "report.html",
-        title="Round 0",
-        curve=learning_curve(ws),
-        round_metrics=ws.store.round_row(0)["metrics"],
-    )
+    ws.store.upsert_round(0, 0, stage=Stage.DONE, test_split=_figures(9).to_dict())
+    record = ws.store.round_record(0)
+    assert record is not None
+    path = write_round_report(tmp_path / "report.html", title="Round 0", curve=learning_curve(ws), record=record)
     page = path.read_text()
     assert "95% CI" in page and "on 9 test photos, 9 boxes" in page and "too few to compare rounds" in page
     ws.close()
@@ -95,15 +98,20 @@ def test_the_report_prints_the_interval_and_the_warning(tmp_path):
 
 def test_the_report_says_what_the_review_priority_read_the_scores_through():
     fitted = ScoreCalibration(pooled=(1.2, 0.0), per_class={"mel": (1.9, 0.6)}, boxes=1225)
-    assert "calibrated on 1225 val boxes" in calibration_line({"calibration": fitted.to_dict()})
-    assert "own maps for mel" in calibration_line({"calibration": fitted.to_dict()})
-    assert "reads the raw scores" in calibration_line({"calibration": None})
-    assert "recorded no score calibration" in calibration_line({})
+
+    def trained(**fields) -> RoundRecord:
+        return RoundRecord(0, 0, Stage.DONE, trained=TrainedRound(**fields))
+
+    assert "calibrated on 1225 val boxes" in calibration_line(trained(calibration=fitted.to_dict()))
+    assert "own maps for mel" in calibration_line(trained(calibration=fitted.to_dict()))
+    assert "reads the raw scores" in calibration_line(trained(calibration=None))
+    assert "recorded no score calibration" in calibration_line(trained(calibration_recorded=False))
+    assert "recorded no score calibration" in calibration_line(RoundRecord(0, 0, Stage.STARTED))
 
 
 def test_a_round_whose_predictions_were_empty_costs_the_reviewer_what_scratch_costs(tmp_path):
     ws = _workspace(tmp_path)
-    ws.store.upsert_round(0, 0, stage="done")
+    ws.store.upsert_round(0, 0, stage=Stage.DONE)
     for i in range(3):
         ops = [op.to_dict() for op in diff_regions([], [(f"n{j}", b) for j, b in enumerate(LESIONS)])]
         ws.store.add_label_version(

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from annotator.formats.coco import coco_ground_truth, coco_results
+from annotator.rounds import RoundRecord, Stage
 from annotator.types import Box
 from bootstrap.evaluation import (
     MIN_TEST_PHOTOS,
@@ -145,9 +146,13 @@ def test_a_round_map_is_described_with_its_interval_and_the_split_size():
 
 def test_a_round_map_names_the_backend_that_predicted_its_test_split_without_the_reason():
     figures = split_figures([(LESION,)], [[Box("mel", 10, 10, 50, 50, score=0.9)]], CLASSES, thresholds={})
-    runtime = {"test_split": {**figures.to_dict(), "backend": "onnxruntime"}}
+
+    def evaluated(test_split: dict) -> RoundRecord:
+        return RoundRecord(0, 0, Stage.DONE, test_split=test_split)
+
+    runtime = evaluated({**figures.to_dict(), "backend": "onnxruntime"})
     reason = "torch (9 photos: fewer than the 200 an ONNX export pays for)"
-    small = {"test_split": {**figures.to_dict(), "backend": reason}}
+    small = evaluated({**figures.to_dict(), "backend": reason})
     assert describe_map(round_map(runtime)).endswith("on 1 test photos, 1 boxes, predicted with onnxruntime")
     assert describe_map(round_map(small)).endswith("1 boxes, predicted with torch")
-    assert describe_map(round_map({"test_split": figures.to_dict()})).endswith("1 boxes"), "not recorded: not shown"
+    assert describe_map(round_map(evaluated(figures.to_dict()))).endswith("1 boxes"), "not recorded: not shown"

@@ -21,11 +21,11 @@ def test_with_the_onnx_backend_a_round_chooses_thresholds_and_evaluates_on_onnx_
 
     run_round(ws, 0, TINY_CPU)
 
-    row = ws.store.round_row(0)
-    metrics = row["metrics"]
-    assert metrics["backend"] == RUNTIME, "the val thresholds were chosen on ONNX Runtime's scores"
-    assert metrics["test_split"]["backend"] == RUNTIME, "the test split was predicted by ONNX Runtime"
-    assert row["info"]["preannotate"]["backend"] == RUNTIME
+    record = ws.store.round_record(0)
+    assert record is not None and record.trained is not None and record.test_split and record.preannotate
+    assert record.trained.backend == RUNTIME, "the val thresholds were chosen on ONNX Runtime's scores"
+    assert record.test_split["backend"] == RUNTIME, "the test split was predicted by ONNX Runtime"
+    assert record.preannotate["backend"] == RUNTIME
     assert f"predicted with {RUNTIME}" in (ws.round_dir(0) / "report.html").read_text()
 
     weights = ws.round_dir(0) / "model.pt"
@@ -37,7 +37,7 @@ def test_with_the_onnx_backend_a_round_chooses_thresholds_and_evaluates_on_onnx_
     runtime = RuntimePredictor.from_weights(make_detector(str(weights), ws.config.classes), weights)
     val = predict_split(runtime, view, imgsz=TINY_CPU.imgsz, batch=TINY_CPU.batch, device="cpu")
     expected = choose_thresholds(val.truth, val.pred, ws.config.classes, default=ws.config.default_threshold)
-    assert metrics["thresholds"] == {c: t.to_dict() for c, t in expected.items()}
+    assert record.trained.threshold_choices == {c: t.to_dict() for c, t in expected.items()}
     calibration = fit_score_calibration(val.truth, val.pred, ws.config.classes, val.frames)  # on the same boxes
-    assert metrics["calibration"] == row["info"]["calibration"] == (calibration.to_dict() if calibration else None)
+    assert record.trained.calibration == (calibration.to_dict() if calibration else None)
     ws.close()

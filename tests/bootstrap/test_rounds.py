@@ -8,6 +8,7 @@ import pytest
 
 from annotator.config import Config
 from annotator.errors import WorkspaceError
+from annotator.rounds import Stage
 from annotator.store import Workspace
 from annotator.types import Box, ImageRecord, LabelVersion, Source
 from bootstrap.finalize import finalize, recommend_threshold
@@ -50,11 +51,11 @@ def test_retrain_needs_the_previous_round_and_refuses_a_finished_one_unless_forc
     ws = _workspace(tmp_path)
     with pytest.raises(WorkspaceError, match="annotator bootstrap"):
         plan_round(ws, 1)
-    ws.store.upsert_round(0, 0, stage="trained")
+    ws.store.upsert_round(0, 0, stage=Stage.TRAINED)
     assert plan_round(ws, 1) == 0
-    ws.store.upsert_round(1, 0, stage="predicted")
+    ws.store.upsert_round(1, 0, stage=Stage.PREDICTED)
     assert plan_round(ws, 1) == 0, "an unfinished round resumes"
-    ws.store.upsert_round(1, 0, stage="done")
+    ws.store.upsert_round(1, 0, stage=Stage.DONE)
     with pytest.raises(WorkspaceError, match="--force"):
         plan_round(ws, 1)
     assert plan_round(ws, 1, force=True) == 1, "a new attempt; the old one stays"

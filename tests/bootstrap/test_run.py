@@ -7,6 +7,7 @@ import socket
 
 import pytest
 
+from annotator.rounds import Stage
 from annotator.types import Source
 from bootstrap.rounds import RoundSettings, ensure_splits, run_round
 from training.dataset import build_training_view
@@ -72,7 +73,7 @@ def test_a_bootstrap_interrupted_after_training_resumes_without_retraining(make_
         m.setattr(run_module, "predict_round", killed)
         with pytest.raises(KeyboardInterrupt):
             run_bootstrap(ws, TINY)
-    assert ws.store.round_row(0)["stage"] == "trained"
+    assert ws.store.round_record(0).stage is Stage.TRAINED
     model_mtime = (ws.round_dir(0) / "model.pt").stat().st_mtime_ns
 
     import training.detectors.ultralytics as ultra
@@ -85,7 +86,7 @@ def test_a_bootstrap_interrupted_after_training_resumes_without_retraining(make_
     assert not result.trained_now
     assert (ws.round_dir(0) / "model.pt").stat().st_mtime_ns == model_mtime
     assert result.preannotate.predicted == 15
-    assert ws.store.round_row(0)["stage"] == "done"
+    assert ws.store.round_record(0).stage is Stage.DONE
     ws.close()
 
 

@@ -14,6 +14,7 @@ from rich.console import Console
 
 from annotator.config import CONFIG_NAME, Config, load_config, save_config
 from annotator.errors import ConfigError
+from annotator.rounds import Stage, TrainedRound
 from annotator.store import Workspace
 from annotator.types import Box, ImageRecord, LabelVersion, Source
 from bootstrap.curve import curve_table, learning_curve
@@ -424,7 +425,7 @@ def test_a_round_pre_annotates_with_the_calibration_it_fitted_on_val(tmp_path):
     with Workspace.create(tmp_path / "ws", Config(images=tmp_path / "images")) as ws:
         ws.store.add_image(ImageRecord(path="p.png", sha256="0", width=320, height=240))
         halfway = ScoreCalibration(pooled=(0.0, 0.0), boxes=40)
-        ws.store.upsert_round(0, 0, stage="trained", info={"thresholds": {}, "calibration": halfway.to_dict()})
+        ws.store.upsert_round(0, 0, stage=Stage.TRAINED, trained=TrainedRound(calibration=halfway.to_dict()))
         predict_round(ws, RedFinder(), 0, imgsz=320, workers=1, backend="test")
         version = ws.store.current_label("p.png")
     assert version is not None and version.uncertainty == pytest.approx(0.5)
@@ -447,7 +448,7 @@ def test_an_unknown_uncertainty_setting_is_refused_with_the_choices(tmp_path):
 def test_the_learning_curve_reports_each_rounds_auroc_from_its_reviews(tmp_path):
     (tmp_path / "images").mkdir()
     with Workspace.create(tmp_path / "ws", Config(images=tmp_path / "images")) as ws:
-        ws.store.upsert_round(0, 0, stage="done", metrics={"test": {"map50": 0.5, "images": 50}})
+        ws.store.upsert_round(0, 0, stage=Stage.DONE, trained=TrainedRound(test={"map50": 0.5, "images": 50}))
         box = Box("mel", 10, 10, 50, 50)
         for i, (score, op) in enumerate([(0.1, "accepted"), (0.2, "accepted"), (0.7, "moved"), (0.9, "added")]):
             ws.store.add_image(ImageRecord(path=f"p{i}.jpg", sha256=str(i), width=100, height=100))

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from annotator.classes import CLASS_NAMES
 from annotator.config import Config
+from annotator.rounds import Stage
 from annotator.store import Workspace
 from annotator.types import Box, ImageRecord, LabelVersion, Source
 from bootstrap.curve import learning_curve
@@ -210,7 +211,7 @@ def test_review_status_and_the_learning_curve_report_the_same_rates(tmp_path):
     ws.store.add_label_version(_reviewed("a.jpg", [_op("accepted", "mel"), _op("moved", "mel")]))
     ws.store.add_label_version(_reviewed("b.jpg", [_op("accepted", "sl"), _op("added", None, "fre")]))
     ws.store.add_label_version(_reviewed("c.jpg", [_op("deleted", "sl")], boxes=(), excluded=True))
-    ws.store.upsert_round(0, 0, stage="done")
+    ws.store.upsert_round(0, 0, stage=Stage.DONE)
 
     status = review_status(ws)
     [row] = learning_curve(ws)
