@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import hashlib
 import math
-from functools import lru_cache
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -88,6 +88,7 @@ class AuditPlan:
     errors_allowed: int  # wrong photos the full sample may hold and still pass
     seed: int
     sample: tuple[str, ...]  # the photos to audit, in audit order
+    sample_versions: tuple[int, ...]  # the prediction (label version id) of each that would be accepted
     census: bool  # the sample is the whole pool: its count is exact, not a bound
 
     def describe(self) -> str:
@@ -102,17 +103,18 @@ class AuditPlan:
             f"audit {self.sample_size} of {self.population} photos to accept, drawn at random (seed {self.seed}): "
             f"at most {self.errors_allowed} wrong photos bound the wrong share at {self.tolerance:.1%} "
             f"({self.confidence:.0%} one-sided, Clopper-Pearson); sized for an expected {self.expected_rate:.1%} "
-            f"wrong so that such a pool passes with {self.power:.0%} chance (with 0 errors, {zero} photos would bound it)"
+            f"wrong so that such a pool passes with {self.power:.0%} chance "
+            f"(with 0 errors, {zero} photos would bound it)"
         )
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
-        out["sample"] = list(self.sample)
+        out["sample"], out["sample_versions"] = list(self.sample), list(self.sample_versions)
         return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AuditPlan:
-        return cls(**{**data, "sample": tuple(data["sample"])})
+        return cls(**{**data, "sample": tuple(data["sample"]), "sample_versions": tuple(data["sample_versions"])})
 
 
 @lru_cache(maxsize=256)
@@ -149,7 +151,8 @@ def plan_audit(
 ) -> AuditPlan:
     """Size the audit and draw its simple random sample (seeded, so the plan is reproducible).
     candidates: (photo path, prediction version id) of every photo that would be accepted."""
-    paths = sorted(path for path, _ in candidates)
+    versions = dict(candidates)
+    paths = sorted(versions)
     size, allowed = planned_sample_size(
         len(paths), tolerance=tolerance, expected_rate=expected_rate, confidence=confidence, power=power
     )
@@ -167,6 +170,7 @@ def plan_audit(
         errors_allowed=allowed,
         seed=seed,
         sample=sample,
+        sample_versions=tuple(versions[p] for p in sample),
         census=census,
     )
 
