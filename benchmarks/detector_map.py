@@ -27,7 +27,7 @@ def main() -> None:
     from annotator.config import Config
     from annotator.ingest import ingest
     from annotator.store import Workspace
-    from annotator.synth import generate
+    from annotator.synthetic import generate
     from bootstrap.rounds import RoundSettings, run_round
 
     data = args.dir / "data"

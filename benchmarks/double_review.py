@@ -3,7 +3,7 @@ how close the final labels come to the generator's truth, and what the second re
 
     python -m benchmarks.double_review [--images 200] [--slips 0.10] [--seed 0]
 
-Photos: `annotator.synth.generate` (small), every one in the review queue. The pre-annotation the reviewers
+Photos: `annotator.synthetic.generate` (small), every one in the review queue. The pre-annotation the reviewers
 start from is a stand-in for a model, made from the truth with seeded errors (a box moved by up to 10% of
 its size, 10% of lesions missed, 5% given another class, a false positive on one photo in five), so the
 benchmark needs no training. Two SIMULATED reviewers (their own Label Studio users, each with `--slips`
@@ -33,15 +33,16 @@ from annotator.boxes import clip_box, match_boxes
 from annotator.config import Config
 from annotator.ingest import ingest
 from annotator.store import Workspace
-from annotator.synth import generate
+from annotator.synthetic import generate
 from annotator.types import Box, LabelVersion, Source
 from review_queue.adjudication import ADJUDICATED, MERGED, agreement_summary, double_reviews
 from review_queue.agreement import agreement_lines
 from review_queue.labelstudio import server as ls
 from review_queue.labelstudio.client import connect
-from review_queue.labelstudio.pull import pull
 from review_queue.labelstudio.push import push
 from review_queue.people import simulated_reviewer
+from review_queue.queue import LabelStudioQueue
+from review_queue.review_meta import ReviewMeta
 from review_queue.simulate import read_truth, simulate, simulate_adjudication
 
 REPO = Path(__file__).resolve().parents[1]
@@ -126,9 +127,9 @@ def main() -> None:
             push(ws, client, reviewers=2)
             first = simulate(ws, client, count=len(records), noise=args.slips, seed=args.seed, reviewer=1)
             second = simulate(ws, client, count=len(records), noise=args.slips, seed=args.seed, reviewer=2)
-            pull(ws, client)  # merges agreeing reviews, sends the others to adjudication
+            LabelStudioQueue(client).pull(ws)  # merges agreeing reviews, sends the others to adjudication
             adjudicator = simulate_adjudication(ws, client, noise=args.slips, seed=args.seed)
-            pull(ws, client)  # stores the adjudicated labels
+            LabelStudioQueue(client).pull(ws)  # stores the adjudicated labels
             reviews = double_reviews(ws)
             by_reviewer = {
                 simulated_reviewer(n): {
@@ -137,7 +138,8 @@ def main() -> None:
                 for n in (1, 2)
             }
             current = {r.photo: ws.store.current_label(r.photo) for r in reviews}
-            kinds = [(v.meta.get("double_review") if v else None) for v in current.values()]
+            settled = [ReviewMeta.from_dict(v.meta).settled if v else None for v in current.values()]
+            kinds = [s.kind if s else None for s in settled]
             summary = agreement_summary(ws)
         finally:
             ls.stop_server(ws)

@@ -17,7 +17,7 @@ from pathlib import Path
 from annotator.config import Config
 from annotator.ingest import ingest
 from annotator.store import Workspace
-from annotator.synth import generate
+from annotator.synthetic import generate
 from bootstrap.rounds import ensure_splits
 from training.benchmark import ALL_MODELS, parse_models, run_benchmark
 from training.report import render_markdown

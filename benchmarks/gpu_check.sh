@@ -127,7 +127,7 @@ if [[ $have -ge $((PHOTOS + EXTRA)) ]]; then
 else
     [[ $DRY -eq 1 ]] || rm -rf "$DATA"
     # with -c, not a script on stdin: the generator's worker processes cannot start from a stdin script
-    run generate $PY -c 'import sys, time; from pathlib import Path; from annotator.synth import generate
+    run generate $PY -c 'import sys, time; from pathlib import Path; from annotator.synthetic import generate
 t = time.perf_counter()
 s = generate(Path(sys.argv[1]), images=int(sys.argv[2]), labelled_fraction=0.3, seed=7, size=sys.argv[3],
              workers=int(sys.argv[4]))

@@ -27,7 +27,7 @@ from PIL import Image
 from annotator.config import Config
 from annotator.ingest import ingest
 from annotator.store import Workspace
-from annotator.synth import generate
+from annotator.synthetic import generate
 
 STUDY_PHOTOS = 12_836
 LABELLED_FRACTION = 0.38

@@ -46,7 +46,7 @@ def main() -> None:
     from annotator.formats.voc import read_voc
     from annotator.ingest import ingest
     from annotator.store import Workspace
-    from annotator.synth import generate
+    from annotator.synthetic import generate
     from bootstrap.curve import curve_warning, learning_curve, measured_lines
     from bootstrap.evaluation import format_interval
     from bootstrap.finalize import finalize

@@ -100,7 +100,7 @@ class Row:
 
 def ensure_photos(data: Path, count: int, size: str, workers: int) -> list[Path]:
     """`count` synthetic photos in data/images, generated once and reused."""
-    from annotator.synth import generate
+    from annotator.synthetic import generate
 
     images = data / "images"
     if not images.is_dir() or len(list(images.glob("*.jpg"))) < count:

@@ -118,7 +118,7 @@ def main() -> None:
     from annotator.config import Config
     from annotator.ingest import ingest
     from annotator.store import Workspace
-    from annotator.synth import generate
+    from annotator.synthetic import generate
     from bootstrap.preannotate import CONF_FLOOR, _devices, auto_batch, preannotate
     from training.detectors.runtime import RuntimeDetector, export_onnx, exported_path, runs_on_cpu
     from training.detectors.ultralytics import UltralyticsDetector, default_device

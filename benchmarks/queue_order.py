@@ -35,7 +35,7 @@ def build(folder: Path, photos: int, epochs: int) -> tuple[Path, Path]:
     """A small workspace with round 0 trained and the pool pre-annotated (no review queue)."""
     from annotator.config import Config
     from annotator.ingest import ingest
-    from annotator.synth import generate
+    from annotator.synthetic import generate
     from bootstrap.rounds import RoundSettings, run_round
 
     data = folder / "data"

@@ -70,6 +70,7 @@ def main() -> None:
     from annotator.types import Source
     from bootstrap.preannotate import CONF_FLOOR, predictions_from_raw
     from bootstrap.uncertainty import auroc, reviewer_changed, unmirror
+    from review_queue.review_meta import ReviewMeta
     from training.detectors.runtime import RuntimeDetector, exported_path
     from training.detectors.ultralytics import UltralyticsDetector
 
@@ -77,17 +78,18 @@ def main() -> None:
     versions = [v for r in ws.store.images() for v in ws.store.history(r.path)]
     records = {r.path: r for r in ws.store.images()}
     model_versions = {v.id: v for v in versions if v.source is Source.MODEL}
+    metas = {v.id: ReviewMeta.from_dict(v.meta) for v in versions if v.source is Source.REVIEWED}
     reviewed = [
         v
         for v in versions
         if v.source is Source.REVIEWED
         and not v.excluded
-        and v.meta.get("operations") is not None
-        and v.meta.get("prediction_version_id") in model_versions
+        and metas[v.id].operations is not None
+        and metas[v.id].prediction_version_id in model_versions
     ]
     by_round: dict[int, list] = {}
     for v in reviewed:
-        parent = model_versions[v.meta["prediction_version_id"]]
+        parent = model_versions[metas[v.id].prediction_version_id]
         if parent.round is not None:
             by_round.setdefault(parent.round, []).append((v, parent))
     rounds = args.rounds if args.rounds is not None else sorted(by_round)
@@ -132,7 +134,7 @@ def main() -> None:
                 )
                 scores[name].append(float(scored.uncertainty if scored.uncertainty is not None else np.nan))
             scores["stored"].append(float(parent.uncertainty if parent.uncertainty is not None else np.nan))
-            changed.append(reviewer_changed(review.meta["operations"]))
+            changed.append(reviewer_changed(metas[review.id].operations or ()))
         if len(set(changed)) < 2:
             print(f"round {round_no}: {len(changed)} reviewed photos, all or none changed: no AUROC")
             continue

@@ -240,6 +240,7 @@ def main() -> None:
 
     from annotator.store import Workspace
     from review_queue.labelstudio import server as ls
+    from review_queue.queue import PullResult, PushResult
 
     work = args.out or Path(tempfile.mkdtemp(prefix="bench-scale-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -302,9 +303,9 @@ def main() -> None:
             server_pid=info.pid,
             log=log,
         )
-        pushed = json.loads(out)
-        step.photos = pushed["created"]
-        step.note = f"{pushed['created']} tasks created"
+        pushed = PushResult.from_dict(json.loads(out))
+        step.photos = pushed.created
+        step.note = f"{pushed.created} tasks created"
         steps.append(step)
         step, out = run_step(
             f"review simulate --count {args.simulate}",
@@ -340,9 +341,9 @@ def main() -> None:
             server_pid=info.pid,
             log=log,
         )
-        pulled = json.loads(out)
-        step.photos = pulled["stored"]
-        step.note = f"{pulled['stored']} stored, {len(pulled['issues'])} issues"
+        pulled = PullResult.from_dict(json.loads(out))
+        step.photos = pulled.stored
+        step.note = f"{pulled.stored} stored, {len(pulled.issues)} issues"
         steps.append(step)
         step, out = run_step(
             "review pull again (nothing new)",
@@ -351,8 +352,7 @@ def main() -> None:
             server_pid=info.pid,
             log=log,
         )
-        again = json.loads(out)
-        step.photos = again["already_pulled"]
+        step.photos = PullResult.from_dict(json.loads(out)).already_pulled
         steps.append(step)
         step, _ = run_step("status", CLI + ["status", "-w", str(ws_root), "--json"], photos=n, log=log)
         steps.append(step)

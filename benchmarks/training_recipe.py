@@ -22,7 +22,7 @@ from pathlib import Path
 from annotator.config import Config
 from annotator.ingest import ingest
 from annotator.store import Workspace
-from annotator.synth import generate
+from annotator.synthetic import generate
 from training.dataset import build_training_view
 from training.detectors import make_detector
 from training.detectors.base import TrainingView, TrainSettings

@@ -81,7 +81,7 @@ def main() -> None:
     from annotator.config import Config
     from annotator.ingest import ingest
     from annotator.store import Workspace
-    from annotator.synth import generate
+    from annotator.synthetic import generate
     from annotator.types import Source
     from benchmarks.rescore_uncertainty import round_calibration
     from bootstrap.preannotate import preannotate

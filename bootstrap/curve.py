@@ -20,6 +20,7 @@ from annotator.types import LabelVersion, Source
 from bootstrap.evaluation import RoundMap, comparison_warning, format_interval, round_map
 from bootstrap.uncertainty import uncertainty_auroc
 from review_queue.corrections import correction_summary
+from review_queue.review_meta import ReviewMeta
 
 
 @dataclass(frozen=True)
@@ -132,7 +133,8 @@ def learning_curve(ws: Workspace) -> list[CurveRow]:
 
 def _uncertainty_auroc(ws: Workspace, reviewed: list[LabelVersion]) -> float | None:
     """AUROC of the reviewed photos' prediction uncertainty for "the reviewer changed something"."""
-    parents = {int(v.meta["prediction_version_id"]) for v in reviewed if v.meta.get("prediction_version_id")}
+    metas = (ReviewMeta.from_dict(v.meta) for v in reviewed)
+    parents = {m.prediction_version_id for m in metas if m.prediction_version_id}
     predictions = {vid: ws.store.version(vid) for vid in parents}
     return uncertainty_auroc(reviewed, {vid: p.uncertainty if p else None for vid, p in predictions.items()})
 

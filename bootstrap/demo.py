@@ -73,8 +73,8 @@ def _run_or_resume(ws: Workspace, round_no: int, settings: RoundSettings, queue:
     say(
         f"  round {round_no} test {describe_map(round_map(result.metrics))}; "
         f"{result.preannotate.predicted if result.preannotate else 0} photos pre-annotated; "
-        f"{(result.pushed or {}).get('created', 0)} tasks created, {(result.pushed or {}).get('replaced', 0)} "
-        "predictions replaced in the queue"
+        f"{result.pushed.created if result.pushed else 0} tasks created, "
+        f"{result.pushed.replaced if result.pushed else 0} predictions replaced in the queue"
     )
 
 
@@ -100,7 +100,7 @@ def run_demo(settings: DemoSettings) -> dict:
     import torch
 
     from annotator.ingest import ingest
-    from annotator.synth import generate
+    from annotator.synthetic import generate
     from review_queue.labelstudio.server import credentials_path, start_server
     from review_queue.queue import open_queue
     from review_queue.simulate import simulate

@@ -24,7 +24,7 @@ from bootstrap.evaluation import record_test_split
 from bootstrap.preannotate import PreannotateStats, preannotate
 from bootstrap.split import MIN_LABELLED, SplitCandidate, late_split, make_splits
 from bootstrap.uncertainty import ScoreCalibration, fit_score_calibration
-from review_queue.queue import ReviewQueue
+from review_queue.queue import PullResult, PushResult, ReviewQueue
 from training.dataset import build_training_view
 from training.detectors import make_detector
 from training.detectors.base import Detector, TrainSettings
@@ -106,8 +106,8 @@ class RoundResult:
     trained_now: bool
     metrics: dict[str, Any]
     preannotate: PreannotateStats | None
-    pulled: dict[str, Any] | None
-    pushed: dict[str, Any] | None
+    pulled: PullResult | None
+    pushed: PushResult | None
     report: Path
 
     def to_dict(self) -> dict[str, Any]:
@@ -119,8 +119,8 @@ class RoundResult:
             "test": self.metrics.get("test", {}),
             "report": str(self.report),
             "preannotate": self.preannotate.to_dict() if self.preannotate else None,
-            "pull": self.pulled,
-            "push": self.pushed,
+            "pull": self.pulled.to_dict() if self.pulled else None,
+            "push": self.pushed.to_dict() if self.pushed else None,
         }
 
 
@@ -149,7 +149,7 @@ def run_round(
     if queue is not None and round_no >= 1 and not stage_reached(row, Stage.TRAINED):
         if pull_first:
             hooks.stage(f"pulling the latest reviews from {queue.url}")
-            pulled = queue.pull(ws).to_dict()
+            pulled = queue.pull(ws)
         else:
             waiting = queue.pending(ws)
             if waiting:
@@ -191,8 +191,8 @@ def run_round(
     pushed = None
     if queue is not None and not stage_reached(ws.store.round_row(round_no, attempt), Stage.PUSHED):
         hooks.stage(f"round {round_no}: pushing the new predictions to {queue.url} (untouched tasks only)")
-        pushed = queue.push(ws).to_dict()
-        ws.store.upsert_round(round_no, attempt, stage=Stage.PUSHED.value, info={"push": pushed})
+        pushed = queue.push(ws)
+        ws.store.upsert_round(round_no, attempt, stage=Stage.PUSHED.value, info={"push": pushed.to_dict()})
     report = finish_round(ws, round_no, attempt)
     final = ws.store.round_row(round_no, attempt) or {}
     return RoundResult(

@@ -55,7 +55,9 @@ import numpy as np
 from annotator.boxes import iou, iou_matrix, orient_box
 from annotator.config import UNCERTAINTY_SCORES
 from annotator.types import Box, LabelVersion
-from review_queue.corrections import ACCEPT_IOU, EditKind
+from review_queue.constants import ACCEPT_IOU
+from review_queue.edits import EditKind, EditOp
+from review_queue.review_meta import ReviewMeta
 from training.metrics import match_by_score
 
 Threshold = Callable[[str], float]
@@ -166,11 +168,11 @@ def keep_confident(raw_boxes: Sequence[Box], threshold: Threshold) -> tuple[Box,
 # ---- how well the score works ------------------------------------------------------------------
 
 
-def reviewer_changed(operations: Iterable[Mapping[str, object]]) -> bool:
+def reviewer_changed(operations: Iterable[EditOp]) -> bool:
     """Whether a review changed the prediction: any edit but `accepted` (a box added is a change).
 
-    operations: a review's stored edit diff (`meta["operations"]`, `EditOp.to_dict()` form)."""
-    return any(EditKind(str(op["op"])) is not EditKind.ACCEPTED for op in operations)
+    operations: a review's edit diff (`ReviewMeta.operations`)."""
+    return any(op.kind is not EditKind.ACCEPTED for op in operations)
 
 
 def auroc(scores: Sequence[float], positives: Sequence[bool]) -> float | None:
@@ -189,22 +191,21 @@ def uncertainty_auroc(reviewed: Iterable[LabelVersion], uncertainty_of: Mapping[
     """AUROC of the photo uncertainty for "the reviewer changed something", over reviewed photos.
 
     reviewed: reviewed label versions (one round's); uncertainty_of: label-version id -> uncertainty of
-    the `model` versions they were reviewed from (`meta["prediction_version_id"]`). The photos counted
+    the `model` versions they were reviewed from (`ReviewMeta.prediction_version_id`). The photos counted
     are those `review_queue.corrections.correction_summary` counts (not excluded, edit diff recorded)
     whose prediction's uncertainty is known. None when they are all changed or all unchanged.
     """
     scores: list[float] = []
     changed: list[bool] = []
     for version in reviewed:
-        operations = version.meta.get("operations")
-        parent = version.meta.get("prediction_version_id")
-        if version.excluded or operations is None or parent is None:
+        meta = ReviewMeta.from_dict(version.meta)
+        if version.excluded or meta.operations is None or meta.prediction_version_id is None:
             continue
-        score = uncertainty_of.get(int(parent))
+        score = uncertainty_of.get(meta.prediction_version_id)
         if score is None:
             continue
         scores.append(float(score))
-        changed.append(reviewer_changed(operations))
+        changed.append(reviewer_changed(meta.operations))
     return auroc(scores, changed)
 
 

@@ -1,7 +1,8 @@
 """Double review settled: agreeing photos merged, disagreeing ones adjudicated in Label Studio.
 
-Runs at the end of every pull (`settle`). A photo has a double review when two different reviewers
-submitted a review of it in the review project (push asked for two, `overlap`). Then:
+Runs after every pull of the review queue (`settle`: the queue's step after the transport's pull, in
+`review_queue.queue`). A photo has a double review when two different reviewers submitted a review
+of it in the review project (push asked for two, `overlap`). Then:
 - the two reviews agree (box F1 >= [review] adjudicate_below_f1 of annotator.toml, default 1.0 =
   every box matched at IoU 0.5 with its class, and both or neither excluded the photo): the merged
   label (`review_queue.agreement.merge`: mean corners of each matched pair) becomes current;
@@ -28,29 +29,25 @@ from annotator.fsutil import atomic_write_text
 from annotator.store import Workspace, now_iso
 from annotator.types import Box, LabelVersion, Source
 from review_queue.agreement import AgreementSummary, PhotoAgreement, compare, merge, summarise
-from review_queue.corrections import count_edits, diff_regions
+from review_queue.constants import MATCH_IOU
+from review_queue.corrections import diff_regions
 from review_queue.labelstudio.client import ReviewClient
-from review_queue.labelstudio.convert import (
-    IMAGE_TAG,
-    PHOTO_FIELD,
-    box_to_result,
-    labeling_config,
-    local_file_url,
-    parse_result,
-)
+from review_queue.labelstudio.convert import IMAGE_TAG, PHOTO_FIELD, box_to_result, local_file_url, parse_result
 from review_queue.labelstudio.project import (
+    ADJUDICATION,
+    create_project,
     document_prefix,
     ensure_photo_storage,
     import_tasks,
     stored_project_id,
 )
+from review_queue.review_meta import Adjudication, ReviewMeta, Settled, SettleKind
 
-ADJUDICATION_PROJECT_KEY = "review.adjudication_project_id"
 ADJUDICATION_TASKS_KEY = "review.adjudication_tasks"  # JSON {photo: {"task": id, "reviews": [a, b]}}
 AGREEMENT_FILE = "agreement.json"
 REVIEWS_FIELD = "reviews"  # task data: the two review version ids, "a,b"
-MERGED = "merged"
-ADJUDICATED = "adjudicated"
+MERGED = SettleKind.MERGED
+ADJUDICATED = SettleKind.ADJUDICATED
 
 
 @dataclass(frozen=True)
@@ -107,11 +104,12 @@ def double_reviews(ws: Workspace, project_id: int | None = None) -> list[DoubleR
             continue  # a later manual label (XML that won) is current: not ours to settle
         latest: dict[str, LabelVersion] = {}
         for version in ws.store.history(path):
-            if version.source is not Source.REVIEWED or version.meta.get("double_review") or not version.reviewer:
+            if version.source is not Source.REVIEWED or not version.reviewer:
                 continue
-            if pid is not None and version.meta.get("project_id") != pid:
+            meta = ReviewMeta.from_dict(version.meta)
+            if meta.settled is not None or (pid is not None and meta.project_id != pid):
                 continue
-            if "annotation_id" not in version.meta or version.meta.get("conflict"):
+            if meta.annotation_id is None or meta.conflict:
                 continue
             latest[version.reviewer] = version  # history is oldest first: the last one wins
         if len(latest) >= 2:
@@ -131,10 +129,11 @@ def agreement_summary(ws: Workspace) -> AgreementSummary:
     return summarise(pairs, ws.config.class_table.names, min_f1=ws.config.adjudicate_below_f1)
 
 
-def _settled(ws: Workspace, review: DoubleReview) -> str | None:
+def _settled(ws: Workspace, review: DoubleReview) -> SettleKind | None:
     for version in ws.store.history(review.photo):
-        if version.meta.get("double_review") and version.meta.get("reviews") == review.ids:
-            return str(version.meta["double_review"])
+        settled = ReviewMeta.from_dict(version.meta).settled
+        if settled is not None and list(settled.reviews) == review.ids:
+            return settled.kind
     return None
 
 
@@ -142,33 +141,37 @@ def _settled(ws: Workspace, review: DoubleReview) -> str | None:
 
 
 def _final_version(
-    ws: Workspace, review: DoubleReview, boxes: Sequence[Box], *, kind: str, excluded: bool, extra: dict[str, Any]
+    ws: Workspace,
+    review: DoubleReview,
+    boxes: Sequence[Box],
+    *,
+    kind: SettleKind,
+    excluded: bool,
+    adjudication: Adjudication | None = None,
+    updated_at: str | None = None,
 ) -> LabelVersion:
+    """The settled label: `boxes` diffed against the prediction the first review started from.
+
+    updated_at: the adjudicator's annotation's time (default: the later review's)."""
+    a, b = ReviewMeta.from_dict(review.a.meta), ReviewMeta.from_dict(review.b.meta)
     predicted = [
-        (str(op["region"]), Box(str(op["label"]), *op["before"]))
-        for op in review.a.meta.get("operations") or []
-        if op.get("label") is not None and op.get("before") is not None
+        (op.region, Box(op.label, *op.before))
+        for op in a.operations or ()
+        if op.label is not None and op.before is not None
     ]
-    final = _regions(predicted, boxes)
-    ops = diff_regions(predicted, final)
-    lead_times = [v.meta.get("lead_time") for v in (review.a, review.b)] + [extra.get("adjudication_lead_time")]
-    reviewers = [str(review.a.reviewer), str(review.b.reviewer)]
-    meta: dict[str, Any] = {
-        "double_review": kind,
-        "reviews": review.ids,
-        "reviewers": reviewers,
-        "project_id": review.a.meta.get("project_id"),
-        "prediction_version_id": review.a.meta.get("prediction_version_id"),
-        "updated_at": max(str(review.a.meta.get("updated_at") or ""), str(review.b.meta.get("updated_at") or "")),
-        "lead_time": round(sum(float(t) for t in lead_times if t is not None), 2),
-        "simulated": bool(review.a.meta.get("simulated")) and bool(review.b.meta.get("simulated")),
-        "agreement_f1": round(review.agreement().f1, 4),
-        **extra,
-    }
-    if predicted or review.a.meta.get("operations") is not None:
-        meta["operations"] = [op.to_dict() for op in ops]
-        meta["edits"] = count_edits(ops)
-    who = " + ".join(reviewers) + (f" / {extra['adjudicator']}" if extra.get("adjudicator") else "")
+    ops = diff_regions(predicted, _regions(predicted, boxes))
+    lead_times = [a.lead_time, b.lead_time, adjudication.lead_time if adjudication else None]
+    reviewers = (str(review.a.reviewer), str(review.b.reviewer))
+    meta = ReviewMeta(
+        project_id=a.project_id,
+        prediction_version_id=a.prediction_version_id,
+        updated_at=updated_at if adjudication else max(str(a.updated_at or ""), str(b.updated_at or "")),
+        lead_time=round(sum(t for t in lead_times if t is not None), 2),
+        simulated=a.simulated and b.simulated,
+        operations=tuple(ops) if predicted or a.operations is not None else None,
+        settled=Settled(kind, tuple(review.ids), reviewers, round(review.agreement().f1, 4), adjudication),
+    )
+    who = " + ".join(reviewers) + (f" / {adjudication.adjudicator}" if adjudication else "")
     return LabelVersion(
         image_path=review.photo,
         source=Source.REVIEWED,
@@ -177,14 +180,14 @@ def _final_version(
         model_version=review.a.model_version,
         reviewer=who,
         excluded=excluded,
-        meta=meta,
+        meta=meta.to_dict(),
     )
 
 
 def _regions(predicted: Sequence[tuple[str, Box]], boxes: Sequence[Box]) -> list[tuple[str, Box]]:
     """Final boxes with the predicted region ids they overlap (so the diff pairs kept boxes)."""
     ids = [f"f{i}" for i in range(len(boxes))]
-    for i, j, _ in match_boxes(list(boxes), [b for _, b in predicted], iou_threshold=0.5, class_aware=False):
+    for i, j, _ in match_boxes(list(boxes), [b for _, b in predicted], iou_threshold=MATCH_IOU, class_aware=False):
         ids[i] = predicted[j][0]
     return list(zip(ids, boxes, strict=True))
 
@@ -205,7 +208,7 @@ def settle(ws: Workspace, client: ReviewClient | None) -> SettleResult:
             continue
         pair = review.agreement()
         if pair.agrees(min_f1):
-            version = _final_version(ws, review, merge(pair), kind=MERGED, excluded=review.a.excluded, extra={})
+            version = _final_version(ws, review, merge(pair), kind=MERGED, excluded=review.a.excluded)
             ws.store.add_label_version(version)
             merged += 1
         elif (queued.get(review.photo) or {}).get("reviews") != review.ids:
@@ -220,7 +223,7 @@ def settle(ws: Workspace, client: ReviewClient | None) -> SettleResult:
         sent_to_adjudication=sent,
         adjudicated=adjudicated,
         awaiting_adjudication=awaiting,
-        adjudication_project_id=_adjudication_project_id(ws),
+        adjudication_project_id=adjudication_project_id(ws),
         agreement=summary,
     )
     if reviews:
@@ -234,44 +237,22 @@ def settle(ws: Workspace, client: ReviewClient | None) -> SettleResult:
 # ---- the adjudication project ---------------------------------------------------------------
 
 
-def _adjudication_project_id(ws: Workspace) -> int | None:
-    value = ws.store.get_meta(ADJUDICATION_PROJECT_KEY)
-    return int(value) if value else None
+def adjudication_project_id(ws: Workspace) -> int | None:
+    """The adjudication project's id, None before a disagreement made it."""
+    return stored_project_id(ws, ADJUDICATION)
 
 
 def _adjudication_tasks(ws: Workspace) -> dict[str, dict[str, Any]]:
     return dict(json.loads(ws.store.get_meta(ADJUDICATION_TASKS_KEY) or "{}"))
 
 
-def adjudication_instructions() -> str:
-    return (
-        "<h3>Adjudication: two dermatologists disagreed on this photo</h3>"
-        "<p>Each review is shown as a prediction named <i>review by</i> its reviewer. Compare them, start from "
-        "the one closer to right, correct its boxes and classes as in a normal review, and press <b>Submit</b>. "
-        "Your annotation becomes the photo's label; both reviews stay in its history.</p>"
-    )
-
-
 def ensure_adjudication_project(ws: Workspace, client: ReviewClient) -> int:
     """The adjudication project (created on first use) with the photo folder attached."""
-    pid = _adjudication_project_id(ws)
+    pid = adjudication_project_id(ws)
     if pid is not None:
         return pid
-    project = client.call(
-        "creating the adjudication project",
-        client.sdk.projects.create,
-        idempotent=False,
-        title=f"{ws.config.project_title} adjudication",
-        label_config=labeling_config(ws.config.class_table),
-        description="Photos whose two reviews disagree: decide the label",
-        expert_instruction=adjudication_instructions(),
-        show_instruction=True,
-        show_collab_predictions=True,
-        maximum_annotations=1,
-        show_skip_button=True,
-    )
-    pid = int(project.id)
-    ws.store.set_meta(ADJUDICATION_PROJECT_KEY, str(pid))
+    pid = int(create_project(ws, client, ADJUDICATION).id)
+    ws.store.set_meta(ADJUDICATION.id_key, str(pid))
     ensure_photo_storage(ws, client, pid)
     return pid
 
@@ -315,46 +296,16 @@ def push_adjudications(ws: Workspace, client: ReviewClient, reviews: Sequence[Do
     return len(payload)
 
 
-def _tasks_with_annotations(client: ReviewClient, project_id: int) -> list[dict[str, Any]]:
-    """The project's tasks with their annotations (one raw request per page of 1000)."""
-    out: list[dict[str, Any]] = []
-    page = 1
-    while True:
-
-        def fetch(p: int = page) -> Any:
-            response = client.sdk._client_wrapper.httpx_client.request(
-                "api/tasks/",
-                method="GET",
-                params={"project": project_id, "fields": "all", "page_size": 1000, "page": p},
-            )
-            if response.status_code == 404:
-                return {"tasks": []}
-            response.raise_for_status()
-            return response.json()
-
-        body = client.call(f"listing the tasks of project {project_id}", fetch)
-        tasks = body.get("tasks", []) if isinstance(body, dict) else list(body)
-        out.extend(tasks)
-        if len(tasks) < 1000:
-            return out
-        page += 1
-
-
-def _emails(client: ReviewClient) -> dict[int, str]:
-    users = client.call("listing users", client.sdk.users.list)
-    return {int(u.id): str(u.email) for u in users}
-
-
 def pull_adjudications(ws: Workspace, client: ReviewClient) -> int:
     """Store each new adjudicator annotation as the photo's current label; how many were stored."""
-    pid = _adjudication_project_id(ws)
+    pid = adjudication_project_id(ws)
     if pid is None:
         return 0
     pulled = ws.store.pulled_annotations()
     records = {r.path: r for r in ws.store.images()}
     emails: dict[int, str] | None = None
     stored = 0
-    for task in _tasks_with_annotations(client, pid):
+    for task in client.tasks_with_annotations(pid):
         data = task.get("data") or {}
         record = records.get(str(data.get(PHOTO_FIELD)))
         ids = [int(x) for x in str(data.get(REVIEWS_FIELD) or "").split(",") if x]
@@ -371,25 +322,19 @@ def pull_adjudications(ws: Workspace, client: ReviewClient) -> int:
         if a is None or b is None or parsed.problems:
             continue  # a review gone from the store, or an unreadable box: left for a person to fix
         if emails is None:
-            emails = _emails(client)
+            emails = client.user_emails()
         who = ann.get("completed_by")
         adjudicator = who.get("email") if isinstance(who, dict) else emails.get(int(who or 0), f"user {who}")
-        extra = {
-            "adjudicator": adjudicator,
-            "adjudication_project_id": pid,
-            "adjudication_task_id": task["id"],
-            "adjudication_annotation_id": ann["id"],
-            "adjudication_lead_time": ann.get("lead_time"),
-        }
+        adjudication = Adjudication(str(adjudicator), pid, task["id"], ann["id"], ann.get("lead_time"))
         version = _final_version(
             ws,
             DoubleReview(record.path, a, b),
             [box for _, box in parsed.regions],
             kind=ADJUDICATED,
             excluded=bool(parsed.excluded),
-            extra=extra,
+            adjudication=adjudication,
+            updated_at=ann.get("updated_at"),
         )
-        version = LabelVersion(**{**version.__dict__, "meta": {**version.meta, "updated_at": ann.get("updated_at")}})
         with ws.store.transaction():
             version_id = ws.store.add_label_version(version)
             ws.store.record_pulled(int(ann["id"]), record.path, version_id, ann.get("updated_at"))

@@ -22,8 +22,7 @@ from typing import Any
 
 from annotator.boxes import match_boxes
 from annotator.types import Box
-
-MATCH_IOU = 0.5
+from review_queue.constants import MATCH_IOU
 
 
 @dataclass(frozen=True)

@@ -3,10 +3,11 @@
 label versions, which review status, the learning curve and finalize all read from here.
 
 One definition of "changed": a predicted box the reviewer kept overlaps its reviewed box with
-IoU >= ACCEPT_IOU (0.7, about the agreement of two people boxing the same lesion) and has the
-same class, or it was changed. Pull's diff, the simulated reviewer and the rate all use it.
+IoU >= ACCEPT_IOU (review_queue.constants: 0.7, about the agreement of two people boxing the same
+lesion) and has the same class, or it was changed. Pull's diff, the simulated reviewer and the rate
+all use it. The edits themselves (`EditKind`, `EditOp`) are the vocabulary of `review_queue.edits`.
 
-Pure: no I/O. The diff is stored with every pulled review (`meta["operations"]`, and its counts
+Pure: no I/O. The diff is stored with every pulled review (`ReviewMeta.operations`, and its counts
 in `meta["edits"]`); the statistic reads the operations back, so it needs no server either.
 Seconds come from the one time model, `review_queue.effort`.
 """
@@ -16,76 +17,16 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from enum import StrEnum
 from typing import Any
 
 from annotator.boxes import iou, match_boxes
 from annotator.types import Box, LabelVersion
+from review_queue.constants import ACCEPT_IOU, MATCH_IOU
+from review_queue.edits import EditKind, EditOp
 from review_queue.effort import Effort, PhotoReview, effort
-
-ACCEPT_IOU = 0.7  # a kept predicted box this close to the reviewed one (same class) was accepted, not moved
-
-
-class EditKind(StrEnum):
-    """What a reviewer did to one box. Stored by value (`"moved"`) in a review's meta."""
-
-    ACCEPTED = "accepted"  # a predicted box kept (IoU with the reviewed box >= ACCEPT_IOU, class kept)
-    MOVED = "moved"  # a predicted box moved or resized to IoU < ACCEPT_IOU, class kept
-    RELABELLED = "relabelled"  # a predicted box given another class (and perhaps moved too)
-    DELETED = "deleted"  # a predicted box removed
-    ADDED = "added"  # a box the model did not propose
-
-    @property
-    def on_prediction(self) -> bool:
-        """The edit concerns a box the model proposed (every kind but `added`)."""
-        return self is not EditKind.ADDED
-
-    @property
-    def corrects(self) -> bool:
-        """The reviewer had to change a predicted box: moved, relabelled or deleted."""
-        return self in (EditKind.MOVED, EditKind.RELABELLED, EditKind.DELETED)
-
-    @property
-    def counts_against_model(self) -> bool:
-        """The edit enters the correction rate's numerator: a changed predicted box or a missed lesion."""
-        return self.corrects or self is EditKind.ADDED
-
+from review_queue.review_meta import ReviewMeta
 
 # ---- the edit diff ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class EditOp:
-    """One reviewer action inferred from a prediction and the annotation made from it.
-
-    `label` is the predicted class (None for added), `new_label` the reviewed class (None for
-    deleted). A relabelled box may also have moved (`moved`=True: IoU < ACCEPT_IOU). iou: overlap of predicted and
-    reviewed box, when both exist. before/after: (x1, y1, x2, y2) in displayed-photo pixels.
-    """
-
-    kind: EditKind
-    region: str
-    label: str | None
-    new_label: str | None = None
-    iou: float | None = None
-    moved: bool = False
-    before: tuple[float, float, float, float] | None = None
-    after: tuple[float, float, float, float] | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON form stored in a review's `meta["operations"]` (what `correction_summary` reads)."""
-        out: dict[str, Any] = {"op": self.kind.value, "region": self.region, "label": self.label}
-        if self.new_label is not None and self.new_label != self.label:
-            out["new_label"] = self.new_label
-        if self.iou is not None:
-            out["iou"] = round(self.iou, 4)
-        if self.moved and self.kind is EditKind.RELABELLED:
-            out["moved"] = True
-        if self.before is not None:
-            out["before"] = [round(v, 2) for v in self.before]
-        if self.after is not None and self.after != self.before:
-            out["after"] = [round(v, 2) for v in self.after]
-        return out
 
 
 def _corners(box: Box) -> tuple[float, float, float, float]:
@@ -96,7 +37,7 @@ def diff_regions(
     predicted: Sequence[tuple[str, Box]],
     reviewed: Sequence[tuple[str, Box]],
     *,
-    iou_threshold: float = 0.5,
+    iou_threshold: float = MATCH_IOU,
 ) -> list[EditOp]:
     """The edits that turn a prediction into an annotation; both are (region id, box) in order.
 
@@ -148,17 +89,6 @@ def diff_regions(
         if j not in used_r:
             ops.append(EditOp(EditKind.ADDED, rid, None, box.label, None, False, None, _corners(box)))
     return ops
-
-
-def count_edits(ops: Iterable[EditOp | Mapping[str, Any]]) -> dict[str, int]:
-    """{kind: count} over every EditKind, plus `predicted` (boxes the model proposed).
-
-    Takes EditOps or their stored dict form alike."""
-    counts = {k.value: 0 for k in EditKind}
-    for op in ops:
-        counts[EditKind(op.kind if isinstance(op, EditOp) else op["op"]).value] += 1
-    counts["predicted"] = sum(counts[k.value] for k in EditKind if k.on_prediction)
-    return counts
 
 
 # ---- the correction statistic ---------------------------------------------------------------
@@ -223,7 +153,7 @@ def correction_summary(
     """The one correction statistic over reviewed label versions (their meta carries the edit diff).
 
     Which photos count: a reviewed version counts when it carries its edit operations
-    (`meta["operations"]`, written by every pull) and the reviewer did not exclude the photo.
+    (`ReviewMeta.operations`, written by every pull) and the reviewer did not exclude the photo.
     Excluded photos are left out of every figure: a reviewer who excludes a photo (blurred,
     atypical) removes or ignores its boxes because the photo leaves the data set, not because the
     model was wrong, so its edits would distort the rate that decides whether to accept the
@@ -246,25 +176,23 @@ def correction_summary(
         if version.excluded:
             excluded += 1
             continue
-        operations = version.meta.get("operations")
-        if operations is None:
+        meta = ReviewMeta.from_dict(version.meta)
+        if meta.operations is None:
             unmeasured += 1
             continue
         photos += 1
         reviewed_boxes += len(version.boxes)
-        simulated += bool(version.meta.get("simulated"))
-        lead_time = version.meta.get("lead_time")
-        if lead_time is not None:
-            seconds += float(lead_time)
+        simulated += meta.simulated
+        if meta.lead_time is not None:
+            seconds += meta.lead_time
             timed += 1
         size = (sizes or {}).get(version.image_path)
-        drawn_known = all(op["op"] != EditKind.ADDED or op.get("after") for op in operations)
+        drawn_known = all(op.kind is not EditKind.ADDED or op.after for op in meta.operations)
         if size is not None and drawn_known:  # a drawn box is priced by its size
-            priced.append(PhotoReview(operations, version.boxes, int(size[0]), int(size[1])))
-        for op in operations:
-            kind = EditKind(op["op"])
+            priced.append(PhotoReview(meta.operations, version.boxes, int(size[0]), int(size[1])))
+        for op in meta.operations:
+            kind, label = op.kind, op.box_class
             edits[kind] += 1
-            label = str((op.get("label") if kind.on_prediction else op.get("new_label")) or "?")
             edits_per_class[label][kind.value] += 1
             boxes_per_class[label] += 1
             against_per_class[label] += kind.counts_against_model

@@ -12,9 +12,9 @@ Seconds per action (a model, not a measurement):
   the same paper, after Su et al. 2012): small crisp lesions are quick, large diffuse patches slow.
 
 Scratch cost of a photo = look + drawing every box of its final (reviewed) label.
-Reviewer cost of a photo = look + the cost of each edit of the prediction (`review_queue.corrections`
-edit kinds). A photo where the model predicted nothing is all `added` edits, one per final box, so
-it costs the reviewer exactly what scratch costs.
+Reviewer cost of a photo = look + the cost of each edit of the prediction (`review_queue.edits`
+edit kinds, priced by EDIT_SECONDS). A photo where the model predicted nothing is all `added` edits,
+one per final box, so it costs the reviewer exactly what scratch costs.
 
 Box operations: the reviewer's are the edits that change something (moved, relabelled, deleted,
 added; verifying a box is a look, priced but not an operation); scratch's are the final boxes.
@@ -29,9 +29,11 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from annotator.types import Box
+from review_queue.edits import EditKind, EditOp
 
 LOOK_S = 3.0  # per photo: look at the face, submit
 VERIFY_S = 2.0
@@ -41,8 +43,11 @@ DELETE_S = 2.0
 DRAW_MIN_S, DRAW_MAX_S = 7.0, 35.0
 _SMALL, _LARGE = 0.02, 0.30  # box side relative to the photo's (sqrt of area share): fastest / slowest draw
 
-# Edit kinds (review_queue.corrections.EditKind values) that change the label: a box operation.
-OPERATION_KINDS = frozenset({"moved", "relabelled", "deleted", "added"})
+# Seconds of each edit of a predicted box; an added box is priced by its size (draw_seconds), and a
+# relabelled box that also moved pays the move too.
+EDIT_SECONDS: Mapping[EditKind, float] = MappingProxyType(
+    {EditKind.ACCEPTED: VERIFY_S, EditKind.MOVED: ADJUST_S, EditKind.RELABELLED: RELABEL_S, EditKind.DELETED: DELETE_S}
+)
 
 
 def draw_seconds(box: Box, width: int, height: int) -> float:
@@ -52,23 +57,20 @@ def draw_seconds(box: Box, width: int, height: int) -> float:
     return DRAW_MIN_S + (DRAW_MAX_S - DRAW_MIN_S) * min(1.0, max(0.0, t))
 
 
-def edit_seconds(kind: str, *, moved: bool = False, drawn: Box | None = None, width: int = 0, height: int = 0) -> float:
-    """Seconds for one edit of `review_queue.corrections` (kind as stored: "accepted", "moved", ...).
+def edit_seconds(
+    kind: EditKind, *, moved: bool = False, drawn: Box | None = None, width: int = 0, height: int = 0
+) -> float:
+    """Seconds for one edit (`review_queue.edits.EditKind`).
 
     moved: a relabelled box was also moved; drawn: the box an `added` edit drew (with the photo's size)."""
-    if kind == "accepted":
-        return VERIFY_S
-    if kind == "moved":
-        return ADJUST_S
-    if kind == "relabelled":
-        return RELABEL_S + (ADJUST_S if moved else 0.0)
-    if kind == "deleted":
-        return DELETE_S
-    if kind == "added":
+    if kind is EditKind.ADDED:
         if drawn is None:
             raise ValueError("an added box needs the box it drew to be priced")
         return draw_seconds(drawn, width, height)
-    raise ValueError(f"unknown edit kind {kind!r}")
+    seconds = EDIT_SECONDS[kind]
+    if kind is EditKind.RELABELLED and moved:
+        seconds += EDIT_SECONDS[EditKind.MOVED]
+    return seconds
 
 
 def scratch_seconds(boxes: Iterable[Box], width: int, height: int) -> float:
@@ -137,35 +139,24 @@ class Effort:
         }
 
 
-def _box(label: str | None, corners: Sequence[float] | None) -> Box | None:
-    if corners is None:
-        return None
-    x1, y1, x2, y2 = (float(v) for v in corners)
-    return Box(label or "?", x1, y1, x2, y2)
+def op_seconds(op: EditOp, width: int, height: int) -> float:
+    """Seconds of one edit (an added box priced by the corners it was drawn at)."""
+    drawn = None
+    if op.kind is EditKind.ADDED and op.after is not None:
+        drawn = Box(op.new_label or "?", *op.after)
+    return edit_seconds(op.kind, moved=op.moved, drawn=drawn, width=width, height=height)
 
 
-def op_class(op: Mapping[str, Any]) -> str:
-    """The class an edit counts under: the predicted class, or the new class of an added box."""
-    label = op.get("new_label") if op["op"] == "added" else op.get("label")
-    return str(label or "?")
-
-
-def op_seconds(op: Mapping[str, Any], width: int, height: int) -> float:
-    """Seconds of one stored edit (`EditOp.to_dict()` form: {"op", "label", "new_label", "moved", "after"})."""
-    drawn = _box(op.get("new_label"), op.get("after")) if op["op"] == "added" else None
-    return edit_seconds(op["op"], moved=bool(op.get("moved")), drawn=drawn, width=width, height=height)
-
-
-def review_seconds(ops: Iterable[Mapping[str, Any]], width: int, height: int) -> float:
+def review_seconds(ops: Iterable[EditOp], width: int, height: int) -> float:
     """What reviewing one photo costs: the look plus each edit."""
     return LOOK_S + sum(op_seconds(op, width, height) for op in ops)
 
 
 @dataclass(frozen=True)
 class PhotoReview:
-    """One reviewed photo as the effort model needs it: its edits (stored form), final boxes and size."""
+    """One reviewed photo as the effort model needs it: its edits, final boxes and size."""
 
-    operations: Sequence[Mapping[str, Any]]
+    operations: Sequence[EditOp]
     final_boxes: Sequence[Box]
     width: int
     height: int
@@ -182,8 +173,8 @@ def effort(photos: Iterable[PhotoReview]) -> Effort:
         scr_s += LOOK_S
         for op in photo.operations:
             seconds = op_seconds(op, photo.width, photo.height)
-            is_operation = op["op"] in OPERATION_KINDS
-            row = per_class.setdefault(op_class(op), [0, 0, 0.0, 0.0])
+            is_operation = op.kind.is_operation
+            row = per_class.setdefault(op.box_class, [0, 0, 0.0, 0.0])
             row[0] += is_operation
             row[2] += seconds
             rev_ops += is_operation

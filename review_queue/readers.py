@@ -29,15 +29,19 @@ from annotator.classes import ClassTable
 from annotator.errors import ConfigError, LabelStudioError
 from annotator.fsutil import atomic_write_text
 from annotator.store import Workspace
-from review_queue.adjudication import _emails, _tasks_with_annotations
 from review_queue.labelstudio.client import ReviewClient
-from review_queue.labelstudio.convert import IMAGE_TAG, LABEL_TAG, PHOTO_FIELD, _attr, local_file_url
-from review_queue.labelstudio.project import document_prefix, ensure_photo_storage, import_tasks
+from review_queue.labelstudio.convert import CLASSES_TAG, IMAGE_TAG, NO_LESION, PHOTO_FIELD, local_file_url
+from review_queue.labelstudio.project import (
+    READERS,
+    create_project,
+    document_prefix,
+    ensure_photo_storage,
+    get_project,
+    import_tasks,
+    stored_project_id,
+)
 
-READERS_PROJECT_KEY = "review.readers_project_id"
 READERS_TASKS_KEY = "review.readers_tasks"  # JSON {photo: task id}
-CLASSES_TAG = "classes"  # Choices: the lesion types the reader sees
-NO_LESION = "no lesion"
 
 
 @dataclass(frozen=True)
@@ -63,44 +67,6 @@ class ReadersPullResult:
         return asdict(self)
 
 
-def readers_labeling_config(classes: ClassTable) -> str:
-    """One photo, a multiple choice of the lesion types (plus "no lesion"), optional boxes."""
-    choices = "\n".join(
-        f'    <Choice value="{_attr(n)}" hint="{_attr(classes.describe(n).full_name)}"/>' for n in classes.names
-    )
-    labels = "\n".join(
-        f'    <Label value="{_attr(n)}" background="{_attr(classes.describe(n).colour)}"/>' for n in classes.names
-    )
-    return (
-        "<View>\n"
-        '  <Header value="Which lesion types does this photo show? Tick every one you see." size="5"/>\n'
-        f'  <Image name="{IMAGE_TAG}" value="${IMAGE_TAG}" zoom="true" zoomControl="true" rotateControl="false"/>\n'
-        f'  <Choices name="{CLASSES_TAG}" toName="{IMAGE_TAG}" choice="multiple" showInline="true">\n'
-        f"{choices}\n"
-        f'    <Choice value="{NO_LESION}" hint="No pigmented lesion in this photo"/>\n'
-        "  </Choices>\n"
-        '  <Header value="Optional: box the lesions" size="6"/>\n'
-        f'  <RectangleLabels name="{LABEL_TAG}" toName="{IMAGE_TAG}" strokeWidth="2" opacity="0.15">\n'
-        f"{labels}\n"
-        "  </RectangleLabels>\n"
-        "</View>\n"
-    )
-
-
-def readers_instructions() -> str:
-    return (
-        "<h3>Reader study (blinded)</h3>"
-        "<p>Each photo is from the held-out test set. No model's answer and no other reader's answer is shown. "
-        "Tick every lesion type you see in the photo (or <b>no lesion</b>), optionally box the lesions, and "
-        "press <b>Submit</b>. Your reads are scored against the reference labels like the models are.</p>"
-    )
-
-
-def _project_id(ws: Workspace) -> int | None:
-    value = ws.store.get_meta(READERS_PROJECT_KEY)
-    return int(value) if value else None
-
-
 def _tasks(ws: Workspace) -> dict[str, int]:
     return {str(k): int(v) for k, v in json.loads(ws.store.get_meta(READERS_TASKS_KEY) or "{}").items()}
 
@@ -114,38 +80,15 @@ def ensure_readers_project(ws: Workspace, client: ReviewClient, *, readers: int)
     """The readers' project (created on first use), asking for `readers` reads of every photo."""
     if readers < 1:
         raise ConfigError(f"--readers must be at least 1 (got {readers})")
-    pid = _project_id(ws)
-    settings: dict[str, Any] = {
-        "maximum_annotations": readers,
-        "overlap_cohort_percentage": 100,
-        "show_overlap_first": False,
-    }
+    pid = stored_project_id(ws, READERS)
     if pid is None:
-        project = client.call(
-            "creating the readers' project",
-            client.sdk.projects.create,
-            idempotent=False,
-            title=f"{ws.config.project_title} reader study",
-            label_config=readers_labeling_config(ws.config.class_table),
-            description="Reader study: the test photos, blinded (no predictions)",
-            expert_instruction=readers_instructions(),
-            show_instruction=True,
-            show_collab_predictions=False,
-            show_skip_button=True,
-            **settings,
-        )
-        pid = int(project.id)
-        ws.store.set_meta(READERS_PROJECT_KEY, str(pid))
+        pid = int(create_project(ws, client, READERS, reads=readers).id)
+        ws.store.set_meta(READERS.id_key, str(pid))
         ensure_photo_storage(ws, client, pid)
         return pid
-    project = client.call(
-        f"reading project {pid}",
-        client.sdk.projects.get,
-        pid,
-        missing=f"the readers' project {pid} is gone from Label Studio at {client.url}",
-    )
+    project = get_project(client, pid, missing=f"the readers' project {pid} is gone from Label Studio at {client.url}")
     if project.maximum_annotations != readers:
-        client.call("asking for one read per reader", client.sdk.projects.update, pid, **settings)
+        client.call("asking for one read per reader", client.sdk.projects.update, pid, **READERS.settings(readers))
     return pid
 
 
@@ -185,15 +128,15 @@ def read_classes(result: Sequence[dict[str, Any]], classes: ClassTable) -> froze
 
 def pull_readers(ws: Workspace, client: ReviewClient, *, out: Path) -> ReadersPullResult:
     """Write every reader's latest read of each test photo as a reader CSV at `out` (rewritten whole)."""
-    pid = _project_id(ws)
+    pid = stored_project_id(ws, READERS)
     if pid is None:
         raise LabelStudioError("no reader study was pushed yet: run `annotator review readers push` first")
     known = set(ws.store.splits())
     classes = ws.config.class_table
-    emails = _emails(client)
+    emails = client.user_emails()
     latest: dict[tuple[str, str], tuple[str, frozenset[str]]] = {}  # (reader, photo) -> (updated_at, classes)
     unknown: list[str] = []
-    for task in _tasks_with_annotations(client, pid):
+    for task in client.tasks_with_annotations(pid):
         photo = str((task.get("data") or {}).get(PHOTO_FIELD))
         if photo not in known:
             unknown.append(photo)
@@ -237,9 +180,9 @@ def simulate_readers(
     serves them from the ground truth's classes; with probability `noise` a read misses one present class
     or, on a photo without one, names a random class. Returns reader -> photos read."""
     from review_queue.people import client_as
-    from review_queue.simulate import _postpone, next_task, read_truth
+    from review_queue.simulate import read_truth
 
-    pid = _project_id(ws)
+    pid = stored_project_id(ws, READERS)
     if pid is None:
         raise LabelStudioError("no reader study was pushed yet: run `annotator review readers push` first")
     truth_root = Path(truth_dir) if truth_dir else Path(ws.image_root).parent / "truth"
@@ -252,13 +195,13 @@ def simulate_readers(
         served: set[int] = set()
         done[email] = 0
         while True:
-            task = next_task(acting, pid)
+            task = acting.next_task(pid)
             if task is None or int(task["id"]) in served:
                 break
             served.add(int(task["id"]))
             truth = read_truth(truth_root, str((task.get("data") or {}).get(PHOTO_FIELD)), classes)
             if truth is None:
-                _postpone(acting, int(task["id"]))
+                acting.postpone(int(task["id"]))
                 continue
             named = sorted({b.label for b in truth})
             if noise and rng.random() < noise:

@@ -4,9 +4,9 @@ It takes tasks one at a time in the order Label Studio serves a dermatologist in
 (`GET /api/projects/{id}/next`: the project's uncertainty sampling, lowest prediction score =
 most uncertain first, or whatever the server decides for several annotators), compares each
 prediction with the ground truth in `truth/` and fixes it like a careful reviewer would: a
-predicted box that matches a true lesion (IoU >= 0.5, same class) is verified when it is as good
-as a hand-drawn box (IoU with the true box >= `accept_iou`, by default the one ACCEPT_IOU of
-`review_queue.corrections` that pull's diff and the correction rate use), else moved onto the
+predicted box that matches a true lesion (IoU >= MATCH_IOU, same class) is verified when it is as
+good as a hand-drawn box (IoU with the true box >= `accept_iou`, by default the one ACCEPT_IOU of
+`review_queue.constants` that pull's diff and the correction rate use), else moved onto the
 true lesion (`accept_iou=None`: a pixel-exact reviewer who moves any box off by more than half a
 pixel); a box on a true lesion with the wrong class is relabelled (and moved if needed); a box on
 no lesion is deleted; a missed lesion is drawn. Kept regions keep the prediction's region id, so
@@ -32,40 +32,24 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from label_studio_sdk.core.api_error import ApiError
-
 from annotator.boxes import clip_box, iou, match_boxes, voc_to_box
 from annotator.classes import ClassTable
 from annotator.errors import ConfigError, InputFileError, LabelStudioError
 from annotator.formats.voc import read_voc
 from annotator.store import Workspace
 from annotator.types import Box, ImageRecord
-from review_queue.corrections import ACCEPT_IOU, diff_regions
-from review_queue.effort import (
-    ADJUST_S,
-    DELETE_S,
-    DRAW_MAX_S,
-    DRAW_MIN_S,
-    LOOK_S,
-    RELABEL_S,
-    VERIFY_S,
-    draw_seconds,
-    review_seconds,
-)
+from review_queue.constants import ACCEPT_IOU, MATCH_IOU
+from review_queue.corrections import diff_regions
+from review_queue.edits import EditKind
+from review_queue.effort import EDIT_SECONDS, LOOK_S, draw_seconds, review_seconds
 from review_queue.labelstudio.client import ReviewClient
 from review_queue.labelstudio.convert import SIMULATED_REVIEWER, box_to_result, parse_result
 from review_queue.labelstudio.project import get_project, require_project_id
 from review_queue.people import client_as, simulated_reviewer
 
 __all__ = [
-    "ACCEPT_IOU",
-    "DRAW_MAX_S",
-    "DRAW_MIN_S",
-    "SECONDS",
     "ReviewAction",
     "SimulationResult",
-    "draw_seconds",
-    "next_task",
     "plan_review",
     "queue_query",
     "read_truth",
@@ -74,13 +58,16 @@ __all__ = [
 
 Progress = Callable[[str, int, int], None]  # (step, done, total)
 
-# The reviewer's actions priced by the one time model (review_queue.effort); "draw" by draw_seconds.
-SECONDS = {"verify": VERIFY_S, "adjust": ADJUST_S, "relabel": RELABEL_S, "delete": DELETE_S, "photo": LOOK_S}
-
 
 @dataclass(frozen=True)
 class ReviewAction:
-    kind: str  # verify | adjust | relabel | delete | draw | photo
+    """One thing the simulated reviewer does to a box, priced by the one time model (review_queue.effort).
+
+    A box relabelled and moved onto its lesion is two actions (RELABELLED, then MOVED), as the
+    diff's one relabelled edit that also moved is priced. `kind.action` is the reviewer's word
+    (`verify`, `adjust`, ...), what the simulation reports."""
+
+    kind: EditKind
     region: str
     seconds: float
 
@@ -108,17 +95,21 @@ def plan_review(
     tolerance_px: float = 0.5,
     accept_iou: float | None = ACCEPT_IOU,
 ) -> tuple[list[tuple[str, Box]], list[ReviewAction]]:
-    """What the careful reviewer submits for one photo: (regions, actions). Pure given `rng`."""
+    """What the careful reviewer submits for one photo: (regions, actions on its boxes; the look at the
+    photo, LOOK_S, is no action). Pure given `rng`."""
     boxes = [b for _, b in predicted]
     result: list[tuple[str, Box]] = []
-    actions: list[ReviewAction] = [ReviewAction("photo", "", SECONDS["photo"])]
+    actions: list[ReviewAction] = []
     used_p: set[int] = set()
     used_t: set[int] = set()
+
+    def act(kind: EditKind, rid: str) -> None:
+        actions.append(ReviewAction(kind, rid, EDIT_SECONDS[kind]))
 
     def keep(i: int, target: Box, relabel: bool) -> None:
         rid, before = predicted[i]
         if relabel:
-            actions.append(ReviewAction("relabel", rid, SECONDS["relabel"]))
+            act(EditKind.RELABELLED, rid)
         off = max(
             abs(a - b)
             for a, b in zip(
@@ -127,22 +118,22 @@ def plan_review(
         )
         good_enough = accept_iou is not None and iou(before, target) >= accept_iou
         if off > tolerance_px and not good_enough:
-            actions.append(ReviewAction("adjust", rid, SECONDS["adjust"]))
+            act(EditKind.MOVED, rid)
             after = Box(target.label, target.x1, target.y1, target.x2, target.y2)
         else:
             if not relabel:
-                actions.append(ReviewAction("verify", rid, SECONDS["verify"]))
+                act(EditKind.ACCEPTED, rid)
             after = Box(target.label, before.x1, before.y1, before.x2, before.y2)
         result.append((rid, _slip(after, rng, noise, width, height)))
 
-    for i, j, _ in match_boxes(boxes, list(truth), iou_threshold=0.5, class_aware=True):
+    for i, j, _ in match_boxes(boxes, list(truth), iou_threshold=MATCH_IOU, class_aware=True):
         keep(i, truth[j], relabel=False)
         used_p.add(i)
         used_t.add(j)
     rest_p = [i for i in range(len(boxes)) if i not in used_p]
     rest_t = [j for j in range(len(truth)) if j not in used_t]
     for a, b, _ in match_boxes(
-        [boxes[i] for i in rest_p], [truth[j] for j in rest_t], iou_threshold=0.5, class_aware=False
+        [boxes[i] for i in rest_p], [truth[j] for j in rest_t], iou_threshold=MATCH_IOU, class_aware=False
     ):
         keep(rest_p[a], truth[rest_t[b]], relabel=True)
         used_p.add(rest_p[a])
@@ -151,17 +142,17 @@ def plan_review(
         if i in used_p:
             continue
         if noise and rng.random() < noise / 4:  # slip: a false positive left in place
-            actions.append(ReviewAction("verify", rid, SECONDS["verify"]))
+            act(EditKind.ACCEPTED, rid)
             result.append((rid, Box(box.label, box.x1, box.y1, box.x2, box.y2)))
         else:
-            actions.append(ReviewAction("delete", rid, SECONDS["delete"]))
+            act(EditKind.DELETED, rid)
     for j, target in enumerate(truth):
         if j in used_t:
             continue
         if noise and rng.random() < noise / 4:  # slip: a missed lesion overlooked
             continue
         rid = f"s{rng.getrandbits(40):010x}"
-        actions.append(ReviewAction("draw", rid, draw_seconds(target, width, height)))
+        actions.append(ReviewAction(EditKind.ADDED, rid, draw_seconds(target, width, height)))
         result.append(
             (rid, _slip(Box(target.label, target.x1, target.y1, target.x2, target.y2), rng, noise, width, height))
         )
@@ -220,7 +211,7 @@ def simulate(
     without ground truth is postponed in that stream (left unannotated, served again only after
     every other task), and the simulation stops when the server has nothing new to serve.
     accept_iou changes only what the simulated reviewer does; what counts as changed is always
-    `review_queue.corrections.ACCEPT_IOU` (a stricter reviewer's nudges are priced as verifications).
+    `review_queue.constants.ACCEPT_IOU` (a stricter reviewer's nudges are priced as verifications).
     """
     if count < 0 or not 0.0 <= noise <= 1.0:
         raise ConfigError("--count must be >= 0 and --noise between 0 and 1")
@@ -253,8 +244,8 @@ def simulate(
         regions, actions = plan_review(
             predicted, truth, width=record.width, height=record.height, rng=rng, noise=noise, accept_iou=accept_iou
         )
-        # priced as pull will price it: the one time model over the edit diff of what is submitted
-        ops = [op.to_dict() for op in diff_regions(predicted, regions)]
+        # priced as pull will price it: the one time model over the edit diff of what is submitted, as stored
+        ops = [op.as_stored() for op in diff_regions(predicted, regions)]
         lead_time = round(review_seconds(ops, record.width, record.height), 2)
         result = [box_to_result(b, record.width, record.height, rid) for rid, b in regions]
         parent: dict[str, Any] = {"parent_prediction": int(_get(prediction, "id"))} if prediction is not None else {}
@@ -274,7 +265,7 @@ def simulate(
             **parent,
         )
         done.append(int(task["id"]))
-        tally.update(a.kind for a in actions if a.kind != "photo")
+        tally.update(a.kind.action for a in actions)
         total_s += lead_time
         if progress:
             progress("simulated review", len(done), count)
@@ -293,32 +284,6 @@ def queue_query() -> str:
     return json.dumps({"filters": {"conjunction": "and", "items": unworked}, "ordering": ["tasks:predictions_score"]})
 
 
-def _request(client: ReviewClient, what: str, method: str, path: str, body: Any = None) -> Any:
-    """One REST call the SDK has no method for, through the SDK's own authenticated HTTP client
-    (personal access tokens are refreshed there). None on 404; other errors as the SDK raises them."""
-
-    def send() -> Any:
-        response = client.sdk._client_wrapper.httpx_client.request(path, method=method, json=body)
-        if response.status_code == 404:
-            return None
-        if response.status_code >= 400:
-            try:
-                detail = response.json()
-            except ValueError:
-                detail = response.text
-            raise ApiError(status_code=response.status_code, headers=dict(response.headers), body=detail)
-        return response.json() if response.content else {}
-
-    return client.call(what, send, idempotent=method == "GET")
-
-
-def next_task(client: ReviewClient, project_id: int) -> dict[str, Any] | None:
-    """The task Label Studio's label stream serves next to this client's user (`GET
-    /api/projects/{id}/next`: the project's sampling, here uncertainty sampling), with its
-    predictions; None when it has none left. Serving locks the task to the user until annotated."""
-    return _request(client, f"asking project {project_id} for the next task", "GET", f"api/projects/{project_id}/next")
-
-
 def _served_with_truth(
     acting: ReviewClient,
     project_id: int,
@@ -334,7 +299,7 @@ def _served_with_truth(
     only what was postponed comes back."""
     served: set[int] = set()
     while more():
-        task = next_task(acting, project_id)
+        task = acting.next_task(project_id)
         if task is None or int(task["id"]) in served:
             return
         served.add(int(task["id"]))
@@ -343,20 +308,9 @@ def _served_with_truth(
         truth = read_truth(truth_root, record.path, classes) if record else None
         if record is None or truth is None:
             missing.append(str(photo))
-            _postpone(acting, int(task["id"]))
+            acting.postpone(int(task["id"]))
             continue
         yield task, record, truth
-
-
-def _postpone(client: ReviewClient, task_id: int) -> None:
-    """Leave a task for later in this user's stream (Label Studio's "postpone": an empty draft)."""
-    _request(
-        client,
-        f"postponing task {task_id}",
-        "POST",
-        f"api/tasks/{task_id}/drafts",
-        {"result": [], "was_postponed": True, "lead_time": 0},
-    )
 
 
 def _get(obj: Any, key: str) -> Any:
@@ -428,7 +382,7 @@ def simulate_adjudication(
         ]
         start = max(reviews, key=lambda r: compare("", "", [b for _, b in r], "", truth).f1) if reviews else []
         regions, actions = plan_review(start, truth, width=record.width, height=record.height, rng=rng, noise=noise)
-        ops = [op.to_dict() for op in diff_regions(start, regions)]
+        ops = [op.as_stored() for op in diff_regions(start, regions)]
         lead_time = round(LOOK_S + review_seconds(ops, record.width, record.height), 2)  # two reviews to compare
         acting.call(
             f"adjudicating task {task['id']}",
@@ -441,7 +395,7 @@ def simulate_adjudication(
             ground_truth=False,
         )
         done.append(int(task["id"]))
-        tally.update(a.kind for a in actions if a.kind != "photo")
+        tally.update(a.kind.action for a in actions)
         total_s += lead_time
     return SimulationResult(
         annotated=len(done), task_ids=done, missing_truth=missing, actions=dict(tally), lead_time_s=round(total_s, 2)

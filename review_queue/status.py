@@ -18,6 +18,7 @@ from review_queue.agreement import AgreementSummary
 from review_queue.corrections import CorrectionSummary, correction_summary
 from review_queue.labelstudio.client import ReviewClient
 from review_queue.labelstudio.project import get_project, stored_project_id
+from review_queue.review_meta import ReviewMeta
 
 
 @dataclass(frozen=True)
@@ -91,7 +92,7 @@ def review_status(ws: Workspace, client: ReviewClient | None = None) -> ReviewSt
         reviewed=len(reviewed),
         excluded=sum(1 for v in reviewed if v.excluded),
         remaining=sum(1 for p in tasks if p in current and current[p].source is Source.MODEL),
-        simulated_reviews=sum(1 for v in reviewed if v.meta.get("simulated")),
+        simulated_reviews=sum(1 for v in reviewed if ReviewMeta.from_dict(v.meta).simulated),
         corrections=correction_summary(reviewed, sizes={r.path: (r.width, r.height) for r in ws.store.images()}),
         server=server,
         agreement=agreement_summary(ws),

@@ -12,7 +12,7 @@ import pytest
 from annotator.config import Config
 from annotator.ingest import ingest
 from annotator.store import Workspace
-from annotator.synth import generate
+from annotator.synthetic import generate
 from review_queue.labelstudio import server as ls
 
 REPO = Path(__file__).resolve().parents[1]

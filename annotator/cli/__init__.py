@@ -34,7 +34,7 @@ def synth(
     json_out: JsonOption = False,
 ) -> None:
     """Write a synthetic PSL photo set (SIMULATED data, for demos and tests)."""
-    from annotator.synth import generate
+    from annotator.synthetic import generate
 
     with progress_bar() as bar:
         task = bar.add_task("synthesising photos", total=images)

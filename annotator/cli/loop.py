@@ -59,8 +59,8 @@ def _print_round(result, curve) -> None:
             console.print(p.no_box_note(), markup=False)
     if result.pushed:
         console.print(
-            f"review queue: {result.pushed['created']} tasks created, {result.pushed['replaced']} "
-            f"predictions replaced, {result.pushed['kept_annotated']} reviewed tasks left alone"
+            f"review queue: {result.pushed.created} tasks created, {result.pushed.replaced} "
+            f"predictions replaced, {result.pushed.kept_annotated} reviewed tasks left alone"
         )
     console.print(curve_table(curve))
     console.print(f"round report: {result.report}", markup=False)

@@ -19,6 +19,7 @@ from annotator.cli.common import JsonOption, WorkspaceOption, handle_errors
 from annotator.console import console, err_console, escape, print_json, progress_bar, say, tagged
 from annotator.errors import LabelStudioError
 from annotator.store import Workspace
+from review_queue.constants import ACCEPT_IOU
 from review_queue.labelstudio.server import credentials_path, read_server_info, start_server, stop_server
 
 # The Label Studio SDK takes ~2 s to import: the modules that need it are imported by the commands
@@ -191,11 +192,11 @@ def pull(
     """Store the reviewers' annotations as reviewed labels (safe to run again at any time)."""
     with Workspace.open(workspace, write=True) as ws:
         from review_queue.labelstudio.client import connect
-        from review_queue.labelstudio.pull import pull as pull_annotations
+        from review_queue.queue import LabelStudioQueue
 
-        client = connect(ws, url=url)
+        queue = LabelStudioQueue(connect(ws, url=url))
         with _progress() as update:
-            result = pull_annotations(ws, client, full=full, progress=update)
+            result = queue.pull(ws, full=full, progress=update)  # then settles double reviews
     if json_out:
         print_json(result.to_dict())
         return
@@ -256,7 +257,7 @@ def simulate(
             help="Leave a predicted box as it is when its IoU with the true box is at least this (1.0: fix "
             "every box that is not pixel-exact).",
         ),
-    ] = 0.7,
+    ] = ACCEPT_IOU,
     reviewer: Annotated[
         Optional[int],
         typer.Option(

@@ -158,6 +158,52 @@ class ReviewClient:
 
         return self._pages(project_id, fetch, page_size)
 
+    def tasks_with_annotations(self, project_id: int, *, page_size: int = 1000) -> list[dict[str, Any]]:
+        """Every task of the project as a plain dict with its annotations and predictions (`fields=all`);
+        none when the project is gone (404)."""
+
+        def fetch(page: int) -> list[dict[str, Any]]:
+            params = {"project": project_id, "fields": "all", "page_size": page_size, "page": page}
+            try:
+                answer = self.request_json("GET", "api/tasks/", params=params)
+            except ApiError as exc:
+                if exc.status_code == 404:
+                    return []
+                raise
+            return list(answer.get("tasks") or []) if isinstance(answer, dict) else list(answer or [])
+
+        return [task for page in self._pages(project_id, fetch, page_size) for task in page]
+
+    def user_emails(self) -> dict[int, str]:
+        """Every Label Studio user's email by user id (annotations name their author by id)."""
+        users = self.call("listing users", self.sdk.users.list)
+        return {int(u.id): str(u.email) for u in users}
+
+    def next_task(self, project_id: int) -> dict[str, Any] | None:
+        """The task Label Studio's label stream serves next to this client's user (`GET
+        /api/projects/{id}/next`: the project's sampling, e.g. uncertainty sampling), with its
+        predictions; None when it has none left. Serving locks the task to the user until annotated."""
+        what = f"asking project {project_id} for the next task"
+        return self._request_or_none(what, "GET", f"api/projects/{project_id}/next")
+
+    def postpone(self, task_id: int) -> None:
+        """Leave a task for later in this user's stream (Label Studio's "postpone": an empty draft)."""
+        body = {"result": [], "was_postponed": True, "lead_time": 0}
+        self._request_or_none(f"postponing task {task_id}", "POST", f"api/tasks/{task_id}/drafts", body=body)
+
+    def _request_or_none(self, what: str, method: str, path: str, *, body: Any = None) -> Any:
+        """One REST call the SDK has no method for, through `call` (a GET retried, errors mapped); None on 404."""
+
+        def send() -> Any:
+            try:
+                return self.request_json(method, path, body=body)
+            except ApiError as exc:
+                if exc.status_code == 404:
+                    return None
+                raise
+
+        return self.call(what, send, idempotent=method == "GET")
+
     def health(self) -> bool:
         try:
             return httpx.get(self.url + "/health", timeout=5.0).status_code == 200

@@ -1,5 +1,6 @@
 """Pure conversions between our records and Label Studio's JSON: boxes <-> rectangle results,
-the labeling config, task payloads with predictions, and checked parsing of an annotation.
+the labeling configs (review and reader study), task payloads with predictions, and checked
+parsing of an annotation.
 
 No I/O here. Label Studio stores rectangles in percent of the displayed photo (top-left
 origin); `annotator.boxes` does the arithmetic, this module the JSON shapes around it. The edit
@@ -29,6 +30,8 @@ EXCLUDE_CHOICES: tuple[tuple[str, str], ...] = (
     ("blurred", "Blurred or badly lit: lesions cannot be judged"),
     ("atypical", "Atypical: not a benign pigmented lesion case (leave it out of training)"),
 )
+CLASSES_TAG = "classes"  # Choices of the reader study: the lesion types a reader sees in the photo
+NO_LESION = "no lesion"  # the reader study's choice for a photo without any
 PHOTO_FIELD = "photo"  # task data: the photo's path relative to the image root (our key)
 VERSION_FIELD = "label_version"  # task data: the label-version id first pushed with the task
 CONFLICT_FIELD = "conflict"  # task data: why the photo's labels are in conflict ("" when they are not)
@@ -79,6 +82,31 @@ def labeling_config(classes: ClassTable) -> str:
         f'  <Choices name="{EXCLUDE_TAG}" toName="{IMAGE_TAG}" choice="multiple" showInline="true">\n'
         f"{choices}\n"
         "  </Choices>\n"
+        "</View>\n"
+    )
+
+
+def readers_labeling_config(classes: ClassTable) -> str:
+    """The reader study's config: one photo, a multiple choice of the lesion types (plus "no lesion"),
+    optional boxes."""
+    choices = "\n".join(
+        f'    <Choice value="{_attr(n)}" hint="{_attr(classes.describe(n).full_name)}"/>' for n in classes.names
+    )
+    labels = "\n".join(
+        f'    <Label value="{_attr(n)}" background="{_attr(classes.describe(n).colour)}"/>' for n in classes.names
+    )
+    return (
+        "<View>\n"
+        '  <Header value="Which lesion types does this photo show? Tick every one you see." size="5"/>\n'
+        f'  <Image name="{IMAGE_TAG}" value="${IMAGE_TAG}" zoom="true" zoomControl="true" rotateControl="false"/>\n'
+        f'  <Choices name="{CLASSES_TAG}" toName="{IMAGE_TAG}" choice="multiple" showInline="true">\n'
+        f"{choices}\n"
+        f'    <Choice value="{NO_LESION}" hint="No pigmented lesion in this photo"/>\n'
+        "  </Choices>\n"
+        '  <Header value="Optional: box the lesions" size="6"/>\n'
+        f'  <RectangleLabels name="{LABEL_TAG}" toName="{IMAGE_TAG}" strokeWidth="2" opacity="0.15">\n'
+        f"{labels}\n"
+        "  </RectangleLabels>\n"
         "</View>\n"
     )
 

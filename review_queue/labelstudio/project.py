@@ -1,32 +1,41 @@
-"""The workspace's Label Studio project: find or create it, attach the photo folder, build photo URLs.
+"""The workspace's Label Studio projects: every kind described once (`ProjectKind`: review,
+adjudication, reader study), made by one function; find or create the review project, attach the
+photo folder, build photo URLs.
 
-The project id lives in the store's meta table (`review.project_id`); the labeling config and
-the reviewers' instructions are made here from the workspace's class table.
+Project ids live in the store's meta table (`review.project_id` and each kind's key); the labeling
+configs (`convert`) and the reviewers' instructions (here) are made from the workspace's class table.
 """
 
 from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from annotator.classes import ClassTable
 from annotator.errors import LabelStudioError
 from annotator.fsutil import is_within
 from annotator.store import Workspace
 from review_queue.labelstudio.client import ReviewClient
-from review_queue.labelstudio.convert import labeling_config
+from review_queue.labelstudio.convert import labeling_config, readers_labeling_config
 
 PROJECT_KEY = "review.project_id"
 PENDING_KEY = "review.creating_project"  # the key of a project being created, until its id is stored
+ADJUDICATION_PROJECT_KEY = "review.adjudication_project_id"
+READERS_PROJECT_KEY = "review.readers_project_id"
 SAMPLING = "Uncertainty sampling"
 
 
-def instructions(ws: Workspace) -> str:
+# ---- what the reviewers read -----------------------------------------------------------------
+
+
+def review_instructions(classes: ClassTable) -> str:
     """What a dermatologist sees before and during the review (HTML)."""
-    table = ws.config.class_table
     keys = "".join(
-        f"<li><b>{table.describe(n).hotkey}</b> {n}: {table.describe(n).full_name}</li>" for n in table.names
+        f"<li><b>{classes.describe(n).hotkey}</b> {n}: {classes.describe(n).full_name}</li>" for n in classes.names
     )
     return (
         "<h3>Reviewing the model's lesion boxes</h3>"
@@ -46,8 +55,125 @@ def instructions(ws: Workspace) -> str:
     )
 
 
-def stored_project_id(ws: Workspace) -> int | None:
-    value = ws.store.get_meta(PROJECT_KEY)
+def adjudication_instructions(classes: ClassTable) -> str:
+    """What the adjudicator reads (HTML; the same for every class table)."""
+    return (
+        "<h3>Adjudication: two dermatologists disagreed on this photo</h3>"
+        "<p>Each review is shown as a prediction named <i>review by</i> its reviewer. Compare them, start from "
+        "the one closer to right, correct its boxes and classes as in a normal review, and press <b>Submit</b>. "
+        "Your annotation becomes the photo's label; both reviews stay in its history.</p>"
+    )
+
+
+def readers_instructions(classes: ClassTable) -> str:
+    """What a reader of the blinded reader study reads (HTML; the same for every class table)."""
+    return (
+        "<h3>Reader study (blinded)</h3>"
+        "<p>Each photo is from the held-out test set. No model's answer and no other reader's answer is shown. "
+        "Tick every lesion type you see in the photo (or <b>no lesion</b>), optionally box the lesions, and "
+        "press <b>Submit</b>. Your reads are scored against the reference labels like the models are.</p>"
+    )
+
+
+# ---- the kinds of project --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProjectKind:
+    """One kind of Label Studio project the tool makes, described once: what Label Studio is told
+    when `create_project` makes one, and where the store keeps its id."""
+
+    name: str  # the kind's key in PROJECT_KINDS
+    what: str  # how messages name it ("the review project")
+    title: str  # "{title}" is the workspace's project title (annotator.toml)
+    description: str  # "{key}": a workspace key that lets a killed push find the project it made
+    label_config: Callable[[ClassTable], str]
+    instructions: Callable[[ClassTable], str]
+    id_key: str  # the store's meta key holding the project's id
+    show_predictions: bool  # the tasks' predictions are shown (False: a blinded study)
+    sampling: str | None = None  # the order Label Studio serves tasks in; None: its default (sequential)
+    read_by_all: bool = False  # every task asks for `reads` reads (overlap on all tasks); else one review a task
+
+    @property
+    def keyed(self) -> bool:
+        """Its description carries the workspace key (a project made by a killed command is adopted)."""
+        return "{key}" in self.description
+
+    def settings(self, reads: int = 1) -> dict[str, Any]:
+        """How many reviews Label Studio asks for per task."""
+        if not self.read_by_all:
+            return {"maximum_annotations": 1}
+        return {"maximum_annotations": reads, "overlap_cohort_percentage": 100, "show_overlap_first": False}
+
+    def fields(self, classes: ClassTable, project_title: str, *, reads: int = 1, key: str = "") -> dict[str, Any]:
+        """The fields of Label Studio's create-project request."""
+        fields: dict[str, Any] = {
+            "title": self.title.format(title=project_title),
+            "label_config": self.label_config(classes),
+            "description": self.description.format(key=key),
+            "expert_instruction": self.instructions(classes),
+            "show_instruction": True,
+            "show_collab_predictions": self.show_predictions,
+            "show_skip_button": True,
+            **self.settings(reads),
+        }
+        if self.sampling is not None:
+            fields["sampling"] = self.sampling
+        return fields
+
+
+REVIEW = ProjectKind(
+    name="review",
+    what="the review project",
+    title="{title}",
+    description="Pigmented skin lesion boxes: check the model's proposals (workspace key {key})",
+    label_config=labeling_config,
+    instructions=review_instructions,
+    id_key=PROJECT_KEY,
+    show_predictions=True,
+    sampling=SAMPLING,
+)
+ADJUDICATION = ProjectKind(
+    name="adjudication",
+    what="the adjudication project",
+    title="{title} adjudication",
+    description="Photos whose two reviews disagree: decide the label",
+    label_config=labeling_config,
+    instructions=adjudication_instructions,
+    id_key=ADJUDICATION_PROJECT_KEY,
+    show_predictions=True,
+)
+READERS = ProjectKind(
+    name="readers",
+    what="the readers' project",
+    title="{title} reader study",
+    description="Reader study: the test photos, blinded (no predictions)",
+    label_config=readers_labeling_config,
+    instructions=readers_instructions,
+    id_key=READERS_PROJECT_KEY,
+    show_predictions=False,
+    read_by_all=True,
+)
+# Every kind of project the tool makes in Label Studio (the audits to come add theirs here).
+PROJECT_KINDS: dict[str, ProjectKind] = {kind.name: kind for kind in (REVIEW, ADJUDICATION, READERS)}
+
+
+def create_project(
+    ws: Workspace, client: ReviewClient, kind: ProjectKind, *, reads: int = 1, key: str | None = None
+) -> Any:
+    """Make a project of `kind` in Label Studio (the one way any kind is made; the caller records its id).
+    Never retried once sent: a retry could make a second project.
+
+    reads: reviews asked per task (`read_by_all` kinds); key: the workspace key of a `keyed` kind."""
+    if kind.keyed != (key is not None):
+        raise ValueError(f"creating {kind.what}: a workspace key is {'needed' if kind.keyed else 'not taken'}")
+    fields = kind.fields(ws.config.class_table, ws.config.project_title, reads=reads, key=key or "")
+    return client.call(f"creating {kind.what}", client.sdk.projects.create, idempotent=False, **fields)
+
+
+def stored_project_id(ws: Workspace, kind: ProjectKind = REVIEW) -> int | None:
+    """The id of the workspace's project of `kind`, None before it is made."""
+    value = ws.store.get_meta(kind.id_key)
     return int(value) if value else None
 
 
@@ -58,12 +184,14 @@ def require_project_id(ws: Workspace) -> int:
     return pid
 
 
-def get_project(client: ReviewClient, project_id: int) -> Any:
+def get_project(client: ReviewClient, project_id: int, *, missing: str | None = None) -> Any:
+    """The project `project_id` (missing: the message when it is gone; default: the review project's)."""
     return client.call(
         f"reading project {project_id}",
         client.sdk.projects.get,
         project_id,
-        missing=(
+        missing=missing
+        or (
             f"project {project_id} is not on Label Studio at {client.url}: it was deleted or "
             "this is another server; run `annotator review push --new-project` to start "
             "a new one (photos are pushed again)"
@@ -88,20 +216,7 @@ def ensure_project(ws: Workspace, client: ReviewClient, *, new: bool = False) ->
             return adopted
     key = uuid.uuid4().hex[:12]
     ws.store.set_meta(PENDING_KEY, key)
-    project = client.call(
-        "creating the review project",
-        client.sdk.projects.create,
-        idempotent=False,
-        title=ws.config.project_title,
-        label_config=labeling_config(ws.config.class_table),
-        description=f"Pigmented skin lesion boxes: check the model's proposals (workspace key {key})",
-        expert_instruction=instructions(ws),
-        show_instruction=True,
-        show_collab_predictions=True,
-        sampling=SAMPLING,
-        maximum_annotations=1,
-        show_skip_button=True,
-    )
+    project = create_project(ws, client, REVIEW, key=key)
     with ws.store.transaction():
         ws.store.set_meta(PROJECT_KEY, str(project.id))
         ws.store.set_meta(PENDING_KEY, "")

@@ -38,7 +38,8 @@ import json
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from annotator.classes import ClassTable
@@ -46,8 +47,7 @@ from annotator.errors import LabelStudioError
 from annotator.fsutil import atomic_write_text
 from annotator.store import Workspace, now_iso
 from annotator.types import Box, ImageRecord, LabelVersion, Source
-from review_queue.adjudication import settle
-from review_queue.corrections import count_edits, diff_regions
+from review_queue.corrections import diff_regions
 from review_queue.labelstudio.client import ReviewClient
 from review_queue.labelstudio.convert import (
     CONFLICT_FIELD,
@@ -58,6 +58,8 @@ from review_queue.labelstudio.convert import (
 )
 from review_queue.labelstudio.project import require_project_id
 from review_queue.people import is_simulated
+from review_queue.queue import PullResult
+from review_queue.review_meta import ReviewMeta
 
 Progress = Callable[[str, int, int], None]  # (step, done, total)
 ISSUES_FILE = "pull-issues.json"
@@ -73,29 +75,6 @@ WATERMARK_KEY = "labelstudio_pull_watermark"  # store meta: {"project_id": P, "u
 # A write saved (its updated_at taken) before the last export read but committed after it: re-read
 # that window. One request rarely holds its transaction for more than a second.
 OVERLAP_S = 10.0
-
-
-@dataclass(frozen=True)
-class PullResult:
-    project_id: int
-    tasks: int  # tasks with any annotation (submitted or skipped) in the export
-    current: int  # annotations stored as the photo's current label
-    history: int  # annotations stored as history (superseded by a later one on the same task)
-    already_pulled: int
-    skipped: int  # skipped ("cancelled") annotations: counted, never stored as labels
-    issues: list[dict[str, Any]] = field(default_factory=list)
-    issues_file: str | None = None
-    fixed: list[dict[str, Any]] = field(default_factory=list)  # boxes clipped or dropped in stored reviews
-    full: bool = True  # a full re-sync (else only tasks changed since the last pull were exported)
-    reason: str = ""  # why a full pull was made, or "incremental"
-    deleted: list[dict[str, Any]] = field(default_factory=list)  # stored reviews since deleted in Label Studio
-
-    @property
-    def stored(self) -> int:
-        return self.current + self.history
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "stored": self.stored}
 
 
 @dataclass(frozen=True)
@@ -124,96 +103,136 @@ def pull(
     export_timeout: float = 600.0,
 ) -> PullResult:
     """Store every new or edited annotation of the workspace's project. Safe to rerun at any time.
+    Double reviews are settled by the queue's pull (`review_queue.queue`), not here.
 
     full: export every annotated task, not only those changed since the last pull."""
     pid = require_project_id(ws)
     task_of_photo = ws.store.task_map(pid)
     exports, reason = _changed_tasks(ws, client, pid, full=full, timeout=export_timeout, known=task_of_photo.values())
-    is_full = reason != "incremental"
-    photo_of_task = {tid: path for path, tid in task_of_photo.items()}
-    records = {r.path: r for r in ws.store.images()}
-    pulled = ws.store.pulled_annotations()
-    pushed = ws.store.pushed_versions()
-    classes = ws.config.class_table
-    # photo -> its current label when that is a review (else None), kept up to date as reviews are stored: read in
-    # one query for a full pull, photo by photo for an incremental one (a few reviews need not read 8,000 labels)
-    reviewed_now: dict[str, LabelVersion | None] = (
-        dict(ws.store.current_labels(sources=[Source.REVIEWED])) if is_full else {}
-    )
-
-    def reviewed_current(path: str) -> LabelVersion | None:
-        if not is_full and path not in reviewed_now:
-            current = ws.store.current_label(path)
-            reviewed_now[path] = current if current is not None and current.source is Source.REVIEWED else None
-        return reviewed_now.get(path)
-
-    issues: list[dict[str, Any]] = []
-    fixed: list[dict[str, Any]] = []
-    counts = {"current": 0, "history": 0, "already": 0, "skipped": 0}
-    tasks: list[dict[str, Any]] = []
-    began: list[dt.datetime | None] = []
-    stored_now: set[str] = set()  # photos whose current label this chunk changed
-
+    run = _Run.start(ws, pid, task_of_photo, full=reason != "incremental")
     for export in exports:  # a full pull's next chunk is exported by Label Studio while this one is stored
-        tasks.extend(export.tasks)
-        began.append(export.began)
-        for task in export.tasks:
-            path = photo_of_task.get(task["id"]) or (task.get("data") or {}).get(PHOTO_FIELD)
-            record = records.get(path) if path else None
-            if record is None:
-                issues.append(_issue(task, None, path, "the task's photo is not in this workspace; not merged"))
-                continue
-            annotations = task.get("annotations") or []
-            counts["skipped"] += sum(1 for a in annotations if a.get("was_cancelled"))
-            submitted = sorted(
-                (a for a in annotations if not a.get("was_cancelled")),
-                key=lambda a: (a.get("updated_at") or "", a["id"]),
-            )
-            for ann in submitted:
-                if ann["id"] in pulled and pulled[ann["id"]] == ann.get("updated_at"):
-                    counts["already"] += 1
-                    continue
-                current = ann is submitted[-1] and not _newer_review_is_current(reviewed_current(record.path), ann)
-                prepared, problems = _prepare(ws, pid, task, ann, record, pushed.get(record.path), classes, current)
-                if prepared is None:
-                    issues.extend(_issue(task, ann, path, p) for p in problems)
-                    continue
-                _store_annotation(ws, prepared)
-                if prepared.current:
-                    reviewed_now[record.path] = prepared.version
-                    stored_now.add(record.path)
-                fixed.extend(_fixed(task, ann, path, f) for f in prepared.fixes)
-                pulled[prepared.annotation_id] = prepared.updated_at
-                counts["current" if prepared.current else "history"] += 1
+        _store_export(ws, run, export)
         if progress:
-            progress("storing annotations", len(tasks), len(tasks))
-        if is_full:  # the VOC files of this chunk's new reviews, written while Label Studio exports the next chunk
-            ws.sync_voc_mirror(paths=stored_now)
-        stored_now.clear()
-    deleted = _mark_deleted(ws, pid, tasks, full=is_full)
-    if not is_full:  # annotations not read again are as they were: their problems still stand
-        issues = _unread_issues(ws, pid, {int(t["id"]) for t in tasks}) + issues
-    settle(ws, client)  # double reviews: merge agreeing ones, adjudicate the rest (review_queue.adjudication)
+            progress("storing annotations", len(run.tasks), len(run.tasks))
+        if run.full:  # the VOC files of this chunk's new reviews, written while Label Studio exports the next chunk
+            ws.sync_voc_mirror(paths=run.stored_now)
+        run.stored_now.clear()
+    deleted = _mark_deleted(ws, pid, run.tasks, full=run.full)
+    if not run.full:  # annotations not read again are as they were: their problems still stand
+        run.issues[:0] = _unread_issues(ws, pid, {int(t["id"]) for t in run.tasks})
     ws.sync_voc_mirror()  # the new reviews, and whatever an interrupted pull left stale
-    _save_watermark(ws, pid, tasks, began)  # last: a pull killed before this exports the same tasks again
-
-    issues_file = ws.reports_dir / ISSUES_FILE
-    report = {"pulled_at": now_iso(), "project_id": pid, "full": is_full, "reason": reason, "issues": issues}
-    atomic_write_text(issues_file, json.dumps({**report, "fixed": fixed, "deleted": deleted}, indent=2) + "\n")
+    _save_watermark(ws, pid, run.tasks, run.began)  # last: a pull killed before this exports the same tasks again
+    issues_file = _write_issues(ws, run, reason=reason, deleted=deleted)
     return PullResult(
         project_id=pid,
-        tasks=len(tasks),
-        current=counts["current"],
-        history=counts["history"],
-        already_pulled=counts["already"],
-        skipped=counts["skipped"],
-        issues=issues,
+        tasks=len(run.tasks),
+        current=run.counts["current"],
+        history=run.counts["history"],
+        already_pulled=run.counts["already"],
+        skipped=run.counts["skipped"],
+        issues=run.issues,
         issues_file=str(issues_file),
-        fixed=fixed,
-        full=is_full,
+        fixed=run.fixed,
+        full=run.full,
         reason=reason,
         deleted=deleted,
     )
+
+
+@dataclass
+class _Run:
+    """One pull's reading of the store and what it has stored so far (filled export by export)."""
+
+    project_id: int
+    full: bool  # a full re-sync (else an incremental pull of the changed tasks)
+    photo_of_task: dict[int, str]
+    records: dict[str, ImageRecord]
+    pulled: dict[int, str | None]  # annotation id -> its updated_at when stored
+    pushed: dict[str, int | None]  # photo -> the label version its task showed
+    classes: ClassTable
+    # photo -> its current label when that is a review (else None), kept up to date as reviews are stored: read in
+    # one query for a full pull, photo by photo for an incremental one (a few reviews need not read 8,000 labels)
+    reviewed_now: dict[str, LabelVersion | None]
+    issues: list[dict[str, Any]] = field(default_factory=list)
+    fixed: list[dict[str, Any]] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=lambda: {"current": 0, "history": 0, "already": 0, "skipped": 0})
+    tasks: list[dict[str, Any]] = field(default_factory=list)  # every task read
+    began: list[dt.datetime | None] = field(default_factory=list)  # when Label Studio began each export
+    stored_now: set[str] = field(default_factory=set)  # photos whose current label this chunk changed
+
+    @classmethod
+    def start(cls, ws: Workspace, project_id: int, task_of_photo: dict[str, int], *, full: bool) -> _Run:
+        """Read what the pull compares the exports with: tasks, photos, pulled annotations, pushed versions."""
+        reviewed = dict(ws.store.current_labels(sources=[Source.REVIEWED])) if full else {}
+        return cls(
+            project_id=project_id,
+            full=full,
+            photo_of_task={tid: path for path, tid in task_of_photo.items()},
+            records={r.path: r for r in ws.store.images()},
+            pulled=ws.store.pulled_annotations(),
+            pushed=ws.store.pushed_versions(),
+            classes=ws.config.class_table,
+            reviewed_now=dict(reviewed),
+        )
+
+    def reviewed_current(self, ws: Workspace, path: str) -> LabelVersion | None:
+        """The photo's current label when it is a review, else None."""
+        if not self.full and path not in self.reviewed_now:
+            current = ws.store.current_label(path)
+            self.reviewed_now[path] = current if current is not None and current.source is Source.REVIEWED else None
+        return self.reviewed_now.get(path)
+
+
+def _store_export(ws: Workspace, run: _Run, export: _Export) -> None:
+    """Store the new or edited annotations of one export's tasks, each in its own transaction."""
+    run.tasks.extend(export.tasks)
+    run.began.append(export.began)
+    for task in export.tasks:
+        path = run.photo_of_task.get(task["id"]) or (task.get("data") or {}).get(PHOTO_FIELD)
+        record = run.records.get(path) if path else None
+        if record is None:
+            run.issues.append(_issue(task, None, path, "the task's photo is not in this workspace; not merged"))
+            continue
+        annotations = task.get("annotations") or []
+        run.counts["skipped"] += sum(1 for a in annotations if a.get("was_cancelled"))
+        submitted = sorted(
+            (a for a in annotations if not a.get("was_cancelled")),
+            key=lambda a: (a.get("updated_at") or "", a["id"]),
+        )
+        for ann in submitted:
+            _store_one(ws, run, task, ann, record, last=ann is submitted[-1])
+
+
+def _store_one(
+    ws: Workspace, run: _Run, task: dict[str, Any], ann: dict[str, Any], record: ImageRecord, *, last: bool
+) -> None:
+    """Store one submitted annotation (unless stored already), as the current label when it is the task's last
+    and no later review of the photo is current, else as history; a problem is reported, never stored."""
+    if ann["id"] in run.pulled and run.pulled[ann["id"]] == ann.get("updated_at"):
+        run.counts["already"] += 1
+        return
+    path = record.path
+    current = last and not _newer_review_is_current(run.reviewed_current(ws, path), ann)
+    prepared, problems = _prepare(ws, run.project_id, task, ann, record, run.pushed.get(path), run.classes, current)
+    if prepared is None:
+        run.issues.extend(_issue(task, ann, path, p) for p in problems)
+        return
+    _store_annotation(ws, prepared)
+    if prepared.current:
+        run.reviewed_now[path] = prepared.version
+        run.stored_now.add(path)
+    run.fixed.extend(_fixed(task, ann, path, f) for f in prepared.fixes)
+    run.pulled[prepared.annotation_id] = prepared.updated_at
+    run.counts["current" if prepared.current else "history"] += 1
+
+
+def _write_issues(ws: Workspace, run: _Run, *, reason: str, deleted: list[dict[str, Any]]) -> Path:
+    """reports/pull-issues.json: the annotations not merged, the boxes fixed and the reviews deleted."""
+    issues_file = ws.reports_dir / ISSUES_FILE
+    report = {"pulled_at": now_iso(), "project_id": run.project_id, "full": run.full, "reason": reason}
+    report.update(issues=run.issues, fixed=run.fixed, deleted=deleted)
+    atomic_write_text(issues_file, json.dumps(report, indent=2) + "\n")
+    return issues_file
 
 
 def pending_annotations(ws: Workspace, client: ReviewClient, *, export_timeout: float = 600.0) -> int:
@@ -547,55 +566,45 @@ def _prepare(
     predicted, model_version, round_no, pred_version_id = _parent_prediction(
         ws, task, ann, record, pushed_version_id, classes
     )
-    ops = diff_regions(predicted, reviewed)
     reviewer = _reviewer(ann)
-    meta = {
-        "project_id": project_id,
-        "task_id": task["id"],
-        "annotation_id": ann["id"],
-        "lead_time": ann.get("lead_time"),
-        "created_at": ann.get("created_at"),
-        "updated_at": ann.get("updated_at"),
-        "parent_prediction": ann.get("parent_prediction"),
-        "prediction_version_id": pred_version_id,
-        "edits": count_edits(ops),
-        "operations": [op.to_dict() for op in ops],
-        "simulated": is_simulated(reviewer),
-    }
-    if parsed.excluded:
-        meta["exclude_reasons"] = list(parsed.excluded)
+    meta = ReviewMeta(
+        project_id=project_id,
+        task_id=task["id"],
+        annotation_id=ann["id"],
+        lead_time=ann.get("lead_time"),
+        created_at=ann.get("created_at"),
+        updated_at=ann.get("updated_at"),
+        parent_prediction=ann.get("parent_prediction"),
+        prediction_version_id=pred_version_id,
+        operations=tuple(diff_regions(predicted, reviewed)),
+        simulated=is_simulated(reviewer),
+        exclude_reasons=tuple(parsed.excluded),
+    )
+    meta = _with_notes(meta, task, parsed.fixes)
+    decided_conflict = meta.conflict is not None  # started from a person's label, not from a round's model
     version = LabelVersion(
         image_path=record.path,
         source=Source.REVIEWED,
         boxes=tuple(b for _, b in reviewed),
-        round=round_no,
-        model_version=model_version,
+        round=None if decided_conflict else round_no,
+        model_version=None if decided_conflict else model_version,
         reviewer=reviewer,
         excluded=bool(parsed.excluded),
-        meta=meta,
+        meta=meta.to_dict(),
     )
-    return _Prepared(
-        _with_notes(version, task, parsed.fixes),
-        int(ann["id"]),
-        ann.get("updated_at"),
-        current=current,
-        fixes=parsed.fixes,
-    ), []
+    return _Prepared(version, int(ann["id"]), ann.get("updated_at"), current=current, fixes=parsed.fixes), []
 
 
-def _with_notes(version: LabelVersion, task: dict[str, Any], fixes: tuple[BoxFix, ...]) -> LabelVersion:
-    """The review with what the report says about it kept in its meta: boxes the one rule clipped or
-    dropped (`box_fixes`), and the conflict it decided. A review of a task served for a label conflict
+def _with_notes(meta: ReviewMeta, task: dict[str, Any], fixes: tuple[BoxFix, ...]) -> ReviewMeta:
+    """The review's meta with what the report says about it: boxes the one rule clipped or dropped
+    (`box_fixes`), and the conflict it decided. A review of a task served for a label conflict
     (push's `conflict` note) started from a person's label, so its edits say nothing about the model:
     it keeps no edit diff (the correction statistic counts it unmeasured)."""
-    meta = dict(version.meta)
-    if fixes:
-        meta["box_fixes"] = [f.to_dict() for f in fixes]
+    meta = replace(meta, box_fixes=fixes)
     note = (task.get("data") or {}).get(CONFLICT_FIELD)
     if not note:
-        return replace(version, meta=meta)
-    meta = {k: v for k, v in meta.items() if k not in ("operations", "edits")}
-    return replace(version, round=None, model_version=None, meta={**meta, "conflict": note})
+        return meta
+    return replace(meta, operations=None, conflict=str(note))
 
 
 def _fixed(task: dict[str, Any], ann: dict[str, Any], path: str | None, fix: BoxFix) -> dict[str, Any]:
@@ -640,9 +649,10 @@ def _newer_review_is_current(current: LabelVersion | None, ann: dict[str, Any]) 
     photo's current label when it is a review, else None)."""
     if current is None or current.source is not Source.REVIEWED:
         return False
-    if current.meta.get("annotation_id") == ann["id"]:
+    meta = ReviewMeta.from_dict(current.meta)
+    if meta.annotation_id == ann["id"]:
         return False
-    return str(current.meta.get("updated_at") or "") > str(ann.get("updated_at") or "")
+    return str(meta.updated_at or "") > str(ann.get("updated_at") or "")
 
 
 def _store_annotation(ws: Workspace, item: _Prepared) -> int:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any, TypeVar
 
@@ -45,6 +45,7 @@ from review_queue.labelstudio.project import (
     import_tasks,
     set_overlap,
 )
+from review_queue.queue import PushResult
 
 Progress = Callable[[str, int, int], None]  # (step, done, total)
 T = TypeVar("T")
@@ -58,21 +59,6 @@ class _Conflicting:
     current: LabelVersion  # the label to check (the prediction the reviewer starts from)
     waiting: tuple[LabelVersion, ...]  # the disagreeing labels kept in the history
     note: str  # why it is served first (task data `conflict`)
-
-
-@dataclass(frozen=True)
-class PushResult:
-    project_id: int
-    model_version: str | None
-    created: int  # tasks imported now
-    adopted: int  # tasks an interrupted push had created, now recorded
-    replaced: int  # untouched tasks whose prediction was replaced by a newer round's
-    kept_annotated: int  # tasks with a newer prediction, left alone because a reviewer already worked on them
-    up_to_date: int  # tasks already carrying the current prediction
-    conflicts: int = 0  # photos with an open label conflict, served before every model prediction
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def _silent(step: str, done: int, total: int) -> None:
@@ -100,17 +86,72 @@ def push(
     if batch < 1:
         raise ConfigError(f"--batch must be at least 1 (got {batch})")
     report = progress or _silent
+    project = _open_project(ws, client, new=new_project, reviewers=reviewers, overlap=overlap)
+    plan = _plan(ws, client, project)
+    created = _import_new(ws, client, plan, batch=batch, report=report)
+    replaced, kept = _replace_stale(ws, client, plan, batch=batch, report=report)
+    # conflicting photos go under the version the project will serve, so they sort first
+    newest = _newest_model_version(plan.model.values())
+    served = newest or project.model_version or CURRENT_LABEL_VERSION
+    version_changed = (project.model_version or "") != served
+    outcome = _push_conflicts(
+        ws, client, plan, served_version=served, version_changed=version_changed, batch=batch, report=report
+    )
+    _serve_version(client, project, served, changed=newest is not None or bool(plan.conflicting))
+    return PushResult(
+        project_id=plan.project_id,
+        model_version=newest or (served if plan.conflicting else project.model_version) or None,
+        created=created + outcome.created,
+        adopted=plan.adopted,
+        replaced=replaced + outcome.replaced,
+        kept_annotated=kept + outcome.kept,
+        up_to_date=len(plan.model) - len(plan.new) - len(plan.stale) + outcome.up_to_date,
+        conflicts=outcome.served,
+    )
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What a push works from: the labels to serve and the project's tasks as the store knows them
+    (after adopting tasks an interrupted push left unrecorded), read once before anything is sent."""
+
+    project_id: int
+    prefix: PurePosixPath  # the image root under the server's document root
+    records: dict[str, ImageRecord]
+    model: dict[str, LabelVersion]  # photo -> its current model prediction (photos without an open conflict)
+    conflicting: dict[str, _Conflicting]
+    tasks: dict[str, int]  # photo -> its task
+    pushed: dict[str, int | None]  # photo -> the label version its task shows
+    adopted: int  # tasks adopted now
+
+    @property
+    def new(self) -> list[str]:
+        """Photos with a model prediction and no task yet."""
+        return [p for p in self.model if p not in self.tasks]
+
+    @property
+    def stale(self) -> list[str]:
+        """Photos whose task shows an older prediction."""
+        return [p for p in self.model if p in self.tasks and self.pushed.get(p) != self.model[p].id]
+
+
+def _open_project(ws: Workspace, client: ReviewClient, *, new: bool, reviewers: int | None, overlap: float) -> Any:
+    """The review project (made on first use, or when `new`), asking for `reviewers` reviews a task, photos attached."""
     check_served_folder(ws)  # before a project is made for photos that must not be served
-    project = ensure_project(ws, client, new=new_project)
+    project = ensure_project(ws, client, new=new)
     if reviewers is not None:
         project = set_overlap(client, project, reviewers=reviewers, fraction=overlap)
+    ensure_photo_storage(ws, client, int(project.id))
+    return project
+
+
+def _plan(ws: Workspace, client: ReviewClient, project: Any) -> _Plan:
+    """Read the labels to serve and the recorded tasks; adopt the tasks a killed push left unrecorded."""
     pid = int(project.id)
-    ensure_photo_storage(ws, client, pid)
     prefix = document_prefix(ws, client)
     records = {r.path: r for r in ws.store.images()}
     conflicting = _conflicting(ws, records)
     model = {p: v for p, v in ws.store.current_labels(sources=[Source.MODEL]).items() if p not in conflicting}
-
     tasks = ws.store.task_map(pid)
     adopted = 0
     pushed = ws.store.pushed_versions()
@@ -120,15 +161,20 @@ def push(
         adopted = _adopt_unrecorded(ws, client, pid, known=set(records))
         tasks = ws.store.task_map(pid)
         pushed = ws.store.pushed_versions()
+    return _Plan(pid, prefix, records, model, conflicting, tasks, pushed, adopted)
 
-    # 1. new photos: bulk import, one request per batch, task ids recorded with the batch. One thread sends
-    # the batches in order while this one builds the next payload and records the last batch's task ids:
-    # Label Studio's import (~1.2 ms a task, one core) is the limit, so the ~0.2 ms a task here hides behind it
-    new = [p for p in model if p not in tasks]
+
+def _import_new(ws: Workspace, client: ReviewClient, plan: _Plan, *, batch: int, report: Progress) -> int:
+    """Import a task for each new photo, one request per batch, recording the task ids with the batch.
+
+    One thread sends the batches in order while this one builds the next payload and records the last
+    batch's task ids: Label Studio's import (~1.2 ms a task, one core) is the limit, so the ~0.2 ms a task
+    here hides behind it."""
+    pid, new, model = plan.project_id, plan.new, plan.model
     created = 0
 
     def payload_of(chunk: Sequence[str]) -> list[dict[str, Any]]:
-        return [task_payload(records[p], model[p], str(prefix / p), ws.config.queue_order) for p in chunk]
+        return [task_payload(plan.records[p], model[p], str(plan.prefix / p), ws.config.queue_order) for p in chunk]
 
     def send(payload: list[dict[str, Any]]) -> list[int]:
         rerun = "annotator review push (it adopts tasks created so far)"
@@ -147,59 +193,41 @@ def push(
                 ws.store.record_tasks(pid, [(p, int(tid), model[p].id) for p, tid in zip(done, ids, strict=True)])
                 created += len(done)
                 report("importing tasks", created, len(new))
+    return created
 
-    # 2. photos with a task but a newer prediction: replace it where nobody has worked on the task
-    stale = [p for p in model if p in tasks and pushed.get(p) != model[p].id]
-    replaced = kept = 0
-    if stale:
-        worked_on = _worked_on_task_ids(client, pid)
-        todo = [p for p in stale if tasks[p] not in worked_on]
-        kept = len(stale) - len(todo)
-        for chunk in _chunks(todo, batch):
-            predictions = [
-                {"task": tasks[p], **prediction_payload(records[p], model[p], ws.config.queue_order)} for p in chunk
-            ]
-            _replace_predictions(client, pid, [tasks[p] for p in chunk], predictions, what="new predictions")
-            ws.store.record_tasks(pid, [(p, tasks[p], model[p].id) for p in chunk])
-            replaced += len(chunk)
-            report("replacing predictions", replaced, len(todo))
 
-    # 3. conflicting photos, under the version the project will serve, so they sort first
-    newest = _newest_model_version(model.values())
-    served = newest or project.model_version or CURRENT_LABEL_VERSION
-    outcome = _push_conflicts(
-        ws,
-        client,
-        pid,
-        conflicting,
-        tasks,
-        pushed,
-        served_version=served,
-        version_changed=(project.model_version or "") != served,
-        prefix=prefix,
-        batch=batch,
-        report=report,
-    )
+def _replace_stale(
+    ws: Workspace, client: ReviewClient, plan: _Plan, *, batch: int, report: Progress
+) -> tuple[int, int]:
+    """Give the untouched tasks of photos with a newer prediction that prediction; (replaced, kept annotated)."""
+    stale, tasks, model = plan.stale, plan.tasks, plan.model
+    if not stale:
+        return 0, 0
+    worked_on = _worked_on_task_ids(client, plan.project_id)
+    todo = [p for p in stale if tasks[p] not in worked_on]
+    replaced = 0
+    for chunk in _chunks(todo, batch):
+        predictions = [
+            {"task": tasks[p], **prediction_payload(plan.records[p], model[p], ws.config.queue_order)} for p in chunk
+        ]
+        _replace_predictions(client, plan.project_id, [tasks[p] for p in chunk], predictions, what="new predictions")
+        ws.store.record_tasks(plan.project_id, [(p, tasks[p], model[p].id) for p in chunk])
+        replaced += len(chunk)
+        report("replacing predictions", replaced, len(todo))
+    return replaced, len(stale) - len(todo)
 
-    # 4. the project serves the newest round's predictions (and the conflicts before them), most uncertain first
-    if (newest is not None or conflicting) and (project.model_version != served or project.sampling != SAMPLING):
+
+def _serve_version(client: ReviewClient, project: Any, served: str, *, changed: bool) -> None:
+    """Make the project serve the newest round's predictions (and the conflicts before them), most uncertain
+    first; `changed`: there is a model version or a conflict to serve."""
+    if changed and (project.model_version != served or project.sampling != SAMPLING):
         client.call(
             "setting the project's model version",
             client.sdk.projects.update,
-            pid,
+            int(project.id),
             model_version=served,
             sampling=SAMPLING,
         )
-    return PushResult(
-        project_id=pid,
-        model_version=newest or (served if conflicting else project.model_version) or None,
-        created=created + outcome.created,
-        adopted=adopted,
-        replaced=replaced + outcome.replaced,
-        kept_annotated=kept + outcome.kept,
-        up_to_date=len(model) - len(new) - len(stale) + outcome.up_to_date,
-        conflicts=outcome.served,
-    )
 
 
 def _conflicting(ws: Workspace, records: dict[str, ImageRecord]) -> dict[str, _Conflicting]:
@@ -234,14 +262,10 @@ class _ConflictOutcome:
 def _push_conflicts(
     ws: Workspace,
     client: ReviewClient,
-    pid: int,
-    conflicting: dict[str, _Conflicting],
-    tasks: dict[str, int],
-    pushed: dict[str, int | None],
+    plan: _Plan,
     *,
     served_version: str,
     version_changed: bool,
-    prefix: PurePosixPath,
     batch: int,
     report: Progress,
 ) -> _ConflictOutcome:
@@ -252,6 +276,7 @@ def _push_conflicts(
     this conflict (its review waits to be pulled, or it was skipped); when it showed an earlier
     label (say, the model's, reviewed before the XML was edited), the photo gets a new task.
     """
+    pid, conflicting, tasks, pushed, prefix = plan.project_id, plan.conflicting, plan.tasks, plan.pushed, plan.prefix
     if not conflicting:
         return _ConflictOutcome()
     states = _task_states(client, pid, {tasks[p] for p in conflicting if p in tasks})

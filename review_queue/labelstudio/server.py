@@ -261,13 +261,34 @@ def start_server(
     parent, since Label Studio refuses a storage folder equal to its document root); only
     the image root is attached as a storage, so only photos are served.
     """
-    root = ws.root
-    running = read_server_info(root)
+    running = read_server_info(ws.root)
     if running is not None and _healthy(running.url):
         return running
     if running is not None:
         stop_server(ws)
+    doc_root = _document_root(ws, document_root)
+    data_dir, creds = _prepare_data(ws.root, template)
+    port = port or _free_port()
+    if _port_in_use(port):
+        raise LabelStudioError(f"port {port} on 127.0.0.1 is taken; choose another with --port")
+    log_path = server_dir(ws.root) / "server.log"
+    proc = _spawn(data_dir, doc_root, creds, port, log_path)
+    info = ServerInfo(
+        pid=proc.pid,
+        port=port,
+        url=f"http://127.0.0.1:{port}",
+        data_dir=str(data_dir),
+        document_root=str(doc_root),
+        log=str(log_path),
+        started_at=now_iso(),
+    )
+    atomic_write_text(server_dir(ws.root) / "server.json", json.dumps(asdict(info), indent=2) + "\n", mode=0o600)
+    _wait_until_healthy(ws, proc, info, timeout)
+    return info
 
+
+def _document_root(ws: Workspace, document_root: Path | None) -> Path:
+    """The folder Label Studio serves files under: refused when it would not serve the photos as a storage."""
     image_root = Path(ws.image_root).resolve()
     doc_root = Path(document_root).resolve() if document_root else image_root.parent
     if doc_root == image_root or image_root == Path(image_root.anchor):
@@ -275,6 +296,11 @@ def start_server(
             f"Label Studio cannot serve photos from {image_root}: put the photos in a "
             "sub-folder and point `images` in annotator.toml at it"
         )
+    return doc_root
+
+
+def _prepare_data(root: Path, template: Path | None) -> tuple[Path, Credentials]:
+    """The server's data folder (a fresh one seeded from the template when there is one) and its admin credentials."""
     sdir = server_dir(root)
     sdir.mkdir(mode=0o700, parents=True, exist_ok=True)
     data_dir = sdir / "data"
@@ -292,10 +318,12 @@ def start_server(
             _seed_from_template(Path(template), data_dir)
         creds = _new_credentials(root)
     assert creds is not None
+    return data_dir, creds
 
-    port = port or _free_port()
-    if _port_in_use(port):
-        raise LabelStudioError(f"port {port} on 127.0.0.1 is taken; choose another with --port")
+
+def _spawn(data_dir: Path, doc_root: Path, creds: Credentials, port: int, log_path: Path) -> subprocess.Popen[bytes]:
+    """Launch Label Studio detached (its own session), logging to `log_path`; the credentials go by environment."""
+    sdir = data_dir.parent
     env = _child_env(data_dir, doc_root, sdir / "xdg")
     # Label Studio's own start-up reads these to create the admin user and set its token.
     env.update(
@@ -305,10 +333,9 @@ def start_server(
             "LABEL_STUDIO_USER_TOKEN": creds.token,
         }
     )
-    log_path = sdir / "server.log"
     log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     try:
-        proc = subprocess.Popen(
+        return subprocess.Popen(
             _label_studio_cmd()
             + [
                 "start",
@@ -333,27 +360,20 @@ def start_server(
         )
     finally:
         os.close(log_fd)
-    url = f"http://127.0.0.1:{port}"
-    info = ServerInfo(
-        pid=proc.pid,
-        port=port,
-        url=url,
-        data_dir=str(data_dir),
-        document_root=str(doc_root),
-        log=str(log_path),
-        started_at=now_iso(),
-    )
-    atomic_write_text(sdir / "server.json", json.dumps(asdict(info), indent=2) + "\n", mode=0o600)
 
+
+def _wait_until_healthy(ws: Workspace, proc: subprocess.Popen[bytes], info: ServerInfo, timeout: float) -> None:
+    """Wait for the server's /health; a server that exits or does not answer in `timeout` s is an error
+    (the latter stopped first)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise LabelStudioError(f"Label Studio exited during start-up (exit code {proc.returncode}); see {log_path}")
-        if _healthy(url):
-            return info
+            raise LabelStudioError(f"Label Studio exited during start-up (exit code {proc.returncode}); see {info.log}")
+        if _healthy(info.url):
+            return
         time.sleep(0.25)
     stop_server(ws)
-    raise LabelStudioError(f"Label Studio did not answer on {url}/health within {timeout:.0f} s; see {log_path}")
+    raise LabelStudioError(f"Label Studio did not answer on {info.url}/health within {timeout:.0f} s; see {info.log}")
 
 
 def stop_server(ws: Workspace | Path, *, timeout: float = 20.0) -> bool:

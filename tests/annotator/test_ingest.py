@@ -24,7 +24,7 @@ from annotator.errors import ConfigError
 from annotator.formats.voc import read_voc
 from annotator.ingest import ingest
 from annotator.store import Workspace
-from annotator.synth import PHONES
+from annotator.synthetic import PHONES
 from annotator.types import Box, DeviceClass, LabelVersion, Source
 from tests.corpus.make_corpus import (
     GOOD_BOX,

@@ -1,4 +1,4 @@
-"""Specification of the synthetic PSL photo generator (annotator.synth)."""
+"""Specification of the synthetic PSL photo generator (annotator.synthetic)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from annotator.classes import CLASS_NAMES
 from annotator.errors import ConfigError
 from annotator.formats.voc import VocAnnotation, read_voc
 from annotator.images import apply_orientation, inspect_photo
-from annotator.synth import PHONE_SIZES, SIZES, SynthSummary, generate
+from annotator.synthetic import PHONE_SIZES, SIZES, SynthSummary, World, generate
 from annotator.types import DeviceClass
 
 PHOTOS = 60
@@ -189,6 +189,14 @@ def test_progress_is_told_of_every_photo(tmp_path):
     done: list[int] = []
     generate(tmp_path / "out", images=30, seed=0, progress=done.append)
     assert sum(done) == 30
+
+
+def test_the_world_sets_what_the_photos_vary_over(tmp_path):
+    """Another kind of data set is another World value: here no phones and one class a face."""
+    world = World(phone_fraction=0.0, one_class_below=1.0, single_class_weights=(("mel", 1.0),))
+    summary = generate(tmp_path / "out", images=12, seed=0, world=world)
+    assert (summary.phone, summary.rotated) == (0, 0)
+    assert summary.photos_by_class["mel"] == 12 == sum(summary.photos_by_class.values())
 
 
 def test_an_output_folder_that_already_holds_photos_is_refused(tmp_path):

@@ -12,7 +12,7 @@ from annotator.cli import app
 from annotator.config import Config
 from annotator.ingest import ingest
 from annotator.store import Workspace
-from annotator.synth import generate
+from annotator.synthetic import generate
 from annotator.types import Source
 from bootstrap.rounds import RoundSettings, run_round
 from review_queue.labelstudio.client import connect

@@ -38,6 +38,7 @@ from bootstrap.uncertainty import (
     uncertainty_auroc,
     unmirror,
 )
+from review_queue.edits import EditKind, EditOp
 from training.detectors.base import Detector
 
 
@@ -170,10 +171,11 @@ def test_auroc_is_none_when_only_one_class_is_present():
 
 
 def test_accepting_every_box_is_no_change_and_any_other_edit_is():
-    assert not reviewer_changed([{"op": "accepted"}, {"op": "accepted"}])
+    accepted = EditOp(EditKind.ACCEPTED, "a", "mel")
+    assert not reviewer_changed([accepted, accepted])
     assert not reviewer_changed([])
-    for kind in ("moved", "relabelled", "deleted", "added"):
-        assert reviewer_changed([{"op": "accepted"}, {"op": kind}])
+    for kind in (EditKind.MOVED, EditKind.RELABELLED, EditKind.DELETED, EditKind.ADDED):
+        assert reviewer_changed([accepted, EditOp(kind, "b", "mel")])
 
 
 def _review(vid: int, parent: int, *ops: str, excluded: bool = False) -> LabelVersion:

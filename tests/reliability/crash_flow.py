@@ -27,7 +27,7 @@ from typing import Any
 
 from annotator.config import load_config, save_config
 from annotator.store import Workspace
-from annotator.synth import generate
+from annotator.synthetic import generate
 from review_queue.labelstudio.client import connect
 from tests.reliability import reliability_kit as kit
 

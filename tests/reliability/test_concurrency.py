@@ -24,7 +24,7 @@ import pytest
 from annotator.config import Config
 from annotator.ingest import ingest
 from annotator.store import Workspace
-from annotator.synth import generate
+from annotator.synthetic import generate
 from annotator.types import Box, LabelVersion, Source
 from review_queue.labelstudio.client import connect
 from review_queue.labelstudio.convert import box_to_result

@@ -19,10 +19,11 @@ import pytest
 from annotator.config import Config
 from annotator.ingest import ingest
 from annotator.store import Workspace
-from annotator.synth import generate
+from annotator.synthetic import generate
 from annotator.types import LabelVersion, Source
 from review_queue.labelstudio.client import CHECK_TIMEOUT_S, connect
 from review_queue.labelstudio.push import push
+from review_queue.queue import PushResult
 from review_queue.simulate import simulate
 from tests.reliability import reliability_kit as kit
 
@@ -90,8 +91,8 @@ def test_push_survives_label_studio_dying_half_way(server, queued):
     server.start()
     rerun = kit.run_cli(["review", "push", "-w", str(queued), "--url", server.url, "--batch", "2", "--json"], env)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
-    pushed = json.loads(rerun.stdout)
-    assert (pushed["adopted"], pushed["created"]) == (2, PHOTOS - 8)  # the unrecorded batch, adopted, not made again
+    pushed = PushResult.from_dict(json.loads(rerun.stdout))
+    assert (pushed.adopted, pushed.created) == (2, PHOTOS - 8)  # the unrecorded batch, adopted, not made again
     view = kit.server_view(_client(server, queued), kit.project_id(queued))
     assert kit.check_label_studio(queued, view, pulled=False) == []
     assert len(view.tasks) == PHOTOS  # one task per photo, none lost, none twice

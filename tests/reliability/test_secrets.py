@@ -20,7 +20,7 @@ from annotator.config import Config
 from annotator.errors import LabelStudioError
 from annotator.ingest import ingest
 from annotator.store import Workspace
-from annotator.synth import generate
+from annotator.synthetic import generate
 from annotator.types import LabelVersion, Source
 from review_queue.labelstudio.client import connect
 from review_queue.labelstudio.push import push

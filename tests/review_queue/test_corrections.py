@@ -16,14 +16,9 @@ from annotator.config import Config
 from annotator.store import Workspace
 from annotator.types import Box, ImageRecord, LabelVersion, Source
 from bootstrap.curve import learning_curve
-from review_queue.corrections import (
-    ACCEPT_IOU,
-    EditKind,
-    EditOp,
-    correction_summary,
-    count_edits,
-    diff_regions,
-)
+from review_queue.constants import ACCEPT_IOU
+from review_queue.corrections import correction_summary, diff_regions
+from review_queue.edits import EditKind, EditOp, count_edits
 from review_queue.effort import LOOK_S, draw_seconds
 from review_queue.status import review_status
 
@@ -81,7 +76,7 @@ def test_diff_names_every_edit():
     relabel = next(op for op in ops if op.kind == "relabelled")
     assert (relabel.label, relabel.new_label, relabel.moved) == ("caf", "sl", True)
     assert count_edits(ops) == {"accepted": 1, "moved": 1, "relabelled": 1, "deleted": 1, "added": 1, "predicted": 4}
-    assert count_edits(op.to_dict() for op in ops) == count_edits(ops)
+    assert count_edits(op.as_stored() for op in ops) == count_edits(ops)
 
 
 @st.composite
@@ -101,8 +96,33 @@ def test_diff_of_an_untouched_prediction_is_all_accepted(boxes):
 def test_an_edit_is_stored_as_its_plain_kind_name():
     op = EditOp(EditKind.RELABELLED, "r1", "caf", "sl", 0.8, True, (0, 0, 10, 10), (1, 1, 11, 11))
     stored = json.loads(json.dumps(op.to_dict()))
-    assert stored["op"] == "relabelled" and EditKind(stored["op"]) is EditKind.RELABELLED
+    assert stored["op"] == "relabelled" and EditKind.parse(stored["op"]) is EditKind.RELABELLED
     assert stored["moved"] is True and stored["new_label"] == "sl"
+
+
+def test_the_stored_form_leaves_out_what_is_implied_and_reads_back_whole():
+    kept = EditOp(EditKind.ACCEPTED, "a", "mel", "mel", 0.91234, False, (0, 0, 10, 10), (0, 0, 10, 10))
+    assert kept.to_dict() == {"op": "accepted", "region": "a", "label": "mel", "iou": 0.9123, "before": [0, 0, 10, 10]}
+    predicted = [("a", Box("mel", 0, 0, 10, 10)), ("b", Box("fre", 20, 20, 30, 30)), ("c", Box("caf", 40, 40, 50, 50))]
+    reviewed = [
+        ("a", Box("mel", 0.004, 0, 10, 10.3)),
+        ("b", Box("fre", 22, 21, 32, 31)),
+        ("y", Box("sl", 80, 80, 90, 90)),
+    ]
+    for op in diff_regions(predicted, reviewed):
+        stored = json.loads(json.dumps(op.to_dict()))
+        assert EditOp.from_dict(stored).to_dict() == stored, "byte for byte"
+        assert EditOp.from_dict(stored) == op.as_stored()
+        assert (EditOp.from_dict(stored).kind, EditOp.from_dict(stored).moved) == (op.kind, op.moved)
+
+
+def test_an_unknown_edit_kind_is_refused_with_the_known_ones():
+    with pytest.raises(ValueError, match="known: accepted, moved, relabelled, deleted, added"):
+        EditOp.from_dict({"op": "nudged"})
+
+
+def test_the_simulated_reviewers_words_are_the_edit_kinds():
+    assert [k.action for k in EditKind] == ["verify", "adjust", "relabel", "delete", "draw"]
 
 
 def test_corrections_are_moved_relabelled_and_deleted_boxes():

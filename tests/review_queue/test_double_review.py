@@ -7,18 +7,12 @@ from __future__ import annotations
 import pytest
 
 from annotator.types import Box, Source
-from review_queue.adjudication import (
-    ADJUDICATED,
-    MERGED,
-    _adjudication_project_id,
-    _tasks_with_annotations,
-    agreement_summary,
-)
+from review_queue.adjudication import ADJUDICATED, MERGED, adjudication_project_id, agreement_summary
 from review_queue.labelstudio.convert import box_to_result
-from review_queue.labelstudio.pull import pull
 from review_queue.labelstudio.push import push
 from review_queue.people import client_as, simulated_reviewer
-from review_queue.simulate import next_task, simulate, simulate_adjudication
+from review_queue.queue import LabelStudioQueue
+from review_queue.simulate import simulate, simulate_adjudication
 from review_queue.status import review_status
 from tests.review_queue.conftest import SCENARIO
 
@@ -30,6 +24,11 @@ TWO = SCENARIO[:2]  # p0 (320x240), p1 (240x320)
 def _annotate(client, task_id: int, boxes, width: int, height: int) -> None:
     result = [box_to_result(b, width, height, f"r{i}") for i, b in enumerate(boxes)]
     client.call("annotating", client.sdk.annotations.create, task_id, idempotent=False, result=result, lead_time=10.0)
+
+
+def pull(ws, client):
+    """The queue's pull: the transport's pull, then double reviews settled."""
+    return LabelStudioQueue(client).pull(ws)
 
 
 def _reviews(ws, photo):
@@ -64,7 +63,7 @@ def test_agreeing_reviews_merge_without_adjudication(review_setup):
     simulate(s.ws, s.client, count=10, reviewer=1)  # no slips: both reviewers submit the truth
     simulate(s.ws, s.client, count=10, reviewer=2)
     pull(s.ws, s.client)
-    assert _adjudication_project_id(s.ws) is None
+    assert adjudication_project_id(s.ws) is None
     for photo in TWO:
         current = s.ws.store.current_label(photo.name)
         assert current.meta["double_review"] == MERGED
@@ -112,9 +111,9 @@ def test_disagreeing_photos_are_adjudicated_and_the_adjudicated_label_becomes_cu
     _annotate(one, tasks["p1.jpg"], [Box("sl", 50, 50, 90, 90)], 240, 320)
     _annotate(two, tasks["p1.jpg"], [Box("sl", 50, 50, 90, 90)], 240, 320)  # agrees
     pull(s.ws, s.client)
-    adj = _adjudication_project_id(s.ws)
+    adj = adjudication_project_id(s.ws)
     assert adj is not None
-    queued = _tasks_with_annotations(s.client, adj)
+    queued = s.client.tasks_with_annotations(adj)
     assert [t["data"]["photo"] for t in queued] == ["p0.jpg"]
     names = sorted(p["model_version"] for p in queued[0]["predictions"])
     assert names == [f"review by {simulated_reviewer(1)}", f"review by {simulated_reviewer(2)}"]
@@ -131,7 +130,7 @@ def test_disagreeing_photos_are_adjudicated_and_the_adjudicated_label_becomes_cu
     assert len(_reviews(s.ws, "p0.jpg")) == 2  # both reviews kept in the history
     pull(s.ws, s.client)  # a rerun stores nothing again
     assert s.ws.store.current_label("p0.jpg").id == current.id
-    assert next_task(client_as(s.client, "simulated-adjudicator@annotator.local"), adj) is None
+    assert client_as(s.client, "simulated-adjudicator@annotator.local").next_task(adj) is None
 
 
 def test_review_status_reports_the_agreement(review_setup):

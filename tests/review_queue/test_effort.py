@@ -25,7 +25,7 @@ LESIONS = (Box("mel", 10, 10, 200, 180), Box("fre", 300, 300, 312, 310), Box("ca
 
 def _photo(predicted: list[tuple[str, Box]], final: tuple[Box, ...]) -> PhotoReview:
     """A photo as pull stores it: the real edit diff of prediction -> final boxes."""
-    ops = [op.to_dict() for op in diff_regions(predicted, [(f"n{i}", b) for i, b in enumerate(final)])]
+    ops = [op.as_stored() for op in diff_regions(predicted, [(f"n{i}", b) for i, b in enumerate(final)])]
     return PhotoReview(ops, final, W, H)
 
 
@@ -51,8 +51,8 @@ def test_each_edit_is_priced_by_its_action():
         ("c", Box("sl", 430, 80, 500, 150)),  # on caf but wrong class and IoU 0.27: relabel + adjust
     ]
     final = LESIONS
-    ops = [op.to_dict() for op in diff_regions(predicted, [("a", final[0]), ("n", final[1]), ("c", final[2])])]
-    assert sorted(op["op"] for op in ops) == ["accepted", "added", "deleted", "relabelled"]
+    ops = [op.as_stored() for op in diff_regions(predicted, [("a", final[0]), ("n", final[1]), ("c", final[2])])]
+    assert sorted(op.kind for op in ops) == ["accepted", "added", "deleted", "relabelled"]
     expected = LOOK_S + VERIFY_S + 2.0 + (RELABEL_S + ADJUST_S) + draw_seconds(final[1], W, H)
     assert review_seconds(ops, W, H) == pytest.approx(expected)
 
@@ -74,7 +74,7 @@ def test_the_correction_statistic_prices_only_photos_of_known_size_on_both_sides
             source=Source.REVIEWED,
             boxes=LESIONS,
             round=0,
-            meta={"operations": _photo([], LESIONS).operations, "lead_time": 99.0},
+            meta={"operations": [op.to_dict() for op in _photo([], LESIONS).operations], "lead_time": 99.0},
         )
 
     summary = correction_summary([reviewed("a.jpg"), reviewed("b.jpg")], sizes={"a.jpg": (W, H)})

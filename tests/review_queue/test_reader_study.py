@@ -12,7 +12,6 @@ from annotator.types import Box, LabelVersion, Source
 from review_queue.labelstudio.convert import IMAGE_TAG, box_to_result
 from review_queue.people import client_as
 from review_queue.readers import CLASSES_TAG, NO_LESION, pull_readers, push_readers, simulate_readers
-from review_queue.simulate import next_task
 from tests.review_queue.conftest import SCENARIO
 from training.benchmark import default_reader_files, run_benchmark
 from training.readers import READER_READS_FILE
@@ -45,7 +44,7 @@ def _read_everything(s, reader: str) -> list[dict]:
     sizes = {p.name: (p.width, p.height) for p in SCENARIO}
     served = []
     pid = int(s.ws.store.get_meta("review.readers_project_id"))
-    while (task := next_task(acting, pid)) is not None:
+    while (task := acting.next_task(pid)) is not None:
         served.append(task)
         photo = task["data"]["photo"]
         result = [

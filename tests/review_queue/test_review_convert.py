@@ -13,6 +13,7 @@ from lxml import etree
 
 from annotator.classes import CLASS_NAMES, ClassTable
 from annotator.types import Box, ImageRecord, LabelVersion, Source
+from review_queue.effort import DRAW_MAX_S, DRAW_MIN_S, draw_seconds
 from review_queue.labelstudio.convert import (
     CONFLICT_SCORE,
     MODEL_SCORE_FLOOR,
@@ -24,7 +25,7 @@ from review_queue.labelstudio.convert import (
     shuffled_score,
     task_payload,
 )
-from review_queue.simulate import DRAW_MAX_S, DRAW_MIN_S, draw_seconds, plan_review
+from review_queue.simulate import plan_review
 
 CLASSES = ClassTable()
 
@@ -168,7 +169,7 @@ def test_a_pixel_exact_simulated_reviewer_fixes_everything_and_keeps_region_ids(
     assert sorted((b for _, b in regions), key=repr) == sorted(truth, key=repr)
     ids = {rid for rid, _ in regions}
     assert {"p0", "p1"} <= ids and "p2" not in ids
-    assert sorted(a.kind for a in actions) == ["adjust", "delete", "draw", "photo", "relabel", "verify"]
+    assert sorted(a.kind.action for a in actions) == ["adjust", "delete", "draw", "relabel", "verify"]
 
 
 def test_the_default_reviewer_leaves_a_box_as_good_as_a_hand_drawn_one():
@@ -177,7 +178,7 @@ def test_the_default_reviewer_leaves_a_box_as_good_as_a_hand_drawn_one():
     far = Box("sl", 203, 203, 223, 223)  # IoU 0.57: the same lesion, but moved onto it
     regions, actions = plan_review([("p0", close), ("p1", far)], truth, width=640, height=480, rng=random.Random(0))
     assert dict(regions) == {"p0": close, "p1": truth[1]}
-    assert sorted(a.kind for a in actions) == ["adjust", "photo", "verify"]
+    assert sorted(a.kind.action for a in actions) == ["adjust", "verify"]
 
 
 def test_drawing_time_grows_with_the_box():

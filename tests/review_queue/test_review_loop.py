@@ -8,14 +8,20 @@ import pytest
 from lxml import etree
 
 from annotator.types import Source
-from review_queue.corrections import EditKind
+from review_queue.edits import EditKind, EditOp
 from review_queue.labelstudio.convert import SIMULATED_REVIEWER
 from review_queue.labelstudio.pull import pull
 from review_queue.labelstudio.push import push
+from review_queue.review_meta import ReviewMeta
 from review_queue.simulate import queue_query, simulate
 from review_queue.status import review_status
 
 pytestmark = pytest.mark.server
+
+
+def _operations(version) -> tuple[EditOp, ...]:
+    """A stored review's edit diff, parsed."""
+    return ReviewMeta.from_dict(version.meta).operations or ()
 
 
 def _close(a, b, tol=1.0):
@@ -57,19 +63,19 @@ def test_every_edit_is_recorded_with_provenance(review_setup):
         assert version.round == 0 and version.model_version == "round-000"
         assert meta["task_id"] == tasks[photo.name] and isinstance(meta["annotation_id"], int)
         assert meta["lead_time"] > 0 and meta["updated_at"] and meta["parent_prediction"]
-        for op in meta["operations"]:
-            seen[op["op"]] += 1
-        assert sum(meta["edits"][k.value] for k in EditKind) == len(meta["operations"])
+        for op in _operations(version):
+            seen[op.kind.value] += 1
+        assert sum(meta["edits"][k.value] for k in EditKind) == len(_operations(version))
         # the VOC mirror follows, marked verified
         root = etree.parse(str(s.ws.voc_path(photo.name))).getroot()
         assert root.get("verified") == "yes" and root.findtext("annotator/source") == "reviewed"
     # the scenario: p0 accepted+moved, p1 relabelled+deleted, p2 accepted+added, p3 deleted,
     # p4 accepted, p5 relabelled(+moved)+accepted
     assert seen == {"accepted": 4, "moved": 1, "relabelled": 2, "deleted": 2, "added": 1}
-    ops = {o["op"]: o for o in s.ws.store.current_label("p0.jpg").meta["operations"]}
-    assert ops["moved"]["label"] == "fre" and 0.5 <= ops["moved"]["iou"] < 1.0
-    relabel = next(o for o in s.ws.store.current_label("p1.jpg").meta["operations"] if o["op"] == "relabelled")
-    assert (relabel["label"], relabel["new_label"]) == ("caf", "sl")
+    moved = next(o for o in _operations(s.ws.store.current_label("p0.jpg")) if o.kind is EditKind.MOVED)
+    assert moved.label == "fre" and moved.iou is not None and 0.5 <= moved.iou < 1.0
+    relabel = next(o for o in _operations(s.ws.store.current_label("p1.jpg")) if o.kind is EditKind.RELABELLED)
+    assert (relabel.label, relabel.new_label) == ("caf", "sl")
 
     status = review_status(s.ws)
     assert (status.pushed, status.reviewed, status.excluded, status.remaining) == (6, 6, 0, 0)

@@ -10,6 +10,7 @@ import pytest
 from review_queue.effort import review_seconds
 from review_queue.labelstudio.pull import pull
 from review_queue.labelstudio.push import push
+from review_queue.review_meta import ReviewMeta
 from review_queue.simulate import simulate
 from review_queue.status import review_status
 from tests.review_queue.conftest import SCENARIO
@@ -43,7 +44,7 @@ def test_simulated_lead_times_are_the_time_model_of_the_pulled_edits(review_setu
     for photo in s.photos:
         version = s.ws.store.current_label(photo.name)
         assert version.meta["lead_time"] == pytest.approx(
-            review_seconds(version.meta["operations"], *sizes[photo.name]), abs=0.01
+            review_seconds(ReviewMeta.from_dict(version.meta).operations or (), *sizes[photo.name]), abs=0.01
         ), photo.name
     effort = review_status(s.ws).corrections.effort
     assert effort.photos == len(s.photos)

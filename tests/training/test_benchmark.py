@@ -22,7 +22,7 @@ def benchmark_run(tmp_path_factory):
     from annotator.config import Config
     from annotator.ingest import ingest
     from annotator.store import Workspace
-    from annotator.synth import generate
+    from annotator.synthetic import generate
     from bootstrap.rounds import ensure_splits
 
     root = tmp_path_factory.mktemp("bench")
