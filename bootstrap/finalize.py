@@ -34,9 +34,9 @@ from bootstrap.acceptance import (
     plan_audit,
     population_digest,
 )
+from review_queue.review_meta import ReviewMeta
 
 AUDIT_PLAN_KEY = "finalize.audit_plan"  # the store's meta key holding the current AuditPlan as JSON
-AUDIT_META_KEY = "acceptance_audit"  # on an auditor's label version: the population digest it audits
 
 
 def photos_to_accept(ws: Workspace) -> dict[str, LabelVersion]:
@@ -91,7 +91,7 @@ def audit_state(ws: Workspace, plan: AuditPlan) -> AuditState:
 def _audit_version(ws: Workspace, path: str, digest: str) -> LabelVersion | None:
     """The newest label version an auditor made of `path` for the audit `digest`."""
     for version in reversed(ws.store.history(path)):
-        if version.source is Source.REVIEWED and version.meta.get(AUDIT_META_KEY) == digest:
+        if version.source is Source.REVIEWED and ReviewMeta.from_dict(version.meta).acceptance_audit == digest:
             return version
     return None
 

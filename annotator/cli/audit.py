@@ -11,7 +11,9 @@ from typing import Annotated
 import typer
 
 from annotator.cli.common import JsonOption, WorkspaceOption, handle_errors
+from annotator.cli.review import UrlOption
 from annotator.console import console, print_json
+from annotator.errors import WorkspaceError
 
 audit_app = typer.Typer(
     help="Audit what finalize would accept: a random sample of the photos to accept, boxed blind by reviewers.",
@@ -72,4 +74,55 @@ def status_command(workspace: WorkspaceOption = Path("."), json_out: JsonOption 
     console.print(plan.describe(), markup=False, soft_wrap=True)
     if not state.valid:
         console.print("the predictions to accept changed since this plan: plan again", markup=False)
+    console.print(outcome.message, markup=False, soft_wrap=True)
+
+
+@audit_app.command("push")
+@handle_errors
+def push_command(workspace: WorkspaceOption = Path("."), url: UrlOption = None, json_out: JsonOption = False) -> None:
+    """Serve the planned audit sample in Label Studio's "acceptance audit" project, blind (no predictions)."""
+    from annotator.store import Workspace
+    from bootstrap.finalize import audit_state, recorded_plan
+    from review_queue.audit import push_audit
+    from review_queue.labelstudio.client import connect
+
+    with Workspace.open(workspace, write=True) as ws:
+        plan = recorded_plan(ws)
+        if plan is None or not audit_state(ws, plan).valid:
+            raise WorkspaceError("no valid audit plan for the current predictions: run `annotator audit plan` first")
+        result = push_audit(ws, connect(ws, url=url), plan=plan.population_digest, photos=plan.sample)
+    if json_out:
+        print_json(result.to_dict())
+        return
+    console.print(
+        f"acceptance audit project {result.project_id}: {result.created} photos added, "
+        f"{result.already_there} already there; reviewers box them without seeing the model's boxes",
+        markup=False,
+    )
+
+
+@audit_app.command("pull")
+@handle_errors
+def pull_command(workspace: WorkspaceOption = Path("."), url: UrlOption = None, json_out: JsonOption = False) -> None:
+    """Store the audits done in Label Studio (each becomes the photo's reviewed label), then show the verdict."""
+    from annotator.store import Workspace
+    from bootstrap.acceptance import judge
+    from bootstrap.finalize import audit_state, recorded_plan
+    from review_queue.audit import pull_audit
+    from review_queue.labelstudio.client import connect
+
+    with Workspace.open(workspace, write=True) as ws:
+        plan = recorded_plan(ws)
+        if plan is None:
+            raise WorkspaceError("no audit planned: run `annotator audit plan` first")
+        result = pull_audit(ws, connect(ws, url=url), plan=plan.population_digest)
+        outcome = judge(plan, audit_state(ws, plan).checks)
+    if json_out:
+        print_json({**result.to_dict(), "audit": outcome.to_dict()})
+        return
+    console.print(
+        f"{result.audits} audits stored, {result.unchanged} unchanged, {result.skipped} skipped", markup=False
+    )
+    for problem in result.problems:
+        console.print(f"not stored: {problem}", markup=False, soft_wrap=True)
     console.print(outcome.message, markup=False, soft_wrap=True)

@@ -14,13 +14,13 @@ from annotator.errors import WorkspaceError
 from annotator.store import Workspace
 from annotator.types import Box, ImageRecord, LabelVersion, Source
 from bootstrap.finalize import (
-    AUDIT_META_KEY,
     audit_state,
     finalize,
     plan_acceptance_audit,
     recorded_plan,
 )
 from bootstrap.queue_order import recommend_threshold
+from review_queue.review_meta import ReviewMeta
 
 LESION = Box("mel", 10, 10, 40, 40)
 PREDICTED = Box("mel", 11, 11, 41, 41, score=0.8)
@@ -51,7 +51,7 @@ def _audit(ws: Workspace, paths, boxes: tuple[Box, ...] = (LESION,)) -> None:
                 source=Source.REVIEWED,
                 boxes=boxes,
                 reviewer="auditor@example.org",
-                meta={AUDIT_META_KEY: digest, "lead_time": 20.0},
+                meta=ReviewMeta(lead_time=20.0, acceptance_audit=digest).to_dict(),
             )
         )
 
