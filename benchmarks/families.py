@@ -19,7 +19,7 @@ from annotator.ingest import ingest
 from annotator.store import Workspace
 from annotator.synthetic import generate
 from bootstrap.rounds import ensure_splits
-from training.benchmark import ALL_MODELS, parse_models, run_benchmark
+from training.benchmark import benchmark_models, parse_models, run_benchmark
 from training.report import render_markdown
 
 
@@ -29,7 +29,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--imgsz", type=int, default=256)
     parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--models", default=",".join(ALL_MODELS))
+    parser.add_argument("--models", default=",".join(benchmark_models()))
     parser.add_argument("--test-fraction", type=float, default=0.25)
     parser.add_argument("--resamples", type=int, default=1000)
     parser.add_argument("--out", type=Path, default=None, help="keep the workspace and report here")

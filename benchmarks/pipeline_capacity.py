@@ -1,7 +1,7 @@
 """Pipeline capacity: how many photos a second the decode -> map back -> store + VOC side of pre-annotation can feed a
 model, and how much of a core each costs. The model is taken out of the question, so what is left is the engine's own.
 
-The whole engine (`bootstrap.preannotate`) runs with a zero-cost stand-in model (a Detector whose predict_arrays
+The whole engine (`bootstrap.preannotate`) runs with a zero-cost stand-in model (a Predictor whose predict_arrays
 returns two fixed boxes per photo at once), on the same synthetic photos (18 MP by default), once per decoder:
   pil      PIL's reduced decode (JPEG DCT scaling) in threads, one pipeline per core (up to 4) on the CPU
   device   annotator.device_decode: batched torchvision decode_jpeg where the model runs (nvJPEG on a GPU; without
@@ -26,24 +26,24 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from annotator.types import Box
-from training.detectors.base import Detector
+from training.constants import PREDICT_FLOOR
+from training.detectors.base import Predictor
 
 CLASSES = ("sl", "fre", "mel", "caf", "ota", "hori")
 
 
-class InstantDetector(Detector):
+class InstantPredictor(Predictor):
     """A stand-in model that costs nothing: two fixed boxes per photo (a quarter and a sixteenth of it), so mapping
     back, scoring and writing VOC do their real work."""
 
     family = "stand-in"
 
     def predict_arrays(
-        self, images: Sequence[np.ndarray], *, conf: float = 0.01, imgsz: int = 640, device: str | None = None
+        self, images: Sequence[np.ndarray], *, conf: float = PREDICT_FLOOR, imgsz: int = 640, device: str | None = None
     ) -> list[list[Box]]:
         out = []
         for a in images:
@@ -55,23 +55,6 @@ class InstantDetector(Detector):
                 ]
             )
         return out
-
-    def train(self, *args: Any, **kwargs: Any) -> Any:
-        raise NotImplementedError("a stand-in model does not train")
-
-    def validate(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        raise NotImplementedError("a stand-in model does not validate")
-
-    def save(self, path: Path) -> Path:
-        raise NotImplementedError("a stand-in model has no weights")
-
-    @classmethod
-    def load(cls, path: Path, classes: Sequence[str], *, verbose: bool = False) -> InstantDetector:
-        return cls(classes)
-
-    @property
-    def parameter_count(self) -> int:
-        return 0
 
 
 @dataclass(frozen=True)
@@ -146,7 +129,7 @@ def main() -> None:
     records, warmup = [by_name[p.name] for p in photos], [by_name[p.name] for p in spare]
     devices = _devices(args.device)
     batch = args.batch or auto_batch(devices[0])
-    detector = InstantDetector(CLASSES)
+    detector = InstantPredictor(CLASSES)
 
     rows: list[Row] = []
     for decoder in [d.strip() for d in args.decoders.split(",") if d.strip()]:

@@ -119,8 +119,9 @@ def main() -> None:
     from annotator.ingest import ingest
     from annotator.store import Workspace
     from annotator.synthetic import generate
-    from bootstrap.preannotate import CONF_FLOOR, _devices, auto_batch, preannotate
-    from training.detectors.runtime import RuntimeDetector, export_onnx, exported_path, runs_on_cpu
+    from bootstrap.preannotate import _devices, auto_batch, preannotate
+    from training.constants import PREDICT_FLOOR
+    from training.detectors.runtime import RuntimePredictor, export_onnx, exported_path, runs_on_cpu
     from training.detectors.ultralytics import UltralyticsDetector, default_device
 
     device = args.device or default_device()
@@ -152,9 +153,9 @@ def main() -> None:
         t = time.perf_counter()
         export_onnx(weights)
         export_note = f"ONNX export {time.perf_counter() - t:.1f} s (once per round, cached beside model.pt)"
-        backends.append(("ONNX Runtime", RuntimeDetector.from_weights(detector, weights)))
+        backends.append(("ONNX Runtime", RuntimePredictor.from_weights(detector, weights)))
     model = detector.model
-    predict = {"imgsz": args.imgsz, "device": device, "half": not on_cpu, "verbose": False, "conf": CONF_FLOOR}
+    predict = {"imgsz": args.imgsz, "device": device, "half": not on_cpu, "verbose": False, "conf": PREDICT_FLOOR}
     model.predict(str(spare[0]), **predict)  # sets up Ultralytics' predictor (which pins torch to its thread count)
     print(
         f"photos: {len(photos)} x {args.size} ({mb / len(every):.2f} MB each), model {args.model}, imgsz "

@@ -68,10 +68,11 @@ def main() -> None:
     from annotator.images import decode_displayed
     from annotator.store import Workspace
     from annotator.types import Source
-    from bootstrap.preannotate import CONF_FLOOR, predictions_from_raw
+    from bootstrap.preannotate import predictions_from_raw
     from bootstrap.uncertainty import auroc, reviewer_changed, unmirror
     from review_queue.review_meta import ReviewMeta
-    from training.detectors.runtime import RuntimeDetector, exported_path
+    from training.constants import PREDICT_FLOOR
+    from training.detectors.runtime import RuntimePredictor, exported_path
     from training.detectors.ultralytics import UltralyticsDetector
 
     ws = Workspace.open(args.workspace)
@@ -108,7 +109,7 @@ def main() -> None:
         detector = UltralyticsDetector(list(ws.config.classes), str(weights))
         backend = "torch"
         if exported_path(weights).exists():
-            detector, backend = RuntimeDetector.from_weights(detector, weights), "onnxruntime"
+            detector, backend = RuntimePredictor.from_weights(detector, weights), "onnxruntime"
         calibration, origin = round_calibration(ws, round_no, detector, imgsz, args.refit)
         scores: dict[str, list[float]] = {name: [] for name in (*SCORES, "stored")}
         changed: list[bool] = []
@@ -116,7 +117,7 @@ def main() -> None:
             record = records[review.image_path]
             array, sx, sy = decode_displayed(ws.image_path(record.path), imgsz)
             raw, mirrored = detector.predict_arrays(
-                [array, np.ascontiguousarray(array[:, ::-1])], conf=CONF_FLOOR, imgsz=imgsz
+                [array, np.ascontiguousarray(array[:, ::-1])], conf=PREDICT_FLOOR, imgsz=imgsz
             )
             mirrored = unmirror(mirrored, array.shape[1], array.shape[0])
             for name in SCORES:  # the engine's own mapping onto the photo and scoring

@@ -6,36 +6,29 @@ Why our own evaluation beside the detector's `validate`: Ultralytics reports per
 the confidence where the mean F1 over classes peaks, interpolating precision with `left=1`
 (`ultralytics.utils.metrics.ap_per_class`), so a class with no prediction above that confidence
 shows precision 1.000 at recall 0; and no framework gives an interval. Here the round's model
-predicts the fixed test split once; mAP50 is pycocotools' (`training.metrics.coco_evaluate`), the
-interval resamples photos with replacement and recomputes the same AP from pycocotools' own
-per-photo matches, and per-class precision and sensitivity count boxes at the score threshold
-pre-annotation uses (a class never predicted there has precision None, printed "n/a").
+predicts the fixed test split once (`training.prediction.predict_photos`) and pycocotools evaluates it once
+(`training.metrics.coco_evaluation`): mAP50 and per-class AP50 are its figures, the interval resamples photos
+with replacement and recomputes the same AP from that run's per-photo matches, and per-class precision and
+sensitivity count boxes at the score threshold pre-annotation uses (a class never predicted there has precision
+None, printed "n/a").
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
-import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-import numpy as np
-
-from annotator.boxes import boxes_to_photo
 from annotator.formats.coco import coco_ground_truth, coco_results
+from annotator.images import decode_displayed
 from annotator.store import Workspace
 from annotator.types import Box
-from training.detectors.base import Detector
-from training.metrics import box_confusion_matrix, coco_evaluate
+from training.constants import BOOTSTRAP_RESAMPLES, EVAL_CONF, INTERVAL_LEVEL, MATCH_IOU
+from training.detectors.base import Predictor
+from training.metrics import CocoEvaluation, box_confusion_matrix, coco_evaluation, map50_bootstrap
+from training.prediction import DecodedPhoto, predict_photos
 
 MIN_TEST_PHOTOS = 40  # below this a test split cannot rank two rounds (the warning's first rule)
-N_RESAMPLES = 1000
-LEVEL = 0.95
-EVAL_CONF = 0.001  # the score floor for mAP (COCO's convention: the whole precision-recall curve)
-_REC_THRS = np.linspace(0.0, 1.00, 101)  # COCOeval's recall thresholds
-_MAX_DETS = 100  # COCOeval's maxDets for the mAP50 statistic
 
 
 # ---- figures --------------------------------------------------------------------------------
@@ -84,7 +77,7 @@ class SplitFigures:
             boxes=int(data["boxes"]),
             map50=data.get("map50"),
             interval=(float(interval[0]), float(interval[1])) if interval else None,
-            level=float(data.get("level", LEVEL)),
+            level=float(data.get("level", INTERVAL_LEVEL)),
             n_resamples=int(data.get("n_resamples", 0)),
             seed=int(data.get("seed", 0)),
             per_class={c: ClassFigures(**v) for c, v in (data.get("per_class") or {}).items()},
@@ -96,95 +89,22 @@ class SplitFigures:
 # ---- mAP50 and its interval -------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _ClassMatches:
-    """pycocotools' matches of one class at IoU 0.5, all photos: detections in COCOeval's order
-    (photo by photo, each photo's best `_MAX_DETS` by score), then sorted by score as its
-    `accumulate` sorts them."""
-
-    photo: np.ndarray  # (D,) int: the photo each detection is on
-    tp: np.ndarray  # (D,) bool: matched to a truth box
-    truth_per_photo: np.ndarray  # (N,) int: truth boxes of the class on each photo
+def _evaluate(truth: Sequence[Sequence[Box]], pred: Sequence[Sequence[Box]], classes: Sequence[str]) -> CocoEvaluation:
+    """The split's one COCOeval run: photo n is `truth[n]`, `pred[n]`."""
+    return coco_evaluation(
+        coco_ground_truth([str(i) for i in range(len(truth))], truth, classes), coco_results(pred, classes)
+    )
 
 
-def _matches(
-    truth: Sequence[Sequence[Box]], pred: Sequence[Sequence[Box]], classes: Sequence[str]
-) -> list[_ClassMatches]:
-    """Per class, pycocotools' own per-photo matching (COCOeval.evaluate at IoU 0.5, area all)."""
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
-
-    n = len(truth)
-    gt_doc = coco_ground_truth([str(i) for i in range(n)], truth, classes)
-    dt_list = coco_results(pred, classes)
-    truth_counts = np.zeros((len(classes), n), dtype=int)
-    for ann in gt_doc["annotations"]:
-        truth_counts[ann["category_id"] - 1, ann["image_id"] - 1] += 1
-    found: list[dict[str, list]] = [{"photo": [], "score": [], "tp": []} for _ in classes]
-    if dt_list:
-        with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress
-            coco_gt = COCO()
-            coco_gt.dataset = gt_doc
-            coco_gt.createIndex()
-            coco_dt = coco_gt.loadRes(dt_list)
-            ev = COCOeval(coco_gt, coco_dt, iouType="bbox")
-            ev.params.iouThrs = np.array([0.5])
-            ev.params.areaRng = [[0.0, 1e10]]
-            ev.params.areaRngLbl = ["all"]
-            ev.params.maxDets = [_MAX_DETS]
-            ev.evaluate()
-        # evalImgs: categories outer, photos inner (one area range), as accumulate reads them
-        for k, cat_id in enumerate(ev.params.catIds):
-            for i, img_id in enumerate(ev.params.imgIds):
-                e = ev.evalImgs[k * len(ev.params.imgIds) + i]
-                if e is None:
-                    continue
-                scores = np.asarray(e["dtScores"][:_MAX_DETS], dtype=float)
-                tp = np.asarray(e["dtMatches"][0, :_MAX_DETS]) > 0
-                found[cat_id - 1]["photo"].extend([img_id - 1] * len(scores))
-                found[cat_id - 1]["score"].extend(scores.tolist())
-                found[cat_id - 1]["tp"].extend(tp.tolist())
-    out = []
-    for k in range(len(classes)):
-        scores = np.asarray(found[k]["score"], dtype=float)
-        order = np.argsort(-scores, kind="mergesort")
-        out.append(
-            _ClassMatches(
-                np.asarray(found[k]["photo"], dtype=int)[order],
-                np.asarray(found[k]["tp"], dtype=bool)[order],
-                truth_counts[k],
-            )
-        )
-    return out
-
-
-def _map50_of_weights(matches: Sequence[_ClassMatches], weights: np.ndarray) -> np.ndarray:
-    """mAP50 for each row of photo weights (B, N) (how often each photo is drawn): COCOeval's
-    accumulate (101-point interpolated AP, mean over classes with truth) on the resampled photos.
-    (B,) float, NaN where no drawn photo has a truth box."""
-    b = weights.shape[0]
-    ap = np.full((b, len(matches)), np.nan)
-    for k, m in enumerate(matches):
-        npig = weights @ m.truth_per_photo  # (B,) truth boxes drawn
-        has_truth = npig > 0
-        if not m.tp.size:
-            ap[has_truth, k] = 0.0
-            continue
-        w = weights[:, m.photo].astype(float)  # (B, D)
-        tp_sum = np.cumsum(w * m.tp, axis=1)
-        fp_sum = np.cumsum(w * ~m.tp, axis=1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            recall = tp_sum / npig[:, None]
-        precision = tp_sum / (tp_sum + fp_sum + np.spacing(1))
-        envelope = np.maximum.accumulate(precision[:, ::-1], axis=1)[:, ::-1]  # best precision at or after
-        d = m.tp.size
-        for row in np.flatnonzero(has_truth):
-            at = np.searchsorted(recall[row], _REC_THRS, side="left")
-            q = np.where(at < d, envelope[row, np.minimum(at, d - 1)], 0.0)
-            ap[row, k] = q.mean()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN row (no truth drawn) is NaN
-        return np.nanmean(ap, axis=1)
+def _map50_and_interval(
+    evaluated: CocoEvaluation, truth: Sequence[Sequence[Box]], *, n_resamples: int, seed: int, level: float
+) -> tuple[float | None, tuple[float, float] | None]:
+    """(mAP50, its percentile bootstrap interval over photos) of an evaluated split; (None, None) without a truth
+    box."""
+    if not any(truth):
+        return None, None
+    interval = map50_bootstrap(evaluated.matches, len(truth), n_resamples=n_resamples, seed=seed, level=level)
+    return evaluated.quality.map50, interval
 
 
 def map50_interval(
@@ -192,41 +112,21 @@ def map50_interval(
     pred: Sequence[Sequence[Box]],
     classes: Sequence[str],
     *,
-    n_resamples: int = N_RESAMPLES,
+    n_resamples: int = BOOTSTRAP_RESAMPLES,
     seed: int = 0,
-    level: float = LEVEL,
+    level: float = INTERVAL_LEVEL,
 ) -> tuple[float | None, tuple[float, float] | None]:
     """(mAP50, percentile bootstrap interval) over photos: `truth[n]`, `pred[n]` are photo n's boxes.
 
-    mAP50 is pycocotools' (`training.metrics.coco_evaluate`). Each resample draws N photos with
-    replacement (numpy generator `seed`) and recomputes the same statistic from pycocotools'
-    per-photo matches, a photo drawn twice counting twice; resamples that draw no truth box are
-    left out. The interval is None without photos or truth boxes.
+    mAP50 is pycocotools'. Each resample draws N photos with replacement (numpy generator `seed`) and recomputes
+    the same statistic from pycocotools' per-photo matches of the same COCOeval run
+    (`training.metrics.map50_bootstrap`). The interval is None without photos or truth boxes.
     """
-    n = len(truth)
-    if n != len(pred):
-        raise ValueError(f"{n} truth photos but {len(pred)} prediction photos")
-    if n == 0 or not any(truth):
+    if len(truth) != len(pred):
+        raise ValueError(f"{len(truth)} truth photos but {len(pred)} prediction photos")
+    if not truth:
         return None, None
-    point = coco_evaluate(
-        coco_ground_truth([str(i) for i in range(n)], truth, classes), coco_results(pred, classes)
-    ).map50
-    matches = _matches(truth, pred, classes)
-    rng = np.random.default_rng(seed)
-    draws = rng.integers(0, n, size=(n_resamples, n))  # (B, N) photo indices
-    samples = []
-    for start in range(0, n_resamples, 200):  # bounded memory: (200, D) per class at a time
-        block = draws[start : start + 200]
-        weights = np.zeros((block.shape[0], n), dtype=np.int32)
-        np.add.at(weights, (np.repeat(np.arange(block.shape[0]), n), block.ravel()), 1)
-        samples.append(_map50_of_weights(matches, weights))
-    values = np.concatenate(samples)
-    values = values[~np.isnan(values)]
-    if not values.size:
-        return point, None
-    alpha = (1.0 - level) / 2.0
-    lo, hi = np.percentile(values, [100 * alpha, 100 * (1 - alpha)])
-    return point, (float(lo), float(hi))
+    return _map50_and_interval(_evaluate(truth, pred, classes), truth, n_resamples=n_resamples, seed=seed, level=level)
 
 
 def split_figures(
@@ -235,20 +135,21 @@ def split_figures(
     classes: Sequence[str],
     *,
     thresholds: Mapping[str, float],
-    n_resamples: int = N_RESAMPLES,
+    n_resamples: int = BOOTSTRAP_RESAMPLES,
     seed: int = 0,
-    level: float = LEVEL,
+    level: float = INTERVAL_LEVEL,
 ) -> SplitFigures:
-    """Every test-split figure from boxes alone (pure): `pred` scored, at any confidence."""
-    point, interval = map50_interval(truth, pred, classes, n_resamples=n_resamples, seed=seed, level=level)
-    ap = (
-        coco_evaluate(
-            coco_ground_truth([str(i) for i in range(len(truth))], truth, classes), coco_results(pred, classes)
-        ).per_class
-        if truth
-        else {}
+    """Every test-split figure from boxes alone (pure), from one COCOeval run: `pred` scored, at any confidence."""
+    if len(truth) != len(pred):
+        raise ValueError(f"{len(truth)} truth photos but {len(pred)} prediction photos")
+    evaluated = _evaluate(truth, pred, classes) if truth else None
+    point, interval = (
+        _map50_and_interval(evaluated, truth, n_resamples=n_resamples, seed=seed, level=level)
+        if evaluated is not None
+        else (None, None)
     )
-    cm = box_confusion_matrix(truth, pred, classes, thresholds=dict(thresholds), iou_threshold=0.5)  # (K+1, K+1)
+    ap = evaluated.quality.per_class if evaluated is not None else {}
+    cm = box_confusion_matrix(truth, pred, classes, thresholds=dict(thresholds), iou_threshold=MATCH_IOU)  # (K+1, K+1)
     per_class = {}
     for k, c in enumerate(classes):
         tp, n_pred, n_true = int(cm[k, k]), int(cm[:, k].sum()), int(cm[k, :].sum())
@@ -278,14 +179,14 @@ def split_figures(
 
 def evaluate_test_split(
     ws: Workspace,
-    detector: Detector,
+    detector: Predictor,
     round_no: int,
     attempt: int = 0,
     *,
     imgsz: int,
     device: str | None = None,
     threshold: Callable[[str], float] | None = None,
-    n_resamples: int = N_RESAMPLES,
+    n_resamples: int = BOOTSTRAP_RESAMPLES,
     batch: int = 8,
     backend: str | None = None,
 ) -> SplitFigures:
@@ -293,22 +194,18 @@ def evaluate_test_split(
     froze) and compute `split_figures`. threshold: per-class score threshold (default: the
     workspace's, what pre-annotation keeps). backend: the note naming what `detector` predicts
     with (`training.detectors.runtime.prediction_detector`), kept with the figures."""
-    from annotator.images import decode_displayed
-
     records = {r.path: r for r in ws.store.images()}
     rows = [(p, vid) for p, vid, split in ws.store.manifest(round_no, attempt) if split == "test"]
     classes = ws.config.classes
-    truth: list[tuple[Box, ...]] = []
-    pred: list[list[Box]] = []
-    for start in range(0, len(rows), batch):
-        chunk = rows[start : start + batch]
-        decoded = [decode_displayed(ws.image_path(p), imgsz) for p, _ in chunk]
-        raw = detector.predict_arrays([d[0] for d in decoded], conf=EVAL_CONF, imgsz=imgsz, device=device)
-        for (path, vid), (_, sx, sy), boxes in zip(chunk, decoded, raw, strict=True):
-            version = ws.store.version(vid)
-            truth.append(tuple(version.boxes) if version is not None else ())
-            rec = records[path]
-            pred.append(boxes_to_photo(boxes, sx, sy, rec.width, rec.height))
+
+    def decoded() -> Iterator[DecodedPhoto]:
+        for path, _ in rows:
+            rgb, sx, sy = decode_displayed(ws.image_path(path), imgsz)
+            yield DecodedPhoto(rgb, sx, sy, (records[path].width, records[path].height))
+
+    pred = predict_photos(detector, decoded(), conf=EVAL_CONF, imgsz=imgsz, batch=batch, device=device).boxes
+    versions = [ws.store.version(vid) for _, vid in rows]
+    truth = [tuple(v.boxes) if v is not None else () for v in versions]
     threshold = threshold or ws.config.threshold_for
     figures = split_figures(
         truth,
@@ -323,7 +220,7 @@ def evaluate_test_split(
 
 def record_test_split(
     ws: Workspace,
-    detector: Detector,
+    detector: Predictor,
     round_no: int,
     attempt: int = 0,
     *,
@@ -358,7 +255,7 @@ class RoundMap:
     boxes: int | None
     map50: float | None
     interval: tuple[float, float] | None
-    level: float = LEVEL
+    level: float = INTERVAL_LEVEL
     backend: str | None = None  # what predicted the test photos (ours only)
 
 

@@ -36,9 +36,8 @@ from bootstrap.uncertainty import (
     score_photo,
     unmirror,
 )
-from training.detectors.base import Detector
-
-CONF_FLOOR = 0.01  # keep near-threshold boxes for the uncertainty score
+from training.constants import PREDICT_FLOOR
+from training.detectors.base import Predictor
 
 
 @dataclass
@@ -211,7 +210,7 @@ _COUNTS_LOCK = threading.Lock()  # PreannotateStats.decoders: pipelines finish o
 
 def _run_pipeline(
     ws: Workspace,
-    detector: Detector,
+    detector: Predictor,
     records: Sequence[ImageRecord],
     writer: _Writer,
     stats: PreannotateStats,
@@ -232,7 +231,7 @@ def _run_pipeline(
     decode: `[predict] decode`; on the device (`annotator.device_decode`) the photos are decoded in batches
     where the model runs, with PIL for what the device refuses."""
     chunk: list[tuple[ImageRecord, np.ndarray, float, float]] = []
-    kwargs: dict[str, Any] = {"conf": CONF_FLOOR, "imgsz": imgsz, "device": device}
+    kwargs: dict[str, Any] = {"conf": PREDICT_FLOOR, "imgsz": imgsz, "device": device}
     stats.thresholds = {name: threshold(name) for name in ws.config.classes}  # named when a photo keeps no box
 
     flip = ws.config.uncertainty == FLIP_CONSISTENCY
@@ -302,7 +301,7 @@ def _run_pipeline(
 
 def preannotate(
     ws: Workspace,
-    detector: Detector,
+    detector: Predictor,
     records: Iterable[ImageRecord],
     *,
     round_no: int,

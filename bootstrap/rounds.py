@@ -27,7 +27,7 @@ from bootstrap.uncertainty import ScoreCalibration, fit_score_calibration
 from review_queue.queue import PullResult, PushResult, ReviewQueue
 from training.dataset import build_training_view
 from training.detectors import make_detector
-from training.detectors.base import Detector, TrainSettings
+from training.detectors.base import Detector, Predictor, TrainSettings
 from training.detectors.pretrained import checkpoint_file, sha256_of
 from training.detectors.runtime import prediction_detector
 from training.thresholds import choose_thresholds, predict_split, threshold_rule
@@ -294,7 +294,7 @@ def train_round(
     model_spec: str,
     settings: RoundSettings,
     progress: Callable[[int, int], None] | None = None,
-) -> tuple[Detector, str]:
+) -> tuple[Predictor, str]:
     """Snapshot, train, evaluate on test and choose each class's threshold on val; a round already trained
     just loads its model. Provenance (train_args.json, the round's info): the recipe's train arguments, the
     pretrained checkpoint (name, sha256, tensors transferred) or the weights a warm start began from.
@@ -391,7 +391,7 @@ def train_round(
 
 def round_predictor(
     ws: Workspace, detector: Detector, round_no: int, attempt: int = 0, *, device: str | None = None
-) -> tuple[Detector, str]:
+) -> tuple[Predictor, str]:
     """The one detector a trained round predicts with, and its backend note: `prediction_detector`'s rule over the
     round's whole prediction work (its test and val photos and the pool still to pre-annotate), so on the CPU the
     thresholds are chosen on the scores pre-annotation applies them to, and "auto" exports (once, cached beside
@@ -436,7 +436,7 @@ def unreviewed_targets(ws: Workspace, model_version: str) -> list[ImageRecord]:
 
 def predict_round(
     ws: Workspace,
-    detector: Detector,
+    detector: Predictor,
     round_no: int,
     attempt: int = 0,
     *,

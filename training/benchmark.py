@@ -3,28 +3,30 @@ human readers on the held-out test split with the study's clinical metrics, writ
 
 Ground truth for the test split is the photos' current *human* labels (labelImg or reviewed in
 Label Studio); unreviewed model labels never score a model. Subsets: all test photos, DSLR, phone.
+The models it knows are the detector registry's (`training.detectors.registry`); its result types live in
+`training.results`, its report in `training.report`.
 """
 
 from __future__ import annotations
 
-import json
 import re
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from annotator.boxes import boxes_to_photo
 from annotator.errors import AnnotatorError, ConfigError, WorkspaceError
 from annotator.formats.coco import coco_ground_truth, coco_results, write_coco
 from annotator.images import decode_displayed
 from annotator.store import Workspace
 from annotator.types import Box, LabelVersion, Source
-from training.detectors.base import Detector
+from training.constants import BOOTSTRAP_RESAMPLES, EVAL_CONF
+from training.dataset import build_training_view
+from training.detectors.base import Detector, TrainingView, TrainResult, TrainSettings
+from training.detectors.registry import model_names
 from training.metrics import (
     ClinicalEvaluation,
     ClinicalResult,
@@ -33,83 +35,21 @@ from training.metrics import (
     present_classes,
     score_class_sets,
 )
+from training.prediction import DecodedPhoto, predict_photos
 from training.readers import READER_READS_FILE, PhotoNames, read_device_csv, read_reader_csv
+from training.report import write_reports
+from training.results import BenchmarkResult, RaterRun
 
-ULTRALYTICS_MODELS = ("yolov5nu", "yolov8n", "yolo11n", "rtdetr-l", "yolov4")
-TORCHVISION_MODELS = ("ssdlite", "ssd300", "fasterrcnn_mobilenet", "fasterrcnn_resnet50")
-ALL_MODELS = ULTRALYTICS_MODELS + TORCHVISION_MODELS
 SUBSETS = ("all", "dslr", "phone")
-PREDICT_CONF = 0.001  # keep low-score boxes for mAP; class presence uses the workspace thresholds
 PREDICT_BATCH = 16
 
 # (stage, model name, done, total): stage is "train" (epochs) or "predict" (photos)
 BenchmarkProgress = Callable[[str, str, int, int], None]
 
 
-@dataclass(frozen=True)
-class RaterRun:
-    """One column group of the report: a detector or a human reader, scored per subset."""
-
-    name: str
-    kind: str  # "model" | "reader"
-    results: dict[str, ClinicalResult] = field(default_factory=dict)  # subset -> scores
-    family: str | None = None
-    parameters: int | None = None
-    train_seconds: float | None = None
-    epochs: int | None = None
-    inference_images_per_second: float | None = None
-    weights: str | None = None
-    predictions_file: str | None = None
-    train_metrics: dict[str, Any] = field(default_factory=dict)
-    error: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "kind": self.kind,
-            "family": self.family,
-            "parameters": self.parameters,
-            "train_seconds": self.train_seconds,
-            "epochs": self.epochs,
-            "inference_images_per_second": self.inference_images_per_second,
-            "weights": self.weights,
-            "predictions_file": self.predictions_file,
-            "train_metrics": _jsonable(self.train_metrics),
-            "error": self.error,
-            "results": {s: r.to_dict() for s, r in self.results.items()},
-        }
-
-
-@dataclass(frozen=True)
-class BenchmarkResult:
-    classes: tuple[str, ...]
-    test_photos: tuple[str, ...]
-    subset_sizes: dict[str, int]
-    split_sizes: dict[str, int]
-    settings: dict[str, Any]
-    raters: list[RaterRun]
-    comparisons: list[dict[str, Any]]  # McNemar per pair of raters on their common photos (subset "all")
-    warnings: list[str]
-    ground_truth_file: str
-    files: dict[str, str] = field(default_factory=dict)  # report outputs: html, markdown, json
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "classes": list(self.classes),
-            "test_photos": list(self.test_photos),
-            "subset_sizes": self.subset_sizes,
-            "split_sizes": self.split_sizes,
-            "settings": self.settings,
-            "raters": [r.to_dict() for r in self.raters],
-            "comparisons": self.comparisons,
-            "warnings": self.warnings,
-            "ground_truth_file": self.ground_truth_file,
-            "files": self.files,
-        }
-
-
-def _jsonable(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=lambda v: v.tolist() if isinstance(v, np.ndarray) else str(v)))
+def benchmark_models() -> tuple[str, ...]:
+    """Every model name the benchmark knows, family by family: the registry's (`--models all` runs them all)."""
+    return model_names()
 
 
 def display_name(model: str) -> str:
@@ -122,14 +62,15 @@ def _safe(name: str) -> str:
 
 
 def parse_models(text: str) -> list[str]:
-    """'yolo11n, ssdlite' -> ['yolo11n', 'ssdlite']; 'all' -> every family."""
+    """'yolo11n, ssdlite' -> ['yolo11n', 'ssdlite']; 'all' -> every registered model."""
+    known = benchmark_models()
     names = [m.strip() for m in text.split(",") if m.strip()]
     if names == ["all"]:
-        return list(ALL_MODELS)
+        return list(known)
     for name in names:
-        if name not in ALL_MODELS and not name.endswith((".pt", ".yaml", ".yml")):
+        if name not in known and not name.endswith((".pt", ".yaml", ".yml")):
             raise ConfigError(
-                f"unknown model {name!r}; choose from {', '.join(ALL_MODELS)}, 'all', or a local .pt/.yaml path"
+                f"unknown model {name!r}; choose from {', '.join(known)}, 'all', or a local .pt/.yaml path"
             )
         if name.endswith(".pt") and not Path(name).expanduser().is_file():
             raise ConfigError(f"{name}: weights file not found; name a local file (nothing is downloaded)")
@@ -138,6 +79,51 @@ def parse_models(text: str) -> list[str]:
     if not names:
         raise ConfigError("--models is empty; name at least one model, e.g. yolo11n,ssdlite")
     return names
+
+
+@dataclass(frozen=True)
+class BenchmarkSettings:
+    """How every model is trained and scored."""
+
+    epochs: int = 30  # 0: evaluate the models as built (useful for a local .pt)
+    imgsz: int = 640
+    batch: int = 16
+    device: str | None = None
+    seed: int = 0
+    workers: int = 2
+    n_resamples: int = BOOTSTRAP_RESAMPLES
+
+    def __post_init__(self) -> None:
+        if self.epochs < 0 or self.imgsz < 32 or self.batch < 1:
+            raise ConfigError("--epochs must be >= 0, --imgsz >= 32 and --batch >= 1")
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """The fixed test split as the benchmark scores it: human labels, device subsets, full-frame sizes."""
+
+    classes: tuple[str, ...]
+    photos: list[str]
+    truth: dict[str, tuple[Box, ...]]  # photo -> its human boxes
+    devices: dict[str, str]  # photo -> "dslr" | "phone" | ...
+    subsets: dict[str, list[str]]  # "all", "dslr", "phone" -> photos (empty subsets left out)
+    sizes: dict[str, tuple[int, int]]  # photo -> full displayed (width, height)
+    split_sizes: dict[str, int]  # train, val, test -> photos
+    thresholds: dict[str, float]  # class -> the workspace's score threshold (class presence)
+    names: PhotoNames  # resolves what a reader CSV calls a photo
+
+
+@dataclass(frozen=True)
+class _Run:
+    """What every model of one benchmark shares."""
+
+    settings: BenchmarkSettings
+    test: HeldOut
+    view: TrainingView
+    decoded: dict[str, DecodedPhoto]  # photo -> decoded once for every model
+    out_dir: Path
+    threads: int
+    progress: BenchmarkProgress | None
 
 
 def run_benchmark(
@@ -153,152 +139,234 @@ def run_benchmark(
     device: str | None = None,
     seed: int = 0,
     workers: int = 2,
-    n_resamples: int = 1000,
+    n_resamples: int = BOOTSTRAP_RESAMPLES,
     progress: BenchmarkProgress | None = None,
 ) -> BenchmarkResult:
     """Train each model on the workspace's train/val photos, score it and every reader on the test
     photos, and write report.html, table1.md and benchmark.json into `out_dir`.
 
-    models: names from ALL_MODELS or local .pt/.yaml paths. epochs=0 evaluates the models as
+    models: names from `benchmark_models()` or local .pt/.yaml paths. epochs=0 evaluates the models as
     built (useful for a local .pt) without training. A model that fails to build or train is
     reported with its error; the others still run.
     """
-    from training.dataset import build_training_view
-    from training.detectors import make_detector
-    from training.detectors.base import TrainSettings
-    from training.report import write_reports
-
-    if epochs < 0 or imgsz < 32 or batch < 1:
-        raise ConfigError("--epochs must be >= 0, --imgsz >= 32 and --batch >= 1")
+    settings = BenchmarkSettings(epochs, imgsz, batch, device, seed, workers, n_resamples)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    classes = tuple(ws.config.classes)
-    records = {r.path: r for r in ws.store.images()}
     labels = labels_for(ws)
     splits = {p: s for p, s in ws.store.splits().items() if p in labels}
-    test_photos = [p for p in sorted(splits) if splits[p] == "test" and labels[p].source.is_human]
+    test = held_out(ws, labels, splits, settings, device_csv)
+    view = build_training_view(ws, out_dir / "view", splits, labels)
+    ground_truth_file = _write_ground_truth(test, out_dir / "coco")
+    run = _Run(settings, test, view, _decode_test_photos(ws, test, imgsz), out_dir, torch_threads(), progress)
+    raters = [_run_model(model, run) for model in models]
+    warnings = [f"{r.name}: {r.error}" for r in raters if r.error]
+    raters += _score_readers(ws, readers, test, settings, warnings)
+    result = _result(models, test, settings, raters, warnings, ground_truth_file, run.threads)
+    return write_reports(result, out_dir)
+
+
+def held_out(
+    ws: Workspace,
+    labels: dict[str, LabelVersion],
+    splits: dict[str, str],
+    settings: BenchmarkSettings,
+    device_csv: Path | None = None,
+) -> HeldOut:
+    """The human-labelled photos of the fixed test split, their subsets (EXIF's device class, or `device_csv`'s)."""
+    records = {r.path: r for r in ws.store.images()}
+    photos = [p for p in sorted(splits) if splits[p] == "test" and labels[p].source.is_human]
     split_sizes = {s: sum(1 for v in splits.values() if v == s) for s in ("train", "val", "test")}
-    if not test_photos:
+    if not photos:
         raise WorkspaceError(
             "the workspace's fixed test split has no human-labelled photos; label more photos "
             "in labelImg and run `annotator init` (the test split is made from the first labels)"
         )
-    if split_sizes["train"] == 0 and epochs > 0:
+    if split_sizes["train"] == 0 and settings.epochs > 0:
         raise WorkspaceError("the workspace has no training photos; label more photos or lower the test fraction")
-
-    names = PhotoNames(test_photos)
-    warnings: list[str] = []
-    devices = {p: records[p].device_class.value for p in test_photos}
+    names = PhotoNames(photos)
+    devices = {p: records[p].device_class.value for p in photos}
     if device_csv is not None:
         devices.update(read_device_csv(Path(device_csv), names))
-    truth = {p: labels[p].boxes for p in test_photos}
-    subsets = {"all": test_photos, **{s: [p for p in test_photos if devices[p] == s] for s in ("dslr", "phone")}}
-    subsets = {s: v for s, v in subsets.items() if v}
+    subsets = {"all": photos, **{s: [p for p in photos if devices[p] == s] for s in ("dslr", "phone")}}
+    classes = tuple(ws.config.classes)
+    return HeldOut(
+        classes=classes,
+        photos=photos,
+        truth={p: labels[p].boxes for p in photos},
+        devices=devices,
+        subsets={s: v for s, v in subsets.items() if v},
+        sizes={p: (records[p].width, records[p].height) for p in photos},
+        split_sizes=split_sizes,
+        thresholds={c: ws.config.threshold_for(c) for c in classes},
+        names=names,
+    )
 
-    thresholds = {c: ws.config.threshold_for(c) for c in classes}
-    view = build_training_view(ws, out_dir / "view", splits, labels)
-    coco_dir = out_dir / "coco"
+
+def _write_ground_truth(test: HeldOut, coco_dir: Path) -> Path:
+    """The test split's human boxes as one COCO ground-truth file (what the models' mAP is computed against)."""
     coco_dir.mkdir(exist_ok=True)
-    ground_truth_file = coco_dir / "ground_truth.json"
-    sizes = [(records[p].width, records[p].height) for p in test_photos]
-    write_coco(ground_truth_file, coco_ground_truth(test_photos, [truth[p] for p in test_photos], classes, sizes=sizes))
+    path = coco_dir / "ground_truth.json"
+    boxes = [test.truth[p] for p in test.photos]
+    write_coco(path, coco_ground_truth(test.photos, boxes, test.classes, sizes=[test.sizes[p] for p in test.photos]))
+    return path
 
-    arrays = _decode_test_photos(ws, test_photos, imgsz)
-    sizes_by_photo = dict(zip(test_photos, sizes, strict=True))
-    threads = torch_threads()
-    raters: list[RaterRun] = []
-    for model in models:
-        name = display_name(model)
-        settings = TrainSettings(epochs=epochs, imgsz=imgsz, batch=batch, device=device, seed=seed, workers=workers)
+
+def _decode_test_photos(ws: Workspace, test: HeldOut, imgsz: int) -> dict[str, DecodedPhoto]:
+    """photo -> decoded once for every model: reduced so the long side is about imgsz, boxes back to its full frame."""
+    out = {}
+    for p in test.photos:
         try:
-            detector = make_detector(model, classes)
-            _pin_threads(threads)  # after the build: Ultralytics is imported by then
-            train_result = None
-            if epochs > 0:
-                train_result = detector.train(
-                    view,
-                    settings,
-                    out_dir / "runs" / _safe(name),
-                    progress=None if progress is None else partial(progress, "train", name),
-                )
-            predictions, speed = _predict(detector, arrays, sizes_by_photo, imgsz, name, progress)
-        except AnnotatorError as exc:
-            raters.append(RaterRun(name, "model", error=str(exc)))
-            warnings.append(f"{name}: {exc}")
-            continue
-        evaluation = ClinicalEvaluation(classes, thresholds=thresholds)
-        for p in test_photos:
-            evaluation.update(
-                truth[p], predictions[p], p, subset=devices[p], size=(records[p].width, records[p].height)
-            )
-        pred_file = coco_dir / f"{_safe(name)}.predictions.json"
-        write_coco(pred_file, coco_results([predictions[p] for p in test_photos], classes))
-        results = {
-            s: evaluation.compute(None if s == "all" else s, n_resamples=n_resamples, seed=seed) for s in subsets
-        }
-        raters.append(
-            RaterRun(
-                name,
-                "model",
-                results,
-                family=detector.family,
-                parameters=detector.parameter_count,
-                train_seconds=None if train_result is None else train_result.train_seconds,
-                epochs=None if train_result is None else train_result.epochs_run,
-                inference_images_per_second=speed,
-                weights=None if train_result is None else str(train_result.weights),
-                predictions_file=str(pred_file),
-                train_metrics={} if train_result is None else dict(train_result.metrics),
-            )
-        )
+            rgb, sx, sy = decode_displayed(ws.image_path(p), max_side=imgsz)
+        except OSError as exc:
+            raise WorkspaceError(
+                f"{p}: cannot decode the test photo ({exc}); restore it or run `annotator init`"
+            ) from exc
+        out[p] = DecodedPhoto(rgb, sx, sy, test.sizes[p])
+    return out
 
-    true_sets = {p: present_classes(truth[p]) for p in test_photos}
+
+def _run_model(model: str, run: _Run) -> RaterRun:
+    """Build, train and predict one model, then score it; a model that fails is a run with its error."""
+    from training.detectors import make_detector
+
+    name = display_name(model)
+    try:
+        detector = make_detector(model, run.test.classes)
+        _pin_threads(run.threads)  # after the build: Ultralytics is imported by then
+        trained = _train(detector, run, name)
+        predictions, speed = _predict(detector, run, name)
+    except AnnotatorError as exc:
+        return RaterRun(name, "model", error=str(exc))
+    results, predictions_file = _score_model(predictions, run, name)
+    return RaterRun(
+        name,
+        "model",
+        results,
+        family=detector.family,
+        parameters=detector.parameter_count,
+        train_seconds=None if trained is None else trained.train_seconds,
+        epochs=None if trained is None else trained.epochs_run,
+        inference_images_per_second=speed,
+        weights=None if trained is None else str(trained.weights),
+        predictions_file=str(predictions_file),
+        train_metrics={} if trained is None else dict(trained.metrics),
+    )
+
+
+def _train(detector: Detector, run: _Run, name: str) -> TrainResult | None:
+    """Train on the view's train/val photos (None when the benchmark runs with 0 epochs)."""
+    s = run.settings
+    if s.epochs == 0:
+        return None
+    return detector.train(
+        run.view,
+        TrainSettings(epochs=s.epochs, imgsz=s.imgsz, batch=s.batch, device=s.device, seed=s.seed, workers=s.workers),
+        run.out_dir / "runs" / _safe(name),
+        progress=None if run.progress is None else partial(run.progress, "train", name),
+    )
+
+
+def _predict(detector: Detector, run: _Run, name: str) -> tuple[dict[str, tuple[Box, ...]], float | None]:
+    """Predictions in each test photo's full displayed frame, and the model's images/s (decode excluded, one
+    warm-up photo excluded)."""
+    photos = run.test.photos
+    imgsz = run.settings.imgsz
+    if photos:
+        detector.predict_arrays([run.decoded[photos[0]].rgb], conf=EVAL_CONF, imgsz=imgsz)  # warm-up
+    progress = run.progress
+    found = predict_photos(
+        detector,
+        [run.decoded[p] for p in photos],
+        conf=EVAL_CONF,
+        imgsz=imgsz,
+        batch=PREDICT_BATCH,
+        progress=None if progress is None else lambda done: progress("predict", name, done, len(photos)),
+    )
+    predictions = {p: tuple(boxes) for p, boxes in zip(photos, found.boxes, strict=True)}
+    return predictions, (len(photos) / found.seconds if found.seconds > 0 else None)
+
+
+def _score_model(
+    predictions: dict[str, tuple[Box, ...]], run: _Run, name: str
+) -> tuple[dict[str, ClinicalResult], Path]:
+    """A model's scores per subset, and its predictions written as a COCO results file."""
+    test, s = run.test, run.settings
+    evaluation = ClinicalEvaluation(test.classes, thresholds=test.thresholds)
+    for p in test.photos:
+        evaluation.update(test.truth[p], predictions[p], p, subset=test.devices[p], size=test.sizes[p])
+    predictions_file = run.out_dir / "coco" / f"{_safe(name)}.predictions.json"
+    write_coco(predictions_file, coco_results([predictions[p] for p in test.photos], test.classes))
+    results = {
+        subset: evaluation.compute(None if subset == "all" else subset, n_resamples=s.n_resamples, seed=s.seed)
+        for subset in test.subsets
+    }
+    return results, predictions_file
+
+
+def _score_readers(
+    ws: Workspace, readers: Sequence[Path], test: HeldOut, settings: BenchmarkSettings, warnings: list[str]
+) -> list[RaterRun]:
+    """Every reader of every CSV, scored on the test photos they answered (what they skipped is a warning)."""
+    true_sets = {p: present_classes(test.truth[p]) for p in test.photos}
+    out = []
     for csv_path in readers:
-        answers, csv_warnings = read_reader_csv(Path(csv_path), ws.config.class_table, names)
+        answers, csv_warnings = read_reader_csv(Path(csv_path), ws.config.class_table, test.names)
         warnings.extend(csv_warnings)
         for reader in answers:
             results = {}
-            for s, photos in subsets.items():
+            for subset, photos in test.subsets.items():
                 rated = [p for p in photos if p in reader.answers]
                 if rated:
-                    results[s] = score_class_sets(
+                    results[subset] = score_class_sets(
                         rated,
                         [true_sets[p] for p in rated],
                         [reader.answers[p] for p in rated],
-                        classes,
-                        n_resamples=n_resamples,
-                        seed=seed,
+                        test.classes,
+                        n_resamples=settings.n_resamples,
+                        seed=settings.seed,
                     )
             answered = len(results["all"].photos) if "all" in results else 0
-            if answered < len(test_photos):
+            if answered < len(test.photos):
                 warnings.append(
-                    f"{reader.reader}: answered {answered} of {len(test_photos)} test photos; scored on those only"
+                    f"{reader.reader}: answered {answered} of {len(test.photos)} test photos; scored on those only"
                 )
-            raters.append(RaterRun(reader.reader, "reader", results))
+            out.append(RaterRun(reader.reader, "reader", results))
+    return out
 
-    result = BenchmarkResult(
-        classes=classes,
-        test_photos=tuple(test_photos),
-        subset_sizes={s: len(v) for s, v in subsets.items()},
-        split_sizes=split_sizes,
-        settings={
-            "models": list(models),
-            "epochs": epochs,
-            "imgsz": imgsz,
-            "batch": batch,
-            "seed": seed,
-            "thresholds": thresholds,
-            "bootstrap_resamples": n_resamples,
-            "device": device or "auto",
-            "predict_conf": PREDICT_CONF,
-            "torch_threads": threads,
-        },
+
+def _result(
+    models: Sequence[str],
+    test: HeldOut,
+    settings: BenchmarkSettings,
+    raters: list[RaterRun],
+    warnings: list[str],
+    ground_truth_file: Path,
+    threads: int,
+) -> BenchmarkResult:
+    """The benchmark's result, its settings recorded beside the scores."""
+    recorded: dict[str, Any] = {
+        "models": list(models),
+        "epochs": settings.epochs,
+        "imgsz": settings.imgsz,
+        "batch": settings.batch,
+        "seed": settings.seed,
+        "thresholds": test.thresholds,
+        "bootstrap_resamples": settings.n_resamples,
+        "device": settings.device or "auto",
+        "predict_conf": EVAL_CONF,
+        "torch_threads": threads,
+    }
+    return BenchmarkResult(
+        classes=test.classes,
+        test_photos=tuple(test.photos),
+        subset_sizes={s: len(v) for s, v in test.subsets.items()},
+        split_sizes=test.split_sizes,
+        settings=recorded,
         raters=raters,
         comparisons=compare_raters(raters),
         warnings=warnings,
         ground_truth_file=str(ground_truth_file),
     )
-    return write_reports(result, out_dir)
 
 
 def torch_threads() -> int:
@@ -319,48 +387,6 @@ def _pin_threads(threads: int) -> None:
     torch_utils = sys.modules.get("ultralytics.utils.torch_utils")
     if torch_utils is not None and hasattr(torch_utils, "NUM_THREADS"):
         torch_utils.NUM_THREADS = threads  # type: ignore[attr-defined]
-
-
-def _decode_test_photos(ws: Workspace, photos: Sequence[str], imgsz: int) -> dict[str, tuple[np.ndarray, float, float]]:
-    """photo -> (RGB (H, W, 3) reduced so the long side is about imgsz, sx, sy back to full frame)."""
-    out = {}
-    for p in photos:
-        try:
-            rgb, sx, sy = decode_displayed(ws.image_path(p), max_side=imgsz)
-        except OSError as exc:
-            raise WorkspaceError(
-                f"{p}: cannot decode the test photo ({exc}); restore it or run `annotator init`"
-            ) from exc
-        out[p] = (rgb, sx, sy)
-    return out
-
-
-def _predict(
-    detector: Detector,
-    arrays: dict[str, tuple[np.ndarray, float, float]],
-    sizes: dict[str, tuple[int, int]],
-    imgsz: int,
-    name: str,
-    progress: BenchmarkProgress | None,
-) -> tuple[dict[str, tuple[Box, ...]], float | None]:
-    """Predictions in each photo's full displayed frame (sizes: photo -> (width, height)), and the
-    model's images/s (decode excluded, one warm-up batch excluded)."""
-    photos = list(arrays)
-    if photos:
-        detector.predict_arrays([arrays[photos[0]][0]], conf=PREDICT_CONF, imgsz=imgsz)  # warm-up
-    out: dict[str, tuple[Box, ...]] = {}
-    spent = 0.0
-    for start in range(0, len(photos), PREDICT_BATCH):
-        chunk = photos[start : start + PREDICT_BATCH]
-        began = time.perf_counter()
-        boxes = detector.predict_arrays([arrays[p][0] for p in chunk], conf=PREDICT_CONF, imgsz=imgsz)
-        spent += time.perf_counter() - began
-        for p, found in zip(chunk, boxes, strict=True):
-            _, sx, sy = arrays[p]
-            out[p] = tuple(boxes_to_photo(found, sx, sy, *sizes[p]))
-        if progress:
-            progress("predict", name, min(start + PREDICT_BATCH, len(photos)), len(photos))
-    return out, (len(photos) / spent if spent > 0 else None)
 
 
 def compare_raters(raters: Sequence[RaterRun], subset: str = "all") -> list[dict[str, Any]]:

@@ -2,7 +2,8 @@
 
 Image level (what the source study reports): per class precision, sensitivity, specificity
 and the study's accuracy rule; box level: a confusion matrix with a background row/column;
-detection quality: mAP from pycocotools COCOeval only; bootstrap intervals and McNemar's test.
+detection quality: mAP from pycocotools COCOeval only (one run per photo set, `coco_evaluation`); percentile
+bootstrap intervals (the one `percentile_interval`), mAP50's over resampled photos, and McNemar's test.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import numpy as np
 from annotator.boxes import iou_matrix
 from annotator.formats.coco import coco_ground_truth, coco_results
 from annotator.types import Box
+from training.constants import BOOTSTRAP_RESAMPLES, INTERVAL_LEVEL, MATCH_IOU
 
 BACKGROUND = "background"
 NONE_PREDICTED = "none"  # image-level confusion: nothing above threshold on the photo
@@ -209,7 +211,9 @@ def _rank_score(box: Box) -> float:
     return 1.0 if box.score is None else box.score
 
 
-def match_by_score(pred: Sequence[Box], truth: Sequence[Box], iou_threshold: float = 0.5) -> list[tuple[int, int]]:
+def match_by_score(
+    pred: Sequence[Box], truth: Sequence[Box], iou_threshold: float = MATCH_IOU
+) -> list[tuple[int, int]]:
     """Class-agnostic greedy matching: predictions in descending score order each take the
     still-unmatched truth box of highest IoU, if that IoU >= iou_threshold. [(pred_i, truth_j)]."""
     ious = iou_matrix(list(pred), list(truth))  # (P, T)
@@ -233,7 +237,7 @@ def box_confusion_matrix(
     classes: Sequence[str],
     *,
     thresholds: Thresholds = 0.0,
-    iou_threshold: float = 0.5,
+    iou_threshold: float = MATCH_IOU,
 ) -> np.ndarray:
     """(K+1, K+1) int, rows = true class, columns = predicted class, index K = background.
 
@@ -314,12 +318,11 @@ def _mean_valid(values: np.ndarray) -> float | None:
     return float(valid.mean()) if valid.size else None
 
 
-def coco_evaluate(ground_truth: dict[str, Any], predictions: list[dict[str, Any]]) -> DetectionQuality:
-    """mAP50 and mAP50-95, overall and per class, computed by pycocotools' COCOeval alone."""
+def _cocoeval(ground_truth: dict[str, Any], predictions: list[dict[str, Any]]) -> Any:
+    """pycocotools' COCOeval (bbox, default parameters), evaluated, accumulated and summarised."""
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
-    names = {c["id"]: c["name"] for c in ground_truth["categories"]}
     with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress to stdout
         coco_gt = COCO()
         coco_gt.dataset = copy.deepcopy(ground_truth)
@@ -338,6 +341,12 @@ def coco_evaluate(ground_truth: dict[str, Any], predictions: list[dict[str, Any]
         evaluator.evaluate()
         evaluator.accumulate()
         evaluator.summarize()
+    return evaluator
+
+
+def _quality(evaluator: Any, ground_truth: dict[str, Any]) -> DetectionQuality:
+    """mAP50 and mAP50-95, overall and per class, and the PR curves, from an accumulated COCOeval."""
+    names = {c["id"]: c["name"] for c in ground_truth["categories"]}
     has_gt = bool(ground_truth["annotations"])
     stats = evaluator.stats
     precision = evaluator.eval["precision"]  # (T iou thresholds, R recall thresholds, K, A areas, M maxDets)
@@ -355,6 +364,124 @@ def coco_evaluate(ground_truth: dict[str, Any], predictions: list[dict[str, Any]
         per_class,
         curves,
     )
+
+
+def coco_evaluate(ground_truth: dict[str, Any], predictions: list[dict[str, Any]]) -> DetectionQuality:
+    """mAP50 and mAP50-95, overall and per class, computed by pycocotools' COCOeval alone."""
+    return _quality(_cocoeval(ground_truth, predictions), ground_truth)
+
+
+# ---- mAP50 over resampled photos ----------------------------------------------------------------
+
+_REC_THRS = np.linspace(0.0, 1.00, 101)  # COCOeval's recall thresholds
+_MAX_DETS = 100  # COCOeval's maxDets for the mAP50 statistic
+
+
+@dataclass(frozen=True)
+class ClassMatches:
+    """pycocotools' matches of one class at IoU 0.5 (area all), all photos: detections in COCOeval's order
+    (photo by photo, each photo's best `_MAX_DETS` by score), then sorted by score as its `accumulate` sorts them."""
+
+    photo: np.ndarray  # (D,) int: the photo each detection is on
+    tp: np.ndarray  # (D,) bool: matched to a truth box
+    truth_per_photo: np.ndarray  # (N,) int: truth boxes of the class on each photo
+
+
+@dataclass(frozen=True)
+class CocoEvaluation:
+    """One COCOeval run of a photo set: its detection quality, and per class the per-photo matches an mAP50
+    resample is recomputed from (`resampled_map50`)."""
+
+    quality: DetectionQuality
+    matches: tuple[ClassMatches, ...]
+
+
+def _class_matches(evaluator: Any, ground_truth: dict[str, Any]) -> tuple[ClassMatches, ...]:
+    """Per class, COCOeval's own per-photo matching at IoU 0.5, area all (image and category ids are positions + 1,
+    as `annotator.formats.coco` writes them)."""
+    params = evaluator.params
+    n_photos, n_areas = len(ground_truth["images"]), len(params.areaRng)
+    at_50 = int(np.flatnonzero(np.isclose(params.iouThrs, MATCH_IOU))[0])
+    truth_counts = np.zeros((len(ground_truth["categories"]), n_photos), dtype=int)
+    for ann in ground_truth["annotations"]:
+        truth_counts[ann["category_id"] - 1, ann["image_id"] - 1] += 1
+    out = []
+    for k, cat_id in enumerate(params.catIds):
+        photo: list[int] = []
+        score: list[float] = []
+        tp: list[bool] = []
+        for i, img_id in enumerate(params.imgIds):
+            e = evaluator.evalImgs[(k * n_areas + 0) * len(params.imgIds) + i]  # evalImgs: class, area, photo
+            if e is None:
+                continue
+            scores = np.asarray(e["dtScores"][:_MAX_DETS], dtype=float)
+            photo.extend([img_id - 1] * len(scores))
+            score.extend(scores.tolist())
+            tp.extend((np.asarray(e["dtMatches"][at_50, :_MAX_DETS]) > 0).tolist())
+        order = np.argsort(-np.asarray(score, dtype=float), kind="mergesort")
+        out.append(
+            ClassMatches(
+                np.asarray(photo, dtype=int)[order], np.asarray(tp, dtype=bool)[order], truth_counts[cat_id - 1]
+            )
+        )
+    return tuple(out)
+
+
+def coco_evaluation(ground_truth: dict[str, Any], predictions: list[dict[str, Any]]) -> CocoEvaluation:
+    """`coco_evaluate`'s quality and the per-photo matches behind mAP50, from one COCOeval run."""
+    evaluator = _cocoeval(ground_truth, predictions)
+    return CocoEvaluation(_quality(evaluator, ground_truth), _class_matches(evaluator, ground_truth))
+
+
+def resampled_map50(matches: Sequence[ClassMatches], weights: np.ndarray) -> np.ndarray:
+    """mAP50 for each row of photo weights (B, N) (how often each photo is drawn): COCOeval's
+    accumulate (101-point interpolated AP, mean over classes with truth) on the resampled photos.
+    (B,) float, NaN where no drawn photo has a truth box."""
+    b = weights.shape[0]
+    ap = np.full((b, len(matches)), np.nan)
+    for k, m in enumerate(matches):
+        npig = weights @ m.truth_per_photo  # (B,) truth boxes drawn
+        has_truth = npig > 0
+        if not m.tp.size:
+            ap[has_truth, k] = 0.0
+            continue
+        w = weights[:, m.photo].astype(float)  # (B, D)
+        tp_sum = np.cumsum(w * m.tp, axis=1)
+        fp_sum = np.cumsum(w * ~m.tp, axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            recall = tp_sum / npig[:, None]
+        precision = tp_sum / (tp_sum + fp_sum + np.spacing(1))
+        envelope = np.maximum.accumulate(precision[:, ::-1], axis=1)[:, ::-1]  # best precision at or after
+        d = m.tp.size
+        for row in np.flatnonzero(has_truth):
+            at = np.searchsorted(recall[row], _REC_THRS, side="left")
+            q = np.where(at < d, envelope[row, np.minimum(at, d - 1)], 0.0)
+            ap[row, k] = q.mean()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN row (no truth drawn) is NaN
+        return np.nanmean(ap, axis=1)
+
+
+def map50_bootstrap(
+    matches: Sequence[ClassMatches],
+    n_photos: int,
+    *,
+    n_resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = 0,
+    level: float = INTERVAL_LEVEL,
+) -> tuple[float, float] | None:
+    """The percentile bootstrap interval of mAP50 over photos: each resample draws `n_photos` photos with
+    replacement (numpy generator `seed`) and recomputes mAP50 from the matches, a photo drawn twice counting
+    twice; resamples that draw no truth box are left out. None when none is left."""
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, n_photos, size=(n_resamples, n_photos))  # (B, N) photo indices
+    samples = []
+    for start in range(0, n_resamples, 200):  # bounded memory: (200, D) per class at a time
+        block = draws[start : start + 200]
+        weights = np.zeros((block.shape[0], n_photos), dtype=np.int32)
+        np.add.at(weights, (np.repeat(np.arange(block.shape[0]), n_photos), block.ravel()), 1)
+        samples.append(resampled_map50(matches, weights))
+    return percentile_interval(np.concatenate(samples) if samples else np.array([]), level)
 
 
 # ---- uncertainty and comparison ------------------------------------------------------------
@@ -386,7 +513,9 @@ class BootstrapIntervals:
         }
 
 
-def _interval(samples: np.ndarray, level: float) -> tuple[float, float] | None:
+def percentile_interval(samples: np.ndarray, level: float) -> tuple[float, float] | None:
+    """The percentile bootstrap interval of `level` (0.95: the 2.5th and 97.5th percentiles) of a statistic's
+    resampled values; NaN values (resamples where it is undefined) are left out; None when none is left."""
     samples = samples[~np.isnan(samples)]
     if not samples.size:
         return None
@@ -400,9 +529,9 @@ def bootstrap_intervals(
     pred_sets: Sequence[Iterable[str]],
     classes: Sequence[str],
     *,
-    n_resamples: int = 1000,
+    n_resamples: int = BOOTSTRAP_RESAMPLES,
     seed: int = 0,
-    level: float = 0.95,
+    level: float = INTERVAL_LEVEL,
 ) -> BootstrapIntervals:
     """Percentile bootstrap over photos (resampled with replacement, numpy generator `seed`).
 
@@ -433,11 +562,11 @@ def bootstrap_intervals(
         level,
         n_resamples,
         seed,
-        _interval(correct[idx].mean(axis=1), level),
-        {c: _interval(sens[:, k], level) for k, c in enumerate(classes)},
-        {c: _interval(spec[:, k], level) for k, c in enumerate(classes)},
-        _interval(macro_sens, level),
-        _interval(macro_spec, level),
+        percentile_interval(correct[idx].mean(axis=1), level),
+        {c: percentile_interval(sens[:, k], level) for k, c in enumerate(classes)},
+        {c: percentile_interval(spec[:, k], level) for k, c in enumerate(classes)},
+        percentile_interval(macro_sens, level),
+        percentile_interval(macro_spec, level),
     )
 
 
@@ -506,9 +635,9 @@ def score_class_sets(
     pred_sets: Sequence[Iterable[str]],
     classes: Sequence[str],
     *,
-    n_resamples: int = 1000,
+    n_resamples: int = BOOTSTRAP_RESAMPLES,
     seed: int = 0,
-    level: float = 0.95,
+    level: float = INTERVAL_LEVEL,
 ) -> ClinicalResult:
     """The image-level part of a ClinicalResult, from class sets alone (how human readers are scored)."""
     true_sets = [frozenset(t) for t in true_sets]
@@ -535,7 +664,9 @@ class ClinicalEvaluation:
     device class) so `compute(subset=...)` scores a part of the photos.
     """
 
-    def __init__(self, classes: Sequence[str], *, thresholds: Thresholds = 0.25, iou_threshold: float = 0.5) -> None:
+    def __init__(
+        self, classes: Sequence[str], *, thresholds: Thresholds = 0.25, iou_threshold: float = MATCH_IOU
+    ) -> None:
         self.classes = tuple(classes)
         self.thresholds = thresholds
         self.iou_threshold = iou_threshold
@@ -589,7 +720,12 @@ class ClinicalEvaluation:
         return gt, coco_results([self._pred[n] for n in sel], self.classes)
 
     def compute(
-        self, subset: str | None = None, *, n_resamples: int = 1000, seed: int = 0, level: float = 0.95
+        self,
+        subset: str | None = None,
+        *,
+        n_resamples: int = BOOTSTRAP_RESAMPLES,
+        seed: int = 0,
+        level: float = INTERVAL_LEVEL,
     ) -> ClinicalResult:
         """Scores of the photos tagged `subset` (all photos when None). n_resamples=0: no intervals."""
         sel = self._select(subset)

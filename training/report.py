@@ -14,16 +14,14 @@ import io
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from annotator.classes import ClassTable
 from annotator.fsutil import atomic_write_text
 from training.metrics import BACKGROUND, NONE_PREDICTED, SEVERAL_PREDICTED
-
-if TYPE_CHECKING:
-    from training.benchmark import BenchmarkResult, RaterRun
+from training.results import BenchmarkResult, RaterRun
 
 SUBSET_TITLES = {"all": "All test photos", "dslr": "DSLR photos", "phone": "Phone photos"}
 METRICS = (("precision", "Precision"), ("sensitivity", "Sensitivity"), ("specificity", "Specificity"))

@@ -8,7 +8,7 @@ with no val boxes, or one the model never found there, keeps the configured defa
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, NamedTuple
 
@@ -19,11 +19,12 @@ from annotator.errors import TrainingError
 from annotator.formats.yolo import label_path_for, read_yolo_labels
 from annotator.images import decode_displayed
 from annotator.types import Box
-from training.detectors.base import Detector, TrainingView
+from training.constants import MATCH_IOU, PREDICT_FLOOR
+from training.detectors.base import Predictor, TrainingView
 from training.metrics import match_by_score
+from training.prediction import DecodedPhoto, predict_photos
 
 THRESHOLD_FLOOR = 0.05  # below this a small model's boxes are mostly noise, whatever F1 on a few val boxes says
-PREDICT_FLOOR = 0.01  # scores are collected down to here (what pre-annotation keeps for the uncertainty score)
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,10 @@ def f1_threshold(
 
 
 def score_matches(
-    truth: Sequence[Sequence[Box]], pred: Sequence[Sequence[Box]], classes: Sequence[str], iou_threshold: float = 0.5
+    truth: Sequence[Sequence[Box]],
+    pred: Sequence[Sequence[Box]],
+    classes: Sequence[str],
+    iou_threshold: float = MATCH_IOU,
 ) -> tuple[dict[str, list[tuple[float, bool]]], dict[str, int]]:
     """Per class: (score, matched) for each prediction and the number of truth boxes, over paired photos.
     Matching is per photo and per class, greedy in descending score (`match_by_score`). Pure."""
@@ -118,7 +122,7 @@ class PredictedSplit(NamedTuple):
 
 
 def predict_split(
-    detector: Detector,
+    predictor: Predictor,
     view: TrainingView,
     *,
     imgsz: int,
@@ -127,24 +131,24 @@ def predict_split(
     split: str = "val",
 ) -> PredictedSplit:
     """Predict one split of the view as pre-annotation does (decoded at `imgsz`, displayed frame, raw boxes down
-    to PREDICT_FLOOR). `detector`: the one pre-annotation predicts with (ONNX Runtime's on the CPU:
+    to PREDICT_FLOOR). `predictor`: the one pre-annotation predicts with (ONNX Runtime's on the CPU:
     `training.detectors.runtime.prediction_detector`), so what is chosen here fits the scores it is applied to."""
     items = view.images.get(split, [])
-    out = PredictedSplit([], [], [])
-    for start in range(0, len(items), max(1, batch)):
-        arrays = []
-        for link, rel in items[start : start + max(1, batch)]:
+
+    def decoded() -> Iterator[DecodedPhoto]:
+        for link, rel in items:
             try:
                 rgb, _, _ = decode_displayed(link, max_side=imgsz)
             except OSError as exc:
                 raise TrainingError(f"{rel}: cannot decode the {split} photo ({exc})") from exc
-            h, w = rgb.shape[:2]
-            out.truth.append(read_yolo_labels(label_path_for(link), view.classes, w, h))
-            out.frames.append((w, h))
-            arrays.append(rgb)
-        kwargs = {"device": device} if device is not None else {}
-        out.pred.extend(detector.predict_arrays(arrays, conf=PREDICT_FLOOR, imgsz=imgsz, **kwargs))
-    return out
+            yield DecodedPhoto(rgb)
+
+    found = predict_photos(predictor, decoded(), conf=PREDICT_FLOOR, imgsz=imgsz, batch=batch, device=device)
+    truth = [
+        read_yolo_labels(label_path_for(link), view.classes, w, h)
+        for (link, _), (w, h) in zip(items, found.decoded, strict=True)
+    ]
+    return PredictedSplit(truth, found.boxes, found.decoded)
 
 
 def threshold_rule(cfg: Config, chosen: Mapping[str, float]) -> Callable[[str], float]:

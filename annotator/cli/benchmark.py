@@ -1,17 +1,42 @@
 """`annotator benchmark`: train detector families on the workspace's splits and compare them
-(and dermatologists' answers) on the test split; thin layer over `training.benchmark`."""
+(and dermatologists' answers) on the test split; thin layer over `training.benchmark`.
+
+The models `--models` names and accepts are the detector registry's (`training.detectors.registry`): its help is
+written when the command's options are listed (`BenchmarkCommand`), so a family registered by any imported module
+appears, and other commands never import the detector families."""
 
 from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 from rich.progress import TaskID
+from typer.core import TyperCommand, TyperOption
 
 from annotator.cli.common import JsonOption, WorkspaceOption, handle_errors
 from annotator.console import console, print_json, progress_bar, say, tagged
+from training.constants import BOOTSTRAP_RESAMPLES  # a constant alone: no detector family is imported
+
+
+def models_help() -> str:
+    """The help of `--models`: every model name the registry knows, family by family."""
+    from training.benchmark import benchmark_models
+
+    return f"Comma list: {', '.join(benchmark_models())}, a local .pt/.yaml path, or 'all'."
+
+
+class BenchmarkCommand(TyperCommand):
+    """The `benchmark` command, its `--models` help read from the detector registry whenever its options are
+    listed (help, docs, parsing) rather than when the CLI is built: mount it with `cls=BenchmarkCommand`."""
+
+    def get_params(self, ctx: Any) -> list[Any]:  # typer's vendored click types: its Context and Parameter
+        params = super().get_params(ctx)
+        for param in params:
+            if isinstance(param, TyperOption) and param.name == "models":
+                param.help = models_help()
+        return params
 
 
 @handle_errors
@@ -22,9 +47,7 @@ def benchmark(
         typer.Option(
             "--models",
             "-m",
-            help="Comma list: yolov5nu, yolov8n, yolo11n, rtdetr-l, "
-            "yolov4, ssdlite, ssd300, fasterrcnn_mobilenet, fasterrcnn_resnet50, a "
-            "local .pt/.yaml path, or 'all'.",
+            help="Comma list of model names, a local .pt/.yaml path, or 'all' (BenchmarkCommand names the models).",
         ),
     ] = "yolo11n,ssdlite",
     epochs: Annotated[int, typer.Option(min=0, help="Training epochs per model (0: evaluate as built/loaded).")] = 30,
@@ -59,7 +82,9 @@ def benchmark(
     ] = None,
     device: Annotated[Optional[str], typer.Option(help="cpu, 0, 0,1 ... (default: first GPU, else CPU).")] = None,
     seed: Annotated[int, typer.Option(help="Training and bootstrap seed.")] = 0,
-    resamples: Annotated[int, typer.Option(min=0, help="Bootstrap resamples for the 95% intervals (0: none).")] = 1000,
+    resamples: Annotated[
+        int, typer.Option(min=0, help="Bootstrap resamples for the 95% intervals (0: none).")
+    ] = BOOTSTRAP_RESAMPLES,
     workers: Annotated[int, typer.Option(min=0, help="Data-loading worker processes.")] = 2,
     json_out: JsonOption = False,
 ) -> None:

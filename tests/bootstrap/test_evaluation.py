@@ -67,18 +67,36 @@ def _random_split(seed: int, n: int = 30) -> tuple[list[tuple[Box, ...]], list[l
 
 
 def test_each_resample_is_pycocotools_map50_of_the_resampled_photos():
-    from bootstrap.evaluation import _map50_of_weights, _matches
+    from training.metrics import coco_evaluation, resampled_map50
 
     truth, pred = _random_split(3)
-    matches = _matches(truth, pred, CLASSES)
+    evaluated = coco_evaluation(
+        coco_ground_truth([str(i) for i in range(len(truth))], truth, CLASSES), coco_results(pred, CLASSES)
+    )
     draws = np.random.default_rng(0).integers(0, len(truth), size=(4, len(truth)))
     for draw in draws:
-        ours = _map50_of_weights(matches, np.bincount(draw, minlength=len(truth))[None, :])[0]
+        ours = resampled_map50(evaluated.matches, np.bincount(draw, minlength=len(truth))[None, :])[0]
         theirs = coco_evaluate(
             coco_ground_truth([str(i) for i in range(len(draw))], [truth[i] for i in draw], CLASSES),
             coco_results([pred[i] for i in draw], CLASSES),
         ).map50
         assert ours == pytest.approx(theirs, abs=1e-9)
+
+
+def test_a_split_is_evaluated_by_pycocotools_once(monkeypatch: pytest.MonkeyPatch):
+    import training.metrics as metrics
+
+    runs = []
+    original = metrics._cocoeval
+    monkeypatch.setattr(metrics, "_cocoeval", lambda *args: runs.append(1) or original(*args))
+    truth, pred = _random_split(7)
+    figures = split_figures(truth, pred, CLASSES, thresholds={c: 0.25 for c in CLASSES}, n_resamples=50)
+    assert len(runs) == 1
+    theirs = coco_evaluate(
+        coco_ground_truth([str(i) for i in range(len(truth))], truth, CLASSES), coco_results(pred, CLASSES)
+    )
+    assert figures.map50 == pytest.approx(theirs.map50) and figures.interval is not None
+    assert {c: f.ap50 for c, f in figures.per_class.items()} == {c: v["ap50"] for c, v in theirs.per_class.items()}
 
 
 def test_the_point_estimate_is_pycocotools_map50_and_lies_in_its_interval():

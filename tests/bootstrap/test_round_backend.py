@@ -9,7 +9,7 @@ from bootstrap.rounds import RoundSettings, run_round
 from bootstrap.uncertainty import fit_score_calibration
 from training.dataset import build_training_view
 from training.detectors import make_detector
-from training.detectors.runtime import RUNTIME, RuntimeDetector, exported_path
+from training.detectors.runtime import RUNTIME, RuntimePredictor, exported_path
 from training.thresholds import choose_thresholds, predict_split
 
 TINY_CPU = RoundSettings(model="yolo11n.yaml", epochs=1, imgsz=64, batch=8, device="cpu")
@@ -34,7 +34,7 @@ def test_with_the_onnx_backend_a_round_chooses_thresholds_and_evaluates_on_onnx_
     view = build_training_view(
         ws, tmp_path / "view", {p: s for p, _, s in manifest}, {p: ws.store.version(v) for p, v, _ in manifest}
     )
-    runtime = RuntimeDetector.from_weights(make_detector(str(weights), ws.config.classes), weights)
+    runtime = RuntimePredictor.from_weights(make_detector(str(weights), ws.config.classes), weights)
     val = predict_split(runtime, view, imgsz=TINY_CPU.imgsz, batch=TINY_CPU.batch, device="cpu")
     expected = choose_thresholds(val.truth, val.pred, ws.config.classes, default=ws.config.default_threshold)
     assert metrics["thresholds"] == {c: t.to_dict() for c, t in expected.items()}

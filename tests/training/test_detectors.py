@@ -10,7 +10,8 @@ import torch
 
 from annotator.errors import TrainingError
 from training.detectors import make_detector
-from training.detectors.base import Detector
+from training.detectors.base import Detector, Predictor
+from training.detectors.runtime import RuntimePredictor
 from training.detectors.torchvision import TorchvisionDetector
 from training.detectors.ultralytics import UltralyticsDetector
 
@@ -21,6 +22,12 @@ def test_validate_is_part_of_the_interface_every_family_implements():
     assert "validate" in Detector.__abstractmethods__
     for family in (TorchvisionDetector, UltralyticsDetector):
         assert "validate" not in family.__abstractmethods__
+
+
+def test_a_prediction_only_runtime_is_a_predictor_not_a_detector():
+    assert issubclass(Detector, Predictor) and issubclass(RuntimePredictor, Predictor)
+    assert not issubclass(RuntimePredictor, Detector)
+    assert not any(hasattr(RuntimePredictor, name) for name in ("train", "validate", "save", "load"))
 
 
 def test_a_saved_torchvision_model_reloads_as_torchvision(tmp_path: Path):
@@ -39,8 +46,7 @@ def test_a_file_of_neither_family_is_one_clear_error_naming_it(tmp_path: Path):
     garbage.write_bytes(b"not a checkpoint")
     with pytest.raises(
         TrainingError,
-        match=r"garbage\.pt: neither a torchvision model saved by this tool nor an "
-        "Ultralytics checkpoint",
+        match=r"garbage\.pt: neither an Ultralytics checkpoint nor a torchvision model saved by this tool",
     ):
         make_detector(str(garbage), CLASSES)
 

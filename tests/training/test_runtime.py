@@ -28,7 +28,13 @@ from annotator.types import Box
 from training.detectors import make_detector
 from training.detectors import runtime as rt
 from training.detectors.pretrained import sha256_of
-from training.detectors.runtime import AUTO_MIN_PHOTOS, RuntimeDetector, export_onnx, exported_path, prediction_detector
+from training.detectors.runtime import (
+    AUTO_MIN_PHOTOS,
+    RuntimePredictor,
+    export_onnx,
+    exported_path,
+    prediction_detector,
+)
 from training.detectors.ultralytics import UltralyticsDetector
 
 CLASSES = ("sl", "fre", "mel", "caf", "ota", "hori")
@@ -88,8 +94,8 @@ def pytorch(weights: Path) -> UltralyticsDetector:
 
 
 @pytest.fixture(scope="module")
-def onnx_runtime(pytorch: UltralyticsDetector, weights: Path) -> RuntimeDetector:
-    return RuntimeDetector.from_weights(pytorch, weights)
+def onnx_runtime(pytorch: UltralyticsDetector, weights: Path) -> RuntimePredictor:
+    return RuntimePredictor.from_weights(pytorch, weights)
 
 
 def _unmatched(expected: Sequence[Box], got: Sequence[Box], conf: float) -> list[Box]:
@@ -157,7 +163,7 @@ def test_a_damaged_export_is_made_again(weights, tmp_path, photos, onnx_runtime)
     shutil.copyfile(exported_path(weights), exported_path(own))
     with open(exported_path(own), "r+b") as f:
         f.truncate(exported_path(own).stat().st_size // 2)
-    repaired = RuntimeDetector.from_weights(onnx_runtime.source, own)
+    repaired = RuntimePredictor.from_weights(onnx_runtime.source, own)
     assert _one_by_one(repaired, photos[:2]) == _one_by_one(onnx_runtime, photos[:2])
 
 
@@ -212,7 +218,7 @@ def test_backend_torch_keeps_pytorch_on_the_cpu(pytorch, weights):
 def test_auto_and_onnx_use_onnx_runtime_where_the_cpu_predicts(pytorch, weights, onnx_runtime):
     for backend in ("auto", "onnx"):
         chosen, note = prediction_detector(pytorch, weights, backend=backend, device="cpu", photos=AUTO_MIN_PHOTOS)
-        assert isinstance(chosen, RuntimeDetector) and note == "onnxruntime" and chosen.source is pytorch
+        assert isinstance(chosen, RuntimePredictor) and note == "onnxruntime" and chosen.source is pytorch
 
 
 def test_a_gpu_keeps_pytorch(pytorch, weights):
@@ -224,7 +230,7 @@ def test_auto_keeps_pytorch_for_a_few_photos_unless_the_export_is_cached(pytorch
     chosen, note = prediction_detector(pytorch, own, backend="auto", device="cpu", photos=AUTO_MIN_PHOTOS - 1)
     assert chosen is pytorch and "fewer than" in note and not exported_path(own).exists()
     chosen, _ = prediction_detector(pytorch, weights, backend="auto", device="cpu", photos=1)  # cached already
-    assert isinstance(chosen, RuntimeDetector)
+    assert isinstance(chosen, RuntimePredictor)
 
 
 def test_a_family_onnx_runtime_does_not_run_stays_on_pytorch_under_auto_and_is_refused_under_onnx(tmp_path):

@@ -1,7 +1,8 @@
 """One detector interface for every family (Ultralytics YOLO/RT-DETR, torchvision SSD/Faster R-CNN).
 
-A detector trains on a `TrainingView` (YOLO-format folders written by `training.dataset`),
-validates on a split of it, predicts on decoded displayed-frame arrays, and saves/loads itself to one file.
+A `Predictor` predicts on decoded displayed-frame arrays. A `Detector` is a predictor that also trains on a
+`TrainingView` (YOLO-format folders written by `training.dataset`), validates on a split of it, and saves/loads
+itself to one file; each family registers how it is built and loaded in `training.detectors.registry`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from annotator.types import Box
+from training.constants import PREDICT_FLOOR
 from training.detectors.pretrained import PretrainedWeights
 
 
@@ -59,28 +61,44 @@ class TrainResult:
 ProgressCallback = Callable[[int, int], None]  # (epoch done, epochs total)
 
 
-class Detector(abc.ABC):
-    """Train, validate, predict, save, load. `classes` fixes the index -> name mapping.
-    `pretrained`: the checkpoint the model's starting weights were transferred from, if any."""
+class Predictor(abc.ABC):
+    """What predicts boxes on decoded photos: every trainable `Detector`, and prediction-only runtimes (ONNX Runtime,
+    `training.detectors.runtime`). `classes` fixes the index -> name mapping; `family` names what predicts.
+    Callers that only predict (pre-annotation, the val thresholds, the test split) take this type."""
 
     family: str = "?"
-    pretrained: PretrainedWeights | None = None
 
     def __init__(self, classes: Sequence[str]) -> None:
         self.classes = tuple(classes)
+
+    @abc.abstractmethod
+    def predict_arrays(
+        self,
+        images: Sequence[np.ndarray],
+        *,
+        conf: float = PREDICT_FLOOR,
+        imgsz: int = 640,
+        device: str | None = None,
+    ) -> list[list[Box]]:
+        """Boxes in each array's own pixel frame (RGB uint8 (H, W, 3) inputs), scores set.
+        device: None (GPU if present), "cpu" or a GPU index such as "0"."""
+
+    def replicate(self) -> Predictor:
+        """An independent copy for a second device or CPU core (pre-annotation runs one per pipeline)."""
+        return copy.deepcopy(self)
+
+
+class Detector(Predictor):
+    """A predictor that trains, validates, saves and loads itself: one per family (training.detectors.registry).
+    `pretrained`: the checkpoint the model's starting weights were transferred from, if any."""
+
+    pretrained: PretrainedWeights | None = None
 
     @abc.abstractmethod
     def train(
         self, view: TrainingView, settings: TrainSettings, workdir: Path, progress: ProgressCallback | None = None
     ) -> TrainResult:
         """Train in `workdir` (everything the framework writes stays there)."""
-
-    @abc.abstractmethod
-    def predict_arrays(
-        self, images: Sequence[np.ndarray], *, conf: float = 0.01, imgsz: int = 640, device: str | None = None
-    ) -> list[list[Box]]:
-        """Boxes in each array's own pixel frame (RGB uint8 (H, W, 3) inputs), scores set.
-        device: None (GPU if present), "cpu" or a GPU index such as "0"."""
 
     @abc.abstractmethod
     def validate(
@@ -90,10 +108,6 @@ class Detector(abc.ABC):
         {"map50", "map50_95", ...}} over the classes present, "images"}, plus what the family
         measures besides; {} when the split has no photos. Anything the framework writes goes
         under `workdir`."""
-
-    def replicate(self) -> Detector:
-        """An independent copy for a second device or CPU core (pre-annotation runs one per pipeline)."""
-        return copy.deepcopy(self)
 
     @abc.abstractmethod
     def save(self, path: Path) -> Path:

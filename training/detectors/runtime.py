@@ -1,8 +1,9 @@
 """CPU inference through ONNX Runtime: a round's Ultralytics model exported to ONNX once, cached beside its weights.
 
 On the CPU the network is the bottleneck of pre-annotation, and ONNX Runtime runs the same yolo11n ~1.5x faster
-than PyTorch here with the same boxes (docs/performance.md). `RuntimeDetector` keeps the Detector contract:
-same letterbox, same NMS, boxes in each array's own pixels, scores set.
+than PyTorch here with the same boxes (docs/performance.md). `RuntimePredictor` keeps the Predictor contract:
+same letterbox, same NMS, boxes in each array's own pixels, scores set. It only predicts: training, validation and
+saving stay with the PyTorch detector it was exported from.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ import numpy as np
 from annotator.config import PREDICT_BACKENDS
 from annotator.errors import TrainingError
 from annotator.types import Box
-from training.detectors.base import Detector, ProgressCallback, TrainingView, TrainResult, TrainSettings
+from training.constants import PREDICT_FLOOR
+from training.detectors.base import Detector, Predictor
 from training.detectors.pretrained import sha256_of
 from training.offline import prepare_ultralytics
 
@@ -205,9 +207,9 @@ def _session(path: Path, *, threads: int) -> Any:
         ) from exc
 
 
-class RuntimeDetector(Detector):
+class RuntimePredictor(Predictor):
     """An Ultralytics detector's predictions through ONNX Runtime on the CPU; training, validation and saving
-    stay with the PyTorch detector it wraps (`source`).
+    stay with the PyTorch detector it wraps (`source`), which also predicts on a GPU.
 
     `predict_arrays` letterboxes each photo as Ultralytics does for one photo (the smallest stride-multiple
     rectangle), runs photos of one shape together, and applies Ultralytics' own NMS and box scaling: its boxes
@@ -220,7 +222,6 @@ class RuntimeDetector(Detector):
         self.source = source
         self.onnx_path = Path(onnx_path)
         self.threads = threads
-        self.pretrained = source.pretrained
         prepare_ultralytics()
         self.session = _session(self.onnx_path, threads=threads)
         meta = self.session.get_modelmeta().custom_metadata_map
@@ -231,7 +232,7 @@ class RuntimeDetector(Detector):
         self.iou, self.max_det = float(defaults.iou), int(defaults.max_det)
 
     @classmethod
-    def from_weights(cls, source: Detector, weights: Path, *, threads: int = 1) -> RuntimeDetector:
+    def from_weights(cls, source: Detector, weights: Path, *, threads: int = 1) -> RuntimePredictor:
         """Wrap `source` (loaded from `weights`) with the cached export of `weights`, exporting it when needed."""
         return cls(source, export_onnx(weights), threads=threads)
 
@@ -239,12 +240,12 @@ class RuntimeDetector(Detector):
         self,
         images: Sequence[np.ndarray],
         *,
-        conf: float = 0.01,
+        conf: float = PREDICT_FLOOR,
         imgsz: int = 640,
         device: str | None = None,
         half: bool | None = None,
     ) -> list[list[Box]]:
-        """As `Detector.predict_arrays`; a GPU device goes to the PyTorch detector. `half` is ignored on the CPU."""
+        """As `Predictor.predict_arrays`; a GPU device goes to the PyTorch detector. `half` is ignored on the CPU."""
         if device not in (None, "cpu"):
             return self.source.predict_arrays(images, conf=conf, imgsz=imgsz, device=device)
         if not images:
@@ -289,36 +290,13 @@ class RuntimeDetector(Detector):
             )
         return result
 
-    def replicate(self) -> RuntimeDetector:
+    def replicate(self) -> RuntimePredictor:
         """Another session on the same export (one per pipeline); the PyTorch detector is shared, not copied."""
-        return RuntimeDetector(self.source, self.onnx_path, threads=self.threads)
-
-    def train(
-        self, view: TrainingView, settings: TrainSettings, workdir: Path, progress: ProgressCallback | None = None
-    ) -> TrainResult:
-        raise TrainingError("an exported model only predicts; train the PyTorch detector (make_detector) instead")
-
-    def validate(
-        self, view: TrainingView, split: str, *, imgsz: int, batch: int, workdir: Path, device: str | None = None
-    ) -> dict[str, Any]:
-        return self.source.validate(view, split, imgsz=imgsz, batch=batch, workdir=workdir, device=device)
-
-    def save(self, path: Path) -> Path:
-        return self.source.save(path)
-
-    @classmethod
-    def load(cls, path: Path, classes: Sequence[str], *, verbose: bool = False) -> RuntimeDetector:
-        from training.detectors import load_detector
-
-        return cls.from_weights(load_detector(Path(path), classes, verbose=verbose), Path(path))
-
-    @property
-    def parameter_count(self) -> int:
-        return self.source.parameter_count
+        return RuntimePredictor(self.source, self.onnx_path, threads=self.threads)
 
 
-def exportable(detector: Detector) -> bool:
-    """True for the Ultralytics models `RuntimeDetector` reproduces: YOLO detection with NMS after the network
+def exportable(detector: Predictor) -> bool:
+    """True for the Ultralytics models `RuntimePredictor` reproduces: YOLO detection with NMS after the network
     (not RT-DETR, not the NMS-free end-to-end heads, whose outputs are post-processed differently)."""
     model = getattr(detector, "model", None)
     network = getattr(model, "model", None)
@@ -341,16 +319,16 @@ def runs_on_cpu(device: str | None) -> bool:
 
 
 def prediction_detector(
-    detector: Detector,
+    detector: Predictor,
     weights: Path | None,
     *,
     backend: str = "auto",
     device: str | None = None,
     photos: int | None = None,
-) -> tuple[Detector, str]:
-    """The detector to predict with, and a note naming the backend (and why, when PyTorch is kept).
+) -> tuple[Predictor, str]:
+    """The predictor to predict with, and a note naming the backend (and why, when PyTorch is kept).
 
-    backend "torch": `detector` itself. "auto" or "onnx": where the CPU predicts, a `RuntimeDetector` over the
+    backend "torch": `detector` itself. "auto" or "onnx": where the CPU predicts, a `RuntimePredictor` over the
     cached ONNX export of `weights` (an Ultralytics checkpoint); on a GPU, `detector`. Families ONNX Runtime does
     not run stay on PyTorch under "auto", and so do fewer than AUTO_MIN_PHOTOS `photos` unless an export of
     `weights` is cached already; when an export fails, "auto" keeps PyTorch and says why; "onnx" fails."""
@@ -383,7 +361,7 @@ def prediction_detector(
             raise TrainingError(
                 f'{weights}: no Ultralytics checkpoint to export; set [predict] backend = "torch" in annotator.toml'
             )
-        return RuntimeDetector.from_weights(detector, Path(weights)), RUNTIME
+        return RuntimePredictor.from_weights(detector, Path(weights)), RUNTIME
     except TrainingError as exc:
         if backend == "onnx":
             raise

@@ -25,8 +25,10 @@ from annotator.formats.coco import coco_ground_truth, coco_results
 from annotator.formats.yolo import label_path_for, read_yolo_labels
 from annotator.images import decode_displayed
 from annotator.types import Box
+from training.constants import EVAL_CONF, PREDICT_FLOOR
 from training.detectors.base import Detector, ProgressCallback, TrainingView, TrainResult, TrainSettings
 from training.detectors.pretrained import PretrainedWeights, checkpoint_file, record
+from training.detectors.registry import DetectorFamily, register_family
 
 FILE_FORMAT = "annotator-torchvision/1"
 
@@ -205,6 +207,27 @@ def _collate(batch):
     return tuple(zip(*batch, strict=True))
 
 
+def _optimizer(params: list[torch.nn.Parameter], settings: TrainSettings) -> torch.optim.Optimizer:
+    """AdamW by default; `extra` may name "sgd", the learning rate ("lr") and AdamW's "weight_decay"."""
+    lr = float(settings.extra.get("lr", 1e-3))
+    if settings.extra.get("optimizer", "adamw").lower() == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=5e-4)
+    return torch.optim.AdamW(params, lr=lr, weight_decay=float(settings.extra.get("weight_decay", 1e-4)))
+
+
+def _warmup_cosine(optimizer: torch.optim.Optimizer, *, total: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warm-up over a tenth of the steps (at most 100), then cosine down to 5 % of the learning rate."""
+    warmup = min(100, max(1, total // 10))
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer,
+        lambda s: (
+            (s + 1) / warmup
+            if s < warmup
+            else 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * (s - warmup) / max(1, total - warmup)))
+        ),
+    )
+
+
 # ---- the detector ---------------------------------------------------------------------------
 
 
@@ -270,11 +293,8 @@ class TorchvisionDetector(Detector):
     def train(
         self, view: TrainingView, settings: TrainSettings, workdir: Path, progress: ProgressCallback | None = None
     ) -> TrainResult:
-        if tuple(view.classes) != self.classes:
-            raise TrainingError(f"the training view's classes {view.classes} differ from the model's {self.classes}")
-        items = view.images.get("train", [])
-        if not items:
-            raise TrainingError(f"{view.root}: no training photos; label some photos and make the splits first")
+        """AdamW (or SGD) with a linear warm-up and a cosine decay; the last epoch's weights, validated on val."""
+        items = self._training_items(view)
         workdir.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
         torch.manual_seed(settings.seed)
@@ -282,52 +302,16 @@ class TorchvisionDetector(Detector):
         self.imgsz = int(settings.imgsz)
         self._configure(self.imgsz)
         self._to(_device(settings.device))
-        generator = torch.Generator().manual_seed(settings.seed)
-        loader = torch.utils.data.DataLoader(
-            _ViewDataset(items, self.classes, self._input_side(self.imgsz), augment=True),
-            batch_size=max(1, settings.batch),
-            shuffle=True,
-            collate_fn=_collate,
-            num_workers=settings.workers,
-            generator=generator,
-            drop_last=len(items) > settings.batch,
-        )
-        lr = float(settings.extra.get("lr", 1e-3))
+        loader = self._loader(items, settings)
         params = [p for p in self.model.parameters() if p.requires_grad]
-        if settings.extra.get("optimizer", "adamw").lower() == "sgd":
-            optimizer: torch.optim.Optimizer = torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=5e-4)
-        else:
-            optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=float(settings.extra.get("weight_decay", 1e-4)))
-        total = max(1, settings.epochs * len(loader))
-        warmup = min(100, max(1, total // 10))
-        scheduler = torch.optim.lr_scheduler.LambdaLR(  # linear warm-up, then cosine down to 5 % of lr
-            optimizer,
-            lambda s: (
-                (s + 1) / warmup
-                if s < warmup
-                else 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * (s - warmup) / max(1, total - warmup)))
-            ),
-        )
+        optimizer = _optimizer(params, settings)
+        scheduler = _warmup_cosine(optimizer, total=max(1, settings.epochs * len(loader)))
         history: list[float] = []
         skipped = 0
         for epoch in range(settings.epochs):
-            self.model.train()
-            losses = []
-            for images, targets in loader:
-                images = [im.to(self.device) for im in images]
-                targets = [{k: v.to(self.device) for k, v in t.items()} for t in targets]
-                loss = sum(self.model(images, targets).values())
-                if not torch.isfinite(loss):  # a diverging batch from scratch: skip it, keep training
-                    skipped += 1
-                    optimizer.zero_grad(set_to_none=True)
-                    continue
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(params, 10.0)
-                optimizer.step()
-                scheduler.step()
-                losses.append(float(loss.detach()))
-            history.append(float(np.mean(losses)) if losses else float("nan"))
+            loss, skipped_now = self._train_epoch(loader, optimizer, scheduler, params)
+            history.append(loss)
+            skipped += skipped_now
             if settings.verbose or self.verbose:
                 print(f"epoch {epoch + 1}/{settings.epochs} loss {history[-1]:.4f}")
             if progress:
@@ -344,6 +328,54 @@ class TorchvisionDetector(Detector):
         return TrainResult(
             weights=weights, metrics=metrics, train_seconds=time.perf_counter() - started, epochs_run=settings.epochs
         )
+
+    def _training_items(self, view: TrainingView) -> list[tuple[Path, str]]:
+        """The view's training photos, refused when the view is for other classes or has none."""
+        if tuple(view.classes) != self.classes:
+            raise TrainingError(f"the training view's classes {view.classes} differ from the model's {self.classes}")
+        items = view.images.get("train", [])
+        if not items:
+            raise TrainingError(f"{view.root}: no training photos; label some photos and make the splits first")
+        return items
+
+    def _loader(self, items: list[tuple[Path, str]], settings: TrainSettings) -> torch.utils.data.DataLoader:
+        """Shuffled, flip-augmented batches at the model's input size (the last short batch dropped, but never the
+        only one)."""
+        return torch.utils.data.DataLoader(
+            _ViewDataset(items, self.classes, self._input_side(self.imgsz), augment=True),
+            batch_size=max(1, settings.batch),
+            shuffle=True,
+            collate_fn=_collate,
+            num_workers=settings.workers,
+            generator=torch.Generator().manual_seed(settings.seed),
+            drop_last=len(items) > settings.batch,
+        )
+
+    def _train_epoch(
+        self,
+        loader: torch.utils.data.DataLoader,
+        optimizer: torch.optim.Optimizer,
+        scheduler: torch.optim.lr_scheduler.LambdaLR,
+        params: list[torch.nn.Parameter],
+    ) -> tuple[float, int]:
+        """One pass over the loader: (mean loss of the batches trained on, batches skipped for a non-finite loss)."""
+        self.model.train()
+        losses = []
+        skipped = 0
+        for images, targets in loader:
+            images = [im.to(self.device) for im in images]
+            targets = [{k: v.to(self.device) for k, v in t.items()} for t in targets]
+            loss = sum(self.model(images, targets).values())
+            optimizer.zero_grad(set_to_none=True)
+            if not torch.isfinite(loss):  # a diverging batch from scratch: skip it, keep training
+                skipped += 1
+                continue
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 10.0)
+            optimizer.step()
+            scheduler.step()
+            losses.append(float(loss.detach()))
+        return (float(np.mean(losses)) if losses else float("nan")), skipped
 
     def validate(
         self,
@@ -368,7 +400,7 @@ class TorchvisionDetector(Detector):
         for start in range(0, len(dataset), step):
             chunk = [dataset[i] for i in range(start, min(start + step, len(dataset)))]
             arrays = [(image.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8) for image, _ in chunk]
-            pred.extend(self.predict_arrays(arrays, conf=0.001, imgsz=imgsz, device=device, batch=step))
+            pred.extend(self.predict_arrays(arrays, conf=EVAL_CONF, imgsz=imgsz, device=device, batch=step))
             for _, target in chunk:  # boxes (N, 4) in the input's pixels, labels (N,) 1-based
                 truth.append(
                     [
@@ -392,7 +424,7 @@ class TorchvisionDetector(Detector):
         self,
         images: Sequence[np.ndarray],
         *,
-        conf: float = 0.01,
+        conf: float = PREDICT_FLOOR,
         imgsz: int = 640,
         device: str | None = None,
         batch: int = 8,
@@ -471,20 +503,19 @@ class TorchvisionDetector(Detector):
         return int(sum(p.numel() for p in self.model.parameters()))
 
 
-def _factory(arch: str) -> Callable[..., TorchvisionDetector]:
-    def make(classes: Sequence[str], **kwargs: Any) -> TorchvisionDetector:
-        return TorchvisionDetector(classes, arch, **kwargs)
-
-    return make
+def build(model: str, classes: Sequence[str], *, verbose: bool = False, **options: Any) -> TorchvisionDetector:
+    """A new torchvision detector; `model` is one of ARCHS. options: weights, pretrained, imgsz, full_tail."""
+    return TorchvisionDetector(classes, model, verbose=verbose, **options)
 
 
-def _register() -> None:
-    try:
-        from training.detectors import register
-    except ImportError:  # a registry without `register`: build TorchvisionDetector directly
-        return
-    for name in ARCHS:
-        register(name, _factory(name))
-
-
-_register()
+register_family(
+    DetectorFamily(
+        name=TorchvisionDetector.family,
+        models=tuple(ARCHS),
+        build=build,
+        load=TorchvisionDetector.load,
+        recognises=is_torchvision_checkpoint,
+        checkpoint="a torchvision model saved by this tool",
+        order=20,  # after Ultralytics in lists and help
+    )
+)

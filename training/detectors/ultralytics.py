@@ -21,8 +21,10 @@ import numpy as np
 
 from annotator.errors import TrainingError
 from annotator.types import Box
+from training.constants import PREDICT_FLOOR
 from training.detectors.base import Detector, ProgressCallback, TrainingView, TrainResult, TrainSettings
 from training.detectors.pretrained import PretrainedWeights, checkpoint_file, plain_state_dict, record, transfer_by_name
+from training.detectors.registry import DetectorFamily, register_family
 from training.offline import prepare_ultralytics
 
 SHIPPED_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
@@ -310,7 +312,7 @@ class UltralyticsDetector(Detector):
         self,
         images: Sequence[np.ndarray],
         *,
-        conf: float = 0.01,
+        conf: float = PREDICT_FLOOR,
         imgsz: int = 640,
         device: str | None = None,
         half: bool | None = None,
@@ -364,3 +366,29 @@ class UltralyticsDetector(Detector):
     @property
     def parameter_count(self) -> int:
         return int(sum(p.numel() for p in self.model.model.parameters()))
+
+
+def build(model: str, classes: Sequence[str], *, verbose: bool = False, **options: Any) -> UltralyticsDetector:
+    """A new Ultralytics detector from a model name ("yolo11n": the YAML Ultralytics ships; "yolov4": our
+    yolov4-csp.yaml), a YAML, or weights to start from. options: pretrained."""
+    path = Path(model).expanduser()
+    spec = model if (model.endswith((".yaml", ".yml", ".pt")) or path.exists()) else f"{model}.yaml"
+    if model == "yolov4":
+        spec = "yolov4-csp.yaml"
+    return UltralyticsDetector(classes, spec, verbose=verbose, **options)
+
+
+register_family(
+    DetectorFamily(
+        name=UltralyticsDetector.family,
+        models=("yolov5nu", "yolov8n", "yolo11n", "rtdetr-l", "yolov4"),
+        build=build,
+        load=UltralyticsDetector.load,
+        recognises=is_ultralytics_checkpoint,
+        checkpoint="an Ultralytics checkpoint",
+        # any other name is a YAML Ultralytics ships (yolov8s, yolo11n.yaml), one we ship, or a local file;
+        # `_resolve_spec` refuses the rest with one clear error
+        builds=lambda spec: True,
+        order=10,
+    )
+)

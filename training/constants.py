@@ -1,0 +1,22 @@
+"""The training package's tunables, each named once with why it has its value. Import them; never retype the literal.
+
+Two score floors, for two jobs: what a prediction keeps for the people and scores downstream (PREDICT_FLOOR), and
+what an mAP evaluation keeps (EVAL_CONF, lower, so the precision-recall curve runs to its end).
+"""
+
+from __future__ import annotations
+
+# Predictions keep boxes down to this score: pre-annotation's uncertainty score reads the near-threshold boxes, and the
+# val split's per-class thresholds are chosen among them (training.thresholds), so both see the same boxes.
+PREDICT_FLOOR = 0.01
+
+# The score floor for mAP (COCO's convention: keep nearly every box, so the whole precision-recall curve is measured).
+# Used by the benchmark, the round's test split and the torchvision detector's own validation alike.
+EVAL_CONF = 0.001
+
+# A predicted box matches a truth box of its class at IoU >= this (the study's rule, and COCO's mAP50).
+MATCH_IOU = 0.5
+
+# Percentile bootstrap intervals over photos: how many resamples, and the interval's level.
+BOOTSTRAP_RESAMPLES = 1000
+INTERVAL_LEVEL = 0.95

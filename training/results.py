@@ -1,0 +1,81 @@
+"""What a benchmark produces: one `RaterRun` per detector or human reader, gathered in a `BenchmarkResult`.
+
+Their own module, so the orchestrator (`training.benchmark`) and the report writer (`training.report`) both import
+them and neither imports the other's types.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from training.metrics import ClinicalResult
+
+
+@dataclass(frozen=True)
+class RaterRun:
+    """One column group of the report: a detector or a human reader, scored per subset."""
+
+    name: str
+    kind: str  # "model" | "reader"
+    results: dict[str, ClinicalResult] = field(default_factory=dict)  # subset -> scores
+    family: str | None = None
+    parameters: int | None = None
+    train_seconds: float | None = None
+    epochs: int | None = None
+    inference_images_per_second: float | None = None
+    weights: str | None = None
+    predictions_file: str | None = None
+    train_metrics: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "family": self.family,
+            "parameters": self.parameters,
+            "train_seconds": self.train_seconds,
+            "epochs": self.epochs,
+            "inference_images_per_second": self.inference_images_per_second,
+            "weights": self.weights,
+            "predictions_file": self.predictions_file,
+            "train_metrics": _jsonable(self.train_metrics),
+            "error": self.error,
+            "results": {s: r.to_dict() for s, r in self.results.items()},
+        }
+
+
+@dataclass(frozen=True)
+class BenchmarkResult:
+    classes: tuple[str, ...]
+    test_photos: tuple[str, ...]
+    subset_sizes: dict[str, int]
+    split_sizes: dict[str, int]
+    settings: dict[str, Any]
+    raters: list[RaterRun]
+    comparisons: list[dict[str, Any]]  # McNemar per pair of raters on their common photos (subset "all")
+    warnings: list[str]
+    ground_truth_file: str
+    files: dict[str, str] = field(default_factory=dict)  # report outputs: html, markdown, json
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "classes": list(self.classes),
+            "test_photos": list(self.test_photos),
+            "subset_sizes": self.subset_sizes,
+            "split_sizes": self.split_sizes,
+            "settings": self.settings,
+            "raters": [r.to_dict() for r in self.raters],
+            "comparisons": self.comparisons,
+            "warnings": self.warnings,
+            "ground_truth_file": self.ground_truth_file,
+            "files": self.files,
+        }
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=lambda v: v.tolist() if isinstance(v, np.ndarray) else str(v)))
