@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy.optimize import nnls
@@ -136,3 +137,86 @@ def fit_effort(
         for i in range(terms)
     )
     return EffortFit(len(reviews), actions, float(np.median(np.abs(x @ fitted - y))))
+
+
+MAX_BOX_STRATUM = 5  # photos with this many final boxes or more are compared as one stratum
+
+
+@dataclass(frozen=True)
+class ArmComparison:
+    """The effort study: measured seconds per photo reviewing predictions vs drawing from scratch (the
+    control arm), on comparable photos: strata of (round, final box count), the control arm's mean in each
+    stratum weighted by the reviewed arm's photos there. ratio < 1: the model saved time."""
+
+    reviewed_photos: int  # in strata both arms reached
+    control_photos: int
+    reviewed_seconds: float | None  # per photo
+    control_seconds: float | None  # per photo, standardised to the reviewed arm's mix of strata
+    ratio: float | None
+    interval: tuple[float, float] | None
+
+    def line(self) -> str:
+        if self.ratio is None:
+            return "effort study (push --control): none (no stratum has photos of both arms yet)"
+        interval = f" [{self.interval[0]:.2f}-{self.interval[1]:.2f}]" if self.interval else ""
+        return (
+            f"effort study, same round and box count: reviewing predictions {self.reviewed_seconds:.1f} s per photo "
+            f"({self.reviewed_photos} photos) vs drawing from scratch {self.control_seconds:.1f} s "
+            f"({self.control_photos} photos): ratio {self.ratio:.2f}{interval}"
+        )
+
+
+def _stratum(version: LabelVersion) -> tuple[int, int]:
+    return (version.round if version.round is not None else -1, min(len(version.boxes), MAX_BOX_STRATUM))
+
+
+def _arm_seconds(versions: Iterable[LabelVersion], include_simulated: bool) -> tuple[dict, dict]:
+    """stratum -> measured seconds of each arm's photos."""
+    arms: tuple[dict[tuple[int, int], list[float]], dict[tuple[int, int], list[float]]] = ({}, {})
+    for version in versions:
+        meta = ReviewMeta.from_dict(version.meta)
+        if version.source is not Source.REVIEWED or meta.lead_time is None or version.excluded:
+            continue
+        if meta.simulated and not include_simulated:
+            continue
+        arm = 1 if meta.arm == "control" else 0 if meta.operations is not None else None
+        if arm is not None:
+            arms[arm].setdefault(_stratum(version), []).append(meta.lead_time)
+    return arms
+
+
+def _standardised(reviewed: dict, control: dict, strata: Sequence, pick: Any) -> tuple[float, float]:
+    """(reviewed s per photo, control s per photo weighted by the reviewed arm's photos per stratum)."""
+    weights = np.array([len(reviewed[s]) for s in strata], dtype=float)
+    r = np.array([np.mean(pick(reviewed[s])) for s in strata])
+    c = np.array([np.mean(pick(control[s])) for s in strata])
+    return float(weights @ r / weights.sum()), float(weights @ c / weights.sum())
+
+
+def compare_arms(
+    versions: Iterable[LabelVersion],
+    *,
+    include_simulated: bool = False,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = 0,
+) -> ArmComparison:
+    """The effort study's figures, with a percentile bootstrap interval of the ratio (photos resampled
+    within each arm and stratum)."""
+    reviewed, control = _arm_seconds(versions, include_simulated)
+    strata = sorted(set(reviewed) & set(control))
+    if not strata:
+        return ArmComparison(0, 0, None, None, None, None)
+    r, c = _standardised(reviewed, control, strata, lambda xs: xs)
+    rng = np.random.default_rng(seed)
+    ratios = []
+    for _ in range(resamples):
+        rr, cc = _standardised(reviewed, control, strata, lambda xs: rng.choice(xs, size=len(xs)))
+        ratios.append(rr / cc if cc else np.nan)
+    return ArmComparison(
+        reviewed_photos=sum(len(reviewed[s]) for s in strata),
+        control_photos=sum(len(control[s]) for s in strata),
+        reviewed_seconds=r,
+        control_seconds=c,
+        ratio=r / c if c else None,
+        interval=percentile_interval(np.array(ratios), INTERVAL_LEVEL),
+    )

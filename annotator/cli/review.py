@@ -146,6 +146,16 @@ def push(
             "--overlap", min=0.01, max=1.0, help="Share of tasks that get --reviewers reviews (the rest get one)."
         ),
     ] = 1.0,
+    control: Annotated[
+        float,
+        typer.Option(
+            "--control",
+            min=0.0,
+            max=0.5,
+            help="Share of NEW tasks served without predictions, as 'draw from scratch' (an effort study: "
+            "`review status` compares the measured seconds of both arms). Recorded; such a task never gets one.",
+        ),
+    ] = 0.0,
     json_out: JsonOption = False,
 ) -> None:
     """Send every photo whose current label is a model prediction to the review queue."""
@@ -156,7 +166,14 @@ def push(
         client = connect(ws, url=url)
         with _progress() as update:
             result = push_tasks(
-                ws, client, batch=batch, new_project=new_project, progress=update, reviewers=reviewers, overlap=overlap
+                ws,
+                client,
+                batch=batch,
+                new_project=new_project,
+                progress=update,
+                reviewers=reviewers,
+                overlap=overlap,
+                control=control,
             )
     if json_out:
         print_json(result.to_dict())
@@ -170,6 +187,13 @@ def push(
         soft_wrap=True,
         markup=False,
     )
+    if result.control:
+        console.print(
+            f"{result.control} of the new tasks are served without predictions (draw from scratch: the effort "
+            "study's control arm).",
+            soft_wrap=True,
+            markup=False,
+        )
     if result.conflicts:
         console.print(
             f"{result.conflicts} photos with conflicting labels are served first (`annotator status` "
@@ -359,14 +383,22 @@ def status(
 
 def _measured_lines(ws: Workspace, *, fit: bool) -> list[str]:
     """Measured seconds per photo by what reviewers did; with `fit`, the per-action times fitted to them."""
-    from bootstrap.measured_effort import MIN_REVIEWS_PER_TERM, fit_effort, measured_by_group, timed_reviews
+    from bootstrap.measured_effort import (
+        MIN_REVIEWS_PER_TERM,
+        compare_arms,
+        fit_effort,
+        measured_by_group,
+        timed_reviews,
+    )
     from review_queue.edits import EditKind
 
-    reviews = timed_reviews(ws.store.current_labels().values())
+    current = ws.store.current_labels().values()
+    reviews = timed_reviews(current)
     lines = [
         f"measured by Label Studio, {g.group}: {g.mean_seconds:.1f} s per photo over {g.photos} photos"
         for g in measured_by_group(reviews)
     ] or ["measured by Label Studio: none (no real reviewer's timed review yet; simulated ones are not counted)"]
+    lines.append(compare_arms(current).line())
     if fit:
         result = fit_effort(reviews)
         needed = MIN_REVIEWS_PER_TERM * (1 + len(EditKind))

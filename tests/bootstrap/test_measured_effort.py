@@ -62,3 +62,26 @@ def test_measured_seconds_are_grouped_by_what_the_reviewer_did():
     ]
     groups = {g.group: (g.photos, g.mean_seconds) for g in measured_by_group(timed_reviews(versions))}
     assert groups == {"verified only": (2, 7.0), "changed predicted boxes": (1, 15.0), "drew a missed box": (1, 30.0)}
+
+
+def _timed(i: int, boxes: int, seconds: float, *, control: bool, round_no: int = 0) -> LabelVersion:
+    ops = () if control else (EditOp(EditKind.ACCEPTED, f"r{i}", "mel", "mel", None, False, None, None),)
+    meta = ReviewMeta(lead_time=seconds, operations=None if control else ops, arm="control" if control else None)
+    box = Box("mel", 0, 0, 10, 10)
+    return LabelVersion(f"p{i}.jpg", Source.REVIEWED, (box,) * boxes, round=round_no, meta=meta.to_dict())
+
+
+def test_the_arms_are_compared_on_photos_with_the_same_box_count():
+    from bootstrap.measured_effort import compare_arms
+
+    # reviewing costs half of drawing in every stratum, but the control arm drew mostly 3-box photos:
+    # a plain mean would say 0.27, the stratified ratio says 0.5
+    versions = [_timed(i, 1, 10.0, control=False) for i in range(30)]
+    versions += [_timed(100 + i, 1, 20.0, control=True) for i in range(3)]
+    versions += [_timed(200 + i, 3, 60.0, control=True) for i in range(27)]
+    versions += [_timed(300 + i, 3, 30.0, control=False) for i in range(2)]
+    result = compare_arms(versions, resamples=200)
+    assert result.ratio == pytest.approx(0.5) and result.interval == pytest.approx((0.5, 0.5))
+    assert (result.reviewed_photos, result.control_photos) == (32, 30)
+    assert "ratio 0.50" in result.line()
+    assert compare_arms(versions[:30]).line().endswith("none (no stratum has photos of both arms yet)")
