@@ -1,15 +1,19 @@
-"""`annotator finalize`: when reviewers correct few enough of the model's boxes, accept the
-remaining predictions as `auto-accepted` labels (provenance kept) and export VOC, YOLO and COCO.
+"""`annotator finalize`: accept the remaining predictions as `auto-accepted` labels only when an
+acceptance audit of exactly those predictions bounds the share of wrong photos at or below the
+tolerance (`bootstrap.acceptance`), then export VOC, YOLO and COCO.
 
-The gate is the one correction rate of `review_queue.corrections` over the last reviewed round's
-batch, which counts missed lesions: (changed predicted boxes + added boxes) / (predicted + added).
-A batch where the model predicted nothing and reviewers drew every lesion is fully corrected
-(rate 1.0); a batch with no box at all has an unknown rate, and finalize refuses rather than read
-it as 0.
+Two steps: `annotator audit plan` draws a seeded random sample of the photos to accept and records it
+with the prediction version of each (reviewers box the sample blind in Label Studio:
+`review_queue.audit`); `finalize` compares each auditor's boxes with the prediction it would accept,
+bounds the wrong share and accepts, or says what is needed. A new round, a new prediction or a photo
+reviewed since the plan changes what would be accepted and voids the audit. The last reviewed batch's
+correction rate is printed as information only: the queue served its most uncertain photos, so the
+rate says nothing exact about the photos left.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,128 +21,169 @@ from typing import Any
 from annotator.errors import WorkspaceError
 from annotator.store import Workspace
 from annotator.types import LabelVersion, Source
-from review_queue.corrections import CorrectionSummary, correction_summary
+from bootstrap.acceptance import (
+    AUDIT_CONFIDENCE,
+    AUDIT_POWER,
+    AUDIT_TOLERANCE,
+    AuditOutcome,
+    AuditPlan,
+    PhotoCheck,
+    Verdict,
+    check_photo,
+    judge,
+    plan_audit,
+    population_digest,
+)
+from review_queue.review_meta import ReviewMeta
 
-TOLERATED_ERROR_SHARE = 0.02
+AUDIT_PLAN_KEY = "finalize.audit_plan"  # the store's meta key holding the current AuditPlan as JSON
 
 
-def recommend_threshold(
-    remaining_boxes: int, human_boxes: int, tolerated_error_share: float = TOLERATED_ERROR_SHARE
-) -> float:
-    """The correction rate below which auto-accepting the remaining predictions is expected to put
-    fewer wrong or missing boxes into the final set than `tolerated_error_share` of all its boxes (2%:
-    below the disagreement between two dermatologists, whose accuracy in the study was 0.949).
-    remaining_boxes: the boxes expected on the photos to accept (see `expected_remaining_boxes`)."""
-    if remaining_boxes <= 0:
-        return 1.0
-    total = remaining_boxes + human_boxes
-    return float(min(1.0, tolerated_error_share * total / remaining_boxes))
+def photos_to_accept(ws: Workspace) -> dict[str, LabelVersion]:
+    """The photos whose current label is still a model's prediction: what finalize would accept."""
+    return {
+        path: version
+        for path, version in ws.store.current_labels().items()
+        if version.source is Source.MODEL and not version.excluded
+    }
 
 
-def expected_remaining_boxes(remaining_predicted: int, remaining_photos: int, boxes_per_reviewed_photo: float) -> int:
-    """How many boxes the photos left to accept should hold: what the model predicted there, or, when
-    the model predicts fewer than reviewers found per photo in the last batch, that many (empty
-    predictions on photos with lesions are misses to come, not an absence of work)."""
-    return max(remaining_predicted, round(remaining_photos * boxes_per_reviewed_photo))
+def recorded_plan(ws: Workspace) -> AuditPlan | None:
+    """The audit plan recorded by `plan_acceptance_audit`, if any."""
+    raw = ws.store.get_meta(AUDIT_PLAN_KEY)
+    return AuditPlan.from_dict(json.loads(raw)) if raw else None
+
+
+@dataclass(frozen=True)
+class AuditState:
+    """An audit plan read against the workspace: still valid?, and the photos audited so far."""
+
+    plan: AuditPlan
+    valid: bool  # the photos to accept are still exactly those the plan sampled from
+    checks: tuple[PhotoCheck, ...]  # the audited photos, in sample order
+    audit_versions: dict[str, int]  # audited photo -> the auditor's label version id
+
+    @property
+    def pending(self) -> tuple[str, ...]:
+        return tuple(p for p in self.plan.sample if p not in self.audit_versions)
+
+
+def audit_state(ws: Workspace, plan: AuditPlan) -> AuditState:
+    """Compare the plan with the workspace: find each sampled photo's auditor label, check it against
+    the prediction the plan would accept, and whether anything else changed since the plan."""
+    predicted = dict(zip(plan.sample, plan.sample_versions, strict=True))
+    audits = {path: v for path in plan.sample if (v := _audit_version(ws, path, plan.population_digest))}
+    pairs = {(path, v.id) for path, v in photos_to_accept(ws).items() if v.id is not None}
+    pairs |= {(path, predicted[path]) for path in audits}
+    checks = []
+    for path in plan.sample:
+        if path in audits:
+            prediction = ws.store.version(predicted[path])
+            checks.append(check_photo(path, prediction.boxes if prediction else (), audits[path].boxes))
+    return AuditState(
+        plan=plan,
+        valid=population_digest(pairs) == plan.population_digest,
+        checks=tuple(checks),
+        audit_versions={path: v.id for path, v in audits.items() if v.id is not None},
+    )
+
+
+def _audit_version(ws: Workspace, path: str, digest: str) -> LabelVersion | None:
+    """The newest label version an auditor made of `path` for the audit `digest`."""
+    for version in reversed(ws.store.history(path)):
+        if version.source is Source.REVIEWED and ReviewMeta.from_dict(version.meta).acceptance_audit == digest:
+            return version
+    return None
+
+
+def plan_acceptance_audit(
+    ws: Workspace,
+    *,
+    tolerance: float = AUDIT_TOLERANCE,
+    expected_rate: float = 0.0,
+    confidence: float = AUDIT_CONFIDENCE,
+    power: float = AUDIT_POWER,
+    seed: int = 0,
+) -> AuditPlan:
+    """Draw and record the audit of the photos to accept. A plan still valid for the same photos and
+    settings is returned as it is (planning again never resamples a running audit)."""
+    candidates = photos_to_accept(ws)
+    if not candidates:
+        raise WorkspaceError("nothing to audit: no photo's label is still a model's prediction")
+    plan = recorded_plan(ws)
+    settings = (tolerance, expected_rate, confidence, power)
+    if plan is not None and (plan.tolerance, plan.expected_rate, plan.confidence, plan.power) == settings:
+        if audit_state(ws, plan).valid:
+            return plan
+    pairs = [(path, v.id) for path, v in candidates.items() if v.id is not None]
+    plan = plan_audit(
+        pairs, tolerance=tolerance, expected_rate=expected_rate, confidence=confidence, power=power, seed=seed
+    )
+    ws.store.set_meta(AUDIT_PLAN_KEY, json.dumps(plan.to_dict()))
+    return plan
 
 
 @dataclass(frozen=True)
 class FinalizeResult:
-    """What finalize decided on: the gate's figures, what it accepted, where it exported."""
+    """What finalize decided on: the audit's figures, what it accepted, where it exported."""
 
-    last_reviewed_round: int
-    reviewed_photos: int
-    predicted_boxes: int  # in the last reviewed batch
-    corrected_boxes: int  # predicted boxes moved, relabelled or deleted
-    added_boxes: int  # lesions the model missed
-    correction_rate: float  # (corrected + added) / (predicted + added)
-    correction_rate_per_class: dict[str, float]
-    threshold: float
-    recommended_threshold: float
-    remaining_predictions: int  # photos whose current label is still a prediction
-    expected_remaining_boxes: int  # the boxes those photos should hold (recommend_threshold's input)
+    audit_plan: dict[str, Any]  # population, sample size, seed, tolerance (the sample itself is in the store)
+    audit: dict[str, Any]  # AuditOutcome.to_dict(): verdict, wrong photos, bounds
     auto_accepted: int
+    correction_rate: float | None  # of the last reviewed batch: information only (see the module docstring)
     exports: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def finalize(ws: Workspace, *, threshold: float | None = None, export_dir: Path | None = None) -> FinalizeResult:
-    """Accept the remaining predictions as `auto-accepted` when the last reviewed batch's correction
-    rate is at or below the threshold (default: `recommend_threshold` from the data); refuse with
-    the figures otherwise, or when the rate is unknown. Exports VOC, YOLO, COCO."""
-    from annotator.export import export_labels
-
-    current = ws.store.current_labels()
-    remaining = [v for v in current.values() if v.source is Source.MODEL and not v.excluded]
-    last_round, batch = _last_reviewed_batch(current)
-    summary = correction_summary(batch)
-    human_boxes = sum(len(v.boxes) for v in current.values() if v.source is not Source.MODEL and not v.excluded)
-    expected = expected_remaining_boxes(
-        sum(len(v.boxes) for v in remaining), len(remaining), summary.reviewed_boxes_per_photo or 0.0
-    )
-    recommended = recommend_threshold(expected, human_boxes)
-    used = recommended if threshold is None else threshold
-    rate = _passing_rate(summary, last_round, used, recommended)
-    accepted = _accept(ws, remaining, rate, used)
-    ws.sync_voc_mirror()
-    out = export_dir or ws.root / "export"
-    exports = {fmt: export_labels(ws, fmt, out / fmt) for fmt in ("voc", "yolo", "coco")}
+def finalize(ws: Workspace, *, export_dir: Path | None = None) -> FinalizeResult:
+    """Accept the photos to accept when their audit allows it (refuse with what is needed otherwise);
+    export VOC, YOLO and COCO."""
+    candidates = photos_to_accept(ws)
+    plan = recorded_plan(ws)
+    outcome = _audit_outcome(ws, plan, candidates) if candidates else None
+    accepted = _accept(ws, candidates, plan, outcome) if candidates else 0
     return FinalizeResult(
-        last_reviewed_round=last_round,
-        reviewed_photos=len(batch),
-        predicted_boxes=summary.predicted_boxes,
-        corrected_boxes=summary.corrected_boxes,
-        added_boxes=summary.added_boxes,
-        correction_rate=rate,
-        correction_rate_per_class=summary.correction_rate_per_class,
-        threshold=used,
-        recommended_threshold=recommended,
-        remaining_predictions=len(remaining),
-        expected_remaining_boxes=expected,
+        audit_plan=_plan_summary(plan) if candidates else {},
+        audit=outcome.to_dict() if outcome else {},
         auto_accepted=accepted,
-        exports=exports,
+        correction_rate=_last_batch_correction_rate(ws),
+        exports=_export(ws, export_dir),
     )
 
 
-def _last_reviewed_batch(current: dict[str, LabelVersion]) -> tuple[int, list[LabelVersion]]:
-    """The last round whose predictions reviewers worked on, and their current reviewed labels of it."""
-    reviewed = [v for v in current.values() if v.source is Source.REVIEWED and not v.excluded and v.round is not None]
-    if not reviewed:
+def _audit_outcome(ws: Workspace, plan: AuditPlan | None, candidates: dict[str, LabelVersion]) -> AuditOutcome:
+    """The audit's verdict, or a refusal that says what to do."""
+    if plan is None:
         raise WorkspaceError(
-            "no reviewed photos yet: review part of the queue in Label Studio and run "
-            "`annotator review pull` before finalizing"
+            f"not finalizing: {len(candidates)} photos would be accepted and no audit has checked them; "
+            "run `annotator audit plan` (it prints how many photos reviewers must box), let reviewers box "
+            "them, `annotator audit pull`, and run `annotator finalize` again"
         )
-    last_round = max(v.round for v in reviewed if v.round is not None)
-    return last_round, [v for v in reviewed if v.round == last_round]
-
-
-def _passing_rate(summary: CorrectionSummary, last_round: int, used: float, recommended: float) -> float:
-    """The batch's correction rate when it is known and at or below the threshold; else the refusal, with figures."""
-    if summary.correction_rate is None:
+    state = audit_state(ws, plan)
+    if not state.valid:
         raise WorkspaceError(
-            f"not finalizing: the correction rate of round {last_round}'s reviewed batch is unknown "
-            f"({summary.photos} photos with a recorded edit diff, holding no box, predicted or drawn); "
-            "review more photos of the queue, pull, and run `annotator finalize` again"
+            "not finalizing: the predictions to accept changed since the audit was planned (a new round, new "
+            "predictions or photos reviewed since); run `annotator audit plan` again for a new sample"
         )
-    rate = summary.correction_rate
-    if rate > used:
-        per_class = ", ".join(f"{c} {r:.1%}" for c, r in summary.correction_rate_per_class.items())
-        raise WorkspaceError(
-            f"not finalizing: reviewers corrected {rate:.1%} of round {last_round}'s boxes "
-            f"({summary.corrected_boxes} of {summary.predicted_boxes} predicted boxes changed, "
-            f"{summary.added_boxes} missed lesions added; {per_class}), above the threshold {used:.1%} "
-            f"(recommended from the data: {recommended:.1%}); review more photos and run `annotator retrain`"
-        )
-    return rate
+    outcome = judge(plan, state.checks)
+    if outcome.verdict is not Verdict.ACCEPT:
+        raise WorkspaceError(f"not finalizing: {outcome.message}")
+    return outcome
 
 
-def _accept(ws: Workspace, remaining: list[LabelVersion], rate: float, used: float) -> int:
-    """Each remaining prediction becomes an `auto-accepted` version (the prediction and the gate recorded), in one
-    transaction; returns how many."""
+def _accept(
+    ws: Workspace, candidates: dict[str, LabelVersion], plan: AuditPlan | None, outcome: AuditOutcome | None
+) -> int:
+    """Write each remaining prediction again as `auto-accepted`, with the audit that allowed it."""
+    audit = {
+        "audit": plan.population_digest if plan else None,
+        "wrong_photo_bound": outcome.photo_bound if outcome else None,
+        "tolerance": plan.tolerance if plan else None,
+    }
     with ws.store.transaction():
-        for version in remaining:
+        for version in candidates.values():
             ws.store.add_label_version(
                 LabelVersion(
                     image_path=version.image_path,
@@ -147,7 +192,34 @@ def _accept(ws: Workspace, remaining: list[LabelVersion], rate: float, used: flo
                     round=version.round,
                     model_version=version.model_version,
                     uncertainty=version.uncertainty,
-                    meta={"accepted_from_version": version.id, "correction_rate": rate, "threshold": used},
+                    meta={"accepted_from_version": version.id, **audit},
                 )
             )
-    return len(remaining)
+    ws.sync_voc_mirror()
+    return len(candidates)
+
+
+def _plan_summary(plan: AuditPlan | None) -> dict[str, Any]:
+    """The plan's figures without its sample list."""
+    if plan is None:
+        return {}
+    return {k: v for k, v in plan.to_dict().items() if k not in ("sample", "sample_versions")}
+
+
+def _last_batch_correction_rate(ws: Workspace) -> float | None:
+    """The correction rate of the last reviewed round's batch (information only)."""
+    from review_queue.corrections import correction_summary
+
+    reviewed = [v for v in ws.store.current_labels().values() if v.source is Source.REVIEWED and v.round is not None]
+    if not reviewed:
+        return None
+    last = max(v.round for v in reviewed if v.round is not None)
+    return correction_summary([v for v in reviewed if v.round == last]).correction_rate
+
+
+def _export(ws: Workspace, export_dir: Path | None) -> dict[str, Any]:
+    """VOC, YOLO and COCO of every current label."""
+    from annotator.export import export_labels
+
+    out = export_dir or ws.root / "export"
+    return {fmt: export_labels(ws, fmt, out / fmt) for fmt in ("voc", "yolo", "coco")}

@@ -32,6 +32,7 @@ class PushResult:
     kept_annotated: int  # tasks with a newer prediction, left alone because a reviewer already worked on them
     up_to_date: int  # tasks already carrying the current prediction
     conflicts: int = 0  # photos with an open label conflict, served before every model prediction
+    control: int = 0  # new tasks served without prediction (the effort study's draw-from-scratch arm)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

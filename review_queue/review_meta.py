@@ -8,7 +8,7 @@ as before (a key the writer leaves out stays out; a key it writes is written eve
 
 Stored keys, a pulled review: project_id, task_id, annotation_id, lead_time, created_at, updated_at,
 parent_prediction, prediction_version_id, edits + operations (absent for a conflict's review),
-simulated, then exclude_reasons, box_fixes and conflict when there are any.
+simulated, then exclude_reasons, box_fixes, conflict, acceptance_audit and arm when there are any.
 A settled double review: double_review, reviews, reviewers, project_id, prediction_version_id,
 updated_at, lead_time, simulated, agreement_f1, the adjudication_* keys of an adjudicated one,
 then operations + edits when the first review had a prediction to diff against.
@@ -78,6 +78,8 @@ class ReviewMeta:
     box_fixes: tuple[BoxFix, ...] = ()
     conflict: str | None = None
     settled: Settled | None = None
+    acceptance_audit: str | None = None  # the audit plan (population digest) this blind review audits
+    arm: str | None = None  # "control": drawn from scratch in the effort study (no prediction was shown)
 
     @classmethod
     def from_dict(cls, meta: Mapping[str, Any]) -> ReviewMeta:
@@ -98,6 +100,8 @@ class ReviewMeta:
             box_fixes=tuple(_box_fix(f) for f in meta.get("box_fixes") or ()),
             conflict=_str(meta.get("conflict")),
             settled=_settled(meta) if meta.get("double_review") else None,
+            acceptance_audit=_str(meta.get("acceptance_audit")),
+            arm=_str(meta.get("arm")),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -124,6 +128,10 @@ class ReviewMeta:
             out["box_fixes"] = [f.to_dict() for f in self.box_fixes]
         if self.conflict is not None:
             out["conflict"] = self.conflict
+        if self.acceptance_audit is not None:
+            out["acceptance_audit"] = self.acceptance_audit
+        if self.arm is not None:
+            out["arm"] = self.arm
         return out
 
     def _settled_dict(self, settled: Settled) -> dict[str, Any]:

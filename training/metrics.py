@@ -14,7 +14,7 @@ import io
 import math
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -745,3 +745,54 @@ class ClinicalEvaluation:
                 iou_threshold=self.iou_threshold,
             ),
         )
+
+
+@dataclass(frozen=True)
+class BoxF1:
+    """Box F1 of a group of photos against a reference, with its size and a percentile bootstrap interval
+    over photos. An empty group has no F1 (`f1` None) and prints as "none", never as 1.000."""
+
+    photos: int
+    tp: int
+    fp: int
+    fn: int
+    f1: float | None
+    interval: tuple[float, float] | None
+
+    def describe(self) -> str:
+        """'F1 0.953 [0.931-0.972] on 149 photos (TP 300, FP 9, FN 20)', or 'none' for an empty group."""
+        if self.f1 is None:
+            return "none" if not self.photos else f"no box on {self.photos} photos (F1 undefined)"
+        interval = f" [{self.interval[0]:.3f}-{self.interval[1]:.3f}]" if self.interval else ""
+        return f"F1 {self.f1:.3f}{interval} on {self.photos} photos (TP {self.tp}, FP {self.fp}, FN {self.fn})"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _f1_of(counts: np.ndarray) -> np.ndarray:
+    """F1 of (..., 3) [tp, fp, fn] sums; NaN where there is no box at all."""
+    tp, fp, fn = counts[..., 0], counts[..., 1], counts[..., 2]
+    denominator = 2 * tp + fp + fn
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(denominator > 0, 2 * tp / np.maximum(denominator, 1), np.nan)
+
+
+def box_f1(
+    per_photo: Sequence[tuple[int, int, int]],
+    *,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    level: float = INTERVAL_LEVEL,
+    seed: int = 0,
+) -> BoxF1:
+    """Box F1 of a group from each photo's (tp, fp, fn) at the caller's matching rule, with a percentile
+    bootstrap interval over photos (photos resampled with replacement; their boxes go with them)."""
+    counts = np.asarray(per_photo, dtype=float).reshape(-1, 3)  # (N, 3) [tp, fp, fn]
+    tp, fp, fn = (int(v) for v in counts.sum(axis=0))
+    total = float(_f1_of(counts.sum(axis=0)))
+    if not len(counts) or np.isnan(total):
+        return BoxF1(len(counts), tp, fp, fn, None, None)
+    rng = np.random.default_rng(seed)
+    weights = rng.multinomial(len(counts), np.full(len(counts), 1 / len(counts)), size=resamples)  # (R, N)
+    interval = percentile_interval(_f1_of(weights @ counts), level)
+    return BoxF1(len(counts), tp, fp, fn, total, interval)

@@ -278,6 +278,7 @@ def export(
 
 
 def _mount_stages() -> None:
+    from annotator.cli.audit import audit_app
     from annotator.cli.benchmark import BenchmarkCommand, benchmark
     from annotator.cli.loop import bootstrap_command, demo_command, finalize_command, retrain_command
     from annotator.cli.review import review_app
@@ -288,6 +289,7 @@ def _mount_stages() -> None:
     app.command("demo")(demo_command)
     app.command("benchmark", cls=BenchmarkCommand)(benchmark)
     app.add_typer(review_app, name="review", help="The Label Studio review queue.")
+    app.add_typer(audit_app, name="audit", help="Audit what finalize would accept.")
 
 
 _mount_stages()

@@ -178,34 +178,21 @@ def retrain_command(
 @handle_errors
 def finalize_command(
     workspace: WorkspaceOption = Path("."),
-    threshold: Annotated[
-        Optional[float],
-        typer.Option(
-            min=0.0,
-            max=1.0,
-            help="Highest correction rate (0-1) of the last reviewed batch "
-            "at which the rest is accepted; default: recommended from the data.",
-        ),
-    ] = None,
     out: Annotated[Optional[Path], typer.Option(help="Export folder (default: WORKSPACE/export).")] = None,
     json_out: JsonOption = False,
 ) -> None:
-    """Accept the remaining predictions as auto-accepted labels and export VOC, YOLO and COCO."""
+    """Accept the remaining predictions as auto-accepted labels when their audit allows it (`annotator audit
+    plan` first), and export VOC, YOLO and COCO."""
     from annotator.store import Workspace
     from bootstrap.finalize import finalize
 
     with Workspace.open(workspace, write=True) as ws:
-        result = finalize(ws, threshold=threshold, export_dir=out)
+        result = finalize(ws, export_dir=out)
     if json_out:
         print_json(result.to_dict())
         return
-    console.print(
-        f"correction rate of round {result.last_reviewed_round}'s reviewed batch: "
-        f"{result.correction_rate:.1%} ({result.corrected_boxes} of {result.predicted_boxes} predicted boxes "
-        f"changed, {result.added_boxes} missed lesions added) <= threshold {result.threshold:.1%} "
-        f"(recommended {result.recommended_threshold:.1%})",
-        markup=False,
-    )
+    if result.audit:
+        console.print(f"acceptance audit: {result.audit['message']}", markup=False, soft_wrap=True)
     console.print(
         f"auto-accepted {result.auto_accepted} photos; exported to "
         + ", ".join(e["out"] for e in result.exports.values()),

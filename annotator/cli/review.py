@@ -146,6 +146,16 @@ def push(
             "--overlap", min=0.01, max=1.0, help="Share of tasks that get --reviewers reviews (the rest get one)."
         ),
     ] = 1.0,
+    control: Annotated[
+        float,
+        typer.Option(
+            "--control",
+            min=0.0,
+            max=0.5,
+            help="Share of NEW tasks served without predictions, as 'draw from scratch' (an effort study: "
+            "`review status` compares the measured seconds of both arms). Recorded; such a task never gets one.",
+        ),
+    ] = 0.0,
     json_out: JsonOption = False,
 ) -> None:
     """Send every photo whose current label is a model prediction to the review queue."""
@@ -156,7 +166,14 @@ def push(
         client = connect(ws, url=url)
         with _progress() as update:
             result = push_tasks(
-                ws, client, batch=batch, new_project=new_project, progress=update, reviewers=reviewers, overlap=overlap
+                ws,
+                client,
+                batch=batch,
+                new_project=new_project,
+                progress=update,
+                reviewers=reviewers,
+                overlap=overlap,
+                control=control,
             )
     if json_out:
         print_json(result.to_dict())
@@ -170,6 +187,13 @@ def push(
         soft_wrap=True,
         markup=False,
     )
+    if result.control:
+        console.print(
+            f"{result.control} of the new tasks are served without predictions (draw from scratch: the effort "
+            "study's control arm).",
+            soft_wrap=True,
+            markup=False,
+        )
     if result.conflicts:
         console.print(
             f"{result.conflicts} photos with conflicting labels are served first (`annotator status` "
@@ -313,10 +337,19 @@ def simulate(
 def status(
     workspace: WorkspaceOption = Path("."),
     server: Annotated[bool, typer.Option("--server", help="Also ask Label Studio for its counts.")] = False,
+    effort: Annotated[
+        bool,
+        typer.Option(
+            "--effort",
+            help="Fit the effort model's per-action seconds to the reviewers' measured times (Label Studio's "
+            "lead_time) and print them with their spread.",
+        ),
+    ] = False,
     url: UrlOption = None,
     json_out: JsonOption = False,
 ) -> None:
-    """How far the review is: pushed, reviewed, excluded, remaining, and how often the model was corrected."""
+    """How far the review is: pushed, reviewed, excluded, remaining, how often the model was corrected, and
+    what reviewing measurably cost."""
     with Workspace.open(workspace) as ws:
         from review_queue.labelstudio.client import connect
         from review_queue.status import review_status
@@ -324,6 +357,7 @@ def status(
         client = connect(ws, url=url) if server else None
         summary = review_status(ws, client)
         local = read_server_info(ws.root)
+        measured = _measured_lines(ws, fit=effort)
     if json_out:
         print_json(summary.to_dict())
         return
@@ -340,9 +374,36 @@ def status(
 
     for line in agreement_lines(summary.agreement) if summary.agreement else []:
         console.print(line, soft_wrap=True, markup=False)
+    for line in measured:
+        console.print(line, soft_wrap=True, markup=False)
     console.print(
         f"local Label Studio: {local.url}" if local else "local Label Studio: not running", soft_wrap=True, markup=False
     )
+
+
+def _measured_lines(ws: Workspace, *, fit: bool) -> list[str]:
+    """Measured seconds per photo by what reviewers did; with `fit`, the per-action times fitted to them."""
+    from bootstrap.measured_effort import (
+        MIN_REVIEWS_PER_TERM,
+        compare_arms,
+        fit_effort,
+        measured_by_group,
+        timed_reviews,
+    )
+    from review_queue.edits import EditKind
+
+    current = ws.store.current_labels().values()
+    reviews = timed_reviews(current)
+    lines = [
+        f"measured by Label Studio, {g.group}: {g.mean_seconds:.1f} s per photo over {g.photos} photos"
+        for g in measured_by_group(reviews)
+    ] or ["measured by Label Studio: none (no real reviewer's timed review yet; simulated ones are not counted)"]
+    lines.append(compare_arms(current).line())
+    if fit:
+        result = fit_effort(reviews)
+        needed = MIN_REVIEWS_PER_TERM * (1 + len(EditKind))
+        lines += result.lines() if result else [f"too few measured reviews to fit: {len(reviews)} (need {needed})"]
+    return lines
 
 
 readers_app = typer.Typer(

@@ -34,7 +34,10 @@ CLASSES_TAG = "classes"  # Choices of the reader study: the lesion types a reade
 NO_LESION = "no lesion"  # the reader study's choice for a photo without any
 PHOTO_FIELD = "photo"  # task data: the photo's path relative to the image root (our key)
 VERSION_FIELD = "label_version"  # task data: the label-version id first pushed with the task
-CONFLICT_FIELD = "conflict"  # task data: why the photo's labels are in conflict ("" when they are not)
+CONFLICT_FIELD = "conflict"  # task data: the note shown above the photo (why its labels conflict; "" for most)
+ARM_FIELD = "arm"  # task data: "control" for a photo of the effort study's draw-from-scratch arm (absent otherwise)
+CONTROL_ARM = "control"
+CONTROL_NOTE = "Draw from scratch: no model boxes are shown for this photo (effort study)"
 
 # A photo whose label sources disagree (`Store.conflicts()`) is served before any model prediction:
 # its task's prediction scores 0, every model prediction at least MODEL_SCORE_FLOOR, and Label Studio
@@ -208,6 +211,26 @@ def task_payload(
         },
         "predictions": [prediction_payload(record, version, order)],
     }
+
+
+def control_task_payload(record: ImageRecord, version: LabelVersion, document_path: str) -> dict[str, Any]:
+    """A task of the effort study's control arm: the photo with NO prediction, and a note saying so."""
+    return {
+        "data": {
+            IMAGE_TAG: local_file_url(document_path),
+            PHOTO_FIELD: record.path,
+            VERSION_FIELD: version.id,
+            CONFLICT_FIELD: CONTROL_NOTE,
+            ARM_FIELD: CONTROL_ARM,
+        }
+    }
+
+
+def in_control_arm(photo: str, share: float, seed: int = 0) -> bool:
+    """Whether `photo` falls in the control arm of a push asking for `share` of the photos there: a uniform
+    draw from the photo's name and the seed, so a photo's arm never depends on what else is pushed."""
+    digest = hashlib.sha256(f"control\0{seed}\0{photo}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < share
 
 
 def conflict_note(conflicts: Iterable[tuple[str, str]]) -> str:

@@ -26,6 +26,7 @@ PROJECT_KEY = "review.project_id"
 PENDING_KEY = "review.creating_project"  # the key of a project being created, until its id is stored
 ADJUDICATION_PROJECT_KEY = "review.adjudication_project_id"
 READERS_PROJECT_KEY = "review.readers_project_id"
+ACCEPTANCE_AUDIT_PROJECT_KEY = "review.acceptance_audit_project_id"
 SAMPLING = "Uncertainty sampling"
 
 
@@ -72,6 +73,18 @@ def readers_instructions(classes: ClassTable) -> str:
         "<p>Each photo is from the held-out test set. No model's answer and no other reader's answer is shown. "
         "Tick every lesion type you see in the photo (or <b>no lesion</b>), optionally box the lesions, and "
         "press <b>Submit</b>. Your reads are scored against the reference labels like the models are.</p>"
+    )
+
+
+def acceptance_audit_instructions(classes: ClassTable) -> str:
+    """What an auditor reads (HTML): box every lesion from scratch; no model's boxes are shown."""
+    return (
+        "<h3>Acceptance audit (blind)</h3>"
+        "<p>These photos were drawn at random from those whose model labels would be accepted without a "
+        "person looking. No model's boxes are shown, on purpose: box <b>every</b> pigmented lesion yourself, "
+        "with its class, as you would on a new photo. Your boxes are compared with the model's; the share of "
+        "photos where they differ decides whether the rest may be accepted. Your boxes also become the photo's "
+        "label.</p><p>Use <b>Skip</b> only if you cannot judge the photo.</p>"
     )
 
 
@@ -154,8 +167,18 @@ READERS = ProjectKind(
     show_predictions=False,
     read_by_all=True,
 )
-# Every kind of project the tool makes in Label Studio (the audits to come add theirs here).
-PROJECT_KINDS: dict[str, ProjectKind] = {kind.name: kind for kind in (REVIEW, ADJUDICATION, READERS)}
+ACCEPTANCE_AUDIT = ProjectKind(
+    name="acceptance-audit",
+    what="the acceptance audit project",
+    title="{title} acceptance audit",
+    description="Acceptance audit: photos drawn at random from those finalize would accept, boxed blind",
+    label_config=labeling_config,
+    instructions=acceptance_audit_instructions,
+    id_key=ACCEPTANCE_AUDIT_PROJECT_KEY,
+    show_predictions=False,
+)
+# Every kind of project the tool makes in Label Studio (the label audit to come adds its own here).
+PROJECT_KINDS: dict[str, ProjectKind] = {kind.name: kind for kind in (REVIEW, ADJUDICATION, READERS, ACCEPTANCE_AUDIT)}
 
 
 def create_project(

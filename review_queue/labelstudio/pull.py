@@ -50,7 +50,9 @@ from annotator.types import Box, ImageRecord, LabelVersion, Source
 from review_queue.corrections import diff_regions
 from review_queue.labelstudio.client import ReviewClient
 from review_queue.labelstudio.convert import (
+    ARM_FIELD,
     CONFLICT_FIELD,
+    CONTROL_ARM,
     PHOTO_FIELD,
     BoxFix,
     parse_result,
@@ -601,6 +603,8 @@ def _with_notes(meta: ReviewMeta, task: dict[str, Any], fixes: tuple[BoxFix, ...
     (push's `conflict` note) started from a person's label, so its edits say nothing about the model:
     it keeps no edit diff (the correction statistic counts it unmeasured)."""
     meta = replace(meta, box_fixes=fixes)
+    if (task.get("data") or {}).get(ARM_FIELD) == CONTROL_ARM:  # drawn from scratch: no edit of a prediction
+        return replace(meta, operations=None, arm=CONTROL_ARM)
     note = (task.get("data") or {}).get(CONFLICT_FIELD)
     if not note:
         return meta

@@ -14,10 +14,11 @@ by their `photo`.
 
 from __future__ import annotations
 
+import json
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import PurePosixPath
 from typing import Any, TypeVar
 
@@ -32,6 +33,8 @@ from review_queue.labelstudio.convert import (
     VERSION_FIELD,
     conflict_note,
     conflict_task_payload,
+    control_task_payload,
+    in_control_arm,
     model_version_of,
     prediction_payload,
     task_payload,
@@ -49,6 +52,7 @@ from review_queue.queue import PushResult
 
 Progress = Callable[[str, int, int], None]  # (step, done, total)
 T = TypeVar("T")
+CONTROL_PHOTOS_KEY = "review.control_photos"  # JSON [photo]: the effort study's draw-from-scratch arm
 
 
 @dataclass(frozen=True)
@@ -79,15 +83,21 @@ def push(
     progress: Progress | None = None,
     reviewers: int | None = None,
     overlap: float = 1.0,
+    control: float = 0.0,
+    control_seed: int = 0,
 ) -> PushResult:
     """Create or update the review tasks of every photo whose current label is a model prediction.
 
-    reviewers: independent reviews per task on `overlap` of the tasks (None: leave the project's setting)."""
+    reviewers: independent reviews per task on `overlap` of the tasks (None: leave the project's setting);
+    control: the share of NEW tasks served without prediction, as "draw from scratch" (the effort study's
+    control arm, drawn per photo with `control_seed`, recorded; a control task never gets a prediction)."""
     if batch < 1:
-        raise ConfigError(f"--batch must be at least 1 (got {batch})")
+        raise ConfigError(f"batch must be at least 1 (got {batch})")
+    if not 0.0 <= control < 1.0:
+        raise ConfigError(f"the control share must lie in [0, 1) (got {control})")
     report = progress or _silent
     project = _open_project(ws, client, new=new_project, reviewers=reviewers, overlap=overlap)
-    plan = _plan(ws, client, project)
+    plan = _with_control_arm(ws, _plan(ws, client, project), share=control, seed=control_seed)
     created = _import_new(ws, client, plan, batch=batch, report=report)
     replaced, kept = _replace_stale(ws, client, plan, batch=batch, report=report)
     # conflicting photos go under the version the project will serve, so they sort first
@@ -107,6 +117,7 @@ def push(
         kept_annotated=kept + outcome.kept,
         up_to_date=len(plan.model) - len(plan.new) - len(plan.stale) + outcome.up_to_date,
         conflicts=outcome.served,
+        control=len([p for p in plan.new if p in plan.control]),
     )
 
 
@@ -123,6 +134,7 @@ class _Plan:
     tasks: dict[str, int]  # photo -> its task
     pushed: dict[str, int | None]  # photo -> the label version its task shows
     adopted: int  # tasks adopted now
+    control: frozenset[str] = frozenset()  # photos served without prediction (the effort study's control arm)
 
     @property
     def new(self) -> list[str]:
@@ -132,7 +144,11 @@ class _Plan:
     @property
     def stale(self) -> list[str]:
         """Photos whose task shows an older prediction."""
-        return [p for p in self.model if p in self.tasks and self.pushed.get(p) != self.model[p].id]
+        return [
+            p
+            for p in self.model
+            if p in self.tasks and p not in self.control and self.pushed.get(p) != self.model[p].id
+        ]
 
 
 def _open_project(ws: Workspace, client: ReviewClient, *, new: bool, reviewers: int | None, overlap: float) -> Any:
@@ -164,6 +180,16 @@ def _plan(ws: Workspace, client: ReviewClient, project: Any) -> _Plan:
     return _Plan(pid, prefix, records, model, conflicting, tasks, pushed, adopted)
 
 
+def _with_control_arm(ws: Workspace, plan: _Plan, *, share: float, seed: int) -> _Plan:
+    """The plan with its control arm: the photos recorded there before, plus the new photos drawn into it
+    now (recorded before any task is made, so a killed push draws the same photos again)."""
+    recorded = frozenset(json.loads(ws.store.get_meta(CONTROL_PHOTOS_KEY) or "[]"))
+    drawn = frozenset(p for p in plan.new if share and in_control_arm(p, share, seed))
+    if drawn - recorded:
+        ws.store.set_meta(CONTROL_PHOTOS_KEY, json.dumps(sorted(recorded | drawn)))
+    return replace(plan, control=recorded | drawn)
+
+
 def _import_new(ws: Workspace, client: ReviewClient, plan: _Plan, *, batch: int, report: Progress) -> int:
     """Import a task for each new photo, one request per batch, recording the task ids with the batch.
 
@@ -174,7 +200,12 @@ def _import_new(ws: Workspace, client: ReviewClient, plan: _Plan, *, batch: int,
     created = 0
 
     def payload_of(chunk: Sequence[str]) -> list[dict[str, Any]]:
-        return [task_payload(plan.records[p], model[p], str(plan.prefix / p), ws.config.queue_order) for p in chunk]
+        return [
+            control_task_payload(plan.records[p], model[p], str(plan.prefix / p))
+            if p in plan.control
+            else task_payload(plan.records[p], model[p], str(plan.prefix / p), ws.config.queue_order)
+            for p in chunk
+        ]
 
     def send(payload: list[dict[str, Any]]) -> list[int]:
         rerun = "annotator review push (it adopts tasks created so far)"

@@ -1,5 +1,5 @@
-"""finalize is safe: misses are corrections, an unknown rate refuses, and the recommended threshold
-decides through the `annotator finalize` command itself."""
+"""finalize accepts only what an acceptance audit has bounded: no plan, an incomplete or failed audit,
+or predictions changed since the plan all refuse, and nothing is accepted then."""
 
 from __future__ import annotations
 
@@ -13,9 +13,17 @@ from annotator.config import Config
 from annotator.errors import WorkspaceError
 from annotator.store import Workspace
 from annotator.types import Box, ImageRecord, LabelVersion, Source
-from bootstrap.finalize import FinalizeResult, finalize
+from bootstrap.finalize import (
+    audit_state,
+    finalize,
+    plan_acceptance_audit,
+    recorded_plan,
+)
+from bootstrap.queue_order import recommend_threshold
+from review_queue.review_meta import ReviewMeta
 
 LESION = Box("mel", 10, 10, 40, 40)
+PREDICTED = Box("mel", 11, 11, 41, 41, score=0.8)
 
 
 def _workspace(tmp_path, photos: int) -> Workspace:
@@ -23,107 +31,125 @@ def _workspace(tmp_path, photos: int) -> Workspace:
     ws = Workspace.create(tmp_path / "ws", Config(images=tmp_path / "images"))
     for i in range(photos):
         ws.store.add_image(ImageRecord(path=f"p{i:03d}.jpg", sha256=str(i), width=100, height=100))
+        ws.store.add_label_version(_model(f"p{i:03d}.jpg"))
     return ws
 
 
-def _op(kind: str) -> dict:
-    if kind == "added":
-        return {"op": "added", "region": "n", "label": None, "new_label": "mel", "after": [10, 10, 40, 40]}
-    return {"op": kind, "region": "r", "label": "mel"}
-
-
-def _reviewed(path: str, ops: list[str], boxes: tuple[Box, ...] = (LESION,)) -> LabelVersion:
-    return LabelVersion(
-        image_path=path,
-        source=Source.REVIEWED,
-        boxes=boxes,
-        round=0,
-        model_version="round-000",
-        reviewer="derm@example.org",
-        meta={"operations": [_op(k) for k in ops], "lead_time": 10.0},
-    )
-
-
-def _model(path: str, boxes: tuple[Box, ...] = (Box("mel", 5, 5, 20, 20, score=0.8),)) -> LabelVersion:
+def _model(path: str, boxes: tuple[Box, ...] = (PREDICTED,)) -> LabelVersion:
     return LabelVersion(
         image_path=path, source=Source.MODEL, boxes=boxes, round=0, model_version="round-000", uncertainty=0.2
     )
 
 
-def test_finalize_refuses_when_the_rate_is_unknown_instead_of_reading_it_as_zero(tmp_path):
-    ws = _workspace(tmp_path, 3)
-    ws.store.add_label_version(_reviewed("p000.jpg", [], boxes=()))  # nothing predicted, nothing there
-    ws.store.add_label_version(_model("p001.jpg", boxes=()))
-    ws.store.add_label_version(_model("p002.jpg"))
-    with pytest.raises(WorkspaceError, match="correction rate of round 0's reviewed batch is unknown"):
-        finalize(ws, threshold=1.0)
-    assert ws.store.current_label("p002.jpg").source is Source.MODEL
-    ws.close()
+def _audit(ws: Workspace, paths, boxes: tuple[Box, ...] = (LESION,)) -> None:
+    """An auditor boxes each photo blind (what review_queue.audit pulls back)."""
+    digest = recorded_plan(ws).population_digest
+    for path in paths:
+        ws.store.add_label_version(
+            LabelVersion(
+                image_path=path,
+                source=Source.REVIEWED,
+                boxes=boxes,
+                reviewer="auditor@example.org",
+                meta=ReviewMeta(lead_time=20.0, acceptance_audit=digest).to_dict(),
+            )
+        )
 
 
-def test_a_batch_where_the_model_predicted_nothing_and_reviewers_drew_every_lesion_blocks_finalize(tmp_path):
-    ws = _workspace(tmp_path, 10)
-    for i in range(5):
-        ws.store.add_label_version(_reviewed(f"p{i:03d}.jpg", ["added"]))
-    for i in range(5, 10):
-        ws.store.add_label_version(_model(f"p{i:03d}.jpg", boxes=()))  # empty predictions on photos with lesions
-    with pytest.raises(WorkspaceError, match=r"corrected 100\.0%.*0 of 0 predicted boxes changed, 5 missed"):
-        finalize(ws)
-    assert all(ws.store.current_label(f"p{i:03d}.jpg").source is Source.MODEL for i in range(5, 10))
-    ws.close()
+def _sources(ws: Workspace) -> set[Source]:
+    return {v.source for v in ws.store.current_labels().values()}
 
 
-def test_missed_lesions_count_as_corrections(tmp_path):
+def test_finalize_without_an_audit_refuses_and_says_how_to_start_one(tmp_path):
     ws = _workspace(tmp_path, 5)
-    ws.store.add_label_version(_reviewed("p000.jpg", ["accepted", "added"], boxes=(LESION, LESION)))
-    ws.store.add_label_version(_reviewed("p001.jpg", ["accepted", "added"], boxes=(LESION, LESION)))
-    ws.store.add_label_version(_model("p002.jpg"))
-    # no predicted box was changed, yet half the lesions were missed: (0 + 2) / (2 + 2)
-    with pytest.raises(WorkspaceError, match=r"corrected 50\.0%.*2 missed lesions added"):
-        finalize(ws, threshold=0.4)
-    assert finalize(ws, threshold=0.5).correction_rate == pytest.approx(0.5)
+    with pytest.raises(WorkspaceError, match="no audit has checked them.*annotator audit plan"):
+        finalize(ws)
+    assert _sources(ws) == {Source.MODEL}
     ws.close()
 
 
-def test_finalize_returns_its_figures_as_a_result_with_a_json_form(tmp_path):
-    ws = _workspace(tmp_path, 3)
-    ws.store.add_label_version(_reviewed("p000.jpg", ["accepted"]))
-    ws.store.add_label_version(_model("p001.jpg"))
-    result = finalize(ws, threshold=0.1)
-    assert isinstance(result, FinalizeResult) and result.auto_accepted == 1
-    assert json.loads(json.dumps(result.to_dict()))["predicted_boxes"] == 1
+def test_few_photos_left_from_a_weak_model_are_refused_whatever_the_last_batch_said(tmp_path):
+    ws = _workspace(tmp_path, 12)
+    for i in range(12):  # a weak model: empty predictions on photos that hold lesions
+        ws.store.add_label_version(_model(f"p{i:03d}.jpg", boxes=()))
+    plan = plan_acceptance_audit(ws)
+    assert plan.census and plan.sample_size == 12, "12 photos cannot be bounded at 2% by a sample: audit them all"
+    _audit(ws, plan.sample[:2])
+    with pytest.raises(WorkspaceError, match=r"errors at 100\.0%.*keep reviewing"):
+        finalize(ws)
+    assert Source.AUTO_ACCEPTED not in _sources(ws)
     ws.close()
 
 
-def _threshold_case(tmp_path, corrected_photos: int) -> str:
-    """90 human boxes, 10 remaining predicted boxes: the recommended threshold is 0.02 * 100 / 10 = 20%.
-    The last batch: 10 reviewed photos with one predicted box each, `corrected_photos` of them moved."""
-    ws = _workspace(tmp_path, 90)
-    for i in range(80):
-        ws.store.add_label_version(LabelVersion(image_path=f"p{i:03d}.jpg", source=Source.MANUAL, boxes=(LESION,)))
-    for i in range(80, 90):
-        ws.store.add_label_version(_reviewed(f"p{i:03d}.jpg", ["moved" if i - 80 < corrected_photos else "accepted"]))
-    for i in range(10):
-        ws.store.add_image(ImageRecord(path=f"q{i:03d}.jpg", sha256=f"q{i}", width=100, height=100))
-        ws.store.add_label_version(_model(f"q{i:03d}.jpg"))
+def test_an_incomplete_audit_says_how_many_photos_are_left(tmp_path):
+    ws = _workspace(tmp_path, 200)
+    plan = plan_acceptance_audit(ws)
+    assert (plan.sample_size, plan.errors_allowed) == (149, 0)
+    _audit(ws, plan.sample[:100])
+    with pytest.raises(WorkspaceError, match=r"audit 49 more photos \(0 errors so far\)"):
+        finalize(ws)
+    ws.close()
+
+
+def test_a_clean_audit_accepts_the_rest_with_the_audit_in_its_provenance(tmp_path):
+    ws = _workspace(tmp_path, 200)
+    plan = plan_acceptance_audit(ws, seed=3)
+    _audit(ws, plan.sample)
+    result = finalize(ws)
+    assert result.auto_accepted == 200 - 149 and result.audit["verdict"] == "accept"
+    assert result.audit["photo_bound"] <= 0.02 and result.audit_plan["seed"] == 3
+    unaudited = next(p for p in (f"p{i:03d}.jpg" for i in range(200)) if p not in plan.sample)
+    accepted = ws.store.current_label(unaudited)
+    assert accepted.source is Source.AUTO_ACCEPTED
+    assert accepted.meta["audit"] == plan.population_digest and accepted.meta["wrong_photo_bound"] <= 0.02
+    assert ws.store.current_label(plan.sample[0]).source is Source.REVIEWED, "the auditor's own boxes are kept"
+    coco = json.loads((ws.root / "export" / "coco" / "annotations.json").read_text())
+    assert len(coco["images"]) == 200
+    ws.close()
+
+
+def test_one_wrong_photo_in_a_zero_error_plan_refuses(tmp_path):
+    ws = _workspace(tmp_path, 200)
+    plan = plan_acceptance_audit(ws)
+    _audit(ws, plan.sample[:1], boxes=(Box("hori", 10, 10, 40, 40),))  # the model's class was wrong
+    _audit(ws, plan.sample[1:])
+    with pytest.raises(WorkspaceError, match="keep reviewing"):
+        finalize(ws)
+    ws.close()
+
+
+def test_new_predictions_void_the_audit_and_planning_again_never_resamples_a_valid_one(tmp_path):
+    ws = _workspace(tmp_path, 200)
+    plan = plan_acceptance_audit(ws, seed=1)
+    _audit(ws, plan.sample[:10])
+    assert plan_acceptance_audit(ws, seed=99).sample == plan.sample, "a running audit is not resampled"
+    ws.store.add_label_version(_model("p000.jpg", boxes=(LESION,)))  # a new round re-predicted a photo
+    assert not audit_state(ws, plan).valid
+    _audit(ws, plan.sample[10:])
+    with pytest.raises(WorkspaceError, match="changed since the audit was planned"):
+        finalize(ws)
+    assert plan_acceptance_audit(ws, seed=1).population_digest != plan.population_digest
+    ws.close()
+
+
+def test_the_audit_and_finalize_commands(tmp_path):
+    ws = _workspace(tmp_path, 160)
     root = str(ws.root)
     ws.close()
-    return root
+    planned = CliRunner().invoke(app, ["audit", "plan", "-w", root])
+    assert planned.exit_code == 0, planned.output
+    assert "audit 149 of 160 photos to accept" in planned.output and "Clopper-Pearson" in planned.output
+    refused = CliRunner().invoke(app, ["finalize", "-w", root])
+    assert refused.exit_code != 0 and "audit 149 more photos (0 errors so far)" in refused.output
+    with Workspace.open(tmp_path / "ws", write=True) as ws:
+        _audit(ws, recorded_plan(ws).sample)
+    done = CliRunner().invoke(app, ["finalize", "-w", root, "--json"])
+    assert done.exit_code == 0, done.output
+    figures = json.loads(done.output)
+    assert figures["auto_accepted"] == 11 and figures["audit"]["wrong_photos"] == 0
 
 
-def test_the_finalize_command_accepts_at_or_below_the_recommended_threshold(tmp_path):
-    root = _threshold_case(tmp_path, corrected_photos=2)  # rate 20%
-    result = CliRunner().invoke(app, ["finalize", "-w", root, "--json"])
-    assert result.exit_code == 0, result.output
-    figures = json.loads(result.output)
-    assert figures["recommended_threshold"] == pytest.approx(0.2) and figures["threshold"] == pytest.approx(0.2)
-    assert figures["correction_rate"] == pytest.approx(0.2) and figures["auto_accepted"] == 10
-
-
-def test_the_finalize_command_refuses_above_the_recommended_threshold(tmp_path):
-    root = _threshold_case(tmp_path, corrected_photos=3)  # rate 30%
-    result = CliRunner().invoke(app, ["finalize", "-w", root])
-    assert result.exit_code != 0
-    assert "corrected 30.0%" in result.output and "recommended from the data: 20.0%" in result.output
-    with Workspace.open(tmp_path / "ws") as ws:
-        assert ws.store.current_label("q000.jpg").source is Source.MODEL
+def test_the_old_diluted_rule_survives_only_to_compare_queue_orders():
+    # 2% of all boxes: with few predictions left, any correction rate passes. finalize no longer uses it.
+    assert recommend_threshold(remaining_boxes=100, human_boxes=900) == pytest.approx(0.2)
+    assert recommend_threshold(remaining_boxes=1, human_boxes=900) == 1.0

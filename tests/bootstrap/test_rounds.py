@@ -1,8 +1,6 @@
-"""Rounds: retrain's preconditions, finalize's threshold rule, the learning curve's arithmetic."""
+"""Rounds: retrain's preconditions, the correction statistic, the learning curve's arithmetic."""
 
 from __future__ import annotations
-
-import json
 
 import pytest
 
@@ -11,7 +9,6 @@ from annotator.errors import WorkspaceError
 from annotator.rounds import Stage
 from annotator.store import Workspace
 from annotator.types import Box, ImageRecord, LabelVersion, Source
-from bootstrap.finalize import finalize, recommend_threshold
 from bootstrap.rounds import plan_round
 from review_queue.corrections import correction_summary
 
@@ -74,36 +71,3 @@ def test_review_summary_counts_changed_boxes_per_class_and_times():
     assert summary.operations_per_photo == 1.5  # moved, deleted, added over 2 photos
     assert summary.lead_time_seconds == 42.0
     assert summary.reviewed_boxes == 2  # what drawing from scratch would take (the curve's scratch operations)
-
-
-def test_recommended_threshold_keeps_expected_wrong_boxes_under_two_percent_of_the_set():
-    assert recommend_threshold(remaining_boxes=100, human_boxes=900) == pytest.approx(0.2)
-    assert recommend_threshold(remaining_boxes=0, human_boxes=10) == 1.0
-
-
-def test_finalize_refuses_with_the_figures_when_reviewers_still_correct_too_much(tmp_path):
-    ws = _workspace(tmp_path)
-    ws.store.add_label_version(_reviewed("p0.jpg", [{"op": "deleted", "label": "mel"}]))
-    ws.store.add_label_version(_model("p1.jpg"))
-    with pytest.raises(WorkspaceError, match=r"corrected 100\.0% of round 0's boxes.*threshold 5\.0%"):
-        finalize(ws, threshold=0.05)
-    assert ws.store.current_label("p1.jpg").source is Source.MODEL
-    ws.close()
-
-
-def test_finalize_accepts_the_rest_with_provenance_and_exports_three_formats(tmp_path):
-    ws = _workspace(tmp_path)
-    for i in range(3):
-        ws.store.add_label_version(_reviewed(f"p{i}.jpg", [{"op": "accepted", "label": "mel"}]))
-    ws.store.add_label_version(_model("p3.jpg"))
-    ws.store.add_label_version(_model("p4.jpg"))
-    result = finalize(ws, threshold=0.05)
-    assert result.auto_accepted == 2 and result.correction_rate == 0.0
-    accepted = ws.store.current_label("p3.jpg")
-    assert accepted.source is Source.AUTO_ACCEPTED and accepted.meta["accepted_from_version"]
-    assert [v.source for v in ws.store.history("p3.jpg")] == [Source.MODEL, Source.AUTO_ACCEPTED]
-    coco = json.loads((ws.root / "export" / "coco" / "annotations.json").read_text())
-    assert len(coco["images"]) == 5
-    assert (ws.root / "export" / "voc" / "Annotations" / "p3.xml").exists()
-    assert (ws.root / "export" / "yolo" / "labels" / "p4.txt").read_text().startswith("3 ")
-    ws.close()

@@ -297,3 +297,16 @@ def test_clinical_evaluation_by_subset_and_reset():
     json.dumps(everything.to_dict())  # JSON-ready
     ev.reset()
     assert ev.compute(n_resamples=0).image_level.n_photos == 0
+
+
+def test_box_f1_carries_its_size_and_interval_and_an_empty_group_prints_none():
+    from training.metrics import box_f1
+
+    assert box_f1([]).describe() == "none" and box_f1([]).f1 is None
+    assert box_f1([(0, 0, 0)]).f1 is None, "a photo with no box at all has no F1, not 1.0"
+    perfect = box_f1([(3, 0, 0)] * 4)
+    assert perfect.f1 == 1.0 and perfect.interval == (1.0, 1.0) and "on 4 photos" in perfect.describe()
+    mixed = box_f1([(2, 0, 0), (0, 1, 1), (5, 0, 1), (1, 0, 0)], seed=1)
+    assert mixed.f1 == pytest.approx(2 * 8 / (2 * 8 + 1 + 2))
+    lo, hi = mixed.interval
+    assert lo < mixed.f1 <= hi <= 1.0

@@ -1,0 +1,128 @@
+"""`annotator audit ...`: the acceptance audit that must pass before `finalize` accepts any prediction.
+
+Thin: parse options, open the workspace, call bootstrap.finalize, render.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from annotator.cli.common import JsonOption, WorkspaceOption, handle_errors
+from annotator.cli.review import UrlOption
+from annotator.console import console, print_json
+from annotator.errors import WorkspaceError
+
+audit_app = typer.Typer(
+    help="Audit what finalize would accept: a random sample of the photos to accept, boxed blind by reviewers.",
+    no_args_is_help=True,
+)
+
+
+@audit_app.command("plan")
+@handle_errors
+def plan_command(
+    workspace: WorkspaceOption = Path("."),
+    tolerance: Annotated[
+        float,
+        typer.Option(min=0.001, max=0.5, help="Largest share of wrong photos the accepted photos may hold (0-1)."),
+    ] = 0.02,
+    expected_rate: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=0.5,
+            help="The wrong-photo share you expect (size the sample so such a pool passes 80% of the time). "
+            "0 plans the smallest sample, which passes only if the audit finds no error.",
+        ),
+    ] = 0.0,
+    seed: Annotated[int, typer.Option(help="Seed of the random sample (recorded).")] = 0,
+    json_out: JsonOption = False,
+) -> None:
+    """Draw (or show the running) audit sample of the photos finalize would accept, and print the plan."""
+    from annotator.store import Workspace
+    from bootstrap.finalize import plan_acceptance_audit
+
+    with Workspace.open(workspace, write=True) as ws:
+        plan = plan_acceptance_audit(ws, tolerance=tolerance, expected_rate=expected_rate, seed=seed)
+    if json_out:
+        print_json(plan.to_dict())
+        return
+    console.print(plan.describe(), markup=False, soft_wrap=True)
+
+
+@audit_app.command("status")
+@handle_errors
+def status_command(workspace: WorkspaceOption = Path("."), json_out: JsonOption = False) -> None:
+    """What the recorded audit has found so far and what it allows."""
+    from annotator.store import Workspace
+    from bootstrap.acceptance import judge
+    from bootstrap.finalize import audit_state, recorded_plan
+
+    with Workspace.open(workspace) as ws:
+        plan = recorded_plan(ws)
+        if plan is None:
+            console.print("no audit planned: run `annotator audit plan`", markup=False)
+            raise typer.Exit(0)
+        state = audit_state(ws, plan)
+    outcome = judge(plan, state.checks)
+    if json_out:
+        print_json({"valid": state.valid, "pending": len(state.pending), **outcome.to_dict()})
+        return
+    console.print(plan.describe(), markup=False, soft_wrap=True)
+    if not state.valid:
+        console.print("the predictions to accept changed since this plan: plan again", markup=False)
+    console.print(outcome.message, markup=False, soft_wrap=True)
+
+
+@audit_app.command("push")
+@handle_errors
+def push_command(workspace: WorkspaceOption = Path("."), url: UrlOption = None, json_out: JsonOption = False) -> None:
+    """Serve the planned audit sample in Label Studio's "acceptance audit" project, blind (no predictions)."""
+    from annotator.store import Workspace
+    from bootstrap.finalize import audit_state, recorded_plan
+    from review_queue.audit import push_audit
+    from review_queue.labelstudio.client import connect
+
+    with Workspace.open(workspace, write=True) as ws:
+        plan = recorded_plan(ws)
+        if plan is None or not audit_state(ws, plan).valid:
+            raise WorkspaceError("no valid audit plan for the current predictions: run `annotator audit plan` first")
+        result = push_audit(ws, connect(ws, url=url), plan=plan.population_digest, photos=plan.sample)
+    if json_out:
+        print_json(result.to_dict())
+        return
+    console.print(
+        f"acceptance audit project {result.project_id}: {result.created} photos added, "
+        f"{result.already_there} already there; reviewers box them without seeing the model's boxes",
+        markup=False,
+    )
+
+
+@audit_app.command("pull")
+@handle_errors
+def pull_command(workspace: WorkspaceOption = Path("."), url: UrlOption = None, json_out: JsonOption = False) -> None:
+    """Store the audits done in Label Studio (each becomes the photo's reviewed label), then show the verdict."""
+    from annotator.store import Workspace
+    from bootstrap.acceptance import judge
+    from bootstrap.finalize import audit_state, recorded_plan
+    from review_queue.audit import pull_audit
+    from review_queue.labelstudio.client import connect
+
+    with Workspace.open(workspace, write=True) as ws:
+        plan = recorded_plan(ws)
+        if plan is None:
+            raise WorkspaceError("no audit planned: run `annotator audit plan` first")
+        result = pull_audit(ws, connect(ws, url=url), plan=plan.population_digest)
+        outcome = judge(plan, audit_state(ws, plan).checks)
+    if json_out:
+        print_json({**result.to_dict(), "audit": outcome.to_dict()})
+        return
+    console.print(
+        f"{result.audits} audits stored, {result.unchanged} unchanged, {result.skipped} skipped", markup=False
+    )
+    for problem in result.problems:
+        console.print(f"not stored: {problem}", markup=False, soft_wrap=True)
+    console.print(outcome.message, markup=False, soft_wrap=True)
