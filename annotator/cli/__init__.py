@@ -31,10 +31,15 @@ def synth(
     seed: Annotated[int, typer.Option(min=0, help="Random seed (same seed, same photos).")] = 0,
     size: Annotated[str, typer.Option(help="small | phone | dslr (18 MP).")] = "small",
     workers: Annotated[int, typer.Option(min=1, help="Parallel processes.")] = 1,
+    preset: Annotated[
+        str, typer.Option(help="What the photos vary over: default | hard (see docs/synthetic-worlds.md).")
+    ] = "default",
     json_out: JsonOption = False,
 ) -> None:
     """Write a synthetic PSL photo set (SIMULATED data, for demos and tests)."""
-    from annotator.synthetic import generate
+    from annotator.synthetic import generate, preset_world
+
+    world = preset_world(preset)
 
     with progress_bar() as bar:
         task = bar.add_task("synthesising photos", total=images)
@@ -46,6 +51,7 @@ def synth(
             size=size,
             workers=workers,
             progress=lambda n: bar.advance(task, n),
+            world=world,
         )
     data = {
         "images": summary.images,

@@ -9,17 +9,49 @@ VOC boxes and <size> always refer to the photo as displayed (EXIF orientation ap
 
 By what each module draws (drawing is vectorised numpy at a reduced resolution; PIL upscales, adds
 grain and encodes):
-    dataset.py  the data set on disk: labelled photos, workers, one photo's steps, the files written
-    world.py    what the photos vary over (devices, cards, class mix, skin tones, JPEG quality)
-    camera.py   device and size, colour cast, upscale, sensor grain, EXIF, JPEG
-    scene.py    face placement, backdrop, exposure, the case-number card
-    face.py     face, neck and hair; eyes, brows, nostrils, mouth; skin, lighting
-    lesions.py  the six lesion classes and the rule that boxes them
-    canvas.py   the shared primitives: face frame, lesion layers, ellipses, dots, smooth noise
+    dataset.py      the data set on disk: labelled photos, workers, one photo's steps, the files written
+    world.py        what the photos vary over (devices, cards, class mix, skin types, pose, light, blur,
+                    JPEG quality, confounders) and the named worlds, `PRESETS` ("default", "hard")
+    streams.py      the random generators of one photo (the default world's, and one per added feature)
+    camera.py       device and size, colour cast, blur, upscale, sensor grain, EXIF, JPEG
+    scene.py        face placement and pose, backdrop, exposure, the case-number card
+    face.py         face, neck and hair; eyes, brows, nostrils, mouth; skin, lighting
+    lesions.py      the six lesion classes and the rule that boxes them
+    confounders.py  marks that are not targets and are never boxed: moles, acne, post-inflammatory marks
+    canvas.py       the shared primitives: face frame, lesion layers, ellipses, dots, smooth noise
+The worlds and their ranges: docs/synthetic-worlds.md.
 """
 
 from annotator.synthetic.camera import CAMERAS, PHONE_SIZES, PHONES, SIZES
 from annotator.synthetic.dataset import SynthSummary, generate
-from annotator.synthetic.world import DEFAULT_WORLD, World
+from annotator.synthetic.world import (
+    DEFAULT_WORLD,
+    FITZPATRICK_TONES,
+    HARD_WORLD,
+    PRESETS,
+    Confounders,
+    Lighting,
+    Optics,
+    Pose,
+    World,
+    preset_world,
+)
 
-__all__ = ["CAMERAS", "DEFAULT_WORLD", "PHONES", "PHONE_SIZES", "SIZES", "SynthSummary", "World", "generate"]
+__all__ = [
+    "CAMERAS",
+    "DEFAULT_WORLD",
+    "FITZPATRICK_TONES",
+    "HARD_WORLD",
+    "PHONES",
+    "PHONE_SIZES",
+    "PRESETS",
+    "SIZES",
+    "Confounders",
+    "Lighting",
+    "Optics",
+    "Pose",
+    "SynthSummary",
+    "World",
+    "generate",
+    "preset_world",
+]

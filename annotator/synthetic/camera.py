@@ -1,6 +1,6 @@
 """What the camera does to a drawn scene: the device (camera or phone) and its photo size, a phone's colour
-cast, the upscale from drawing resolution, sensor grain, EXIF (Make, Model, Orientation; some phone photos
-stored rotated, orientation 6) and JPEG quality.
+cast, blur (out of focus or shaken, in worlds that ask for it), the upscale from drawing resolution, sensor
+grain, EXIF (Make, Model, Orientation; some phone photos stored rotated, orientation 6) and JPEG quality.
 
 VOC boxes and sizes always refer to the photo as displayed (EXIF orientation applied).
 """
@@ -11,12 +11,13 @@ import io
 import math
 import statistics
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
-from PIL import Image, ImageChops
+from PIL import Image, ImageChops, ImageFilter
 
 from annotator.boxes import boxes_to_photo
-from annotator.synthetic.world import World
+from annotator.synthetic.world import Optics, World
 from annotator.types import Box
 
 # Displayed (width, height) of a camera photo per size; phone photos are a little smaller (4:3).
@@ -63,11 +64,40 @@ def choose_shot(rng: np.random.Generator, size: str, world: World) -> Shot:
     return Shot(phone, rotated, width, height, round(width / factor), round(height / factor))
 
 
-def develop(rng: np.random.Generator, pixels: np.ndarray, shot: Shot) -> Image.Image:
-    """The drawn pixels (3, draw_h, draw_w) as the sensor saw them: colour cast, full size, grain."""
+@dataclass(frozen=True)
+class Blur:
+    """How one photo is blurred, at drawing resolution: out of focus (a Gaussian of sigma `size` px) or
+    shaken (a straight streak `size` px long at `angle` radians)."""
+
+    kind: Literal["defocus", "motion"]
+    size: float
+    angle: float = 0.0
+
+
+def choose_blur(rng: np.random.Generator, optics: Optics, shot: Shot) -> Blur | None:
+    """Sharp, out of focus or shaken, with the size scaled to the drawn photo's short side (four draws, always)."""
+    kind, short = rng.random(), min(shot.draw_w, shot.draw_h)
+    sigma, length, angle = (
+        rng.uniform(*optics.defocus_sigma),
+        rng.uniform(*optics.motion_length),
+        rng.uniform(0, math.pi),
+    )
+    if kind < optics.defocus_fraction:
+        return Blur("defocus", sigma * short)
+    if kind < optics.defocus_fraction + optics.motion_fraction:
+        return Blur("motion", length * short, angle)
+    return None
+
+
+def develop(rng: np.random.Generator, pixels: np.ndarray, shot: Shot, blur: Blur | None = None) -> Image.Image:
+    """The drawn pixels (3, draw_h, draw_w) as the sensor saw them: colour cast, blur, full size, grain."""
     if shot.phone:  # a phone's auto white balance leaves a colour cast
         pixels *= (1.0 + rng.uniform(-0.08, 0.08, 3)).astype(np.float32)[:, None, None]
+    if blur is not None and blur.kind == "motion":
+        pixels = _streak(pixels, blur.size, blur.angle)
     photo = Image.merge("RGB", [Image.fromarray(plane) for plane in np.clip(pixels, 0, 255).astype(np.uint8)])
+    if blur is not None and blur.kind == "defocus":
+        photo = photo.filter(ImageFilter.GaussianBlur(blur.size))
     if (shot.draw_w, shot.draw_h) != (shot.width, shot.height):
         photo = photo.resize((shot.width, shot.height), Image.Resampling.BILINEAR)
     sigma = rng.uniform(4.0, 8.0) if shot.phone else rng.uniform(1.2, 2.2)
@@ -88,6 +118,20 @@ def encode(rng: np.random.Generator, photo: Image.Image, shot: Shot, world: Worl
     buffer = io.BytesIO()
     photo.save(buffer, "JPEG", quality=quality, exif=exif.tobytes())
     return buffer.getvalue()
+
+
+def _streak(pixels: np.ndarray, length: float, angle: float) -> np.ndarray:
+    """Motion blur of (3, h, w): the mean of copies shifted along a `length`-px line at `angle`, edges repeated."""
+    _, h, w = pixels.shape
+    steps = np.linspace(-length / 2, length / 2, max(2, math.ceil(length) + 1))
+    dxs, dys = np.rint(steps * math.cos(angle)).astype(int), np.rint(steps * math.sin(angle)).astype(int)
+    pad = int(max(np.abs(dxs).max(), np.abs(dys).max()))
+    padded = np.pad(pixels, ((0, 0), (pad, pad), (pad, pad)), mode="edge")
+    streak = np.zeros_like(pixels)
+    for dx, dy in zip(dxs, dys, strict=True):
+        streak += padded[:, pad + dy : pad + dy + h, pad + dx : pad + dx + w]
+    streak /= np.float32(len(steps))
+    return streak
 
 
 def _add_grain(photo: Image.Image, rng: np.random.Generator, sigma: float, *, chroma: bool) -> Image.Image:

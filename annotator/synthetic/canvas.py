@@ -15,9 +15,12 @@ from PIL import Image
 
 @dataclass(frozen=True)
 class Face:
-    """The face ellipse: centre, half-width a, half-height b (px), and a small head roll.
+    """The face ellipse: centre, half-width a, half-height b (px), the head's roll and yaw (radians).
 
-    Face coordinates (u, v): u = 1 at the face's side edge, v = -1 at the top and +1 at the chin.
+    Face coordinates (u, v): u = 1 at the face's side edge, v = -1 at the top and +1 at the chin, on the
+    face as seen from the front. A yawed head shows the point at u where a sphere turned by `yaw` puts it:
+    sin(asin(u) + yaw), so features and lesions slide across the outline, bunched on the far side (their
+    sizes are not foreshortened; the hairline turns with them; the outline, neck and light do not).
     """
 
     cx: float
@@ -25,10 +28,20 @@ class Face:
     a: float
     b: float
     roll: float
+    yaw: float = 0.0
 
     def px(self, u: float, v: float) -> tuple[float, float]:
+        if self.yaw:  # numpy, so that arrays of (u, v) work too; what turned out of sight lies on the outline
+            u = np.sin(np.clip(np.arcsin(np.clip(u, -1.0, 1.0)) + self.yaw, -np.pi / 2, np.pi / 2))
         c, s = math.cos(self.roll), math.sin(self.roll)
         return self.cx + u * self.a * c - v * self.b * s, self.cy + u * self.a * s + v * self.b * c
+
+    def frontal_u(self, u: np.ndarray) -> np.ndarray:
+        """The frontal face coordinate of what shows at u (h, w) on a yawed head: px's inverse along u."""
+        if not self.yaw:
+            return u
+        turned = np.arcsin(np.clip(u, -1.0, 1.0)) - np.float32(self.yaw)
+        return np.sin(np.clip(turned, -np.pi / 2, np.pi / 2)).astype(np.float32)
 
 
 @dataclass
@@ -38,6 +51,8 @@ class Canvas:
     skin: (h, w) opacity of lesion-able skin (face minus hair, eyes, brows, nostrils, mouth).
     unit: 1 % of the face half-width in px. sharp: the px width of a sharp edge.
     occupied: (x0, y0, x1, y1) px of lesions drawn so far, kept clear by discrete lesions.
+    shared_pigments: where confusable classes draw one shared colour and depth (see lesions.py); None in
+    a world where each class keeps its own.
     """
 
     face: Face
@@ -45,6 +60,7 @@ class Canvas:
     unit: float
     sharp: float
     occupied: list[tuple[float, float, float, float]]
+    shared_pigments: np.random.Generator | None = None
 
 
 class Layer:

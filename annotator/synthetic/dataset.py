@@ -1,7 +1,8 @@
 """A synthetic data set on disk: which photos are labelled, drawing them (in parallel when asked), and
 writing each photo with its labelImg VOC (truth for every photo, labels for the labelled ones only).
 
-Photo i depends only on (seed, i), so a data set is reproducible bit for bit and can be drawn in parallel.
+Photo i depends only on (seed, i, world), so a data set is reproducible bit for bit and can be drawn in
+parallel; its generators are in streams.py.
 """
 
 from __future__ import annotations
@@ -17,16 +18,20 @@ import numpy as np
 from annotator.classes import CLASS_NAMES
 from annotator.errors import ConfigError
 from annotator.formats.voc import voc_xml_bytes
-from annotator.synthetic.camera import SIZES, Shot, choose_shot, develop, encode
+from annotator.synthetic.camera import SIZES, Shot, choose_blur, choose_shot, develop, encode
+from annotator.synthetic.confounders import KINDS
 from annotator.synthetic.lesions import choose_classes
 from annotator.synthetic.scene import render
-from annotator.synthetic.world import DEFAULT_WORLD, World
+from annotator.synthetic.streams import Streams
+from annotator.synthetic.world import DEFAULT_WORLD, FITZPATRICK_TONES, World
 from annotator.types import Box
 
 
 @dataclass(frozen=True)
 class SynthSummary:
-    """What `generate` wrote: photos, labelled ones, phone and rotated ones, boxes and photos per class."""
+    """What `generate` wrote: photos, labelled ones, phone and rotated ones, boxes and photos per class;
+    photos without a lesion, blurred photos, photos per Fitzpatrick type, and the marks that are not
+    targets (never in the truth) per kind (see confounders.py)."""
 
     images: int
     labelled: int
@@ -34,6 +39,10 @@ class SynthSummary:
     rotated: int
     boxes_by_class: dict[str, int]
     photos_by_class: dict[str, int]
+    lesion_free: int
+    blurred: int
+    photos_by_skin_type: dict[int, int]
+    confounders_by_kind: dict[str, int]
     out: Path
 
 
@@ -41,7 +50,10 @@ class SynthSummary:
 class _PhotoResult:
     phone: bool
     rotated: bool
+    blurred: bool
+    skin_type: int
     boxes: tuple[Box, ...]
+    confounders: dict[str, int]
 
 
 # What one worker task draws: (out, seed, size, world, [(photo index, labelled), ...]).
@@ -64,7 +76,8 @@ def generate(
     Which photos are labelled depends on (seed, images); each photo's pixels and boxes on (seed, i) only.
     progress: called with the number of photos just finished (an increment, e.g. `bar.advance`).
     workers > 1 draws in spawned processes, so a calling script needs the `if __name__ == "__main__":` guard.
-    world: what the photos vary over (see world.py); the default is the demo's, the tests' and the benchmarks'.
+    world: what the photos vary over (see world.py, e.g. `PRESETS["hard"]`); the default is the demo's, the
+    tests' and the benchmarks'.
     Refuses an `out` whose images/ folder already holds files, so stale photos never mix in.
     """
     out = Path(out)
@@ -124,11 +137,16 @@ def _generate_chunk(args: _Chunk) -> list[_PhotoResult]:
 def _summarise(out: Path, results: list[_PhotoResult], labelled: int) -> SynthSummary:
     boxes_by_class = dict.fromkeys(CLASS_NAMES, 0)
     photos_by_class = dict.fromkeys(CLASS_NAMES, 0)
+    photos_by_skin_type = dict.fromkeys(FITZPATRICK_TONES, 0)
+    confounders_by_kind = dict.fromkeys(KINDS, 0)
     for result in results:
         for box in result.boxes:
             boxes_by_class[box.label] += 1
         for label in {box.label for box in result.boxes}:
             photos_by_class[label] += 1
+        photos_by_skin_type[result.skin_type] += 1
+        for kind, count in result.confounders.items():
+            confounders_by_kind[kind] += count
     return SynthSummary(
         images=len(results),
         labelled=labelled,
@@ -136,6 +154,10 @@ def _summarise(out: Path, results: list[_PhotoResult], labelled: int) -> SynthSu
         rotated=sum(r.rotated for r in results),
         boxes_by_class=boxes_by_class,
         photos_by_class=photos_by_class,
+        lesion_free=sum(not r.boxes for r in results),
+        blurred=sum(r.blurred for r in results),
+        photos_by_skin_type=photos_by_skin_type,
+        confounders_by_kind=confounders_by_kind,
         out=out,
     )
 
@@ -144,15 +166,25 @@ def _summarise(out: Path, results: list[_PhotoResult], labelled: int) -> SynthSu
 
 
 def _generate_one(out: Path, seed: int, index: int, size: str, labelled: bool, world: World) -> _PhotoResult:
-    """Draw photo `index` from its own generator and write it; the steps draw from it in this order."""
-    rng = np.random.default_rng([seed, index])
+    """Draw photo `index` from its own generators and write it; the steps draw from the main one in this order."""
+    streams = Streams.for_photo(seed, index)
+    rng = streams.main
     shot = choose_shot(rng, size, world)
-    classes = choose_classes(rng, world)
-    pixels, draw_boxes = render(rng, shot.draw_w, shot.draw_h, classes, bool(rng.random() < world.card_fraction), world)
-    photo = develop(rng, pixels, shot)
-    boxes = shot.photo_boxes(draw_boxes)
+    classes = choose_classes(rng, world, streams.classes)
+    card = bool(rng.random() < world.card_fraction)
+    pixels, head = render(streams, shot.draw_w, shot.draw_h, classes, card, world)
+    blur = choose_blur(streams.optics, world.optics, shot)
+    photo = develop(rng, pixels, shot, blur)
+    boxes = shot.photo_boxes(head.boxes)
     _write_photo(out, f"synth_{index:06d}", encode(rng, photo, shot, world), shot, boxes, labelled)
-    return _PhotoResult(phone=shot.phone, rotated=shot.rotated, boxes=boxes)
+    return _PhotoResult(
+        phone=shot.phone,
+        rotated=shot.rotated,
+        blurred=blur is not None,
+        skin_type=head.skin_type,
+        boxes=boxes,
+        confounders=head.confounders,
+    )
 
 
 def _write_photo(out: Path, stem: str, jpeg: bytes, shot: Shot, boxes: tuple[Box, ...], labelled: bool) -> None:

@@ -1,8 +1,10 @@
 """The head: face, neck and hair shapes, the features (eyes, brows, nostrils, nose shade, mouth), the skin
-with its lesions, Lambert lighting on the face, and the hair's sheen, painted over the background.
+(its Fitzpatrick tone, its lesions, the marks that are not targets), Lambert lighting on the face, and the
+hair's sheen, painted over the background.
 
-`draw_head` is the list of those steps; each draws from the photo's generator in a fixed order, so the
-same (seed, photo) gives the same head.
+`draw_head` is the list of those steps; each draws from the photo's generators in a fixed order (the main
+one as the default world always has; pigments and confounders from their own streams), so the same
+(seed, photo) gives the same head.
 """
 
 from __future__ import annotations
@@ -13,18 +15,27 @@ from dataclasses import dataclass
 import numpy as np
 
 from annotator.synthetic.canvas import Canvas, Face, ellipse, ellipse_bounds, smooth_noise, window
+from annotator.synthetic.confounders import draw_confounders, paint_confounders
 from annotator.synthetic.lesions import draw_lesions, pigment_skin
-from annotator.synthetic.world import World
+from annotator.synthetic.streams import Streams
+from annotator.synthetic.world import FITZPATRICK_TONES, World
 from annotator.types import Box
 
 
-def draw_head(
-    rng: np.random.Generator, img: np.ndarray, face: Face, classes: tuple[str, ...], world: World
-) -> list[Box]:
-    """Paint hair, face (with lesions and features) and neck over the background img (3, h, w), in place.
+@dataclass(frozen=True)
+class Head:
+    """What a drawn head holds: the lesion boxes (img's frame), its skin's Fitzpatrick type and luma (0-255,
+    before light), and how many marks that are not targets of each kind (see confounders.py) it shows."""
 
-    Returns the lesion boxes in img's frame.
-    """
+    boxes: list[Box]
+    skin_type: int
+    skin_luma: float
+    confounders: dict[str, int]
+
+
+def draw_head(streams: Streams, img: np.ndarray, face: Face, classes: tuple[str, ...], world: World) -> Head:
+    """Paint hair, face (with lesions, marks and features) and neck over the background img (3, h, w), in place."""
+    rng = streams.main
     _, h, w = img.shape
     unit = face.a / 100.0  # 1 % of the face half-width, in px; sharp edges stay ~1 px at any scale
     sharp = max(0.7, 0.8 * face.a / 110.0)
@@ -32,19 +43,23 @@ def draw_head(
     hair_colour = _hair_colour(rng)
     features = _Features(face, h, w, sharp)
     _add_eyes_brows_and_nostrils(rng, features, unit, hair_colour)
-    light_u = rng.uniform(-0.6, 0.6)  # horizontal light direction, also sets which side the nose shades
+    light_u = rng.uniform(*world.lighting.side)  # horizontal light direction, also sets which side the nose shades
     nose_side = -0.09 * np.sign(light_u or 1.0)  # the nose's shadow falls away from the light
     features.shade(nose_side, 0.10, 4.5 * unit, 0.17 * face.b, 0.88, soft=4 * sharp)
     _add_mouth(rng, features, unit)
     # lesion-able skin: the face minus hair and the margins around eyes, brows, nostrils and mouth
     skin = shape.face * (np.float32(1.0) - shape.hair) * (np.float32(1.0) - features.block)
-    albedo, texture_noise = _skin_albedo(rng, h, w, unit, world)
-    boxes = pigment_skin(albedo, draw_lesions(rng, Canvas(face, skin, unit, sharp, occupied=[]), classes), skin)
+    albedo, texture_noise, skin_type, skin_luma = _skin_albedo(rng, h, w, unit, world)
+    pigments = streams.pigment if world.shared_pigments else None
+    canvas = Canvas(face, skin, unit, sharp, occupied=[], shared_pigments=pigments)
+    boxes = pigment_skin(albedo, draw_lesions(rng, canvas, classes), skin)
+    marks, confounders = draw_confounders(streams.confounders, canvas, world.confounders)
+    paint_confounders(albedo, marks, skin)
     features.paint(albedo)
-    _light(rng, albedo, shape, light_u)
+    _light(rng, albedo, shape, light_u, world)
     _paint_skin(img, albedo, shape)
     _paint_hair(rng, img, shape.hair, hair_colour, texture_noise, scratch=albedo)
-    return boxes
+    return Head(boxes, skin_type, skin_luma, confounders)
 
 
 @dataclass(frozen=True)
@@ -83,7 +98,8 @@ def _head_shape(rng: np.random.Generator, face: Face, h: int, w: int) -> _HeadSh
     neck_alpha *= v > 0.55
     hairline = rng.uniform(-0.70, -0.52)
     wave_amp, wave_freq, wave_phase = rng.uniform(0.0, 0.06), rng.uniform(3.0, 8.0), rng.uniform(0, 2 * math.pi)
-    hair_line_v = hairline + 0.30 * u * u + wave_amp * np.sin(wave_freq * u + wave_phase)
+    us = face.frontal_u(u)  # the hairline follows a turned head
+    hair_line_v = hairline + 0.30 * us * us + wave_amp * np.sin(wave_freq * us + wave_phase)
     hair_outer = np.clip(
         (1.0 - np.sqrt((u / 1.13) ** 2 + ((v + 0.06) / 1.14) ** 2)) * np.float32(a / 1.5) + 0.5, 0.0, 1.0
     )
@@ -221,28 +237,34 @@ def _add_mouth(rng: np.random.Generator, features: _Features, unit: float) -> No
     features.colour(0.0, mouth_v, 24 * unit, 0.008 * b + 0.6, (70, 35, 35), soft=sharp)
 
 
-def _skin_albedo(rng: np.random.Generator, h: int, w: int, unit: float, world: World) -> tuple[np.ndarray, np.ndarray]:
-    """The skin's albedo (3, h, w): a tone from the world's range with gentle low-frequency texture.
+def _skin_albedo(
+    rng: np.random.Generator, h: int, w: int, unit: float, world: World
+) -> tuple[np.ndarray, np.ndarray, int, float]:
+    """The skin's albedo (3, h, w): a tone along the world's Fitzpatrick types with gentle low-frequency texture.
 
-    Also returns the texture's noise field (h, w): stronger, it gives the hair its sheen (skin and hair
-    never overlap).
+    Also returns the texture's noise field (h, w), stronger it gives the hair its sheen (skin and hair
+    never overlap), the skin's Fitzpatrick type (the nearest of the world's) and the tone's luma.
     """
-    lightest, darkest = (np.array(tone, np.float32) for tone in world.skin_tones)
-    tone = lightest + (darkest - lightest) * np.float32(rng.uniform(0, 1))
+    tones = [np.array(FITZPATRICK_TONES[t], np.float32) for t in world.skin_types]
+    # Uniform along the path through the tones; with two tones this is lightest + (darkest - lightest) * u.
+    along = rng.uniform(0, 1) * (len(tones) - 1)
+    step = min(int(along), len(tones) - 2)
+    tone = tones[step] + (tones[step + 1] - tones[step]) * np.float32(along - step)
     tone = tone * (1.0 + rng.uniform(-0.03, 0.03, 3)).astype(np.float32)
     texture_noise = smooth_noise(rng, h, w, cell=12 * unit)
     albedo = tone[:, None, None] * (np.float32(1.0) + np.float32(0.035) * texture_noise)[None]  # (3, h, w)
-    return albedo, texture_noise
+    luma = float(np.dot(tone, np.array([0.299, 0.587, 0.114], np.float32)))
+    return albedo, texture_noise, world.skin_types[round(along)], luma
 
 
-def _light(rng: np.random.Generator, albedo: np.ndarray, shape: _HeadShape, light_u: float) -> None:
+def _light(rng: np.random.Generator, albedo: np.ndarray, shape: _HeadShape, light_u: float, world: World) -> None:
     """Lambert shading on an ellipsoid face, the neck in the chin's shadow; albedo (3, h, w) in place."""
-    light = np.array([light_u, rng.uniform(-0.5, 0.0), 1.0], np.float32)
+    light = np.array([light_u, rng.uniform(*world.lighting.above), 1.0], np.float32)
     light /= np.linalg.norm(light)
     nz = np.sqrt(np.clip(np.float32(1.0) - shape.r2, 0.02, 1.0))  # with (uj, v), a unit normal inside the face
     diffuse = np.clip(shape.uj * light[0] + shape.v * light[1] + nz * light[2], 0.0, 1.0)
     neck_shade = np.float32(rng.uniform(0.55, 0.7))
-    shade = np.float32(rng.uniform(0.35, 0.5)) + np.float32(0.62) * diffuse - neck_shade
+    shade = np.float32(rng.uniform(*world.lighting.ambient)) + np.float32(0.62) * diffuse - neck_shade
     shade *= shape.face
     shade += neck_shade
     albedo *= shade[None]

@@ -9,12 +9,17 @@ How the boxes are drawn, as a dermatologist would draw them in labelImg:
     hori  one box per side: the speckles on each cheekbone
     ota   one box around the whole one-sided patch (around the eye, out to temple and cheek)
 A box is the tight hull of the pixels the lesion visibly changes (some colour channel darkened by at
-least `VISIBLE` of the skin's value), after hair, eyes, brows, nostrils and mouth are masked out.
+least `VISIBLE` of the skin's value), after hair, eyes, brows, nostrils and mouth are masked out. The
+rule reads the lesion's own pigment as drawn, before light and camera: overlapping lesions, marks that
+are not targets (confounders.py), blur, grain and JPEG never move a box, and a face without lesions
+has no box.
 
 The confusable pairs differ by texture, not by colour or place: melasma is a blurred, continuous
 (mottled) patch where Hori's nevus is grey-brown speckles (sometimes over a faint haze); freckles
 are many small light dots where lentigines are a few larger dark macules (parameter ranges overlap
-at the edges).
+at the edges). In a world with shared pigments (the hard one) each pair also draws its colour and
+depth from one distribution (`shared_pigment`), so colour tells neither pair apart; a world may show
+melasma and Hori's nevus on one face (`choose_classes`), their patches free to overlap.
 """
 
 from __future__ import annotations
@@ -44,8 +49,23 @@ _GREY_BROWN = np.array([0.75, 0.78, 0.65], np.float32)
 _BLUE_GREY = np.array([1.00, 0.78, 0.38], np.float32)
 
 
-def choose_classes(rng: np.random.Generator, world: World) -> tuple[str, ...]:
-    """The classes one photo shows: one, or a face-wide class with one or both discrete ones."""
+def choose_classes(rng: np.random.Generator, world: World, extra: np.random.Generator) -> tuple[str, ...]:
+    """The classes one photo shows: one, or a face-wide class with one or both discrete ones.
+
+    Then, from `extra` (two draws, always): none at all on a lesion-free face, and melasma with Hori's
+    nevus where the face shows one of them and the world shows both together.
+    """
+    classes = _main_classes(rng, world)
+    lesion_free, both = extra.random(), extra.random()
+    if lesion_free < world.lesion_free_fraction:
+        return ()
+    if both < world.mel_with_hori_fraction and len({"mel", "hori"} & set(classes)) == 1:
+        return (*classes, "hori" if "mel" in classes else "mel")
+    return classes
+
+
+def _main_classes(rng: np.random.Generator, world: World) -> tuple[str, ...]:
+    """The default world's draw: one class, or a face-wide class with one or both discrete ones."""
     roll = rng.random()
     if roll < world.one_class_below:
         names = [name for name, _ in world.single_class_weights]
@@ -81,9 +101,36 @@ def pigment_skin(albedo: np.ndarray, layers: list[Layer], skin: np.ndarray) -> l
         if box is None:
             continue
         boxes.append(box)
-        pigment = (np.float32(layer.depth) * layer.colour)[:, None, None]
-        albedo[:, region[0], region[1]] *= np.float32(1.0) - alpha[None] * pigment
+        darken(albedo, layer, region, alpha)
     return boxes
+
+
+def darken(albedo: np.ndarray, layer: Layer, region: tuple[slice, slice], alpha: np.ndarray) -> None:
+    """albedo (3, h, w) *= 1 - opacity * depth * colour over the layer's region, in place (a negative
+    colour channel brightens it)."""
+    pigment = (np.float32(layer.depth) * layer.colour)[:, None, None]
+    albedo[:, region[0], region[1]] *= np.float32(1.0) - alpha[None] * pigment
+
+
+def shared_pigment(rng: np.random.Generator, label: str) -> tuple[float, np.ndarray]:
+    """(depth, RGB darkening per unit depth) of a confusable lesion in a world with shared pigments.
+
+    Melasma and Hori's nevus draw from one distribution (brown to grey-brown, one depth range), and so do
+    freckles and solar lentigines (brown with a slight hue jitter), so colour alone tells neither pair apart.
+    """
+    if label in ("mel", "hori"):
+        depth, mix = rng.uniform(0.22, 0.48), np.float32(rng.uniform(0.0, 1.0))
+        return depth, (_BROWN + (_GREY_BROWN - _BROWN) * mix).astype(np.float32)
+    if label in ("fre", "sl"):
+        return rng.uniform(0.28, 0.55), (_BROWN * (1.0 + rng.uniform(-0.06, 0.06, 3))).astype(np.float32)
+    raise ValueError(f"{label!r} has no confusable partner with a shared pigment")
+
+
+def _pigment(canvas: Canvas, label: str, depth: float, colour: np.ndarray) -> tuple[float, np.ndarray]:
+    """The class's own (depth, colour), or a shared one where the canvas's world shares pigments."""
+    if canvas.shared_pigments is None:
+        return depth, colour
+    return shared_pigment(canvas.shared_pigments, label)
 
 
 def _hull(alpha: np.ndarray, strength: float, region: tuple[slice, slice], label: str) -> Box | None:
@@ -110,12 +157,12 @@ def _draw_fre(rng: np.random.Generator, canvas: Canvas) -> list[Layer]:
     radius = canvas.unit * (rng.uniform(2.0, 3.2, n) if edge_case else rng.uniform(1.2, 2.6, n))
     radius = np.maximum(radius, 0.9).astype(np.float32)
     peaks = rng.uniform(0.6, 1.0, n).astype(np.float32)
-    depth = rng.uniform(0.40, 0.50) if edge_case else rng.uniform(0.22, 0.40)
+    depth, colour = _pigment(canvas, "fre", rng.uniform(0.40, 0.50) if edge_case else rng.uniform(0.22, 0.40), _BROWN)
     left = u < 0
     groups = [left, ~left] if min(left.sum(), (~left).sum()) >= 3 else [np.ones(n, bool)]
     layers = []
     for members in groups:
-        layer = Layer("fre", canvas, depth, _BROWN)
+        layer = Layer("fre", canvas, depth, colour)
         x, y = _to_px(canvas.face, u[members], v[members])
         layer.dots(x, y, radius[members], peaks[members], soft=canvas.sharp)
         layers.append(layer)
@@ -133,7 +180,10 @@ def _draw_sl(rng: np.random.Generator, canvas: Canvas) -> list[Layer]:
         spot = _free_spot(rng, canvas, rx * 1.35)
         if spot is None:
             continue
-        layer = Layer("sl", canvas, rng.uniform(0.33, 0.42) if edge_case else rng.uniform(0.42, 0.70), _BROWN)
+        depth, colour = _pigment(
+            canvas, "sl", rng.uniform(0.33, 0.42) if edge_case else rng.uniform(0.42, 0.70), _BROWN
+        )
+        layer = Layer("sl", canvas, depth, colour)
         layer.ellipse(spot[0], spot[1], rx, ry, rng.uniform(0, math.pi), canvas.sharp, wobble=wobble)
         canvas.occupied.append((spot[0] - rx * 1.3, spot[1] - rx * 1.3, spot[0] + rx * 1.3, spot[1] + rx * 1.3))
         layers.append(layer)
@@ -156,7 +206,7 @@ def _draw_caf(rng: np.random.Generator, canvas: Canvas) -> list[Layer]:
 def _draw_mel(rng: np.random.Generator, canvas: Canvas) -> list[Layer]:
     """Melasma: symmetric blurred-edge mottled brown patches on both cheeks, sometimes the forehead."""
     face = canvas.face
-    depth = rng.uniform(0.20, 0.40)
+    depth, colour = _pigment(canvas, "mel", rng.uniform(0.20, 0.40), _BROWN)
     mottle = rng.uniform(0.45, 0.7) if rng.random() < 0.2 else rng.uniform(0.15, 0.4)  # blotchy: nearer Hori's
     cu, cv = rng.uniform(0.36, 0.48), rng.uniform(0.08, 0.22)
     rx, ry = face.a * rng.uniform(0.18, 0.30), face.b * rng.uniform(0.12, 0.20)
@@ -183,7 +233,7 @@ def _draw_mel(rng: np.random.Generator, canvas: Canvas) -> list[Layer]:
         )
     layers = []
     for pu, pv, prx, pry, angle in patches:
-        layer = Layer("mel", canvas, depth, _BROWN)
+        layer = Layer("mel", canvas, depth, colour)
         x, y = face.px(pu, pv)
         layer.ellipse(x, y, prx, pry, face.roll + angle, soft=blur * min(prx, pry))
         layer.mottle(rng, mottle, cell=5 * canvas.unit)
@@ -194,13 +244,13 @@ def _draw_mel(rng: np.random.Generator, canvas: Canvas) -> list[Layer]:
 def _draw_hori(rng: np.random.Generator, canvas: Canvas) -> list[Layer]:
     """Hori's nevus: grey-brown small speckles on both cheekbones, sometimes over a faint haze."""
     face = canvas.face
-    depth = rng.uniform(0.30, 0.50)
+    depth, colour = _pigment(canvas, "hori", rng.uniform(0.30, 0.50), _GREY_BROWN)
     cu, cv = rng.uniform(0.40, 0.52), rng.uniform(-0.01, 0.10)
     ru, rv = rng.uniform(0.10, 0.17), rng.uniform(0.06, 0.11)
     haze = rng.uniform(0.2, 0.4) if rng.random() < 0.35 else 0.0  # a blurred background: nearer melasma
     layers = []
     for side in (-1, 1):
-        layer = Layer("hori", canvas, depth, _GREY_BROWN)
+        layer = Layer("hori", canvas, depth, colour)
         n = int(rng.integers(15, 41))
         angle, dist = rng.uniform(0, 2 * math.pi, n), np.sqrt(rng.uniform(0, 1, n))
         u = side * (cu + rng.uniform(-0.02, 0.02)) + ru * dist * np.cos(angle)

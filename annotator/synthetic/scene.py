@@ -1,17 +1,20 @@
-"""One photo's scene at drawing resolution: where the face sits, the backdrop with its vertical light
-gradient, the head (see face.py) in a band of columns, the exposure and colour temperature of the whole
-photo, and sometimes a case-number card (not labelled) in a corner.
+"""One photo's scene at drawing resolution: where the face sits and how it is turned (the world's pose),
+the backdrop with its vertical light gradient, the head (see face.py) in a band of columns, the exposure
+and colour temperature of the whole photo (the world's lighting), and sometimes a case-number card (not
+labelled) in a corner.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
 
 from annotator.synthetic.canvas import Face
-from annotator.synthetic.face import draw_head
-from annotator.synthetic.world import World
+from annotator.synthetic.face import Head, draw_head
+from annotator.synthetic.streams import Streams
+from annotator.synthetic.world import METERED_LUMA, Pose, World
 from annotator.types import Box
 
 _BACKGROUNDS = np.array(
@@ -21,27 +24,31 @@ _BACKGROUNDS = np.array(
 
 
 def render(
-    rng: np.random.Generator, w: int, h: int, classes: tuple[str, ...], card: bool, world: World
-) -> tuple[np.ndarray, list[Box]]:
-    """Draw one photo at (h, w). Returns planar float32 RGB (3, h, w) in 0..255 and its boxes in this frame.
+    streams: Streams, w: int, h: int, classes: tuple[str, ...], card: bool, world: World
+) -> tuple[np.ndarray, Head]:
+    """Draw one photo at (h, w). Returns planar float32 RGB (3, h, w) in 0..255 and its head, boxes in this frame.
 
     Planar, because numpy broadcasts a (h, w) opacity over (3, h, w) far faster than over (h, w, 3).
     """
-    face = _place_face(rng, w, h)
+    rng = streams.main
+    face = _place_face(rng, w, h, world.pose)
+    face = dataclasses.replace(face, yaw=streams.pose.uniform(*world.pose.yaw))  # 0.0 exactly for (0, 0)
     img = _backdrop(rng, w, h)
-    boxes = _draw_head_band(rng, img, face, classes, world)
-    _expose(rng, img)
+    head = _draw_head_band(streams, img, face, classes, world)
+    _expose(rng, img, world, head.skin_luma)
     if card:
-        _draw_card(rng, img, boxes)
-    return img, boxes
+        _draw_card(rng, img, head.boxes)
+    return img, head
 
 
-def _place_face(rng: np.random.Generator, w: int, h: int) -> Face:
-    """The face's size (a little smaller in a portrait photo), its centre near the middle, and a small roll."""
+def _place_face(rng: np.random.Generator, w: int, h: int, pose: Pose) -> Face:
+    """The face's size (a little smaller in a portrait photo), its centre and its roll, from the pose's ranges."""
     portrait = h > w
-    b = h * rng.uniform(0.34, 0.40) if portrait else h * rng.uniform(0.36, 0.43)
+    b = h * rng.uniform(*pose.half_height_portrait) if portrait else h * rng.uniform(*pose.half_height)
     a = min(b / rng.uniform(1.25, 1.45), 0.42 * w)
-    return Face(cx=w * rng.uniform(0.44, 0.56), cy=h * rng.uniform(0.50, 0.57), a=a, b=b, roll=rng.uniform(-0.08, 0.08))
+    return Face(
+        cx=w * rng.uniform(*pose.centre_x), cy=h * rng.uniform(*pose.centre_y), a=a, b=b, roll=rng.uniform(*pose.roll)
+    )
 
 
 def _backdrop(rng: np.random.Generator, w: int, h: int) -> np.ndarray:
@@ -54,26 +61,29 @@ def _backdrop(rng: np.random.Generator, w: int, h: int) -> np.ndarray:
     return img
 
 
-def _draw_head_band(
-    rng: np.random.Generator, img: np.ndarray, face: Face, classes: tuple[str, ...], world: World
-) -> list[Box]:
-    """The head over img (3, h, w), in place; returns the lesion boxes in img's frame.
+def _draw_head_band(streams: Streams, img: np.ndarray, face: Face, classes: tuple[str, ...], world: World) -> Head:
+    """The head over img (3, h, w), in place; returns it with the lesion boxes in img's frame.
 
     Hair, face and neck lie in a band of columns around the face: they are drawn there only.
     """
     _, _, w = img.shape
     reach = 1.13 * face.a + 1.2 * face.b * abs(math.sin(face.roll)) + 3.0
     c0, c1 = max(0, int(face.cx - reach)), min(w, int(math.ceil(face.cx + reach)))
-    head = np.ascontiguousarray(img[:, :, c0:c1])
-    head_boxes = draw_head(rng, head, Face(face.cx - c0, face.cy, face.a, face.b, face.roll), classes, world)
-    img[:, :, c0:c1] = head
-    return [Box(box.label, box.x1 + c0, box.y1, box.x2 + c0, box.y2) for box in head_boxes]
+    band = np.ascontiguousarray(img[:, :, c0:c1])
+    drawn = draw_head(streams, band, dataclasses.replace(face, cx=face.cx - c0), classes, world)
+    img[:, :, c0:c1] = band
+    boxes = [Box(box.label, box.x1 + c0, box.y1, box.x2 + c0, box.y2) for box in drawn.boxes]
+    return dataclasses.replace(drawn, boxes=boxes)
 
 
-def _expose(rng: np.random.Generator, img: np.ndarray) -> None:
-    """Exposure and colour temperature of the whole photo (3, h, w), in place."""
-    warmth = rng.uniform(-0.06, 0.08)
-    img *= (np.float32(rng.uniform(0.85, 1.10)) * np.array([1 + warmth, 1.0, 1 - warmth], np.float32))[:, None, None]
+def _expose(rng: np.random.Generator, img: np.ndarray, world: World, skin_luma: float) -> None:
+    """Exposure and colour temperature of the whole photo (3, h, w), in place; metered on the skin where the
+    world's camera meters."""
+    warmth = rng.uniform(*world.lighting.warmth)
+    gain = np.float32(rng.uniform(*world.lighting.exposure))
+    if world.lighting.metering:
+        gain *= np.float32((METERED_LUMA / skin_luma) ** world.lighting.metering)
+    img *= (gain * np.array([1 + warmth, 1.0, 1 - warmth], np.float32))[:, None, None]
 
 
 def _draw_card(rng: np.random.Generator, img: np.ndarray, boxes: list[Box]) -> None:
