@@ -37,6 +37,7 @@ __all__ = [
     "CAREFUL",
     "PROFILES",
     "REALISTIC",
+    "SYNTHETIC_CLASS_MIX",
     "ReviewAction",
     "ReviewerProfile",
     "class_accuracy",
@@ -46,6 +47,7 @@ __all__ = [
     "photo_contrasts",
     "plan_review",
     "profile_named",
+    "redraw",
 ]
 
 SizeBins = tuple[tuple[float, float], ...]  # ((side share below, chance), ...), the last bound math.inf
@@ -279,9 +281,8 @@ def draw_from_scratch(
     anchoring (nothing to anchor on); misses at the blind rate. contrast: per true box, or None."""
     drawn = []
     for j, lesion in enumerate(truth):
-        if _chance(
-            rng, profile.miss_chance(lesion, width, height, contrast=_contrast_of(contrast, j), reviewing=False)
-        ):
+        miss = profile.miss_chance(lesion, width, height, contrast=_contrast_of(contrast, j), reviewing=False)
+        if _chance(rng, miss):
             continue
         label = profile.read_class(lesion.label, rng)
         drawn.append(redraw(Box(label, lesion.x1, lesion.y1, lesion.x2, lesion.y2), profile, rng, width, height))

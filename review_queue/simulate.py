@@ -31,7 +31,7 @@ from __future__ import annotations
 import json
 import random
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -148,18 +148,7 @@ def simulate(
                     _get(prediction, "result") or [], width=record.width, height=record.height, classes=classes
                 ).regions
             )
-        truth = [clip_box(b, record.width, record.height) for b in truth]
-        regions, actions = plan_review(
-            predicted,
-            truth,
-            width=record.width,
-            height=record.height,
-            rng=rng,
-            noise=noise,
-            accept_iou=accept_iou,
-            profile=profile,
-            contrast=_contrasts(ws, record, truth, profile),
-        )
+        regions, actions = _plan(ws, record, predicted, truth, rng, noise=noise, accept_iou=accept_iou, profile=profile)
         # priced as pull will price it: the one time model over the edit diff of what is submitted, as stored
         ops = [op.as_stored() for op in diff_regions(predicted, regions)]
         lead_time = round(review_seconds(ops, record.width, record.height), 2)
@@ -266,9 +255,32 @@ def _postpone(client: ReviewClient, task_id: int) -> None:
     )
 
 
-def _contrasts(ws: Workspace, record: ImageRecord, truth: list[Box], profile: ReviewerProfile) -> Any:
-    """How faint each true lesion is on the photo, when the profile's misses depend on it; else None."""
-    return photo_contrasts(ws.image_path(record.path), truth) if profile.uses_contrast and truth else None
+def _plan(
+    ws: Workspace,
+    record: ImageRecord,
+    predicted: Sequence[tuple[str, Box]],
+    truth: list[Box],
+    rng: random.Random,
+    *,
+    noise: float,
+    accept_iou: float | None,
+    profile: ReviewerProfile,
+) -> tuple[list[tuple[str, Box]], list[ReviewAction]]:
+    """What the reviewer submits for one served photo (`plan_review`), the truth fitted to the photo and, when
+    the profile's misses depend on it, how faint each lesion is read from the photo."""
+    truth = [clip_box(b, record.width, record.height) for b in truth]
+    contrast = photo_contrasts(ws.image_path(record.path), truth) if profile.uses_contrast and truth else None
+    return plan_review(
+        predicted,
+        truth,
+        width=record.width,
+        height=record.height,
+        rng=rng,
+        noise=noise,
+        accept_iou=accept_iou,
+        profile=profile,
+        contrast=contrast,
+    )
 
 
 def _get(obj: Any, key: str) -> Any:
@@ -341,16 +353,7 @@ def simulate_adjudication(
             for p in _get(task, "predictions") or []
         ]
         start = max(reviews, key=lambda r: compare("", "", [b for _, b in r], "", truth).f1) if reviews else []
-        regions, actions = plan_review(
-            start,
-            truth,
-            width=record.width,
-            height=record.height,
-            rng=rng,
-            noise=noise,
-            profile=profile,
-            contrast=_contrasts(ws, record, truth, profile),
-        )
+        regions, actions = _plan(ws, record, start, truth, rng, noise=noise, accept_iou=ACCEPT_IOU, profile=profile)
         ops = [op.as_stored() for op in diff_regions(start, regions)]
         lead_time = round(LOOK_S + review_seconds(ops, record.width, record.height), 2)  # two reviews to compare
         acting.call(
