@@ -1,16 +1,18 @@
 """Single review vs double review + adjudication, on synthetic photos through a real local Label Studio:
 how close the final labels come to the generator's truth, and what the second reviewer and the adjudicator cost.
 
-    python -m benchmarks.double_review [--images 200] [--slips 0.10] [--seed 0]
+    python -m benchmarks.double_review [--images 200] [--profile realistic] [--slips 0] [--seed 0]
 
 Photos: `annotator.synthetic.generate` (small), every one in the review queue. The pre-annotation the reviewers
 start from is a stand-in for a model, made from the truth with seeded errors (a box moved by up to 10% of
 its size, 10% of lesions missed, 5% given another class, a false positive on one photo in five), so the
-benchmark needs no training. Two SIMULATED reviewers (their own Label Studio users, each with `--slips`
-slips: a box off by up to 5% of its size, a lesion overlooked or a false positive left at a quarter of
-that rate) review every photo (`review push --reviewers 2`); pull merges agreeing reviews and sends the
-others to the adjudication project, where the SIMULATED adjudicator (same slip rate) settles them; a
-last pull stores the adjudicated labels.
+benchmark needs no training. Two SIMULATED reviewers (their own Label Studio users, each reviewing as
+`--profile` says, by default the realistic dermatologist of docs/reviewer-profiles.md, with its own seeded
+draws) review every photo (`review push --reviewers 2`); pull merges agreeing reviews and sends the
+others to the adjudication project, where the SIMULATED adjudicator (same profile) settles them; a
+last pull stores the adjudicated labels. `--slips` adds the careful reviewer's mild slips (a box off by up
+to 5% of its size, a lesion overlooked or a false positive left at a quarter of that rate): the figures
+before reviewer profiles came from `--profile careful --slips 0.10`.
 
 Box F1: every box of the final labels matched to the truth at IoU 0.5 with the same class, counted over
 all photos (micro). Single review = reviewer 1's review (and reviewer 2's, shown too); double review = the
@@ -43,6 +45,7 @@ from review_queue.labelstudio.push import push
 from review_queue.people import simulated_reviewer
 from review_queue.queue import LabelStudioQueue
 from review_queue.review_meta import ReviewMeta
+from review_queue.reviewer import PROFILES, profile_named
 from review_queue.simulate import read_truth, simulate, simulate_adjudication
 
 REPO = Path(__file__).resolve().parents[1]
@@ -91,7 +94,8 @@ def _f1(final: dict[str, Sequence[Box]], truth: dict[str, Sequence[Box]]) -> tup
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=200)
-    parser.add_argument("--slips", type=float, default=0.10)
+    parser.add_argument("--profile", default="realistic", choices=list(PROFILES), help="the reviewers' profile")
+    parser.add_argument("--slips", type=float, default=0.0, help="mild slips on top of the profile (0-1)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     started = time.perf_counter()
@@ -125,10 +129,11 @@ def main() -> None:
         try:
             client = connect(ws)
             push(ws, client, reviewers=2)
-            first = simulate(ws, client, count=len(records), noise=args.slips, seed=args.seed, reviewer=1)
-            second = simulate(ws, client, count=len(records), noise=args.slips, seed=args.seed, reviewer=2)
+            profile, slips = profile_named(args.profile), args.slips
+            first = simulate(ws, client, count=len(records), noise=slips, seed=args.seed, reviewer=1, profile=profile)
+            second = simulate(ws, client, count=len(records), noise=slips, seed=args.seed, reviewer=2, profile=profile)
             LabelStudioQueue(client).pull(ws)  # merges agreeing reviews, sends the others to adjudication
-            adjudicator = simulate_adjudication(ws, client, noise=args.slips, seed=args.seed)
+            adjudicator = simulate_adjudication(ws, client, noise=slips, seed=args.seed, profile=profile)
             LabelStudioQueue(client).pull(ws)  # stores the adjudicated labels
             reviews = double_reviews(ws)
             by_reviewer = {
@@ -157,8 +162,8 @@ def main() -> None:
     double_s = first.lead_time_s + second.lead_time_s + adjudicator.lead_time_s
     rows.append(("double review + adjudication", {p: v.boxes for p, v in current.items() if v}, double_s))
     print(
-        f"{args.images} synthetic photos, {photos} double-reviewed; reviewer slip rate {args.slips:.0%} "
-        f"(adjudicator too); {kinds.count(MERGED)} merged, {kinds.count(ADJUDICATED)} adjudicated, "
+        f"{args.images} synthetic photos, {photos} double-reviewed; {args.profile} reviewers, slip rate "
+        f"{args.slips:.0%} (adjudicator too); {kinds.count(MERGED)} merged, {kinds.count(ADJUDICATED)} adjudicated, "
         f"{photos - kinds.count(MERGED) - kinds.count(ADJUDICATED)} unsettled"
     )
     for line in agreement_lines(summary)[:1]:

@@ -4,12 +4,15 @@ Prints the learning curve per round (test mAP50 with its 95% interval and the sp
 rate, reviewer box operations and modelled seconds per photo vs drawing the same photos from scratch,
 one time model: review_queue.effort) and, after `finalize` by its own rule, the box F1 (IoU 0.5) of the
 final labelled set against the generator's ground truth: over all photos, and over the photos whose
-label came from the model (auto-accepted, or reviewed from a pre-annotation), since hand labels and
-noise-free simulated reviews are copies of the truth and would flatter the figure. `benchmarks/warm_start.py` then asks
-whether round 1's warm start paid off, on this run's workspace. A rerun on the same --dir resumes
-where the last one stopped (finished rounds and simulated batches are not done again).
+label came from the model (auto-accepted, or reviewed from a pre-annotation), since hand labels are copies
+of the truth and would flatter the figure. The simulated reviewer is `--profile` (default realistic: it
+misses, confuses and anchors as docs/reviewer-profiles.md says; careful: the oracle that copies the
+truth). `benchmarks/warm_start.py` then asks whether round 1's warm start paid off, on this run's
+workspace. A rerun on the same --dir resumes where the last one stopped (finished rounds and simulated
+batches are not done again).
 
   python benchmarks/loop.py [--photos 1500] [--review 300] [--epochs 20] [--retrain-epochs 10] [--imgsz 320]
+                           [--profile realistic]
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+from review_queue.reviewer import PROFILES, profile_named
 
 
 def _once(marker: Path, step: Callable[[], object]) -> None:
@@ -39,6 +44,7 @@ def main() -> None:
     parser.add_argument("--imgsz", type=int, default=320)
     parser.add_argument("--model", default="auto")
     parser.add_argument("--dir", type=Path, default=Path("/tmp/annotator-loop-bench"))
+    parser.add_argument("--profile", default="realistic", choices=list(PROFILES), help="the simulated reviewer")
     args = parser.parse_args()
 
     from annotator.boxes import match_boxes, voc_to_box
@@ -57,6 +63,7 @@ def main() -> None:
     from review_queue.queue import open_queue
     from review_queue.simulate import simulate
 
+    reviewer = profile_named(args.profile)
     t0 = time.perf_counter()
     data = args.dir / "data"
     if not (data / "truth").exists():
@@ -86,7 +93,7 @@ def main() -> None:
         if round_no:
             _once(
                 args.dir / f"simulated-before-round-{round_no}",
-                lambda n=round_no: simulate(ws, client, count=args.review, seed=n),
+                lambda n=round_no: simulate(ws, client, count=args.review, seed=n, profile=reviewer),
             )
         if stage_reached(ws.store.round_record(round_no), Stage.DONE):
             print(f"round {round_no} was finished by an earlier run of this benchmark")
@@ -98,7 +105,10 @@ def main() -> None:
         timings[f"round {round_no} ({'pull + warm-start ' if round_no else ''}train + predict + push)"] = (
             time.perf_counter() - t
         )
-    _once(args.dir / "simulated-after-last-round", lambda: simulate(ws, client, count=args.review, seed=99))
+    _once(
+        args.dir / "simulated-after-last-round",
+        lambda: simulate(ws, client, count=args.review, seed=99, profile=reviewer),
+    )
     queue.pull(ws)
 
     rows = learning_curve(ws)

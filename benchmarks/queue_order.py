@@ -2,14 +2,17 @@
 is finished (reviewed, or auto-accepted by `finalize` by its own rule) with box F1 >= 0.95?
 
     python -m benchmarks.queue_order [--workspace WS --truth DIR] [--round 0] [--batch 300] [--random-seeds 5]
+                                     [--profile realistic]
 
 Reads one round's pre-annotations of the pool (photos not hand-labelled, test split left out) from a
 workspace whose photos have ground truth: by default the loop benchmark's (/tmp/annotator-loop-bench,
 run `python benchmarks/loop.py` first), or `--build` makes a small one (synthetic photos, round 0
 trained on the CPU, no Label Studio). Then `bootstrap.queue_order` serves the pool in each order
 (uncertainty-first, random over several seeds, most-confident-first, class-balanced) to the simulated
-careful reviewer in batches, prices every review with the one effort model, and lets finalize's rule
-decide after each batch. The model is held fixed (no retraining between batches): see the module.
+reviewer (`--profile`: realistic by default, docs/reviewer-profiles.md; its misses here depend on lesion
+size only, as the pool is read without its pixels; careful: the oracle) in batches, prices every review
+with the one effort model, and lets finalize's rule decide after each batch. The model is held fixed (no
+retraining between batches): see the module.
 
 Printed per order: photos reviewed and auto-accepted, reviewer minutes and scratch minutes on the same
 reviewed photos, how it finished, the finished pool's box F1 (IoU 0.5, with class), and the oracle
@@ -27,6 +30,7 @@ from annotator.store import Workspace
 from annotator.types import Source
 from bootstrap.queue_order import ORDERS, RANDOM, TARGET_F1, OrderOutcome, PoolPhoto, simulate_order, winner
 from review_queue.effort import scratch_seconds
+from review_queue.reviewer import PROFILES, profile_named
 from review_queue.simulate import read_truth
 
 LOOP_DIR = Path("/tmp/annotator-loop-bench")
@@ -148,6 +152,7 @@ def main() -> None:
     parser.add_argument("--photos", type=int, default=600)
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--profile", default="realistic", choices=list(PROFILES), help="the simulated reviewer")
     args = parser.parse_args()
 
     root, truth_dir = (
@@ -166,7 +171,9 @@ def main() -> None:
         )
         for batch in args.batch:
             outcomes = every[f"round {round_no}, batch {batch}"] = [
-                simulate_order(pool, order, batch=batch, human_boxes=human_boxes, seed=seed)
+                simulate_order(
+                    pool, order, batch=batch, human_boxes=human_boxes, seed=seed, profile=profile_named(args.profile)
+                )
                 for order in ORDERS
                 for seed in (range(args.random_seeds) if order == RANDOM else [0])
             ]

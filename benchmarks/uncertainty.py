@@ -3,16 +3,19 @@
 Synthesises a set, trains a round-0 model on its hand-labelled photos (`run_round`, CPU; it fits the round's
 score calibration on its val split), pre-annotates the pool once with each score through the real engine
 (heuristic, flip-consistency, joint, calibrated-joint), and labels every pool photo "changed" when the
-simulated reviewer (`review_queue.simulate.plan_review`: keep a box with IoU >= 0.7 to the true lesion,
-else move, relabel, delete or draw) would change anything. Prints each score's AUROC for "changed"
-with a 95% bootstrap interval (photos resampled, every score on the same resample), each one's paired
-difference from the heuristic, and the inference cost of each score.
+simulated reviewer (`review_queue.reviewer.plan_review`, `--profile`: by default the realistic dermatologist
+of docs/reviewer-profiles.md, who also misreads classes and anchors on the predictions; careful: keep a box
+with IoU >= 0.7 to the true lesion, else move, relabel, delete or draw) would change anything. Prints each
+score's AUROC for "changed" with a 95% bootstrap interval (photos resampled, every score on the same
+resample), each one's paired difference from the heuristic, and the inference cost of each score.
 
   python -m benchmarks.uncertainty [--photos 300] [--epochs 25] [--imgsz 320] [--dir /tmp/annotator-uncertainty-bench]
+                                   [--profile realistic]
 
 A rerun on the same --dir reuses the photos and the trained model.
 
-Measured (2 shared CPU cores; training is deterministic, so a rerun on the same code prints the same AUROCs):
+Measured (2 shared CPU cores; training is deterministic, so a rerun on the same code prints the same AUROCs;
+every figure below was made with the careful reviewer, before profiles: `--profile careful` repeats it):
 - 2026-12-02, all four scores, defaults, 4.1 min: test mAP50 0.614 (15 test photos); 150 pool photos, 134 changed
   (89%); AUROC heuristic 0.883 [0.779, 0.971], flip-consistency 0.904 [0.821, 0.972], joint 0.911 [0.828, 0.978],
   calibrated-joint 0.919 [0.847, 0.978] (calibration fitted on 419 val boxes); differences from the heuristic
@@ -33,6 +36,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from review_queue.reviewer import PROFILES
 
 SCORES = ("heuristic", "flip-consistency", "joint", "calibrated-joint")  # the heuristic first: the others vs it
 
@@ -76,6 +81,7 @@ def main() -> None:
     parser.add_argument("--resamples", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--dir", type=Path, default=Path("/tmp/annotator-uncertainty-bench"))
+    parser.add_argument("--profile", default="realistic", choices=list(PROFILES), help="the simulated reviewer")
     args = parser.parse_args()
 
     from annotator.config import Config
@@ -89,7 +95,8 @@ def main() -> None:
     from bootstrap.rounds import RoundSettings, round_model_path, run_round
     from bootstrap.uncertainty import auroc, reviewer_changed
     from review_queue.corrections import diff_regions
-    from review_queue.simulate import plan_review, read_truth
+    from review_queue.reviewer import photo_contrasts, plan_review, profile_named
+    from review_queue.simulate import read_truth
     from training.detectors import make_detector
     from training.thresholds import threshold_rule
 
@@ -125,6 +132,11 @@ def main() -> None:
         pool = sorted(p for p, v in ws.store.current_labels().items() if v.source is Source.MODEL)
         classes = ws.config.class_table
         truth = {p: read_truth(data / "truth", p, classes) for p in pool}
+        reviewer = profile_named(args.profile)
+        contrast = {  # how faint each lesion is, read once: the same reviewer in every score's pass
+            p: photo_contrasts(ws.image_path(p), boxes) if reviewer.uses_contrast and boxes else None
+            for p, boxes in truth.items()
+        }
 
         detector.predict_arrays([np.zeros((args.imgsz, args.imgsz, 3), np.uint8)], imgsz=args.imgsz, device="cpu")
         uncertainty: dict[str, list[float]] = {}  # (warmed up above: neither timed pass pays the first call)
@@ -154,8 +166,14 @@ def main() -> None:
                 if true_boxes is None:
                     raise SystemExit(f"{p}: no truth XML under {data / 'truth'}")
                 predicted = [(f"r{i}", b) for i, b in enumerate(version.boxes)]
-                reviewed, _ = plan_review(
-                    predicted, true_boxes, width=rec.width, height=rec.height, rng=random.Random(0)
+                reviewed, _ = plan_review(  # seeded per photo: the same draws in every score's pass
+                    predicted,
+                    true_boxes,
+                    width=rec.width,
+                    height=rec.height,
+                    rng=random.Random(f"{args.seed}:{p}"),
+                    profile=reviewer,
+                    contrast=contrast[p],
                 )
                 changed[name].append(reviewer_changed(op.to_dict() for op in diff_regions(predicted, reviewed)))
                 uncertainty[name].append(float(version.uncertainty if version.uncertainty is not None else 1.0))

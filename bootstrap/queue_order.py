@@ -8,8 +8,9 @@ left is easy. The question (issue 11) is which order reaches a finished set with
 against the truth for the fewest reviewer seconds.
 
 This module answers it on one round's predictions, with the model held fixed: every photo is
-reviewed by the simulated careful reviewer (`review_queue.simulate.plan_review`, the IoU 0.7 rule),
-its edits diffed by `review_queue.corrections` and priced by the one effort model
+reviewed by a simulated reviewer (`review_queue.reviewer.plan_review`: the careful one, the IoU 0.7 rule,
+by default; the benchmark's is realistic), with the same draws for a photo in every order, its edits
+diffed by `review_queue.corrections` and priced by the one effort model
 (`review_queue.effort`), each batch gated by finalize's own rule (`bootstrap.finalize`). It leaves
 out what retraining between batches would add (an order that feeds the model its mistakes sooner
 may earn a better model); the loop benchmark measures the loop with retraining, in uncertainty order.
@@ -28,7 +29,7 @@ from typing import Any
 from annotator.boxes import match_boxes
 from annotator.types import Box, LabelVersion, Source
 from review_queue.corrections import correction_summary, diff_regions
-from review_queue.simulate import plan_review
+from review_queue.reviewer import CAREFUL, ReviewerProfile, plan_review
 
 # The stopping rule this comparison uses: the correction-rate rule finalize used before it audited
 # (a batch's rate against 2% of all boxes, diluted by the human ones). It lets a small remainder pass at
@@ -137,10 +138,10 @@ class _Reviewed:
     scratch: float
 
 
-def _review(photo: PoolPhoto, rng: random.Random) -> _Reviewed:
-    """The simulated careful reviewer on one photo, diffed and priced as a pulled review would be."""
+def _review(photo: PoolPhoto, rng: random.Random, profile: ReviewerProfile) -> _Reviewed:
+    """The simulated reviewer on one photo, diffed and priced as a pulled review would be."""
     predicted = [(f"p{i}", box) for i, box in enumerate(photo.predicted)]
-    regions, _ = plan_review(predicted, photo.truth, width=photo.width, height=photo.height, rng=rng)
+    regions, _ = plan_review(predicted, photo.truth, width=photo.width, height=photo.height, rng=rng, profile=profile)
     ops = [op.to_dict() for op in diff_regions(predicted, regions)]
     version = LabelVersion(
         image_path=photo.path,
@@ -176,16 +177,17 @@ def simulate_order(
     batch: int,
     human_boxes: int,
     seed: int = 0,
+    profile: ReviewerProfile = CAREFUL,
 ) -> OrderOutcome:
     """Review the pool in `order`, `batch` photos at a time, until finalize's rule accepts the rest.
 
     human_boxes: boxes already labelled by people outside the pool (the seed set), which finalize's
-    recommended threshold weighs the remaining predictions against."""
+    recommended threshold weighs the remaining predictions against. profile: the simulated reviewer, seeded
+    per photo so that orders differ only in their order."""
     if batch < 1:
         raise ValueError("batch must be at least 1")
     queue = order_pool(photos, order, seed=seed)
-    rng = random.Random(seed)
-    reviews = [_review(p, rng) for p in queue]
+    reviews = [_review(p, random.Random(p.path), profile) for p in queue]
     # f1_at[k]: the pool's box F1 with the first k photos reviewed and the rest accepted as predicted
     review_counts = [_counts(r.version.boxes, p.truth) for r, p in zip(reviews, queue, strict=True)]
     accept_counts = [_counts(p.predicted, p.truth) for p in queue]

@@ -1,25 +1,29 @@
-"""A simulated careful dermatologist: reviews the queue through the real Label Studio API.
+"""A simulated dermatologist: reviews the queue through the real Label Studio API.
 
 It takes tasks one at a time in the order Label Studio serves a dermatologist in its label stream
 (`GET /api/projects/{id}/next`: the project's uncertainty sampling, lowest prediction score =
 most uncertain first, or whatever the server decides for several annotators), compares each
-prediction with the ground truth in `truth/` and fixes it like a careful reviewer would: a
-predicted box that matches a true lesion (IoU >= MATCH_IOU, same class) is verified when it is as
-good as a hand-drawn box (IoU with the true box >= `accept_iou`, by default the one ACCEPT_IOU of
-`review_queue.constants` that pull's diff and the correction rate use), else moved onto the
-true lesion (`accept_iou=None`: a pixel-exact reviewer who moves any box off by more than half a
-pixel); a box on a true lesion with the wrong class is relabelled (and moved if needed); a box on
-no lesion is deleted; a missed lesion is drawn. Kept regions keep the prediction's region id, so
-every edit is traceable after `pull`. THIS IS A SIMULATION: annotations are made by the Label
-Studio user `simulated-reviewer@annotator.local`, never by a real reviewer's account.
+prediction with the ground truth in `truth/` and fixes it as its reviewer profile says
+(`review_queue.reviewer`: `plan_review`). The careful profile (the default here, and in tests) is an
+oracle: a predicted box that matches a true lesion (IoU >= MATCH_IOU, same class) is verified when it
+is as good as a hand-drawn box (IoU with the true box >= `accept_iou`, by default the one ACCEPT_IOU of
+`review_queue.constants` that pull's diff and the correction rate use), else moved onto the true lesion
+(`accept_iou=None`: a pixel-exact reviewer who moves any box off by more than half a pixel); a box on a
+true lesion with the wrong class is relabelled (and moved if needed); a box on no lesion is deleted; a
+missed lesion is drawn. The realistic profile (the benchmarks' and the CLI's default) boxes lesions as
+a second dermatologist would, overlooks small and faint ones, confuses melasma with Hori's nevus and
+solar lentigo with freckles, and anchors on the predictions (docs/reviewer-profiles.md). Kept regions
+keep the prediction's region id, so every edit is traceable after `pull`. THIS IS A SIMULATION:
+annotations are made by the Label Studio user `simulated-reviewer@annotator.local`, never by a real
+reviewer's account.
 
 Time: each annotation's `lead_time` is the one time model (`review_queue.effort`) applied to the
 edit diff of what the reviewer submitted, exactly as review status and the learning curve will
 price it after `pull`; it is a model, not a measurement.
 
-Noise (the reviewer's own slips, seeded): with probability `noise` a box the reviewer keeps,
-moves or draws ends up with edges off by up to 5% of its size; with probability noise/4 a
-missed lesion is overlooked, and with probability noise/4 a false positive is left in place.
+Noise (the careful reviewer's slips, seeded, on top of any profile): with probability `noise` a box the
+reviewer keeps, moves or draws ends up with edges off by up to 5% of its size; with probability noise/4
+a missed lesion is overlooked, and with probability noise/4 a false positive is left in place.
 """
 
 from __future__ import annotations
@@ -32,20 +36,20 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from annotator.boxes import clip_box, iou, match_boxes, voc_to_box
+from annotator.boxes import clip_box, voc_to_box
 from annotator.classes import ClassTable
 from annotator.errors import ConfigError, InputFileError, LabelStudioError
 from annotator.formats.voc import read_voc
 from annotator.store import Workspace
 from annotator.types import Box, ImageRecord
-from review_queue.constants import ACCEPT_IOU, MATCH_IOU
+from review_queue.constants import ACCEPT_IOU
 from review_queue.corrections import diff_regions
-from review_queue.edits import EditKind
-from review_queue.effort import EDIT_SECONDS, LOOK_S, draw_seconds, review_seconds
+from review_queue.effort import LOOK_S, review_seconds
 from review_queue.labelstudio.client import ReviewClient
 from review_queue.labelstudio.convert import SIMULATED_REVIEWER, box_to_result, parse_result
 from review_queue.labelstudio.project import get_project, require_project_id
 from review_queue.people import client_as, simulated_reviewer
+from review_queue.reviewer import CAREFUL, ReviewAction, ReviewerProfile, photo_contrasts, plan_review
 
 __all__ = [
     "ReviewAction",
@@ -60,19 +64,6 @@ Progress = Callable[[str, int, int], None]  # (step, done, total)
 
 
 @dataclass(frozen=True)
-class ReviewAction:
-    """One thing the simulated reviewer does to a box, priced by the one time model (review_queue.effort).
-
-    A box relabelled and moved onto its lesion is two actions (RELABELLED, then MOVED), as the
-    diff's one relabelled edit that also moved is priced. `kind.action` is the reviewer's word
-    (`verify`, `adjust`, ...), what the simulation reports."""
-
-    kind: EditKind
-    region: str
-    seconds: float
-
-
-@dataclass(frozen=True)
 class SimulationResult:
     annotated: int
     task_ids: list[int] = field(default_factory=list)
@@ -82,95 +73,6 @@ class SimulationResult:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def plan_review(
-    predicted: Sequence[tuple[str, Box]],
-    truth: Sequence[Box],
-    *,
-    width: int,
-    height: int,
-    rng: random.Random,
-    noise: float = 0.0,
-    tolerance_px: float = 0.5,
-    accept_iou: float | None = ACCEPT_IOU,
-) -> tuple[list[tuple[str, Box]], list[ReviewAction]]:
-    """What the careful reviewer submits for one photo: (regions, actions on its boxes; the look at the
-    photo, LOOK_S, is no action). Pure given `rng`."""
-    boxes = [b for _, b in predicted]
-    result: list[tuple[str, Box]] = []
-    actions: list[ReviewAction] = []
-    used_p: set[int] = set()
-    used_t: set[int] = set()
-
-    def act(kind: EditKind, rid: str) -> None:
-        actions.append(ReviewAction(kind, rid, EDIT_SECONDS[kind]))
-
-    def keep(i: int, target: Box, relabel: bool) -> None:
-        rid, before = predicted[i]
-        if relabel:
-            act(EditKind.RELABELLED, rid)
-        off = max(
-            abs(a - b)
-            for a, b in zip(
-                (before.x1, before.y1, before.x2, before.y2), (target.x1, target.y1, target.x2, target.y2), strict=True
-            )
-        )
-        good_enough = accept_iou is not None and iou(before, target) >= accept_iou
-        if off > tolerance_px and not good_enough:
-            act(EditKind.MOVED, rid)
-            after = Box(target.label, target.x1, target.y1, target.x2, target.y2)
-        else:
-            if not relabel:
-                act(EditKind.ACCEPTED, rid)
-            after = Box(target.label, before.x1, before.y1, before.x2, before.y2)
-        result.append((rid, _slip(after, rng, noise, width, height)))
-
-    for i, j, _ in match_boxes(boxes, list(truth), iou_threshold=MATCH_IOU, class_aware=True):
-        keep(i, truth[j], relabel=False)
-        used_p.add(i)
-        used_t.add(j)
-    rest_p = [i for i in range(len(boxes)) if i not in used_p]
-    rest_t = [j for j in range(len(truth)) if j not in used_t]
-    for a, b, _ in match_boxes(
-        [boxes[i] for i in rest_p], [truth[j] for j in rest_t], iou_threshold=MATCH_IOU, class_aware=False
-    ):
-        keep(rest_p[a], truth[rest_t[b]], relabel=True)
-        used_p.add(rest_p[a])
-        used_t.add(rest_t[b])
-    for i, (rid, box) in enumerate(predicted):
-        if i in used_p:
-            continue
-        if noise and rng.random() < noise / 4:  # slip: a false positive left in place
-            act(EditKind.ACCEPTED, rid)
-            result.append((rid, Box(box.label, box.x1, box.y1, box.x2, box.y2)))
-        else:
-            act(EditKind.DELETED, rid)
-    for j, target in enumerate(truth):
-        if j in used_t:
-            continue
-        if noise and rng.random() < noise / 4:  # slip: a missed lesion overlooked
-            continue
-        rid = f"s{rng.getrandbits(40):010x}"
-        actions.append(ReviewAction(EditKind.ADDED, rid, draw_seconds(target, width, height)))
-        result.append(
-            (rid, _slip(Box(target.label, target.x1, target.y1, target.x2, target.y2), rng, noise, width, height))
-        )
-    return result, actions
-
-
-def _slip(box: Box, rng: random.Random, noise: float, width: int, height: int) -> Box:
-    if not noise or rng.random() >= noise:
-        return box
-    dx, dy = 0.05 * box.width, 0.05 * box.height
-    moved = Box(
-        box.label,
-        box.x1 + rng.uniform(-dx, dx),
-        box.y1 + rng.uniform(-dy, dy),
-        box.x2 + rng.uniform(-dx, dx),
-        box.y2 + rng.uniform(-dy, dy),
-    )
-    return clip_box(moved, width, height)
 
 
 def read_truth(truth_dir: Path, photo: str, classes: ClassTable) -> list[Box] | None:
@@ -200,12 +102,15 @@ def simulate(
     accept_iou: float | None = ACCEPT_IOU,
     progress: Progress | None = None,
     reviewer: int | None = None,
+    profile: ReviewerProfile = CAREFUL,
 ) -> SimulationResult:
     """Annotate the next `count` tasks Label Studio serves (`/next`) as the simulated reviewer.
 
     reviewer: None for THE simulated reviewer (annotating through the administrator's client); 1, 2, ...
     for the reviewers of a double review, each its own Label Studio user (`review_queue.people`) served
     by its own label stream, with its own slips (the seed is mixed with the number).
+    profile: how the reviewer reviews (`review_queue.reviewer.PROFILES`); careful by default, so tests and
+    callers keep today's oracle; a profile that judges faint lesions reads each photo once.
 
     The stream is the one Label Studio serves to the user whose token the client holds; a photo
     without ground truth is postponed in that stream (left unannotated, served again only after
@@ -240,10 +145,7 @@ def simulate(
                     _get(prediction, "result") or [], width=record.width, height=record.height, classes=classes
                 ).regions
             )
-        truth = [clip_box(b, record.width, record.height) for b in truth]
-        regions, actions = plan_review(
-            predicted, truth, width=record.width, height=record.height, rng=rng, noise=noise, accept_iou=accept_iou
-        )
+        regions, actions = _plan(ws, record, predicted, truth, rng, noise=noise, accept_iou=accept_iou, profile=profile)
         # priced as pull will price it: the one time model over the edit diff of what is submitted, as stored
         ops = [op.as_stored() for op in diff_regions(predicted, regions)]
         lead_time = round(review_seconds(ops, record.width, record.height), 2)
@@ -313,6 +215,34 @@ def _served_with_truth(
         yield task, record, truth
 
 
+def _plan(
+    ws: Workspace,
+    record: ImageRecord,
+    predicted: Sequence[tuple[str, Box]],
+    truth: list[Box],
+    rng: random.Random,
+    *,
+    noise: float,
+    accept_iou: float | None,
+    profile: ReviewerProfile,
+) -> tuple[list[tuple[str, Box]], list[ReviewAction]]:
+    """What the reviewer submits for one served photo (`plan_review`), the truth fitted to the photo and, when
+    the profile's misses depend on it, how faint each lesion is read from the photo."""
+    truth = [clip_box(b, record.width, record.height) for b in truth]
+    contrast = photo_contrasts(ws.image_path(record.path), truth) if profile.uses_contrast and truth else None
+    return plan_review(
+        predicted,
+        truth,
+        width=record.width,
+        height=record.height,
+        rng=rng,
+        noise=noise,
+        accept_iou=accept_iou,
+        profile=profile,
+        contrast=contrast,
+    )
+
+
 def _get(obj: Any, key: str) -> Any:
     return obj.get(key) if isinstance(obj, dict) else getattr(obj, key, None)
 
@@ -355,10 +285,12 @@ def simulate_adjudication(
     noise: float = 0.0,
     seed: int = 0,
     count: int | None = None,
+    profile: ReviewerProfile = CAREFUL,
 ) -> SimulationResult:
     """SIMULATION: the adjudicator (Label Studio user `simulated-adjudicator@annotator.local`) takes the
     adjudication tasks in the order the server serves them, starts from the review closer to the truth
-    (box F1 at IoU 0.5 with class) and corrects it like the careful reviewer, with its own seeded slips."""
+    (box F1 at IoU 0.5 with class) and corrects it as `profile` says (careful by default), with its own
+    seeded slips."""
     from review_queue.adjudication import ensure_adjudication_project
     from review_queue.agreement import compare
     from review_queue.people import SIMULATED_ADJUDICATOR
@@ -381,7 +313,7 @@ def simulate_adjudication(
             for p in _get(task, "predictions") or []
         ]
         start = max(reviews, key=lambda r: compare("", "", [b for _, b in r], "", truth).f1) if reviews else []
-        regions, actions = plan_review(start, truth, width=record.width, height=record.height, rng=rng, noise=noise)
+        regions, actions = _plan(ws, record, start, truth, rng, noise=noise, accept_iou=ACCEPT_IOU, profile=profile)
         ops = [op.as_stored() for op in diff_regions(start, regions)]
         lead_time = round(LOOK_S + review_seconds(ops, record.width, record.height), 2)  # two reviews to compare
         acting.call(

@@ -21,6 +21,7 @@ from annotator.errors import LabelStudioError
 from annotator.store import Workspace
 from review_queue.constants import ACCEPT_IOU
 from review_queue.labelstudio.server import credentials_path, read_server_info, start_server, stop_server
+from review_queue.reviewer import PROFILES, profile_named
 
 # The Label Studio SDK takes ~2 s to import: the modules that need it are imported by the commands
 # that use them, so `annotator --help`, `status` and `serve` stay quick.
@@ -258,6 +259,13 @@ def pull(
             )
 
 
+def _known_profile(name: str) -> str:
+    """Refuse an unknown reviewer profile in the parser, with the known ones (`review_queue.reviewer.PROFILES`)."""
+    if name not in PROFILES:
+        raise typer.BadParameter(f"unknown reviewer profile {name!r}; known: {', '.join(PROFILES)}")
+    return name
+
+
 @review_app.command()
 @handle_errors
 def simulate(
@@ -268,10 +276,24 @@ def simulate(
         Optional[Path],
         typer.Option("--truth", help="Ground-truth VOC folder (default: truth/ beside the image folder)."),
     ] = None,
+    profile: Annotated[
+        str,
+        typer.Option(
+            "--profile",
+            metavar="|".join(PROFILES),
+            callback=_known_profile,
+            help="How the simulated reviewer reviews: realistic (misses small and faint lesions, confuses "
+            "look-alike classes, anchors on the predictions; docs/reviewer-profiles.md) or careful (an oracle "
+            "that copies the truth: tests only).",
+        ),
+    ] = "realistic",
     noise: Annotated[
-        float, typer.Option("--noise", min=0.0, max=1.0, help="Probability of a reviewer slip, 0-1.")
+        float,
+        typer.Option(
+            "--noise", min=0.0, max=1.0, help="Probability of a mild reviewer slip, 0-1, on top of the profile."
+        ),
     ] = 0.0,
-    seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of the slips.")] = 0,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of the reviewer's draws.")] = 0,
     accept_iou: Annotated[
         float,
         typer.Option(
@@ -296,7 +318,7 @@ def simulate(
     ] = False,
     json_out: JsonOption = False,
 ) -> None:
-    """SIMULATION: annotate queued tasks from ground truth, as a careful dermatologist would."""
+    """SIMULATION: annotate queued tasks from ground truth, as a dermatologist would (--profile)."""
     with Workspace.open(workspace) as ws:
         from review_queue.labelstudio.client import connect
         from review_queue.simulate import simulate as simulate_review
@@ -306,7 +328,9 @@ def simulate(
             if adjudicate:
                 from review_queue.simulate import simulate_adjudication
 
-                result = simulate_adjudication(ws, client, truth_dir=truth, noise=noise, seed=seed, count=count)
+                result = simulate_adjudication(
+                    ws, client, truth_dir=truth, noise=noise, seed=seed, count=count, profile=profile_named(profile)
+                )
             else:
                 result = simulate_review(
                     ws,
@@ -318,6 +342,7 @@ def simulate(
                     accept_iou=accept_iou,
                     progress=update,
                     reviewer=reviewer,
+                    profile=profile_named(profile),
                 )
     if json_out:
         print_json(result.to_dict())

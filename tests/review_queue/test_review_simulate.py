@@ -11,6 +11,7 @@ from review_queue.effort import review_seconds
 from review_queue.labelstudio.pull import pull
 from review_queue.labelstudio.push import push
 from review_queue.review_meta import ReviewMeta
+from review_queue.reviewer import REALISTIC
 from review_queue.simulate import simulate
 from review_queue.status import review_status
 from tests.review_queue.conftest import SCENARIO
@@ -35,10 +36,13 @@ def test_the_simulated_reviewer_takes_tasks_in_the_order_label_studio_serves_the
     assert rest.task_ids == uncertainty_order[2:]
 
 
-def test_simulated_lead_times_are_the_time_model_of_the_pulled_edits(review_setup):
+@pytest.mark.parametrize("profile", [None, REALISTIC], ids=["careful", "realistic"])
+def test_simulated_lead_times_are_the_time_model_of_the_pulled_edits(review_setup, profile):
     s = review_setup()
     push(s.ws, s.client)
-    simulated = simulate(s.ws, s.client, count=len(s.photos))
+    # careful: the default, as every other test uses it; realistic: reads each photo to judge its lesions
+    reviewer = {"profile": profile, "seed": 3} if profile else {}
+    simulated = simulate(s.ws, s.client, count=len(s.photos), **reviewer)
     pull(s.ws, s.client)
     sizes = {p.name: (p.width, p.height) for p in s.photos}
     for photo in s.photos:
