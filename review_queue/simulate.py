@@ -44,12 +44,26 @@ from annotator.store import Workspace
 from annotator.types import Box, ImageRecord
 from review_queue.constants import ACCEPT_IOU
 from review_queue.corrections import diff_regions
-from review_queue.effort import LOOK_S, review_seconds
+from review_queue.edits import EditKind
+from review_queue.effort import LOOK_S, draw_seconds, review_seconds
 from review_queue.labelstudio.client import ReviewClient
-from review_queue.labelstudio.convert import SIMULATED_REVIEWER, box_to_result, parse_result
+from review_queue.labelstudio.convert import (
+    ARM_FIELD,
+    CONTROL_ARM,
+    SIMULATED_REVIEWER,
+    box_to_result,
+    parse_result,
+)
 from review_queue.labelstudio.project import get_project, require_project_id
 from review_queue.people import client_as, simulated_reviewer
-from review_queue.reviewer import CAREFUL, ReviewAction, ReviewerProfile, photo_contrasts, plan_review
+from review_queue.reviewer import (
+    CAREFUL,
+    ReviewAction,
+    ReviewerProfile,
+    draw_from_scratch,
+    photo_contrasts,
+    plan_review,
+)
 
 __all__ = [
     "ReviewAction",
@@ -145,7 +159,12 @@ def simulate(
                     _get(prediction, "result") or [], width=record.width, height=record.height, classes=classes
                 ).regions
             )
-        regions, actions = _plan(ws, record, predicted, truth, rng, noise=noise, accept_iou=accept_iou, profile=profile)
+        if (task.get("data") or {}).get(ARM_FIELD) == CONTROL_ARM:  # the effort study's arm: no prediction shown
+            regions, actions = _draw_blind(ws, record, truth, rng, profile=profile)
+        else:
+            regions, actions = _plan(
+                ws, record, predicted, truth, rng, noise=noise, accept_iou=accept_iou, profile=profile
+            )
         # priced as pull will price it: the one time model over the edit diff of what is submitted, as stored
         ops = [op.as_stored() for op in diff_regions(predicted, regions)]
         lead_time = round(review_seconds(ops, record.width, record.height), 2)
@@ -241,6 +260,19 @@ def _plan(
         profile=profile,
         contrast=contrast,
     )
+
+
+def _draw_blind(
+    ws: Workspace, record: ImageRecord, truth: list[Box], rng: random.Random, *, profile: ReviewerProfile
+) -> tuple[list[tuple[str, Box]], list[ReviewAction]]:
+    """What the reviewer boxes on a photo served without predictions (`draw_from_scratch`: no anchoring)."""
+    truth = [clip_box(b, record.width, record.height) for b in truth]
+    contrast = photo_contrasts(ws.image_path(record.path), truth) if profile.uses_contrast and truth else None
+    boxes = draw_from_scratch(truth, profile, rng, width=record.width, height=record.height, contrast=contrast)
+    regions = [(f"drawn-{i}", box) for i, box in enumerate(boxes)]
+    return regions, [
+        ReviewAction(EditKind.ADDED, rid, draw_seconds(box, record.width, record.height)) for rid, box in regions
+    ]
 
 
 def _get(obj: Any, key: str) -> Any:

@@ -10,6 +10,7 @@ from review_queue.labelstudio.convert import ARM_FIELD, CONTROL_ARM, box_to_resu
 from review_queue.labelstudio.pull import pull
 from review_queue.labelstudio.push import push
 from review_queue.review_meta import ReviewMeta
+from review_queue.simulate import simulate
 from tests.review_queue.conftest import SCENARIO
 
 pytestmark = pytest.mark.server
@@ -45,3 +46,18 @@ def test_control_tasks_carry_no_prediction_ever_and_come_back_as_the_control_arm
     pull(s.ws, s.client)
     meta = ReviewMeta.from_dict(s.ws.store.current_label(photo.name).meta)
     assert meta.arm == CONTROL_ARM and meta.operations is None and meta.lead_time == pytest.approx(42.5)
+
+
+def test_the_simulated_reviewer_draws_control_photos_from_scratch(review_setup):
+    s = review_setup(SCENARIO)
+    push(s.ws, s.client, control=SHARE)
+    done = simulate(s.ws, s.client, count=len(SCENARIO), truth_dir=s.folder / "truth")
+    assert done.annotated == len(SCENARIO)
+    pull(s.ws, s.client)
+    for photo in SCENARIO:
+        meta = ReviewMeta.from_dict(s.ws.store.current_label(photo.name).meta)
+        if photo.name in CONTROL:
+            assert meta.arm == CONTROL_ARM and meta.operations is None
+        else:
+            assert meta.arm is None and meta.operations is not None
+        assert meta.lead_time is not None and meta.lead_time > 0
