@@ -18,9 +18,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from annotator.boxes import clip_box
 from annotator.errors import LabelStudioError
 from annotator.store import Workspace, now_iso
-from annotator.types import Box, LabelVersion, Source
+from annotator.types import LabelVersion, Source
 from review_queue.effort import scratch_seconds
 from review_queue.labelstudio.client import ReviewClient
 from review_queue.labelstudio.convert import (
@@ -40,6 +41,7 @@ from review_queue.labelstudio.project import (
 )
 from review_queue.people import client_as, is_simulated
 from review_queue.review_meta import ReviewMeta
+from review_queue.reviewer import ReviewerProfile, draw_from_scratch, photo_contrasts
 
 AUDIT_TASKS_KEY = "review.acceptance_audit_tasks"  # JSON {"plan": digest, "tasks": {photo: task id}}
 SIMULATED_AUDITOR = "simulated-auditor@annotator.local"
@@ -186,14 +188,13 @@ def simulate_audit(
     client: ReviewClient,
     *,
     plan: str,
-    draw: Any,
+    profile: ReviewerProfile,
     truth_dir: Path,
     count: int | None = None,
     seed: int = 0,
 ) -> int:
     """SIMULATION: a simulated auditor (its own Label Studio user) boxes the audit tasks Label Studio serves,
-    blind, with `draw(truth_boxes, rng) -> boxes` (a reviewer profile's drawing from scratch). Returns the
-    photos audited."""
+    blind, as `profile` draws from scratch (no prediction to anchor on). Returns the photos audited."""
     from review_queue.simulate import read_truth
 
     pid = stored_project_id(ws, ACCEPTANCE_AUDIT)
@@ -212,7 +213,9 @@ def simulate_audit(
         if int(task["id"]) not in ours or truth is None or record is None:
             acting.postpone(int(task["id"]))
             continue
-        boxes: Sequence[Box] = draw(truth, rng)
+        truth = [clip_box(b, record.width, record.height) for b in truth]
+        contrast = photo_contrasts(ws.image_path(photo), truth) if profile.uses_contrast and truth else None
+        boxes = draw_from_scratch(truth, profile, rng, width=record.width, height=record.height, contrast=contrast)
         result = [box_to_result(b, record.width, record.height, f"a{i}") for i, b in enumerate(boxes)]
         acting.call(
             f"auditing task {task['id']}",

@@ -11,6 +11,7 @@ from bootstrap.acceptance import Verdict, judge
 from bootstrap.finalize import audit_state, finalize, plan_acceptance_audit
 from review_queue.audit import pull_audit, push_audit, simulate_audit
 from review_queue.review_meta import ReviewMeta
+from review_queue.reviewer import CAREFUL
 from tests.review_queue.conftest import SCENARIO
 
 pytestmark = pytest.mark.server
@@ -38,9 +39,7 @@ def test_the_audit_project_holds_exactly_the_sample_blind_and_a_repush_does_not_
 def test_audits_come_back_tagged_with_their_plan_and_finalize_judges_them(review_setup):
     s = review_setup(SCENARIO)
     plan, pushed = _push(s)
-    audited = simulate_audit(
-        s.ws, s.client, plan=plan.population_digest, draw=lambda truth, rng: truth, truth_dir=s.folder / "truth"
-    )
+    audited = simulate_audit(s.ws, s.client, plan=plan.population_digest, profile=CAREFUL, truth_dir=s.folder / "truth")
     assert audited == len(SCENARIO)
     result = pull_audit(s.ws, s.client, plan=plan.population_digest)
     assert (result.audits, result.unchanged, result.problems) == (len(SCENARIO), 0, ())
