@@ -1,7 +1,8 @@
 """`annotator demo`: the whole loop, on SIMULATED photos and a SIMULATED dermatologist.
 
 synth -> init -> serve Label Studio -> round 0 (train, pre-annotate, push) -> simulated review of
-part of the queue -> round 1 (pull, warm-start train, re-predict, re-push) -> learning curve. Both
+part of the queue -> round 1 (pull, warm-start train, re-predict, re-push) -> learning curve -> the
+acceptance audit (a SIMULATED auditor boxes a random sample of what finalize would accept, blind) -> finalize. Both
 rounds run `bootstrap.rounds.run_round`, the same sequence as `bootstrap` and `retrain`. Label Studio is left
 running so a person can open the queue. Every step is idempotent: rerunning the demo on the
 same folder continues where it stopped.
@@ -50,7 +51,7 @@ TEST_PHOTOS = MIN_TEST_PHOTOS  # the held-out test split: the fewest that can te
 DOUBLE_REVIEW_SLIPS = 0.10  # each simulated reviewer's (and the adjudicator's) slip rate in a double review
 
 
-STEPS = 8
+STEPS = 9
 
 
 def _step(n: int, text: str) -> None:
@@ -167,8 +168,13 @@ def run_demo(settings: DemoSettings) -> dict:
 
         _step(7, "the learning curve")
         curve = _show_curve(ws)
+
+        _step(
+            8, "the acceptance audit: a random sample of the photos finalize would accept, boxed blind, then finalize"
+        )
+        _audited_finalize(ws, data, settings.seed)
     minutes = (time.perf_counter() - started) / 60
-    _step(8, "done")
+    _step(9, "done")
     _farewell(minutes, report_path, server.url, ws_root)
     return {"curve": curve, "url": server.url, "minutes": minutes}
 
@@ -261,6 +267,36 @@ def _simulated_review(ws: Workspace, settings: DemoSettings) -> None:
             f"reviewed, actions {simulated.actions}, {simulated.lead_time_s / 60:.1f} simulated reviewer "
             "minutes"
         )
+
+
+def _audited_finalize(ws: Workspace, data: Path, seed: int) -> None:
+    """Step 8: plan the audit of what finalize would accept, let a SIMULATED auditor box the sample blind in
+    Label Studio, pull, and finalize (it accepts only what the audit bounded)."""
+    from annotator.errors import WorkspaceError
+    from bootstrap.acceptance import judge
+    from bootstrap.finalize import audit_state, finalize, plan_acceptance_audit
+    from review_queue.audit import pull_audit, push_audit, simulate_audit
+    from review_queue.labelstudio.client import connect
+    from review_queue.reviewer import CAREFUL
+
+    try:
+        plan = plan_acceptance_audit(ws, seed=seed)
+    except WorkspaceError as exc:
+        say(f"  {exc}")
+        return
+    say(f"  plan: {plan.describe()}")
+    client = connect(ws)
+    push_audit(ws, client, plan=plan.population_digest, photos=plan.sample)
+    audited = simulate_audit(
+        ws, client, plan=plan.population_digest, profile=CAREFUL, truth_dir=data / "truth", seed=seed
+    )
+    pull_audit(ws, client, plan=plan.population_digest)
+    say(f"  a SIMULATED auditor boxed {audited} photos blind; {judge(plan, audit_state(ws, plan).checks).message}")
+    try:
+        result = finalize(ws)
+        say(f"  finalize: auto-accepted {result.auto_accepted} photos; exports in {ws.root / 'export'}")
+    except WorkspaceError as exc:
+        say(f"  {exc}")
 
 
 def _show_curve(ws: Workspace) -> list[CurveRow]:
