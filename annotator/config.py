@@ -48,6 +48,8 @@ class Config:
     test_fraction: float = 0.10
     val_fraction: float = 0.20
     seed: int = 0
+    # pool photos held out of the review queue as a fixed evaluation set (predicted every round, never pushed)
+    eval_size: int = 0
     # review queue
     label_studio_url: str | None = None
     project_title: str = "PSL review"
@@ -91,6 +93,7 @@ _SETTINGS: tuple[tuple[str, str, str, Callable[[Any], Any]], ...] = (
     ("split", "test_fraction", "test_fraction", float),
     ("split", "val_fraction", "val_fraction", float),
     ("split", "seed", "seed", int),
+    ("split", "eval_size", "eval_size", int),
     ("review", "project_title", "project_title", str),
     ("review", "adjudicate_below_f1", "adjudicate_below_f1", float),
     ("review", "queue_order", "queue_order", str),
@@ -199,6 +202,7 @@ def config_to_toml(cfg: Config) -> str:
         f"test_fraction = {cfg.test_fraction}",
         f"val_fraction = {cfg.val_fraction}",
         f"seed = {cfg.seed}",
+        f"eval_size = {cfg.eval_size}  # pool photos kept out of the queue to compare rounds on the same photos",
         "",
         "[review]",
         f"project_title = {_toml_value(cfg.project_title)}",

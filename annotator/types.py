@@ -11,6 +11,10 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
+# The split of a pool photo in the fixed evaluation set (annotator.toml [split] eval_size): predicted by every
+# round, never pushed to the review queue, so rounds are compared on the same photos.
+EVAL_SPLIT = "eval"
+
 
 class Source(str, enum.Enum):
     """Who produced a label version. Ordered by how much a human stands behind it."""

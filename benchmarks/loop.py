@@ -48,6 +48,7 @@ def main() -> None:
     parser.add_argument("--dir", type=Path, default=Path("/tmp/annotator-loop-bench"))
     parser.add_argument("--profile", default="realistic", choices=list(PROFILES), help="the simulated reviewer")
     parser.add_argument("--seed", type=int, default=7, help="data seed (the design choices were tuned on seed 1)")
+    parser.add_argument("--eval-size", type=int, default=150, help="pool photos kept out of the queue (fixed set)")
     parser.add_argument("--preset", default="default", help="synthetic world: default | hard")
     parser.add_argument("--tolerance", type=float, default=0.02, help="the acceptance audit's tolerance")
     parser.add_argument("--expected-rate", type=float, default=0.0, help="the wrong-photo share the audit is sized for")
@@ -81,6 +82,7 @@ def main() -> None:
         retrain_epochs=args.retrain_epochs,
         batch=16,
         test_size=150,
+        eval_size=args.eval_size,
         project_title="loop benchmark",
     )
     ws_root = args.dir / "ws"
@@ -139,6 +141,7 @@ def main() -> None:
         if line:
             print(line)
 
+    _fixed_set_table(ws, data, args, reviewer)
     _audited_finalize(ws, client, data, args, reviewer)
     _final_set_f1(ws, data)
     for k, v in timings.items():
@@ -147,6 +150,28 @@ def main() -> None:
     (args.dir / "curve.json").write_text(json.dumps(curve, indent=1, default=str))
     stop_server(ws)
     ws.close()
+
+
+def _fixed_set_table(ws, data: Path, args: argparse.Namespace, reviewer) -> None:  # noqa: ANN001
+    """Every round's model on the same pool photos nobody reviews (the fixed evaluation set)."""
+    from bootstrap.fixed_eval import fixed_set, score_round
+
+    print(f"\nfixed evaluation set: {len(fixed_set(ws))} pool photos never pushed, reviewed by a SIMULATED "
+          f"{args.profile} reviewer offline, every round on the same photos")  # fmt: skip
+    print(f"{'round':>5} {'photos':>6} {'s/ph rev':>8} {'s/ph draw':>9} {'rev/draw':>8} {'corr.':>6} "
+          f"{'AUROC [95% CI]':>20}  box F1 reviewed from predictions | drawn from scratch")  # fmt: skip
+    for round_no in range(args.rounds):
+        r = score_round(ws, round_no, truth_dir=data / "truth", profile=reviewer, seed=args.seed)
+        if r is None:
+            print(f"{round_no:>5} none")
+            continue
+        auroc = "-" if r.auroc is None else f"{r.auroc:.2f}"
+        if r.auroc_interval:
+            auroc += f" [{r.auroc_interval[0]:.2f}-{r.auroc_interval[1]:.2f}]"
+        rate = "-" if r.correction_rate is None else f"{r.correction_rate:.0%}"
+        print(f"{round_no:>5} {r.photos:>6} {r.reviewer_seconds:>8.1f} {r.scratch_seconds:>9.1f} "
+              f"{r.ratio or 0:>8.2f} {rate:>6} {auroc:>20}  {r.reviewed_f1.describe()} | "
+              f"{r.scratch_f1.describe()}")  # fmt: skip
 
 
 def _audited_finalize(ws, client, data: Path, args: argparse.Namespace, reviewer) -> None:  # noqa: ANN001

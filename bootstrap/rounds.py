@@ -9,6 +9,7 @@ is recorded in the store stage by stage, so a killed round resumes where it stop
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -22,7 +23,7 @@ from annotator.store import Workspace
 from annotator.types import ImageRecord, Source
 from bootstrap.evaluation import record_test_split
 from bootstrap.preannotate import PreannotateStats, preannotate
-from bootstrap.split import MIN_LABELLED, SplitCandidate, late_split, make_splits
+from bootstrap.split import EVAL_SPLIT, MIN_LABELLED, SplitCandidate, late_split, make_splits
 from bootstrap.uncertainty import ScoreCalibration, fit_score_calibration
 from review_queue.queue import PullResult, PushResult, ReviewQueue
 from training.dataset import build_training_view
@@ -274,6 +275,7 @@ def ensure_splits(ws: Workspace) -> dict[str, str]:
             val_fraction=cfg.val_fraction,
             seed=cfg.seed,
         )
+        splits.update(fixed_evaluation_set(ws, size=cfg.eval_size, seed=cfg.seed))
         with ws.store.transaction():
             ws.store.set_splits(splits)
             ws.store.set_meta("splits_fixed", "1")
@@ -282,6 +284,14 @@ def ensure_splits(ws: Workspace) -> dict[str, str]:
     if late:
         ws.store.set_splits(late)
     return ws.store.splits()
+
+
+def fixed_evaluation_set(ws: Workspace, *, size: int, seed: int) -> dict[str, str]:
+    """path -> EVAL_SPLIT for `size` photos drawn at random (seeded) from the unlabelled pool: predicted by every
+    round and never pushed to the review queue, so rounds are compared on the same photos."""
+    pool = sorted(ws.store.unlabelled_paths())
+    chosen = random.Random(seed).sample(pool, min(size, len(pool))) if size > 0 else []
+    return {path: EVAL_SPLIT for path in chosen}
 
 
 def snapshot(ws: Workspace, round_no: int, attempt: int) -> list[tuple[str, int, str]]:

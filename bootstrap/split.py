@@ -13,6 +13,10 @@ import random
 from collections import defaultdict
 from dataclasses import dataclass
 
+from annotator.types import EVAL_SPLIT
+
+__all__ = ["EVAL_SPLIT", "SplitCandidate", "held_out_size", "late_split", "make_splits"]
+
 
 @dataclass(frozen=True)
 class SplitCandidate:

@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 from annotator.errors import ConfigError
 from annotator.store import Workspace
-from annotator.types import ImageRecord, LabelVersion, Source
+from annotator.types import EVAL_SPLIT, ImageRecord, LabelVersion, Source
 from review_queue.labelstudio.client import ReviewClient
 from review_queue.labelstudio.convert import (
     CONFLICT_FIELD,
@@ -167,7 +167,12 @@ def _plan(ws: Workspace, client: ReviewClient, project: Any) -> _Plan:
     prefix = document_prefix(ws, client)
     records = {r.path: r for r in ws.store.images()}
     conflicting = _conflicting(ws, records)
-    model = {p: v for p, v in ws.store.current_labels(sources=[Source.MODEL]).items() if p not in conflicting}
+    held_out = {p for p, split in ws.store.splits().items() if split == EVAL_SPLIT}  # the fixed evaluation set
+    model = {
+        p: v
+        for p, v in ws.store.current_labels(sources=[Source.MODEL]).items()
+        if p not in conflicting and p not in held_out
+    }
     tasks = ws.store.task_map(pid)
     adopted = 0
     pushed = ws.store.pushed_versions()

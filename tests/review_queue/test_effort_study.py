@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from annotator.types import EVAL_SPLIT
 from review_queue.labelstudio.convert import ARM_FIELD, CONTROL_ARM, box_to_result, in_control_arm
 from review_queue.labelstudio.pull import pull
 from review_queue.labelstudio.push import push
@@ -61,3 +62,15 @@ def test_the_simulated_reviewer_draws_control_photos_from_scratch(review_setup):
         else:
             assert meta.arm is None and meta.operations is not None
         assert meta.lead_time is not None and meta.lead_time > 0
+
+
+def test_the_fixed_evaluation_set_never_enters_the_queue(review_setup, add_round):
+    s = review_setup(SCENARIO)
+    held_out = {"p2.jpg", "p4.jpg"}
+    s.ws.store.set_splits({p: EVAL_SPLIT for p in held_out})
+    result = push(s.ws, s.client)
+    add_round(s.ws, SCENARIO, 1)
+    push(s.ws, s.client)  # a new round re-predicts every photo: the held-out ones stay out
+    photos = {t.data["photo"] for t in s.client.sdk.tasks.list(project=result.project_id, fields="all").items}
+    assert photos == {p.name for p in SCENARIO} - held_out
+    assert set(s.ws.store.task_map()) == photos
