@@ -160,8 +160,9 @@ def _fixed_set_table(ws, data: Path, args: argparse.Namespace, reviewer) -> None
           f"{args.profile} reviewer offline, every round on the same photos")  # fmt: skip
     print(f"{'round':>5} {'photos':>6} {'s/ph rev':>8} {'s/ph draw':>9} {'rev/draw':>8} {'corr.':>6} "
           f"{'AUROC [95% CI]':>20}  box F1 reviewed from predictions | drawn from scratch")  # fmt: skip
-    for round_no in range(args.rounds):
-        r = score_round(ws, round_no, truth_dir=data / "truth", profile=reviewer, seed=args.seed)
+    truth = data / "truth"
+    scored = [score_round(ws, n, truth_dir=truth, profile=reviewer, seed=args.seed) for n in range(args.rounds)]
+    for round_no, r in enumerate(scored):
         if r is None:
             print(f"{round_no:>5} none")
             continue
@@ -172,6 +173,12 @@ def _fixed_set_table(ws, data: Path, args: argparse.Namespace, reviewer) -> None
         print(f"{round_no:>5} {r.photos:>6} {r.reviewer_seconds:>8.1f} {r.scratch_seconds:>9.1f} "
               f"{r.ratio or 0:>8.2f} {rate:>6} {auroc:>20}  {r.reviewed_f1.describe()} | "
               f"{r.scratch_f1.describe()}")  # fmt: skip
+    last = next((r for r in reversed(scored) if r is not None), None)
+    if last is not None:
+        print(f"effort sensitivity, round {last.round_no} on the fixed set (reviewer/scratch seconds with one action's "
+              f"time at half | double the model's): modelled {last.ratio:.2f}")  # fmt: skip
+        for action, (half, double) in last.sensitivity().items():
+            print(f"  {action:>8}: {half:.2f} | {double:.2f}")
 
 
 def _audited_finalize(ws, client, data: Path, args: argparse.Namespace, reviewer) -> None:  # noqa: ANN001

@@ -23,7 +23,8 @@ from annotator.store import Workspace
 from annotator.types import EVAL_SPLIT, Box, LabelVersion, Source
 from review_queue.constants import ACCEPT_IOU, MATCH_IOU
 from review_queue.corrections import diff_regions
-from review_queue.effort import review_seconds, scratch_seconds
+from review_queue.edits import EditKind, EditOp
+from review_queue.effort import LOOK_S, op_seconds, review_seconds, scratch_seconds
 from review_queue.reviewer import ReviewerProfile, draw_from_scratch, photo_contrasts, plan_review
 from review_queue.simulate import read_truth
 from training.constants import BOOTSTRAP_RESAMPLES, INTERVAL_LEVEL
@@ -44,6 +45,17 @@ class FixedSetRound:
     auroc_interval: tuple[float, float] | None
     reviewed_f1: BoxF1  # reviewed from predictions, against the truth
     scratch_f1: BoxF1  # the same photos drawn from scratch by the same reviewer model
+    seconds_by_action: dict[str, tuple[float, float]]  # action -> (reviewer s, scratch s), summed over photos
+
+    def sensitivity(self, factors: Sequence[float] = (0.5, 2.0)) -> dict[str, tuple[float, ...]]:
+        """The reviewer/scratch ratio with one action's seconds scaled by each factor, the others as modelled
+        (a relabel that also moved is priced under relabel)."""
+        total_r = sum(r for r, _ in self.seconds_by_action.values())
+        total_s = sum(s for _, s in self.seconds_by_action.values())
+        return {
+            action: tuple((total_r + (f - 1) * r) / (total_s + (f - 1) * s) for f in factors)
+            for action, (r, s) in self.seconds_by_action.items()
+        }
 
     @property
     def ratio(self) -> float | None:
@@ -93,6 +105,7 @@ def score_round(
         blind = draw_from_scratch(truth, profile, random.Random(f"{seed}/{path}/blind"), width=record.width,
                                   height=record.height, contrast=contrast)  # fmt: skip
         final = [b for _, b in regions]
+        by_action = _seconds_by_action(ops, final, record.width, record.height)
         rows.append(
             (
                 review_seconds(ops, record.width, record.height),
@@ -102,6 +115,7 @@ def score_round(
                 version.uncertainty or 0.0,
                 _counts(final, truth),
                 _counts(blind, truth),
+                by_action,
             )
         )
     return _figures(round_no, rows, seed) if rows else None
@@ -109,7 +123,8 @@ def score_round(
 
 def _figures(round_no: int, rows: list[tuple], seed: int) -> FixedSetRound:
     """The round's figures from each photo's (reviewer s, scratch s, changed boxes, boxes, uncertainty, counts)."""
-    reviewer_s, scratch_s, changed, boxes, uncertainty, reviewed, blind = (list(col) for col in zip(*rows, strict=True))
+    columns = (list(col) for col in zip(*rows, strict=True))
+    reviewer_s, scratch_s, changed, boxes, uncertainty, reviewed, blind, by_action = columns
     flags = np.array([c > 0 for c in changed])
     auroc, interval = _auroc(flags, np.array(uncertainty, dtype=float), seed)
     return FixedSetRound(
@@ -123,7 +138,22 @@ def _figures(round_no: int, rows: list[tuple], seed: int) -> FixedSetRound:
         auroc_interval=interval,
         reviewed_f1=box_f1(reviewed, seed=seed),
         scratch_f1=box_f1(blind, seed=seed),
+        seconds_by_action={a: (sum(p[a][0] for p in by_action), sum(p[a][1] for p in by_action)) for a in ACTIONS},
     )
+
+
+ACTIONS = ("look", *(kind.action for kind in EditKind))  # the effort model's priced actions
+
+
+def _seconds_by_action(ops: Sequence[EditOp], final: Sequence[Box], width: int, height: int) -> dict:
+    """action -> (reviewer s, scratch s) of one photo: the look on both sides, each edit under its kind
+    (an added box is a draw), scratch's draw of every final box."""
+    out = {a: [0.0, 0.0] for a in ACTIONS}
+    out["look"] = [LOOK_S, LOOK_S]
+    for op in ops:
+        out[op.kind.action][0] += op_seconds(op, width, height)
+    out[EditKind.ADDED.action][1] += scratch_seconds(final, width, height) - LOOK_S
+    return {a: (r, s) for a, (r, s) in out.items()}
 
 
 def _auroc(changed: np.ndarray, uncertainty: np.ndarray, seed: int) -> tuple[float | None, tuple[float, float] | None]:

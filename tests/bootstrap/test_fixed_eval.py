@@ -58,6 +58,12 @@ def test_a_round_is_scored_on_the_fixed_set_with_its_own_predictions(tmp_path):
     assert scored.auroc == pytest.approx(1.0), "the two changed photos were the least certain"
     assert scored.reviewed_f1.f1 == pytest.approx(1.0) and scored.scratch_f1.f1 == pytest.approx(1.0)
     assert scored.reviewer_seconds < scored.scratch_seconds
+    half, double = scored.sensitivity()["draw"]
+    assert half > scored.ratio > double, "drawing weighs more on scratch's side: dearer drawing favours the model"
+    assert scored.sensitivity()["look"][0] == pytest.approx(
+        (scored.photos * scored.reviewer_seconds - 1.5 * scored.photos)
+        / (scored.photos * scored.scratch_seconds - 1.5 * scored.photos)
+    )
     assert score_round(ws, 1, truth_dir=truth_dir, profile=CAREFUL).changed_photos == 1, "round 1's own predictions"
     assert score_round(ws, 2, truth_dir=truth_dir, profile=CAREFUL) is None
     ws.close()
