@@ -19,6 +19,9 @@ UNCERTAINTY_SCORES = ("calibrated-joint", "joint", "heuristic", "flip-consistenc
 QUEUE_ORDERS = ("uncertainty-first", "random")
 DEFAULT_UNCERTAINTY, DEFAULT_QUEUE_ORDER = UNCERTAINTY_SCORES[0], QUEUE_ORDERS[0]
 PREDICT_BACKENDS = ("auto", "torch", "onnx")  # auto: ONNX Runtime where the CPU predicts (training.detectors.runtime)
+# The acceptance audit's default tolerance: at most 2% of the accepted photos wrong, below the disagreement between
+# dermatologists (reader accuracy 0.949 in the study); bootstrap.acceptance and docs/team-lead.md say why.
+DEFAULT_AUDIT_TOLERANCE = 0.02
 PREDICT_DECODERS = ("auto", "pil", "device")  # auto: on the GPU where the model runs on one (annotator.device_decode)
 
 
@@ -56,6 +59,8 @@ class Config:
     # double review: a photo whose two reviews agree below this box F1 (IoU 0.5, with class) goes to adjudication
     adjudicate_below_f1: float = 1.0
     queue_order: str = DEFAULT_QUEUE_ORDER  # one of QUEUE_ORDERS
+    # finalize: the acceptance audit's tolerance (share of wrong photos among those accepted; docs/team-lead.md)
+    audit_tolerance: float = DEFAULT_AUDIT_TOLERANCE
 
     @property
     def class_table(self) -> ClassTable:
@@ -97,6 +102,7 @@ _SETTINGS: tuple[tuple[str, str, str, Callable[[Any], Any]], ...] = (
     ("review", "project_title", "project_title", str),
     ("review", "adjudicate_below_f1", "adjudicate_below_f1", float),
     ("review", "queue_order", "queue_order", str),
+    ("finalize", "tolerance", "audit_tolerance", float),
 )
 # Settings that take one of a few names: (table, key, the names).
 _CHOICES = (
@@ -116,7 +122,7 @@ def load_config(workspace: Path) -> Config:
         data = tomllib.loads(path.read_text("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc}); fix the file") from exc
-    tables = {n: _section(data, n) for n in ("workspace", "classes", "predict", "train", "split", "review")}
+    tables = {n: _section(data, n) for n in ("workspace", "classes", "predict", "train", "split", "review", "finalize")}
     ws, cls, pred, train = tables["workspace"], tables["classes"], tables["predict"], tables["train"]
     if "images" not in ws:
         raise ConfigError(f'{path}: [workspace] images = "..." is missing')
@@ -211,6 +217,11 @@ def config_to_toml(cfg: Config) -> str:
     ]
     if cfg.label_studio_url:
         lines.append(f"url = {_toml_value(cfg.label_studio_url)}")
+    lines += [
+        "",
+        "[finalize]",
+        f"tolerance = {cfg.audit_tolerance}  # the acceptance audit's bound on wrong photos (docs/team-lead.md)",
+    ]
     return "\n".join(lines) + "\n"
 
 

@@ -187,14 +187,15 @@ def _audited_finalize(ws, client, data: Path, args: argparse.Namespace, reviewer
     import random
 
     from annotator.errors import WorkspaceError
-    from bootstrap.acceptance import check_photo, judge, upper_bound
+    from bootstrap.acceptance import AuditSettings, check_photo, judge, upper_bound
     from bootstrap.finalize import audit_state, finalize, plan_acceptance_audit
     from review_queue.audit import pull_audit, push_audit, simulate_audit
     from review_queue.reviewer import draw_from_scratch
     from review_queue.simulate import read_truth
 
     try:
-        plan = plan_acceptance_audit(ws, tolerance=args.tolerance, expected_rate=args.expected_rate, seed=args.seed)
+        settings = AuditSettings(tolerance=args.tolerance, expected_rate=args.expected_rate, seed=args.seed)
+        plan = plan_acceptance_audit(ws, settings)
     except WorkspaceError as exc:
         print(f"acceptance audit: {exc}")
         return

@@ -26,11 +26,12 @@ import numpy as np
 from scipy.stats import binom, binomtest
 
 from annotator.boxes import match_boxes
+from annotator.config import DEFAULT_AUDIT_TOLERANCE
 from annotator.types import Box
 
 # The tunables of the audit, named once (the tolerance is also a setting: `[finalize] tolerance`).
 AUDIT_CONFIDENCE = 0.95  # one-sided confidence of the upper bound
-AUDIT_TOLERANCE = 0.02  # share of wrong photos the finished set may hold (docs/team-lead.md says why)
+AUDIT_TOLERANCE = DEFAULT_AUDIT_TOLERANCE  # wrong-photo share the accepted photos may hold ([finalize] tolerance)
 AUDIT_POWER = 0.80  # the chance a pool at the expected error rate passes its planned audit
 AUDIT_MATCH_IOU = 0.5  # the detection standard: two readers' boxes of one lesion differ more than 0.7 allows
 MAX_PLANNED_SAMPLE = 20_000  # beyond this, a plan audits the whole pool instead
@@ -91,6 +92,10 @@ class AuditPlan:
     sample_versions: tuple[int, ...]  # the prediction (label version id) of each that would be accepted
     census: bool  # the sample is the whole pool: its count is exact, not a bound
 
+    @property
+    def settings(self) -> AuditSettings:
+        return AuditSettings(self.tolerance, self.expected_rate, self.confidence, self.power, self.seed)
+
     def describe(self) -> str:
         """The plan in one sentence, printed before anyone audits."""
         if self.census:
@@ -140,19 +145,29 @@ def planned_sample_size(
     return population, -1  # census
 
 
-def plan_audit(
-    candidates: Sequence[tuple[str, int]],
-    *,
-    tolerance: float = AUDIT_TOLERANCE,
-    expected_rate: float = 0.0,
-    confidence: float = AUDIT_CONFIDENCE,
-    power: float = AUDIT_POWER,
-    seed: int = 0,
-) -> AuditPlan:
+@dataclass(frozen=True)
+class AuditSettings:
+    """What an audit plan is asked for: the tolerance, the error rate to size for, confidence, power, seed."""
+
+    tolerance: float = AUDIT_TOLERANCE
+    expected_rate: float = 0.0
+    confidence: float = AUDIT_CONFIDENCE
+    power: float = AUDIT_POWER
+    seed: int = 0
+
+
+def plan_audit(candidates: Sequence[tuple[str, int]], settings: AuditSettings = AuditSettings()) -> AuditPlan:
     """Size the audit and draw its simple random sample (seeded, so the plan is reproducible).
     candidates: (photo path, prediction version id) of every photo that would be accepted."""
     versions = dict(candidates)
     paths = sorted(versions)
+    tolerance, expected_rate, confidence, power, seed = (
+        settings.tolerance,
+        settings.expected_rate,
+        settings.confidence,
+        settings.power,
+        settings.seed,
+    )
     size, allowed = planned_sample_size(
         len(paths), tolerance=tolerance, expected_rate=expected_rate, confidence=confidence, power=power
     )

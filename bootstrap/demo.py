@@ -273,14 +273,14 @@ def _audited_finalize(ws: Workspace, data: Path, seed: int) -> None:
     """Step 8: plan the audit of what finalize would accept, let a SIMULATED auditor box the sample blind in
     Label Studio, pull, and finalize (it accepts only what the audit bounded)."""
     from annotator.errors import WorkspaceError
-    from bootstrap.acceptance import judge
+    from bootstrap.acceptance import AuditSettings, judge
     from bootstrap.finalize import audit_state, finalize, plan_acceptance_audit
     from review_queue.audit import pull_audit, push_audit, simulate_audit
     from review_queue.labelstudio.client import connect
     from review_queue.reviewer import CAREFUL
 
     try:
-        plan = plan_acceptance_audit(ws, seed=seed)
+        plan = plan_acceptance_audit(ws, AuditSettings(seed=seed))
     except WorkspaceError as exc:
         say(f"  {exc}")
         return

@@ -14,7 +14,7 @@ rate says nothing exact about the photos left.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +22,9 @@ from annotator.errors import WorkspaceError
 from annotator.store import Workspace
 from annotator.types import LabelVersion, Source
 from bootstrap.acceptance import (
-    AUDIT_CONFIDENCE,
-    AUDIT_POWER,
-    AUDIT_TOLERANCE,
     AuditOutcome,
     AuditPlan,
+    AuditSettings,
     PhotoCheck,
     Verdict,
     check_photo,
@@ -96,29 +94,18 @@ def _audit_version(ws: Workspace, path: str, digest: str) -> LabelVersion | None
     return None
 
 
-def plan_acceptance_audit(
-    ws: Workspace,
-    *,
-    tolerance: float = AUDIT_TOLERANCE,
-    expected_rate: float = 0.0,
-    confidence: float = AUDIT_CONFIDENCE,
-    power: float = AUDIT_POWER,
-    seed: int = 0,
-) -> AuditPlan:
-    """Draw and record the audit of the photos to accept. A plan still valid for the same photos and
-    settings is returned as it is (planning again never resamples a running audit)."""
+def plan_acceptance_audit(ws: Workspace, settings: AuditSettings | None = None) -> AuditPlan:
+    """Draw and record the audit of the photos to accept (settings: default, the workspace's tolerance). A plan
+    still valid for the same photos and settings is returned as it is (planning again never resamples it)."""
+    settings = settings or AuditSettings(tolerance=ws.config.audit_tolerance)
     candidates = photos_to_accept(ws)
     if not candidates:
         raise WorkspaceError("nothing to audit: no photo's label is still a model's prediction")
     plan = recorded_plan(ws)
-    settings = (tolerance, expected_rate, confidence, power)
-    if plan is not None and (plan.tolerance, plan.expected_rate, plan.confidence, plan.power) == settings:
-        if audit_state(ws, plan).valid:
-            return plan
-    pairs = [(path, v.id) for path, v in candidates.items() if v.id is not None]
-    plan = plan_audit(
-        pairs, tolerance=tolerance, expected_rate=expected_rate, confidence=confidence, power=power, seed=seed
-    )
+    same = plan is not None and replace(plan.settings, seed=settings.seed) == settings
+    if plan is not None and same and audit_state(ws, plan).valid:
+        return plan
+    plan = plan_audit([(path, v.id) for path, v in candidates.items() if v.id is not None], settings)
     ws.store.set_meta(AUDIT_PLAN_KEY, json.dumps(plan.to_dict()))
     return plan
 

@@ -217,14 +217,10 @@ def simulate_audit(
         contrast = photo_contrasts(ws.image_path(photo), truth) if profile.uses_contrast and truth else None
         boxes = draw_from_scratch(truth, profile, rng, width=record.width, height=record.height, contrast=contrast)
         result = [box_to_result(b, record.width, record.height, f"a{i}") for i, b in enumerate(boxes)]
-        acting.call(
-            f"auditing task {task['id']}",
-            acting.sdk.annotations.create,
+        acting.annotate(
             int(task["id"]),
-            idempotent=False,
-            result=result,
-            was_cancelled=False,
-            ground_truth=False,
+            result,
+            what=f"auditing task {task['id']}",
             lead_time=round(scratch_seconds(boxes, record.width, record.height), 2),  # modelled, not measured
         )
         done += 1

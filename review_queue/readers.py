@@ -211,14 +211,6 @@ def simulate_readers(
                     named = [rng.choice(classes.names)]
             value = {"choices": named or [NO_LESION]}
             result = [{"from_name": CLASSES_TAG, "to_name": IMAGE_TAG, "type": "choices", "value": value}]
-            acting.call(
-                f"reading task {task['id']}",
-                acting.sdk.annotations.create,
-                int(task["id"]),
-                idempotent=False,
-                result=result,
-                was_cancelled=False,
-                ground_truth=False,
-            )
+            acting.annotate(int(task["id"]), result, what=f"reading task {task['id']}")
             done[email] += 1
     return done

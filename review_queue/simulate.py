@@ -173,17 +173,8 @@ def simulate(
         if user_id is None and reviewer is None:
             user_id = _simulated_user(client)
         author: dict[str, Any] = {"completed_by": user_id} if reviewer is None else {}
-        acting.call(
-            f"annotating task {task['id']}",
-            acting.sdk.annotations.create,
-            int(task["id"]),
-            idempotent=False,
-            result=result,
-            lead_time=lead_time,
-            **author,
-            was_cancelled=False,
-            ground_truth=False,
-            **parent,
+        acting.annotate(
+            int(task["id"]), result, what=f"annotating task {task['id']}", lead_time=lead_time, **author, **parent
         )
         done.append(int(task["id"]))
         tally.update(a.kind.action for a in actions)
@@ -348,16 +339,8 @@ def simulate_adjudication(
         regions, actions = _plan(ws, record, start, truth, rng, noise=noise, accept_iou=ACCEPT_IOU, profile=profile)
         ops = [op.as_stored() for op in diff_regions(start, regions)]
         lead_time = round(LOOK_S + review_seconds(ops, record.width, record.height), 2)  # two reviews to compare
-        acting.call(
-            f"adjudicating task {task['id']}",
-            acting.sdk.annotations.create,
-            int(task["id"]),
-            idempotent=False,
-            result=[box_to_result(b, record.width, record.height, rid) for rid, b in regions],
-            lead_time=lead_time,
-            was_cancelled=False,
-            ground_truth=False,
-        )
+        result = [box_to_result(b, record.width, record.height, rid) for rid, b in regions]
+        acting.annotate(int(task["id"]), result, what=f"adjudicating task {task['id']}", lead_time=lead_time)
         done.append(int(task["id"]))
         tally.update(a.kind.action for a in actions)
         total_s += lead_time

@@ -6,7 +6,7 @@ Thin: parse options, open the workspace, call bootstrap.finalize, render.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
@@ -26,9 +26,14 @@ audit_app = typer.Typer(
 def plan_command(
     workspace: WorkspaceOption = Path("."),
     tolerance: Annotated[
-        float,
-        typer.Option(min=0.001, max=0.5, help="Largest share of wrong photos the accepted photos may hold (0-1)."),
-    ] = 0.02,
+        Optional[float],
+        typer.Option(
+            min=0.001,
+            max=0.5,
+            help="Largest share of wrong photos the accepted photos may hold (0-1; default: [finalize] tolerance "
+            "in annotator.toml, 0.02).",
+        ),
+    ] = None,
     expected_rate: Annotated[
         float,
         typer.Option(
@@ -43,10 +48,16 @@ def plan_command(
 ) -> None:
     """Draw (or show the running) audit sample of the photos finalize would accept, and print the plan."""
     from annotator.store import Workspace
+    from bootstrap.acceptance import AuditSettings
     from bootstrap.finalize import plan_acceptance_audit
 
     with Workspace.open(workspace, write=True) as ws:
-        plan = plan_acceptance_audit(ws, tolerance=tolerance, expected_rate=expected_rate, seed=seed)
+        settings = AuditSettings(
+            tolerance=ws.config.audit_tolerance if tolerance is None else tolerance,
+            expected_rate=expected_rate,
+            seed=seed,
+        )
+        plan = plan_acceptance_audit(ws, settings)
     if json_out:
         print_json(plan.to_dict())
         return

@@ -186,6 +186,20 @@ class ReviewClient:
         what = f"asking project {project_id} for the next task"
         return self._request_or_none(what, "GET", f"api/projects/{project_id}/next")
 
+    def annotate(self, task_id: int, result: list[dict[str, Any]], *, what: str, **fields: Any) -> Any:
+        """Submit one annotation of `task_id` as this client's user (never retried once sent: it would be made
+        twice). fields: Label Studio's other annotation fields (lead_time, completed_by, parent_prediction)."""
+        return self.call(
+            what,
+            self.sdk.annotations.create,
+            task_id,
+            idempotent=False,
+            result=result,
+            was_cancelled=False,
+            ground_truth=False,
+            **fields,
+        )
+
     def postpone(self, task_id: int) -> None:
         """Leave a task for later in this user's stream (Label Studio's "postpone": an empty draft)."""
         body = {"result": [], "was_postponed": True, "lead_time": 0}

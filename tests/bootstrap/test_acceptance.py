@@ -10,6 +10,7 @@ from scipy.stats import beta
 from annotator.types import Box
 from bootstrap.acceptance import (
     AuditPlan,
+    AuditSettings,
     PhotoCheck,
     Verdict,
     check_photo,
@@ -54,14 +55,17 @@ def test_the_planner_sizes_for_the_expected_rate() -> None:
 def test_a_pool_with_five_percent_wrong_is_refused_at_two_percent() -> None:
     candidates, wrong = _pool(3000, 150)
     for expected_rate in (0.0, 0.005):
-        verdicts = [_audit(plan_audit(candidates, expected_rate=expected_rate, seed=s), wrong) for s in range(200)]
+        verdicts = [
+            _audit(plan_audit(candidates, AuditSettings(expected_rate=expected_rate, seed=s)), wrong)
+            for s in range(200)
+        ]
         refused = sum(v is Verdict.KEEP_REVIEWING for v in verdicts)
         assert refused >= 190, (expected_rate, refused)  # at least 95% of 200 seeded audits
 
 
 def test_a_pool_with_half_a_percent_wrong_passes_a_plan_sized_for_it() -> None:
     candidates, wrong = _pool(5000, 25)
-    verdicts = [_audit(plan_audit(candidates, expected_rate=0.005, seed=s), wrong) for s in range(200)]
+    verdicts = [_audit(plan_audit(candidates, AuditSettings(expected_rate=0.005, seed=s)), wrong) for s in range(200)]
     accepted = sum(v is Verdict.ACCEPT for v in verdicts)
     assert accepted >= 160, accepted  # at least 80%
 
@@ -86,11 +90,11 @@ def test_an_incomplete_audit_says_how_many_more() -> None:
 
 def test_the_plan_is_reproducible_and_bound_to_its_predictions() -> None:
     candidates, _ = _pool(500, 0)
-    a, b = plan_audit(candidates, seed=7), plan_audit(list(reversed(candidates)), seed=7)
+    a, b = plan_audit(candidates, AuditSettings(seed=7)), plan_audit(list(reversed(candidates)), AuditSettings(seed=7))
     assert a.sample == b.sample and a.population_digest == b.population_digest
-    assert plan_audit(candidates, seed=8).sample != a.sample
+    assert plan_audit(candidates, AuditSettings(seed=8)).sample != a.sample
     changed = [(p, v + 1 if i == 0 else v) for i, (p, v) in enumerate(candidates)]
-    assert plan_audit(changed, seed=7).population_digest != a.population_digest
+    assert plan_audit(changed, AuditSettings(seed=7)).population_digest != a.population_digest
     assert AuditPlan.from_dict(a.to_dict()) == a
 
 

@@ -13,6 +13,7 @@ from annotator.config import Config
 from annotator.errors import WorkspaceError
 from annotator.store import Workspace
 from annotator.types import Box, ImageRecord, LabelVersion, Source
+from bootstrap.acceptance import AuditSettings
 from bootstrap.finalize import (
     audit_state,
     finalize,
@@ -93,7 +94,7 @@ def test_an_incomplete_audit_says_how_many_photos_are_left(tmp_path):
 
 def test_a_clean_audit_accepts_the_rest_with_the_audit_in_its_provenance(tmp_path):
     ws = _workspace(tmp_path, 200)
-    plan = plan_acceptance_audit(ws, seed=3)
+    plan = plan_acceptance_audit(ws, AuditSettings(seed=3))
     _audit(ws, plan.sample)
     result = finalize(ws)
     assert result.auto_accepted == 200 - 149 and result.audit["verdict"] == "accept"
@@ -120,15 +121,15 @@ def test_one_wrong_photo_in_a_zero_error_plan_refuses(tmp_path):
 
 def test_new_predictions_void_the_audit_and_planning_again_never_resamples_a_valid_one(tmp_path):
     ws = _workspace(tmp_path, 200)
-    plan = plan_acceptance_audit(ws, seed=1)
+    plan = plan_acceptance_audit(ws, AuditSettings(seed=1))
     _audit(ws, plan.sample[:10])
-    assert plan_acceptance_audit(ws, seed=99).sample == plan.sample, "a running audit is not resampled"
+    assert plan_acceptance_audit(ws, AuditSettings(seed=99)).sample == plan.sample, "a running audit is not resampled"
     ws.store.add_label_version(_model("p000.jpg", boxes=(LESION,)))  # a new round re-predicted a photo
     assert not audit_state(ws, plan).valid
     _audit(ws, plan.sample[10:])
     with pytest.raises(WorkspaceError, match="changed since the audit was planned"):
         finalize(ws)
-    assert plan_acceptance_audit(ws, seed=1).population_digest != plan.population_digest
+    assert plan_acceptance_audit(ws, AuditSettings(seed=1)).population_digest != plan.population_digest
     ws.close()
 
 
