@@ -88,7 +88,7 @@ def main() -> None:
                 args.dir / f"simulated-before-round-{round_no}",
                 lambda n=round_no: simulate(ws, client, count=args.review, seed=n),
             )
-        if stage_reached(ws.store.round_record(round_no), Stage.DONE):
+        if stage_reached(ws.store.rounds.round_record(round_no), Stage.DONE):
             print(f"round {round_no} was finished by an earlier run of this benchmark")
             continue
         t = time.perf_counter()
@@ -140,7 +140,7 @@ def main() -> None:
         "model-labelled (auto-accepted or reviewed)": [0, 0, 0],
         "auto-accepted only (no person saw them)": [0, 0, 0],
     }
-    for path, version in ws.store.current_labels().items():
+    for path, version in ws.store.labels.current_labels().items():
         if version.excluded:
             continue
         truth = [

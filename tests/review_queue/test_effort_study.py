@@ -43,5 +43,5 @@ def test_control_tasks_carry_no_prediction_ever_and_come_back_as_the_control_arm
     boxes = [box_to_result(b, photo.width, photo.height, f"d{i}") for i, b in enumerate(photo.truth)]
     s.client.sdk.annotations.create(tasks[photo.name].id, result=boxes, lead_time=42.5)
     pull(s.ws, s.client)
-    meta = ReviewMeta.from_dict(s.ws.store.current_label(photo.name).meta)
+    meta = ReviewMeta.from_dict(s.ws.store.labels.current_label(photo.name).meta)
     assert meta.arm == CONTROL_ARM and meta.operations is None and meta.lead_time == pytest.approx(42.5)
