@@ -57,7 +57,7 @@ def _copy(src: Path, dst: Path) -> None:
 
 def selected_labels(ws: Workspace, include_predictions: bool = False) -> dict[str, LabelVersion]:
     sources = HUMAN_SOURCES + ((Source.MODEL,) if include_predictions else ())
-    return {p: v for p, v in ws.store.current_labels(sources).items() if not v.excluded}
+    return {p: v for p, v in ws.store.labels.current_labels(sources).items() if not v.excluded}
 
 
 def export_labels(
@@ -75,7 +75,7 @@ def export_labels(
     if fmt not in FORMATS:
         raise ConfigError(f"unknown export format {fmt!r}; use one of {', '.join(FORMATS)}")
     labels = selected_labels(ws, include_predictions)
-    records = {r.path: r for r in ws.store.images()}
+    records = {r.path: r for r in ws.store.labels.images()}
     classes = ws.config.classes
     out.mkdir(parents=True, exist_ok=True)
     if fmt == "coco" or not (link_images or copy_images):

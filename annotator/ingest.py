@@ -49,7 +49,7 @@ QUARANTINED, CLIPPED, DROPPED_BOX, IGNORED, FIXED, NOTE, UPDATED, NEEDS_REVIEW =
     "updated",
     "needs review",
 )
-# conflict kinds (Store.flag_conflict): the review queue serves these photos first
+# conflict kinds (Labels.flag_conflict): the review queue serves these photos first
 DUPLICATE_LABELS = "duplicate-labels"  # copies of one photo carry different hand boxes
 XML_AFTER_REVIEW = "xml-after-review"  # a labelImg file changed after a dermatologist reviewed the photo
 
@@ -365,15 +365,15 @@ def ingest(
     labels_root = (labels or images).resolve()
     classes = ws.config.class_table
     report = IngestReport()
-    known = ws.store.known_paths()
+    known = ws.store.labels.known_paths()
     photo_files, xml_files = _scan_folders(ws, image_root, labels_root, report)
     xml_by_stem = _label_files_by_stem(xml_files, report)
     sorted_out = _sort_photos(photo_files, known, xml_by_stem, image_root, labels_root, report)
     read = _read_new_photos(sorted_out, labels_root, report, workers=workers, progress=progress)
     offers = _add_new_photos(ws, read, classes, report)
 
-    latest = ws.store.latest_versions_by_xml()
-    open_conflicts = {c.version_id for c in ws.store.conflicts()}
+    latest = ws.store.labels.latest_versions_by_xml()
+    open_conflicts = {c.version_id for c in ws.store.labels.conflicts()}
     _reconcile_known(
         ws,
         sorted_out.known_seen,
@@ -387,7 +387,7 @@ def ingest(
     )
     for kept_rel, copy in offers:
         _offer_copy(ws, kept_rel, copy, report, latest=latest)
-    for conflict in ws.store.conflicts():  # new and still undecided ones, every run, like a quarantined photo
+    for conflict in ws.store.labels.conflicts():  # new and still undecided ones, every run, like a quarantined photo
         report.add(conflict.path, conflict.kind, conflict.detail, NEEDS_REVIEW)
     _report_label_files_without_photo(known, photo_files, xml_by_stem, report)
     _record(ws, report)
@@ -536,7 +536,7 @@ def _add_new_photos(
         for new in group:
             if new not in usable:
                 report.merge(new.lines)
-        kept = ws.store.path_with_sha(group[0].info.sha256)
+        kept = ws.store.labels.path_with_sha(group[0].info.sha256)
         if kept is None and usable:
             chosen = next((new for new in usable if new.version is not None), usable[0])  # a labelled copy wins
             report.merge(chosen.lines)
@@ -569,7 +569,7 @@ def _report_label_files_without_photo(
 def _record(ws: Workspace, report: IngestReport) -> None:
     """Store the report's lines as the workspace's issues, bring the VOC mirror up to date, write the report files."""
     for line in report.lines:
-        ws.store.add_issue(line.path, line.reason, line.message, line.action)
+        ws.store.labels.add_issue(line.path, line.reason, line.message, line.action)
     ws.sync_voc_mirror()
     _write_report(ws, report)
 
@@ -656,7 +656,7 @@ def _reconcile_known(
                 _let_xml_win(ws, rel, previous, report)
             continue
         ann, digest = _parse(xml.path) if readable else (_link_problem(xml, labels_root), None)
-        rec = store.image(rel)
+        rec = store.labels.image(rel)
         assert rec is not None
         raw_w, raw_h = displayed_size(rec.width, rec.height, rec.orientation)  # the swap is its own inverse
         info = PhotoInfo(
@@ -665,7 +665,7 @@ def _reconcile_known(
         found = IngestReport()
         version = _manual_version(rel, info, xml, ann, digest, classes, found)
         if version is None:
-            current = store.current_label(rel)
+            current = store.labels.current_label(rel)
             if current is not None and current.source is not Source.MODEL:  # the photo is not quarantined
                 found.lines = [
                     IngestLine(
@@ -744,9 +744,9 @@ def _apply_label(
     ):
         return "unchanged"  # e.g. re-saved without a change, or a workspace from before content hashes
     with store.transaction():
-        current = store.current_label(rel)
+        current = store.labels.current_label(rel)
         if current is None or current.source in (Source.MODEL, Source.AUTO_ACCEPTED):  # nobody stands behind it
-            store.add_label_version(version)
+            store.labels.add_label_version(version)
             report.labelled += 1
             report.boxes += len(version.boxes)
             return "labelled"
@@ -755,7 +755,7 @@ def _apply_label(
         if current.source is Source.REVIEWED:
             return _label_over_review(ws, rel, version, current, previous=previous, xml_wins=xml_wins, report=report)
         if current.meta.get("xml") == version.meta["xml"]:  # the file this label came from was edited
-            store.add_label_version(version)
+            store.labels.add_label_version(version)
             report.updated += 1
             report.add(
                 rel,
@@ -767,7 +767,7 @@ def _apply_label(
             )
             return "updated"
         vid = _keep_in_history(ws, rel, version, previous)
-        store.flag_conflict(
+        store.labels.flag_conflict(
             rel,
             DUPLICATE_LABELS,
             f"copies of this photo carry different boxes: {Path(str(current.meta.get('xml', '?'))).name} "
@@ -793,7 +793,7 @@ def _label_over_review(
     ("updated"), else it waits in the history and the photo is flagged for review ("conflict")."""
     n = _count_boxes(version.boxes)
     if xml_wins:
-        ws.store.add_label_version(replace(version, meta={**version.meta, "replaces_reviewed": current.id}))
+        ws.store.labels.add_label_version(replace(version, meta={**version.meta, "replaces_reviewed": current.id}))
         report.updated += 1
         report.add(
             rel,
@@ -805,7 +805,7 @@ def _label_over_review(
         )
         return "updated"
     vid = _keep_in_history(ws, rel, version, previous)
-    ws.store.flag_conflict(
+    ws.store.labels.flag_conflict(
         rel,
         XML_AFTER_REVIEW,
         f"{_xml_name(version)} changed after a dermatologist reviewed this "
@@ -820,9 +820,9 @@ def _label_over_review(
 def _keep_in_history(ws: Workspace, rel: str, version: LabelVersion, previous: LabelVersion | None) -> int:
     """Store `version` in the photo's history without making it current; the conflict the same file's previous
     version raised is settled (superseded). Returns the new version's id."""
-    vid = ws.store.add_history_version(version)
+    vid = ws.store.labels.add_history_version(version)
     if previous is not None:
-        ws.store.resolve_conflicts(rel, f"superseded by version {vid}", version_id=previous.id)
+        ws.store.labels.resolve_conflicts(rel, f"superseded by version {vid}", version_id=previous.id)
     return vid
 
 
@@ -834,13 +834,13 @@ def _xml_name(version: LabelVersion) -> str:
 def _let_xml_win(ws: Workspace, rel: str, waiting: LabelVersion, report: IngestReport) -> None:
     """--xml-wins on a re-run: the edited XML that waits in the history becomes the current label."""
     with ws.store.transaction():
-        current = ws.store.current_label(rel)
+        current = ws.store.labels.current_label(rel)
         if current is None or current.source is not Source.REVIEWED:
             return
-        ws.store.add_label_version(
+        ws.store.labels.add_label_version(
             replace(waiting, id=None, created_at=now_iso(), meta={**waiting.meta, "replaces_reviewed": current.id})
         )
-        ws.store.resolve_conflicts(rel, "xml-wins", version_id=waiting.id)
+        ws.store.labels.resolve_conflicts(rel, "xml-wins", version_id=waiting.id)
     report.updated += 1
     report.add(
         rel,
@@ -884,12 +884,12 @@ def _commit(ws: Workspace, pending: list[tuple[ImageRecord, LabelVersion | None]
         return
     with ws.store.transaction():
         for record, version in pending:
-            ws.store.add_image(record)
+            ws.store.labels.add_image(record)
             report.added += 1
             if version is None:
                 report.unlabelled += 1
             else:
-                ws.store.add_label_version(version)
+                ws.store.labels.add_label_version(version)
                 report.labelled += 1
                 report.boxes += len(version.boxes)
     pending.clear()

@@ -106,7 +106,7 @@ def main() -> None:
         ws = Workspace.create(base / "ws", Config(images=data / "images", project_title="bench double review"))
         ingest(ws, images=data / "images", labels=data / "labels")
         classes = ws.config.class_table
-        records = {r.path: r for r in ws.store.images()}
+        records = {r.path: r for r in ws.store.labels.images()}
         truth = {
             p: [clip_box(b, r.width, r.height) for b in read_truth(data / "truth", p, classes) or []]
             for p, r in records.items()
@@ -114,7 +114,7 @@ def main() -> None:
         rng = random.Random(args.seed)
         with ws.store.transaction():
             for p, r in records.items():
-                ws.store.add_label_version(
+                ws.store.labels.add_label_version(
                     LabelVersion(
                         p,
                         Source.MODEL,
@@ -142,7 +142,7 @@ def main() -> None:
                 }
                 for n in (1, 2)
             }
-            current = {r.photo: ws.store.current_label(r.photo) for r in reviews}
+            current = {r.photo: ws.store.labels.current_label(r.photo) for r in reviews}
             settled = [ReviewMeta.from_dict(v.meta).settled if v else None for v in current.values()]
             kinds = [s.kind if s else None for s in settled]
             summary = agreement_summary(ws)

@@ -102,7 +102,7 @@ def main() -> None:
                 args.dir / f"simulated-before-round-{round_no}",
                 lambda n=round_no: simulate(ws, client, count=args.review, seed=n, profile=reviewer),
             )
-        if stage_reached(ws.store.round_record(round_no), Stage.DONE):
+        if stage_reached(ws.store.rounds.round_record(round_no), Stage.DONE):
             print(f"round {round_no} was finished by an earlier run of this benchmark")
             continue
         t = time.perf_counter()
@@ -221,9 +221,9 @@ def _audited_finalize(ws, client, data: Path, args: argparse.Namespace, reviewer
     rng, classes = random.Random(args.seed * 7919 + 1), ws.config.class_table
     disagree = 0
     for path, version_id in state.audit_versions.items():
-        record, truth = ws.store.image(path), read_truth(data / "truth", path, classes) or []
+        record, truth = ws.store.labels.image(path), read_truth(data / "truth", path, classes) or []
         second = draw_from_scratch(truth, reviewer, rng, width=record.width, height=record.height)
-        disagree += check_photo(path, ws.store.version(version_id).boxes, second).wrong
+        disagree += check_photo(path, ws.store.labels.version(version_id).boxes, second).wrong
     n = len(state.audit_versions)
     if n:
         print(
@@ -254,7 +254,7 @@ def _final_set_f1(ws, data: Path) -> None:  # noqa: ANN001
         "auto-accepted (no person saw them)": [],
         "still unreviewed predictions": [],
     }
-    for path, version in ws.store.current_labels().items():
+    for path, version in ws.store.labels.current_labels().items():
         if version.excluded:
             continue
         truth = [

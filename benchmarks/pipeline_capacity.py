@@ -125,7 +125,7 @@ def main() -> None:
 
     ws = Workspace.create(tmp / "ws", Config(images=data / "images", classes=CLASSES))
     ingest(ws, images=data / "images")
-    by_name = {r.path: r for r in ws.store.images()}
+    by_name = {r.path: r for r in ws.store.labels.images()}
     records, warmup = [by_name[p.name] for p in photos], [by_name[p.name] for p in spare]
     devices = _devices(args.device)
     batch = args.batch or auto_batch(devices[0])

@@ -199,7 +199,7 @@ def main() -> None:
 
     ws = Workspace.create(tmp / "ws", Config(images=data / "images"))
     ingest(ws, images=data / "images")
-    by_name = {r.path: r for r in ws.store.images()}
+    by_name = {r.path: r for r in ws.store.labels.images()}
     pipelines = len(_devices(device))
 
     def engine(det: Any, chosen: Sequence[Path], version: str) -> None:
@@ -271,7 +271,9 @@ def main() -> None:
     for name, _ in backends:
         engine_boxes[name] = {}
         for p in photos:
-            versions = [v for v in ws.store.history(p.name) if (v.model_version or "").startswith(f"bench-{name}-")]
+            versions = [
+                v for v in ws.store.labels.history(p.name) if (v.model_version or "").startswith(f"bench-{name}-")
+            ]
             engine_boxes[name][p.name] = list(versions[-1].boxes) if versions else []
     ws.close()
     load_after = os.getloadavg()

@@ -51,7 +51,7 @@ def build(folder: Path, photos: int, epochs: int) -> tuple[Path, Path]:
     ws = Workspace.create(root, cfg) if not (root / "annotator.toml").exists() else Workspace.open(root, write=True)
     with ws:
         ingest(ws, images=cfg.images, labels=cfg.labels)
-        if not stage_reached(ws.store.round_record(0), Stage.DONE):
+        if not stage_reached(ws.store.rounds.round_record(0), Stage.DONE):
             run_round(ws, 0, RoundSettings(model="auto", epochs=epochs, imgsz=320, batch=8))
     return root, data / "truth"
 
@@ -60,12 +60,12 @@ def read_pool(root: Path, truth_dir: Path, round_no: int) -> tuple[list[PoolPhot
     """(pool photos with their round-`round_no` prediction and truth, boxes labelled by hand, photos skipped)."""
     ws = Workspace.open(root)
     try:
-        records = {r.path: r for r in ws.store.images()}
+        records = {r.path: r for r in ws.store.labels.images()}
         classes = ws.config.class_table
         pool: list[PoolPhoto] = []
         human_boxes = skipped = 0
         for path, record in sorted(records.items()):
-            history = ws.store.history(path)
+            history = ws.store.labels.history(path)
             manual = [v for v in history if v.source is Source.MANUAL]
             if manual:
                 human_boxes += len(manual[-1].boxes)

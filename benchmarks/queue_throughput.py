@@ -56,7 +56,7 @@ def _workspace(root: Path, images: Path, n: int, title: str, seed: int) -> Works
     with ws.store.transaction():
         for i in range(n):
             path = f"face_{i:05d}.jpg"
-            ws.store.add_image(ImageRecord(path=path, sha256=f"{seed}-{i}", width=W, height=H))
+            ws.store.labels.add_image(ImageRecord(path=path, sha256=f"{seed}-{i}", width=W, height=H))
             boxes = tuple(
                 Box(
                     rng.choice(("sl", "fre", "mel")),
@@ -68,7 +68,7 @@ def _workspace(root: Path, images: Path, n: int, title: str, seed: int) -> Works
                 )
                 for x, y in ((rng.uniform(0, 500), rng.uniform(0, 380)) for _ in range(rng.randint(1, 4)))
             )
-            ws.store.add_label_version(
+            ws.store.labels.add_label_version(
                 LabelVersion(path, Source.MODEL, boxes, round=0, model_version="round-000", uncertainty=rng.random())
             )
     return ws
@@ -114,8 +114,8 @@ def main() -> None:
             )
             ensure_photo_storage(ws, client, naive_project.id)
             prefix = document_prefix(ws, client)
-            labels = ws.store.current_labels()
-            records = {r.path: r for r in ws.store.images()[:sample]}
+            labels = ws.store.labels.current_labels()
+            records = {r.path: r for r in ws.store.labels.images()[:sample]}
             t0 = time.perf_counter()
             for path, rec in records.items():
                 client.sdk.projects.import_tasks(
@@ -129,8 +129,8 @@ def main() -> None:
             project = client.sdk.projects.create(title="bench pull", label_config=naive_project.label_config)
             ws.store.set_meta(PROJECT_KEY, str(project.id))
             ensure_photo_storage(ws, client, project.id)
-            labels = ws.store.current_labels()
-            records = {r.path: r for r in ws.store.images()}
+            labels = ws.store.labels.current_labels()
+            records = {r.path: r for r in ws.store.labels.images()}
             rng = random.Random(3)
             t0 = time.perf_counter()
             paths = list(records)
@@ -151,9 +151,11 @@ def main() -> None:
                         ]
                     payload.append(task)
                 ids = client.sdk.projects.import_tasks(project.id, request=payload, return_task_ids=True).task_ids
-                ws.store.record_tasks(project.id, [(p, t, labels[p].id) for p, t in zip(chunk, ids, strict=True)])
+                ws.store.review.record_tasks(
+                    project.id, [(p, t, labels[p].id) for p, t in zip(chunk, ids, strict=True)]
+                )
             print(f"setup: {n} tasks imported, {reviewed_now} of them annotated, in {time.perf_counter() - t0:.1f} s")
-            tasks = ws.store.task_map(project.id)
+            tasks = ws.store.review.task_map(project.id)
             # The imported annotations stand for reviews made before this pull, not in its last seconds: a pull
             # right after a bulk import keeps the import's last OVERLAP_S seconds of tasks in its overlap, which
             # the next pull lists again (~0.5 ms a task in Label Studio), a cost real reviews do not bring.

@@ -38,7 +38,7 @@ def round_calibration(ws, round_no: int, detector, imgsz: int, refit: bool):
     from training.detectors.base import TrainingView
     from training.thresholds import predict_split
 
-    record = ws.store.round_record(round_no)
+    record = ws.store.rounds.round_record(round_no)
     if record is not None and record.trained is not None and record.trained.calibration_recorded and not refit:
         found = record.trained.calibration
         return (ScoreCalibration.from_dict(found) if found else None), "recorded by the round"
@@ -76,8 +76,8 @@ def main() -> None:
     from training.detectors.ultralytics import UltralyticsDetector
 
     ws = Workspace.open(args.workspace)
-    versions = [v for r in ws.store.images() for v in ws.store.history(r.path)]
-    records = {r.path: r for r in ws.store.images()}
+    versions = [v for r in ws.store.labels.images() for v in ws.store.labels.history(r.path)]
+    records = {r.path: r for r in ws.store.labels.images()}
     model_versions = {v.id: v for v in versions if v.source is Source.MODEL}
     metas = {v.id: ReviewMeta.from_dict(v.meta) for v in versions if v.source is Source.REVIEWED}
     reviewed = [
@@ -101,7 +101,7 @@ def main() -> None:
     )
     for round_no in rounds:
         pairs = by_round.get(round_no, [])
-        record = ws.store.round_record(round_no)
+        record = ws.store.rounds.round_record(round_no)
         chosen = record.thresholds if record else {}
         thresholds = {c: float(chosen.get(c, ws.config.default_threshold)) for c in ws.config.classes}
         imgsz = int(json.loads((ws.round_dir(round_no) / "train_args.json").read_text())["imgsz"])

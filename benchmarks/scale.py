@@ -174,7 +174,7 @@ def _annotate(ws_root: Path, threads: int, limit: int) -> None:
     with Workspace.open(ws_root) as ws:
         client = connect(ws)
         pid = require_project_id(ws)
-        records = {r.path: r for r in ws.store.images()}
+        records = {r.path: r for r in ws.store.labels.images()}
         truth_dir = Path(ws.image_root).parent / "truth"
         todo = [
             t

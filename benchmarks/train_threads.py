@@ -39,7 +39,7 @@ def prepare(root: Path, photos: int) -> TrainingView:
     )
     with ws:
         ingest(ws, images=data / "images", labels=data / "truth")
-        labels = ws.store.current_labels()
+        labels = ws.store.labels.current_labels()
         paths = sorted(labels)
         random.Random(0).shuffle(paths)
         splits = {p: ("val" if i % 5 == 0 else "train") for i, p in enumerate(paths)}

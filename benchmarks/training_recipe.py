@@ -39,7 +39,7 @@ def prepare(root: Path) -> dict[str, TrainingView]:
     else:
         ws = Workspace.open(ws_root, write=True)
     with ws:
-        labels = ws.store.current_labels()
+        labels = ws.store.labels.current_labels()
         photos = sorted(labels)
         random.Random(0).shuffle(photos)
         seed, extra, test = photos[:90], photos[90:200], photos[200:]

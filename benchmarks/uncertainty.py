@@ -119,17 +119,17 @@ def main() -> None:
         else Workspace.open(ws_root, write=True)
     ) as ws:
         ingest(ws, images=cfg.images, labels=cfg.labels)
-        if not stage_reached(ws.store.round_record(0), Stage.DONE):
+        if not stage_reached(ws.store.rounds.round_record(0), Stage.DONE):
             print(f"round 0: training yolo11n for {args.epochs} epochs at {args.imgsz} px on the CPU ...", flush=True)
             run_round(ws, 0, RoundSettings(model="auto", epochs=args.epochs, imgsz=args.imgsz, batch=8, device="cpu"))
-        record = ws.store.round_record(0)
+        record = ws.store.rounds.round_record(0)
         trained = record.trained if record else None
         test = (trained.test if trained else None) or {}
         detector = make_detector(str(round_model_path(ws, 0)), ws.config.classes)
         calibration, origin = round_calibration(ws, 0, detector, args.imgsz, refit=False)
         threshold = threshold_rule(ws.config, record.thresholds if record else {})  # the round's own
-        records = {r.path: r for r in ws.store.images()}
-        pool = sorted(p for p, v in ws.store.current_labels().items() if v.source is Source.MODEL)
+        records = {r.path: r for r in ws.store.labels.images()}
+        pool = sorted(p for p, v in ws.store.labels.current_labels().items() if v.source is Source.MODEL)
         classes = ws.config.class_table
         truth = {p: read_truth(data / "truth", p, classes) for p in pool}
         reviewer = profile_named(args.profile)
@@ -159,7 +159,7 @@ def main() -> None:
             )
             seconds[name] = stats.seconds
             cpu_seconds[name] = time.process_time() - cpu_started
-            current = ws.store.current_labels()
+            current = ws.store.labels.current_labels()
             uncertainty[name], changed[name] = [], []
             for p in pool:
                 version, rec, true_boxes = current[p], records[p], truth[p]

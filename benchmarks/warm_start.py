@@ -25,15 +25,15 @@ def main() -> None:
     from training.detectors.base import TrainSettings
 
     with Workspace.open(args.workspace) as ws:
-        record = ws.store.round_record(args.round)
+        record = ws.store.rounds.round_record(args.round)
         warm = record.trained if record else None
         if record is None or warm is None or warm.test is None or warm.epochs is None or warm.imgsz is None:
             raise SystemExit(f"round {args.round} is not trained in {args.workspace}")
         epochs, imgsz = warm.epochs, warm.imgsz
-        manifest = ws.store.manifest(args.round, record.attempt)
+        manifest = ws.store.rounds.manifest(args.round, record.attempt)
         out = ws.root / "warm-start-check"
         view = build_training_view(
-            ws, out / "view", {p: s for p, _, s in manifest}, {p: ws.store.version(v) for p, v, _ in manifest}
+            ws, out / "view", {p: s for p, _, s in manifest}, {p: ws.store.labels.version(v) for p, v, _ in manifest}
         )
         cold = make_detector(args.model, ws.config.classes)
         started = time.perf_counter()

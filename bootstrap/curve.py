@@ -73,17 +73,17 @@ class CurveRow:
 def learning_curve(ws: Workspace) -> list[CurveRow]:
     """One row per round (and attempt) in the store, oldest first."""
     reviewed_by_round: dict[int, list[LabelVersion]] = defaultdict(list)
-    for version in ws.store.current_labels([Source.REVIEWED]).values():
+    for version in ws.store.labels.current_labels([Source.REVIEWED]).values():
         if version.round is not None:
             reviewed_by_round[version.round].append(version)
-    sizes = {r.path: (r.width, r.height) for r in ws.store.images()}
+    sizes = {r.path: (r.width, r.height) for r in ws.store.labels.images()}
     rows = []
-    for record in ws.store.rounds():
+    for record in ws.store.rounds.rounds():
         r = record.round_no
         sources: Counter[str] = Counter()
-        for _, vid, split in ws.store.manifest(r, record.attempt):
+        for _, vid, split in ws.store.rounds.manifest(r, record.attempt):
             if split != "test":
-                trained_on = ws.store.version(vid)
+                trained_on = ws.store.labels.version(vid)
                 if trained_on is not None:
                     sources[trained_on.source.value] += 1
         headline = round_map(record)
@@ -138,7 +138,7 @@ def _uncertainty_auroc(ws: Workspace, reviewed: list[LabelVersion]) -> float | N
     """AUROC of the reviewed photos' prediction uncertainty for "the reviewer changed something"."""
     metas = (ReviewMeta.from_dict(v.meta) for v in reviewed)
     parents = {m.prediction_version_id for m in metas if m.prediction_version_id}
-    predictions = {vid: ws.store.version(vid) for vid in parents}
+    predictions = {vid: ws.store.labels.version(vid) for vid in parents}
     return uncertainty_auroc(reviewed, {vid: p.uncertainty if p else None for vid, p in predictions.items()})
 
 

@@ -60,7 +60,7 @@ def _step(n: int, text: str) -> None:
 
 def _run_or_resume(ws: Workspace, round_no: int, settings: RoundSettings, queue: ReviewQueue) -> None:
     """Run a round through the loop's one sequence, or say it was done by an earlier run of the demo."""
-    if stage_reached(ws.store.round_record(round_no), Stage.DONE):
+    if stage_reached(ws.store.rounds.round_record(round_no), Stage.DONE):
         say(f"  round {round_no} was finished by an earlier run of the demo")
         return
     with LoopProgress() as progress:
@@ -163,7 +163,7 @@ def run_demo(settings: DemoSettings) -> dict:
         _run_or_resume(ws, 1, RoundSettings.from_config(ws.config, 1), queue)
         if settings.reviewers >= 2:
             _adjudicate(ws, queue, settings.seed)
-        record = ws.store.round_record(1)
+        record = ws.store.rounds.round_record(1)
         report_path = ws.round_dir(1, record.attempt if record else 0) / "report.html"
 
         _step(7, "the learning curve")
@@ -241,11 +241,11 @@ def _simulated_review(ws: Workspace, settings: DemoSettings) -> None:
     from review_queue.labelstudio.client import connect
     from review_queue.simulate import simulate
 
-    n_review = max(1, int(settings.review_fraction * len(ws.store.task_map())))
+    n_review = max(1, int(settings.review_fraction * len(ws.store.review.task_map())))
     double = settings.reviewers >= 2
     who = "two SIMULATED dermatologists each review" if double else "a SIMULATED dermatologist reviews"
     _step(5, f"{who} {n_review} photos in queue order through the Label Studio API")
-    if ws.store.round_record(1) is not None:
+    if ws.store.rounds.round_record(1) is not None:
         say("  reviewed by an earlier run of the demo")
         return
     client = connect(ws)

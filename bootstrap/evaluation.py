@@ -195,8 +195,8 @@ def evaluate_test_split(
     froze) and compute `split_figures`. threshold: per-class score threshold (default: the
     workspace's, what pre-annotation keeps). backend: the note naming what `detector` predicts
     with (`training.detectors.runtime.prediction_detector`), kept with the figures."""
-    records = {r.path: r for r in ws.store.images()}
-    rows = [(p, vid) for p, vid, split in ws.store.manifest(round_no, attempt) if split == "test"]
+    records = {r.path: r for r in ws.store.labels.images()}
+    rows = [(p, vid) for p, vid, split in ws.store.rounds.manifest(round_no, attempt) if split == "test"]
     classes = ws.config.classes
 
     def decoded() -> Iterator[DecodedPhoto]:
@@ -205,7 +205,7 @@ def evaluate_test_split(
             yield DecodedPhoto(rgb, sx, sy, (records[path].width, records[path].height))
 
     pred = predict_photos(detector, decoded(), conf=EVAL_CONF, imgsz=imgsz, batch=batch, device=device).boxes
-    versions = [ws.store.version(vid) for _, vid in rows]
+    versions = [ws.store.labels.version(vid) for _, vid in rows]
     truth = [tuple(v.boxes) if v is not None else () for v in versions]
     threshold = threshold or ws.config.threshold_for
     figures = split_figures(
@@ -233,13 +233,13 @@ def record_test_split(
     """Evaluate once per round and store it as the round's `metrics["test_split"]` (a rerun reuses it).
     threshold: the per-class score threshold the round pre-annotates with (default: the workspace's);
     backend: what `detector` predicts with, stored with the figures."""
-    record = ws.store.round_record(round_no, attempt)
+    record = ws.store.rounds.round_record(round_no, attempt)
     if record is not None and record.test_split is not None:
         return record.test_split
     figures = evaluate_test_split(
         ws, detector, round_no, attempt, imgsz=imgsz, device=device, threshold=threshold, backend=backend
     ).to_dict()
-    ws.store.upsert_round(round_no, attempt, stage=record.stage if record else Stage.TRAINED, test_split=figures)
+    ws.store.rounds.upsert_round(round_no, attempt, stage=record.stage if record else Stage.TRAINED, test_split=figures)
     return figures
 
 

@@ -41,7 +41,7 @@ def photos_to_accept(ws: Workspace) -> dict[str, LabelVersion]:
     """The photos whose current label is still a model's prediction: what finalize would accept."""
     return {
         path: version
-        for path, version in ws.store.current_labels().items()
+        for path, version in ws.store.labels.current_labels().items()
         if version.source is Source.MODEL and not version.excluded
     }
 
@@ -76,7 +76,7 @@ def audit_state(ws: Workspace, plan: AuditPlan) -> AuditState:
     checks = []
     for path in plan.sample:
         if path in audits:
-            prediction = ws.store.version(predicted[path])
+            prediction = ws.store.labels.version(predicted[path])
             checks.append(check_photo(path, prediction.boxes if prediction else (), audits[path].boxes))
     return AuditState(
         plan=plan,
@@ -88,7 +88,7 @@ def audit_state(ws: Workspace, plan: AuditPlan) -> AuditState:
 
 def _audit_version(ws: Workspace, path: str, digest: str) -> LabelVersion | None:
     """The newest label version an auditor made of `path` for the audit `digest`."""
-    for version in reversed(ws.store.history(path)):
+    for version in reversed(ws.store.labels.history(path)):
         if version.source is Source.REVIEWED and ReviewMeta.from_dict(version.meta).acceptance_audit == digest:
             return version
     return None
@@ -171,7 +171,7 @@ def _accept(
     }
     with ws.store.transaction():
         for version in candidates.values():
-            ws.store.add_label_version(
+            ws.store.labels.add_label_version(
                 LabelVersion(
                     image_path=version.image_path,
                     source=Source.AUTO_ACCEPTED,
@@ -197,7 +197,9 @@ def _last_batch_correction_rate(ws: Workspace) -> float | None:
     """The correction rate of the last reviewed round's batch (information only)."""
     from review_queue.corrections import correction_summary
 
-    reviewed = [v for v in ws.store.current_labels().values() if v.source is Source.REVIEWED and v.round is not None]
+    reviewed = [
+        v for v in ws.store.labels.current_labels().values() if v.source is Source.REVIEWED and v.round is not None
+    ]
     if not reviewed:
         return None
     last = max(v.round for v in reviewed if v.round is not None)

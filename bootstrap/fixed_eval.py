@@ -64,14 +64,14 @@ class FixedSetRound:
 
 def fixed_set(ws: Workspace) -> list[str]:
     """The photos of the fixed evaluation set, in path order."""
-    return sorted(p for p, split in ws.store.splits().items() if split == EVAL_SPLIT)
+    return sorted(p for p, split in ws.store.labels.splits().items() if split == EVAL_SPLIT)
 
 
 def round_predictions(ws: Workspace, round_no: int, photos: Sequence[str]) -> dict[str, LabelVersion]:
     """Each photo's newest prediction made by round `round_no`."""
     out = {}
     for path in photos:
-        made = [v for v in ws.store.history(path) if v.source is Source.MODEL and v.round == round_no]
+        made = [v for v in ws.store.labels.history(path) if v.source is Source.MODEL and v.round == round_no]
         if made:
             out[path] = made[-1]
     return out
@@ -90,7 +90,7 @@ def score_round(
     predictions = round_predictions(ws, round_no, fixed_set(ws))
     rows = []
     for path, version in sorted(predictions.items()):
-        record, truth = ws.store.image(path), read_truth(truth_dir, path, ws.config.class_table)
+        record, truth = ws.store.labels.image(path), read_truth(truth_dir, path, ws.config.class_table)
         if record is None or truth is None:
             continue
         truth = [clip_box(b, record.width, record.height) for b in truth]

@@ -171,14 +171,14 @@ class _Writer(threading.Thread):
                             created_at=now_iso(),
                             uncertainty=pred.uncertainty,
                         )
-                        vid = self.ws.store.add_label_version(version)
+                        vid = self.ws.store.labels.add_label_version(version)
                         if vid is None:
                             self.stats.skipped_human += 1
                             continue
                         written.append((pred, vid, version))
                 for _, vid, version in written:
                     self.ws.write_voc_for(replace(version, id=vid))
-                self.ws.store.mark_voc_written([(p.image_path, vid) for p, vid, _ in written])
+                self.ws.store.mirror.mark_voc_written([(p.image_path, vid) for p, vid, _ in written])
                 self.stats.predicted += len(written)
                 self.stats.boxes += sum(len(p.boxes) for p, _, _ in written)
                 self.stats.no_box += sum(1 for p, _, _ in written if not p.boxes)

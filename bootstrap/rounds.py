@@ -128,7 +128,7 @@ def run_round(
     stage it did not finish. Without a queue the round stops short of Label Studio (`--no-queue`).
     """
     attempt = plan_round(ws, round_no, force=force)
-    started = ws.store.round_record(round_no, attempt)
+    started = ws.store.rounds.round_record(round_no, attempt)
     pulled = _pull_reviews(ws, queue, round_no, started, pull_first=pull_first, hooks=hooks)
     spec = resolve_model(ws, round_no, settings.model)
     trained_before = stage_reached(started, Stage.TRAINED) and (ws.round_dir(round_no, attempt) / "model.pt").exists()
@@ -204,7 +204,7 @@ def _predict_stage(
     hooks: RoundHooks,
 ) -> PreannotateStats | None:
     """Pre-annotate every unreviewed photo, unless an earlier run of this round already did."""
-    if stage_reached(ws.store.round_record(round_no, attempt), Stage.PREDICTED):
+    if stage_reached(ws.store.rounds.round_record(round_no, attempt), Stage.PREDICTED):
         return None
     hooks.stage(f"round {round_no}: pre-annotating every unreviewed photo")
     return predict_round(
@@ -224,17 +224,17 @@ def _push_stage(
     ws: Workspace, queue: ReviewQueue | None, round_no: int, attempt: int, *, hooks: RoundHooks
 ) -> PushResult | None:
     """Push the new predictions to the review queue (untouched tasks only) and record what the push did."""
-    if queue is None or stage_reached(ws.store.round_record(round_no, attempt), Stage.PUSHED):
+    if queue is None or stage_reached(ws.store.rounds.round_record(round_no, attempt), Stage.PUSHED):
         return None
     hooks.stage(f"round {round_no}: pushing the new predictions to {queue.url} (untouched tasks only)")
     pushed = queue.push(ws)
-    ws.store.upsert_round(round_no, attempt, stage=Stage.PUSHED, push=pushed.to_dict())
+    ws.store.rounds.upsert_round(round_no, attempt, stage=Stage.PUSHED, push=pushed.to_dict())
     return pushed
 
 
 def _required(ws: Workspace, round_no: int, attempt: int) -> RoundRecord:
     """The record of a round this run has started (train_round creates it)."""
-    record = ws.store.round_record(round_no, attempt)
+    record = ws.store.rounds.round_record(round_no, attempt)
     if record is None:
         raise WorkspaceError(f"round {round_no} (attempt {attempt}) is not recorded in {ws.root}")
     return record
@@ -255,8 +255,8 @@ def resolve_model(ws: Workspace, round_no: int, spec: str | None) -> str:
 def ensure_splits(ws: Workspace) -> dict[str, str]:
     """Fix the splits once (at bootstrap); later-labelled photos join train/val, never test."""
     cfg = ws.config
-    labelled = {p: v for p, v in ws.store.current_labels(TRAINABLE_SOURCES).items() if not v.excluded}
-    records = {r.path: r for r in ws.store.images()}
+    labelled = {p: v for p, v in ws.store.labels.current_labels(TRAINABLE_SOURCES).items() if not v.excluded}
+    records = {r.path: r for r in ws.store.labels.images()}
     if ws.store.get_meta("splits_fixed") is None:
         manual = [
             SplitCandidate(p, frozenset(b.label for b in v.boxes), records[p].device_class.value)
@@ -277,33 +277,33 @@ def ensure_splits(ws: Workspace) -> dict[str, str]:
         )
         splits.update(fixed_evaluation_set(ws, size=cfg.eval_size, seed=cfg.seed))
         with ws.store.transaction():
-            ws.store.set_splits(splits)
+            ws.store.labels.set_splits(splits)
             ws.store.set_meta("splits_fixed", "1")
-    existing = ws.store.splits()
+    existing = ws.store.labels.splits()
     late = {p: late_split(p, cfg.val_fraction) for p in labelled if p not in existing}
     if late:
-        ws.store.set_splits(late)
-    return ws.store.splits()
+        ws.store.labels.set_splits(late)
+    return ws.store.labels.splits()
 
 
 def fixed_evaluation_set(ws: Workspace, *, size: int, seed: int) -> dict[str, str]:
     """path -> EVAL_SPLIT for `size` photos drawn at random (seeded) from the unlabelled pool: predicted by every
     round and never pushed to the review queue, so rounds are compared on the same photos."""
-    pool = sorted(ws.store.unlabelled_paths())
+    pool = sorted(ws.store.labels.unlabelled_paths())
     chosen = random.Random(seed).sample(pool, min(size, len(pool))) if size > 0 else []
     return {path: EVAL_SPLIT for path in chosen}
 
 
 def snapshot(ws: Workspace, round_no: int, attempt: int) -> list[tuple[str, int, str]]:
     """The round's immutable manifest: (photo, label-version id, split), written once."""
-    existing = ws.store.manifest(round_no, attempt)
+    existing = ws.store.rounds.manifest(round_no, attempt)
     if existing:
         return existing
     splits = ensure_splits(ws)
-    labelled = {p: v for p, v in ws.store.current_labels(TRAINABLE_SOURCES).items() if not v.excluded}
+    labelled = {p: v for p, v in ws.store.labels.current_labels(TRAINABLE_SOURCES).items() if not v.excluded}
     rows = [(p, int(v.id), splits[p]) for p, v in sorted(labelled.items()) if p in splits and v.id is not None]
-    ws.store.write_manifest(round_no, attempt, rows)
-    manifest = ws.store.manifest(round_no, attempt)
+    ws.store.rounds.write_manifest(round_no, attempt, rows)
+    manifest = ws.store.rounds.manifest(round_no, attempt)
     rd = ws.round_dir(round_no, attempt)
     rd.mkdir(parents=True, exist_ok=True)
     atomic_write_text(
@@ -343,13 +343,13 @@ def train_round(
     Returns the detector the round predicts with and its backend note (`round_predictor`): the val thresholds
     are chosen on its scores, and the test split and pre-annotation use it too (metrics["backend"])."""
     rd = ws.round_dir(round_no, attempt)
-    record = ws.store.round_record(round_no, attempt)
+    record = ws.store.rounds.round_record(round_no, attempt)
     if stage_reached(record, Stage.TRAINED) and (rd / "model.pt").exists():
         trained = make_detector(str(rd / "model.pt"), ws.config.classes, verbose=settings.verbose)
         return round_predictor(ws, trained, round_no, attempt, device=settings.device)
     version = model_version_for(round_no, attempt)
     if record is None:
-        ws.store.upsert_round(round_no, attempt, stage=Stage.STARTED, model_version=version)
+        ws.store.rounds.upsert_round(round_no, attempt, stage=Stage.STARTED, model_version=version)
     view = _training_view(ws, round_no, attempt)
     detector, origin = _starting_detector(ws, round_no, model_spec, settings)
     train_settings = _train_settings(ws, settings)
@@ -377,7 +377,7 @@ def train_round(
     )
     _write_train_args(rd, round_no, attempt, train_settings, detector, trained_round, result)
     atomic_write_text(rd / "metrics.json", json.dumps(trained_round.to_metrics(), indent=2, default=str))
-    ws.store.upsert_round(
+    ws.store.rounds.upsert_round(
         round_no,
         attempt,
         stage=Stage.TRAINED,
@@ -391,7 +391,7 @@ def train_round(
 def _training_view(ws: Workspace, round_no: int, attempt: int) -> TrainingView:
     """The round's snapshot as a training view (train/val/test links and labels); refuses an empty train split."""
     manifest = snapshot(ws, round_no, attempt)
-    labels = {p: ws.store.version(vid) for p, vid, _ in manifest}
+    labels = {p: ws.store.labels.version(vid) for p, vid, _ in manifest}
     view = build_training_view(
         ws,
         ws.round_dir(round_no, attempt) / "view",
@@ -472,7 +472,7 @@ def round_predictor(
     round's whole prediction work (its test and val photos and the pool still to pre-annotate), so on the CPU the
     thresholds are chosen on the scores pre-annotation applies them to, and "auto" exports (once, cached beside
     model.pt) when that work pays for it. A GPU, or a family ONNX Runtime does not run, keeps `detector`."""
-    evaluated = sum(1 for _, _, split in ws.store.manifest(round_no, attempt) if split in ("test", "val"))
+    evaluated = sum(1 for _, _, split in ws.store.rounds.manifest(round_no, attempt) if split in ("test", "val"))
     pool = len(unreviewed_targets(ws, model_version_for(round_no, attempt)))
     return prediction_detector(
         detector,
@@ -489,7 +489,7 @@ def _origin(ws: Workspace, round_no: int, model_spec: str, detector: Detector, f
     if fresh:
         return {"pretrained": detector.pretrained.to_dict() if detector.pretrained else None, "warm_start": None}
     start = Path(model_spec).expanduser()
-    previous = ws.store.round_record(round_no - 1) if round_no >= 1 else None
+    previous = ws.store.rounds.round_record(round_no - 1) if round_no >= 1 else None
     inherited = None
     if previous and previous.model_path and Path(previous.model_path).resolve() == start.resolve():
         inherited = previous.trained.pretrained if previous.trained else None
@@ -499,9 +499,9 @@ def _origin(ws: Workspace, round_no: int, model_spec: str, detector: Detector, f
 def unreviewed_targets(ws: Workspace, model_version: str) -> list[ImageRecord]:
     """Photos a model may (re)label: no label yet, or only an older model's. Excludes the
     fixed test split's photos (they keep their hand labels) and photos done by this model."""
-    current = ws.store.current_labels()
+    current = ws.store.labels.current_labels()
     out = []
-    for rec in ws.store.images():
+    for rec in ws.store.labels.images():
         version = current.get(rec.path)
         if version is None or (
             version.source is Source.MODEL and not version.excluded and version.model_version != model_version
@@ -528,7 +528,7 @@ def predict_round(
     version = model_version_for(round_no, attempt)
     targets = unreviewed_targets(ws, version)
     total = len(targets)
-    record = ws.store.round_record(round_no, attempt)
+    record = ws.store.rounds.round_record(round_no, attempt)
     chosen = record.thresholds if record else {}
     fitted = record.calibration if record else None
     calibration = ScoreCalibration.from_dict(fitted) if fitted else None
@@ -554,16 +554,16 @@ def predict_round(
         calibration=calibration,
         progress=(lambda n: progress(n, total)) if progress else None,
     )
-    previous = ws.store.round_record(round_no, attempt)
+    previous = ws.store.rounds.round_record(round_no, attempt)
     done_before = (previous.predicted_photos if previous else None) or 0
     summary = {**stats.to_dict(), "predicted": done_before + stats.predicted, "backend": backend}
-    ws.store.upsert_round(round_no, attempt, stage=Stage.PREDICTED, preannotate=summary)
+    ws.store.rounds.upsert_round(round_no, attempt, stage=Stage.PREDICTED, preannotate=summary)
     return stats
 
 
 def round_model_path(ws: Workspace, round_no: int) -> Path:
     """The weights round N's latest attempt trained; refuses a round with none on disk."""
-    record = ws.store.round_record(round_no)
+    record = ws.store.rounds.round_record(round_no)
     if record is None or not record.model_path or not Path(record.model_path).exists():
         raise WorkspaceError(f"round {round_no} has no trained model in {ws.root}/rounds; run it first")
     return Path(record.model_path)
@@ -575,14 +575,14 @@ def plan_round(ws: Workspace, round_no: int, *, force: bool = False) -> int:
     if round_no < 0:
         raise WorkspaceError(f"round {round_no}: rounds are numbered from 0 (round 0 is `annotator bootstrap`)")
     if round_no >= 1:
-        previous = ws.store.round_record(round_no - 1)
+        previous = ws.store.rounds.round_record(round_no - 1)
         if not stage_reached(previous, Stage.TRAINED):
             raise WorkspaceError(
                 f"round {round_no - 1} is missing or unfinished in {ws.root}; run "
                 + ("`annotator bootstrap`" if round_no == 1 else f"`annotator retrain --round {round_no - 1}`")
                 + " first"
             )
-    existing = ws.store.round_record(round_no)
+    existing = ws.store.rounds.round_record(round_no)
     if existing is None:
         return 0
     if existing.stage is not Stage.DONE:
@@ -618,5 +618,5 @@ def finish_round(ws: Workspace, round_no: int, attempt: int) -> Path:
     """Write the round's one-page report, then mark the round done (in that order: a run killed before
     the report is on disk resumes and writes it, rather than being refused as finished)."""
     path = write_report(ws, round_no, attempt)
-    ws.store.upsert_round(round_no, attempt, stage=Stage.DONE)
+    ws.store.rounds.upsert_round(round_no, attempt, stage=Stage.DONE)
     return path

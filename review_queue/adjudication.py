@@ -98,12 +98,12 @@ def double_reviews(ws: Workspace, project_id: int | None = None) -> list[DoubleR
     """Every photo with reviews by two different reviewers in the review project (latest per reviewer)."""
     pid = project_id if project_id is not None else stored_project_id(ws)
     out: list[DoubleReview] = []
-    for path in ws.store.paths_reviewed_by_several(2):  # photo by photo: not every current label (8,000: ~0.8 s)
-        current = ws.store.current_label(path)
+    for path in ws.store.labels.paths_reviewed_by_several(2):  # photo by photo: not every current label (8,000: ~0.8 s)
+        current = ws.store.labels.current_label(path)
         if current is None or current.source is not Source.REVIEWED:
             continue  # a later manual label (XML that won) is current: not ours to settle
         latest: dict[str, LabelVersion] = {}
-        for version in ws.store.history(path):
+        for version in ws.store.labels.history(path):
             if version.source is not Source.REVIEWED or not version.reviewer:
                 continue
             meta = ReviewMeta.from_dict(version.meta)
@@ -120,7 +120,7 @@ def double_reviews(ws: Workspace, project_id: int | None = None) -> list[DoubleR
 
 def _first_seen(ws: Workspace, path: str, version: LabelVersion) -> int:
     """Reviewers in the order their first review of the photo was stored."""
-    return min(int(v.id or 0) for v in ws.store.history(path) if v.reviewer == version.reviewer)
+    return min(int(v.id or 0) for v in ws.store.labels.history(path) if v.reviewer == version.reviewer)
 
 
 def agreement_summary(ws: Workspace) -> AgreementSummary:
@@ -130,7 +130,7 @@ def agreement_summary(ws: Workspace) -> AgreementSummary:
 
 
 def _settled(ws: Workspace, review: DoubleReview) -> SettleKind | None:
-    for version in ws.store.history(review.photo):
+    for version in ws.store.labels.history(review.photo):
         settled = ReviewMeta.from_dict(version.meta).settled
         if settled is not None and list(settled.reviews) == review.ids:
             return settled.kind
@@ -209,7 +209,7 @@ def settle(ws: Workspace, client: ReviewClient | None) -> SettleResult:
         pair = review.agreement()
         if pair.agrees(min_f1):
             version = _final_version(ws, review, merge(pair), kind=MERGED, excluded=review.a.excluded)
-            ws.store.add_label_version(version)
+            ws.store.labels.add_label_version(version)
             merged += 1
         elif (queued.get(review.photo) or {}).get("reviews") != review.ids:
             to_adjudicate.append(review)
@@ -261,7 +261,7 @@ def push_adjudications(ws: Workspace, client: ReviewClient, reviews: Sequence[Do
     """One adjudication task per disagreeing photo, both reviews as predictions named by reviewer."""
     pid = ensure_adjudication_project(ws, client)
     prefix = document_prefix(ws, client)
-    records = {r.path: r for r in ws.store.images()}
+    records = {r.path: r for r in ws.store.labels.images()}
     payload = []
     for review in reviews:
         record = records[review.photo]
@@ -301,8 +301,8 @@ def pull_adjudications(ws: Workspace, client: ReviewClient) -> int:
     pid = adjudication_project_id(ws)
     if pid is None:
         return 0
-    pulled = ws.store.pulled_annotations()
-    records = {r.path: r for r in ws.store.images()}
+    pulled = ws.store.review.pulled_annotations()
+    records = {r.path: r for r in ws.store.labels.images()}
     emails: dict[int, str] | None = None
     stored = 0
     for task in client.tasks_with_annotations(pid):
@@ -315,7 +315,7 @@ def pull_adjudications(ws: Workspace, client: ReviewClient) -> int:
         ann = max(submitted, key=lambda a: (a.get("updated_at") or "", a["id"]))
         if pulled.get(int(ann["id"]), "\0") == ann.get("updated_at"):
             continue
-        a, b = ws.store.version(ids[0]), ws.store.version(ids[1])
+        a, b = ws.store.labels.version(ids[0]), ws.store.labels.version(ids[1])
         parsed = parse_result(
             ann.get("result") or [], width=record.width, height=record.height, classes=ws.config.class_table
         )
@@ -336,7 +336,7 @@ def pull_adjudications(ws: Workspace, client: ReviewClient) -> int:
             updated_at=ann.get("updated_at"),
         )
         with ws.store.transaction():
-            version_id = ws.store.add_label_version(version)
-            ws.store.record_pulled(int(ann["id"]), record.path, version_id, ann.get("updated_at"))
+            version_id = ws.store.labels.add_label_version(version)
+            ws.store.review.record_pulled(int(ann["id"]), record.path, version_id, ann.get("updated_at"))
         stored += 1
     return stored

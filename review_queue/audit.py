@@ -133,7 +133,7 @@ def _store_audit(
     ws: Workspace, photo: str, ann: dict[str, Any], *, plan: str, project_id: int, task_id: int, emails: dict[int, str]
 ) -> str:
     """Store one audit annotation as the photo's reviewed label: "stored", "unchanged", or a problem."""
-    record = ws.store.image(photo)
+    record = ws.store.labels.image(photo)
     if record is None:
         return f"task {task_id}: photo {photo} is no longer in the workspace"
     parsed = parse_result(
@@ -160,7 +160,7 @@ def _store_audit(
         exclude_reasons=tuple(parsed.excluded),
         acceptance_audit=plan,
     )
-    ws.store.add_label_version(
+    ws.store.labels.add_label_version(
         LabelVersion(
             image_path=photo,
             source=Source.REVIEWED,
@@ -176,7 +176,7 @@ def _store_audit(
 
 def _stored_audit(ws: Workspace, photo: str, plan: str) -> ReviewMeta | None:
     """The review record of the newest audit of `photo` for `plan` already stored."""
-    for version in reversed(ws.store.history(photo)):
+    for version in reversed(ws.store.labels.history(photo)):
         meta = ReviewMeta.from_dict(version.meta)
         if version.source is Source.REVIEWED and meta.acceptance_audit == plan:
             return meta
@@ -209,7 +209,7 @@ def simulate_audit(
             break
         served.add(int(task["id"]))
         photo = str((task.get("data") or {}).get(PHOTO_FIELD))
-        truth, record = read_truth(truth_dir, photo, ws.config.class_table), ws.store.image(photo)
+        truth, record = read_truth(truth_dir, photo, ws.config.class_table), ws.store.labels.image(photo)
         if int(task["id"]) not in ours or truth is None or record is None:
             acting.postpone(int(task["id"]))
             continue

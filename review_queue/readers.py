@@ -1,7 +1,7 @@
 """The reader study: dermatologists read the fixed test split blinded, in Label Studio, and their reads
 come back as the reader (DOCTOR) rows of `annotator benchmark`.
 
-Push puts every photo of the test split (`Store.splits() == "test"`) into a readers' project of its
+Push puts every photo of the test split (`Labels.splits() == "test"`) into a readers' project of its
 own, WITHOUT predictions or any label (blinded), asking for `readers` reads per photo, one per Label
 Studio user: each reader is served every photo once by the label stream and never sees another's
 read. A read is image-level: the lesion types the reader ticks (several allowed, "no lesion" for none);
@@ -73,7 +73,7 @@ def _tasks(ws: Workspace) -> dict[str, int]:
 
 def study_photos(ws: Workspace) -> list[str]:
     """The fixed test split, in path order."""
-    return sorted(p for p, s in ws.store.splits().items() if s == "test")
+    return sorted(p for p, s in ws.store.labels.splits().items() if s == "test")
 
 
 def ensure_readers_project(ws: Workspace, client: ReviewClient, *, readers: int) -> int:
@@ -131,7 +131,7 @@ def pull_readers(ws: Workspace, client: ReviewClient, *, out: Path) -> ReadersPu
     pid = stored_project_id(ws, READERS)
     if pid is None:
         raise LabelStudioError("no reader study was pushed yet: run `annotator review readers push` first")
-    known = set(ws.store.splits())
+    known = set(ws.store.labels.splits())
     classes = ws.config.class_table
     emails = client.user_emails()
     latest: dict[tuple[str, str], tuple[str, frozenset[str]]] = {}  # (reader, photo) -> (updated_at, classes)

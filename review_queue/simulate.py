@@ -140,7 +140,7 @@ def simulate(
     if not truth_root.is_dir():
         raise ConfigError(f"{truth_root}: no ground-truth folder; pass --truth DIR (VOC XML named like the photos)")
     classes = ws.config.class_table
-    records = {r.path: r for r in ws.store.images()}
+    records = {r.path: r for r in ws.store.labels.images()}
     rng = random.Random(seed if reviewer is None else seed * 1000 + reviewer)
     user_id: int | None = None
     acting = client if reviewer is None else client_as(client, simulated_reviewer(reviewer))
@@ -321,7 +321,7 @@ def simulate_adjudication(
     pid = ensure_adjudication_project(ws, client)
     truth_root = Path(truth_dir) if truth_dir else Path(ws.image_root).parent / "truth"
     classes = ws.config.class_table
-    records = {r.path: r for r in ws.store.images()}
+    records = {r.path: r for r in ws.store.labels.images()}
     rng = random.Random(seed * 1000 + 999)
     acting = client_as(client, SIMULATED_ADJUDICATOR)
     done: list[int] = []

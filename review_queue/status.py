@@ -74,8 +74,8 @@ class ReviewStatus:
 def review_status(ws: Workspace, client: ReviewClient | None = None) -> ReviewStatus:
     """The review's state from the store; with a client, also the server's own task counts."""
     pid = stored_project_id(ws)
-    tasks = ws.store.task_map(pid) if pid is not None else {}
-    current = ws.store.current_labels()
+    tasks = ws.store.review.task_map(pid) if pid is not None else {}
+    current = ws.store.labels.current_labels()
     reviewed = [v for v in current.values() if v.source is Source.REVIEWED]
     server = None
     if client is not None and pid is not None:
@@ -93,7 +93,7 @@ def review_status(ws: Workspace, client: ReviewClient | None = None) -> ReviewSt
         excluded=sum(1 for v in reviewed if v.excluded),
         remaining=sum(1 for p in tasks if p in current and current[p].source is Source.MODEL),
         simulated_reviews=sum(1 for v in reviewed if ReviewMeta.from_dict(v.meta).simulated),
-        corrections=correction_summary(reviewed, sizes={r.path: (r.width, r.height) for r in ws.store.images()}),
+        corrections=correction_summary(reviewed, sizes={r.path: (r.width, r.height) for r in ws.store.labels.images()}),
         server=server,
         agreement=agreement_summary(ws),
     )

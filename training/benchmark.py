@@ -153,7 +153,7 @@ def run_benchmark(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     labels = labels_for(ws)
-    splits = {p: s for p, s in ws.store.splits().items() if p in labels}
+    splits = {p: s for p, s in ws.store.labels.splits().items() if p in labels}
     test = held_out(ws, labels, splits, settings, device_csv)
     view = build_training_view(ws, out_dir / "view", splits, labels)
     ground_truth_file = _write_ground_truth(test, out_dir / "coco")
@@ -173,7 +173,7 @@ def held_out(
     device_csv: Path | None = None,
 ) -> HeldOut:
     """The human-labelled photos of the fixed test split, their subsets (EXIF's device class, or `device_csv`'s)."""
-    records = {r.path: r for r in ws.store.images()}
+    records = {r.path: r for r in ws.store.labels.images()}
     photos = [p for p in sorted(splits) if splits[p] == "test" and labels[p].source.is_human]
     split_sizes = {s: sum(1 for v in splits.values() if v == s) for s in ("train", "val", "test")}
     if not photos:
@@ -425,4 +425,6 @@ def default_reader_files(ws: Workspace) -> list[Path]:
 
 def labels_for(ws: Workspace) -> dict[str, LabelVersion]:
     """The labels the benchmark trains and scores on (human or accepted, not excluded)."""
-    return {p: v for p, v in ws.store.current_labels().items() if not v.excluded and v.source is not Source.MODEL}
+    return {
+        p: v for p, v in ws.store.labels.current_labels().items() if not v.excluded and v.source is not Source.MODEL
+    }

@@ -34,7 +34,7 @@ def build_training_view(
     if out_dir.exists():
         shutil.rmtree(out_dir)
     classes = ws.config.classes
-    records = {r.path: r for r in ws.store.images()}
+    records = {r.path: r for r in ws.store.labels.images()}
     images: dict[str, list[tuple[Path, str]]] = {s: [] for s in SPLITS}
     for split in SPLITS:
         (out_dir / "images" / split).mkdir(parents=True, exist_ok=True)

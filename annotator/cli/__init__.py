@@ -120,7 +120,7 @@ def init(
         ws = Workspace.open(workspace, write=True)
         if wanted is not None and wanted != cfg.classes:
             try:
-                new = changed_classes(cfg.classes, wanted, ws.store.classes_in_use())
+                new = changed_classes(cfg.classes, wanted, ws.store.labels.classes_in_use())
             except ClassOrderError as exc:
                 ws.close()
                 raise ConfigError(exc.phrased("--classes")) from exc

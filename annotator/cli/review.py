@@ -417,7 +417,7 @@ def _measured_lines(ws: Workspace, *, fit: bool) -> list[str]:
     )
     from review_queue.edits import EditKind
 
-    current = ws.store.current_labels().values()
+    current = ws.store.labels.current_labels().values()
     reviews = timed_reviews(current)
     lines = [
         f"measured by Label Studio, {g.group}: {g.mean_seconds:.1f} s per photo over {g.photos} photos"

@@ -39,7 +39,7 @@ ARM_FIELD = "arm"  # task data: "control" for a photo of the effort study's draw
 CONTROL_ARM = "control"
 CONTROL_NOTE = "Draw from scratch: no model boxes are shown for this photo (effort study)"
 
-# A photo whose label sources disagree (`Store.conflicts()`) is served before any model prediction:
+# A photo whose label sources disagree (`Labels.conflicts()`) is served before any model prediction:
 # its task's prediction scores 0, every model prediction at least MODEL_SCORE_FLOOR, and Label Studio
 # serves ascending scores. (It refuses imported scores outside 0-1.)
 CONFLICT_SCORE = 0.0

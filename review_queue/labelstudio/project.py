@@ -228,7 +228,7 @@ def ensure_project(ws: Workspace, client: ReviewClient, *, new: bool = False) ->
     if pid is not None and not new:
         return get_project(client, pid)
     if pid is not None:
-        ws.store.forget_tasks(pid)
+        ws.store.review.forget_tasks(pid)
     key = None if new else (ws.store.get_meta(PENDING_KEY) or None)
     if key is not None:  # a push was killed between creating the project and storing its id: adopt it
         adopted = _project_with_key(client, key)

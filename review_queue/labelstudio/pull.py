@@ -109,7 +109,7 @@ def pull(
 
     full: export every annotated task, not only those changed since the last pull."""
     pid = require_project_id(ws)
-    task_of_photo = ws.store.task_map(pid)
+    task_of_photo = ws.store.review.task_map(pid)
     exports, reason = _changed_tasks(ws, client, pid, full=full, timeout=export_timeout, known=task_of_photo.values())
     run = _Run.start(ws, pid, task_of_photo, full=reason != "incremental")
     for export in exports:  # a full pull's next chunk is exported by Label Studio while this one is stored
@@ -165,14 +165,14 @@ class _Run:
     @classmethod
     def start(cls, ws: Workspace, project_id: int, task_of_photo: dict[str, int], *, full: bool) -> _Run:
         """Read what the pull compares the exports with: tasks, photos, pulled annotations, pushed versions."""
-        reviewed = dict(ws.store.current_labels(sources=[Source.REVIEWED])) if full else {}
+        reviewed = dict(ws.store.labels.current_labels(sources=[Source.REVIEWED])) if full else {}
         return cls(
             project_id=project_id,
             full=full,
             photo_of_task={tid: path for path, tid in task_of_photo.items()},
-            records={r.path: r for r in ws.store.images()},
-            pulled=ws.store.pulled_annotations(),
-            pushed=ws.store.pushed_versions(),
+            records={r.path: r for r in ws.store.labels.images()},
+            pulled=ws.store.review.pulled_annotations(),
+            pushed=ws.store.review.pushed_versions(),
             classes=ws.config.class_table,
             reviewed_now=dict(reviewed),
         )
@@ -180,7 +180,7 @@ class _Run:
     def reviewed_current(self, ws: Workspace, path: str) -> LabelVersion | None:
         """The photo's current label when it is a review, else None."""
         if not self.full and path not in self.reviewed_now:
-            current = ws.store.current_label(path)
+            current = ws.store.labels.current_label(path)
             self.reviewed_now[path] = current if current is not None and current.source is Source.REVIEWED else None
         return self.reviewed_now.get(path)
 
@@ -240,7 +240,7 @@ def _write_issues(ws: Workspace, run: _Run, *, reason: str, deleted: list[dict[s
 def pending_annotations(ws: Workspace, client: ReviewClient, *, export_timeout: float = 600.0) -> int:
     """How many submitted annotations in Label Studio are new or edited since the last pull."""
     pid = require_project_id(ws)
-    pulled = ws.store.pulled_annotations()
+    pulled = ws.store.review.pulled_annotations()
     exports, _ = _changed_tasks(ws, client, pid, full=False, timeout=export_timeout)
     return sum(
         1
@@ -477,12 +477,12 @@ def _mark_deleted(ws: Workspace, project_id: int, tasks: list[dict[str, Any]], *
     Incremental: annotations missing from a task that was exported. Full: from the whole project."""
     present = {int(a["id"]) for t in tasks for a in t.get("annotations") or []}
     exported = {int(t["id"]) for t in tasks}
-    stored = ws.store.pulled_annotation_tasks(project_id)
+    stored = ws.store.review.pulled_annotation_tasks(project_id)
     gone = {a: task_id for a, task_id in stored.items() if a not in present and (full or task_id in exported)}
     if not gone:
         return []
-    ws.store.mark_annotations_deleted(gone)
-    photo_of_task = {tid: path for path, tid in ws.store.task_map(project_id).items()}
+    ws.store.review.mark_annotations_deleted(gone)
+    photo_of_task = {tid: path for path, tid in ws.store.review.task_map(project_id).items()}
     return [
         {
             "task_id": task_id,
@@ -628,7 +628,7 @@ def _parent_prediction(
 ) -> tuple[list[tuple[str, Box]], str | None, int | None, int | None]:
     """(regions, model_version, round, label-version id) of the prediction the reviewer started from:
     the annotation's parent prediction, else the label version pushed with the task."""
-    history = ws.store.history(record.path)
+    history = ws.store.labels.history(record.path)
     model_versions = [v for v in history if v.source is Source.MODEL]
     parent_id = ann.get("parent_prediction")
     parent = next((p for p in task.get("predictions") or [] if isinstance(p, dict) and p.get("id") == parent_id), None)
@@ -663,9 +663,9 @@ def _store_annotation(ws: Workspace, item: _Prepared) -> int:
     """Store one annotation and its pulled-row in one transaction: both or neither."""
     with ws.store.transaction():
         if item.current:
-            version_id = ws.store.add_label_version(item.version)
+            version_id = ws.store.labels.add_label_version(item.version)
         else:
-            version_id = ws.store.add_history_version(item.version)
+            version_id = ws.store.labels.add_history_version(item.version)
         assert version_id is not None  # a reviewed version is never refused
-        ws.store.record_pulled(item.annotation_id, item.version.image_path, version_id, item.updated_at)
+        ws.store.review.record_pulled(item.annotation_id, item.version.image_path, version_id, item.updated_at)
     return version_id

@@ -4,7 +4,7 @@ Every photo whose current label is a `model` version gets one task carrying that
 (prediction score = 1 - uncertainty, so Label Studio's uncertainty sampling serves the most
 doubtful photo first; with `[review] queue_order = "random"`, a score fixed per photo and round
 that serves a fair sample instead, see docs/queue-order.md). A photo with an open label conflict
-(`Store.conflicts()`: copies with other hand boxes, XML edited after a review) is served before
+(`Labels.conflicts()`: copies with other hand boxes, XML edited after a review) is served before
 all of them: its task carries its current label as the prediction to check (score 0), the
 disagreeing labels beside it, and the conflict's text. After a new round, untouched tasks get the
 new prediction; tasks a reviewer has annotated (or skipped) are never touched. A push killed
@@ -165,23 +165,23 @@ def _plan(ws: Workspace, client: ReviewClient, project: Any) -> _Plan:
     """Read the labels to serve and the recorded tasks; adopt the tasks a killed push left unrecorded."""
     pid = int(project.id)
     prefix = document_prefix(ws, client)
-    records = {r.path: r for r in ws.store.images()}
+    records = {r.path: r for r in ws.store.labels.images()}
     conflicting = _conflicting(ws, records)
-    held_out = {p for p, split in ws.store.splits().items() if split == EVAL_SPLIT}  # the fixed evaluation set
+    held_out = {p for p, split in ws.store.labels.splits().items() if split == EVAL_SPLIT}  # the fixed evaluation set
     model = {
         p: v
-        for p, v in ws.store.current_labels(sources=[Source.MODEL]).items()
+        for p, v in ws.store.labels.current_labels(sources=[Source.MODEL]).items()
         if p not in conflicting and p not in held_out
     }
-    tasks = ws.store.task_map(pid)
+    tasks = ws.store.review.task_map(pid)
     adopted = 0
-    pushed = ws.store.pushed_versions()
+    pushed = ws.store.review.pushed_versions()
     untasked = [p for p in (*model, *conflicting) if p not in tasks]
     retasked = [p for p, c in conflicting.items() if pushed.get(p) != c.current.id]  # may get a conflict task
     if (untasked or retasked) and (project.task_number or 0) > len(tasks):
         adopted = _adopt_unrecorded(ws, client, pid, known=set(records))
-        tasks = ws.store.task_map(pid)
-        pushed = ws.store.pushed_versions()
+        tasks = ws.store.review.task_map(pid)
+        pushed = ws.store.review.pushed_versions()
     return _Plan(pid, prefix, records, model, conflicting, tasks, pushed, adopted)
 
 
@@ -226,7 +226,9 @@ def _import_new(ws: Workspace, client: ReviewClient, plan: _Plan, *, batch: int,
                 # and the next push adopts it like any task a killed push left
                 done, ids = sent[0][0], sent[0][1].result()
                 sent.popleft()
-                ws.store.record_tasks(pid, [(p, int(tid), model[p].id) for p, tid in zip(done, ids, strict=True)])
+                ws.store.review.record_tasks(
+                    pid, [(p, int(tid), model[p].id) for p, tid in zip(done, ids, strict=True)]
+                )
                 created += len(done)
                 report("importing tasks", created, len(new))
     return created
@@ -247,7 +249,7 @@ def _replace_stale(
             {"task": tasks[p], **prediction_payload(plan.records[p], model[p], ws.config.queue_order)} for p in chunk
         ]
         _replace_predictions(client, plan.project_id, [tasks[p] for p in chunk], predictions, what="new predictions")
-        ws.store.record_tasks(plan.project_id, [(p, tasks[p], model[p].id) for p in chunk])
+        ws.store.review.record_tasks(plan.project_id, [(p, tasks[p], model[p].id) for p in chunk])
         replaced += len(chunk)
         report("replacing predictions", replaced, len(todo))
     return replaced, len(stale) - len(todo)
@@ -269,13 +271,13 @@ def _serve_version(client: ReviewClient, project: Any, served: str, *, changed: 
 def _conflicting(ws: Workspace, records: dict[str, ImageRecord]) -> dict[str, _Conflicting]:
     """Photos with open label conflicts, oldest conflict first, each with its labels and the reviewer's note."""
     by_photo: dict[str, list[Any]] = {}
-    for conflict in ws.store.conflicts():
+    for conflict in ws.store.labels.conflicts():
         if conflict.path in records:
             by_photo.setdefault(conflict.path, []).append(conflict)
     out: dict[str, _Conflicting] = {}
     for path, conflicts in by_photo.items():
-        waiting = tuple(v for v in (ws.store.version(c.version_id) for c in conflicts) if v is not None)
-        current = ws.store.current_label(path) or (waiting[0] if waiting else None)
+        waiting = tuple(v for v in (ws.store.labels.version(c.version_id) for c in conflicts) if v is not None)
+        current = ws.store.labels.current_label(path) or (waiting[0] if waiting else None)
         if current is None:
             continue  # nothing to show the reviewer; cannot happen with labels made by ingest
         note = conflict_note((c.kind, c.detail) for c in conflicts)
@@ -344,7 +346,9 @@ def _push_conflicts(
         ids = import_tasks(
             client, pid, [payload(p) for p in chunk], what=f"{len(chunk)} conflict tasks", rerun="annotator review push"
         )
-        ws.store.record_tasks(pid, [(p, int(t), conflicting[p].current.id) for p, t in zip(chunk, ids, strict=True)])
+        ws.store.review.record_tasks(
+            pid, [(p, int(t), conflicting[p].current.id) for p, t in zip(chunk, ids, strict=True)]
+        )
         report("serving conflicts first", min(done * batch, len(new)), len(new))
 
     for chunk in _chunks(stale, batch):
@@ -352,7 +356,7 @@ def _push_conflicts(
             client.call("updating a conflict task", client.sdk.tasks.update, str(tasks[p]), data=payload(p)["data"])
         predictions = [{"task": tasks[p], **prediction} for p in chunk for prediction in payload(p)["predictions"]]
         _replace_predictions(client, pid, [tasks[p] for p in chunk], predictions, what="conflict predictions")
-        ws.store.record_tasks(pid, [(p, tasks[p], conflicting[p].current.id) for p in chunk])
+        ws.store.review.record_tasks(pid, [(p, tasks[p], conflicting[p].current.id) for p in chunk])
     return _ConflictOutcome(created=len(new), replaced=len(stale), kept=kept, up_to_date=current)
 
 
@@ -411,7 +415,7 @@ def _adopt_unrecorded(ws: Workspace, client: ReviewClient, project_id: int, know
 
     A photo has one task, the first listed; except a later conflict task (see `_push_conflicts`),
     which takes over from the photo's recorded task."""
-    recorded = ws.store.task_map(project_id)
+    recorded = ws.store.review.task_map(project_id)
     recorded_ids = set(recorded.values())
     rows: list[tuple[str, int, int | None]] = []
     seen: set[str] = set(recorded)
@@ -428,7 +432,7 @@ def _adopt_unrecorded(ws: Workspace, client: ReviewClient, project_id: int, know
             seen.add(photo)
             version = data.get(VERSION_FIELD)
             rows.append((photo, task_id, int(version) if version is not None else None))
-    ws.store.record_tasks(project_id, rows)
+    ws.store.review.record_tasks(project_id, rows)
     return len(rows)
 
 

@@ -69,7 +69,10 @@ def test_bootstrap_then_retrain_without_queue_from_a_named_model_and_force(make_
     assert args["model"].endswith("rounds/000/model.pt"), "without --model a round starts from round N-1's weights"
     assert (root / "rounds" / "001" / "model.pt").exists(), "the forced attempt keeps the old one"
     with Workspace.open(root) as ws:
-        assert [(r.round_no, r.attempt, r.stage) for r in ws.store.rounds()] == [(0, 0, Stage.DONE), (1, 1, Stage.DONE)]
+        assert [(r.round_no, r.attempt, r.stage) for r in ws.store.rounds.rounds()] == [
+            (0, 0, Stage.DONE),
+            (1, 1, Stage.DONE),
+        ]
 
 
 @pytest.mark.slow
@@ -77,7 +80,7 @@ def test_benchmark_runs_on_a_fully_hand_labelled_workspace_without_a_bootstrap(m
     """The study's own case: every photo labelled by hand, no round trained; the splits are made on demand."""
     ws = make_workspace(images=30, labelled=1.0, seed=6, test_fraction=0.3)
     root = ws.root
-    assert ws.store.splits() == {}
+    assert ws.store.labels.splits() == {}
     ws.close()
     result = _invoke(
         "benchmark",
@@ -103,7 +106,7 @@ def test_benchmark_runs_on_a_fully_hand_labelled_workspace_without_a_bootstrap(m
     report = json.loads(result.stdout)
     assert report["split_sizes"]["test"] == 9
     with Workspace.open(root) as ws:
-        assert sum(1 for s in ws.store.splits().values() if s == "test") == 9
+        assert sum(1 for s in ws.store.labels.splits().values() if s == "test") == 9
 
 
 def test_a_missing_pretrained_checkpoint_is_one_line_naming_it(make_workspace, tmp_path):
@@ -131,7 +134,7 @@ def test_bootstrap_starts_from_a_pretrained_checkpoint_and_records_it(make_works
     result = _invoke("bootstrap", "-w", str(root), "--pretrained", "start.pt", "--epochs", "1", "--imgsz", "64")
     assert result.exit_code == 0, result.output
     with Workspace.open(root) as ws:
-        record = ws.store.round_record(0)
+        record = ws.store.rounds.round_record(0)
         pretrained = record.trained.pretrained if record and record.trained else None
     assert pretrained is not None
     assert pretrained["name"] == "start.pt" and pretrained["tensors"] > 0

@@ -30,7 +30,7 @@ def corpus(tmp_path_factory):
         except Exception:  # noqa: BLE001 - counted, then shown by the test below
             crashes = 1
             raise
-        images = {r.path: ws.store.current_label(r.path) for r in ws.store.images()}
+        images = {r.path: ws.store.labels.current_label(r.path) for r in ws.store.labels.images()}
     lines_by_path = defaultdict(list)
     for line in report.lines:
         lines_by_path[line.path].append(line)

@@ -26,8 +26,8 @@ def copy_photo(folder, src: str, dst: str) -> None:
 
 
 def photos_with_sha(ws, rel: str) -> list[str]:
-    sha = ws.store.image(rel).sha256
-    return [r.path for r in ws.store.images() if r.sha256 == sha]
+    sha = ws.store.labels.image(rel).sha256
+    return [r.path for r in ws.store.labels.images() if r.sha256 == sha]
 
 
 @pytest.mark.parametrize(
@@ -56,11 +56,11 @@ def test_a_labelled_copy_arriving_later_brings_its_boxes_to_the_kept_photo(folde
     folder.controls()
     folder.photo("kept.jpg")
     first = run_ingest()
-    assert first.ws.store.current_label("kept.jpg") is None
+    assert first.ws.store.labels.current_label("kept.jpg") is None
     copy_photo(folder, "kept.jpg", "later/copy.jpg")
     folder.xml("later/copy.jpg")
     result = run_ingest()
-    version = result.ws.store.current_label("kept.jpg")
+    version = result.ws.store.labels.current_label("kept.jpg")
     assert (version.source, version.boxes) == (Source.MANUAL, (GOOD,))
     assert version.meta["copy"] == "later/copy.jpg"
     assert Path(version.meta["xml"]) == (folder.labels / "later" / "copy.xml").resolve()
@@ -79,12 +79,12 @@ def test_copies_with_different_boxes_keep_both_label_sets_and_flag_a_conflict(fo
     result = run_ingest()
     store = result.ws.store
     assert result.boxes("a.jpg") == (GOOD,)
-    history = store.history("a.jpg")
+    history = store.labels.history("a.jpg")
     assert [(v.source, v.boxes, Path(v.meta["xml"]).name) for v in history] == [
         (Source.MANUAL, (GOOD,), "a.xml"),
         (Source.MANUAL, (OTHER,), "b.xml"),
     ]
-    (conflict,) = store.conflicts()
+    (conflict,) = store.labels.conflicts()
     assert (conflict.path, conflict.kind, conflict.version_id) == ("a.jpg", "duplicate-labels", history[1].id)
     line = result.only_line("a.jpg")
     assert (line.reason, line.action) == ("duplicate-labels", "needs review")
@@ -104,8 +104,8 @@ def test_a_later_copy_with_different_boxes_joins_the_history_and_flags_a_conflic
     folder.xml("z/a.png.jpg", [OTHER_BOX, GOOD_BOX])
     result = run_ingest()
     assert result.boxes("a.jpg") == (GOOD,)
-    assert [v.boxes for v in result.ws.store.history("a.jpg")] == [(GOOD,), (OTHER, GOOD)]
-    assert [c.path for c in result.ws.store.conflicts()] == ["a.jpg"]
+    assert [v.boxes for v in result.ws.store.labels.history("a.jpg")] == [(GOOD,), (OTHER, GOOD)]
+    assert [c.path for c in result.ws.store.labels.conflicts()] == ["a.jpg"]
 
 
 def test_rerunning_stores_no_copy_twice_and_still_reports_the_open_conflict(folder, run_ingest):
@@ -113,10 +113,10 @@ def test_rerunning_stores_no_copy_twice_and_still_reports_the_open_conflict(fold
     copy_photo(folder, "a.jpg", "b.jpg")
     folder.xml("b.jpg", [OTHER_BOX])
     first = run_ingest()
-    history = first.ws.store.history("a.jpg")
+    history = first.ws.store.labels.history("a.jpg")
     second = run_ingest()
-    assert second.ws.store.history("a.jpg") == history
-    assert len(second.ws.store.conflicts()) == 1
+    assert second.ws.store.labels.history("a.jpg") == history
+    assert len(second.ws.store.labels.conflicts()) == 1
     assert second.only_line("a.jpg").reason == "duplicate-labels"
     assert second.only_line("b.jpg").reason == "duplicate-photo"
 
@@ -126,8 +126,8 @@ def test_copies_with_the_same_boxes_add_nothing_and_flag_nothing(folder, run_ing
     copy_photo(folder, "a.jpg", "b.jpg")
     folder.xml("b.jpg")
     result = run_ingest()
-    assert len(result.ws.store.history("a.jpg")) == 1
-    assert result.ws.store.conflicts() == []
+    assert len(result.ws.store.labels.history("a.jpg")) == 1
+    assert result.ws.store.labels.conflicts() == []
     assert "the same boxes" in result.only_line("b.jpg").message
     assert result.lines("a.jpg") == []
 

@@ -17,7 +17,7 @@ REVIEWED = (Box("caf", 2, 2, 20, 15),)
 
 
 def reviewed(ws, rel: str) -> int:
-    vid = ws.store.add_label_version(LabelVersion(rel, Source.REVIEWED, REVIEWED, reviewer="dr", round=1))
+    vid = ws.store.labels.add_label_version(LabelVersion(rel, Source.REVIEWED, REVIEWED, reviewer="dr", round=1))
     assert vid is not None
     return vid
 
@@ -28,7 +28,7 @@ def test_an_edited_xml_becomes_a_new_manual_version_and_is_reported(folder, run_
     run_ingest()
     folder.xml("x.jpg", EDITED_BOXES)
     result = run_ingest()
-    history = result.ws.store.history("x.jpg")
+    history = result.ws.store.labels.history("x.jpg")
     assert [(v.source, v.boxes) for v in history] == [(Source.MANUAL, (GOOD,)), (Source.MANUAL, EDITED)]
     assert history[0].meta["xml_sha256"] != history[1].meta["xml_sha256"]
     assert result.boxes("x.jpg") == EDITED
@@ -46,7 +46,7 @@ def test_an_edit_is_stored_once(folder, run_ingest):
     folder.xml("x.jpg", EDITED_BOXES)
     run_ingest()
     again = run_ingest()
-    assert len(again.ws.store.history("x.jpg")) == 2
+    assert len(again.ws.store.labels.history("x.jpg")) == 2
     assert again.lines() == [] and again.report.updated == 0
 
 
@@ -55,7 +55,7 @@ def test_an_xml_saved_again_without_a_change_adds_nothing(folder, run_ingest):
     run_ingest()
     folder.xml("x.jpg", declaration=True, verified=True)  # other bytes, same boxes
     result = run_ingest()
-    assert len(result.ws.store.history("x.jpg")) == 1
+    assert len(result.ws.store.labels.history("x.jpg")) == 1
     assert result.lines() == []
 
 
@@ -66,7 +66,7 @@ def test_an_edit_back_to_an_earlier_content_is_a_new_version_too(folder, run_ing
     run_ingest()
     folder.xml("x.jpg")  # undone in labelImg
     result = run_ingest()
-    assert [v.boxes for v in result.ws.store.history("x.jpg")] == [(GOOD,), EDITED, (GOOD,)]
+    assert [v.boxes for v in result.ws.store.labels.history("x.jpg")] == [(GOOD,), EDITED, (GOOD,)]
     assert result.boxes("x.jpg") == (GOOD,)
 
 
@@ -78,11 +78,11 @@ def test_an_edited_xml_never_replaces_a_reviewed_label_silently(folder, run_inge
     folder.xml("x.jpg", EDITED_BOXES)
     result = run_ingest()
     store = result.ws.store
-    current = store.current_label("x.jpg")
+    current = store.labels.current_label("x.jpg")
     assert (current.id, current.source, current.boxes) == (review_id, Source.REVIEWED, REVIEWED)
-    waiting = store.history("x.jpg")[-1]
+    waiting = store.labels.history("x.jpg")[-1]
     assert (waiting.source, waiting.boxes, waiting.meta["xml"].endswith("x.xml")) == (Source.MANUAL, EDITED, True)
-    (conflict,) = store.conflicts()
+    (conflict,) = store.labels.conflicts()
     assert (conflict.path, conflict.kind, conflict.version_id) == ("x.jpg", "xml-after-review", waiting.id)
     line = result.only_line("x.jpg")
     assert (line.reason, line.action) == ("xml-after-review", "needs review")
@@ -95,9 +95,9 @@ def test_the_waiting_edit_is_reported_on_every_run_until_decided_and_stored_once
     folder.pair("x.jpg")
     reviewed(run_ingest().ws, "x.jpg")
     folder.xml("x.jpg", EDITED_BOXES)
-    history = run_ingest().ws.store.history("x.jpg")
+    history = run_ingest().ws.store.labels.history("x.jpg")
     again = run_ingest()
-    assert again.ws.store.history("x.jpg") == history
+    assert again.ws.store.labels.history("x.jpg") == history
     assert again.only_line("x.jpg").reason == "xml-after-review"
 
 
@@ -107,7 +107,7 @@ def test_a_new_review_decides_the_conflict(folder, run_ingest):
     folder.xml("x.jpg", EDITED_BOXES)
     result = run_ingest()
     reviewed(result.ws, "x.jpg")
-    assert result.ws.store.conflicts() == []
+    assert result.ws.store.labels.conflicts() == []
     assert run_ingest().lines() == []
 
 
@@ -117,10 +117,10 @@ def test_xml_wins_makes_the_waiting_edit_current_and_keeps_the_review(folder, ru
     folder.xml("x.jpg", EDITED_BOXES)
     ws = run_ingest().ws
     report = ingest(ws, images=folder.images, labels=folder.labels, workers=1, xml_wins=True)
-    current = ws.store.current_label("x.jpg")
+    current = ws.store.labels.current_label("x.jpg")
     assert (current.source, current.boxes, current.meta["replaces_reviewed"]) == (Source.MANUAL, EDITED, review_id)
-    assert ws.store.version(review_id).boxes == REVIEWED
-    assert ws.store.conflicts() == []
+    assert ws.store.labels.version(review_id).boxes == REVIEWED
+    assert ws.store.labels.conflicts() == []
     (line,) = report.lines
     assert (line.path, line.reason, line.action) == ("x.jpg", "xml-over-review", "updated")
 
@@ -131,10 +131,10 @@ def test_xml_wins_at_the_first_sight_of_the_edit(folder, run_ingest):
     review_id = reviewed(ws, "x.jpg")
     folder.xml("x.jpg", EDITED_BOXES)
     report = ingest(ws, images=folder.images, labels=folder.labels, workers=1, xml_wins=True)
-    assert [v.source for v in ws.store.history("x.jpg")] == [Source.MANUAL, Source.REVIEWED, Source.MANUAL]
-    assert ws.store.current_label("x.jpg").boxes == EDITED
-    assert ws.store.version(review_id).boxes == REVIEWED
-    assert "reviewed label (version" in report.lines[0].message and ws.store.conflicts() == []
+    assert [v.source for v in ws.store.labels.history("x.jpg")] == [Source.MANUAL, Source.REVIEWED, Source.MANUAL]
+    assert ws.store.labels.current_label("x.jpg").boxes == EDITED
+    assert ws.store.labels.version(review_id).boxes == REVIEWED
+    assert "reviewed label (version" in report.lines[0].message and ws.store.labels.conflicts() == []
 
 
 def test_an_edit_that_breaks_the_xml_keeps_the_label_and_says_so(folder, run_ingest):
@@ -155,5 +155,5 @@ def test_a_workspace_from_before_content_hashes_notices_edits_but_not_unchanged_
     assert run_ingest().lines() == []
     folder.xml("x.jpg", EDITED_BOXES)
     result = run_ingest()
-    assert [v.boxes for v in result.ws.store.history("x.jpg")] == [(GOOD,), EDITED]
+    assert [v.boxes for v in result.ws.store.labels.history("x.jpg")] == [(GOOD,), EDITED]
     assert result.only_line("x.jpg").reason == "edited-xml"

@@ -33,10 +33,14 @@ def labelled(folder, run_ingest):
     folder.pair("empty.jpg", [Obj("sl", 5, 5, 30, 30)])
     result = run_ingest()
     store = result.ws.store
-    store.add_label_version(LabelVersion(CONTROL_UNLABELLED, Source.MODEL, PREDICTED, round=0, model_version="m0"))
-    store.add_label_version(LabelVersion("reviewed.jpg", Source.REVIEWED, (Box("ota", 4, 4, 31, 31),), reviewer="dr"))
-    store.add_label_version(LabelVersion("excluded.jpg", Source.REVIEWED, (), excluded=True, reviewer="dr"))
-    store.add_label_version(LabelVersion("empty.jpg", Source.REVIEWED, (), reviewer="dr"))
+    store.labels.add_label_version(
+        LabelVersion(CONTROL_UNLABELLED, Source.MODEL, PREDICTED, round=0, model_version="m0")
+    )
+    store.labels.add_label_version(
+        LabelVersion("reviewed.jpg", Source.REVIEWED, (Box("ota", 4, 4, 31, 31),), reviewer="dr")
+    )
+    store.labels.add_label_version(LabelVersion("excluded.jpg", Source.REVIEWED, (), excluded=True, reviewer="dr"))
+    store.labels.add_label_version(LabelVersion("empty.jpg", Source.REVIEWED, (), reviewer="dr"))
     return result
 
 
@@ -96,8 +100,8 @@ def test_voc_export_ingests_back_into_the_same_boxes(labelled, tmp_path):
         report = ingest(again, images=cfg.images, labels=cfg.labels)
         assert report.lines == []
         for path in (CONTROL_LABELLED, "reviewed.jpg", "empty.jpg"):
-            assert again.store.current_label(path).boxes == labelled.ws.store.current_label(path).boxes
-        assert again.store.current_label("excluded.jpg") is None
+            assert again.store.labels.current_label(path).boxes == labelled.ws.store.labels.current_label(path).boxes
+        assert again.store.labels.current_label("excluded.jpg") is None
 
 
 def test_photos_are_linked_not_copied(labelled, tmp_path):

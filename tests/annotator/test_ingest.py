@@ -59,7 +59,7 @@ def test_playing_cards_all_67_photos_with_all_their_boxes(run_ingest):
     assert (result.report.added, result.report.labelled, result.report.unlabelled) == (67, 67, 0)
     assert result.report.boxes == counted.objects == 143
     assert result.report.lines == []
-    for rec in result.ws.store.images():
+    for rec in result.ws.store.labels.images():
         boxes = result.boxes(rec.path)
         assert len(boxes) == counted.per_file[Path(rec.path).stem], rec.path
         xml = read_voc(PLAYING_CARDS / (Path(rec.path).stem + ".xml"))
@@ -130,7 +130,10 @@ def test_missing_size_is_taken_from_the_photo(folder, run_ingest):
     folder.xml("no_size.jpg", [Obj("mel", 1, 1, 80, 60)], size=None)
     result = run_ingest()
     assert result.boxes("no_size.jpg") == (Box("mel", 0, 0, 80, 60),)
-    assert (result.ws.store.image("no_size.jpg").width, result.ws.store.image("no_size.jpg").height) == (80, 60)
+    assert (result.ws.store.labels.image("no_size.jpg").width, result.ws.store.labels.image("no_size.jpg").height) == (
+        80,
+        60,
+    )
 
 
 def test_truncated_and_difficult_flags_are_kept(folder, run_ingest):
@@ -173,7 +176,7 @@ def test_custom_alias_from_the_config(folder, run_ingest):
 def test_photos_without_xml_join_the_unlabelled_pool(folder, run_ingest):
     folder.controls()
     result = run_ingest()
-    assert result.ws.store.unlabelled_paths() == ["control_unlabelled.jpg"]
+    assert result.ws.store.labels.unlabelled_paths() == ["control_unlabelled.jpg"]
     assert (result.report.labelled, result.report.unlabelled) == (1, 1)
 
 
@@ -192,7 +195,7 @@ def test_xml_path_and_filename_are_never_used_to_find_the_photo(folder, run_inge
     )
     result = run_ingest()
     assert result.boxes("a.jpg") == (GOOD,)
-    assert result.ws.store.current_label("b.jpg") is None
+    assert result.ws.store.labels.current_label("b.jpg") is None
 
 
 def test_camera_make_sets_the_device_class(folder, run_ingest):
@@ -200,7 +203,7 @@ def test_camera_make_sets_the_device_class(folder, run_ingest):
     folder.photo("dslr.jpg", make="Canon", model="Canon EOS 800D")
     folder.photo("scanner.jpg")
     store = run_ingest().ws.store
-    assert [store.image(p).device_class for p in ("phone.jpg", "dslr.jpg", "scanner.jpg")] == [
+    assert [store.labels.image(p).device_class for p in ("phone.jpg", "dslr.jpg", "scanner.jpg")] == [
         DeviceClass.PHONE,
         DeviceClass.DSLR,
         DeviceClass.UNKNOWN,
@@ -217,7 +220,7 @@ def test_xml_on_the_displayed_photo_is_kept_for_every_orientation(folder, run_in
     folder.photo("o.jpg", size=raw, orientation=orientation)
     folder.xml("o.jpg", [Obj("ota", 3, 5, 20, 40)], size=shown)
     result = run_ingest()
-    rec = result.ws.store.image("o.jpg")
+    rec = result.ws.store.labels.image("o.jpg")
     assert ((rec.width, rec.height), rec.orientation) == (shown, orientation)
     assert result.boxes("o.jpg") == (Box("ota", 2, 4, 20, 40),)
     if orientation in (2, 3, 4):  # same size either way: the frame is assumed, and the user told so
@@ -502,7 +505,7 @@ def test_linked_label_folder_is_reported(folder, run_ingest, tmp_path):
     os.symlink(elsewhere, folder.labels / "visit 3")
     result = run_ingest()
     assert result.only_line("visit 3").reason == "linked-folder"
-    assert result.ws.store.current_label("visit 3/x.jpg") is None
+    assert result.ws.store.labels.current_label("visit 3/x.jpg") is None
     result.assert_controls_intact()
 
 
@@ -601,7 +604,11 @@ def test_swapped_corners_are_fixed(folder, run_ingest):
 
 def _snapshot(ws: Workspace) -> tuple:
     store = ws.store
-    return (sorted(store.known_paths()), {p: store.history(p) for p in store.known_paths()}, store.status_counts())
+    return (
+        sorted(store.labels.known_paths()),
+        {p: store.labels.history(p) for p in store.labels.known_paths()},
+        store.status_counts(),
+    )
 
 
 def test_rerunning_is_idempotent(folder, run_ingest):
@@ -619,13 +626,13 @@ def test_rerunning_is_idempotent(folder, run_ingest):
 def test_a_grown_folder_adds_only_what_is_new(folder, run_ingest):
     folder.controls()
     first = run_ingest()
-    history = {p: first.ws.store.history(p) for p in first.ws.store.known_paths()}
+    history = {p: first.ws.store.labels.history(p) for p in first.ws.store.labels.known_paths()}
     folder.pair("new_labelled.jpg")
     folder.photo("visit 2/new_unlabelled.jpg")
     second = run_ingest()
     assert (second.report.added, second.report.labelled, second.report.unlabelled) == (2, 1, 1)
     assert second.report.already_known == 2
-    assert {p: second.ws.store.history(p) for p in history} == history
+    assert {p: second.ws.store.labels.history(p) for p in history} == history
     assert second.boxes("new_labelled.jpg") == (GOOD,)
     second.assert_controls_intact()
 
@@ -645,10 +652,10 @@ def test_a_quarantined_photo_is_picked_up_once_fixed(folder, run_ingest):
 
 def test_xml_added_later_for_an_unlabelled_photo_becomes_its_manual_label(folder, run_ingest):
     folder.photo("x.jpg")
-    assert run_ingest().ws.store.current_label("x.jpg") is None
+    assert run_ingest().ws.store.labels.current_label("x.jpg") is None
     folder.xml("x.jpg")
     result = run_ingest()
-    version = result.ws.store.current_label("x.jpg")
+    version = result.ws.store.labels.current_label("x.jpg")
     assert (version.source, version.boxes) == (Source.MANUAL, (GOOD,))
     assert (result.report.added, result.report.labelled) == (0, 1)
 
@@ -656,10 +663,12 @@ def test_xml_added_later_for_an_unlabelled_photo_becomes_its_manual_label(folder
 def test_xml_added_later_for_a_photo_with_only_predictions_becomes_its_manual_label(folder, run_ingest):
     folder.photo("x.jpg")
     first = run_ingest()
-    first.ws.store.add_label_version(LabelVersion("x.jpg", Source.MODEL, (Box("fre", 1, 1, 5, 5, score=0.5),), round=0))
+    first.ws.store.labels.add_label_version(
+        LabelVersion("x.jpg", Source.MODEL, (Box("fre", 1, 1, 5, 5, score=0.5),), round=0)
+    )
     folder.xml("x.jpg")
     result = run_ingest()
-    assert [v.source for v in result.ws.store.history("x.jpg")] == [Source.MODEL, Source.MANUAL]
+    assert [v.source for v in result.ws.store.labels.history("x.jpg")] == [Source.MODEL, Source.MANUAL]
     assert result.boxes("x.jpg") == (GOOD,)
 
 
@@ -667,7 +676,7 @@ def test_xml_of_an_already_labelled_photo_is_not_ingested_twice(folder, run_inge
     folder.pair("x.jpg")
     run_ingest()
     result = run_ingest()
-    assert len(result.ws.store.history("x.jpg")) == 1
+    assert len(result.ws.store.labels.history("x.jpg")) == 1
 
 
 def test_the_report_is_saved_in_the_workspace(folder, run_ingest):
@@ -677,7 +686,7 @@ def test_the_report_is_saved_in_the_workspace(folder, run_ingest):
     saved = json.loads((result.ws.reports_dir / "ingest.json").read_text())
     assert saved["by_reason"] == {"empty-photo": 1} and saved["quarantined"] == 1
     assert (result.ws.reports_dir / "ingest.txt").read_text().startswith("broken.jpg: empty-photo: ")
-    assert [(i["path"], i["reason"]) for i in result.ws.store.issues()] == [("broken.jpg", "empty-photo")]
+    assert [(i["path"], i["reason"]) for i in result.ws.store.labels.issues()] == [("broken.jpg", "empty-photo")]
 
 
 def test_the_voc_mirror_holds_every_labelled_photo(folder, run_ingest):
@@ -706,4 +715,4 @@ def test_missing_label_folder_is_a_config_error_not_an_unlabelled_set(folder, tm
     with Workspace.create(tmp_path / "ws", Config(images=folder.images)) as ws:
         with pytest.raises(ConfigError, match="lables"):
             ingest(ws, images=folder.images, labels=folder.root / "lables")
-        assert ws.store.known_paths() == set()
+        assert ws.store.labels.known_paths() == set()

@@ -42,7 +42,7 @@ def one_error_line(stderr: str) -> str:
 
 def history_of(ws_root, path: str):
     with Workspace.open(ws_root) as ws:
-        return ws.store.history(path)
+        return ws.store.labels.history(path)
 
 
 @pytest.fixture

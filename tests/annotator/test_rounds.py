@@ -62,12 +62,14 @@ def _stored(ws: Workspace, round_no: int, attempt: int = 0) -> dict:
 
 
 def _run_stages(ws: Workspace) -> None:
-    ws.store.upsert_round(0, 0, stage=Stage.STARTED, model_version="round-000")
-    ws.store.upsert_round(0, 0, stage=Stage.TRAINED, model_path="/ws/rounds/000/model.pt", trained=TRAINED)
-    ws.store.upsert_round(0, 0, stage=Stage.TRAINED, test_split={"photos": 9, "map50": 0.41})
-    ws.store.upsert_round(0, 0, stage=Stage.PREDICTED, preannotate={"photos": 4, "predicted": 4, "backend": "torch"})
-    ws.store.upsert_round(0, 0, stage=Stage.PUSHED, push={"created": 4, "replaced": 0})
-    ws.store.upsert_round(0, 0, stage=Stage.DONE)
+    ws.store.rounds.upsert_round(0, 0, stage=Stage.STARTED, model_version="round-000")
+    ws.store.rounds.upsert_round(0, 0, stage=Stage.TRAINED, model_path="/ws/rounds/000/model.pt", trained=TRAINED)
+    ws.store.rounds.upsert_round(0, 0, stage=Stage.TRAINED, test_split={"photos": 9, "map50": 0.41})
+    ws.store.rounds.upsert_round(
+        0, 0, stage=Stage.PREDICTED, preannotate={"photos": 4, "predicted": 4, "backend": "torch"}
+    )
+    ws.store.rounds.upsert_round(0, 0, stage=Stage.PUSHED, push={"created": 4, "replaced": 0})
+    ws.store.rounds.upsert_round(0, 0, stage=Stage.DONE)
 
 
 def test_a_round_recorded_stage_by_stage_stores_the_json_it_always_did(ws):
@@ -85,7 +87,7 @@ def test_a_round_recorded_stage_by_stage_stores_the_json_it_always_did(ws):
 
 def test_the_record_reads_every_stage_and_writes_the_row_back_unchanged(ws):
     _run_stages(ws)
-    record = ws.store.round_record(0)
+    record = ws.store.rounds.round_record(0)
     assert record is not None
     assert (record.round_no, record.attempt, record.stage) == (0, 0, Stage.DONE)
     assert record.trained == TRAINED
@@ -106,7 +108,7 @@ def test_a_row_from_before_thresholds_and_calibration_loads(ws):
         "VALUES(0, 0, 'done', 'm.pt', 'round-000', ?, ?, 't0', 't1')",
         (json.dumps({"val": {}, "test": {"map50": 0.2}}), json.dumps({"model": "yolo11n.yaml", "epochs": 5})),
     )
-    record = ws.store.round_record(0)
+    record = ws.store.rounds.round_record(0)
     assert record is not None and record.trained is not None
     assert record.trained.test == {"map50": 0.2} and record.trained.imgsz is None
     assert record.thresholds == {} and record.calibration is None
@@ -116,8 +118,8 @@ def test_a_row_from_before_thresholds_and_calibration_loads(ws):
 
 
 def test_a_round_only_started_has_nothing_trained(ws):
-    ws.store.upsert_round(2, 0, stage=Stage.STARTED, model_version="round-002")
-    record = ws.store.round_record(2)
+    ws.store.rounds.upsert_round(2, 0, stage=Stage.STARTED, model_version="round-002")
+    record = ws.store.rounds.round_record(2)
     assert record is not None and record.trained is None and record.thresholds == {}
     assert (record.metrics(), record.info()) == ({}, {})
 
@@ -131,12 +133,12 @@ def test_stages_are_ordered_and_a_missing_round_reached_none():
 
 
 def test_rounds_lists_the_latest_attempt_of_each_round_in_order(ws):
-    ws.store.upsert_round(1, 0, stage=Stage.DONE)
-    ws.store.upsert_round(0, 0, stage=Stage.DONE)
-    ws.store.upsert_round(1, 1, stage=Stage.TRAINED)
-    assert [(r.round_no, r.attempt, r.stage) for r in ws.store.rounds()] == [
+    ws.store.rounds.upsert_round(1, 0, stage=Stage.DONE)
+    ws.store.rounds.upsert_round(0, 0, stage=Stage.DONE)
+    ws.store.rounds.upsert_round(1, 1, stage=Stage.TRAINED)
+    assert [(r.round_no, r.attempt, r.stage) for r in ws.store.rounds.rounds()] == [
         (0, 0, Stage.DONE),
         (1, 1, Stage.TRAINED),
     ]
-    assert ws.store.round_record(1, 0).stage is Stage.DONE
-    assert ws.store.round_record(3) is None
+    assert ws.store.rounds.round_record(1, 0).stage is Stage.DONE
+    assert ws.store.rounds.round_record(3) is None

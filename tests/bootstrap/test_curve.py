@@ -25,7 +25,7 @@ def _workspace(tmp_path) -> Workspace:
     (tmp_path / "images").mkdir()
     ws = Workspace.create(tmp_path / "ws", Config(images=tmp_path / "images"))
     for i in range(4):
-        ws.store.add_image(ImageRecord(path=f"p{i}.jpg", sha256=str(i), width=100, height=100))
+        ws.store.labels.add_image(ImageRecord(path=f"p{i}.jpg", sha256=str(i), width=100, height=100))
     return ws
 
 
@@ -44,7 +44,7 @@ def _render(table) -> str:
 def test_each_round_carries_its_interval_and_the_split_size_and_the_table_warns(tmp_path):
     ws = _workspace(tmp_path)
     figures = _figures(9)
-    ws.store.upsert_round(
+    ws.store.rounds.upsert_round(
         0,
         0,
         stage=Stage.DONE,
@@ -62,7 +62,7 @@ def test_each_round_carries_its_interval_and_the_split_size_and_the_table_warns(
 
 def test_a_round_without_our_evaluation_shows_the_detectors_figure_without_an_interval(tmp_path):
     ws = _workspace(tmp_path)
-    ws.store.upsert_round(0, 0, stage=Stage.DONE, trained=TrainedRound(test={"map50": 0.25, "images": 50}))
+    ws.store.rounds.upsert_round(0, 0, stage=Stage.DONE, trained=TrainedRound(test={"map50": 0.25, "images": 50}))
     [row] = learning_curve(ws)
     assert (row.test_map50, row.test_map50_interval, row.test_photos) == (0.25, None, 50)
     ws.close()
@@ -87,8 +87,8 @@ def test_the_detectors_precision_at_zero_recall_is_shown_na_not_one(tmp_path):
 
 def test_the_report_prints_the_interval_and_the_warning(tmp_path):
     ws = _workspace(tmp_path)
-    ws.store.upsert_round(0, 0, stage=Stage.DONE, test_split=_figures(9).to_dict())
-    record = ws.store.round_record(0)
+    ws.store.rounds.upsert_round(0, 0, stage=Stage.DONE, test_split=_figures(9).to_dict())
+    record = ws.store.rounds.round_record(0)
     assert record is not None
     path = write_round_report(tmp_path / "report.html", title="Round 0", curve=learning_curve(ws), record=record)
     page = path.read_text()
@@ -111,10 +111,10 @@ def test_the_report_says_what_the_review_priority_read_the_scores_through():
 
 def test_a_round_whose_predictions_were_empty_costs_the_reviewer_what_scratch_costs(tmp_path):
     ws = _workspace(tmp_path)
-    ws.store.upsert_round(0, 0, stage=Stage.DONE)
+    ws.store.rounds.upsert_round(0, 0, stage=Stage.DONE)
     for i in range(3):
         ops = [op.to_dict() for op in diff_regions([], [(f"n{j}", b) for j, b in enumerate(LESIONS)])]
-        ws.store.add_label_version(
+        ws.store.labels.add_label_version(
             LabelVersion(
                 image_path=f"p{i}.jpg",
                 source=Source.REVIEWED,

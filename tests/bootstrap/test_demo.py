@@ -22,9 +22,9 @@ def test_the_demo_finishes_two_rounds_and_a_rerun_resumes_without_redoing_work(t
         first = run_demo(settings)
         assert len(first["curve"]) == 2, "the learning curve has a row per round"
         with Workspace.open(ws_root) as ws:
-            rounds = [(r.round_no, r.stage) for r in ws.store.rounds()]
-            reviewed = {p: v.id for p, v in ws.store.current_labels([Source.REVIEWED]).items()}
-            pushed = {r.round_no: r.push for r in ws.store.rounds()}
+            rounds = [(r.round_no, r.stage) for r in ws.store.rounds.rounds()]
+            reviewed = {p: v.id for p, v in ws.store.labels.current_labels([Source.REVIEWED]).items()}
+            pushed = {r.round_no: r.push for r in ws.store.rounds.rounds()}
         assert rounds == [(0, Stage.DONE), (1, Stage.DONE)]
         assert reviewed, "the simulated dermatologist's reviews were pulled in round 1"
         assert all(pushed[r] is not None for r in (0, 1)), "both rounds pushed their predictions"
@@ -39,8 +39,8 @@ def test_the_demo_finishes_two_rounds_and_a_rerun_resumes_without_redoing_work(t
         )
         run_demo(settings)
         with Workspace.open(ws_root) as ws:
-            assert [(r.round_no, r.stage) for r in ws.store.rounds()] == rounds
-            assert {p: v.id for p, v in ws.store.current_labels([Source.REVIEWED]).items()} == reviewed
+            assert [(r.round_no, r.stage) for r in ws.store.rounds.rounds()] == rounds
+            assert {p: v.id for p, v in ws.store.labels.current_labels([Source.REVIEWED]).items()} == reviewed
         assert {p: p.stat().st_mtime_ns for p in ws_root.glob("rounds/*/model.pt")} == models
     finally:
         ls.stop_server(ws_root)

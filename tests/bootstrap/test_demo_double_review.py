@@ -24,7 +24,7 @@ def test_a_double_review_demo_ends_with_every_double_reviewed_photo_merged_or_ad
         run_demo(settings)
         with Workspace.open(ws_root) as ws:
             reviews = double_reviews(ws)
-            current = {r.photo: ws.store.current_label(r.photo) for r in reviews}
+            current = {r.photo: ws.store.labels.current_label(r.photo) for r in reviews}
         assert reviews, "both simulated reviewers reviewed the same photos"
         assert all({r.a.reviewer, r.b.reviewer} == {simulated_reviewer(1), simulated_reviewer(2)} for r in reviews)
         kinds = {p: (v.meta.get("double_review") if v else None) for p, v in current.items()}

@@ -31,8 +31,8 @@ def _workspace(tmp_path, photos: int) -> Workspace:
     (tmp_path / "images").mkdir()
     ws = Workspace.create(tmp_path / "ws", Config(images=tmp_path / "images"))
     for i in range(photos):
-        ws.store.add_image(ImageRecord(path=f"p{i:03d}.jpg", sha256=str(i), width=100, height=100))
-        ws.store.add_label_version(_model(f"p{i:03d}.jpg"))
+        ws.store.labels.add_image(ImageRecord(path=f"p{i:03d}.jpg", sha256=str(i), width=100, height=100))
+        ws.store.labels.add_label_version(_model(f"p{i:03d}.jpg"))
     return ws
 
 
@@ -46,7 +46,7 @@ def _audit(ws: Workspace, paths, boxes: tuple[Box, ...] = (LESION,)) -> None:
     """An auditor boxes each photo blind (what review_queue.audit pulls back)."""
     digest = recorded_plan(ws).population_digest
     for path in paths:
-        ws.store.add_label_version(
+        ws.store.labels.add_label_version(
             LabelVersion(
                 image_path=path,
                 source=Source.REVIEWED,
@@ -58,7 +58,7 @@ def _audit(ws: Workspace, paths, boxes: tuple[Box, ...] = (LESION,)) -> None:
 
 
 def _sources(ws: Workspace) -> set[Source]:
-    return {v.source for v in ws.store.current_labels().values()}
+    return {v.source for v in ws.store.labels.current_labels().values()}
 
 
 def test_finalize_without_an_audit_refuses_and_says_how_to_start_one(tmp_path):
@@ -72,7 +72,7 @@ def test_finalize_without_an_audit_refuses_and_says_how_to_start_one(tmp_path):
 def test_few_photos_left_from_a_weak_model_are_refused_whatever_the_last_batch_said(tmp_path):
     ws = _workspace(tmp_path, 12)
     for i in range(12):  # a weak model: empty predictions on photos that hold lesions
-        ws.store.add_label_version(_model(f"p{i:03d}.jpg", boxes=()))
+        ws.store.labels.add_label_version(_model(f"p{i:03d}.jpg", boxes=()))
     plan = plan_acceptance_audit(ws)
     assert plan.census and plan.sample_size == 12, "12 photos cannot be bounded at 2% by a sample: audit them all"
     _audit(ws, plan.sample[:2])
@@ -100,10 +100,10 @@ def test_a_clean_audit_accepts_the_rest_with_the_audit_in_its_provenance(tmp_pat
     assert result.auto_accepted == 200 - 149 and result.audit["verdict"] == "accept"
     assert result.audit["photo_bound"] <= 0.02 and result.audit_plan["seed"] == 3
     unaudited = next(p for p in (f"p{i:03d}.jpg" for i in range(200)) if p not in plan.sample)
-    accepted = ws.store.current_label(unaudited)
+    accepted = ws.store.labels.current_label(unaudited)
     assert accepted.source is Source.AUTO_ACCEPTED
     assert accepted.meta["audit"] == plan.population_digest and accepted.meta["wrong_photo_bound"] <= 0.02
-    assert ws.store.current_label(plan.sample[0]).source is Source.REVIEWED, "the auditor's own boxes are kept"
+    assert ws.store.labels.current_label(plan.sample[0]).source is Source.REVIEWED, "the auditor's own boxes are kept"
     coco = json.loads((ws.root / "export" / "coco" / "annotations.json").read_text())
     assert len(coco["images"]) == 200
     ws.close()
@@ -124,7 +124,7 @@ def test_new_predictions_void_the_audit_and_planning_again_never_resamples_a_val
     plan = plan_acceptance_audit(ws, AuditSettings(seed=1))
     _audit(ws, plan.sample[:10])
     assert plan_acceptance_audit(ws, AuditSettings(seed=99)).sample == plan.sample, "a running audit is not resampled"
-    ws.store.add_label_version(_model("p000.jpg", boxes=(LESION,)))  # a new round re-predicted a photo
+    ws.store.labels.add_label_version(_model("p000.jpg", boxes=(LESION,)))  # a new round re-predicted a photo
     assert not audit_state(ws, plan).valid
     _audit(ws, plan.sample[10:])
     with pytest.raises(WorkspaceError, match="changed since the audit was planned"):

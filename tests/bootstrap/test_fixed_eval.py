@@ -20,9 +20,9 @@ def _workspace(tmp_path, *, eval_size: int) -> Workspace:
     (tmp_path / "images").mkdir()
     ws = Workspace.create(tmp_path / "ws", Config(images=tmp_path / "images", eval_size=eval_size))
     for i in range(12):
-        ws.store.add_image(ImageRecord(path=f"p{i:02d}.jpg", sha256=str(i), width=100, height=100))
+        ws.store.labels.add_image(ImageRecord(path=f"p{i:02d}.jpg", sha256=str(i), width=100, height=100))
     for i in range(5):  # hand-labelled: the rest is the pool
-        ws.store.add_label_version(LabelVersion(f"p{i:02d}.jpg", Source.MANUAL, (LESION,)))
+        ws.store.labels.add_label_version(LabelVersion(f"p{i:02d}.jpg", Source.MANUAL, (LESION,)))
     return ws
 
 
@@ -31,10 +31,12 @@ def test_the_fixed_set_is_drawn_once_from_the_unlabelled_pool(tmp_path):
     ensure_splits(ws)
     chosen = fixed_set(ws)
     assert len(chosen) == 4 and all(int(p[1:3]) >= 5 for p in chosen), chosen
-    ws.store.add_label_version(LabelVersion("p11.jpg", Source.MODEL, (LESION,), round=0, model_version="round-000"))
+    ws.store.labels.add_label_version(
+        LabelVersion("p11.jpg", Source.MODEL, (LESION,), round=0, model_version="round-000")
+    )
     ensure_splits(ws)
     assert fixed_set(ws) == chosen, "drawn once, when the splits are fixed"
-    assert all(split != EVAL_SPLIT for p, split in ws.store.splits().items() if int(p[1:3]) < 5)
+    assert all(split != EVAL_SPLIT for p, split in ws.store.labels.splits().items() if int(p[1:3]) < 5)
     ws.close()
 
 
@@ -50,8 +52,8 @@ def test_a_round_is_scored_on_the_fixed_set_with_its_own_predictions(tmp_path):
                    score=0.5),), 0.6), empty: ((), 0.9)}  # fmt: skip
     for path, (boxes, uncertainty) in predictions.items():
         version = LabelVersion(path, Source.MODEL, boxes, round=0, model_version="round-000", uncertainty=uncertainty)
-        ws.store.add_label_version(version)
-    ws.store.add_label_version(LabelVersion(right, Source.MODEL, (), round=1, model_version="round-001"))
+        ws.store.labels.add_label_version(version)
+    ws.store.labels.add_label_version(LabelVersion(right, Source.MODEL, (), round=1, model_version="round-001"))
     scored = score_round(ws, 0, truth_dir=truth_dir, profile=CAREFUL)
     assert scored is not None and scored.photos == 3 and scored.changed_photos == 2
     assert scored.correction_rate == pytest.approx(2 / 3)  # relabelled + added over 2 predicted + 1 added

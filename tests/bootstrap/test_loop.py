@@ -43,7 +43,7 @@ def test_two_rounds_keep_provenance_manifests_and_reviews(live_server, monkeypat
     )
     ws = Workspace.create(data / "ws", cfg)
     ingest(ws, images=cfg.images, labels=cfg.labels)
-    manual = {p for p, v in ws.store.current_labels().items() if v.source is Source.MANUAL}
+    manual = {p for p, v in ws.store.labels.current_labels().items() if v.source is Source.MANUAL}
 
     # round 0
     run_round(ws, 0, RoundSettings(model="yolo11n.yaml", epochs=2, imgsz=128, batch=8, workers=2))
@@ -55,9 +55,9 @@ def test_two_rounds_keep_provenance_manifests_and_reviews(live_server, monkeypat
     simulated = simulate(ws, client, count=6)
     assert simulated.annotated == 6
     pull(ws, client)
-    reviewed_before = {p: v for p, v in ws.store.current_labels().items() if v.source is Source.REVIEWED}
+    reviewed_before = {p: v for p, v in ws.store.labels.current_labels().items() if v.source is Source.REVIEWED}
     assert len(reviewed_before) == 6
-    manifest0 = ws.store.manifest(0, 0)
+    manifest0 = ws.store.rounds.manifest(0, 0)
     project_id = require_project_id(ws)
     assert simulate(ws, client, count=2).annotated == 2  # reviewed after the pull: not in the store yet
     annotated_tasks = {t.id for t in _tasks(client, project_id) if t.total_annotations}
@@ -73,7 +73,7 @@ def test_two_rounds_keep_provenance_manifests_and_reviews(live_server, monkeypat
     assert json.loads(result.stdout)["round"] == 1
 
     ws = Workspace.open(data / "ws", write=True)
-    current = ws.store.current_labels()
+    current = ws.store.labels.current_labels()
     reviewed_after = {p for p, v in current.items() if v.source is Source.REVIEWED}
     assert len(reviewed_after) == 8 and set(reviewed_before) < reviewed_after
     # provenance of every photo
@@ -89,8 +89,8 @@ def test_two_rounds_keep_provenance_manifests_and_reviews(live_server, monkeypat
             assert version.source is Source.MODEL and version.model_version == "round-001" and version.round == 1
     assert len(current) == 36
     # manifests: round 0's is unchanged; round 1 trains on the manual and the reviewed labels
-    assert ws.store.manifest(0, 0) == manifest0
-    manifest1 = {p: (vid, split) for p, vid, split in ws.store.manifest(1, 0)}
+    assert ws.store.rounds.manifest(0, 0) == manifest0
+    manifest1 = {p: (vid, split) for p, vid, split in ws.store.rounds.manifest(1, 0)}
     assert {p for p, (_, s) in manifest1.items()} == manual | reviewed_after
     assert all(manifest1[p][0] == current[p].id for p in reviewed_after)
     assert all(manifest1[p][1] != "test" for p in reviewed_after)

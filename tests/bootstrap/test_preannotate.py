@@ -83,18 +83,18 @@ def test_boxes_from_a_reduced_decode_match_the_full_resolution_displayed_photo(t
     info = inspect_photo(images / "p.jpg")
     assert (info.width, info.height) == (2400, 1600)
     ws = Workspace.create(tmp_path / "ws", Config(images=images))
-    ws.store.add_image(
+    ws.store.labels.add_image(
         ImageRecord(
             path="p.jpg", sha256=info.sha256, width=info.width, height=info.height, orientation=info.orientation
         )
     )
     finder = RedSquareFinder()
     stats = preannotate(
-        ws, finder, ws.store.images(), round_no=0, model_version="round-000", imgsz=300, batch=4, workers=1
+        ws, finder, ws.store.labels.images(), round_no=0, model_version="round-000", imgsz=300, batch=4, workers=1
     )
     assert stats.predicted == 1
     assert max(finder.seen_shapes[0][:2]) < 2400 / 2, "the photo was decoded at reduced size"
-    version = ws.store.current_label("p.jpg")
+    version = ws.store.labels.current_label("p.jpg")
     assert version is not None and version.source is Source.MODEL
     (box,) = version.boxes
     assert np.allclose((box.x1, box.y1, box.x2, box.y2), SQUARE, atol=1.0)
@@ -108,9 +108,11 @@ def test_a_photo_that_no_longer_decodes_is_reported_and_the_rest_are_predicted(t
     (images / "gone.jpg").write_bytes(b"")
     ws = Workspace.create(tmp_path / "ws", Config(images=images))
     info = inspect_photo(images / "good.jpg")
-    ws.store.add_image(ImageRecord(path="good.jpg", sha256=info.sha256, width=2400, height=1600))
-    ws.store.add_image(ImageRecord(path="gone.jpg", sha256="0", width=2400, height=1600))
-    stats = preannotate(ws, RedSquareFinder(), ws.store.images(), round_no=0, model_version="round-000", imgsz=300)
+    ws.store.labels.add_image(ImageRecord(path="good.jpg", sha256=info.sha256, width=2400, height=1600))
+    ws.store.labels.add_image(ImageRecord(path="gone.jpg", sha256="0", width=2400, height=1600))
+    stats = preannotate(
+        ws, RedSquareFinder(), ws.store.labels.images(), round_no=0, model_version="round-000", imgsz=300
+    )
     assert stats.predicted == 1
     assert [p for p, _ in stats.failed] == ["gone.jpg"]
     ws.close()
@@ -122,11 +124,11 @@ def test_several_devices_share_the_photos_and_every_photo_is_predicted_once(tmp_
     ws = Workspace.create(tmp_path / "ws", Config(images=images))
     for i in range(7):
         _save(_displayed_photo(), images / f"p{i}.jpg", 1)
-        ws.store.add_image(ImageRecord(path=f"p{i}.jpg", sha256=f"{i}", width=2400, height=1600))
+        ws.store.labels.add_image(ImageRecord(path=f"p{i}.jpg", sha256=f"{i}", width=2400, height=1600))
     stats = preannotate(
         ws,
         RedSquareFinder(),
-        ws.store.images(),
+        ws.store.labels.images(),
         round_no=0,
         model_version="round-000",
         imgsz=300,
@@ -134,5 +136,5 @@ def test_several_devices_share_the_photos_and_every_photo_is_predicted_once(tmp_
         device="cpu,cpu",
     )  # two pipelines, as with two GPUs
     assert stats.predicted == 7 and not stats.failed
-    assert all(len(ws.store.history(f"p{i}.jpg")) == 1 for i in range(7))
+    assert all(len(ws.store.labels.history(f"p{i}.jpg")) == 1 for i in range(7))
     ws.close()

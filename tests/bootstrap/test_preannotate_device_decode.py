@@ -21,7 +21,7 @@ def _workspace(tmp_path, orientations, **config) -> Workspace:
     ws = Workspace.create(tmp_path / "ws", Config(images=images, **config))
     for o in orientations:
         info = inspect_photo(stored_photo(images / f"o{o}.jpg", o))
-        ws.store.add_image(
+        ws.store.labels.add_image(
             ImageRecord(
                 path=f"o{o}.jpg", sha256=info.sha256, width=info.width, height=info.height, orientation=info.orientation
             )
@@ -36,7 +36,7 @@ def test_boxes_from_the_device_decode_match_the_full_resolution_displayed_photo(
     stats = preannotate(
         ws,
         finder,
-        ws.store.images(),
+        ws.store.labels.images(),
         round_no=0,
         model_version="round-000",
         imgsz=300,
@@ -47,7 +47,7 @@ def test_boxes_from_the_device_decode_match_the_full_resolution_displayed_photo(
     )
     assert stats.decoders == {"device": 1}
     assert finder.seen_shapes == [(200, 300, 3)], "shrunk to the model's size on the device, displayed frame"
-    version = ws.store.current_label(f"o{orientation}.jpg")
+    version = ws.store.labels.current_label(f"o{orientation}.jpg")
     assert version is not None and version.source is Source.MODEL
     (box,) = version.boxes
     assert np.allclose((box.x1, box.y1, box.x2, box.y2), SQUARE, atol=1.0)
@@ -57,7 +57,13 @@ def test_boxes_from_the_device_decode_match_the_full_resolution_displayed_photo(
 def test_the_workspace_setting_chooses_the_decoder(tmp_path):
     ws = _workspace(tmp_path, [1, 6, 8], predict_decode="device")
     stats = preannotate(
-        ws, RedSquareFinder(), ws.store.images(), round_no=0, model_version="round-000", imgsz=300, device="cpu,cpu"
+        ws,
+        RedSquareFinder(),
+        ws.store.labels.images(),
+        round_no=0,
+        model_version="round-000",
+        imgsz=300,
+        device="cpu,cpu",
     )  # two pipelines, each with its own device decoder
     assert stats.predicted == 3 and stats.decoders == {"device": 3}
     ws.close()
@@ -66,7 +72,7 @@ def test_the_workspace_setting_chooses_the_decoder(tmp_path):
 def test_auto_decodes_with_pil_when_the_model_runs_on_the_cpu(tmp_path):
     ws = _workspace(tmp_path, [1, 6])
     stats = preannotate(
-        ws, RedSquareFinder(), ws.store.images(), round_no=0, model_version="round-000", imgsz=300, device="cpu"
+        ws, RedSquareFinder(), ws.store.labels.images(), round_no=0, model_version="round-000", imgsz=300, device="cpu"
     )
     assert ws.config.predict_decode == "auto" and stats.decoders == {"pil": 2}
     ws.close()

@@ -21,8 +21,10 @@ def test_photos_that_keep_no_box_are_counted_and_the_thresholds_named(tmp_path):
         Image.fromarray(np.full((1600, 2400, 3), (200, 160, 130), np.uint8)).save(images / name, quality=95)
     ws = Workspace.create(tmp_path / "ws", Config(images=images, thresholds={"mel": 0.4}))
     for name in ("lesion.jpg", "clear-1.jpg", "clear-2.jpg"):
-        ws.store.add_image(ImageRecord(path=name, sha256=name, width=2400, height=1600))
-    stats = preannotate(ws, RedSquareFinder(), ws.store.images(), round_no=0, model_version="round-000", imgsz=300)
+        ws.store.labels.add_image(ImageRecord(path=name, sha256=name, width=2400, height=1600))
+    stats = preannotate(
+        ws, RedSquareFinder(), ws.store.labels.images(), round_no=0, model_version="round-000", imgsz=300
+    )
     ws.close()
 
     assert (stats.predicted, stats.boxes, stats.no_box) == (3, 1, 2)
@@ -38,7 +40,9 @@ def test_no_note_when_every_photo_kept_a_box(tmp_path):
     images.mkdir()
     _displayed_photo().save(images / "lesion.jpg", quality=95)
     ws = Workspace.create(tmp_path / "ws", Config(images=images))
-    ws.store.add_image(ImageRecord(path="lesion.jpg", sha256="x", width=2400, height=1600))
-    stats = preannotate(ws, RedSquareFinder(), ws.store.images(), round_no=0, model_version="round-000", imgsz=300)
+    ws.store.labels.add_image(ImageRecord(path="lesion.jpg", sha256="x", width=2400, height=1600))
+    stats = preannotate(
+        ws, RedSquareFinder(), ws.store.labels.images(), round_no=0, model_version="round-000", imgsz=300
+    )
     ws.close()
     assert stats.no_box == 0 and stats.no_box_note() is None

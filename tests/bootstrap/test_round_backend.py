@@ -21,7 +21,7 @@ def test_with_the_onnx_backend_a_round_chooses_thresholds_and_evaluates_on_onnx_
 
     run_round(ws, 0, TINY_CPU)
 
-    record = ws.store.round_record(0)
+    record = ws.store.rounds.round_record(0)
     assert record is not None and record.trained is not None and record.test_split and record.preannotate
     assert record.trained.backend == RUNTIME, "the val thresholds were chosen on ONNX Runtime's scores"
     assert record.test_split["backend"] == RUNTIME, "the test split was predicted by ONNX Runtime"
@@ -30,9 +30,9 @@ def test_with_the_onnx_backend_a_round_chooses_thresholds_and_evaluates_on_onnx_
 
     weights = ws.round_dir(0) / "model.pt"
     assert exported_path(weights).is_file()
-    manifest = ws.store.manifest(0, 0)
+    manifest = ws.store.rounds.manifest(0, 0)
     view = build_training_view(
-        ws, tmp_path / "view", {p: s for p, _, s in manifest}, {p: ws.store.version(v) for p, v, _ in manifest}
+        ws, tmp_path / "view", {p: s for p, _, s in manifest}, {p: ws.store.labels.version(v) for p, v, _ in manifest}
     )
     runtime = RuntimePredictor.from_weights(make_detector(str(weights), ws.config.classes), weights)
     val = predict_split(runtime, view, imgsz=TINY_CPU.imgsz, batch=TINY_CPU.batch, device="cpu")

@@ -17,7 +17,7 @@ def _workspace(tmp_path, photos: int = 6) -> Workspace:
     (tmp_path / "images").mkdir()
     ws = Workspace.create(tmp_path / "ws", Config(images=tmp_path / "images"))
     for i in range(photos):
-        ws.store.add_image(ImageRecord(path=f"p{i}.jpg", sha256=str(i), width=100, height=100))
+        ws.store.labels.add_image(ImageRecord(path=f"p{i}.jpg", sha256=str(i), width=100, height=100))
     return ws
 
 
@@ -48,11 +48,11 @@ def test_retrain_needs_the_previous_round_and_refuses_a_finished_one_unless_forc
     ws = _workspace(tmp_path)
     with pytest.raises(WorkspaceError, match="annotator bootstrap"):
         plan_round(ws, 1)
-    ws.store.upsert_round(0, 0, stage=Stage.TRAINED)
+    ws.store.rounds.upsert_round(0, 0, stage=Stage.TRAINED)
     assert plan_round(ws, 1) == 0
-    ws.store.upsert_round(1, 0, stage=Stage.PREDICTED)
+    ws.store.rounds.upsert_round(1, 0, stage=Stage.PREDICTED)
     assert plan_round(ws, 1) == 0, "an unfinished round resumes"
-    ws.store.upsert_round(1, 0, stage=Stage.DONE)
+    ws.store.rounds.upsert_round(1, 0, stage=Stage.DONE)
     with pytest.raises(WorkspaceError, match="--force"):
         plan_round(ws, 1)
     assert plan_round(ws, 1, force=True) == 1, "a new attempt; the old one stays"

@@ -37,13 +37,13 @@ def no_network(monkeypatch):
 @pytest.mark.slow
 def test_bootstrap_completes_offline_and_predicts_every_unlabelled_photo(make_workspace, no_network):
     ws = make_workspace(images=40, labelled=0.5)
-    unlabelled = set(ws.store.unlabelled_paths())
+    unlabelled = set(ws.store.labels.unlabelled_paths())
     assert len(unlabelled) == 20
 
     result = run_bootstrap(ws, TINY)
 
     assert result.trained_now
-    current = ws.store.current_labels()
+    current = ws.store.labels.current_labels()
     predicted = {p for p, v in current.items() if v.source is Source.MODEL}
     assert predicted == unlabelled
     assert all(
@@ -73,7 +73,7 @@ def test_a_bootstrap_interrupted_after_training_resumes_without_retraining(make_
         m.setattr(run_module, "predict_round", killed)
         with pytest.raises(KeyboardInterrupt):
             run_bootstrap(ws, TINY)
-    assert ws.store.round_record(0).stage is Stage.TRAINED
+    assert ws.store.rounds.round_record(0).stage is Stage.TRAINED
     model_mtime = (ws.round_dir(0) / "model.pt").stat().st_mtime_ns
 
     import training.detectors.ultralytics as ultra
@@ -86,7 +86,7 @@ def test_a_bootstrap_interrupted_after_training_resumes_without_retraining(make_
     assert not result.trained_now
     assert (ws.round_dir(0) / "model.pt").stat().st_mtime_ns == model_mtime
     assert result.preannotate.predicted == 15
-    assert ws.store.round_record(0).stage is Stage.DONE
+    assert ws.store.rounds.round_record(0).stage is Stage.DONE
     ws.close()
 
 
@@ -94,12 +94,15 @@ def test_a_bootstrap_interrupted_after_training_resumes_without_retraining(make_
 def test_splits_are_fixed_once_and_the_test_split_is_never_trained_on(make_workspace):
     ws = make_workspace(images=40, labelled=0.5, seed=3)
     run_bootstrap(ws, TINY)
-    splits = ws.store.splits()
-    manifest = ws.store.manifest(0, 0)
+    splits = ws.store.labels.splits()
+    manifest = ws.store.rounds.manifest(0, 0)
     test_photos = {p for p, s in splits.items() if s == "test"}
     assert test_photos and all(s == "test" for p, _, s in manifest if p in test_photos)
     view = build_training_view(
-        ws, ws.root / "tmp-view", {p: s for p, _, s in manifest}, {p: ws.store.version(v) for p, v, _ in manifest}
+        ws,
+        ws.root / "tmp-view",
+        {p: s for p, _, s in manifest},
+        {p: ws.store.labels.version(v) for p, v, _ in manifest},
     )
     trained_on = {rel for _, rel in view.images["train"] + view.images["val"]}
     assert trained_on and not (trained_on & test_photos)

@@ -379,18 +379,18 @@ def _predicted_uncertainty(
     images = tmp_path / "images"
     _red_square_photo(images)
     with Workspace.create(tmp_path / "ws", Config(images=images, uncertainty=score)) as ws:
-        ws.store.add_image(ImageRecord(path="p.png", sha256="0", width=320, height=240))
+        ws.store.labels.add_image(ImageRecord(path="p.png", sha256="0", width=320, height=240))
         preannotate(
             ws,
             detector,
-            ws.store.images(),
+            ws.store.labels.images(),
             round_no=0,
             model_version="round-000",
             imgsz=320,
             workers=1,
             calibration=calibration,
         )
-        version = ws.store.current_label("p.png")
+        version = ws.store.labels.current_label("p.png")
     assert version is not None and version.uncertainty is not None
     return version.uncertainty
 
@@ -423,11 +423,11 @@ def test_a_round_pre_annotates_with_the_calibration_it_fitted_on_val(tmp_path):
     """predict_round reads the calibration train_round recorded in the round's info."""
     _red_square_photo(tmp_path / "images")
     with Workspace.create(tmp_path / "ws", Config(images=tmp_path / "images")) as ws:
-        ws.store.add_image(ImageRecord(path="p.png", sha256="0", width=320, height=240))
+        ws.store.labels.add_image(ImageRecord(path="p.png", sha256="0", width=320, height=240))
         halfway = ScoreCalibration(pooled=(0.0, 0.0), boxes=40)
-        ws.store.upsert_round(0, 0, stage=Stage.TRAINED, trained=TrainedRound(calibration=halfway.to_dict()))
+        ws.store.rounds.upsert_round(0, 0, stage=Stage.TRAINED, trained=TrainedRound(calibration=halfway.to_dict()))
         predict_round(ws, RedFinder(), 0, imgsz=320, workers=1, backend="test")
-        version = ws.store.current_label("p.png")
+        version = ws.store.labels.current_label("p.png")
     assert version is not None and version.uncertainty == pytest.approx(0.5)
 
 
@@ -448,14 +448,14 @@ def test_an_unknown_uncertainty_setting_is_refused_with_the_choices(tmp_path):
 def test_the_learning_curve_reports_each_rounds_auroc_from_its_reviews(tmp_path):
     (tmp_path / "images").mkdir()
     with Workspace.create(tmp_path / "ws", Config(images=tmp_path / "images")) as ws:
-        ws.store.upsert_round(0, 0, stage=Stage.DONE, trained=TrainedRound(test={"map50": 0.5, "images": 50}))
+        ws.store.rounds.upsert_round(0, 0, stage=Stage.DONE, trained=TrainedRound(test={"map50": 0.5, "images": 50}))
         box = Box("mel", 10, 10, 50, 50)
         for i, (score, op) in enumerate([(0.1, "accepted"), (0.2, "accepted"), (0.7, "moved"), (0.9, "added")]):
-            ws.store.add_image(ImageRecord(path=f"p{i}.jpg", sha256=str(i), width=100, height=100))
-            parent = ws.store.add_label_version(
+            ws.store.labels.add_image(ImageRecord(path=f"p{i}.jpg", sha256=str(i), width=100, height=100))
+            parent = ws.store.labels.add_label_version(
                 LabelVersion(f"p{i}.jpg", Source.MODEL, (box,), round=0, model_version="round-000", uncertainty=score)
             )
-            ws.store.add_label_version(
+            ws.store.labels.add_label_version(
                 LabelVersion(
                     f"p{i}.jpg",
                     Source.REVIEWED,

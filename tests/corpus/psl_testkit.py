@@ -93,18 +93,18 @@ class Ingested:
         return found[0]
 
     def boxes(self, path: str) -> tuple[Box, ...]:
-        version = self.ws.store.current_label(path)
+        version = self.ws.store.labels.current_label(path)
         assert version is not None, f"{path} has no label"
         return version.boxes
 
     def is_ingested(self, path: str) -> bool:
-        return self.ws.store.image(path) is not None
+        return self.ws.store.labels.image(path) is not None
 
     def assert_controls_intact(self) -> None:
         assert [b.label for b in self.boxes(CONTROL_LABELLED)] == ["sl", "hori"]
         assert self.boxes(CONTROL_LABELLED)[0] == Box("sl", 2, 2, 20, 15)
         assert self.is_ingested(CONTROL_UNLABELLED)
-        assert self.ws.store.current_label(CONTROL_UNLABELLED) is None
+        assert self.ws.store.labels.current_label(CONTROL_UNLABELLED) is None
         assert not self.lines(CONTROL_LABELLED) and not self.lines(CONTROL_UNLABELLED)
 
 

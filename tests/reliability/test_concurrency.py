@@ -123,8 +123,8 @@ def test_pulls_during_a_stream_of_reviews_lose_nothing(live_server):
     try:
         ingest(ws, images=data / "images")
         with ws.store.transaction():
-            for rec in ws.store.images():
-                ws.store.add_label_version(
+            for rec in ws.store.labels.images():
+                ws.store.labels.add_label_version(
                     LabelVersion(
                         rec.path,
                         Source.MODEL,
@@ -138,7 +138,7 @@ def test_pulls_during_a_stream_of_reviews_lose_nothing(live_server):
             ws, url=live_server.url, api_key=live_server.credentials.token, document_root=live_server.document_root
         )
         pid = push(ws, client).project_id
-        records = {r.path: r for r in ws.store.images()}
+        records = {r.path: r for r in ws.store.labels.images()}
         tasks = [t for page in client.task_pages(pid, include="id,data") for t in page]
         reviewers = [_reviewer(client, f"reviewer-{n}-{i}@annotator.test") for i in range(3)]
 
@@ -208,12 +208,13 @@ def test_pulls_during_a_stream_of_reviews_lose_nothing(live_server):
             anns = sorted(task.annotations, key=lambda a: (kit.get(a, "updated_at") or "", kit.get(a, "id")))
             newest[task.data["photo"]] = int(kit.get(anns[-1], "id"))
             annotations_of[task.data["photo"]] = {int(kit.get(a, "id")) for a in anns}
-        current = ws.store.current_labels()
+        current = ws.store.labels.current_labels()
         # Two reviewers who agree on a photo give it their merged label (double review): it names both
         # annotations. Every other photo's current label is its newest annotation.
         merged = {p: v for p, v in current.items() if v.meta.get("double_review") == "merged"}
         merged_from = {
-            p: {ws.store.version(vid).meta["annotation_id"] for vid in v.meta["reviews"]} for p, v in merged.items()
+            p: {ws.store.labels.version(vid).meta["annotation_id"] for vid in v.meta["reviews"]}
+            for p, v in merged.items()
         }
         assert all(merged_from[p] == annotations_of[p] for p in merged), (merged_from, annotations_of)
         assert {p: v.meta.get("annotation_id") for p, v in current.items() if p not in merged} == {

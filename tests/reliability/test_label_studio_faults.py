@@ -51,8 +51,8 @@ def queued(server) -> Path:
     with Workspace.create(root, Config(images=data / "images", project_title="PSL faults test")) as ws:
         ingest(ws, images=data / "images")
         with ws.store.transaction():
-            for i, rec in enumerate(ws.store.images()):
-                ws.store.add_label_version(
+            for i, rec in enumerate(ws.store.labels.images()):
+                ws.store.labels.add_label_version(
                     LabelVersion(
                         rec.path, Source.MODEL, (), round=0, model_version="round-000", uncertainty=(i % 10) / 10
                     )

@@ -156,8 +156,8 @@ def _queued_workspace(images: Path, ws_root: Path, title: str) -> Workspace:
         Image.new("RGB", (64, 48), (30 * i, 90, 120)).save(images / f"p{i}.jpg")
     ws = Workspace.create(ws_root, Config(images=images, project_title=title))
     ingest(ws, images=images)
-    for rec in ws.store.images():
-        ws.store.add_label_version(
+    for rec in ws.store.labels.images():
+        ws.store.labels.add_label_version(
             LabelVersion(rec.path, Source.MODEL, (), round=0, model_version="round-000", uncertainty=0.5)
         )
     return ws

@@ -110,7 +110,7 @@ def add_model_round(
     ws: Workspace, photos: Sequence[Photo], round_no: int, boxes: Callable[[Photo], tuple[Box, ...]] | None = None
 ) -> None:
     for photo in photos:
-        ws.store.add_label_version(
+        ws.store.labels.add_label_version(
             LabelVersion(
                 image_path=photo.name,
                 source=Source.MODEL,
@@ -148,7 +148,7 @@ def review_setup(live_server) -> Iterator[Callable[..., ReviewSetup]]:
         ws = Workspace.create(folder / "ws", Config(images=folder / "images", project_title=f"PSL review test {n}"))
         opened.append(ws)
         for photo in photos:
-            ws.store.add_image(
+            ws.store.labels.add_image(
                 ImageRecord(path=photo.name, sha256=f"sha-{n}-{photo.name}", width=photo.width, height=photo.height)
             )
         add_model_round(ws, photos, 0)

@@ -44,7 +44,7 @@ def test_audits_come_back_tagged_with_their_plan_and_finalize_judges_them(review
     result = pull_audit(s.ws, s.client, plan=plan.population_digest)
     assert (result.audits, result.unchanged, result.problems) == (len(SCENARIO), 0, ())
     assert pull_audit(s.ws, s.client, plan=plan.population_digest).unchanged == len(SCENARIO), "pulled once"
-    p4 = s.ws.store.current_label("p4.jpg")
+    p4 = s.ws.store.labels.current_label("p4.jpg")
     meta = ReviewMeta.from_dict(p4.meta)
     assert p4.source is Source.REVIEWED and meta.acceptance_audit == plan.population_digest
     assert meta.lead_time is not None and meta.lead_time > 0, "Label Studio's lead_time survives the round trip"

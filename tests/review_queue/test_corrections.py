@@ -207,11 +207,11 @@ def test_review_status_and_the_learning_curve_report_the_same_rates(tmp_path):
     (tmp_path / "images").mkdir()
     ws = Workspace.create(tmp_path / "ws", Config(images=tmp_path / "images"))
     for name in ("a.jpg", "b.jpg", "c.jpg"):
-        ws.store.add_image(ImageRecord(path=name, sha256=name, width=100, height=100))
-    ws.store.add_label_version(_reviewed("a.jpg", [_op("accepted", "mel"), _op("moved", "mel")]))
-    ws.store.add_label_version(_reviewed("b.jpg", [_op("accepted", "sl"), _op("added", None, "fre")]))
-    ws.store.add_label_version(_reviewed("c.jpg", [_op("deleted", "sl")], boxes=(), excluded=True))
-    ws.store.upsert_round(0, 0, stage=Stage.DONE)
+        ws.store.labels.add_image(ImageRecord(path=name, sha256=name, width=100, height=100))
+    ws.store.labels.add_label_version(_reviewed("a.jpg", [_op("accepted", "mel"), _op("moved", "mel")]))
+    ws.store.labels.add_label_version(_reviewed("b.jpg", [_op("accepted", "sl"), _op("added", None, "fre")]))
+    ws.store.labels.add_label_version(_reviewed("c.jpg", [_op("deleted", "sl")], boxes=(), excluded=True))
+    ws.store.rounds.upsert_round(0, 0, stage=Stage.DONE)
 
     status = review_status(ws)
     [row] = learning_curve(ws)

@@ -32,7 +32,9 @@ def pull(ws, client):
 
 
 def _reviews(ws, photo):
-    return [v for v in ws.store.history(photo) if v.source is Source.REVIEWED and not v.meta.get("double_review")]
+    return [
+        v for v in ws.store.labels.history(photo) if v.source is Source.REVIEWED and not v.meta.get("double_review")
+    ]
 
 
 def test_push_asks_label_studio_for_two_reviews_per_task(review_setup):
@@ -49,7 +51,7 @@ def test_each_reviewer_is_served_every_task_once_and_pull_stores_both_reviews(re
     push(s.ws, s.client, reviewers=2)
     first = simulate(s.ws, s.client, count=10, reviewer=1)
     second = simulate(s.ws, s.client, count=10, reviewer=2)
-    assert sorted(first.task_ids) == sorted(second.task_ids) == sorted(s.ws.store.task_map().values())
+    assert sorted(first.task_ids) == sorted(second.task_ids) == sorted(s.ws.store.review.task_map().values())
     pull(s.ws, s.client)
     for photo in TWO:
         reviews = _reviews(s.ws, photo.name)
@@ -65,7 +67,7 @@ def test_agreeing_reviews_merge_without_adjudication(review_setup):
     pull(s.ws, s.client)
     assert adjudication_project_id(s.ws) is None
     for photo in TWO:
-        current = s.ws.store.current_label(photo.name)
+        current = s.ws.store.labels.current_label(photo.name)
         assert current.meta["double_review"] == MERGED
         assert current.meta["reviewers"] == [simulated_reviewer(1), simulated_reviewer(2)]
         assert sorted(current.meta["reviews"]) == sorted(v.id for v in _reviews(s.ws, photo.name))
@@ -79,7 +81,7 @@ def test_agreeing_reviews_merge_without_adjudication(review_setup):
 def test_agreement_figures_match_a_hand_computation(review_setup):
     s = review_setup(TWO)
     push(s.ws, s.client, reviewers=2)
-    tasks = s.ws.store.task_map()
+    tasks = s.ws.store.review.task_map()
     one, two = client_as(s.client, simulated_reviewer(1)), client_as(s.client, simulated_reviewer(2))
     # p0: both draw mel at the same place; A draws a fre, B a caf at the same place (class disagreement)
     _annotate(one, tasks["p0.jpg"], [Box("mel", 20, 20, 120, 100), Box("fre", 200, 150, 230, 180)], 320, 240)
@@ -104,7 +106,7 @@ def test_agreement_figures_match_a_hand_computation(review_setup):
 def test_disagreeing_photos_are_adjudicated_and_the_adjudicated_label_becomes_current(review_setup):
     s = review_setup(TWO)
     push(s.ws, s.client, reviewers=2)
-    tasks = s.ws.store.task_map()
+    tasks = s.ws.store.review.task_map()
     one, two = client_as(s.client, simulated_reviewer(1)), client_as(s.client, simulated_reviewer(2))
     _annotate(one, tasks["p0.jpg"], [Box("mel", 20, 20, 120, 100)], 320, 240)
     _annotate(two, tasks["p0.jpg"], [Box("caf", 20, 20, 120, 100)], 320, 240)  # disagrees on the class
@@ -117,19 +119,19 @@ def test_disagreeing_photos_are_adjudicated_and_the_adjudicated_label_becomes_cu
     assert [t["data"]["photo"] for t in queued] == ["p0.jpg"]
     names = sorted(p["model_version"] for p in queued[0]["predictions"])
     assert names == [f"review by {simulated_reviewer(1)}", f"review by {simulated_reviewer(2)}"]
-    assert s.ws.store.current_label("p1.jpg").meta["double_review"] == MERGED
+    assert s.ws.store.labels.current_label("p1.jpg").meta["double_review"] == MERGED
 
     adjudicated = simulate_adjudication(s.ws, s.client)  # the truth: two lesions, mel and fre
     assert adjudicated.annotated == 1
     pull(s.ws, s.client)
-    current = s.ws.store.current_label("p0.jpg")
+    current = s.ws.store.labels.current_label("p0.jpg")
     assert current.meta["double_review"] == ADJUDICATED
     assert current.meta["adjudicator"] == "simulated-adjudicator@annotator.local"
     assert current.meta["reviewers"] == [simulated_reviewer(1), simulated_reviewer(2)]
     assert sorted(b.label for b in current.boxes) == ["fre", "mel"]
     assert len(_reviews(s.ws, "p0.jpg")) == 2  # both reviews kept in the history
     pull(s.ws, s.client)  # a rerun stores nothing again
-    assert s.ws.store.current_label("p0.jpg").id == current.id
+    assert s.ws.store.labels.current_label("p0.jpg").id == current.id
     assert client_as(s.client, "simulated-adjudicator@annotator.local").next_task(adj) is None
 
 

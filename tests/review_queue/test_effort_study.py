@@ -45,7 +45,7 @@ def test_control_tasks_carry_no_prediction_ever_and_come_back_as_the_control_arm
     boxes = [box_to_result(b, photo.width, photo.height, f"d{i}") for i, b in enumerate(photo.truth)]
     s.client.sdk.annotations.create(tasks[photo.name].id, result=boxes, lead_time=42.5)
     pull(s.ws, s.client)
-    meta = ReviewMeta.from_dict(s.ws.store.current_label(photo.name).meta)
+    meta = ReviewMeta.from_dict(s.ws.store.labels.current_label(photo.name).meta)
     assert meta.arm == CONTROL_ARM and meta.operations is None and meta.lead_time == pytest.approx(42.5)
 
 
@@ -56,7 +56,7 @@ def test_the_simulated_reviewer_draws_control_photos_from_scratch(review_setup):
     assert done.annotated == len(SCENARIO)
     pull(s.ws, s.client)
     for photo in SCENARIO:
-        meta = ReviewMeta.from_dict(s.ws.store.current_label(photo.name).meta)
+        meta = ReviewMeta.from_dict(s.ws.store.labels.current_label(photo.name).meta)
         if photo.name in CONTROL:
             assert meta.arm == CONTROL_ARM and meta.operations is None
         else:
@@ -67,10 +67,10 @@ def test_the_simulated_reviewer_draws_control_photos_from_scratch(review_setup):
 def test_the_fixed_evaluation_set_never_enters_the_queue(review_setup, add_round):
     s = review_setup(SCENARIO)
     held_out = {"p2.jpg", "p4.jpg"}
-    s.ws.store.set_splits({p: EVAL_SPLIT for p in held_out})
+    s.ws.store.labels.set_splits({p: EVAL_SPLIT for p in held_out})
     result = push(s.ws, s.client)
     add_round(s.ws, SCENARIO, 1)
     push(s.ws, s.client)  # a new round re-predicts every photo: the held-out ones stay out
     photos = {t.data["photo"] for t in s.client.sdk.tasks.list(project=result.project_id, fields="all").items}
     assert photos == {p.name for p in SCENARIO} - held_out
-    assert set(s.ws.store.task_map()) == photos
+    assert set(s.ws.store.review.task_map()) == photos

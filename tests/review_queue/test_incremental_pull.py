@@ -19,8 +19,8 @@ pytestmark = pytest.mark.server
 
 
 def _annotate(s, photo: str, box: Box):
-    rec = s.ws.store.image(photo)
-    task = s.ws.store.task_map()[photo]
+    rec = s.ws.store.labels.image(photo)
+    task = s.ws.store.review.task_map()[photo]
     result = [box_to_result(box, rec.width, rec.height, "r1")]
     return s.client.sdk.annotations.create(task, result=result, lead_time=2.0, was_cancelled=False)
 
@@ -28,7 +28,7 @@ def _annotate(s, photo: str, box: Box):
 def _server_state(s) -> dict[int, str]:
     """Label Studio's submitted annotations of the workspace's tasks: id -> updated_at."""
     state = {}
-    for task_id in s.ws.store.task_map().values():
+    for task_id in s.ws.store.review.task_map().values():
         for ann in s.client.sdk.annotations.list(task_id):
             if not ann.was_cancelled:
                 state[int(ann.id)] = ann.updated_at.isoformat().replace("+00:00", "Z")
@@ -37,8 +37,8 @@ def _server_state(s) -> dict[int, str]:
 
 def _store_state(s) -> dict[int, str]:
     """The store's live pulled annotations (not marked deleted): id -> the updated_at stored."""
-    deleted = s.ws.store.deleted_annotations()
-    return {a: u for a, u in s.ws.store.pulled_annotations().items() if a not in deleted}
+    deleted = s.ws.store.review.deleted_annotations()
+    return {a: u for a, u in s.ws.store.review.pulled_annotations().items() if a not in deleted}
 
 
 def _same_time(a: dict[int, str], b: dict[int, str]) -> bool:
@@ -51,7 +51,7 @@ def _same_time(a: dict[int, str], b: dict[int, str]) -> bool:
 
 
 def _current_annotation(s, photo: str) -> int | None:
-    return s.ws.store.current_label(photo).meta.get("annotation_id")
+    return s.ws.store.labels.current_label(photo).meta.get("annotation_id")
 
 
 def test_edits_deletions_and_new_annotations_between_pulls_leave_the_store_equal_to_label_studio(review_setup):
@@ -74,10 +74,10 @@ def test_edits_deletions_and_new_annotations_between_pulls_leave_the_store_equal
     assert (again.full, again.reason) == (False, "incremental")
     assert again.current == 3  # the edit, the new annotation, the second review of p2
     assert _same_time(_store_state(s), _server_state(s))
-    assert s.ws.store.current_label("p0.jpg").boxes == (Box("fre", 5, 5, 40, 40),)
+    assert s.ws.store.labels.current_label("p0.jpg").boxes == (Box("fre", 5, 5, 40, 40),)
     assert (_current_annotation(s, "p3.jpg"), _current_annotation(s, "p2.jpg")) == (added.id, second_on_p2.id)
     assert [d["annotation_id"] for d in again.deleted] == [removed.id]
-    kept = [v for v in s.ws.store.history("p1.jpg") if v.source is Source.REVIEWED]
+    kept = [v for v in s.ws.store.labels.history("p1.jpg") if v.source is Source.REVIEWED]
     assert [v.meta["annotation_id"] for v in kept] == [removed.id], "a deleted annotation's review is never lost"
     report = json.loads((s.ws.reports_dir / "pull-issues.json").read_text())
     assert [d["photo"] for d in report["deleted"]] == ["p1.jpg"]
@@ -92,10 +92,10 @@ def test_a_pull_with_nothing_new_stores_nothing_and_stays_incremental(review_set
     push(s.ws, s.client)
     _annotate(s, "p0.jpg", Box("mel", 10, 10, 60, 60))
     pull(s.ws, s.client)
-    labels = {p: v.id for p, v in s.ws.store.current_labels().items()}
+    labels = {p: v.id for p, v in s.ws.store.labels.current_labels().items()}
     again = pull(s.ws, s.client)
     assert (again.full, again.stored, again.deleted) == (False, 0, [])
-    assert {p: v.id for p, v in s.ws.store.current_labels().items()} == labels
+    assert {p: v.id for p, v in s.ws.store.labels.current_labels().items()} == labels
 
 
 def test_a_deleted_task_is_found_by_a_full_pull(review_setup):
@@ -103,10 +103,10 @@ def test_a_deleted_task_is_found_by_a_full_pull(review_setup):
     push(s.ws, s.client)
     gone = _annotate(s, "p4.jpg", Box("ota", 30, 40, 150, 200))
     pull(s.ws, s.client)
-    s.client.sdk.tasks.delete(str(s.ws.store.task_map()["p4.jpg"]))
+    s.client.sdk.tasks.delete(str(s.ws.store.review.task_map()["p4.jpg"]))
     full = pull(s.ws, s.client, full=True)
     assert [d["annotation_id"] for d in full.deleted] == [gone.id]
-    assert s.ws.store.current_label("p4.jpg").meta["annotation_id"] == gone.id  # the review stays
+    assert s.ws.store.labels.current_label("p4.jpg").meta["annotation_id"] == gone.id  # the review stays
 
 
 def test_a_watermark_of_another_project_makes_a_full_pull(review_setup):
@@ -123,7 +123,7 @@ def test_an_unmerged_annotation_stays_reported_until_it_is_fixed(review_setup):
     push(s.ws, s.client)
     bad = box_to_result(Box("mel", 10, 10, 50, 50), 320, 240, "bad")
     bad["value"]["rectanglelabels"] = ["nevus"]
-    ann = s.client.sdk.annotations.create(s.ws.store.task_map()["p0.jpg"], result=[bad], lead_time=1.0)
+    ann = s.client.sdk.annotations.create(s.ws.store.review.task_map()["p0.jpg"], result=[bad], lead_time=1.0)
     assert [i["annotation_id"] for i in pull(s.ws, s.client).issues] == [ann.id]
     _annotate(s, "p1.jpg", Box("sl", 20, 20, 60, 60))
     again = pull(s.ws, s.client)

@@ -31,10 +31,10 @@ B_BOX_ON_P1 = "caf"
 def _study(review_setup):
     """A workspace whose photos p0-p3 are the hand-labelled test split and p4, p5 the train split."""
     s = review_setup(SCENARIO)
-    s.ws.store.set_splits({p.name: "test" if p.name in TEST_SPLIT else "train" for p in SCENARIO})
+    s.ws.store.labels.set_splits({p.name: "test" if p.name in TEST_SPLIT else "train" for p in SCENARIO})
     for photo in SCENARIO:
         if photo.name in TEST_SPLIT:
-            s.ws.store.add_label_version(LabelVersion(photo.name, Source.MANUAL, photo.truth))
+            s.ws.store.labels.add_label_version(LabelVersion(photo.name, Source.MANUAL, photo.truth))
     return s
 
 

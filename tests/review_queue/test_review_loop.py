@@ -39,7 +39,7 @@ def test_reviewed_labels_equal_ground_truth(review_setup):
     result = pull(s.ws, s.client)
     assert (result.current, result.history, result.issues) == (len(s.photos), 0, [])
 
-    labels = s.ws.store.current_labels()
+    labels = s.ws.store.labels.current_labels()
     for photo in s.photos:
         version = labels[photo.name]
         assert version.source is Source.REVIEWED
@@ -54,10 +54,10 @@ def test_every_edit_is_recorded_with_provenance(review_setup):
     push(s.ws, s.client)
     simulate(s.ws, s.client, count=len(s.photos))
     pull(s.ws, s.client)
-    tasks = s.ws.store.task_map()
+    tasks = s.ws.store.review.task_map()
     seen: dict[str, int] = {k.value: 0 for k in EditKind}
     for photo in s.photos:
-        version = s.ws.store.current_label(photo.name)
+        version = s.ws.store.labels.current_label(photo.name)
         meta = version.meta
         assert version.reviewer == SIMULATED_REVIEWER and meta["simulated"] is True
         assert version.round == 0 and version.model_version == "round-000"
@@ -72,9 +72,9 @@ def test_every_edit_is_recorded_with_provenance(review_setup):
     # the scenario: p0 accepted+moved, p1 relabelled+deleted, p2 accepted+added, p3 deleted,
     # p4 accepted, p5 relabelled(+moved)+accepted
     assert seen == {"accepted": 4, "moved": 1, "relabelled": 2, "deleted": 2, "added": 1}
-    moved = next(o for o in _operations(s.ws.store.current_label("p0.jpg")) if o.kind is EditKind.MOVED)
+    moved = next(o for o in _operations(s.ws.store.labels.current_label("p0.jpg")) if o.kind is EditKind.MOVED)
     assert moved.label == "fre" and moved.iou is not None and 0.5 <= moved.iou < 1.0
-    relabel = next(o for o in _operations(s.ws.store.current_label("p1.jpg")) if o.kind is EditKind.RELABELLED)
+    relabel = next(o for o in _operations(s.ws.store.labels.current_label("p1.jpg")) if o.kind is EditKind.RELABELLED)
     assert (relabel.label, relabel.new_label) == ("caf", "sl")
 
     status = review_status(s.ws)
@@ -99,7 +99,7 @@ def test_label_studio_serves_the_most_uncertain_first(review_setup, live_server)
     assert nxt.status_code == 200 and nxt.json()["data"]["photo"] == expected[0]
     # the simulated reviewer follows the same queue
     sim = simulate(s.ws, s.client, count=2)
-    tasks = s.ws.store.task_map()
+    tasks = s.ws.store.review.task_map()
     assert sim.task_ids == [tasks[expected[0]], tasks[expected[1]]]
 
 

@@ -32,11 +32,11 @@ def _reviewed_setup(review_setup):
 def test_pull_twice_is_a_no_op(review_setup):
     s = _reviewed_setup(review_setup)
     first = pull(s.ws, s.client)
-    labels = {p: v.id for p, v in s.ws.store.current_labels().items()}
+    labels = {p: v.id for p, v in s.ws.store.labels.current_labels().items()}
     second = pull(s.ws, s.client, full=True)  # re-reads every annotation: each is recognised as stored
     assert (first.current, second.current, second.history, second.already_pulled) == (6, 0, 0, 6)
     assert _versions(s.ws) == 6
-    assert {p: v.id for p, v in s.ws.store.current_labels().items()} == labels
+    assert {p: v.id for p, v in s.ws.store.labels.current_labels().items()} == labels
 
 
 @pytest.mark.parametrize("where", ["between annotations", "inside a transaction"])
@@ -54,7 +54,7 @@ def test_pull_killed_half_way_loses_nothing_and_duplicates_nothing(review_setup,
 
         monkeypatch.setattr(pull_module, "_store_annotation", crash)
     else:  # the label version is written, its pulled-row is not: the transaction must roll back
-        real = s.ws.store.record_pulled
+        real = s.ws.store.review.record_pulled
 
         def crash(*args, **kwargs):
             if stored["n"] == 3:
@@ -62,23 +62,23 @@ def test_pull_killed_half_way_loses_nothing_and_duplicates_nothing(review_setup,
             stored["n"] += 1
             return real(*args, **kwargs)
 
-        monkeypatch.setattr(s.ws.store, "record_pulled", crash)
+        monkeypatch.setattr(s.ws.store.review, "record_pulled", crash)
     with pytest.raises(KeyboardInterrupt):
         pull(s.ws, s.client)
     monkeypatch.undo()
-    assert _versions(s.ws) == 3 and len(s.ws.store.pulled_annotations()) == 3
+    assert _versions(s.ws) == 3 and len(s.ws.store.review.pulled_annotations()) == 3
 
     again = pull(s.ws, s.client)
     assert (again.current, again.already_pulled) == (3, 3)
-    assert _versions(s.ws) == 6 and len(s.ws.store.pulled_annotations()) == 6
-    assert all(v.source is Source.REVIEWED for v in s.ws.store.current_labels().values())
-    assert s.ws.store.stale_voc() == []
+    assert _versions(s.ws) == 6 and len(s.ws.store.review.pulled_annotations()) == 6
+    assert all(v.source is Source.REVIEWED for v in s.ws.store.labels.current_labels().values())
+    assert s.ws.store.mirror.stale_voc() == []
 
 
 def test_bad_annotations_are_reported_not_merged(review_setup):
     s = review_setup()
     push(s.ws, s.client)
-    tasks = s.ws.store.task_map()
+    tasks = s.ws.store.review.task_map()
     good = box_to_result(Box("mel", 10, 10, 50, 50), 320, 240, "ok")
     unknown = {**good, "id": "u", "value": {**good["value"], "rectanglelabels": ["nevus"]}}
     no_size = {k: v for k, v in good.items() if k not in ("original_width", "original_height")}
@@ -91,14 +91,14 @@ def test_bad_annotations_are_reported_not_merged(review_setup):
     assert "original_width/original_height missing" in problems["p1.jpg"]
     report = json.loads((s.ws.reports_dir / "pull-issues.json").read_text())
     assert len(report["issues"]) == 2
-    assert all(v.source is Source.MODEL for v in s.ws.store.current_labels().values())
+    assert all(v.source is Source.MODEL for v in s.ws.store.labels.current_labels().values())
 
 
 def test_a_box_outside_the_photo_is_clipped_reported_and_the_review_stored(review_setup):
     # the same rule as ingest (annotator.boxes.fit_box): init clips a box 40 px outside, so pull does too
     s = review_setup()
     push(s.ws, s.client)
-    tasks = s.ws.store.task_map()
+    tasks = s.ws.store.review.task_map()
     inside = Box("hori", 10, 10, 80, 60)
     outside = Box("caf", 250, 150, 340, 190)  # 40 px past the right edge of the 300x200 photo p2
     sliver = Box("sl", 299.5, 20, 330, 40)  # half a pixel inside: dropped
@@ -107,7 +107,7 @@ def test_a_box_outside_the_photo_is_clipped_reported_and_the_review_stored(revie
 
     pulled = pull(s.ws, s.client)
     assert (pulled.current, pulled.issues) == (1, [])
-    stored = s.ws.store.current_label("p2.jpg")
+    stored = s.ws.store.labels.current_label("p2.jpg")
     assert stored.source is Source.REVIEWED
     assert [(b.label, round(b.x1), round(b.x2)) for b in stored.boxes] == [("hori", 10, 80), ("caf", 250, 300)]
     report = json.loads((s.ws.reports_dir / "pull-issues.json").read_text())
@@ -127,7 +127,7 @@ def test_a_box_outside_the_photo_is_clipped_reported_and_the_review_stored(revie
 def test_excluded_photo_and_several_annotations(review_setup):
     s = review_setup()
     push(s.ws, s.client)
-    tasks = s.ws.store.task_map()
+    tasks = s.ws.store.review.task_map()
     exclude = {
         "id": "ex",
         "type": "choices",
@@ -143,24 +143,26 @@ def test_excluded_photo_and_several_annotations(review_setup):
     result = pull(s.ws, s.client)
     assert (result.current, result.history) == (2, 1)
 
-    p4 = s.ws.store.current_label("p4.jpg")
+    p4 = s.ws.store.labels.current_label("p4.jpg")
     assert p4.excluded and p4.meta["exclude_reasons"] == ["blurred"] and p4.boxes == ()
     assert p4.meta["edits"]["deleted"] == 1  # the reviewer removed the predicted ota box
-    p3 = s.ws.store.current_label("p3.jpg")
+    p3 = s.ws.store.labels.current_label("p3.jpg")
     assert p3.meta["annotation_id"] == later.id and p3.boxes == (Box("sl", 1, 2, 30, 40),)
-    history = [v for v in s.ws.store.history("p3.jpg") if v.source is Source.REVIEWED]
+    history = [v for v in s.ws.store.labels.history("p3.jpg") if v.source is Source.REVIEWED]
     assert [v.meta["annotation_id"] for v in history] == [first.id, later.id]
 
     # an edited annotation comes back as a new version; the unedited ones are not pulled again
     s.client.sdk.annotations.update(first.id, result=[box_to_result(Box("fre", 5, 5, 20, 20), 256, 256, "n2")])
     again = pull(s.ws, s.client)
     assert (again.current + again.history, again.already_pulled) == (1, 2)
-    assert s.ws.store.current_label("p3.jpg").meta["annotation_id"] == first.id  # now the latest edit
+    assert s.ws.store.labels.current_label("p3.jpg").meta["annotation_id"] == first.id  # now the latest edit
 
 
 def _skip(s, photo: str):
     """What Label Studio's Skip button does: a cancelled annotation with no result."""
-    return s.client.sdk.annotations.create(s.ws.store.task_map()[photo], result=[], was_cancelled=True, lead_time=3.0)
+    return s.client.sdk.annotations.create(
+        s.ws.store.review.task_map()[photo], result=[], was_cancelled=True, lead_time=3.0
+    )
 
 
 def test_a_skipped_task_is_counted_as_skipped_not_stored_as_a_label(review_setup):
@@ -169,8 +171,8 @@ def test_a_skipped_task_is_counted_as_skipped_not_stored_as_a_label(review_setup
     _skip(s, "p0.jpg")
     result = pull(s.ws, s.client)
     assert (result.skipped, result.stored, result.issues) == (1, 0, [])
-    assert _versions(s.ws) == 0 and s.ws.store.pulled_annotations() == {}
-    assert s.ws.store.current_label("p0.jpg").source is Source.MODEL  # still in the queue, awaiting a review
+    assert _versions(s.ws) == 0 and s.ws.store.review.pulled_annotations() == {}
+    assert s.ws.store.labels.current_label("p0.jpg").source is Source.MODEL  # still in the queue, awaiting a review
 
 
 def test_a_skipped_task_does_not_wait_to_be_pulled(review_setup):

@@ -36,8 +36,8 @@ def test_push_twice_creates_nothing_new(review_setup):
     assert (second.created, second.replaced, second.up_to_date) == (0, 0, len(s.photos))
     tasks = _server_tasks(s, first.project_id)
     assert sorted(t.data["photo"] for t in tasks) == sorted(p.name for p in s.photos)
-    assert {t.id for t in tasks} == set(s.ws.store.task_map().values())  # ids recorded for the right photos
-    assert all(s.ws.store.task_map()[t.data["photo"]] == t.id for t in tasks)
+    assert {t.id for t in tasks} == set(s.ws.store.review.task_map().values())  # ids recorded for the right photos
+    assert all(s.ws.store.review.task_map()[t.data["photo"]] == t.id for t in tasks)
 
 
 def test_new_round_replaces_untouched_predictions_only(review_setup, add_round):
@@ -68,7 +68,7 @@ def test_new_round_replaces_untouched_predictions_only(review_setup, add_round):
 
 def test_push_killed_after_an_import_is_finished_without_duplicates(review_setup, monkeypatch):
     s = review_setup()
-    real = s.ws.store.record_tasks
+    real = s.ws.store.review.record_tasks
     calls = {"n": 0}
 
     def crash_after_first_batch(*args, **kwargs):
@@ -77,18 +77,18 @@ def test_push_killed_after_an_import_is_finished_without_duplicates(review_setup
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(s.ws.store, "record_tasks", crash_after_first_batch)
+    monkeypatch.setattr(s.ws.store.review, "record_tasks", crash_after_first_batch)
     with pytest.raises(KeyboardInterrupt):
         push(s.ws, s.client, batch=2)
-    monkeypatch.setattr(s.ws.store, "record_tasks", real)
-    assert len(s.ws.store.task_map()) == 2
+    monkeypatch.setattr(s.ws.store.review, "record_tasks", real)
+    assert len(s.ws.store.review.task_map()) == 2
 
     result = push(s.ws, s.client, batch=2)
     # the third batch was already on its way when the second was being recorded: both are adopted, none made again
     assert (result.adopted, result.created) == (4, 0)
     tasks = _server_tasks(s, result.project_id)
     assert sorted(t.data["photo"] for t in tasks) == sorted(p.name for p in s.photos)
-    assert all(s.ws.store.task_map()[t.data["photo"]] == t.id for t in tasks)
+    assert all(s.ws.store.review.task_map()[t.data["photo"]] == t.id for t in tasks)
     assert push(s.ws, s.client).created == 0
 
 
@@ -117,7 +117,7 @@ def test_a_new_round_leaves_a_skipped_task_with_the_prediction_the_reviewer_skip
     # (kept_annotated) and never swaps the prediction under it, as it does for untouched tasks.
     s = review_setup()
     pid = push(s.ws, s.client).project_id
-    skipped_task = s.ws.store.task_map()["p0.jpg"]
+    skipped_task = s.ws.store.review.task_map()["p0.jpg"]
     s.client.sdk.annotations.create(skipped_task, result=[], was_cancelled=True, lead_time=3.0)
     before = next([(p.id, p.result) for p in t.predictions] for t in _server_tasks(s, pid) if t.id == skipped_task)
 
@@ -139,10 +139,12 @@ def _conflicting_photo(s, name: str = "c.jpg", size: tuple[int, int] = (200, 160
     """A hand-labelled photo the model never predicted, whose duplicate brought other boxes (as ingest
     flags it). Returns the waiting version's id."""
     Image.new("RGB", size, (10, 200, 10)).save(s.folder / "images" / name)
-    s.ws.store.add_image(ImageRecord(path=name, sha256=uuid.uuid4().hex, width=size[0], height=size[1]))
-    s.ws.store.add_label_version(LabelVersion(name, Source.MANUAL, HAND_BOXES, meta={"xml": "a.xml"}))
-    waiting = s.ws.store.add_history_version(LabelVersion(name, Source.MANUAL, OTHER_BOXES, meta={"xml": "b.xml"}))
-    s.ws.store.flag_conflict(name, "duplicate-labels", "copies of this photo carry different boxes", waiting)
+    s.ws.store.labels.add_image(ImageRecord(path=name, sha256=uuid.uuid4().hex, width=size[0], height=size[1]))
+    s.ws.store.labels.add_label_version(LabelVersion(name, Source.MANUAL, HAND_BOXES, meta={"xml": "a.xml"}))
+    waiting = s.ws.store.labels.add_history_version(
+        LabelVersion(name, Source.MANUAL, OTHER_BOXES, meta={"xml": "b.xml"})
+    )
+    s.ws.store.labels.flag_conflict(name, "duplicate-labels", "copies of this photo carry different boxes", waiting)
     return waiting
 
 
@@ -183,7 +185,7 @@ def test_pushing_again_leaves_the_conflict_task_as_it_is(review_setup):
     first = push(s.ws, s.client)
     again = push(s.ws, s.client)
     assert (again.created, again.replaced, again.up_to_date, again.conflicts) == (0, 0, len(s.photos) + 1, 1)
-    assert s.ws.store.task_map()["c.jpg"] in {t.id for t in _server_tasks(s, first.project_id)}
+    assert s.ws.store.review.task_map()["c.jpg"] in {t.id for t in _server_tasks(s, first.project_id)}
 
 
 def test_a_new_round_keeps_the_conflict_first(review_setup, add_round, live_server):
@@ -200,15 +202,19 @@ def test_a_new_round_keeps_the_conflict_first(review_setup, add_round, live_serv
 def test_a_photo_reviewed_before_its_xml_changed_gets_a_new_task_served_first(review_setup, live_server):
     s = review_setup()
     pid = push(s.ws, s.client).project_id
-    old_task = s.ws.store.task_map()["p4.jpg"]
+    old_task = s.ws.store.review.task_map()["p4.jpg"]
     s.client.sdk.annotations.create(old_task, result=[box_to_result(b, 200, 300, "r") for b in HAND_BOXES])
     pull(s.ws, s.client)
-    waiting = s.ws.store.add_history_version(LabelVersion("p4.jpg", Source.MANUAL, OTHER_BOXES, meta={"xml": "p4.xml"}))
-    s.ws.store.flag_conflict("p4.jpg", "xml-after-review", "p4.xml changed after a dermatologist reviewed", waiting)
+    waiting = s.ws.store.labels.add_history_version(
+        LabelVersion("p4.jpg", Source.MANUAL, OTHER_BOXES, meta={"xml": "p4.xml"})
+    )
+    s.ws.store.labels.flag_conflict(
+        "p4.jpg", "xml-after-review", "p4.xml changed after a dermatologist reviewed", waiting
+    )
 
     result = push(s.ws, s.client)
     assert (result.created, result.conflicts) == (1, 1)
-    new_task = s.ws.store.task_map()["p4.jpg"]
+    new_task = s.ws.store.review.task_map()["p4.jpg"]
     assert new_task != old_task
     assert _next_task(live_server, pid)["id"] == new_task
 
@@ -218,16 +224,20 @@ def test_a_push_killed_after_creating_a_second_task_for_a_conflict_adopts_it_ins
 ):
     s = review_setup()
     pid = push(s.ws, s.client).project_id
-    old_task = s.ws.store.task_map()["p4.jpg"]
+    old_task = s.ws.store.review.task_map()["p4.jpg"]
     s.client.sdk.annotations.create(old_task, result=[box_to_result(b, 200, 300, "r") for b in HAND_BOXES])
     pull(s.ws, s.client)
-    waiting = s.ws.store.add_history_version(LabelVersion("p4.jpg", Source.MANUAL, OTHER_BOXES, meta={"xml": "p4.xml"}))
-    s.ws.store.flag_conflict("p4.jpg", "xml-after-review", "p4.xml changed after a dermatologist reviewed", waiting)
+    waiting = s.ws.store.labels.add_history_version(
+        LabelVersion("p4.jpg", Source.MANUAL, OTHER_BOXES, meta={"xml": "p4.xml"})
+    )
+    s.ws.store.labels.flag_conflict(
+        "p4.jpg", "xml-after-review", "p4.xml changed after a dermatologist reviewed", waiting
+    )
 
     def killed(*args, **kwargs):  # the new task reached Label Studio, the store never heard of it
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(s.ws.store, "record_tasks", killed)
+    monkeypatch.setattr(s.ws.store.review, "record_tasks", killed)
     with pytest.raises(KeyboardInterrupt):
         push(s.ws, s.client)
     monkeypatch.undo()
@@ -235,7 +245,7 @@ def test_a_push_killed_after_creating_a_second_task_for_a_conflict_adopts_it_ins
     result = push(s.ws, s.client)
     assert (result.adopted, result.created, result.conflicts) == (1, 0, 1)
     p4_tasks = sorted(t.id for t in _server_tasks(s, pid) if t.data["photo"] == "p4.jpg")
-    assert len(p4_tasks) == 2 and s.ws.store.task_map()["p4.jpg"] == p4_tasks[1] != old_task
+    assert len(p4_tasks) == 2 and s.ws.store.review.task_map()["p4.jpg"] == p4_tasks[1] != old_task
 
 
 def test_a_review_of_the_conflict_resolves_it_and_stays_out_of_the_correction_statistic(review_setup):
@@ -243,11 +253,13 @@ def test_a_review_of_the_conflict_resolves_it_and_stays_out_of_the_correction_st
     _conflicting_photo(s)
     push(s.ws, s.client)
     s.client.sdk.annotations.create(
-        s.ws.store.task_map()["c.jpg"], result=[box_to_result(b, 200, 160, "d") for b in OTHER_BOXES], lead_time=9.0
+        s.ws.store.review.task_map()["c.jpg"],
+        result=[box_to_result(b, 200, 160, "d") for b in OTHER_BOXES],
+        lead_time=9.0,
     )
     result = pull(s.ws, s.client)
-    assert result.current == 1 and s.ws.store.conflicts() == []
-    decided = s.ws.store.current_label("c.jpg")
+    assert result.current == 1 and s.ws.store.labels.conflicts() == []
+    decided = s.ws.store.labels.current_label("c.jpg")
     assert decided.source is Source.REVIEWED and len(decided.boxes) == len(OTHER_BOXES)
     assert "duplicate-labels" in decided.meta["conflict"] and "operations" not in decided.meta
     assert correction_summary([decided]).unmeasured_photos == 1, "a person's label was checked, not the model's"
@@ -259,7 +271,7 @@ def test_a_random_queue_order_serves_a_fixed_shuffle_instead_of_the_most_uncerta
     s = review_setup()
     s.ws.set_config(s.ws.config.with_(queue_order="random"))
     pid = push(s.ws, s.client).project_id
-    model = {p: v for p, v in s.ws.store.current_labels().items() if v.source is Source.MODEL}
+    model = {p: v for p, v in s.ws.store.labels.current_labels().items() if v.source is Source.MODEL}
     shuffled = sorted(model, key=lambda p: shuffled_score(p, model_version_of(model[p])))
     by_uncertainty = sorted(model, key=lambda p: -(model[p].uncertainty or 0.0))
     assert shuffled != by_uncertainty  # the scenario tells the two orders apart

@@ -26,7 +26,7 @@ REVERSED = tuple(replace(p, uncertainty=0.1 + 0.15 * i) for i, p in enumerate(SC
 def test_the_simulated_reviewer_takes_tasks_in_the_order_label_studio_serves_them(review_setup):
     s = review_setup(REVERSED)
     push(s.ws, s.client)
-    tasks = s.ws.store.task_map()
+    tasks = s.ws.store.review.task_map()
     inserted = sorted(tasks.values())
     uncertainty_order = [tasks[p.name] for p in sorted(s.photos, key=lambda p: -p.uncertainty)]
     assert uncertainty_order == inserted[::-1]  # the set is built so insertion order cannot pass
@@ -46,7 +46,7 @@ def test_simulated_lead_times_are_the_time_model_of_the_pulled_edits(review_setu
     pull(s.ws, s.client)
     sizes = {p.name: (p.width, p.height) for p in s.photos}
     for photo in s.photos:
-        version = s.ws.store.current_label(photo.name)
+        version = s.ws.store.labels.current_label(photo.name)
         assert version.meta["lead_time"] == pytest.approx(
             review_seconds(ReviewMeta.from_dict(version.meta).operations or (), *sizes[photo.name]), abs=0.01
         ), photo.name

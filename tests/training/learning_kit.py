@@ -87,7 +87,7 @@ def map50_on(detector: Detector, ws: Workspace, photos: Sequence[str], *, imgsz:
     for rel in photos:
         rgb, _, _ = decode_displayed(ws.image_path(rel))
         predicted.append(detector.predict_arrays([rgb], conf=0.001, imgsz=imgsz, device="cpu")[0])
-        truth.append(list(ws.store.current_labels()[rel].boxes))
+        truth.append(list(ws.store.labels.current_labels()[rel].boxes))
     quality = coco_evaluate(
         coco_ground_truth(list(photos), truth, ws.config.classes), coco_results(predicted, ws.config.classes)
     )

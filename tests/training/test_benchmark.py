@@ -33,7 +33,7 @@ def benchmark_run(tmp_path_factory):
     ingest(ws, images=ws.config.images, labels=ws.config.labels)
     splits = ensure_splits(ws)
     test = sorted(p for p, s in splits.items() if s == "test")
-    truth = ws.store.current_labels()
+    truth = ws.store.labels.current_labels()
     # a reader who gets every photo right except the first, where they add a class
     lines = ["photo,reader,classes"]
     for n, p in enumerate(test):

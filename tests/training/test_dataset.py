@@ -14,7 +14,7 @@ from training.dataset import build_training_view
 @pytest.fixture
 def view_and_labels(make_workspace, tmp_path):
     ws = make_workspace(images=6, labelled=1.0)
-    labels = ws.store.current_labels()
+    labels = ws.store.labels.current_labels()
     splits = {p: ("train", "train", "val", "test")[n % 4] for n, p in enumerate(sorted(labels))}
     view = build_training_view(ws, tmp_path / "view", splits, labels)
     yield ws, view, labels, splits
@@ -30,7 +30,7 @@ def test_every_photo_is_linked_into_its_split(view_and_labels):
 
 def test_label_files_read_back_into_the_photos_boxes(view_and_labels):
     ws, view, labels, _ = view_and_labels
-    records = {r.path: r for r in ws.store.images()}
+    records = {r.path: r for r in ws.store.labels.images()}
     assert sum(len(v.boxes) for v in labels.values()) > 0
     for link, rel in (item for items in view.images.values() for item in items):
         rec = records[rel]

@@ -51,7 +51,7 @@ class EasyRounds:
 def easy(tmp_path_factory) -> Iterator[EasyRounds]:
     root = tmp_path_factory.mktemp("easy-rounds")
     ws = easy_workspace(root, 60)
-    labels = ws.store.current_labels()
+    labels = ws.store.labels.current_labels()
     photos = sorted(labels)
     round0 = {p: "val" if i % 4 == 3 else "train" for i, p in enumerate(photos[:48])}
     round1 = {**round0, **dict.fromkeys(photos[48:], "train")}
