@@ -114,6 +114,9 @@ class RoundRecord:
     preannotate: `bootstrap.preannotate.PreannotateStats.to_dict()` of the last run, with `predicted` (photos
     pre-annotated by this round so far, resumed runs included) and `backend`.
     push: the review queue's push result, `to_dict()` (created, replaced, kept_annotated, ...).
+    acceptance_audit: finalize's audit of this round's predictions (`bootstrap.finalize`): the plan's figures
+    (population, sample size, seed, tolerance), the verdict with its bounds, the photos accepted, and the last
+    reviewed batch's correction rate (information only).
     """
 
     round_no: int
@@ -125,6 +128,7 @@ class RoundRecord:
     test_split: dict[str, Any] | None = None
     preannotate: dict[str, Any] | None = None
     push: dict[str, Any] | None = None
+    acceptance_audit: dict[str, Any] | None = None
     created_at: str | None = None
     updated_at: str | None = None
 
@@ -157,6 +161,7 @@ class RoundRecord:
             test_split=metrics.get("test_split"),
             preannotate=info.get("preannotate"),
             push=info.get("push"),
+            acceptance_audit=info.get("acceptance_audit"),
             created_at=row["created_at"],
             updated_at=row["updated_at"],
         )
@@ -174,6 +179,7 @@ class RoundRecord:
             **(self.trained.to_info() if self.trained else {}),
             **({"preannotate": self.preannotate} if self.preannotate is not None else {}),
             **({"push": self.push} if self.push is not None else {}),
+            **({"acceptance_audit": self.acceptance_audit} if self.acceptance_audit is not None else {}),
         }
 
     def to_dict(self) -> dict[str, Any]:

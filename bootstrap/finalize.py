@@ -131,6 +131,8 @@ def finalize(ws: Workspace, *, export_dir: Path | None = None) -> FinalizeResult
     plan = recorded_plan(ws)
     outcome = _audit_outcome(ws, plan, candidates) if candidates else None
     accepted = _accept(ws, candidates, plan, outcome) if candidates else 0
+    if plan is not None and outcome is not None:
+        _record_audit(ws, candidates, plan, outcome, accepted=accepted)
     return FinalizeResult(
         audit_plan=_plan_summary(plan) if candidates else {},
         audit=outcome.to_dict() if outcome else {},
@@ -156,8 +158,29 @@ def _audit_outcome(ws: Workspace, plan: AuditPlan | None, candidates: dict[str, 
         )
     outcome = judge(plan, state.checks)
     if outcome.verdict is not Verdict.ACCEPT:
+        _record_audit(ws, candidates, plan, outcome, accepted=0)
         raise WorkspaceError(f"not finalizing: {outcome.message}")
     return outcome
+
+
+def _record_audit(
+    ws: Workspace, candidates: dict[str, LabelVersion], plan: AuditPlan, outcome: AuditOutcome, *, accepted: int
+) -> None:
+    """Keep the audit in the record of the round whose predictions it judged, and redraw that round's report."""
+    from bootstrap.rounds import write_report
+
+    made_by = max((v.round for v in candidates.values() if v.round is not None), default=None)
+    record = ws.store.rounds.round_record(made_by) if made_by is not None else None
+    if record is None:
+        return
+    audit = {
+        "plan": _plan_summary(plan),
+        "outcome": outcome.to_dict(),
+        "accepted": accepted,
+        "correction_rate": _last_batch_correction_rate(ws),
+    }
+    ws.store.rounds.upsert_round(record.round_no, record.attempt, stage=record.stage, acceptance_audit=audit)
+    write_report(ws, record.round_no, record.attempt)
 
 
 def _accept(

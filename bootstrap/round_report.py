@@ -162,6 +162,22 @@ _CURVE_COLUMNS = (
 )
 
 
+def audit_line(record: RoundRecord) -> str:
+    """What finalize's acceptance audit of this round's predictions found ('' before any)."""
+    audit = record.acceptance_audit
+    if not audit:
+        return ""
+    plan, outcome = audit.get("plan") or {}, audit.get("outcome") or {}
+    rate = audit.get("correction_rate")
+    return (
+        f"Acceptance audit (finalize): {plan.get('sample_size')} of {plan.get('population')} photos to accept drawn at "
+        f"random (seed {plan.get('seed')}) and boxed blind; {outcome.get('message', '')}; "
+        f"photos accepted: {audit.get('accepted', 0)}. Last reviewed batch's correction rate (information only): "
+        + ("none" if rate is None else f"{rate:.1%}")
+        + "."
+    )
+
+
 def curve_html(curve: list[CurveRow]) -> str:
     """The learning curve as an HTML table, one row per round."""
     rows = [[_cell(getattr(r, c)) for c in _CURVE_COLUMNS] for r in curve]
@@ -201,6 +217,7 @@ def write_round_report(
     notes = [
         *measured_lines(curve),
         calibration_line(record),
+        audit_line(record),
         *(agreement_lines(agreement) if agreement is not None else []),
     ]
     test = (record.trained.test if record.trained else None) or {}

@@ -50,6 +50,7 @@ class Rounds:
         test_split: dict[str, Any] | None = None,
         preannotate: dict[str, Any] | None = None,
         push: dict[str, Any] | None = None,
+        acceptance_audit: dict[str, Any] | None = None,
     ) -> None:
         """Create a round or move it to `stage`, recording what is given; what is not given stays as it was
         (the JSON columns are merged key by key, so a row keeps every key it was ever written with)."""
@@ -61,6 +62,7 @@ class Rounds:
             test_split=test_split,
             preannotate=preannotate,
             push=push,
+            acceptance_audit=acceptance_audit,
         )
         existing = self._db.conn.execute(
             "SELECT metrics, info FROM rounds WHERE round=? AND attempt=?", (round_no, attempt)

@@ -154,3 +154,21 @@ def test_the_old_diluted_rule_survives_only_to_compare_queue_orders():
     # 2% of all boxes: with few predictions left, any correction rate passes. finalize no longer uses it.
     assert recommend_threshold(remaining_boxes=100, human_boxes=900) == pytest.approx(0.2)
     assert recommend_threshold(remaining_boxes=1, human_boxes=900) == 1.0
+
+
+def test_the_audit_is_kept_in_the_round_record_and_its_report(tmp_path):
+    from annotator.rounds import Stage
+
+    ws = _workspace(tmp_path, 200)
+    ws.store.rounds.upsert_round(0, 0, stage=Stage.DONE)
+    plan = plan_acceptance_audit(ws)
+    _audit(ws, plan.sample[:1], boxes=())  # the auditor found no lesion where the model boxed one
+    _audit(ws, plan.sample[1:])
+    with pytest.raises(WorkspaceError, match="keep reviewing"):
+        finalize(ws)
+    audit = ws.store.rounds.round_record(0).acceptance_audit
+    assert audit["plan"]["sample_size"] == 149 and audit["outcome"]["wrong_photos"] == 1 and audit["accepted"] == 0
+    assert "sample" not in audit["plan"], "the sample itself stays in the store's plan, not in every record"
+    report = (ws.round_dir(0) / "report.html").read_text()
+    assert "Acceptance audit (finalize): 149 of 200 photos" in report
+    ws.close()
