@@ -153,7 +153,7 @@ def _issues(
 ) -> tuple[BoxIssue, ...]:
     """The boxes of one photo scoring below LABEL_ISSUE_BOX_SCORE, worst first (NaN: not scored, no issue)."""
     label_boxes = [
-        Box(classes[int(k)], *(float(v) for v in xyxy))
+        Box(classes[int(k)], float(xyxy[0]), float(xyxy[1]), float(xyxy[2]), float(xyxy[3]))
         for xyxy, k in zip(label["bboxes"], label["labels"], strict=True)
     ]
     model_boxes = _prediction_boxes(prediction, classes)
