@@ -21,6 +21,7 @@ from annotator.images import decode_displayed
 from annotator.store import Workspace
 from annotator.types import Box
 from bootstrap.label_audit import LabelAudit
+from review_queue.label_audit import DoubtedLabel
 from training.label_quality import PhotoQuality
 
 CSV_NAME = "label-issues.csv"
@@ -142,3 +143,17 @@ def _card(ws: Workspace, rank: int, q: PhotoQuality, audit: LabelAudit) -> str:
         f"<div class='pair'><img alt='label' src='data:image/jpeg;base64,{label_img}'>"
         f"<img alt='suggestion' src='data:image/jpeg;base64,{suggestion_img}'></div></div>"
     )
+
+
+def doubted_labels(audit: LabelAudit, top: float) -> list[DoubtedLabel]:
+    """The flagged photos as the label audit project serves them, worst first."""
+    return [
+        DoubtedLabel(
+            photo=q.photo,
+            label=audit.versions[q.photo],
+            suggestion=q.suggestion,
+            issue="; ".join(k.value for k in q.kinds),
+            score=q.score,
+        )
+        for q in flagged(audit, top)
+    ]
