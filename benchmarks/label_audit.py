@@ -17,6 +17,7 @@ Measured: docs/label-audit.md.
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import time
 from dataclasses import replace
@@ -73,8 +74,14 @@ def photo_f1(label: tuple[Box, ...], pred: list[Box], threshold: float) -> float
     return 1.0 if not kept and not label else 2 * tp / (len(kept) + len(label))
 
 
-def baseline_ranking(ws: Workspace, settings, workdir: Path) -> list[str]:
-    """One model trained on every photo (val = the same photos) predicts them; worst box F1 first."""
+def baseline_ranking(ws: Workspace, settings, workdir: Path) -> tuple[list[str], float]:
+    """One model trained on every photo (val = the same photos) predicts them; worst box F1 first, and the seconds
+    it took (cached in workdir/ranking.json for the same budget)."""
+    cache = workdir / f"ranking-{settings.epochs}-{settings.imgsz}.json"
+    if cache.is_file():
+        body = json.loads(cache.read_text())
+        return body["ranking"], body["seconds"]
+    began = time.perf_counter()
     from bootstrap.label_audit import _fold_detector, _train_settings, audited_labels, predict_held_out
     from bootstrap.rounds import resolve_model
     from training.dataset import build_training_view
@@ -87,7 +94,9 @@ def baseline_ranking(ws: Workspace, settings, workdir: Path) -> list[str]:
     detector.train(view, _train_settings(ws, settings), workdir / "work")
     pred = predict_held_out(ws, detector, sorted(labels), settings)
     f1 = {p: photo_f1(labels[p].boxes, list(pred[p]), ws.config.default_threshold) for p in labels}
-    return sorted(labels, key=lambda p: (f1[p], p))
+    ranking = sorted(labels, key=lambda p: (f1[p], p))
+    cache.write_text(json.dumps({"ranking": ranking, "seconds": time.perf_counter() - began}))
+    return ranking, time.perf_counter() - began
 
 
 def at_cut(ranking: list[str], slips: dict[str, str], top: float) -> dict[str, float]:
@@ -101,7 +110,7 @@ def at_cut(ranking: list[str], slips: dict[str, str], top: float) -> dict[str, f
     return out
 
 
-def workspace(folder: Path, photos: int, seed: int) -> Workspace:
+def workspace(folder: Path, photos: int, seed: int, *, write: bool = True) -> Workspace:
     """A fresh workspace over a fully hand-labelled synthetic set (the photos reused when there)."""
     data = folder / "synth"
     if not (data / "images").is_dir():
@@ -109,7 +118,7 @@ def workspace(folder: Path, photos: int, seed: int) -> Workspace:
     cfg = Config(images=data / "images", labels=data / "labels", seed=seed)
     root = folder / "ws"
     if root.exists():
-        return Workspace.open(root, write=True)
+        return Workspace.open(root, write=write)  # the baseline alone only reads: it runs beside the audit
     ws = Workspace.create(root, cfg)
     ingest(ws, images=cfg.images, labels=cfg.labels)
     return ws
@@ -127,21 +136,27 @@ def main() -> None:
     ap.add_argument("--share", type=float, default=0.1, help="share of photos given a slip")
     ap.add_argument("--high-probability", type=float, default=None, help="cleanlab's confident-box score")
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument(
+        "--only", choices=("audit", "baseline"), help="run one ranking (e.g. both at once, in two processes)"
+    )
     ap.add_argument("--dir", type=Path, default=Path("/tmp/annotator-label-audit-bench"))
     args = ap.parse_args()
     args.dir.mkdir(parents=True, exist_ok=True)
-    ws = workspace(args.dir, args.photos, args.seed)
+    ws = workspace(args.dir, args.photos, args.seed, write=args.only != "baseline")
     slips = {p: str(v.meta["injected_slip"]) for p, v in ws.store.current_labels().items() if "injected_slip" in v.meta}
     slips = slips or inject_slips(ws, args.share, args.seed)
     settings = AuditSettings(
         folds=args.folds, epochs=args.epochs, imgsz=args.imgsz, device="cpu", high_probability=args.high_probability
     )
+    if args.only == "baseline":
+        baseline_ranking(ws, settings, args.dir / "baseline")
+        return
     audit = run_label_audit(ws, settings, print)
+    if args.only == "audit":
+        return
     audit_s = audit.out_of_sample.seconds
     cleanlab_rank = [q.photo for q in audit.qualities]
-    began = time.perf_counter()
-    base_rank = baseline_ranking(ws, settings, args.dir / "baseline")
-    base_s = time.perf_counter() - began
+    base_rank, base_s = baseline_ranking(ws, settings, args.dir / "baseline")
     ws.close()
     print(f"\n{len(cleanlab_rank)} photos, {len(slips)} with an injected slip; top {args.top:.0%} flagged")
     print(f"{'ranking':<34} {'recall':>7} {'precision':>9} " + " ".join(f"{k:>8}" for k in KINDS) + "  minutes")
