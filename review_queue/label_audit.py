@@ -92,8 +92,17 @@ def _project(ws: Workspace, client: ReviewClient) -> int:
         pid = int(create_project(ws, client, LABEL_AUDIT).id)
         ws.store.set_meta(LABEL_AUDIT.id_key, str(pid))
         ensure_photo_storage(ws, client, pid)
-        client.call("setting the project's model version", client.sdk.projects.update, pid, model_version=CURRENT_LABEL)
     return pid
+
+
+def _serve_current_label(client: ReviewClient, project_id: int) -> None:
+    """Make the project serve the current label as the starting point (Label Studio accepts the model version
+    only once predictions of that version exist, so after the first import)."""
+    project = client.call("reading the label audit project", client.sdk.projects.get, project_id)
+    if project.model_version != CURRENT_LABEL:
+        client.call(
+            "setting the project's model version", client.sdk.projects.update, project_id, model_version=CURRENT_LABEL
+        )
 
 
 def task_payload(record: ImageRecord, doubt: DoubtedLabel, document_path: str) -> dict[str, Any]:
@@ -139,6 +148,7 @@ def push_label_audit(ws: Workspace, client: ReviewClient, doubts: Sequence[Doubt
         )
         tasks.update({d.photo: (int(t), int(d.label.id or 0)) for d, t in zip(new, ids, strict=True)})
         ws.store.set_meta(LABEL_AUDIT_TASKS_KEY, json.dumps({p: list(v) for p, v in tasks.items()}))
+        _serve_current_label(client, pid)
     return LabelAuditPushResult(pid, created=len(new), already_there=len(doubts) - len(new))
 
 

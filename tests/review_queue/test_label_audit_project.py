@@ -14,7 +14,7 @@ from review_queue.label_audit import (
     pull_label_audit,
     push_label_audit,
 )
-from review_queue.labelstudio.convert import box_to_result, parse_result
+from review_queue.labelstudio.convert import box_to_result, result_to_box
 from review_queue.review_meta import ReviewMeta
 from tests.review_queue.conftest import SCENARIO
 
@@ -31,8 +31,9 @@ def _doubt(s) -> DoubtedLabel:
 
 
 def _boxes(result, s):
-    parsed = parse_result(result, width=320, height=200, classes=s.ws.config.class_table)
-    return [(b.label, round(b.x1), round(b.y1), round(b.x2), round(b.y2)) for _, b in parsed.regions]
+    record = s.ws.store.image("p1.jpg")
+    boxes = [result_to_box(r, record.width, record.height) for r in result]
+    return [(b.label, round(b.x1), round(b.y1), round(b.x2), round(b.y2)) for b in boxes]
 
 
 def test_a_doubted_label_is_served_as_the_starting_point_beside_the_suggestion(review_setup):
@@ -45,7 +46,8 @@ def test_a_doubted_label_is_served_as_the_starting_point_beside_the_suggestion(r
     (task,) = list(s.client.sdk.tasks.list(project=pushed.project_id, fields="all").items)
     assert task.data["photo"] == "p1.jpg" and task.data["label_version"] == doubt.label.id
     assert task.data["issue"] == "swapped class" and "swapped class" in task.data["conflict"]
-    predictions = {p["model_version"]: p for p in s.client.request_json("GET", f"api/predictions?task={task.id}")}
+    served = [p if isinstance(p, dict) else p.model_dump() for p in task.predictions]
+    predictions = {p["model_version"]: p for p in served}
     assert _boxes(predictions[CURRENT_LABEL]["result"], s) == [(b.label, b.x1, b.y1, b.x2, b.y2) for b in HAND]
     assert _boxes(predictions[SUGGESTION]["result"], s) == [(b.label, b.x1, b.y1, b.x2, b.y2) for b in SUGGESTED]
     again = push_label_audit(s.ws, s.client, [doubt])
@@ -59,7 +61,11 @@ def test_only_a_persons_submitted_annotation_changes_the_label_and_it_keeps_its_
     assert pull_label_audit(s.ws, s.client).stored == 0
     assert s.ws.store.current_label("p1.jpg").id == doubt.label.id, "no person, no change"
     (task,) = list(s.client.sdk.tasks.list(project=pushed.project_id, fields="all").items)
-    fixed = [box_to_result(Box(b.label, b.x1, b.y1, b.x2, b.y2), 320, 200, f"r{i}") for i, b in enumerate(SUGGESTED)]
+    record = s.ws.store.image("p1.jpg")
+    fixed = [
+        box_to_result(Box(b.label, b.x1, b.y1, b.x2, b.y2), record.width, record.height, f"r{i}")
+        for i, b in enumerate(SUGGESTED)
+    ]
     s.client.call("annotating", s.client.sdk.annotations.create, task.id, idempotent=False, result=fixed, lead_time=7.5)
     pulled = pull_label_audit(s.ws, s.client)
     assert (pulled.stored, pulled.problems) == (1, ())
