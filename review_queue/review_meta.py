@@ -8,7 +8,8 @@ as before (a key the writer leaves out stays out; a key it writes is written eve
 
 Stored keys, a pulled review: project_id, task_id, annotation_id, lead_time, created_at, updated_at,
 parent_prediction, prediction_version_id, edits + operations (absent for a conflict's review),
-simulated, then exclude_reasons, box_fixes, conflict, acceptance_audit and arm when there are any.
+simulated, then exclude_reasons, box_fixes, conflict, acceptance_audit, arm, label_audit and
+label_audit_issue when there are any.
 A settled double review: double_review, reviews, reviewers, project_id, prediction_version_id,
 updated_at, lead_time, simulated, agreement_f1, the adjudication_* keys of an adjudicated one,
 then operations + edits when the first review had a prediction to diff against.
@@ -80,6 +81,8 @@ class ReviewMeta:
     settled: Settled | None = None
     acceptance_audit: str | None = None  # the audit plan (population digest) this blind review audits
     arm: str | None = None  # "control": drawn from scratch in the effort study (no prediction was shown)
+    label_audit: int | None = None  # the label version the label audit doubted (this review decides it)
+    label_audit_issue: str | None = None  # the issue kinds the audit showed ("overlooked; swapped class")
 
     @classmethod
     def from_dict(cls, meta: Mapping[str, Any]) -> ReviewMeta:
@@ -102,6 +105,8 @@ class ReviewMeta:
             settled=_settled(meta) if meta.get("double_review") else None,
             acceptance_audit=_str(meta.get("acceptance_audit")),
             arm=_str(meta.get("arm")),
+            label_audit=_int(meta.get("label_audit")),
+            label_audit_issue=_str(meta.get("label_audit_issue")),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -132,6 +137,10 @@ class ReviewMeta:
             out["acceptance_audit"] = self.acceptance_audit
         if self.arm is not None:
             out["arm"] = self.arm
+        if self.label_audit is not None:
+            out["label_audit"] = self.label_audit
+        if self.label_audit_issue is not None:
+            out["label_audit_issue"] = self.label_audit_issue
         return out
 
     def _settled_dict(self, settled: Settled) -> dict[str, Any]:

@@ -20,3 +20,11 @@ MATCH_IOU = 0.5
 # Percentile bootstrap intervals over photos: how many resamples, and the interval's level.
 BOOTSTRAP_RESAMPLES = 1000
 INTERVAL_LEVEL = 0.95
+
+# The label audit (training.label_quality): a box whose cleanlab per-box score (overlooked, swapped class, badly
+# located) is below this is reported as that issue. 0.5 is halfway on cleanlab's [0, 1] scale: for a badly located
+# box, about IoU 0.5 with the model's confident box of its class (the match rule above).
+LABEL_ISSUE_BOX_SCORE = 0.5
+
+# The model's suggestion shown beside a flagged label (report, Label Studio prediction): its boxes from this score.
+SUGGESTION_SCORE = 0.25

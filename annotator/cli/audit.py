@@ -137,3 +137,66 @@ def pull_command(workspace: WorkspaceOption = Path("."), url: UrlOption = None, 
     for problem in result.problems:
         console.print(f"not stored: {problem}", markup=False, soft_wrap=True)
     console.print(outcome.message, markup=False, soft_wrap=True)
+
+
+@audit_app.command("labels")
+@handle_errors
+def labels_command(
+    workspace: WorkspaceOption = Path("."),
+    folds: Annotated[int, typer.Option(min=2, help="Folds: each photo is predicted by a model that never saw it.")] = 3,
+    epochs: Annotated[int, typer.Option(min=1, help="Training epochs of each fold's model.")] = 30,
+    imgsz: Annotated[int, typer.Option(min=32, help="Training and prediction image size (pixels).")] = 640,
+    top: Annotated[float, typer.Option(min=0.001, max=1.0, help="Share of photos flagged, worst first (0-1).")] = 0.1,
+    skip_test: Annotated[
+        bool, typer.Option("--skip-test", help="Leave the fixed test split out of the audit.")
+    ] = False,
+    device: Annotated[str | None, typer.Option(help="Training device: cpu, 0 (GPU); default: the GPU if any.")] = None,
+    push: Annotated[
+        bool, typer.Option("--push", help="Serve the flagged photos in Label Studio's label audit.")
+    ] = False,
+    pull: Annotated[bool, typer.Option("--pull", help="Store the label audit reviews done in Label Studio.")] = False,
+    url: UrlOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Question the stored hand labels: out-of-sample predictions (K folds) scored by cleanlab; writes
+    reports/label-issues.csv and .html; --push serves the flagged photos to the seniors, --pull stores their reviews."""
+    from annotator.store import Workspace
+    from bootstrap.label_audit import AuditSettings, run_label_audit
+    from bootstrap.label_audit_report import doubted_labels, flagged, write_issue_csv, write_issue_html
+    from review_queue.label_audit import pull_label_audit, push_label_audit
+    from review_queue.labelstudio.client import connect
+
+    settings = AuditSettings(folds=folds, epochs=epochs, imgsz=imgsz, device=device, include_test=not skip_test)
+    with Workspace.open(workspace, write=True) as ws:
+        if pull:
+            pulled = pull_label_audit(ws, connect(ws, url=url))
+            _print_result(
+                pulled.to_dict(), json_out, f"{pulled.stored} label audit reviews stored, {pulled.skipped} skipped"
+            )
+            return
+        audit = run_label_audit(ws, settings, progress=None if json_out else lambda m: console.print(m, markup=False))
+        csv_path, html_path = write_issue_csv(ws, audit, top), write_issue_html(ws, audit, top)
+        pushed = push_label_audit(ws, connect(ws, url=url), doubted_labels(audit, top)) if push else None
+    summary = {
+        "audited": len(audit.qualities),
+        "flagged": len(flagged(audit, top)),
+        "test_split_audited": audit.test_audited,
+        "cached": audit.out_of_sample.cached,
+        "csv": str(csv_path),
+        "html": str(html_path),
+        "push": pushed.to_dict() if pushed else None,
+    }
+    message = (
+        f"{summary['audited']} labels audited (test split {'included' if audit.test_audited else 'left out'}), "
+        f"{summary['flagged']} flagged: {html_path}"
+        + (f"; label audit project {pushed.project_id}: {pushed.created} photos added" if pushed else "")
+    )
+    _print_result(summary, json_out, message)
+
+
+def _print_result(result: dict, json_out: bool, message: str) -> None:
+    """JSON on stdout, or one line for a person."""
+    if json_out:
+        print_json(result)
+    else:
+        console.print(message, markup=False, soft_wrap=True)

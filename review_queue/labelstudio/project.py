@@ -27,6 +27,7 @@ PENDING_KEY = "review.creating_project"  # the key of a project being created, u
 ADJUDICATION_PROJECT_KEY = "review.adjudication_project_id"
 READERS_PROJECT_KEY = "review.readers_project_id"
 ACCEPTANCE_AUDIT_PROJECT_KEY = "review.acceptance_audit_project_id"
+LABEL_AUDIT_PROJECT_KEY = "review.label_audit_project_id"
 SAMPLING = "Uncertainty sampling"
 
 
@@ -85,6 +86,20 @@ def acceptance_audit_instructions(classes: ClassTable) -> str:
         "with its class, as you would on a new photo. Your boxes are compared with the model's; the share of "
         "photos where they differ decides whether the rest may be accepted. Your boxes also become the photo's "
         "label.</p><p>Use <b>Skip</b> only if you cannot judge the photo.</p>"
+    )
+
+
+def label_audit_instructions(classes: ClassTable) -> str:
+    """What a senior reads in the label audit (HTML): a stored label the audit doubts, and the model's view."""
+    return (
+        "<h3>Label audit: a stored label that may hold a slip</h3>"
+        "<p>These photos already have a label made or reviewed by a person. A model that never saw the photo "
+        "disagrees with it; the note above the photo says how (<b>overlooked</b>: a lesion without a box; "
+        "<b>swapped class</b>: a box whose class looks wrong; <b>badly located</b>: a box drawn loose or "
+        "off). You start from the current label. The model's suggestion is listed as a second prediction: "
+        "compare, then correct the label where it is wrong, or leave it as it is, and press <b>Submit</b>. "
+        "Your annotation becomes the photo's label; the old one stays in its history.</p>"
+        "<p>Use <b>Skip</b> only if you cannot judge the photo: its label then stays as it is.</p>"
     )
 
 
@@ -177,8 +192,20 @@ ACCEPTANCE_AUDIT = ProjectKind(
     id_key=ACCEPTANCE_AUDIT_PROJECT_KEY,
     show_predictions=False,
 )
-# Every kind of project the tool makes in Label Studio (the label audit to come adds its own here).
-PROJECT_KINDS: dict[str, ProjectKind] = {kind.name: kind for kind in (REVIEW, ADJUDICATION, READERS, ACCEPTANCE_AUDIT)}
+LABEL_AUDIT = ProjectKind(
+    name="label-audit",
+    what="the label audit project",
+    title="{title} label audit",
+    description="Label audit: stored labels a model out of sample disagrees with, worst first",
+    label_config=labeling_config,
+    instructions=label_audit_instructions,
+    id_key=LABEL_AUDIT_PROJECT_KEY,
+    show_predictions=True,
+)
+# Every kind of project the tool makes in Label Studio.
+PROJECT_KINDS: dict[str, ProjectKind] = {
+    kind.name: kind for kind in (REVIEW, ADJUDICATION, READERS, ACCEPTANCE_AUDIT, LABEL_AUDIT)
+}
 
 
 def create_project(
