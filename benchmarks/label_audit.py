@@ -44,8 +44,8 @@ def shifted(box: Box, target_iou: float = SHIFT_IOU) -> Box:
 def inject_slips(ws: Workspace, share: float, seed: int) -> dict[str, str]:
     """Put one slip into `share` of the labelled photos (as a new manual version); photo -> slip kind."""
     rng = random.Random(seed)
-    labels = {p: v for p, v in sorted(ws.store.current_labels().items()) if v.boxes}
-    chosen = rng.sample(sorted(labels), round(share * len(ws.store.current_labels())))
+    labels = {p: v for p, v in sorted(ws.store.labels.current_labels().items()) if v.boxes}
+    chosen = rng.sample(sorted(labels), round(share * len(ws.store.labels.current_labels())))
     slips: dict[str, str] = {}
     for n, photo in enumerate(chosen):
         boxes = list(labels[photo].boxes)
@@ -60,7 +60,9 @@ def inject_slips(ws: Workspace, share: float, seed: int) -> dict[str, str]:
             boxes[i] = shifted(boxes[i])
         else:
             boxes[i] = replace(boxes[i], label=SWAPS[boxes[i].label])
-        ws.store.add_label_version(LabelVersion(photo, Source.MANUAL, tuple(boxes), meta={"injected_slip": kind}))
+        ws.store.labels.add_label_version(
+            LabelVersion(photo, Source.MANUAL, tuple(boxes), meta={"injected_slip": kind})
+        )
         slips[photo] = kind
     return slips
 
@@ -125,7 +127,7 @@ def workspace(folder: Path, photos: int, seed: int, *, write: bool = True) -> Wo
 
 
 def main() -> None:
-    from bootstrap.label_audit import AuditSettings, run_label_audit
+    from bootstrap.label_audit import LabelAuditSettings, run_label_audit
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--photos", type=int, default=240)
@@ -143,9 +145,13 @@ def main() -> None:
     args = ap.parse_args()
     args.dir.mkdir(parents=True, exist_ok=True)
     ws = workspace(args.dir, args.photos, args.seed, write=args.only != "baseline")
-    slips = {p: str(v.meta["injected_slip"]) for p, v in ws.store.current_labels().items() if "injected_slip" in v.meta}
+    slips = {
+        p: str(v.meta["injected_slip"])
+        for p, v in ws.store.labels.current_labels().items()
+        if "injected_slip" in v.meta
+    }
     slips = slips or inject_slips(ws, args.share, args.seed)
-    settings = AuditSettings(
+    settings = LabelAuditSettings(
         folds=args.folds, epochs=args.epochs, imgsz=args.imgsz, device="cpu", high_probability=args.high_probability
     )
     if args.only == "baseline":

@@ -38,7 +38,7 @@ Progress = Callable[[str], None]
 
 
 @dataclass(frozen=True)
-class AuditSettings:
+class LabelAuditSettings:
     """The audit's training budget: `folds` models, each trained `epochs` at `imgsz` on the other folds' photos.
 
     model None: the workspace's round-0 model ("auto": yolo11s on a GPU, yolo11n on the CPU).
@@ -83,8 +83,8 @@ class LabelAudit:
 def audited_labels(ws: Workspace, *, include_test: bool = True) -> dict[str, LabelVersion]:
     """The current hand-made or reviewed label of every photo that has one (not excluded); the test split's
     photos only when `include_test`."""
-    splits = ws.store.splits()
-    labels = ws.store.current_labels(AUDITED_SOURCES)
+    splits = ws.store.labels.splits()
+    labels = ws.store.labels.current_labels(AUDITED_SOURCES)
     return {
         p: v
         for p, v in sorted(labels.items())
@@ -120,7 +120,7 @@ def _digest(text: str) -> str:
 # ---- out-of-sample predictions (cached) ------------------------------------------------------
 
 
-def cache_key(labels: Mapping[str, LabelVersion], settings: AuditSettings, model_spec: str, seed: int) -> str:
+def cache_key(labels: Mapping[str, LabelVersion], settings: LabelAuditSettings, model_spec: str, seed: int) -> str:
     """What the predictions depend on: the label versions, folds, epochs, image size, model and seed."""
     what = {
         "versions": sorted((p, v.id) for p, v in labels.items()),
@@ -135,14 +135,14 @@ def cache_key(labels: Mapping[str, LabelVersion], settings: AuditSettings, model
 
 def audit_dir(ws: Workspace) -> Path:
     """Where the audit caches its predictions: the latest round's folder (round 0's before any round)."""
-    rounds = ws.store.rounds()
+    rounds = ws.store.rounds.rounds()
     latest = max(rounds, key=lambda r: (r.round_no, r.attempt), default=None)
     folder = ws.round_dir(latest.round_no, latest.attempt) if latest else ws.round_dir(0)
     return folder / "label-audit"
 
 
 def out_of_sample_predictions(
-    ws: Workspace, labels: Mapping[str, LabelVersion], settings: AuditSettings, progress: Progress | None = None
+    ws: Workspace, labels: Mapping[str, LabelVersion], settings: LabelAuditSettings, progress: Progress | None = None
 ) -> OutOfSample:
     """Each labelled photo predicted by the fold model that never saw it (read from the cache when there)."""
     model_spec = resolve_model(ws, 0, settings.model or ws.config.model)
@@ -170,7 +170,7 @@ def _run_fold(
     labels: Mapping[str, LabelVersion],
     fold_of: Mapping[str, int],
     fold: int,
-    settings: AuditSettings,
+    settings: LabelAuditSettings,
     model_spec: str,
     workdir: Path,
 ) -> tuple[dict[str, tuple[Box, ...]], tuple[str, ...]]:
@@ -188,7 +188,7 @@ def _run_fold(
     return found, seen
 
 
-def _fold_detector(ws: Workspace, model_spec: str, settings: AuditSettings) -> Detector:
+def _fold_detector(ws: Workspace, model_spec: str, settings: LabelAuditSettings) -> Detector:
     """A fresh network of the round recipe (from the workspace's pretrained checkpoint when one is set)."""
     build: dict[str, Any] = {}
     if starts_fresh(model_spec) and ws.config.pretrained:
@@ -196,7 +196,7 @@ def _fold_detector(ws: Workspace, model_spec: str, settings: AuditSettings) -> D
     return make_detector(model_spec, ws.config.classes, **build)
 
 
-def _train_settings(ws: Workspace, settings: AuditSettings) -> TrainSettings:
+def _train_settings(ws: Workspace, settings: LabelAuditSettings) -> TrainSettings:
     """The fold's train arguments (the round recipe at the audit's budget; the workspace's seed)."""
     return TrainSettings(
         epochs=settings.epochs,
@@ -209,10 +209,10 @@ def _train_settings(ws: Workspace, settings: AuditSettings) -> TrainSettings:
 
 
 def predict_held_out(
-    ws: Workspace, detector: Detector, photos: Sequence[str], settings: AuditSettings
+    ws: Workspace, detector: Detector, photos: Sequence[str], settings: LabelAuditSettings
 ) -> dict[str, tuple[Box, ...]]:
     """Each photo's boxes down to PREDICT_FLOOR, in its full displayed frame (cleanlab reads the low ones too)."""
-    records = {r.path: r for r in ws.store.images()}
+    records = {r.path: r for r in ws.store.labels.images()}
 
     def decoded() -> Iterator[DecodedPhoto]:
         for path in photos:
@@ -258,7 +258,7 @@ def _read_cache(path: Path, key: str) -> OutOfSample | None:
 # ---- the audit -------------------------------------------------------------------------------
 
 
-def run_label_audit(ws: Workspace, settings: AuditSettings, progress: Progress | None = None) -> LabelAudit:
+def run_label_audit(ws: Workspace, settings: LabelAuditSettings, progress: Progress | None = None) -> LabelAudit:
     """Predict every audited photo out of sample and score its label with cleanlab, worst photo first."""
     labels = audited_labels(ws, include_test=settings.include_test)
     if len(labels) < settings.folds * MIN_PHOTOS_PER_FOLD:
@@ -272,4 +272,4 @@ def run_label_audit(ws: Workspace, settings: AuditSettings, progress: Progress |
         ws.config.classes,
         high_probability=settings.high_probability,
     )
-    return LabelAudit(tuple(qualities), dict(labels), ws.store.splits(), settings.include_test, oos)
+    return LabelAudit(tuple(qualities), dict(labels), ws.store.labels.splits(), settings.include_test, oos)

@@ -141,7 +141,7 @@ def push_label_audit(ws: Workspace, client: ReviewClient, doubts: Sequence[Doubt
     new = [d for d in doubts if tasks.get(d.photo, (0, -1))[1] != d.label.id]
     if new:
         prefix = document_prefix(ws, client)
-        records = {r.path: r for r in ws.store.images()}
+        records = {r.path: r for r in ws.store.labels.images()}
         payload = [task_payload(records[d.photo], d, str(prefix / d.photo)) for d in new]
         ids = import_tasks(
             client, pid, payload, what=f"{len(new)} label audit tasks", rerun="annotator audit labels --push"
@@ -190,7 +190,7 @@ def _store(
 ) -> str:
     """One audit annotation as the photo's reviewed label: "stored", "unchanged", or a problem."""
     task_id = int(task["id"])
-    record = ws.store.image(photo)
+    record = ws.store.labels.image(photo)
     if record is None:
         return f"task {task_id}: photo {photo} is no longer in the workspace"
     parsed = parse_result(
@@ -200,7 +200,7 @@ def _store(
         return f"task {task_id} ({photo}): " + "; ".join(parsed.problems)
     if any(
         (m.annotation_id, m.updated_at) == (int(ann["id"]), ann.get("updated_at"))
-        for m in (ReviewMeta.from_dict(v.meta) for v in ws.store.history(photo) if v.source is Source.REVIEWED)
+        for m in (ReviewMeta.from_dict(v.meta) for v in ws.store.labels.history(photo) if v.source is Source.REVIEWED)
     ):
         return "unchanged"
     who = ann.get("completed_by")
@@ -217,7 +217,7 @@ def _store(
         label_audit=doubted,
         label_audit_issue=str((task.get("data") or {}).get(ISSUE_FIELD) or ""),
     )
-    ws.store.add_label_version(
+    ws.store.labels.add_label_version(
         LabelVersion(
             image_path=photo,
             source=Source.REVIEWED,

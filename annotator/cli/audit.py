@@ -161,12 +161,12 @@ def labels_command(
     """Question the stored hand labels: out-of-sample predictions (K folds) scored by cleanlab; writes
     reports/label-issues.csv and .html; --push serves the flagged photos to the seniors, --pull stores their reviews."""
     from annotator.store import Workspace
-    from bootstrap.label_audit import AuditSettings, run_label_audit
+    from bootstrap.label_audit import LabelAuditSettings, run_label_audit
     from bootstrap.label_audit_report import doubted_labels, flagged, write_issue_csv, write_issue_html
     from review_queue.label_audit import pull_label_audit, push_label_audit
     from review_queue.labelstudio.client import connect
 
-    settings = AuditSettings(folds=folds, epochs=epochs, imgsz=imgsz, device=device, include_test=not skip_test)
+    settings = LabelAuditSettings(folds=folds, epochs=epochs, imgsz=imgsz, device=device, include_test=not skip_test)
     with Workspace.open(workspace, write=True) as ws:
         if pull:
             pulled = pull_label_audit(ws, connect(ws, url=url))

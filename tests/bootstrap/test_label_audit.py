@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from bootstrap.label_audit import AuditSettings, assign_folds, fold_splits, run_label_audit
+from bootstrap.label_audit import LabelAuditSettings, assign_folds, fold_splits, run_label_audit
 
 PHOTOS = [f"p{i:02d}.jpg" for i in range(23)]
 
@@ -35,7 +35,7 @@ def test_too_few_photos_for_the_folds_is_refused():
 @pytest.mark.slow
 def test_trained_folds_predict_only_photos_they_never_saw_and_a_rerun_is_cached(make_workspace):
     ws = make_workspace(images=10, labelled=1.0, seed=3)
-    settings = AuditSettings(folds=2, epochs=1, imgsz=64, batch=4, device="cpu")
+    settings = LabelAuditSettings(folds=2, epochs=1, imgsz=64, batch=4, device="cpu")
     audit = run_label_audit(ws, settings)
     oos = audit.out_of_sample
     assert set(oos.predictions) == set(audit.versions) and len(audit.qualities) == 10

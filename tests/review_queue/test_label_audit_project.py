@@ -25,13 +25,13 @@ SUGGESTED = (Box("hori", 10, 10, 40, 40, score=0.9), Box("sl", 100, 50, 130, 90,
 
 
 def _doubt(s) -> DoubtedLabel:
-    s.ws.store.add_label_version(LabelVersion("p1.jpg", Source.MANUAL, HAND))
-    label = s.ws.store.current_label("p1.jpg")
+    s.ws.store.labels.add_label_version(LabelVersion("p1.jpg", Source.MANUAL, HAND))
+    label = s.ws.store.labels.current_label("p1.jpg")
     return DoubtedLabel("p1.jpg", label, SUGGESTED, issue="swapped class", score=0.12)
 
 
 def _boxes(result, s):
-    record = s.ws.store.image("p1.jpg")
+    record = s.ws.store.labels.image("p1.jpg")
     boxes = [result_to_box(r, record.width, record.height) for r in result]
     return [(b.label, round(b.x1), round(b.y1), round(b.x2), round(b.y2)) for b in boxes]
 
@@ -59,9 +59,9 @@ def test_only_a_persons_submitted_annotation_changes_the_label_and_it_keeps_its_
     doubt = _doubt(s)
     pushed = push_label_audit(s.ws, s.client, [doubt])
     assert pull_label_audit(s.ws, s.client).stored == 0
-    assert s.ws.store.current_label("p1.jpg").id == doubt.label.id, "no person, no change"
+    assert s.ws.store.labels.current_label("p1.jpg").id == doubt.label.id, "no person, no change"
     (task,) = list(s.client.sdk.tasks.list(project=pushed.project_id, fields="all").items)
-    record = s.ws.store.image("p1.jpg")
+    record = s.ws.store.labels.image("p1.jpg")
     fixed = [
         box_to_result(Box(b.label, b.x1, b.y1, b.x2, b.y2), record.width, record.height, f"r{i}")
         for i, b in enumerate(SUGGESTED)
@@ -69,12 +69,12 @@ def test_only_a_persons_submitted_annotation_changes_the_label_and_it_keeps_its_
     s.client.call("annotating", s.client.sdk.annotations.create, task.id, idempotent=False, result=fixed, lead_time=7.5)
     pulled = pull_label_audit(s.ws, s.client)
     assert (pulled.stored, pulled.problems) == (1, ())
-    current = s.ws.store.current_label("p1.jpg")
+    current = s.ws.store.labels.current_label("p1.jpg")
     meta = ReviewMeta.from_dict(current.meta)
     assert current.source is Source.REVIEWED and [b.label for b in current.boxes] == ["hori", "sl"]
     assert current.reviewer and current.created_at and meta.updated_at and meta.lead_time == 7.5
     assert (meta.label_audit, meta.label_audit_issue) == (doubt.label.id, "swapped class")
     assert {"label_audit", "label_audit_issue"} <= set(current.meta)
     assert pull_label_audit(s.ws, s.client).unchanged == 1, "pulled once"
-    history = s.ws.store.history("p1.jpg")
+    history = s.ws.store.labels.history("p1.jpg")
     assert doubt.label.id in [v.id for v in history], "the doubted label stays in the history"
