@@ -233,7 +233,8 @@ def _audited_finalize(ws, client, data: Path, args: argparse.Namespace, reviewer
         )
     try:
         result = finalize(ws)
-        print(f"finalize: auto-accepted {result.auto_accepted} photos ({result.audit.get('message', '')})")
+        why = result.audit.get("message") or "nothing was left to accept: every photo has a person's label"
+        print(f"finalize: auto-accepted {result.auto_accepted} photos ({why})")
     except WorkspaceError as exc:
         print(f"finalize refused: {exc}")
 
