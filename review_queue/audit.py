@@ -14,14 +14,13 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from annotator.boxes import clip_box
 from annotator.errors import LabelStudioError
-from annotator.store import Workspace, now_iso
-from annotator.types import LabelVersion, Source
+from annotator.store import Workspace
 from review_queue.effort import scratch_seconds
 from review_queue.labelstudio.client import ReviewClient
 from review_queue.labelstudio.convert import (
@@ -29,7 +28,6 @@ from review_queue.labelstudio.convert import (
     PHOTO_FIELD,
     box_to_result,
     local_file_url,
-    parse_result,
 )
 from review_queue.labelstudio.project import (
     ACCEPTANCE_AUDIT,
@@ -39,9 +37,9 @@ from review_queue.labelstudio.project import (
     import_tasks,
     stored_project_id,
 )
-from review_queue.people import client_as, is_simulated
-from review_queue.review_meta import ReviewMeta
+from review_queue.people import client_as
 from review_queue.reviewer import ReviewerProfile, draw_from_scratch, photo_contrasts
+from review_queue.side_projects import SidePullResult, pull_side_project
 
 AUDIT_TASKS_KEY = "review.acceptance_audit_tasks"  # JSON {"plan": digest, "tasks": {photo: task id}}
 SIMULATED_AUDITOR = "simulated-auditor@annotator.local"
@@ -52,18 +50,6 @@ class AuditPushResult:
     project_id: int
     created: int  # tasks imported now
     already_there: int  # sampled photos that had a task for this plan
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class AuditPullResult:
-    project_id: int
-    audits: int  # audits stored now (new or edited)
-    unchanged: int  # audits already stored as they are
-    skipped: int  # tasks skipped by the auditor (no audit)
-    problems: tuple[str, ...] = ()  # annotations that could not be read (named, not stored)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -102,85 +88,14 @@ def push_audit(ws: Workspace, client: ReviewClient, *, plan: str, photos: Sequen
     return AuditPushResult(pid, created=len(new), already_there=len(photos) - len(new))
 
 
-def pull_audit(ws: Workspace, client: ReviewClient, *, plan: str) -> AuditPullResult:
-    """Store every audit of `plan` done in Label Studio as a reviewed label version tagged with the plan
+def pull_audit(ws: Workspace, client: ReviewClient, *, plan: str) -> SidePullResult:
+    """Store every audit of `plan` done in Label Studio as the photo's reviewed label, tagged with the plan
     (an edited audit is stored again; a skipped task is no audit)."""
     pid = stored_project_id(ws, ACCEPTANCE_AUDIT)
     if pid is None:
         raise LabelStudioError("no acceptance audit was pushed yet: run `annotator audit push` first")
     ours = {task_id: photo for photo, task_id in audit_tasks(ws, plan).items()}
-    emails = client.user_emails()
-    stored, unchanged, skipped, problems = 0, 0, 0, []
-    for task in client.tasks_with_annotations(pid):
-        photo = ours.get(int(task["id"]))
-        done = [a for a in task.get("annotations") or [] if not a.get("was_cancelled")]
-        if photo is None:
-            continue
-        if not done:
-            skipped += bool(task.get("annotations"))
-            continue
-        ann = max(done, key=lambda a: str(a.get("updated_at") or ""))
-        outcome = _store_audit(ws, photo, ann, plan=plan, project_id=pid, task_id=int(task["id"]), emails=emails)
-        stored, unchanged = stored + (outcome == "stored"), unchanged + (outcome == "unchanged")
-        if outcome not in ("stored", "unchanged"):
-            problems.append(outcome)
-    if stored:
-        ws.sync_voc_mirror([p for p in ours.values()])
-    return AuditPullResult(pid, stored, unchanged, skipped, tuple(problems))
-
-
-def _store_audit(
-    ws: Workspace, photo: str, ann: dict[str, Any], *, plan: str, project_id: int, task_id: int, emails: dict[int, str]
-) -> str:
-    """Store one audit annotation as the photo's reviewed label: "stored", "unchanged", or a problem."""
-    record = ws.store.labels.image(photo)
-    if record is None:
-        return f"task {task_id}: photo {photo} is no longer in the workspace"
-    parsed = parse_result(
-        ann.get("result") or [], width=record.width, height=record.height, classes=ws.config.class_table
-    )
-    if parsed.problems:
-        return f"task {task_id} ({photo}): " + "; ".join(parsed.problems)
-    previous = _stored_audit(ws, photo, plan)
-    if previous is not None and (previous.annotation_id, previous.updated_at) == (
-        int(ann["id"]),
-        ann.get("updated_at"),
-    ):
-        return "unchanged"
-    who = ann.get("completed_by")
-    reviewer = who.get("email") if isinstance(who, dict) else emails.get(int(who or 0), f"user {who}")
-    meta = ReviewMeta(
-        project_id=project_id,
-        task_id=task_id,
-        annotation_id=int(ann["id"]),
-        lead_time=None if ann.get("lead_time") is None else float(ann["lead_time"]),
-        created_at=ann.get("created_at"),
-        updated_at=ann.get("updated_at"),
-        simulated=is_simulated(str(reviewer)),
-        exclude_reasons=tuple(parsed.excluded),
-        acceptance_audit=plan,
-    )
-    ws.store.labels.add_label_version(
-        LabelVersion(
-            image_path=photo,
-            source=Source.REVIEWED,
-            boxes=tuple(box for _, box in parsed.regions),
-            reviewer=str(reviewer),
-            created_at=now_iso(),
-            excluded=bool(parsed.excluded),
-            meta=meta.to_dict(),
-        )
-    )
-    return "stored"
-
-
-def _stored_audit(ws: Workspace, photo: str, plan: str) -> ReviewMeta | None:
-    """The review record of the newest audit of `photo` for `plan` already stored."""
-    for version in reversed(ws.store.labels.history(photo)):
-        meta = ReviewMeta.from_dict(version.meta)
-        if version.source is Source.REVIEWED and meta.acceptance_audit == plan:
-            return meta
-    return None
+    return pull_side_project(ws, client, pid, ours, lambda task, meta: replace(meta, acceptance_audit=plan))
 
 
 def simulate_audit(

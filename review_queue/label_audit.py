@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from annotator.errors import LabelStudioError
-from annotator.store import Workspace, now_iso
-from annotator.types import Box, ImageRecord, LabelVersion, Source
+from annotator.store import Workspace
+from annotator.types import Box, ImageRecord, LabelVersion
 from review_queue.labelstudio.client import ReviewClient
 from review_queue.labelstudio.convert import (
     CONFLICT_FIELD,
@@ -27,7 +27,6 @@ from review_queue.labelstudio.convert import (
     VERSION_FIELD,
     box_to_result,
     local_file_url,
-    parse_result,
 )
 from review_queue.labelstudio.project import (
     LABEL_AUDIT,
@@ -37,8 +36,8 @@ from review_queue.labelstudio.project import (
     import_tasks,
     stored_project_id,
 )
-from review_queue.people import is_simulated
 from review_queue.review_meta import ReviewMeta
+from review_queue.side_projects import SidePullResult, pull_side_project
 
 LABEL_AUDIT_TASKS_KEY = "review.label_audit_tasks"  # JSON {photo: [task id, doubted label version id]}
 CURRENT_LABEL = "current-label"  # the served prediction: the stored label, the reviewer's starting point
@@ -62,18 +61,6 @@ class LabelAuditPushResult:
     project_id: int
     created: int
     already_there: int
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class LabelAuditPullResult:
-    project_id: int
-    stored: int  # new label versions made now
-    unchanged: int  # annotations already stored
-    skipped: int  # tasks skipped (the label stays)
-    problems: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -152,80 +139,17 @@ def push_label_audit(ws: Workspace, client: ReviewClient, doubts: Sequence[Doubt
     return LabelAuditPushResult(pid, created=len(new), already_there=len(doubts) - len(new))
 
 
-def pull_label_audit(ws: Workspace, client: ReviewClient) -> LabelAuditPullResult:
-    """Store each submitted label audit annotation as a reviewed label version with its provenance."""
+def pull_label_audit(ws: Workspace, client: ReviewClient) -> SidePullResult:
+    """Store each submitted label audit annotation as a reviewed label version with its provenance (the doubted
+    version and the issue kind)."""
     pid = stored_project_id(ws, LABEL_AUDIT)
     if pid is None:
         raise LabelStudioError("no label audit was pushed yet: run `annotator audit labels --push` first")
-    ours = {task_id: (photo, doubted) for photo, (task_id, doubted) in label_audit_tasks(ws).items()}
-    emails = client.user_emails()
-    stored, unchanged, skipped, problems = 0, 0, 0, []
-    for task in client.tasks_with_annotations(pid):
-        mine = ours.get(int(task["id"]))
-        done = [a for a in task.get("annotations") or [] if not a.get("was_cancelled")]
-        if mine is None:
-            continue
-        if not done:
-            skipped += bool(task.get("annotations"))
-            continue
-        ann = max(done, key=lambda a: str(a.get("updated_at") or ""))
-        outcome = _store(ws, mine[0], ann, doubted=mine[1], project_id=pid, task=task, emails=emails)
-        stored, unchanged = stored + (outcome == "stored"), unchanged + (outcome == "unchanged")
-        if outcome not in ("stored", "unchanged"):
-            problems.append(outcome)
-    if stored:
-        ws.sync_voc_mirror([photo for photo, _ in ours.values()])
-    return LabelAuditPullResult(pid, stored, unchanged, skipped, tuple(problems))
+    tasks = label_audit_tasks(ws)
+    doubted = {task_id: version for task_id, version in tasks.values()}
 
+    def tag(task: dict[str, Any], meta: ReviewMeta) -> ReviewMeta:
+        issue = str((task.get("data") or {}).get(ISSUE_FIELD) or "")
+        return replace(meta, label_audit=doubted[int(task["id"])], label_audit_issue=issue)
 
-def _store(
-    ws: Workspace,
-    photo: str,
-    ann: dict[str, Any],
-    *,
-    doubted: int,
-    project_id: int,
-    task: dict[str, Any],
-    emails: dict[int, str],
-) -> str:
-    """One audit annotation as the photo's reviewed label: "stored", "unchanged", or a problem."""
-    task_id = int(task["id"])
-    record = ws.store.labels.image(photo)
-    if record is None:
-        return f"task {task_id}: photo {photo} is no longer in the workspace"
-    parsed = parse_result(
-        ann.get("result") or [], width=record.width, height=record.height, classes=ws.config.class_table
-    )
-    if parsed.problems:
-        return f"task {task_id} ({photo}): " + "; ".join(parsed.problems)
-    if any(
-        (m.annotation_id, m.updated_at) == (int(ann["id"]), ann.get("updated_at"))
-        for m in (ReviewMeta.from_dict(v.meta) for v in ws.store.labels.history(photo) if v.source is Source.REVIEWED)
-    ):
-        return "unchanged"
-    who = ann.get("completed_by")
-    reviewer = who.get("email") if isinstance(who, dict) else emails.get(int(who or 0), f"user {who}")
-    meta = ReviewMeta(
-        project_id=project_id,
-        task_id=task_id,
-        annotation_id=int(ann["id"]),
-        lead_time=None if ann.get("lead_time") is None else float(ann["lead_time"]),
-        created_at=ann.get("created_at"),
-        updated_at=ann.get("updated_at"),
-        simulated=is_simulated(str(reviewer)),
-        exclude_reasons=tuple(parsed.excluded),
-        label_audit=doubted,
-        label_audit_issue=str((task.get("data") or {}).get(ISSUE_FIELD) or ""),
-    )
-    ws.store.labels.add_label_version(
-        LabelVersion(
-            image_path=photo,
-            source=Source.REVIEWED,
-            boxes=tuple(box for _, box in parsed.regions),
-            reviewer=str(reviewer),
-            created_at=now_iso(),
-            excluded=bool(parsed.excluded),
-            meta=meta.to_dict(),
-        )
-    )
-    return "stored"
+    return pull_side_project(ws, client, pid, {task_id: photo for photo, (task_id, _) in tasks.items()}, tag)

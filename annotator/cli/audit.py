@@ -132,7 +132,7 @@ def pull_command(workspace: WorkspaceOption = Path("."), url: UrlOption = None, 
         print_json({**result.to_dict(), "audit": outcome.to_dict()})
         return
     console.print(
-        f"{result.audits} audits stored, {result.unchanged} unchanged, {result.skipped} skipped", markup=False
+        f"{result.stored} audits stored, {result.unchanged} unchanged, {result.skipped} skipped", markup=False
     )
     for problem in result.problems:
         console.print(f"not stored: {problem}", markup=False, soft_wrap=True)

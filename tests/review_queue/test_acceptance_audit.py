@@ -42,7 +42,7 @@ def test_audits_come_back_tagged_with_their_plan_and_finalize_judges_them(review
     audited = simulate_audit(s.ws, s.client, plan=plan.population_digest, profile=CAREFUL, truth_dir=s.folder / "truth")
     assert audited == len(SCENARIO)
     result = pull_audit(s.ws, s.client, plan=plan.population_digest)
-    assert (result.audits, result.unchanged, result.problems) == (len(SCENARIO), 0, ())
+    assert (result.stored, result.unchanged, result.problems) == (len(SCENARIO), 0, ())
     assert pull_audit(s.ws, s.client, plan=plan.population_digest).unchanged == len(SCENARIO), "pulled once"
     p4 = s.ws.store.labels.current_label("p4.jpg")
     meta = ReviewMeta.from_dict(p4.meta)
