@@ -14,6 +14,9 @@ from typing import Any
 # The split of a pool photo in the fixed evaluation set (annotator.toml [split] eval_size): predicted by every
 # round, never pushed to the review queue, so rounds are compared on the same photos.
 EVAL_SPLIT = "eval"
+# The store's meta key where `annotator audit labels` records its last run (when, which photos, the test split or
+# not); the benchmark report reads it to say whether the labels it scores against were audited.
+LABEL_AUDIT_KEY = "label_audit.last"
 
 
 class Source(str, enum.Enum):

@@ -20,8 +20,8 @@ from typing import Any
 from annotator.errors import WorkspaceError
 from annotator.fsutil import atomic_write_text
 from annotator.images import decode_displayed
-from annotator.store import Workspace
-from annotator.types import Box, LabelVersion, Source
+from annotator.store import Workspace, now_iso
+from annotator.types import LABEL_AUDIT_KEY, Box, LabelVersion, Source
 from bootstrap.rounds import pretrained_path, resolve_model, starts_fresh
 from training.constants import PREDICT_FLOOR
 from training.dataset import build_training_view
@@ -272,4 +272,6 @@ def run_label_audit(ws: Workspace, settings: LabelAuditSettings, progress: Progr
         ws.config.classes,
         high_probability=settings.high_probability,
     )
+    record = {"at": now_iso(), "photos": len(photos), "test_audited": settings.include_test}
+    ws.store.set_meta(LABEL_AUDIT_KEY, json.dumps(record))  # the benchmark report says whether its test split was
     return LabelAudit(tuple(qualities), dict(labels), ws.store.labels.splits(), settings.include_test, oos)

@@ -9,6 +9,7 @@ The models it knows are the detector registry's (`training.detectors.registry`);
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from annotator.errors import AnnotatorError, ConfigError, WorkspaceError
 from annotator.formats.coco import coco_ground_truth, coco_results, write_coco
 from annotator.images import decode_displayed
 from annotator.store import Workspace
-from annotator.types import Box, LabelVersion, Source
+from annotator.types import LABEL_AUDIT_KEY, Box, LabelVersion, Source
 from training.constants import BOOTSTRAP_RESAMPLES, EVAL_CONF
 from training.dataset import build_training_view
 from training.detectors.base import Detector, TrainingView, TrainResult, TrainSettings
@@ -159,10 +160,22 @@ def run_benchmark(
     ground_truth_file = _write_ground_truth(test, out_dir / "coco")
     run = _Run(settings, test, view, _decode_test_photos(ws, test, imgsz), out_dir, torch_threads(), progress)
     raters = [_run_model(model, run) for model in models]
-    warnings = [f"{r.name}: {r.error}" for r in raters if r.error]
+    warnings = [f"{r.name}: {r.error}" for r in raters if r.error] + _label_audit_warning(ws)
     raters += _score_readers(ws, readers, test, settings, warnings)
     result = _result(models, test, settings, raters, warnings, ground_truth_file, run.threads)
     return write_reports(result, out_dir)
+
+
+def _label_audit_warning(ws: Workspace) -> list[str]:
+    """Whether the test split's labels, which every score here is measured against, were audited."""
+    last = json.loads(ws.store.get_meta(LABEL_AUDIT_KEY) or "{}")
+    if last.get("test_audited"):
+        return []
+    when = f" (the last label audit, {last.get('at')}, left the test split out)" if last else ""
+    return [
+        "the test split's labels were not audited" + when + ": every figure is measured against them as they "
+        "are; `annotator audit labels` finds the likely slips for a senior to check"
+    ]
 
 
 def held_out(

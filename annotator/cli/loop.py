@@ -198,6 +198,12 @@ def finalize_command(
         + ", ".join(e["out"] for e in result.exports.values()),
         markup=False,
     )
+    console.print(
+        f"next: audit the hand labels before you benchmark (`annotator audit labels -w {workspace}`): the "
+        "benchmark scores every model against them",
+        markup=False,
+        soft_wrap=True,
+    )
 
 
 @handle_errors

@@ -73,6 +73,7 @@ def test_writes_html_markdown_and_json(benchmark_run):
     assert "| Accuracy |" in markdown and "Sensitivity" in markdown and "Solar lentigines (sl)" in markdown
     assert [r["name"] for r in data["raters"]] == ["yolo11n", "ssdlite", "DOCTOR A"]
     assert data["test_photos"] == test
+    assert any("test split's labels were not audited" in w for w in data["warnings"]), "no label audit ran"
 
 
 @pytest.mark.slow
