@@ -5,7 +5,7 @@ incremental pulls (nothing new; NEW new reviews) versus the full-export way, mea
 
 push: `review_queue.labelstudio.push.push` of N photos with predictions (bulk import, 1,000 per request), vs
 one `import_tasks` call per task on a sample. First full pull: N - 2*NEW annotated tasks (imported in bulk
-with their annotations, as if reviewed earlier: the pull starts OVERLAP_S, 10 s, after the import) pulled by
+with their annotations, as if reviewed earlier) pulled by
 `review_queue.labelstudio.pull.pull` (snapshot exports of 1,000-task chunks, each stored while the next is
 exported: checks, diff, one transaction per annotation, VOC mirror). Then NEW reviews are posted one by one
 (as reviewers do) and pulled incrementally, then NEW more pulled with `full=True` (the old way: a full
@@ -33,7 +33,7 @@ from review_queue.labelstudio import server as ls  # noqa: E402
 from review_queue.labelstudio.client import connect  # noqa: E402
 from review_queue.labelstudio.convert import box_to_result, task_payload  # noqa: E402
 from review_queue.labelstudio.project import PROJECT_KEY, document_prefix, ensure_photo_storage  # noqa: E402
-from review_queue.labelstudio.pull import OVERLAP_S, TASK_FILTER, _export, pull  # noqa: E402
+from review_queue.labelstudio.pull import TASK_FILTER, _export, pull  # noqa: E402
 from review_queue.labelstudio.push import push  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -154,10 +154,6 @@ def main() -> None:
                 ws.store.record_tasks(project.id, [(p, t, labels[p].id) for p, t in zip(chunk, ids, strict=True)])
             print(f"setup: {n} tasks imported, {reviewed_now} of them annotated, in {time.perf_counter() - t0:.1f} s")
             tasks = ws.store.task_map(project.id)
-            # The imported annotations stand for reviews made before this pull, not in its last seconds: a pull
-            # right after a bulk import keeps the import's last OVERLAP_S seconds of tasks in its overlap, which
-            # the next pull lists again (~0.5 ms a task in Label Studio), a cost real reviews do not bring.
-            time.sleep(OVERLAP_S)
 
             t0 = time.perf_counter()
             connect(ws, url=info.url, api_key=ls.read_credentials(server_ws.root).token)

@@ -10,16 +10,17 @@ both; the migration fails on them (tried). Debian/Ubuntu `postgresql` packages a
 The cluster listens on 127.0.0.1 only (no Unix socket: workspace paths can exceed its 107-byte limit) and
 asks for a password (scram-sha-256) on every connection, so another local user cannot open the reviews. The
 password lives only in the workspace's 0600 credentials file and reaches initdb through a 0600 file that is
-deleted at once. PostgreSQL refuses to run as root: under root the cluster runs as `nobody`, and the
-workspace's parent folders gain the traverse bit (o+x, not listing) so that user can reach its data folder.
+deleted at once. PostgreSQL refuses to run as root: under root the cluster runs as `nobody`, in a folder of
+its own under /var/lib/annotator-postgres (ANNOTATOR_PG_ROOT_CLUSTERS), which `postgres` in the workspace
+links to: `nobody` cannot enter the workspace's folders, and we do not widen their permissions.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pwd
 import shutil
-import stat
 import subprocess
 import tempfile
 from collections.abc import Callable
@@ -29,6 +30,8 @@ from pathlib import Path
 from annotator.errors import LabelStudioError
 
 BIN_ENV = "ANNOTATOR_PG_BIN"
+ROOT_CLUSTERS_ENV = "ANNOTATOR_PG_ROOT_CLUSTERS"
+_ROOT_CLUSTERS = Path("/var/lib/annotator-postgres")
 DB_USER = "labelstudio"
 DB_NAME = "labelstudio"
 _ROOT_RUNS_AS = "nobody"
@@ -126,15 +129,28 @@ def _pg(args: list[str], *, log: Path, timeout: float = 120.0) -> None:
 
 
 def _hand_to_cluster_user(data_dir: Path) -> None:
-    """Under root: let `nobody` reach and own the (empty) data folder."""
+    """Under root: `nobody` owns the (empty) data folder."""
     user = _run_as()
-    if user is None:
-        return
-    os.chown(data_dir, user.pw_uid, user.pw_gid)
-    for parent in data_dir.parents:
-        mode = parent.stat().st_mode
-        if not mode & stat.S_IXOTH:
-            parent.chmod(mode | stat.S_IXOTH)
+    if user is not None:
+        os.chown(data_dir, user.pw_uid, user.pw_gid)
+
+
+def locate(link: Path) -> Path:
+    """The cluster's folder: `link` in the workspace, or where it points (under root)."""
+    return link.resolve() if link.is_symlink() else link
+
+
+def place(link: Path) -> Path:
+    """Where a new cluster goes: `link` itself, or under root a folder `nobody` can reach (0711 parent, outside
+    the workspace) that `link` then points to."""
+    if _run_as() is None or link.exists() or link.is_symlink():
+        return locate(link)
+    base = Path(os.environ.get(ROOT_CLUSTERS_ENV) or _ROOT_CLUSTERS)
+    base.mkdir(parents=True, exist_ok=True)
+    base.chmod(0o711)  # enter, not list
+    target = base / hashlib.sha256(str(link.resolve()).encode()).hexdigest()[:20]
+    link.symlink_to(target, target_is_directory=True)
+    return target
 
 
 def initialised(data_dir: Path) -> bool:
@@ -150,7 +166,7 @@ def init_cluster(data_dir: Path, password: str, log: Path) -> None:
     _hand_to_cluster_user(data_dir)
     fd, pwfile = tempfile.mkstemp(prefix=".pw-", dir=data_dir.parent)
     try:
-        with os.fdopen(fd, "w") as fh:
+        with os.fdopen(fd, "w") as fh:  # in the cluster folder's parent: 0700 ours, or (root) 0711
             fh.write(password + "\n")
         user = _run_as()
         if user is not None:

@@ -426,7 +426,7 @@ def default_workers() -> int:
 
 
 def _pg_dir(root: Path) -> Path:
-    return server_dir(root) / "postgres"
+    return pg.locate(server_dir(root) / "postgres")
 
 
 def _start_team(root: Path, doc_root: Path, port: int, workers: int) -> tuple[subprocess.Popen[bytes], ServerInfo]:
@@ -467,8 +467,9 @@ def _prepare_team_data(root: Path) -> tuple[Path, Credentials]:
 
 def _start_database(root: Path, creds: Credentials, log: Path) -> pg.Cluster:
     """Initialise the cluster once, start it on a free port and create Label Studio's database."""
-    pg.init_cluster(_pg_dir(root), creds.db_password, log)
-    cluster = pg.start_cluster(_pg_dir(root), _free_port(), log)
+    data = pg.place(server_dir(root) / "postgres")
+    pg.init_cluster(data, creds.db_password, log)
+    cluster = pg.start_cluster(data, _free_port(), log)
     pg.create_database(cluster, creds.db_password)
     return cluster
 

@@ -1,5 +1,5 @@
 """The team server (`review serve --team`): Label Studio on a local PostgreSQL cluster behind gunicorn, started
-once for this module (migrations take about a minute), and the incremental pull's watermark under a
+once for the session (tests/conftest.py; migrations take about 90 s), and the incremental pull's watermark under a
 transaction that commits late, on that PostgreSQL."""
 
 from __future__ import annotations
@@ -8,7 +8,6 @@ import itertools
 import json
 import stat
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,11 +16,9 @@ from annotator.config import Config
 from annotator.store import Workspace
 from annotator.types import Box, ImageRecord
 from review_queue.labelstudio import postgres as pg
-from review_queue.labelstudio import pull as pull_module
 from review_queue.labelstudio import server as ls
 from review_queue.labelstudio.client import connect
 from review_queue.labelstudio.convert import box_to_result
-from review_queue.labelstudio.project import require_project_id
 from review_queue.labelstudio.pull import pull
 from review_queue.labelstudio.push import push
 from tests.conftest import LiveServer
@@ -32,22 +29,6 @@ pytestmark = [
     pytest.mark.skipif(not pg.available(), reason="no PostgreSQL 14+ installed (see docs/team-server.md)"),
 ]
 _cases = itertools.count()
-
-
-@pytest.fixture(scope="module")
-def team_server(tmp_path_factory) -> Iterator[LiveServer]:
-    root = tmp_path_factory.mktemp("team-root")
-    images = root / "server-photos" / "images"
-    images.mkdir(parents=True)
-    ws = Workspace.create(root / "server-ws", Config(images=images))
-    try:
-        info = ls.start_server(ws, team=True, workers=3, document_root=root, timeout=400)
-        creds = ls.read_credentials(ws.root)
-        assert creds is not None
-        yield LiveServer(ws.root, info, creds, root)
-    finally:
-        ls.stop_server(ws)
-        ws.close()
 
 
 def _setup(team_server: LiveServer):
@@ -92,10 +73,10 @@ def test_team_server_runs_on_postgresql_with_several_workers_and_keeps_secrets_o
         psycopg.connect(host="127.0.0.1", port=info.db_port, user=pg.DB_USER, password="wrong", dbname=pg.DB_NAME)
 
 
-def test_an_annotation_committed_late_with_an_old_updated_at_is_still_pulled(team_server, monkeypatch):
+def test_an_annotation_committed_late_with_an_old_updated_at_is_still_pulled(team_server):
     """A Label Studio request stamps `updated_at` when it saves and commits later. Here a psycopg transaction
     stamps an annotation's and its task's `updated_at` with its start time (now()), is held open across a
-    pull (which sets the watermark after that stamp), and commits: the next pull must still take the edit."""
+    pull (which lists and exports after that stamp), and commits: the next pull must still take the edit."""
     import psycopg
 
     ws, client = _setup(team_server)
@@ -107,17 +88,42 @@ def test_an_annotation_committed_late_with_an_old_updated_at_is_still_pulled(tea
     edited = [box_to_result(Box("fre", 5, 5, 40, 40), 320, 240, "r1")]
     conninfo = dict(host="127.0.0.1", port=team_server.info.db_port, user=pg.DB_USER, dbname=pg.DB_NAME)
     with psycopg.connect(**conninfo, password=team_server.credentials.db_password) as conn:  # type: ignore[arg-type]
-        stamp = conn.execute("SELECT now()").fetchone()[0]  # the transaction's start: the late write's stamp
         conn.execute(
             "UPDATE task_completion SET result = %s, updated_at = now() WHERE id = %s", (json.dumps(edited), ann.id)
         )
         conn.execute("UPDATE task SET updated_at = now() WHERE id = %s", (task,))
         time.sleep(1.5)
-        during = pull(ws, client)  # its export starts after the stamp and cannot see the uncommitted edit
-        mark = pull_module._watermark(ws, require_project_id(ws))
-        assert mark is not None and mark.updated_at > stamp, "the watermark moved past the late write's stamp"
+        during = pull(ws, client)  # its listing and export run after the stamp and cannot see the uncommitted edit
         assert ws.store.current_label("p0.jpg").boxes == (Box("mel", 10, 10, 60, 60),)
         conn.commit()
     after = pull(ws, client)
     assert (after.full, after.reason) == (False, "incremental"), during
     assert ws.store.current_label("p0.jpg").boxes == (Box("fre", 5, 5, 40, 40),)
+
+
+def test_a_transaction_held_past_the_old_overlap_is_still_pulled(team_server):
+    """The same late write, held 12 s across a whole pull: the former rule (tasks changed after the last export less
+    a 10 s overlap) lost a write held longer than its overlap (shown with the overlap at 1 s and a 3 s hold: the
+    edit never arrived); comparing every task's `updated_at` with the value the last pull listed cannot."""
+    import psycopg
+
+    ws, client = _setup(team_server)
+    push(ws, client)
+    task = ws.store.task_map()["p1.jpg"]
+    result = [box_to_result(Box("sl", 20, 20, 60, 60), 240, 320, "r1")]  # p1 is 240 x 320
+    ann = client.sdk.annotations.create(task, result=result, lead_time=2.0, was_cancelled=False)
+    pull(ws, client)
+    edited = [box_to_result(Box("caf", 100, 100, 200, 180), 240, 320, "r1")]
+    conninfo = dict(host="127.0.0.1", port=team_server.info.db_port, user=pg.DB_USER, dbname=pg.DB_NAME)
+    with psycopg.connect(**conninfo, password=team_server.credentials.db_password) as conn:  # type: ignore[arg-type]
+        conn.execute(
+            "UPDATE task_completion SET result = %s, updated_at = now() WHERE id = %s", (json.dumps(edited), ann.id)
+        )
+        conn.execute("UPDATE task SET updated_at = now() WHERE id = %s", (task,))
+        time.sleep(12.0)  # longer than the former OVERLAP_S
+        pull(ws, client)
+        assert ws.store.current_label("p1.jpg").boxes == (Box("sl", 20, 20, 60, 60),)
+        conn.commit()
+    after = pull(ws, client)
+    assert after.full is False
+    assert ws.store.current_label("p1.jpg").boxes == (Box("caf", 100, 100, 200, 180),)
