@@ -1,7 +1,7 @@
 """Throughput of the review queue against a real local Label Studio: bulk push, the first full pull, and
 incremental pulls (nothing new; NEW new reviews) versus the full-export way, measured in the same run.
 
-    python -m benchmarks.queue_throughput [--n 8000] [--new 300] [--sample 50]
+    python -m benchmarks.queue_throughput [--n 8000] [--new 300] [--sample 50] [--team [--workers W]]
 
 push: `review_queue.labelstudio.push.push` of N photos with predictions (bulk import, 1,000 per request), vs
 one `import_tasks` call per task on a sample. First full pull: N - 2*NEW annotated tasks (imported in bulk
@@ -83,6 +83,8 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=8000)
     parser.add_argument("--new", type=int, default=300)
     parser.add_argument("--sample", type=int, default=50)
+    parser.add_argument("--team", action="store_true", help="the team server: PostgreSQL behind gunicorn workers")
+    parser.add_argument("--workers", type=int, default=None, help="gunicorn workers with --team")
     args = parser.parse_args()
     n, sample, new = args.n, args.sample, args.new
     print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} cores)")
@@ -90,11 +92,17 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-review-") as tmp:
         base = Path(tmp)
         images = _photos(base / "photos", n)
-        template = ls.build_template(Path(os.environ.get(ls.TEMPLATE_ENV) or REPO / ".cache" / "ls-template"))
         server_ws = Workspace.create(base / "server-ws", Config(images=images))
         t0 = time.perf_counter()
-        info = ls.start_server(server_ws, template=template)
-        print(f"server start from template: {time.perf_counter() - t0:.1f} s ({info.url})")
+        if args.team:
+            info = ls.start_server(server_ws, team=True, workers=args.workers, timeout=600)
+            print(
+                f"team server start (PostgreSQL, migrations): {time.perf_counter() - t0:.1f} s, {info.workers} workers"
+            )
+        else:
+            template = ls.build_template(Path(os.environ.get(ls.TEMPLATE_ENV) or REPO / ".cache" / "ls-template"))
+            info = ls.start_server(server_ws, template=template)
+            print(f"server start from template: {time.perf_counter() - t0:.1f} s ({info.url})")
         try:
             # ---- push ------------------------------------------------------------------
             ws = _workspace(base / "ws-push", images, n, "bench push", seed=1)

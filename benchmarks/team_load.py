@@ -161,6 +161,8 @@ def _restart(server_ws: Workspace, info: ls.ServerInfo, args: argparse.Namespace
     time.sleep(max(0.0, at - time.monotonic()))
     t0 = time.monotonic()
     ls.stop_server(server_ws)
+    while ls._port_in_use(info.port) and time.monotonic() - t0 < 60:  # the old listener may linger a moment
+        time.sleep(0.5)
     _start(server_ws, args, Path(info.document_root), port=info.port)
     tally.add("restart downtime s", round(time.monotonic() - t0))
 
@@ -186,12 +188,18 @@ def _check(ws: Workspace, admin: ReviewClient, pid: int, tally: Tally) -> dict[s
                 server_lost += 1
         if not submitted:
             continue
-        newest = max(submitted, key=lambda a: (str(a["updated_at"]), int(a["id"])))
+        newest = max(submitted, key=lambda a: (_instant(a["updated_at"]) or "", int(a["id"])))
         current = ws.store.current_label(photo_of[int(task["id"])])
         meta = current.meta if current is not None else {}
         same = current is not None and current.source is Source.REVIEWED and meta.get("annotation_id") == newest["id"]
         if not same or _instant(meta.get("updated_at")) != _instant(newest["updated_at"]):
             lost += 1
+            seen = [(a["id"], a["updated_at"], a.get("completed_by")) for a in task.get("annotations") or []]
+            print(
+                f"  task {task['id']}: Label Studio {seen}; workspace {meta.get('annotation_id')} "
+                f"{meta.get('updated_at')}",
+                file=sys.stderr,
+            )
     duplicated = 0
     for photo in photo_of.values():
         seen = Counter(
