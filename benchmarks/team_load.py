@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -310,6 +311,10 @@ def main() -> None:
     finally:
         ls.stop_server(server_ws)
         server_ws.close()
+        cluster = ls.server_dir(server_ws.root) / "postgres"
+        if cluster.is_symlink():  # run as root: the cluster lives outside the work folder
+            shutil.rmtree(cluster.resolve(), ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def _report(args: argparse.Namespace, tally: Tally, found: dict[str, int]) -> None:
