@@ -418,6 +418,7 @@ def _wait_until_healthy(ws: Workspace, proc: subprocess.Popen[bytes], info: Serv
 
 _WSGI_APP = "label_studio.core.wsgi:application"
 _SETTINGS = "label_studio.core.settings.label_studio"  # what `label-studio start` uses (label_studio/server.py)
+_TEAM_MARK = "annotator-team-migrated.json"  # in data/: `label-studio init` succeeded with this version
 
 
 def default_workers() -> int:
@@ -490,7 +491,12 @@ def _team_env(data_dir: Path, doc_root: Path, creds: Credentials, cluster: pg.Cl
 
 
 def _migrate_team(env: dict[str, str], data_dir: Path, log: Path, timeout: float = 600.0) -> None:
-    """`label-studio init`: migrations (a minute on an empty database, seconds after), admin user, SECRET_KEY."""
+    """`label-studio init`: migrations (90 s on an empty database), admin user, SECRET_KEY. Skipped when it
+    already succeeded with this Label Studio version (it costs ~30 s even with nothing to do)."""
+    mark = data_dir / _TEAM_MARK
+    version = _label_studio_version()
+    if mark.exists() and json.loads(mark.read_text("utf-8")).get("label_studio") == version:
+        return
     with open(log, "ab") as fh:
         proc = subprocess.run(
             _label_studio_cmd()
@@ -506,6 +512,7 @@ def _migrate_team(env: dict[str, str], data_dir: Path, log: Path, timeout: float
         raise LabelStudioError(
             f"preparing Label Studio's PostgreSQL database failed (exit {proc.returncode}); see {log}"
         )
+    mark.write_text(json.dumps({"label_studio": version, "migrated_at": now_iso()}))
 
 
 def _gunicorn_cmd() -> list[str]:

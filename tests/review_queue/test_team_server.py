@@ -10,6 +10,7 @@ import stat
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from annotator.config import Config
@@ -127,3 +128,21 @@ def test_a_transaction_held_past_the_old_overlap_is_still_pulled(team_server):
     after = pull(ws, client)
     assert after.full is False
     assert ws.store.current_label("p1.jpg").boxes == (Box("caf", 100, 100, 200, 180),)
+
+
+def test_the_team_server_restarts_on_its_database_without_migrating_again(team_server):
+    """Last in this file: it restarts the session's team server (same port, a new database port)."""
+    ws_root, info = team_server.ws_root, team_server.info
+    assert (Path(info.data_dir) / "annotator-team-migrated.json").exists()
+    with Workspace.open(ws_root) as ws:
+        assert ls.stop_server(ws)
+        assert not pg.running(pg.locate(ls.server_dir(ws_root) / "postgres")), "stop stops PostgreSQL too"
+        t0 = time.monotonic()
+        again = ls.start_server(ws, team=True, workers=2, port=info.port, document_root=team_server.document_root)
+    restart_s = time.monotonic() - t0
+    assert (again.url, again.database) == (info.url, "postgresql")
+    projects = httpx.get(
+        again.url + "/api/projects/", headers={"Authorization": f"Token {team_server.credentials.token}"}
+    )
+    assert projects.status_code == 200 and projects.json()["count"] >= 2, "the projects are still there"
+    assert restart_s < 120, restart_s
