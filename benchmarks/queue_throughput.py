@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -204,6 +205,9 @@ def main() -> None:
         finally:
             ls.stop_server(server_ws)
             server_ws.close()
+            cluster = ls.server_dir(server_ws.root) / "postgres"
+            if cluster.is_symlink():  # --team run as root: the cluster lives outside the temporary folder
+                shutil.rmtree(cluster.resolve(), ignore_errors=True)
 
     push_rate, naive_push_rate = n / bulk_push, sample / naive_push
     print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
