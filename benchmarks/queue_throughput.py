@@ -1,11 +1,11 @@
 """Throughput of the review queue against a real local Label Studio: bulk push, the first full pull, and
 incremental pulls (nothing new; NEW new reviews) versus the full-export way, measured in the same run.
 
-    python -m benchmarks.queue_throughput [--n 8000] [--new 300] [--sample 50]
+    python -m benchmarks.queue_throughput [--n 8000] [--new 300] [--sample 50] [--team [--workers W]]
 
 push: `review_queue.labelstudio.push.push` of N photos with predictions (bulk import, 1,000 per request), vs
 one `import_tasks` call per task on a sample. First full pull: N - 2*NEW annotated tasks (imported in bulk
-with their annotations, as if reviewed earlier: the pull starts OVERLAP_S, 10 s, after the import) pulled by
+with their annotations, as if reviewed earlier) pulled by
 `review_queue.labelstudio.pull.pull` (snapshot exports of 1,000-task chunks, each stored while the next is
 exported: checks, diff, one transaction per annotation, VOC mirror). Then NEW reviews are posted one by one
 (as reviewers do) and pulled incrementally, then NEW more pulled with `full=True` (the old way: a full
@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -33,7 +34,7 @@ from review_queue.labelstudio import server as ls  # noqa: E402
 from review_queue.labelstudio.client import connect  # noqa: E402
 from review_queue.labelstudio.convert import box_to_result, task_payload  # noqa: E402
 from review_queue.labelstudio.project import PROJECT_KEY, document_prefix, ensure_photo_storage  # noqa: E402
-from review_queue.labelstudio.pull import OVERLAP_S, TASK_FILTER, _export, pull  # noqa: E402
+from review_queue.labelstudio.pull import TASK_FILTER, _export, pull  # noqa: E402
 from review_queue.labelstudio.push import push  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -83,6 +84,8 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=8000)
     parser.add_argument("--new", type=int, default=300)
     parser.add_argument("--sample", type=int, default=50)
+    parser.add_argument("--team", action="store_true", help="the team server: PostgreSQL behind gunicorn workers")
+    parser.add_argument("--workers", type=int, default=None, help="gunicorn workers with --team")
     args = parser.parse_args()
     n, sample, new = args.n, args.sample, args.new
     print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} cores)")
@@ -90,11 +93,17 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-review-") as tmp:
         base = Path(tmp)
         images = _photos(base / "photos", n)
-        template = ls.build_template(Path(os.environ.get(ls.TEMPLATE_ENV) or REPO / ".cache" / "ls-template"))
         server_ws = Workspace.create(base / "server-ws", Config(images=images))
         t0 = time.perf_counter()
-        info = ls.start_server(server_ws, template=template)
-        print(f"server start from template: {time.perf_counter() - t0:.1f} s ({info.url})")
+        if args.team:
+            info = ls.start_server(server_ws, team=True, workers=args.workers, timeout=600)
+            print(
+                f"team server start (PostgreSQL, migrations): {time.perf_counter() - t0:.1f} s, {info.workers} workers"
+            )
+        else:
+            template = ls.build_template(Path(os.environ.get(ls.TEMPLATE_ENV) or REPO / ".cache" / "ls-template"))
+            info = ls.start_server(server_ws, template=template)
+            print(f"server start from template: {time.perf_counter() - t0:.1f} s ({info.url})")
         try:
             # ---- push ------------------------------------------------------------------
             ws = _workspace(base / "ws-push", images, n, "bench push", seed=1)
@@ -156,10 +165,6 @@ def main() -> None:
                 )
             print(f"setup: {n} tasks imported, {reviewed_now} of them annotated, in {time.perf_counter() - t0:.1f} s")
             tasks = ws.store.review.task_map(project.id)
-            # The imported annotations stand for reviews made before this pull, not in its last seconds: a pull
-            # right after a bulk import keeps the import's last OVERLAP_S seconds of tasks in its overlap, which
-            # the next pull lists again (~0.5 ms a task in Label Studio), a cost real reviews do not bring.
-            time.sleep(OVERLAP_S)
 
             t0 = time.perf_counter()
             connect(ws, url=info.url, api_key=ls.read_credentials(server_ws.root).token)
@@ -202,6 +207,9 @@ def main() -> None:
         finally:
             ls.stop_server(server_ws)
             server_ws.close()
+            cluster = ls.server_dir(server_ws.root) / "postgres"
+            if cluster.is_symlink():  # --team run as root: the cluster lives outside the temporary folder
+                shutil.rmtree(cluster.resolve(), ignore_errors=True)
 
     push_rate, naive_push_rate = n / bulk_push, sample / naive_push
     print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +15,7 @@ from annotator.config import Config
 from annotator.ingest import ingest
 from annotator.store import Workspace
 from annotator.synthetic import generate
+from review_queue.labelstudio import postgres as pg
 from review_queue.labelstudio import server as ls
 
 REPO = Path(__file__).resolve().parents[1]
@@ -85,3 +88,28 @@ def live_server(ls_root: Path, ls_template: Path) -> Iterator[LiveServer]:
     finally:
         ls.stop_server(ws)
         ws.close()
+
+
+@pytest.fixture(scope="session")
+def team_server(tmp_path_factory) -> Iterator[LiveServer]:
+    """The team server (`review serve --team`: PostgreSQL behind 3 gunicorn workers), started once: its
+    migrations take about 90 s. Tests that use it skip where no PostgreSQL is installed."""
+    if not pg.available():
+        pytest.skip("no PostgreSQL 14+ installed (see docs/team-server.md)")
+    root = tmp_path_factory.mktemp("team-root")
+    # run as root, the cluster lives outside the workspace (PostgreSQL runs as nobody): a throw-away folder
+    clusters = Path(tempfile.mkdtemp(prefix="annotator-pg-test-"))
+    os.environ[pg.ROOT_CLUSTERS_ENV] = str(clusters)
+    images = root / "server-photos" / "images"
+    images.mkdir(parents=True)
+    ws = Workspace.create(root / "server-ws", Config(images=images))
+    try:
+        info = ls.start_server(ws, team=True, workers=3, document_root=root, timeout=400)
+        creds = ls.read_credentials(ws.root)
+        assert creds is not None
+        yield LiveServer(ws.root, info, creds, root)
+    finally:
+        ls.stop_server(ws)
+        ws.close()
+        os.environ.pop(pg.ROOT_CLUSTERS_ENV, None)
+        shutil.rmtree(clusters, ignore_errors=True)

@@ -66,6 +66,20 @@ def serve(
         Optional[str],
         typer.Option("--url", help="Use this running Label Studio instead of starting one (saved in annotator.toml)."),
     ] = None,
+    team: Annotated[
+        bool,
+        typer.Option(
+            "--team",
+            help="Run Label Studio on PostgreSQL behind a multi-worker server, for several reviewers at once "
+            "(see docs/team-server.md).",
+        ),
+    ] = False,
+    workers: Annotated[
+        Optional[int],
+        typer.Option(
+            "--workers", min=1, max=64, help="With --team: worker processes (default 2 x cores + 1, at most 8)."
+        ),
+    ] = None,
     json_out: JsonOption = False,
 ) -> None:
     """Start the workspace's own Label Studio on 127.0.0.1 (offline), or stop it, or adopt an existing one."""
@@ -101,11 +115,21 @@ def serve(
         return
     with Workspace.open(workspace) as ws:
         say("Starting Label Studio (the first start takes up to a minute)...")
-        info = start_server(ws)
+        info = start_server(ws, port=port, team=team, workers=workers)
         creds = credentials_path(ws.root)
         configured = ws.config.label_studio_url
     if json_out:
-        print_json({"url": info.url, "pid": info.pid, "port": info.port, "credentials": str(creds), "log": info.log})
+        print_json(
+            {
+                "url": info.url,
+                "pid": info.pid,
+                "port": info.port,
+                "database": info.database,
+                "workers": info.workers,
+                "credentials": str(creds),
+                "log": info.log,
+            }
+        )
         return
     console.print(f"Label Studio is running at [bold]{escape(info.url)}[/]", soft_wrap=True)
     console.print(

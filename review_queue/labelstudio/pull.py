@@ -20,15 +20,16 @@ it is stored with the conflict's note and without an edit diff, so it stays out 
 correction statistic.
 
 Incremental: a snapshot export of all 8,000 tasks costs Label Studio ~10 s even when nothing changed,
-so after a first full pull one cheap request lists the tasks whose `updated_at` moved since the last
-pull (ids and times only), and only when one of them is new to us are they exported (a Data Manager tab
-filtered on `updated_at`, made for the export and deleted after it). An annotation created,
+so after a first full pull one cheap listing reads every task's id and `updated_at` (no results), and
+only the tasks whose time is not the one the last pull listed are exported (a Data Manager tab filtered on
+`updated_at` from the oldest of them, made for the export and deleted after it). An annotation created,
 edited or deleted moves its task's `updated_at`, so such a task brings every annotation it still has.
-The watermark is when the last pull's first export began, on Label Studio's own clock (no clock of
-ours is compared with the server's), read back with an overlap for writes saved before but committed
-after that export. `full=True`, a workspace without a watermark or with another project, or a filter the server
-ignores make a full pull. A stored annotation that is gone from its task (or, on a full pull, from
-the project) is marked deleted and reported; its review stays in the history.
+The rule compares times with the last listing, never with a clock: a write committed late, stamped before
+the last pull, still changed its task's time since that listing, and is read (an earlier rule, "changed
+after the last export less a 10 s overlap", lost a transaction held longer than the overlap; see
+docs/performance.md, "The watermark"). `full=True`, a workspace without a watermark (or with an older
+one, or another project's) or a failed listing make a full pull. A stored annotation that is gone from its
+task (or, on a full pull, from the project) is marked deleted and reported; its review stays in the history.
 """
 
 from __future__ import annotations
@@ -73,10 +74,9 @@ TASK_FILTER = {"only_with_annotations": True}
 ANNOTATION_FILTER = {"usual": True, "skipped": True, "ground_truth": True}
 # Tasks per export of a full pull (chunks of the task ids we know): the next chunk is exported while one is stored.
 EXPORT_CHUNK = 1000
-WATERMARK_KEY = "labelstudio_pull_watermark"  # store meta: {"project_id": P, "updated_at": newest task time}
-# A write saved (its updated_at taken) before the last export read but committed after it: re-read
-# that window. One request rarely holds its transaction for more than a second.
-OVERLAP_S = 10.0
+# store meta: {"project_id": P, "seen": {task id: updated_at as the last pull listed it}}; an older watermark
+# ({"updated_at": ..., "recent": ...}, the time-overlap rule) has no "seen" and makes one full pull
+WATERMARK_KEY = "labelstudio_pull_watermark"
 
 
 @dataclass(frozen=True)
@@ -110,7 +110,10 @@ def pull(
     full: export every annotated task, not only those changed since the last pull."""
     pid = require_project_id(ws)
     task_of_photo = ws.store.review.task_map(pid)
-    exports, reason = _changed_tasks(ws, client, pid, full=full, timeout=export_timeout, known=task_of_photo.values())
+    listed = _list_tasks(client, pid)  # before any export: a write committed after this is seen by the next pull
+    exports, reason = _changed_tasks(
+        ws, client, pid, listed, full=full, timeout=export_timeout, known=task_of_photo.values()
+    )
     run = _Run.start(ws, pid, task_of_photo, full=reason != "incremental")
     for export in exports:  # a full pull's next chunk is exported by Label Studio while this one is stored
         _store_export(ws, run, export)
@@ -123,7 +126,7 @@ def pull(
     if not run.full:  # annotations not read again are as they were: their problems still stand
         run.issues[:0] = _unread_issues(ws, pid, {int(t["id"]) for t in run.tasks})
     ws.sync_voc_mirror()  # the new reviews, and whatever an interrupted pull left stale
-    _save_watermark(ws, pid, run.tasks, run.began)  # last: a pull killed before this exports the same tasks again
+    _save_watermark(ws, pid, listed)  # last: a pull killed before this exports the same tasks again
     issues_file = _write_issues(ws, run, reason=reason, deleted=deleted)
     return PullResult(
         project_id=pid,
@@ -159,7 +162,6 @@ class _Run:
     fixed: list[dict[str, Any]] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=lambda: {"current": 0, "history": 0, "already": 0, "skipped": 0})
     tasks: list[dict[str, Any]] = field(default_factory=list)  # every task read
-    began: list[dt.datetime | None] = field(default_factory=list)  # when Label Studio began each export
     stored_now: set[str] = field(default_factory=set)  # photos whose current label this chunk changed
 
     @classmethod
@@ -188,7 +190,6 @@ class _Run:
 def _store_export(ws: Workspace, run: _Run, export: _Export) -> None:
     """Store the new or edited annotations of one export's tasks, each in its own transaction."""
     run.tasks.extend(export.tasks)
-    run.began.append(export.began)
     for task in export.tasks:
         path = run.photo_of_task.get(task["id"]) or (task.get("data") or {}).get(PHOTO_FIELD)
         record = run.records.get(path) if path else None
@@ -241,7 +242,7 @@ def pending_annotations(ws: Workspace, client: ReviewClient, *, export_timeout: 
     """How many submitted annotations in Label Studio are new or edited since the last pull."""
     pid = require_project_id(ws)
     pulled = ws.store.review.pulled_annotations()
-    exports, _ = _changed_tasks(ws, client, pid, full=False, timeout=export_timeout)
+    exports, _ = _changed_tasks(ws, client, pid, _list_tasks(client, pid), full=False, timeout=export_timeout)
     return sum(
         1
         for export in exports
@@ -273,21 +274,30 @@ def _reviewer(ann: dict[str, Any]) -> str | None:
 
 @dataclass(frozen=True)
 class _Watermark:
-    """The newest task time the last pull of a project saw, and the tasks it read within OVERLAP_S of it
-    (task id -> updated_at): those are read again only when their time moved."""
+    """Every task's `updated_at` as the last pull listed it, before its exports read."""
 
-    updated_at: dt.datetime
-    recent: dict[int, dt.datetime]
+    seen: dict[int, dt.datetime]
 
-    @property
-    def since(self) -> dt.datetime:
-        return self.updated_at - dt.timedelta(seconds=OVERLAP_S)
+
+def _list_tasks(client: ReviewClient, project_id: int) -> dict[int, dt.datetime | None] | str:
+    """task id -> updated_at of every task of the project (ids and times only, by id so that writes during the
+    listing move no task across pages), or why the listing failed."""
+    query = json.dumps({"ordering": ["tasks:id"]})
+    try:
+        return {
+            int(t["id"]): _parse_time(t.get("updated_at"))
+            for page in client.task_rows(project_id, include="id,updated_at", query=query)
+            for t in page
+        }
+    except LabelStudioError as exc:
+        return f"listing the tasks failed ({exc})"
 
 
 def _changed_tasks(
     ws: Workspace,
     client: ReviewClient,
     project_id: int,
+    listed: dict[int, dt.datetime | None] | str,
     *,
     full: bool,
     timeout: float,
@@ -295,32 +305,26 @@ def _changed_tasks(
 ) -> tuple[Iterable[_Export], str]:
     """(the exports, one or a full pull's chunks, "incremental" or why the export was full).
 
-    known: the project's task ids in the store, to cut a full export into chunks."""
+    listed: this pull's listing (`_list_tasks`); known: the project's task ids in the store, to cut a full
+    export into chunks."""
     mark = _watermark(ws, project_id)
     if full:
         reason = "asked for (--full)"
     elif mark is None:
         reason = "first pull of this project"
+    elif isinstance(listed, str):
+        reason = listed
     else:
-        try:
-            listing_sent = time.monotonic()
-            listed = _list_changed(client, project_id, since=mark.since)
-            if any(t is None or t <= mark.since for t in listed.values()):
-                reason = "Label Studio ignored the updated_at filter"
-            else:
-                moved = [t for tid, t in listed.items() if t is not None and mark.recent.get(tid) != t]
-                if not moved:
-                    return [], "incremental"  # nothing moved but what the last pull already read
-                # from the first moved task on: the overlap's tasks read last time stay out of the export
-                start = min(moved) - dt.timedelta(microseconds=1)
-                export = _export_changed(client, project_id, since=start, timeout=timeout)
-                # a write committed between the listing and the export, stamped before `start`, is in neither:
-                # date the export back to the listing (by our own clock's elapsed time, never less than Label
-                # Studio's), so the next pull's overlap reaches it
-                listing_lead = dt.timedelta(seconds=time.monotonic() - listing_sent)
-                return [replace(export, began=export.began - listing_lead if export.began else None)], "incremental"
-        except LabelStudioError as exc:
-            reason = f"reading the changed tasks failed ({exc})"
+        moved = [t for tid, t in listed.items() if mark.seen.get(tid) != t]
+        if not moved:
+            return [], "incremental"  # every task's time is the one the last pull listed
+        if any(t is None for t in moved):
+            reason = "Label Studio listed a task without updated_at"
+        else:
+            # from the oldest moved task on (a late commit's old stamp included); unmoved tasks in that span are
+            # read again, harmlessly: an annotation already stored is not stored twice
+            start = min(t for t in moved if t is not None) - dt.timedelta(microseconds=1)
+            return [_export_changed(client, project_id, since=start, timeout=timeout)], "incremental"
     return _export_all(client, project_id, timeout=timeout, known=known), reason
 
 
@@ -328,16 +332,6 @@ def _since_filter(since: dt.datetime) -> dict[str, Any]:
     value = since.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")  # microseconds and Z, else HTTP 500
     item = {"filter": "filter:tasks:updated_at", "operator": "greater", "type": "Datetime", "value": value}
     return {"conjunction": "and", "items": [item]}
-
-
-def _list_changed(client: ReviewClient, project_id: int, *, since: dt.datetime) -> dict[int, dt.datetime | None]:
-    """task id -> updated_at of the tasks changed after `since`: one cheap request (ids and times only)."""
-    query = json.dumps({"filters": _since_filter(since)})
-    return {
-        int(t["id"]): _parse_time(t.get("updated_at"))
-        for page in client.task_rows(project_id, include="id,updated_at", query=query)
-        for t in page
-    }
 
 
 def _export_changed(client: ReviewClient, project_id: int, *, since: dt.datetime, timeout: float) -> _Export:
@@ -419,45 +413,24 @@ def _parse_time(value: Any) -> dt.datetime | None:
 
 
 def _watermark(ws: Workspace, project_id: int) -> _Watermark | None:
-    """The last pull's watermark for this project; None: pull everything."""
+    """The last pull's listing of this project; None: pull everything."""
     try:
         saved = json.loads(ws.store.get_meta(WATERMARK_KEY) or "null")
     except ValueError:
         return None
-    if not isinstance(saved, dict) or saved.get("project_id") != project_id:
+    if not isinstance(saved, dict) or saved.get("project_id") != project_id or not isinstance(saved.get("seen"), dict):
         return None
-    newest = _parse_time(saved.get("updated_at"))
-    if newest is None:
-        return None
-    recent = {int(k): _parse_time(v) for k, v in (saved.get("recent") or {}).items()}
-    return _Watermark(newest, {k: v for k, v in recent.items() if v is not None})
+    seen = {int(k): _parse_time(v) for k, v in saved["seen"].items()}
+    return _Watermark({k: v for k, v in seen.items() if v is not None})
 
 
-def _save_watermark(
-    ws: Workspace, project_id: int, tasks: list[dict[str, Any]], began: list[dt.datetime | None]
-) -> None:
-    """Advance the watermark to the start of this pull's first export (`began`: each export's start, Label
-    Studio's clock). A write the exports missed committed after they read, so it is stamped no earlier than
-    that start less a transaction's time (OVERLAP_S): the next listing, from the watermark less OVERLAP_S,
-    reaches it. Tasks read in that overlap are kept in `recent` and not exported again unless their time
-    moves. The start, not the newest task read: after a quiet spell the overlap then holds the last seconds'
-    writes only, not the last busy minute's (a bulk import just before a pull put 4,000 tasks in it).
-    No export, or one that did not say when it began: the watermark stays."""
-    old = _watermark(ws, project_id)
-    recent = dict(old.recent) if old else {}
-    for task in tasks:
-        when = _parse_time(task.get("updated_at"))
-        if when is not None:
-            recent[int(task["id"])] = when
-    epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)  # nothing annotated yet: the next pull is incremental
-    newest = old.updated_at if old else epoch
-    known = [b for b in began if b is not None]
-    if began and len(known) == len(began):
-        newest = max(min(known), newest)
-    mark = _Watermark(newest, {})
-    kept = {str(k): v.isoformat() for k, v in recent.items() if v > mark.since}
-    value = {"project_id": project_id, "updated_at": newest.isoformat(), "recent": kept}
-    ws.store.set_meta(WATERMARK_KEY, json.dumps(value))
+def _save_watermark(ws: Workspace, project_id: int, listed: dict[int, dt.datetime | None] | str) -> None:
+    """Keep this pull's listing (taken before its exports) for the next pull to compare with. A failed listing
+    leaves the last one: the next pull then reads again whatever moved since that one."""
+    if isinstance(listed, str):
+        return
+    seen = {str(k): v.isoformat() for k, v in listed.items() if v is not None}
+    ws.store.set_meta(WATERMARK_KEY, json.dumps({"project_id": project_id, "seen": seen}))
 
 
 def _unread_issues(ws: Workspace, project_id: int, read: set[int]) -> list[dict[str, Any]]:

@@ -8,6 +8,10 @@ through its environment, never its command line (which any local user can read w
 A fresh data folder takes 30-90 s of database migrations. `build_template` migrates one folder
 once; `start_server(template=...)` (or ANNOTATOR_LS_TEMPLATE) copies it and starts in seconds.
 The copy gets its own SECRET_KEY; the admin user and token are created on its first start.
+
+`start_server(team=True)` (`review serve --team`) runs the production setup of Label Studio's Docker
+image instead: PostgreSQL (a local cluster under `postgres/`, see postgres.py) behind a multi-worker
+WSGI server (gunicorn; the image uses uWSGI, which needs a compiler to install). See docs/team-server.md.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import httpx
 from annotator.errors import LabelStudioError
 from annotator.fsutil import atomic_write_text
 from annotator.store import Workspace, now_iso
+from review_queue.labelstudio import postgres as pg
 
 SERVER_DIR = "label-studio"
 TEMPLATE_ENV = "ANNOTATOR_LS_TEMPLATE"
@@ -55,14 +60,16 @@ _SCRUB_PREFIXES = ("LABEL_STUDIO_", "HEARTEX_")
 
 @dataclass(frozen=True)
 class Credentials:
-    """The local server's admin login and legacy API token (secret: never print or log)."""
+    """The local server's admin login, legacy API token and (team server) database password: secret,
+    never print or log."""
 
     email: str
     password: str
     token: str
+    db_password: str = ""
 
     def __repr__(self) -> str:  # keep secrets out of tracebacks and debug output
-        return f"Credentials(email={self.email!r}, password=***, token=***)"
+        return f"Credentials(email={self.email!r}, password=***, token=***, db_password=***)"
 
 
 @dataclass(frozen=True)
@@ -74,6 +81,9 @@ class ServerInfo:
     document_root: str
     log: str
     started_at: str
+    database: str = "sqlite"  # or "postgresql": the team server
+    workers: int = 1
+    db_port: int = 0
 
 
 # ---- paths and files ---------------------------------------------------------------------
@@ -93,7 +103,9 @@ def read_credentials(root: Path) -> Credentials | None:
         return None
     try:
         data = json.loads(path.read_text("utf-8"))
-        return Credentials(str(data["email"]), str(data["password"]), str(data["token"]))
+        return Credentials(
+            str(data["email"]), str(data["password"]), str(data["token"]), str(data.get("db_password", ""))
+        )
     except (OSError, ValueError, KeyError) as exc:
         raise LabelStudioError(
             f"{path} is unreadable ({type(exc).__name__}); delete {server_dir(root)} "
@@ -101,8 +113,13 @@ def read_credentials(root: Path) -> Credentials | None:
         ) from None
 
 
-def _new_credentials(root: Path) -> Credentials:
-    creds = Credentials(email="admin@annotator.local", password=secrets.token_urlsafe(18), token=secrets.token_hex(20))
+def _new_credentials(root: Path, *, team: bool = False) -> Credentials:
+    creds = Credentials(
+        email="admin@annotator.local",
+        password=secrets.token_urlsafe(18),
+        token=secrets.token_hex(20),
+        db_password=secrets.token_urlsafe(24) if team else "",
+    )
     server_dir(root).mkdir(mode=0o700, parents=True, exist_ok=True)
     atomic_write_text(credentials_path(root), json.dumps(asdict(creds), indent=2) + "\n", mode=0o600)
     return creds
@@ -254,12 +271,15 @@ def start_server(
     template: Path | None = None,
     document_root: Path | None = None,
     timeout: float = 240.0,
+    team: bool = False,
+    workers: int | None = None,
 ) -> ServerInfo:
     """Start the workspace's Label Studio (or return the running one) and wait until it answers.
 
     document_root: the folder Label Studio may serve files under (default: the image root's
     parent, since Label Studio refuses a storage folder equal to its document root); only
     the image root is attached as a storage, so only photos are served.
+    team: PostgreSQL behind `workers` gunicorn workers instead of the SQLite development server.
     """
     running = read_server_info(ws.root)
     if running is not None and _healthy(running.url):
@@ -267,24 +287,38 @@ def start_server(
     if running is not None:
         stop_server(ws)
     doc_root = _document_root(ws, document_root)
-    data_dir, creds = _prepare_data(ws.root, template)
+    port = _choose_port(port)
+    if team:
+        proc, info = _start_team(ws.root, doc_root, port, workers or default_workers())
+    else:
+        data_dir, creds = _prepare_data(ws.root, template)
+        log_path = server_dir(ws.root) / "server.log"
+        proc = _spawn(data_dir, doc_root, creds, port, log_path)
+        info = _server_info(proc.pid, port, data_dir, doc_root, log_path)
+    atomic_write_text(server_dir(ws.root) / "server.json", json.dumps(asdict(info), indent=2) + "\n", mode=0o600)
+    _wait_until_healthy(ws, proc, info, timeout)
+    return info
+
+
+def _choose_port(port: int | None) -> int:
+    """The requested port (refused when taken), else a free one."""
     port = port or _free_port()
     if _port_in_use(port):
         raise LabelStudioError(f"port {port} on 127.0.0.1 is taken; choose another with --port")
-    log_path = server_dir(ws.root) / "server.log"
-    proc = _spawn(data_dir, doc_root, creds, port, log_path)
-    info = ServerInfo(
-        pid=proc.pid,
+    return port
+
+
+def _server_info(pid: int, port: int, data_dir: Path, doc_root: Path, log: Path, **extra: object) -> ServerInfo:
+    return ServerInfo(
+        pid=pid,
         port=port,
         url=f"http://127.0.0.1:{port}",
         data_dir=str(data_dir),
         document_root=str(doc_root),
-        log=str(log_path),
+        log=str(log),
         started_at=now_iso(),
+        **extra,  # type: ignore[arg-type]
     )
-    atomic_write_text(server_dir(ws.root) / "server.json", json.dumps(asdict(info), indent=2) + "\n", mode=0o600)
-    _wait_until_healthy(ws, proc, info, timeout)
-    return info
 
 
 def _document_root(ws: Workspace, document_root: Path | None) -> Path:
@@ -304,6 +338,10 @@ def _prepare_data(root: Path, template: Path | None) -> tuple[Path, Credentials]
     sdir = server_dir(root)
     sdir.mkdir(mode=0o700, parents=True, exist_ok=True)
     data_dir = sdir / "data"
+    if pg.initialised(_pg_dir(root)):
+        raise LabelStudioError(
+            f"this workspace's Label Studio runs on PostgreSQL ({_pg_dir(root)}): start it with `review serve --team`"
+        )
     creds = read_credentials(root)
     fresh = not (data_dir / _DB_FILE).exists()
     if creds is None and not fresh:
@@ -376,6 +414,149 @@ def _wait_until_healthy(ws: Workspace, proc: subprocess.Popen[bytes], info: Serv
     raise LabelStudioError(f"Label Studio did not answer on {info.url}/health within {timeout:.0f} s; see {info.log}")
 
 
+# ---- the team server: PostgreSQL behind gunicorn ---------------------------------------------
+
+_WSGI_APP = "label_studio.core.wsgi:application"
+_SETTINGS = "label_studio.core.settings.label_studio"  # what `label-studio start` uses (label_studio/server.py)
+_TEAM_MARK = "annotator-team-migrated.json"  # in data/: `label-studio init` succeeded with this version
+
+
+def default_workers() -> int:
+    """Gunicorn's rule of thumb (2 x cores + 1), capped at 8: each worker holds 300-450 MB."""
+    return min(8, 2 * (os.cpu_count() or 1) + 1)
+
+
+def _pg_dir(root: Path) -> Path:
+    return pg.locate(server_dir(root) / "postgres")
+
+
+def _start_team(root: Path, doc_root: Path, port: int, workers: int) -> tuple[subprocess.Popen[bytes], ServerInfo]:
+    """Start (or initialise) the PostgreSQL cluster, migrate Label Studio onto it, then spawn gunicorn."""
+    data_dir, creds = _prepare_team_data(root)
+    log_path = server_dir(root) / "server.log"
+    cluster = _start_database(root, creds, log_path)
+    env = _team_env(data_dir, doc_root, creds, cluster)
+    _migrate_team(env, data_dir, log_path)
+    proc = _spawn_gunicorn(env, data_dir, port, workers, log_path)
+    info = _server_info(
+        proc.pid, port, data_dir, doc_root, log_path, database="postgresql", workers=workers, db_port=cluster.port
+    )
+    return proc, info
+
+
+def _prepare_team_data(root: Path) -> tuple[Path, Credentials]:
+    """The team server's data folder (media, SECRET_KEY) and credentials, with a database password."""
+    sdir = server_dir(root)
+    sdir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    data_dir = sdir / "data"
+    if (data_dir / _DB_FILE).exists():
+        raise LabelStudioError(
+            f"this workspace's Label Studio runs on SQLite ({data_dir / _DB_FILE}): start it without --team "
+            "(pull its reviews first; a team server starts from an empty database)"
+        )
+    creds = read_credentials(root)
+    if creds is None or not creds.db_password:
+        if pg.initialised(_pg_dir(root)):
+            raise LabelStudioError(
+                f"{credentials_path(root)} has no database password but {_pg_dir(root)} exists; "
+                f"delete {sdir} to start over (reviews not pulled yet are lost)"
+            )
+        creds = _new_credentials(root, team=True)
+    data_dir.mkdir(mode=0o700, exist_ok=True)
+    return data_dir, creds
+
+
+def _start_database(root: Path, creds: Credentials, log: Path) -> pg.Cluster:
+    """Initialise the cluster once, start it on a free port and create Label Studio's database."""
+    data = pg.place(server_dir(root) / "postgres")
+    pg.init_cluster(data, creds.db_password, log)
+    cluster = pg.start_cluster(data, _free_port(), log)
+    pg.create_database(cluster, creds.db_password)
+    return cluster
+
+
+def _team_env(data_dir: Path, doc_root: Path, creds: Credentials, cluster: pg.Cluster) -> dict[str, str]:
+    """The child environment: offline hygiene, the database, the admin login (never the command line)."""
+    env = _child_env(data_dir, doc_root, data_dir.parent / "xdg")
+    env.update(cluster.env(creds.db_password))
+    env.update(
+        {
+            "DJANGO_SETTINGS_MODULE": _SETTINGS,
+            "LABEL_STUDIO_USERNAME": creds.email,
+            "LABEL_STUDIO_PASSWORD": creds.password,
+            "LABEL_STUDIO_USER_TOKEN": creds.token,
+        }
+    )
+    return env
+
+
+def _migrate_team(env: dict[str, str], data_dir: Path, log: Path, timeout: float = 600.0) -> None:
+    """`label-studio init`: migrations (90 s on an empty database), admin user, SECRET_KEY. Skipped when it
+    already succeeded with this Label Studio version (it costs ~30 s even with nothing to do)."""
+    mark = data_dir / _TEAM_MARK
+    version = _label_studio_version()
+    if mark.exists() and json.loads(mark.read_text("utf-8")).get("label_studio") == version:
+        return
+    with open(log, "ab") as fh:
+        proc = subprocess.run(
+            _label_studio_cmd()
+            + ["init", "-q", "--no-browser", "--data-dir", str(data_dir), "--enable-legacy-api-token"],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            cwd=str(data_dir.parent),
+            timeout=timeout,
+        )
+    if proc.returncode != 0:
+        raise LabelStudioError(
+            f"preparing Label Studio's PostgreSQL database failed (exit {proc.returncode}); see {log}"
+        )
+    mark.write_text(json.dumps({"label_studio": version, "migrated_at": now_iso()}))
+
+
+def _gunicorn_cmd() -> list[str]:
+    exe = Path(sys.executable).parent / "gunicorn"
+    if not exe.exists():
+        raise LabelStudioError("the team server needs gunicorn: `pip install 'annotator[server]'` (gunicorn==27.0.1)")
+    return [str(exe)]
+
+
+def _spawn_gunicorn(env: dict[str, str], data_dir: Path, port: int, workers: int, log: Path) -> subprocess.Popen[bytes]:
+    """Gunicorn serving Label Studio's WSGI app, detached like the development server.
+
+    `--name label-studio` and `--chdir <data>` put both marks `_is_our_server` looks for in the command line.
+    """
+    import label_studio
+
+    ls_path = str(Path(label_studio.__file__).parent)  # `label-studio start` puts it on sys.path too
+    cmd = _gunicorn_cmd() + [
+        "--bind", f"127.0.0.1:{port}",
+        "--workers", str(workers),
+        "--timeout", "300",  # a snapshot export of thousands of tasks runs inside one request
+        "--graceful-timeout", "20",
+        "--name", "label-studio",
+        "--chdir", str(data_dir),
+        "--pythonpath", ls_path,
+        "--log-level", "warning",
+        _WSGI_APP,
+    ]  # fmt: skip
+    log_fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        return subprocess.Popen(
+            cmd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log_fd,
+            stderr=subprocess.STDOUT,
+            cwd=str(data_dir),
+            start_new_session=True,
+            close_fds=True,
+        )
+    finally:
+        os.close(log_fd)
+
+
 def stop_server(ws: Workspace | Path, *, timeout: float = 20.0) -> bool:
     """Stop the workspace's Label Studio (its whole process group). False if none was running."""
     root = ws.root if isinstance(ws, Workspace) else Path(ws)
@@ -383,7 +564,7 @@ def stop_server(ws: Workspace | Path, *, timeout: float = 20.0) -> bool:
     info = read_server_info(root)
     if info is None:
         info_path.unlink(missing_ok=True)
-        return False
+        return stop_database(root)
     for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
         try:
             os.killpg(info.pid, sig)
@@ -395,4 +576,10 @@ def stop_server(ws: Workspace | Path, *, timeout: float = 20.0) -> bool:
         if not _is_our_server(info):
             break
     info_path.unlink(missing_ok=True)
+    stop_database(root)
     return True
+
+
+def stop_database(root: Path) -> bool:
+    """Stop the team server's PostgreSQL cluster, if this workspace has one running."""
+    return pg.stop_cluster(_pg_dir(root), server_dir(root) / "server.log")

@@ -145,34 +145,25 @@ def test_a_full_pull_exported_in_chunks_stores_every_annotation_once(review_setu
     assert _same_time(_store_state(s), _server_state(s))
 
 
-def test_a_pull_exported_in_chunks_keeps_its_watermark_at_the_start_of_its_first_export(review_setup):
-    """A review saved after the first chunk was exported is older than tasks a later chunk read: the next pull
-    must still list it, so the watermark may not pass the first export's start (Label Studio's clock)."""
+def test_the_watermark_is_the_listing_of_every_task_taken_before_the_exports(review_setup):
+    """The next pull compares every task's time with this listing: a task listed with another time is read
+    again, however old that time (a late commit), and a failed listing keeps the last one."""
     s = review_setup()
-    at = dt.datetime(2026, 12, 1, 10, 0, 0, tzinfo=dt.UTC)
-    read = [{"id": 1, "updated_at": "2026-12-01T09:59:55Z"}, {"id": 2, "updated_at": "2026-12-01T10:00:30Z"}]
-    pull_module._save_watermark(s.ws, 7, read, [at, at + dt.timedelta(seconds=25)])
+    listed = {1: dt.datetime(2026, 12, 1, 9, 50, tzinfo=dt.UTC), 2: dt.datetime(2026, 12, 1, 10, 0, tzinfo=dt.UTC)}
+    pull_module._save_watermark(s.ws, 7, listed)
+    pull_module._save_watermark(s.ws, 7, "listing the tasks failed (down)")
     mark = pull_module._watermark(s.ws, 7)
-    assert mark is not None and mark.updated_at == at
-    assert set(mark.recent) == {1, 2}  # read within the overlap: listed again only if they change
+    assert mark is not None and mark.seen == listed
 
 
-def test_after_a_quiet_spell_the_next_pull_lists_only_the_overlap_before_the_last_export(review_setup):
-    """Tasks last changed minutes before the export began are not listed again: the watermark is the export's
-    start, and only tasks read within OVERLAP_S of it are kept to be skipped when listed again."""
+def test_a_watermark_of_the_time_overlap_rule_makes_one_full_pull(review_setup):
     s = review_setup()
-    at = dt.datetime(2026, 12, 1, 10, 0, 0, tzinfo=dt.UTC)
-    read = [{"id": 1, "updated_at": "2026-12-01T09:50:00Z"}, {"id": 2, "updated_at": "2026-12-01T09:59:58Z"}]
-    pull_module._save_watermark(s.ws, 7, read, [at])
-    mark = pull_module._watermark(s.ws, 7)
-    assert mark is not None and (mark.updated_at, set(mark.recent)) == (at, {2})
-    assert mark.since == at - dt.timedelta(seconds=pull_module.OVERLAP_S)
-
-
-def test_an_export_that_does_not_say_when_it_began_leaves_the_watermark_where_it_was(review_setup):
-    s = review_setup()
-    at = dt.datetime(2026, 12, 1, 10, 0, 0, tzinfo=dt.UTC)
-    pull_module._save_watermark(s.ws, 7, [{"id": 1, "updated_at": "2026-12-01T09:59:59Z"}], [at])
-    pull_module._save_watermark(s.ws, 7, [{"id": 2, "updated_at": "2026-12-01T10:05:00Z"}], [None])
-    mark = pull_module._watermark(s.ws, 7)
-    assert mark is not None and (mark.updated_at, set(mark.recent)) == (at, {1, 2})
+    push(s.ws, s.client)
+    _annotate(s, "p0.jpg", Box("mel", 10, 10, 60, 60))
+    project_id = pull_module.require_project_id(s.ws)
+    old = {"project_id": project_id, "updated_at": "2026-12-01T10:00:00+00:00", "recent": {}}
+    s.ws.store.set_meta(WATERMARK_KEY, json.dumps(old))
+    assert pull_module._watermark(s.ws, project_id) is None
+    first = pull(s.ws, s.client)
+    assert (first.full, first.current) == (True, 1)
+    assert pull(s.ws, s.client).full is False
