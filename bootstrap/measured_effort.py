@@ -18,12 +18,14 @@ from typing import Any
 import numpy as np
 from scipy.optimize import nnls
 
+from annotator.boxes import match_boxes
+from annotator.store import Workspace
 from annotator.types import LabelVersion, Source
 from review_queue.edits import EditKind
 from review_queue.effort import DRAW_MAX_S, DRAW_MIN_S, EDIT_SECONDS, LOOK_S
 from review_queue.review_meta import ReviewMeta
-from training.constants import BOOTSTRAP_RESAMPLES, INTERVAL_LEVEL
-from training.metrics import percentile_interval
+from training.constants import BOOTSTRAP_RESAMPLES, INTERVAL_LEVEL, MATCH_IOU
+from training.metrics import BoxF1, box_f1, percentile_interval
 
 LOOK = "look"  # the per-photo term of the fit (look at the photo, submit)
 MIN_REVIEWS_PER_TERM = 3  # a fit needs at least this many timed reviews per fitted time
@@ -220,3 +222,46 @@ def compare_arms(
         ratio=r / c if c else None,
         interval=percentile_interval(np.array(ratios), INTERVAL_LEVEL),
     )
+
+
+@dataclass(frozen=True)
+class ArmAgreement:
+    """With double review on: how close each arm's single reviews came to the settled (merged or adjudicated)
+    label, box F1 over photos. Pre-annotations that pull reviewers toward the model's mistakes show as a
+    reviewed arm further from the settled label than the control arm (drawn from scratch)."""
+
+    reviewed: BoxF1
+    control: BoxF1
+
+    def line(self) -> str:
+        return (
+            "each review against the settled double-review label: reviewing predictions "
+            f"{self.reviewed.describe()}; drawing from scratch (control arm) {self.control.describe()}"
+        )
+
+
+def arm_agreement(ws: Workspace) -> ArmAgreement:
+    """Box F1 (IoU 0.5, same class) of every single review of a settled double review against the settled label,
+    by the arm the review was made in."""
+    arms: tuple[list[tuple[int, int, int]], list[tuple[int, int, int]]] = ([], [])
+    for version in ws.store.labels.current_labels().values():
+        settled = ReviewMeta.from_dict(version.meta).settled if version.source is Source.REVIEWED else None
+        for review_id in settled.reviews if settled else ():
+            review = ws.store.labels.version(review_id)
+            if review is None or review.excluded:
+                continue
+            matched = len(match_boxes(list(review.boxes), list(version.boxes), MATCH_IOU))
+            counts = (matched, len(review.boxes) - matched, len(version.boxes) - matched)
+            arms[ReviewMeta.from_dict(review.meta).arm == "control"].append(counts)
+    return ArmAgreement(box_f1(arms[0]), box_f1(arms[1]))
+
+
+def reviewer_disagreement(ws: Workspace) -> tuple[int, int]:
+    """(photos whose two reviews differ at the audit's rule, double-reviewed photos): the human baseline the
+    acceptance audit's wrong share is read against (two dermatologists, same rule: one to one, same class,
+    IoU >= 0.5)."""
+    from bootstrap.acceptance import check_photo
+    from review_queue.adjudication import double_reviews
+
+    pairs = [r for r in double_reviews(ws) if not (r.a.excluded or r.b.excluded)]
+    return sum(check_photo(r.photo, r.a.boxes, r.b.boxes).wrong for r in pairs), len(pairs)

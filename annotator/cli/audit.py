@@ -6,7 +6,7 @@ Thin: parse options, open the workspace, call bootstrap.finalize, render.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
@@ -15,10 +15,26 @@ from annotator.cli.review import UrlOption
 from annotator.console import console, print_json
 from annotator.errors import WorkspaceError
 
+if TYPE_CHECKING:
+    from annotator.store import Workspace
+
 audit_app = typer.Typer(
     help="Audit what finalize would accept: a random sample of the photos to accept, boxed blind by reviewers.",
     no_args_is_help=True,
 )
+
+
+def _human_baseline(ws: Workspace) -> str:
+    """The same rule between two reviewers of one photo, where double review gave any."""
+    from bootstrap.measured_effort import reviewer_disagreement
+
+    differ, photos = reviewer_disagreement(ws)
+    if not photos:
+        return "human baseline: none (no photo was double-reviewed; `annotator review push --reviewers 2`)"
+    return (
+        f"human baseline: two reviewers' boxes differ by the same rule on {differ} of {photos} double-reviewed photos "
+        f"({differ / photos:.1%}): the audit cannot show the model more accurate than that"
+    )
 
 
 @audit_app.command("plan")
@@ -78,6 +94,7 @@ def status_command(workspace: WorkspaceOption = Path("."), json_out: JsonOption 
             console.print("no audit planned: run `annotator audit plan`", markup=False)
             raise typer.Exit(0)
         state = audit_state(ws, plan)
+        baseline = _human_baseline(ws)
     outcome = judge(plan, state.checks)
     if json_out:
         print_json({"valid": state.valid, "pending": len(state.pending), **outcome.to_dict()})
@@ -86,6 +103,7 @@ def status_command(workspace: WorkspaceOption = Path("."), json_out: JsonOption 
     if not state.valid:
         console.print("the predictions to accept changed since this plan: plan again", markup=False)
     console.print(outcome.message, markup=False, soft_wrap=True)
+    console.print(baseline, markup=False, soft_wrap=True)
 
 
 @audit_app.command("push")

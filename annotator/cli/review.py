@@ -434,6 +434,7 @@ def _measured_lines(ws: Workspace, *, fit: bool) -> list[str]:
     """Measured seconds per photo by what reviewers did; with `fit`, the per-action times fitted to them."""
     from bootstrap.measured_effort import (
         MIN_REVIEWS_PER_TERM,
+        arm_agreement,
         compare_arms,
         fit_effort,
         measured_by_group,
@@ -448,6 +449,9 @@ def _measured_lines(ws: Workspace, *, fit: bool) -> list[str]:
         for g in measured_by_group(reviews)
     ] or ["measured by Label Studio: none (no real reviewer's timed review yet; simulated ones are not counted)"]
     lines.append(compare_arms(current).line())
+    agreement = arm_agreement(ws)
+    if agreement.reviewed.photos or agreement.control.photos:
+        lines.append(agreement.line())
     if fit:
         result = fit_effort(reviews)
         needed = MIN_REVIEWS_PER_TERM * (1 + len(EditKind))

@@ -85,3 +85,34 @@ def test_the_arms_are_compared_on_photos_with_the_same_box_count():
     assert (result.reviewed_photos, result.control_photos) == (32, 30)
     assert "ratio 0.50" in result.line()
     assert compare_arms(versions[:30]).line().endswith("none (no stratum has photos of both arms yet)")
+
+
+def test_each_arms_reviews_are_compared_with_the_settled_label_and_two_reviewers_give_the_baseline(tmp_path):
+    from annotator.config import Config
+    from annotator.store import Workspace
+    from annotator.types import ImageRecord
+    from bootstrap.measured_effort import arm_agreement, reviewer_disagreement
+    from review_queue.review_meta import Settled, SettleKind
+
+    (tmp_path / "images").mkdir()
+    ws = Workspace.create(tmp_path / "ws", Config(images=tmp_path / "images"))
+    lesion, other = Box("mel", 10, 10, 40, 40), Box("hori", 60, 60, 90, 90)
+    for i, (arm, a_boxes, b_boxes) in enumerate(
+        [(None, (lesion,), (lesion, other)), ("control", (lesion, other), (lesion, other))]
+    ):
+        photo = f"p{i}.jpg"
+        ws.store.labels.add_image(ImageRecord(path=photo, sha256=str(i), width=100, height=100))
+        ids = []
+        for who, boxes in (("a@x", a_boxes), ("b@x", b_boxes)):
+            meta = ReviewMeta(project_id=None, annotation_id=10 * i + len(ids), arm=arm, operations=None if arm else ())
+            version = LabelVersion(photo, Source.REVIEWED, boxes, reviewer=who, meta=meta.to_dict())
+            ids.append(ws.store.labels.add_label_version(version))
+        settled = ReviewMeta(settled=Settled(SettleKind.ADJUDICATED, tuple(ids), ("a@x", "b@x"), 0.5))
+        ws.store.labels.add_label_version(
+            LabelVersion(photo, Source.REVIEWED, (lesion, other), reviewer="adj@x", meta=settled.to_dict())
+        )
+    agreement = arm_agreement(ws)
+    assert (agreement.reviewed.photos, agreement.reviewed.fn) == (2, 1), "reviewer a missed one lesion"
+    assert (agreement.control.photos, agreement.control.f1) == (2, 1.0)
+    assert reviewer_disagreement(ws) == (1, 2)
+    ws.close()
