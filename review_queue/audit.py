@@ -31,9 +31,8 @@ from review_queue.labelstudio.convert import (
 )
 from review_queue.labelstudio.project import (
     ACCEPTANCE_AUDIT,
-    create_project,
     document_prefix,
-    ensure_photo_storage,
+    ensure_side_project,
     import_tasks,
     stored_project_id,
 )
@@ -63,20 +62,10 @@ def audit_tasks(ws: Workspace, plan: str) -> dict[str, int]:
     return {str(k): int(v) for k, v in (stored.get("tasks") or {}).items()}
 
 
-def _audit_project(ws: Workspace, client: ReviewClient) -> int:
-    """The acceptance audit project (created on first use)."""
-    pid = stored_project_id(ws, ACCEPTANCE_AUDIT)
-    if pid is None:
-        pid = int(create_project(ws, client, ACCEPTANCE_AUDIT).id)
-        ws.store.set_meta(ACCEPTANCE_AUDIT.id_key, str(pid))
-        ensure_photo_storage(ws, client, pid)
-    return pid
-
-
 def push_audit(ws: Workspace, client: ReviewClient, *, plan: str, photos: Sequence[str]) -> AuditPushResult:
     """Put each sampled photo of audit `plan` without a task into the audit project: photo only, no
     prediction, no label (blind). The sample's order is kept: Label Studio serves it in that order."""
-    pid = _audit_project(ws, client)
+    pid = ensure_side_project(ws, client, ACCEPTANCE_AUDIT)
     tasks = audit_tasks(ws, plan)
     new = [p for p in photos if p not in tasks]
     if new:

@@ -30,9 +30,8 @@ from review_queue.labelstudio.convert import (
 )
 from review_queue.labelstudio.project import (
     LABEL_AUDIT,
-    create_project,
     document_prefix,
-    ensure_photo_storage,
+    ensure_side_project,
     import_tasks,
     stored_project_id,
 )
@@ -70,16 +69,6 @@ def label_audit_tasks(ws: Workspace) -> dict[str, tuple[int, int]]:
     """photo -> (task id, the label version id it doubts)."""
     stored = json.loads(ws.store.get_meta(LABEL_AUDIT_TASKS_KEY) or "{}")
     return {str(p): (int(v[0]), int(v[1])) for p, v in stored.items()}
-
-
-def _project(ws: Workspace, client: ReviewClient) -> int:
-    """The label audit project (created on first use, serving the current labels as the starting point)."""
-    pid = stored_project_id(ws, LABEL_AUDIT)
-    if pid is None:
-        pid = int(create_project(ws, client, LABEL_AUDIT).id)
-        ws.store.set_meta(LABEL_AUDIT.id_key, str(pid))
-        ensure_photo_storage(ws, client, pid)
-    return pid
 
 
 def _serve_current_label(client: ReviewClient, project_id: int) -> None:
@@ -123,7 +112,7 @@ def replace_score(box: Box) -> Box:
 
 def push_label_audit(ws: Workspace, client: ReviewClient, doubts: Sequence[DoubtedLabel]) -> LabelAuditPushResult:
     """Serve each doubted photo without a task for its current label, worst first (the order given)."""
-    pid = _project(ws, client)
+    pid = ensure_side_project(ws, client, LABEL_AUDIT)
     tasks = label_audit_tasks(ws)
     new = [d for d in doubts if tasks.get(d.photo, (0, -1))[1] != d.label.id]
     if new:

@@ -33,9 +33,8 @@ from review_queue.labelstudio.client import ReviewClient
 from review_queue.labelstudio.convert import CLASSES_TAG, IMAGE_TAG, NO_LESION, PHOTO_FIELD, local_file_url
 from review_queue.labelstudio.project import (
     READERS,
-    create_project,
     document_prefix,
-    ensure_photo_storage,
+    ensure_side_project,
     get_project,
     import_tasks,
     stored_project_id,
@@ -80,12 +79,9 @@ def ensure_readers_project(ws: Workspace, client: ReviewClient, *, readers: int)
     """The readers' project (created on first use), asking for `readers` reads of every photo."""
     if readers < 1:
         raise ConfigError(f"--readers must be at least 1 (got {readers})")
-    pid = stored_project_id(ws, READERS)
-    if pid is None:
-        pid = int(create_project(ws, client, READERS, reads=readers).id)
-        ws.store.set_meta(READERS.id_key, str(pid))
-        ensure_photo_storage(ws, client, pid)
-        return pid
+    if stored_project_id(ws, READERS) is None:
+        return ensure_side_project(ws, client, READERS, reads=readers)
+    pid = int(stored_project_id(ws, READERS) or 0)
     project = get_project(client, pid, missing=f"the readers' project {pid} is gone from Label Studio at {client.url}")
     if project.maximum_annotations != readers:
         client.call("asking for one read per reader", client.sdk.projects.update, pid, **READERS.settings(readers))

@@ -221,6 +221,17 @@ def create_project(
     return client.call(f"creating {kind.what}", client.sdk.projects.create, idempotent=False, **fields)
 
 
+def ensure_side_project(ws: Workspace, client: ReviewClient, kind: ProjectKind, *, reads: int = 1) -> int:
+    """The workspace's project of `kind` (an audit, the reader study): made on first use, its id stored, the photo
+    folder attached."""
+    pid = stored_project_id(ws, kind)
+    if pid is None:
+        pid = int(create_project(ws, client, kind, reads=reads).id)
+        ws.store.set_meta(kind.id_key, str(pid))
+        ensure_photo_storage(ws, client, pid)
+    return pid
+
+
 def stored_project_id(ws: Workspace, kind: ProjectKind = REVIEW) -> int | None:
     """The id of the workspace's project of `kind`, None before it is made."""
     value = ws.store.get_meta(kind.id_key)
