@@ -8,6 +8,7 @@ epochs, image size and model: auditing again with nothing changed costs nothing.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import shutil
@@ -183,9 +184,22 @@ def _run_fold(
     detector = _fold_detector(ws, model_spec, settings)
     detector.train(view, _train_settings(ws, settings), workdir / "work")
     held_out = [p for p, s in splits.items() if s == "test"]
-    found = predict_held_out(ws, detector, held_out, settings)
+    with _torch_threads_kept():  # Ultralytics' predictor sets the process's torch threads to cpu_count - 1
+        found = predict_held_out(ws, detector, held_out, settings)
     shutil.rmtree(workdir, ignore_errors=True)  # the weights and view are not needed once the fold has predicted
     return found, seen
+
+
+@contextlib.contextmanager
+def _torch_threads_kept() -> Iterator[None]:
+    """Leave the process's torch thread count as it was (the audit runs inside commands and tests that set it)."""
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _fold_detector(ws: Workspace, model_spec: str, settings: LabelAuditSettings) -> Detector:
