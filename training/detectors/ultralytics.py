@@ -322,9 +322,15 @@ class UltralyticsDetector(Detector):
         device = device or default_device()
         use_half = (device != "cpu") if half is None else half
         bgr = [np.ascontiguousarray(a[..., ::-1]) for a in images]  # Ultralytics takes arrays as BGR
-        results = self.model.predict(
-            bgr, conf=conf, imgsz=imgsz, device=device, half=use_half, verbose=False, batch=len(bgr)
-        )
+        import torch
+
+        threads = torch.get_num_threads()
+        try:
+            results = self.model.predict(
+                bgr, conf=conf, imgsz=imgsz, device=device, half=use_half, verbose=False, batch=len(bgr)
+            )
+        finally:
+            torch.set_num_threads(threads)  # Ultralytics' select_device sets the process's count to cpu_count - 1
         out: list[list[Box]] = []
         for res in results:
             boxes = []
