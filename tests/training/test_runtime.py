@@ -69,6 +69,17 @@ def _calibrated_yolo(photos: Sequence[np.ndarray], root: Path) -> Path:
     return detector.save(root / "model.pt")
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _two_torch_threads():
+    """This module's networks are calibrated and compared at two torch threads, whatever count earlier tests left
+    (Ultralytics' trainer and validator set the process's count to cpu_count - 1 as they start). At one thread the
+    calibrated random network's PyTorch and ONNX Runtime boxes were seen to disagree on one photo: not explained yet."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def photos(synth_set) -> list[np.ndarray]:
     """Decoded synthetic photos of four shapes: landscape, portrait, narrow and a smaller one."""
