@@ -161,29 +161,26 @@ def plan_audit(candidates: Sequence[tuple[str, int]], settings: AuditSettings = 
     candidates: (photo path, prediction version id) of every photo that would be accepted."""
     versions = dict(candidates)
     paths = sorted(versions)
-    tolerance, expected_rate, confidence, power, seed = (
-        settings.tolerance,
-        settings.expected_rate,
-        settings.confidence,
-        settings.power,
-        settings.seed,
-    )
     size, allowed = planned_sample_size(
-        len(paths), tolerance=tolerance, expected_rate=expected_rate, confidence=confidence, power=power
+        len(paths),
+        tolerance=settings.tolerance,
+        expected_rate=settings.expected_rate,
+        confidence=settings.confidence,
+        power=settings.power,
     )
     census = size >= len(paths)
-    order = np.random.default_rng(seed).permutation(len(paths))
+    order = np.random.default_rng(settings.seed).permutation(len(paths))
     sample = tuple(paths[i] for i in order[: min(size, len(paths))])
     return AuditPlan(
         population=len(paths),
         population_digest=population_digest(candidates),
-        tolerance=tolerance,
-        confidence=confidence,
-        expected_rate=expected_rate,
-        power=power,
+        tolerance=settings.tolerance,
+        confidence=settings.confidence,
+        expected_rate=settings.expected_rate,
+        power=settings.power,
         sample_size=len(sample),
         errors_allowed=allowed,
-        seed=seed,
+        seed=settings.seed,
         sample=sample,
         sample_versions=tuple(versions[p] for p in sample),
         census=census,

@@ -66,12 +66,13 @@ class AuditState:
         return tuple(p for p in self.plan.sample if p not in self.audit_versions)
 
 
-def audit_state(ws: Workspace, plan: AuditPlan) -> AuditState:
+def audit_state(ws: Workspace, plan: AuditPlan, candidates: dict[str, LabelVersion] | None = None) -> AuditState:
     """Compare the plan with the workspace: find each sampled photo's auditor label, check it against
     the prediction the plan would accept, and whether anything else changed since the plan."""
     predicted = dict(zip(plan.sample, plan.sample_versions, strict=True))
     audits = {path: v for path in plan.sample if (v := _audit_version(ws, path, plan.population_digest))}
-    pairs = {(path, v.id) for path, v in photos_to_accept(ws).items() if v.id is not None}
+    to_accept = photos_to_accept(ws) if candidates is None else candidates
+    pairs = {(path, v.id) for path, v in to_accept.items() if v.id is not None}
     pairs |= {(path, predicted[path]) for path in audits}
     checks = []
     for path in plan.sample:
@@ -103,7 +104,7 @@ def plan_acceptance_audit(ws: Workspace, settings: AuditSettings | None = None) 
         raise WorkspaceError("nothing to audit: no photo's label is still a model's prediction")
     plan = recorded_plan(ws)
     same = plan is not None and replace(plan.settings, seed=settings.seed) == settings
-    if plan is not None and same and audit_state(ws, plan).valid:
+    if plan is not None and same and audit_state(ws, plan, candidates).valid:
         return plan
     plan = plan_audit([(path, v.id) for path, v in candidates.items() if v.id is not None], settings)
     ws.store.set_meta(AUDIT_PLAN_KEY, json.dumps(plan.to_dict()))
@@ -150,7 +151,7 @@ def _audit_outcome(ws: Workspace, plan: AuditPlan | None, candidates: dict[str, 
             "run `annotator audit plan` (it prints how many photos reviewers must box), let reviewers box "
             "them, `annotator audit pull`, and run `annotator finalize` again"
         )
-    state = audit_state(ws, plan)
+    state = audit_state(ws, plan, candidates)
     if not state.valid:
         raise WorkspaceError(
             "not finalizing: the predictions to accept changed since the audit was planned (a new round, new "
