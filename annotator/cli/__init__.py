@@ -287,8 +287,10 @@ def _mount_stages() -> None:
     from annotator.cli.audit import audit_app
     from annotator.cli.benchmark import BenchmarkCommand, benchmark
     from annotator.cli.loop import bootstrap_command, demo_command, finalize_command, retrain_command
+    from annotator.cli.pretrain import pretrain_command
     from annotator.cli.review import review_app
 
+    app.command("pretrain")(pretrain_command)
     app.command("bootstrap")(bootstrap_command)
     app.command("retrain")(retrain_command)
     app.command("finalize")(finalize_command)

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from annotator.errors import TrainingError
+from training.pretraining.starts import describe_file
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,8 @@ class PretrainedWeights:
     tensors: int  # tensors transferred into the model
     checkpoint_tensors: int  # tensors the checkpoint holds
     model_tensors: int  # tensors the model holds (those not transferred keep their random start)
+    # how the tool made it, when it did (training.pretraining.starts: kind, model, image size, recipe, digest)
+    start: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -91,4 +94,5 @@ def record(path: Path, transferred: int, checkpoint_tensors: int, module: torch.
         tensors=transferred,
         checkpoint_tensors=checkpoint_tensors,
         model_tensors=len(module.state_dict()),
+        start=describe_file(path),
     )

@@ -26,6 +26,7 @@ from training.detectors.base import Detector, ProgressCallback, TrainingView, Tr
 from training.detectors.pretrained import PretrainedWeights, checkpoint_file, plain_state_dict, record, transfer_by_name
 from training.detectors.registry import DetectorFamily, register_family
 from training.offline import prepare_ultralytics
+from training.pretraining.starts import read_start, transferable
 
 SHIPPED_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 
@@ -197,6 +198,8 @@ class UltralyticsDetector(Detector):
         state = plain_state_dict(path)
         if state is None:
             state = _ultralytics_state_dict(path)
+        held = len(state)
+        state = transferable(state, read_start(path), self.classes)  # a start's head for other classes stays out
         built = self.model.model
         config = copy.deepcopy(built.yaml)
         config["nc"] = len(self.classes)
@@ -209,7 +212,7 @@ class UltralyticsDetector(Detector):
             logging.getLogger(__name__).info(
                 "%s: %d of %d tensors transferred", path.name, len(transferred), len(network.state_dict())
             )
-        return record(path, len(transferred), len(state), network)
+        return record(path, len(transferred), held, network)
 
     def _quiet(self) -> None:
         from ultralytics.utils import LOGGER

@@ -1,2 +1,2 @@
-"""Pretraining the detector before its first labelled round: starting weights grown from the
-workspace's own photos, written as plain tensors that `pretrained=PATH` transfers into a detector."""
+"""Pretrained starts the tool makes itself, without internet: from its synthetic faces and from the
+workspace's own unlabelled photos (self-supervised), cached with provenance."""
