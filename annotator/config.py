@@ -46,6 +46,7 @@ class Config:
     imgsz: int = 640
     batch: int = 16
     pretrained: str | None = None  # a local checkpoint the round-0 model starts from (nothing is downloaded)
+    pretrained_sha256: str | None = None  # the sha256 that checkpoint must have (a copied file is checked before use)
     # splits
     test_size: int = 300
     test_fraction: float = 0.10
@@ -94,6 +95,7 @@ _SETTINGS: tuple[tuple[str, str, str, Callable[[Any], Any]], ...] = (
     ("train", "retrain_epochs", "retrain_epochs", int),
     ("train", "imgsz", "imgsz", int),
     ("train", "batch", "batch", int),
+    ("train", "pretrained_sha256", "pretrained_sha256", str),
     ("split", "test_size", "test_size", int),
     ("split", "test_fraction", "test_fraction", float),
     ("split", "val_fraction", "val_fraction", float),
@@ -202,6 +204,7 @@ def config_to_toml(cfg: Config) -> str:
         f"pretrained = {_toml_value(cfg.pretrained)}"
         if cfg.pretrained
         else '# pretrained = "yolo11n.pt"  (local weights the first model starts from)',
+        *([f"pretrained_sha256 = {_toml_value(cfg.pretrained_sha256)}"] if cfg.pretrained_sha256 else []),
         "",
         "[split]",
         f"test_size = {cfg.test_size}",

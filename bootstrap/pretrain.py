@@ -88,7 +88,8 @@ def pretrain(
             )
         )
     if use:
-        save_config(ws.root, ws.config.with_(pretrained=str(steps[-1].path)))
+        chosen = steps[-1].path
+        save_config(ws.root, ws.config.with_(pretrained=str(chosen), pretrained_sha256=sha256_of(chosen)))
     return PretrainResult(start=steps[-1], steps=tuple(steps), used=use)
 
 

@@ -29,7 +29,7 @@ from review_queue.queue import PullResult, PushResult, ReviewQueue
 from training.dataset import build_training_view
 from training.detectors import make_detector
 from training.detectors.base import Detector, Predictor, TrainingView, TrainResult, TrainSettings
-from training.detectors.pretrained import checkpoint_file, sha256_of
+from training.detectors.pretrained import checkpoint_file, sha256_of, verified
 from training.detectors.runtime import prediction_detector
 from training.thresholds import ClassThreshold, choose_thresholds, predict_split, threshold_rule
 
@@ -54,16 +54,20 @@ class RoundSettings:
     workers: int = 0
     verbose: bool = False
     pretrained: str | None = None
+    pretrained_sha256: str | None = None  # checked before the checkpoint is used ([train] pretrained_sha256)
 
     @classmethod
     def from_config(cls, cfg: Config, round_no: int, **overrides: Any) -> RoundSettings:
-        """The workspace's settings for this round (retrain_epochs for N >= 1); None overrides are ignored."""
+        """The workspace's settings for this round (retrain_epochs for N >= 1); None overrides are ignored. A
+        checkpoint named here instead of annotator.toml's is not held to the file's pretrained_sha256."""
+        other_file = overrides.get("pretrained") not in (None, cfg.pretrained)
         base = cls(
             model=cfg.model if round_no == 0 else None,
             epochs=cfg.epochs if round_no == 0 else cfg.retrain_epochs,
             imgsz=cfg.imgsz,
             batch=cfg.batch,
             pretrained=cfg.pretrained,
+            pretrained_sha256=None if other_file else cfg.pretrained_sha256,
         )
         return replace(base, **{k: v for k, v in overrides.items() if v is not None})
 
@@ -423,7 +427,7 @@ def _starting_detector(
     fresh = starts_fresh(model_spec)
     build: dict[str, Any] = {}
     if fresh and settings.pretrained:
-        build["pretrained"] = pretrained_path(ws, settings.pretrained)
+        build["pretrained"] = verified(pretrained_path(ws, settings.pretrained), settings.pretrained_sha256)
     detector = make_detector(model_spec, ws.config.classes, verbose=settings.verbose, **build)
     return detector, _origin(ws, round_no, model_spec, detector, fresh)
 

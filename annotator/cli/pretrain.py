@@ -30,11 +30,13 @@ def pretrain_command(
     preset: Annotated[str, typer.Option(help="Synthetic world: hard | default (docs/synthetic-worlds.md).")] = "hard",
     photo_epochs: Annotated[int, typer.Option("--photo-epochs", min=1, help="Self-supervised epochs.")] = 5,
     photo_size: Annotated[int, typer.Option("--photo-size", min=32, help="Crop side the backbone sees (px).")] = 160,
-    model: Annotated[Optional[str], typer.Option(help="Network YAML (default: [train] model).")] = None,
+    model: Annotated[Optional[str], typer.Option(help="Network YAML (default: the model in annotator.toml).")] = None,
     device: Annotated[
         Optional[str], typer.Option(help="cpu, or a GPU index such as 0 (default: a GPU if any).")
     ] = None,
-    use: Annotated[bool, typer.Option("--use", help="Write it as [train] pretrained: round 0 starts from it.")] = False,
+    use: Annotated[
+        bool, typer.Option("--use", help="Write it and its sha256 into annotator.toml: round 0 starts from it.")
+    ] = False,
     rebuild: Annotated[bool, typer.Option("--rebuild", help="Make it again even when the cache holds it.")] = False,
     json_out: JsonOption = False,
 ) -> None:
@@ -74,7 +76,7 @@ def pretrain_command(
         how = "reused from the cache" if step.reused else f"made in {step.provenance.seconds / 60:.1f} min"
         console.print(f"{step.provenance.key.kind} start: {step.path} ({step.provenance.tensors} tensors, {how})",
                       markup=False, soft_wrap=True)  # fmt: skip
-    hint = "round 0 now starts from it ([train] pretrained)" if result.used else (
+    hint = "round 0 now starts from it (pretrained and pretrained_sha256 in annotator.toml)" if result.used else (
         f"use it: annotator bootstrap --pretrained {result.start.path}  (or run again with --use)"
     )  # fmt: skip
     console.print(hint, markup=False, soft_wrap=True)

@@ -20,6 +20,7 @@ def test_a_saved_config_loads_back_equal(tmp_path):
         predict_backend="onnx",
         epochs=5,
         pretrained="start.pt",
+        pretrained_sha256="ab" * 32,
         test_fraction=0.2,
         label_studio_url="http://127.0.0.1:8080",
         adjudicate_below_f1=0.9,

@@ -74,3 +74,39 @@ def test_a_start_is_made_for_a_network_built_from_a_yaml_only(make_workspace, ca
     with pytest.raises(ConfigError, match="YAML"):
         pretrain(ws, PretrainSettings(model=str(weights)))
     ws.close()
+
+
+def test_a_checkpoint_whose_sha256_is_not_the_one_noted_is_refused_before_training(make_workspace, tmp_path: Path):
+    from annotator.errors import TrainingError
+    from bootstrap.rounds import _starting_detector
+
+    ws = make_workspace(images=12, labelled=0.5)
+    checkpoint = tmp_path / "yolo11n.pt"
+    torch.save(make_detector("yolo11n.yaml", ws.config.classes).model.model.state_dict(), checkpoint)  # type: ignore[attr-defined]
+    noted = RoundSettings(model="yolo11n.yaml", pretrained=str(checkpoint), pretrained_sha256="0" * 64)
+    with pytest.raises(TrainingError, match="sha256 is [0-9a-f]{64}, but pretrained_sha256"):
+        _starting_detector(ws, 0, "yolo11n.yaml", noted)
+    from training.detectors.pretrained import sha256_of
+
+    right = RoundSettings(model="yolo11n.yaml", pretrained=str(checkpoint), pretrained_sha256=sha256_of(checkpoint))
+    detector, origin = _starting_detector(ws, 0, "yolo11n.yaml", right)
+    assert origin["pretrained"]["sha256"] == sha256_of(checkpoint) and detector.pretrained is not None
+    cfg = ws.config.with_(pretrained=str(checkpoint), pretrained_sha256="0" * 64)
+    assert RoundSettings.from_config(cfg, 0).pretrained_sha256 == "0" * 64
+    assert RoundSettings.from_config(cfg, 0, pretrained=str(tmp_path / "other.pt")).pretrained_sha256 is None
+    ws.close()
+
+
+def test_the_cli_makes_a_start_uses_it_and_refuses_an_unknown_kind_in_one_line(make_workspace, cache: Path):
+    from tests.annotator.test_cli import assert_one_error_line, cli, cli_json
+
+    ws = make_workspace(images=12, labelled=0.5, imgsz=64)
+    root = ws.root
+    ws.close()
+    out = cli_json("pretrain", "synthetic", "-w", str(root), "--synthetic-photos", "10", "--synthetic-epochs", "1",
+                   "--device", "cpu", "--use")  # fmt: skip
+    assert out["used"] and out["provenance"]["key"]["kind"] == "synthetic" and Path(out["path"]).is_file()
+    toml = (root / "annotator.toml").read_text()
+    assert f'pretrained = "{out["path"]}"' in toml and "pretrained_sha256 = " in toml
+    wrong = cli("pretrain", "imagenet", "-w", str(root), code=2)
+    assert_one_error_line(wrong.stderr, "unknown start 'imagenet'", "synthetic, photos, both")

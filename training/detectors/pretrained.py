@@ -54,6 +54,20 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+def verified(path: Path, expected: str | None) -> Path:
+    """`path` when its sha256 is `expected` (or nothing is expected); else one clear error: a checkpoint copied
+    onto an offline machine is checked against the digest noted where it was downloaded."""
+    if expected is None:
+        return path
+    actual = sha256_of(path)
+    if actual.lower() != expected.strip().lower():
+        raise TrainingError(
+            f"{path}: sha256 is {actual}, but pretrained_sha256 in annotator.toml expects {expected}; the file is "
+            "not the one verified (copy it again), or set pretrained_sha256 to the new file's digest"
+        )
+    return path
+
+
 def plain_state_dict(path: Path) -> dict[str, torch.Tensor] | None:
     """The tensors of a file holding only tensors (a state_dict, or one under "state_dict"/"model"),
     read without executing anything; None when the file pickles other objects (e.g. an Ultralytics model)."""

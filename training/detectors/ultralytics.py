@@ -7,11 +7,13 @@ All Ultralytics output goes under the `workdir` the caller gives.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import math
 import os
 import shutil
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -262,7 +264,10 @@ class UltralyticsDetector(Detector):
         trainer = None if self.warm_start or self.pretrained is None else _trainer_starting_from(self.model)
         threads_before = torch.get_num_threads()
         try:
-            self.model.train(trainer=trainer, **args)
+            # Ultralytics writes some progress (the image cache's bar) to stdout whatever its verbosity: keep
+            # stdout for the tool's own output (`--json`)
+            with contextlib.redirect_stdout(sys.stderr):
+                self.model.train(trainer=trainer, **args)
         except (FileNotFoundError, RuntimeError) as exc:
             raise TrainingError(f"training failed ({exc}); see {workdir}/train") from exc
         finally:
