@@ -39,7 +39,7 @@ class Data:
 
 def main() -> None:
     args = _arguments()
-    os.environ["ANNOTATOR_CACHE"] = str(args.dir / "cache")  # starts made by this run only
+    os.environ["ANNOTATOR_CACHE"] = str(args.cache or args.dir / "cache")  # starts made by this run only
     data = _real_data(args) if args.real else _synthetic_data(args)
     print(f"data: {data.source}; " + ", ".join(f"{s} {sum(v == s for v in data.splits.values())}"
                                                 for s in ("train", "val", "test", "eval")))  # fmt: skip
@@ -67,6 +67,7 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--dir", type=Path, default=Path("/tmp/annotator-pretrain-bench"))
+    parser.add_argument("--cache", type=Path, default=None, help="starts cache to share with another run (--dir/cache)")
     return parser.parse_args()
 
 
