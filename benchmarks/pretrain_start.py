@@ -113,7 +113,7 @@ def _workspace(variant: str, data: Data, args: argparse.Namespace) -> Any:
 
     root = args.dir / f"ws-{variant}"
     cfg = Config(images=data.root / "images", labels=data.root / "labels", classes=data.classes, imgsz=args.imgsz,
-                 epochs=args.epochs, batch=16, test_size=150, eval_size=args.pool, seed=args.seed,
+                 epochs=args.epochs, batch=16, test_size=150, test_fraction=0.3, eval_size=args.pool, seed=args.seed,
                  project_title="pretrain benchmark")  # fmt: skip
     ws = Workspace.open(root, write=True) if (root / "annotator.toml").exists() else Workspace.create(root, cfg)
     if not ws.store.labels.images():
