@@ -6,7 +6,7 @@ is finished (reviewed, or auto-accepted by `finalize` by its own rule) with box 
 
 Reads one round's pre-annotations of the pool (photos not hand-labelled, test split left out) from a
 workspace whose photos have ground truth: by default the loop benchmark's (/tmp/annotator-loop-bench,
-run `python benchmarks/loop.py` first), or `--build` makes a small one (synthetic photos, round 0
+run `python -m benchmarks.loop` first), or `--build` makes a small one (synthetic photos, round 0
 trained on the CPU, no Label Studio). Then `bootstrap.queue_order` serves the pool in each order
 (uncertainty-first, random over several seeds, most-confident-first, class-balanced) to the simulated
 reviewer (`--profile`: realistic by default, docs/reviewer-profiles.md; its misses here depend on lesion

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +28,7 @@ from review_queue.effort import LOOK_S, op_seconds, review_seconds, scratch_seco
 from review_queue.reviewer import ReviewerProfile, draw_from_scratch, photo_contrasts, plan_review
 from review_queue.simulate import read_truth
 from training.constants import BOOTSTRAP_RESAMPLES, INTERVAL_LEVEL
-from training.metrics import BoxF1, box_f1, percentile_interval
+from training.metrics import BoxF1, box_f1, box_f1_by_class, percentile_interval
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,10 @@ class FixedSetRound:
     reviewed_f1: BoxF1  # reviewed from predictions, against the truth
     scratch_f1: BoxF1  # the same photos drawn from scratch by the same reviewer model
     seconds_by_action: dict[str, tuple[float, float]]  # action -> (reviewer s, scratch s), summed over photos
+    # per class (item 4; added later, so a record made without them has none): class -> box F1 of the reviewed
+    # boxes, and of the same photos drawn from scratch, over every photo of the set (a class a photo lacks adds 0s)
+    reviewed_f1_by_class: dict[str, BoxF1] = field(default_factory=dict)
+    scratch_f1_by_class: dict[str, BoxF1] = field(default_factory=dict)
 
     def sensitivity(self, factors: Sequence[float] = (0.5, 2.0)) -> dict[str, tuple[float, ...]]:
         """The reviewer/scratch ratio with one action's seconds scaled by each factor, the others as modelled
@@ -77,9 +81,41 @@ def round_predictions(ws: Workspace, round_no: int, photos: Sequence[str]) -> di
     return out
 
 
-def _counts(boxes: Sequence[Box], truth: Sequence[Box]) -> tuple[int, int, int]:
-    matched = len(match_boxes(list(boxes), list(truth), MATCH_IOU))
+def box_counts(boxes: Sequence[Box], truth: Sequence[Box], iou: float = MATCH_IOU) -> tuple[int, int, int]:
+    """(tp, fp, fn) of one photo's boxes against its truth: same class, IoU >= `iou`, one-to-one."""
+    matched = len(match_boxes(list(boxes), list(truth), iou))
     return matched, len(boxes) - matched, len(truth) - matched
+
+
+def box_counts_by_class(
+    boxes: Sequence[Box], truth: Sequence[Box], iou: float = MATCH_IOU
+) -> dict[str, tuple[int, int, int]]:
+    """`box_counts` split by class, from the same one-to-one matching (a match is of one class on both sides, so
+    the classes' counts sum to the photo's): class -> (tp, fp, fn) for every class on either side."""
+    pairs = match_boxes(list(boxes), list(truth), iou)
+    matched_boxes, matched_truth = {i for i, _, _ in pairs}, {j for _, j, _ in pairs}
+    out: dict[str, list[int]] = {b.label: [0, 0, 0] for b in [*boxes, *truth]}
+    for j in matched_truth:
+        out[truth[j].label][0] += 1
+    for i, box in enumerate(boxes):
+        out[box.label][1] += i not in matched_boxes
+    for j, box in enumerate(truth):
+        out[box.label][2] += j not in matched_truth
+    return {label: (tp, fp, fn) for label, (tp, fp, fn) in out.items()}
+
+
+@dataclass(frozen=True)
+class _PhotoScore:
+    """One fixed-set photo under one round's predictions."""
+
+    reviewer_seconds: float
+    scratch_seconds: float
+    changed: int  # boxes the reviewer changed (predicted and changed, or added)
+    boxes: int  # every predicted box once, plus every box added
+    uncertainty: float
+    reviewed: dict[str, tuple[int, int, int]]  # class -> (tp, fp, fn) of the reviewed boxes against the truth
+    blind: dict[str, tuple[int, int, int]]  # the same, drawn from scratch
+    by_action: dict[str, tuple[float, float]]  # action -> (reviewer s, scratch s)
 
 
 def score_round(
@@ -95,50 +131,71 @@ def score_round(
             continue
         truth = [clip_box(b, record.width, record.height) for b in truth]
         contrast = photo_contrasts(ws.image_path(path), truth) if profile.uses_contrast and truth else None
-        predicted = [(f"p{i}", b) for i, b in enumerate(version.boxes)]
-        rng = random.Random(f"{seed}/{path}")
-        regions, _ = plan_review(
-            predicted, truth, width=record.width, height=record.height, rng=rng, accept_iou=ACCEPT_IOU,
-            profile=profile, contrast=contrast,
-        )  # fmt: skip
-        ops = diff_regions(predicted, regions)
-        blind = draw_from_scratch(truth, profile, random.Random(f"{seed}/{path}/blind"), width=record.width,
-                                  height=record.height, contrast=contrast)  # fmt: skip
-        final = [b for _, b in regions]
-        by_action = _seconds_by_action(ops, final, record.width, record.height)
-        rows.append(
-            (
-                review_seconds(ops, record.width, record.height),
-                scratch_seconds(final, record.width, record.height),
-                sum(op.kind.counts_against_model for op in ops),
-                len(ops),  # every predicted box once, plus every box added
-                version.uncertainty or 0.0,
-                _counts(final, truth),
-                _counts(blind, truth),
-                by_action,
-            )
-        )
+        rows.append(_score_photo(path, version, truth, (record.width, record.height), profile, contrast, seed))
     return _figures(round_no, rows, seed) if rows else None
 
 
-def _figures(round_no: int, rows: list[tuple], seed: int) -> FixedSetRound:
-    """The round's figures from each photo's (reviewer s, scratch s, changed boxes, boxes, uncertainty, counts)."""
-    columns = (list(col) for col in zip(*rows, strict=True))
-    reviewer_s, scratch_s, changed, boxes, uncertainty, reviewed, blind, by_action = columns
-    flags = np.array([c > 0 for c in changed])
-    auroc, interval = _auroc(flags, np.array(uncertainty, dtype=float), seed)
+def _score_photo(
+    path: str,
+    version: LabelVersion,
+    truth: list[Box],
+    size: tuple[int, int],
+    profile: ReviewerProfile,
+    contrast: tuple[float, ...] | None,
+    seed: int,
+) -> _PhotoScore:
+    """One photo (`size` = width, height) reviewed from the round's prediction, and drawn from scratch by the same
+    reviewer model."""
+    width, height = size
+    predicted = [(f"p{i}", b) for i, b in enumerate(version.boxes)]
+    rng = random.Random(f"{seed}/{path}")
+    regions, _ = plan_review(
+        predicted, truth, width=width, height=height, rng=rng, accept_iou=ACCEPT_IOU, profile=profile,
+        contrast=contrast,
+    )  # fmt: skip
+    ops = diff_regions(predicted, regions)
+    blind = draw_from_scratch(truth, profile, random.Random(f"{seed}/{path}/blind"), width=width, height=height,
+                              contrast=contrast)  # fmt: skip
+    final = [b for _, b in regions]
+    return _PhotoScore(
+        reviewer_seconds=review_seconds(ops, width, height),
+        scratch_seconds=scratch_seconds(final, width, height),
+        changed=sum(op.kind.counts_against_model for op in ops),
+        boxes=len(ops),  # every predicted box once, plus every box added
+        uncertainty=version.uncertainty or 0.0,
+        reviewed=box_counts_by_class(final, truth),
+        blind=box_counts_by_class(blind, truth),
+        by_action=_seconds_by_action(ops, final, width, height),
+    )
+
+
+def _photo_counts(by_class: dict[str, tuple[int, int, int]]) -> tuple[int, int, int]:
+    """A photo's (tp, fp, fn) from its per-class counts."""
+    tp, fp, fn = (sum(c[k] for c in by_class.values()) for k in range(3))
+    return tp, fp, fn
+
+
+def _figures(round_no: int, rows: list[_PhotoScore], seed: int) -> FixedSetRound:
+    """The round's figures from each photo's score."""
+    flags = np.array([r.changed > 0 for r in rows])
+    auroc, interval = _auroc(flags, np.array([r.uncertainty for r in rows], dtype=float), seed)
+    changed, boxes = sum(r.changed for r in rows), sum(r.boxes for r in rows)
     return FixedSetRound(
         round_no=round_no,
         photos=len(rows),
-        reviewer_seconds=float(np.mean(reviewer_s)),
-        scratch_seconds=float(np.mean(scratch_s)),
-        correction_rate=sum(changed) / sum(boxes) if sum(boxes) else None,
+        reviewer_seconds=float(np.mean([r.reviewer_seconds for r in rows])),
+        scratch_seconds=float(np.mean([r.scratch_seconds for r in rows])),
+        correction_rate=changed / boxes if boxes else None,
         changed_photos=int(flags.sum()),
         auroc=auroc,
         auroc_interval=interval,
-        reviewed_f1=box_f1(reviewed, seed=seed),
-        scratch_f1=box_f1(blind, seed=seed),
-        seconds_by_action={a: (sum(p[a][0] for p in by_action), sum(p[a][1] for p in by_action)) for a in ACTIONS},
+        reviewed_f1=box_f1([_photo_counts(r.reviewed) for r in rows], seed=seed),
+        scratch_f1=box_f1([_photo_counts(r.blind) for r in rows], seed=seed),
+        seconds_by_action={
+            a: (sum(r.by_action[a][0] for r in rows), sum(r.by_action[a][1] for r in rows)) for a in ACTIONS
+        },
+        reviewed_f1_by_class=box_f1_by_class([r.reviewed for r in rows], seed=seed),
+        scratch_f1_by_class=box_f1_by_class([r.blind for r in rows], seed=seed),
     )
 
 

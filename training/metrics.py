@@ -796,3 +796,19 @@ def box_f1(
     weights = rng.multinomial(len(counts), np.full(len(counts), 1 / len(counts)), size=resamples)  # (R, N)
     interval = percentile_interval(_f1_of(weights @ counts), level)
     return BoxF1(len(counts), tp, fp, fn, total, interval)
+
+
+def box_f1_by_class(
+    per_photo: Sequence[Mapping[str, tuple[int, int, int]]],
+    *,
+    classes: Sequence[str] | None = None,
+    seed: int = 0,
+) -> dict[str, BoxF1]:
+    """`box_f1` per class, from each photo's class -> (tp, fp, fn); a class a photo lacks counts (0, 0, 0) there,
+    so every class is resampled over the same photos as the group. `classes`: which to report (default: every class
+    met), in that order."""
+    met = sorted({label for photo in per_photo for label in photo})
+    return {
+        label: box_f1([photo.get(label, (0, 0, 0)) for photo in per_photo], seed=seed)
+        for label in (classes if classes is not None else met)
+    }

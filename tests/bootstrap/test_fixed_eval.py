@@ -59,6 +59,9 @@ def test_a_round_is_scored_on_the_fixed_set_with_its_own_predictions(tmp_path):
     assert scored.correction_rate == pytest.approx(2 / 3)  # relabelled + added over 2 predicted + 1 added
     assert scored.auroc == pytest.approx(1.0), "the two changed photos were the least certain"
     assert scored.reviewed_f1.f1 == pytest.approx(1.0) and scored.scratch_f1.f1 == pytest.approx(1.0)
+    assert set(scored.reviewed_f1_by_class) == {"mel"}, "the relabelled hori box was put right: no hori left"
+    assert scored.reviewed_f1_by_class["mel"] == scored.reviewed_f1, "one class: its F1 is the photos' F1"
+    assert scored.scratch_f1_by_class["mel"].tp == scored.scratch_f1.tp == 3
     assert scored.reviewer_seconds < scored.scratch_seconds
     half, double = scored.sensitivity()["draw"]
     assert half > scored.ratio > double, "drawing weighs more on scratch's side: dearer drawing favours the model"
