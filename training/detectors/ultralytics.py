@@ -178,12 +178,23 @@ def reference_args(settings: TrainSettings) -> dict[str, Any]:
     }
 
 
-def _stop_callback(stop: EarlyStop) -> Callable[[Any], None]:
-    """An `on_fit_epoch_end` callback feeding each epoch's val mAPs to the stopping rule: its horizon becomes the
+Callbacks = list[tuple[str, Callable[[Any], None]]]  # (Ultralytics event, callback)
+
+
+def _stop_callbacks(stop: EarlyStop) -> Callbacks:
+    """Callbacks feeding each epoch's val mAPs to the stopping rule at `on_fit_epoch_end`: its horizon becomes the
     trainer's `epochs` (Ultralytics' linear schedule and its last-epoch test read it each step), its stop the
-    trainer's (checked right after this callback)."""
+    trainer's (checked right after). Ultralytics calls `on_fit_epoch_end` once more after its final validation of
+    best.pt; that call follows no `on_train_epoch_end`, is no epoch, and is ignored."""
+    trained = [False]  # an epoch has trained since the rule last counted one
+
+    def on_train_epoch_end(trainer: Any) -> None:
+        trained[0] = True
 
     def on_fit_epoch_end(trainer: Any) -> None:
+        if not trained[0]:
+            return
+        trained[0] = False
         metrics = trainer.metrics or {}
         reason = stop.epoch_done(metrics.get("metrics/mAP50(B)"), metrics.get("metrics/mAP50-95(B)"))
         if stop.horizon < trainer.epochs:
@@ -191,7 +202,7 @@ def _stop_callback(stop: EarlyStop) -> Callable[[Any], None]:
         if reason is not None:
             trainer.stop = True
 
-    return on_fit_epoch_end
+    return [("on_train_epoch_end", on_train_epoch_end), ("on_fit_epoch_end", on_fit_epoch_end)]
 
 
 AUGMENTATION_ARGS = ("fliplr", "flipud", "degrees", "hsv_h", "hsv_s", "hsv_v", "mosaic", "close_mosaic", "scale")
@@ -323,13 +334,13 @@ class UltralyticsDetector(Detector):
 
     def _callbacks(
         self, stop: EarlyStop, settings: TrainSettings, device: str, progress: ProgressCallback | None
-    ) -> list[tuple[str, Callable[[Any], None]]]:
+    ) -> Callbacks:
         """Add this run's callbacks to the model (the stopping rule, progress, CPU threads); returns them."""
         import torch
 
-        callbacks: list[tuple[str, Callable[[Any], None]]] = [("on_fit_epoch_end", _stop_callback(stop))]
-        if progress:
-            callbacks.append(("on_fit_epoch_end", lambda trainer: progress(trainer.epoch + 1, trainer.epochs)))
+        callbacks = _stop_callbacks(stop)
+        if progress:  # capped: the final validation's call comes at epoch + 1
+            callbacks.append(("on_fit_epoch_end", lambda t: progress(min(t.epoch + 1, t.epochs), t.epochs)))
         if device == "cpu":
             # after Ultralytics' select_device has set its own thread count, before the first batch
             threads = cpu_threads(settings.threads)
