@@ -42,12 +42,14 @@ def _args() -> argparse.Namespace:
     parser.add_argument("--labelled", type=int, default=300, help="--real: photos drawn from its train split")
     parser.add_argument("--images", type=int, default=80, help="synthetic photos (all labelled)")
     parser.add_argument("--preset", default="default", help="synthetic world: default | hard")
+    parser.add_argument("--size", default="small", help="synthetic photo size: small | phone | dslr")
     parser.add_argument("--test-fraction", type=float, default=0.25, help="synthetic: photos held out as test")
     for flag, kind in (("--epochs", int), ("--imgsz", int), ("--batch", int), ("--patience", int)):
         parser.add_argument(flag, type=kind, default=None, help="default: the profile's")
     parser.add_argument("--budget-minutes", type=float, default=None, help="default: the profile's")
     parser.add_argument("--max-photos", type=int, default=None, help="default: the profile's")
     parser.add_argument("--device", default=None, help="default: the profile's, else cpu")
+    parser.add_argument("--workers", type=int, default=None, help="default: the profile's, else 0")
     parser.add_argument("--models", default=None, help="default: the profile's, else every registered model")
     parser.add_argument("--pretrained", action="append", default=[], help="MODEL=PATH; repeat per model")
     parser.add_argument("--resamples", type=int, default=1000)
@@ -64,7 +66,7 @@ def _settings(args: argparse.Namespace) -> tuple[list[str], BenchmarkSettings]:
         models = parse_models(args.models)
     else:
         models = default_models(args.profile) if args.profile else list(benchmark_models())
-    given: dict[str, Any] = {k: getattr(args, k) for k in ("epochs", "imgsz", "batch", "patience", "device")}
+    given: dict[str, Any] = {k: getattr(args, k) for k in ("epochs", "imgsz", "batch", "patience", "device", "workers")}
     given |= {"budget_minutes": args.budget_minutes, "max_photos": args.max_photos, "n_resamples": args.resamples}
     if args.profile is None:
         given |= {k: v for k, v in SMOKE.items() if given.get(k) is None}
@@ -75,9 +77,8 @@ def _settings(args: argparse.Namespace) -> tuple[list[str], BenchmarkSettings]:
 def _synthetic_workspace(root: Path, args: argparse.Namespace) -> Workspace:
     """A synthetic set of the preset, all labelled; the workspace draws its fixed splits."""
     if not (root / "data" / "labels").exists():
-        generate(
-            root / "data", images=args.images, labelled_fraction=1.0, seed=args.seed, world=preset_world(args.preset)
-        )
+        world = preset_world(args.preset)
+        generate(root / "data", images=args.images, labelled_fraction=1.0, seed=args.seed, size=args.size, world=world)
     config = Config(images=root / "data" / "images", labels=root / "data" / "labels", test_fraction=args.test_fraction)
     ws = Workspace.create(root / "ws", config)
     ingest(ws, images=config.images, labels=config.labels)
@@ -110,8 +111,11 @@ def main() -> None:
     ws = _real_workspace(root, args) if args.real is not None else _synthetic_workspace(root, args)
     print(f"workspace ready in {time.perf_counter() - started:.1f} s: {root / 'ws'}; profile {settings.profile}")
 
+    finished: set[tuple[str, str]] = set()
+
     def progress(stage: str, name: str, done: int, total: int) -> None:
-        if done == total:
+        if done == total and (stage, name) not in finished:
+            finished.add((stage, name))
             what = f"trained ({total} epochs)" if stage == "train" else f"predicted ({total} photos)"
             print(f"  {name}: {what} at {time.perf_counter() - started:.0f} s", flush=True)
 
