@@ -46,6 +46,10 @@ SUBSETS = ("all", "dslr", "phone")
 PREDICT_BATCH = 16
 DEFAULT_MODELS = ("yolo11n", "ssdlite")  # without a profile
 RUN_ARGS_FILE = "run_args.json"  # each model's recorded training arguments, in its run folder
+SMOKE_RUN = (
+    "no protocol: every model trained a fixed number of epochs with the tool's recipe, so these rows are a smoke "
+    "run, not results; `--profile cpu-small` or `gpu-full` trains each family until it converges"
+)
 
 # (stage, model name, done, total): stage is "train" (epochs) or "predict" (photos)
 BenchmarkProgress = Callable[[str, str, int, int], None]
@@ -243,14 +247,7 @@ def run_benchmark(
 def _protocol_warnings(raters: Sequence[RaterRun], settings: BenchmarkSettings) -> list[str]:
     """A run without a budget is a smoke run; a model that did not learn in its budget is named, not ranked."""
     if not settings.judged:
-        return (
-            [
-                "no protocol: every model trained a fixed number of epochs with the tool's recipe, so these rows are a "
-                "smoke run, not results; `--profile cpu-small` or `gpu-full` trains each family until it converges"
-            ]
-            if settings.epochs > 0
-            else []
-        )
+        return [SMOKE_RUN] if settings.epochs > 0 else []
     return [
         f"{r.name}: did not learn in the budget (best val mAP50 {_best_map50(r)} < {LEARNED_VAL_MAP50}); not ranked"
         for r in raters
