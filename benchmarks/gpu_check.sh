@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# One check of the GPU path (issue 14 item 3), on one GPU machine, in under 8 minutes, printing one table:
+# One check of the GPU path (issue 14 item 3), on one GPU machine, in under 13 minutes, printing one table:
 #   1. benchmarks/preannotate.py: the engine, the naive loop and Ultralytics' folder predict on the same 18 MP photos
 #   2. benchmarks/pipeline_capacity.py: the engine with a zero-cost stand-in model, PIL decode vs device decode (nvJPEG)
 #   3. a small round (bootstrap.rounds.run_round, no review queue): training throughput, then the round's own
 #      pre-annotation with its real model ([predict] decode = "auto": nvJPEG on the GPU)
+#   4. the study's Table 1 under the gpu-full profile (issue 24; benchmarks/families.py --profile gpu-full on hard
+#      synthetic photos): every family's stop reason, minutes, ms/photo, and whether it learnt. In this check each
+#      family's budget is cut to FAMILY_BUDGET minutes (default 0.3) so the step fits; FAMILY_BUDGET= (empty) runs
+#      the profile's own 120 minutes a family: the study-scale run, hours, with --families-only
 #
 # STATUS: THIS SCRIPT HAS NOT RUN ON A GPU. It was written and checked on a 2-core CPU machine without one
 # (`bash -n`, `--dry-run`, and a whole run with `--cpu` at toy size); its GPU figures, its timings and the wheel
@@ -11,6 +15,7 @@
 #
 # usage (from the repository root):
 #   bash benchmarks/gpu_check.sh [WHEELS_DIR] [--photos N] [--epochs N] [--out DIR] [--dry-run] [--cpu]
+#                                [--families-only]
 #
 #   WHEELS_DIR   wheels installed with --no-deps into /tmp/site when ultralytics is not importable (carry them: the
 #                GPU machine has torch, torchvision, pillow, numpy, opencv, onnxruntime but not these): ultralytics,
@@ -21,12 +26,13 @@
 #   --out DIR    where the photos, logs and JSON figures go (default /tmp/gpu-check)
 #   --dry-run    print what would run, check the Python and its imports, run nothing
 #   --cpu        the same steps on the CPU at toy size (small photos, 1 epoch): checks the plumbing, not the speed
+#   --families-only   step 4 alone (FAMILY_BUDGET and FAMILY_PHOTOS, default 300, size it)
 #
 # The machine's load average is printed with the table; nothing reaches the network (Ultralytics runs offline).
 
 set -euo pipefail
 
-WHEELS="" PHOTOS="" EPOCHS="" OUT="/tmp/gpu-check" DRY=0 CPU=0
+WHEELS="" PHOTOS="" EPOCHS="" OUT="/tmp/gpu-check" DRY=0 CPU=0 FAMILIES_ONLY=0
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --photos) PHOTOS="$2"; shift 2 ;;
@@ -34,7 +40,8 @@ while [[ $# -gt 0 ]]; do
         --out) OUT="$2"; shift 2 ;;
         --dry-run) DRY=1; shift ;;
         --cpu) CPU=1; shift ;;
-        -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+        --families-only) FAMILIES_ONLY=1; shift ;;
+        -h|--help) sed -n '2,33p' "$0"; exit 0 ;;
         -*) echo "gpu_check: unknown option $1 (see --help)" >&2; exit 2 ;;
         *) WHEELS="$1"; shift ;;
     esac
@@ -47,14 +54,22 @@ export PYTHONUNBUFFERED=1 PYTHONWARNINGS="ignore::DeprecationWarning"
 if [[ $CPU -eq 1 ]]; then
     DEVICE=cpu SIZE=small MODEL=yolo11n.yaml IMGSZ=160 BATCH=8 PHOTOS=${PHOTOS:-16} EPOCHS=${EPOCHS:-1} CALIBRATE=2
     DECODERS=pil,device
+    # the gpu-full protocol's plumbing at toy size: two CPU-sized families, 96 px, 2 epochs
+    FAMILY_ARGS=(--images 20 --size small --models yolo11n,fasterrcnn_mobilenet --device cpu --workers 0 --imgsz 96
+                 --epochs 2 --budget-minutes 1 --resamples 0)
 else
     DEVICE=0 SIZE=dslr MODEL=yolo11s.yaml IMGSZ=640 BATCH=32 PHOTOS=${PHOTOS:-240} EPOCHS=${EPOCHS:-5} CALIBRATE=6
     DECODERS=pil,device
+    FAMILY_ARGS=(--images "${FAMILY_PHOTOS:-300}" --size phone --resamples 200)
+    if [[ -n "${FAMILY_BUDGET-0.3}" ]]; then FAMILY_ARGS+=(--budget-minutes "${FAMILY_BUDGET-0.3}"); fi
 fi
 EXTRA=$((CALIBRATE + 2))  # benchmarks/preannotate.py's warm-up and calibration photos, never timed
 DATA="$OUT/data" LOGS="$OUT/logs"
 STEP_LIMIT=${STEP_LIMIT:-240}  # seconds any one step may take before it is stopped
-DEADLINE=$((SECONDS + ${TOTAL_LIMIT:-450}))  # and all of them together, so the check ends well inside 8 minutes
+FAMILY_LIMIT=${FAMILY_LIMIT:-300}  # step 4's own limit: 5 families x (0.3 min + building, scoring) plus photos
+if [[ $FAMILIES_ONLY -eq 1 && -z "${FAMILY_BUDGET-0.3}" ]]; then FAMILY_LIMIT=$((5 * 130 * 60)); fi  # study scale
+DEADLINE=$((SECONDS + ${TOTAL_LIMIT:-750}))  # and all of them together, so the check ends inside 13 minutes
+if [[ $FAMILIES_ONLY -eq 1 ]]; then DEADLINE=$((SECONDS + FAMILY_LIMIT + 30)); fi
 
 say() { printf '\n== %s (%s)\n' "$1" "$(date +%T)"; }
 run() {  # run NAME COMMAND...: logged to $LOGS/NAME.log, stopped after STEP_LIMIT s; a failed step does not stop the rest
@@ -65,8 +80,8 @@ run() {  # run NAME COMMAND...: logged to $LOGS/NAME.log, stopped after STEP_LIM
         echo "would run ($name): ${shown[*]}"
         return 0
     fi
-    local started=$SECONDS status=0 limit=$((DEADLINE - SECONDS))
-    if [[ $limit -gt $STEP_LIMIT ]]; then limit=$STEP_LIMIT; fi
+    local started=$SECONDS status=0 limit=$((DEADLINE - SECONDS)) step_limit=${LIMIT:-$STEP_LIMIT}
+    if [[ $limit -gt $step_limit ]]; then limit=$step_limit; fi
     if [[ $limit -lt 10 ]]; then
         echo "$name: skipped, the time for the whole check is spent" | tee "$LOGS/$name.log" | tee -a "$LOGS/steps.txt"
         return 0
@@ -119,6 +134,7 @@ echo "device $DEVICE, $PHOTOS x $SIZE photos, model $MODEL at $IMGSZ, round of $
 mkdir -p "$OUT" "$LOGS"
 [[ $DRY -eq 1 ]] || : >"$LOGS/steps.txt"
 
+if [[ $FAMILIES_ONLY -eq 0 ]]; then
 say "photos"  # one set for every step: 30% with labelImg XML (the round trains on those, pre-annotates the rest)
 have=0
 if [[ -d "$DATA/images" ]]; then have=$(find "$DATA/images" -name '*.jpg' | wc -l); fi
@@ -184,13 +200,23 @@ ws.close()
 EOF
 )
 run round $PY -c "$ROUND_PY" "$DATA" "$OUT" "$MODEL" "$EPOCHS" "$IMGSZ" "$BATCH" "$DEVICE"
+fi  # FAMILIES_ONLY
+
+say "the study's Table 1 under the gpu-full profile (benchmarks/families.py ${FAMILY_ARGS[*]})"
+[[ $DRY -eq 1 ]] || rm -rf "$OUT/families"
+LIMIT=$FAMILY_LIMIT run families $PY -m benchmarks.families --profile gpu-full --preset hard --test-fraction 0.3 \
+    "${FAMILY_ARGS[@]}" --out "$OUT/families"
 
 say "table"
-if [[ $DRY -eq 1 ]]; then echo "would print the table from $LOGS/preannotate.log, $OUT/capacity.json, $OUT/round.json"; exit 0; fi
-$PY - "$OUT" "$DEVICE" <<'EOF'
+if [[ $DRY -eq 1 ]]; then
+    echo "would print the table from $LOGS/preannotate.log, $OUT/capacity.json, $OUT/round.json, $OUT/families"
+    exit 0
+fi
+FAMILIES_ONLY=$FAMILIES_ONLY $PY - "$OUT" "$DEVICE" <<'EOF'
 import json, os, re, sys
 from pathlib import Path
 out, device = Path(sys.argv[1]), sys.argv[2]
+only = os.environ.get("FAMILIES_ONLY") == "1"  # steps 1-3 did not run: no rows for them
 rows = []  # (what, photos, seconds, img/s, note)
 log = out / "logs" / "preannotate.log"
 text = log.read_text() if log.exists() else ""
@@ -220,7 +246,7 @@ for line in text.splitlines():
     rows.append((what, value.get("photos", "-"), value.get("s", "-"), f"{rate:.1f}",
                  f"{value.get('vs naive', '?')} naive, {value.get('cores busy', '?')} cores busy"))
     rates[what.split(";")[0]] = rate
-if not rates:
+if not rates and not only:
     rows.append(("benchmarks/preannotate.py", "-", "-", "-", (text.strip().splitlines() or ["no output"])[-1][:90]))
 cap = out / "capacity.json"
 if cap.exists():
@@ -228,7 +254,7 @@ if cap.exists():
         by = ", ".join(f"{k} {v}" for k, v in sorted(r["decoded_by"].items()))
         rows.append((f"capacity, zero-cost model, {r['decoder']} decode", r["photos"], f"{r['seconds']:.1f}",
                      f"{r['rate']:.1f}", f"{r['rate_per_busy_core']:.1f}/busy core, {r['cores_busy']:.1f} busy; {by}"))
-else:
+elif not only:
     rows.append(("capacity", "-", "-", "-", "did not finish: see logs/capacity.log"))
 rnd = out / "round.json"
 if rnd.exists():
@@ -244,8 +270,22 @@ if rnd.exists():
                      f"{p['images_per_second']:.1f}", f"decoded by {by}"))
     rows.append(("round 0 whole (train, evaluate, pre-annotate)", "-", f"{r['round_seconds']:.1f}", "-",
                  f"test mAP50 {r['test']}"))
-else:
+elif not only:
     rows.append(("round 0", "-", "-", "-", "did not finish: see logs/round.log"))
+bench = out / "families" / "report" / "benchmark.json"
+if bench.exists():
+    b = json.loads(bench.read_text())
+    for r in (r for r in b["raters"] if r["kind"] == "model"):
+        stop = r.get("stopping") or {}
+        ips = r.get("inference_images_per_second")
+        verdict = r.get("error") or ("did not learn" if r.get("learned") is False else "learnt")
+        best = max(stop.get("curve_map50") or [0.0])
+        rows.append((f"gpu-full {r['name']} ({r.get('family')})", b["split_sizes"].get("train", "-"),
+                     f"{r.get('train_seconds') or 0:.1f}", "-" if not ips else f"{ips:.1f}",
+                     f"stop {stop.get('reason')} after {stop.get('epochs_run')} epochs, best val mAP50 {best:.3f}, "
+                     f"{verdict}" + (f", {1000 / ips:.1f} ms/photo" if ips else "")))
+else:
+    rows.append(("gpu-full families", "-", "-", "-", "did not finish: see logs/families.log"))
 widths = [max(len(str(row[i])) for row in rows + [("what", "photos", "s", "img/s", "note")]) for i in range(5)]
 print(f"GPU check on device {device} ({os.cpu_count()} cores)")
 for row in [("what", "photos", "s", "img/s", "note"), *rows]:

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -24,9 +24,9 @@ from annotator.formats.coco import coco_ground_truth, coco_results, write_coco
 from annotator.images import decode_displayed
 from annotator.store import Workspace
 from annotator.types import LABEL_AUDIT_KEY, Box, LabelVersion, Source
-from training.constants import BOOTSTRAP_RESAMPLES, EVAL_CONF
+from training.constants import BOOTSTRAP_RESAMPLES, EVAL_CONF, LEARNED_VAL_MAP50
 from training.dataset import build_training_view
-from training.detectors.base import Detector, TrainingView, TrainResult, TrainSettings
+from training.detectors.base import Detector, Recipe, TrainingView, TrainResult, TrainSettings
 from training.detectors.registry import model_names
 from training.metrics import (
     ClinicalEvaluation,
@@ -37,12 +37,19 @@ from training.metrics import (
     score_class_sets,
 )
 from training.prediction import DecodedPhoto, predict_photos
+from training.protocol import capped_splits, profile_named
 from training.readers import READER_READS_FILE, PhotoNames, read_device_csv, read_reader_csv
 from training.report import write_reports
 from training.results import BenchmarkResult, RaterRun
 
 SUBSETS = ("all", "dslr", "phone")
 PREDICT_BATCH = 16
+DEFAULT_MODELS = ("yolo11n", "ssdlite")  # without a profile
+RUN_ARGS_FILE = "run_args.json"  # each model's recorded training arguments, in its run folder
+SMOKE_RUN = (
+    "no protocol: every model trained a fixed number of epochs with the tool's recipe, so these rows are a smoke "
+    "run, not results; `--profile cpu-small` or `gpu-full` trains each family until it converges"
+)
 
 # (stage, model name, done, total): stage is "train" (epochs) or "predict" (photos)
 BenchmarkProgress = Callable[[str, str, int, int], None]
@@ -82,21 +89,87 @@ def parse_models(text: str) -> list[str]:
     return names
 
 
+def parse_pretrained(entries: Sequence[str], models: Sequence[str]) -> dict[str, str]:
+    """['yolo11n=weights/yolo11n.pt', ...] -> {model: checkpoint}, each model one of `models`, each file on disk
+    (checked before any training: a missing file would otherwise surface after the models before it had trained)."""
+    out: dict[str, str] = {}
+    names = {display_name(m): m for m in models} | {m: m for m in models}
+    for entry in entries:
+        model, sep, path = entry.partition("=")
+        model, path = model.strip(), path.strip()
+        if not sep or not model or not path:
+            raise ConfigError(f"{entry!r}: write MODEL=PATH, e.g. yolo11n=weights/yolo11n.pt")
+        if model not in names:
+            raise ConfigError(f"{entry!r}: {model} is not among the models of this run ({', '.join(models)})")
+        if not Path(path).expanduser().is_file():
+            raise ConfigError(f"{path}: pretrained checkpoint not found; name a local file (nothing is downloaded)")
+        out[names[model]] = str(Path(path).expanduser())
+    return out
+
+
 @dataclass(frozen=True)
 class BenchmarkSettings:
-    """How every model is trained and scored."""
+    """How every model is trained and scored. A profile (`training.protocol.PROFILES`) gives the protocol's values:
+    early stopping, a budget per family, each family's own recipe, the learning floor. Without one, every model trains
+    a fixed number of epochs with the tool's recipe and is printed as it ends (a smoke run, not a result)."""
 
-    epochs: int = 30  # 0: evaluate the models as built (useful for a local .pt)
+    epochs: int = 30  # the ceiling; 0: evaluate the models as built (useful for a local .pt)
     imgsz: int = 640
     batch: int = 16
     device: str | None = None
     seed: int = 0
     workers: int = 2
     n_resamples: int = BOOTSTRAP_RESAMPLES
+    patience: int | None = None  # None: the family's recipe decides
+    budget_minutes: float | None = None  # training minutes per family; None: no budget and no learning floor
+    max_photos: int | None = None  # train + val photos kept (training.protocol.capped_splits); None: all
+    profile: str | None = None
+    recipe: Recipe = Recipe.TOOL
+    pretrained: Mapping[str, str] = field(default_factory=dict)  # model name -> local checkpoint it starts from
 
     def __post_init__(self) -> None:
         if self.epochs < 0 or self.imgsz < 32 or self.batch < 1:
-            raise ConfigError("--epochs must be >= 0, --imgsz >= 32 and --batch >= 1")
+            raise ConfigError("epochs must be >= 0, imgsz >= 32 and batch >= 1")
+        if (self.patience is not None and self.patience < 1) or (self.max_photos is not None and self.max_photos < 1):
+            raise ConfigError("patience and max_photos must be at least 1")
+        if self.budget_minutes is not None and self.budget_minutes <= 0:
+            raise ConfigError("the budget must be a positive number of minutes")
+
+    @classmethod
+    def for_profile(cls, profile: str | None, **given: Any) -> BenchmarkSettings:
+        """The profile's values (the plain defaults without one), each replaced by a value given here (not None)."""
+        base: dict[str, Any] = {}
+        if profile is not None:
+            p = profile_named(profile)
+            base = dict(epochs=p.epochs, imgsz=p.imgsz, batch=p.batch, device=p.device, workers=p.workers)
+            base |= dict(patience=p.patience, budget_minutes=p.budget_minutes, max_photos=p.max_photos)
+            base |= dict(profile=p.name, recipe=Recipe.REFERENCE)
+        return cls(**{**base, **{k: v for k, v in given.items() if v is not None}})
+
+    @property
+    def judged(self) -> bool:
+        """Whether models are held to the learning floor: under a budget, a model that did not learn is no result."""
+        return self.budget_minutes is not None
+
+    def recorded(self) -> dict[str, Any]:
+        """What the report and every run's run_args.json record of the protocol."""
+        return {
+            "profile": self.profile,
+            "imgsz": self.imgsz,
+            "epochs": self.epochs,
+            "patience": self.patience,
+            "budget_minutes": self.budget_minutes,
+            "max_photos": self.max_photos,
+            "batch": self.batch,
+            "seed": self.seed,
+            "recipe": self.recipe.value,
+            "learned_val_map50": LEARNED_VAL_MAP50 if self.judged else None,
+        }
+
+
+def default_models(profile: str | None) -> list[str]:
+    """The models a benchmark runs when none are named: the profile's, else the plain default pair."""
+    return list(profile_named(profile).models if profile is not None else DEFAULT_MODELS)
 
 
 @dataclass(frozen=True)
@@ -132,6 +205,7 @@ def run_benchmark(
     models: Sequence[str],
     out_dir: Path,
     *,
+    settings: BenchmarkSettings | None = None,
     epochs: int = 30,
     imgsz: int = 640,
     batch: int = 16,
@@ -146,24 +220,44 @@ def run_benchmark(
     """Train each model on the workspace's train/val photos, score it and every reader on the test
     photos, and write report.html, table1.md and benchmark.json into `out_dir`.
 
-    models: names from `benchmark_models()` or local .pt/.yaml paths. epochs=0 evaluates the models as
-    built (useful for a local .pt) without training. A model that fails to build or train is
+    models: names from `benchmark_models()` or local .pt/.yaml paths. settings: the protocol
+    (`BenchmarkSettings.for_profile`); without it, one is made of epochs ... n_resamples. epochs=0 evaluates the
+    models as built (useful for a local .pt) without training. A model that fails to build or train is
     reported with its error; the others still run.
     """
-    settings = BenchmarkSettings(epochs, imgsz, batch, device, seed, workers, n_resamples)
+    settings = settings or BenchmarkSettings(epochs, imgsz, batch, device, seed, workers, n_resamples)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     labels = labels_for(ws)
     splits = {p: s for p, s in ws.store.labels.splits().items() if p in labels}
+    splits = capped_splits(splits, settings.max_photos, seed=settings.seed)
     test = held_out(ws, labels, splits, settings, device_csv)
     view = build_training_view(ws, out_dir / "view", splits, labels)
     ground_truth_file = _write_ground_truth(test, out_dir / "coco")
-    run = _Run(settings, test, view, _decode_test_photos(ws, test, imgsz), out_dir, torch_threads(), progress)
+    decoded = _decode_test_photos(ws, test, settings.imgsz)
+    run = _Run(settings, test, view, decoded, out_dir, torch_threads(), progress)
     raters = [_run_model(model, run) for model in models]
-    warnings = [f"{r.name}: {r.error}" for r in raters if r.error] + _label_audit_warning(ws)
+    warnings = [f"{r.name}: {r.error}" for r in raters if r.error] + _protocol_warnings(raters, settings)
+    warnings += _label_audit_warning(ws)
     raters += _score_readers(ws, readers, test, settings, warnings)
     result = _result(models, test, settings, raters, warnings, ground_truth_file, run.threads)
     return write_reports(result, out_dir)
+
+
+def _protocol_warnings(raters: Sequence[RaterRun], settings: BenchmarkSettings) -> list[str]:
+    """A run without a budget is a smoke run; a model that did not learn in its budget is named, not ranked."""
+    if not settings.judged:
+        return [SMOKE_RUN] if settings.epochs > 0 else []
+    return [
+        f"{r.name}: did not learn in the budget (best val mAP50 {_best_map50(r)} < {LEARNED_VAL_MAP50}); not ranked"
+        for r in raters
+        if r.learned is False
+    ]
+
+
+def _best_map50(run: RaterRun) -> str:
+    best = run.stopping.best_map50 if run.stopping is not None else run.train_metrics.get("val_map50")
+    return "n/a" if best is None else f"{best:.3f}"
 
 
 def _label_audit_warning(ws: Workspace) -> list[str]:
@@ -240,11 +334,9 @@ def _decode_test_photos(ws: Workspace, test: HeldOut, imgsz: int) -> dict[str, D
 
 def _run_model(model: str, run: _Run) -> RaterRun:
     """Build, train and predict one model, then score it; a model that fails is a run with its error."""
-    from training.detectors import make_detector
-
     name = display_name(model)
     try:
-        detector = make_detector(model, run.test.classes)
+        detector = _build(model, run)
         _pin_threads(run.threads)  # after the build: Ultralytics is imported by then
         trained = _train(detector, run, name)
         predictions, speed = _predict(detector, run, name)
@@ -263,20 +355,73 @@ def _run_model(model: str, run: _Run) -> RaterRun:
         weights=None if trained is None else str(trained.weights),
         predictions_file=str(predictions_file),
         train_metrics={} if trained is None else dict(trained.metrics),
+        stopping=None if trained is None else trained.stopping,
+        applied={} if trained is None else dict(trained.applied),
+        pretrained=None if detector.pretrained is None else detector.pretrained.to_dict(),
+        learned=learned(trained, run.settings),
     )
+
+
+def _build(model: str, run: _Run) -> Detector:
+    """The model as the benchmark trains it: from the checkpoint `--pretrained` names for it, if any."""
+    from training.detectors import make_detector
+
+    start = run.settings.pretrained.get(model)
+    if start is None:
+        return make_detector(model, run.test.classes)
+    return make_detector(model, run.test.classes, pretrained=start)
 
 
 def _train(detector: Detector, run: _Run, name: str) -> TrainResult | None:
-    """Train on the view's train/val photos (None when the benchmark runs with 0 epochs)."""
+    """Train on the view's train/val photos under the protocol, and record the run's arguments in its folder
+    (None when the benchmark runs with 0 epochs)."""
     s = run.settings
     if s.epochs == 0:
         return None
-    return detector.train(
-        run.view,
-        TrainSettings(epochs=s.epochs, imgsz=s.imgsz, batch=s.batch, device=s.device, seed=s.seed, workers=s.workers),
-        run.out_dir / "runs" / _safe(name),
-        progress=None if run.progress is None else partial(run.progress, "train", name),
+    workdir = run.out_dir / "runs" / _safe(name)
+    settings = TrainSettings(
+        epochs=s.epochs,
+        imgsz=s.imgsz,
+        batch=s.batch,
+        device=s.device,
+        seed=s.seed,
+        workers=s.workers,
+        patience=s.patience,
+        budget_minutes=s.budget_minutes,
+        recipe=s.recipe,
     )
+    trained = detector.train(
+        run.view, settings, workdir, progress=None if run.progress is None else partial(run.progress, "train", name)
+    )
+    _write_run_args(workdir, detector, trained, s)
+    return trained
+
+
+def _write_run_args(workdir: Path, detector: Detector, trained: TrainResult, settings: BenchmarkSettings) -> None:
+    """run_args.json: the protocol the benchmark asked for, what the family applied, and how its run ended."""
+    record = {
+        "protocol": settings.recorded(),
+        "family": detector.family,
+        "applied": trained.applied,
+        "stopping": None if trained.stopping is None else trained.stopping.to_dict(),
+    }
+    (workdir / RUN_ARGS_FILE).write_text(json.dumps(record, indent=1, default=str))
+
+
+def read_run_args(out_dir: Path, name: str) -> dict[str, Any]:
+    """The recorded training arguments of one model of a benchmark written to `out_dir`."""
+    return json.loads((Path(out_dir) / "runs" / _safe(name) / RUN_ARGS_FILE).read_text())
+
+
+def learned(trained: TrainResult | None, settings: BenchmarkSettings) -> bool | None:
+    """Whether a model trained under a budget learnt: its best val mAP50 reached LEARNED_VAL_MAP50. None where no
+    floor applies (no budget, or no training)."""
+    if trained is None or not settings.judged:
+        return None
+    best = trained.stopping.best_map50 if trained.stopping is not None else None
+    if best is None:
+        best = trained.metrics.get("val_map50", trained.metrics.get("metrics/mAP50(B)"))
+    return best is not None and float(best) >= LEARNED_VAL_MAP50
 
 
 def _predict(detector: Detector, run: _Run, name: str) -> tuple[dict[str, tuple[Box, ...]], float | None]:
@@ -359,10 +504,8 @@ def _result(
     """The benchmark's result, its settings recorded beside the scores."""
     recorded: dict[str, Any] = {
         "models": list(models),
-        "epochs": settings.epochs,
-        "imgsz": settings.imgsz,
-        "batch": settings.batch,
-        "seed": settings.seed,
+        **settings.recorded(),
+        "pretrained": dict(settings.pretrained),
         "thresholds": test.thresholds,
         "bootstrap_resamples": settings.n_resamples,
         "device": settings.device or "auto",
@@ -403,9 +546,10 @@ def _pin_threads(threads: int) -> None:
 
 
 def compare_raters(raters: Sequence[RaterRun], subset: str = "all") -> list[dict[str, Any]]:
-    """McNemar's exact test for every pair of raters, on the photos both rated."""
+    """McNemar's exact test for every pair of ranked raters (a model that did not learn is left out), on the photos
+    both rated."""
     rows = []
-    scored = [r for r in raters if subset in r.results]
+    scored = [r for r in raters if subset in r.results and r.ranked]
     for i, a in enumerate(scored):
         for b in scored[i + 1 :]:
             ra, rb = a.results[subset], b.results[subset]

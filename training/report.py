@@ -2,7 +2,8 @@
 table laid out like the study's Table 1, and the full results as JSON.
 
 Table 1's layout: one column group per rater (models, then human readers) with Precision,
-Sensitivity and Specificity; one row per lesion class; then the image-level Accuracy row.
+Sensitivity and Specificity; one row per lesion class; then the image-level Accuracy row. A model that did not
+learn in its budget (`RaterRun.learned` False) is named in the models' table as such, never given a column or a rank.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import numpy as np
 
 from annotator.classes import ClassTable
 from annotator.fsutil import atomic_write_text
+from training.constants import LEARNED_VAL_MAP50
 from training.metrics import BACKGROUND, NONE_PREDICTED, SEVERAL_PREDICTED
 from training.results import BenchmarkResult, RaterRun
 
@@ -51,7 +53,44 @@ def _full_name(label: str) -> str:
 
 
 def _scored(result: BenchmarkResult, subset: str) -> list[RaterRun]:
-    return [r for r in result.raters if subset in r.results]
+    """The raters whose scores on `subset` are results (a model that did not learn is not one)."""
+    return [r for r in result.raters if subset in r.results and r.ranked]
+
+
+def _ms_per_photo(run: RaterRun) -> str:
+    ips = run.inference_images_per_second
+    return "n/a" if not ips else f"{1000 / ips:.0f}"
+
+
+def _stop(run: RaterRun) -> str:
+    """'23 (patience)': epochs run and why the run ended."""
+    if run.stopping is None:
+        return _num(run.epochs, "{}")
+    reason = run.stopping.reason.value if run.stopping.reason is not None else "?"
+    return f"{run.stopping.epochs_run} ({reason})"
+
+
+def _pretrained(run: RaterRun) -> str:
+    start = run.pretrained
+    return "scratch" if not start else f"{start['name']} ({str(start['sha256'])[:12]})"
+
+
+def protocol_line(result: BenchmarkResult) -> str:
+    """One sentence: the profile that made the report and what every family shared."""
+    s = result.settings
+    if s.get("budget_minutes") is None:
+        return (
+            f"Protocol: none (a smoke run): {s.get('epochs')} epochs at {s.get('imgsz')} px for every model, the "
+            "tool's recipe, no early stopping; rows are not results."
+        )
+    cap = "all" if s.get("max_photos") is None else f"at most {s['max_photos']}"
+    return (
+        f"Protocol: profile {s.get('profile') or 'custom'}; the same split for every family ({cap} train + val "
+        f"photos), {s['imgsz']} px, batch {s.get('batch')}; each trained with its own documented recipe until val "
+        f"mAP50-95 stopped improving for {s.get('patience')} epoch(s), within {s['budget_minutes']:g} min per family "
+        f"(ceiling {s.get('epochs')} epochs). A model whose best val mAP50 stayed under "
+        f"{pct(s.get('learned_val_map50', LEARNED_VAL_MAP50))} % did not learn in the budget and is not ranked."
+    )
 
 
 # ---- Markdown --------------------------------------------------------------------------------
@@ -87,42 +126,95 @@ def _md_table(rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
+MODEL_COLUMNS = (
+    "Model",
+    "Family",
+    "Parameters",
+    "Start",
+    "Train time",
+    "Epochs (stop)",
+    "ms/photo",
+    "Best val mAP50",
+    "mAP50",
+    "mAP50-95",
+    "Accuracy (95% CI)",
+)
+
+
 def _model_rows(result: BenchmarkResult) -> list[list[str]]:
-    rows = [
-        [
-            "Model",
-            "Family",
-            "Parameters",
-            "Train time",
-            "Epochs",
-            "Inference img/s",
-            "mAP50",
-            "mAP50-95",
-            "Accuracy (95% CI)",
-        ]
-    ]
+    """Every model's cost, how its training ended and its test scores (a model that did not learn: no scores)."""
+    rows = [list(MODEL_COLUMNS)]
     for r in result.raters:
         if r.kind != "model":
             continue
         if r.error:
-            rows.append([r.name, "failed", "", "", "", "", "", "", r.error.replace("|", "/")])
+            rows.append([r.name, "failed"] + [""] * 8 + [r.error.replace("|", "/")])
+            continue
+        best = r.stopping.best_map50 if r.stopping is not None else r.train_metrics.get("val_map50")
+        cost = [
+            r.name,
+            r.family or "",
+            f"{r.parameters / 1e6:.2f} M" if r.parameters else "n/a",
+            _pretrained(r),
+            _seconds(r.train_seconds),
+            _stop(r),
+            _ms_per_photo(r),
+            pct(best),
+        ]
+        if not r.ranked:
+            rows.append(cost + ["did not learn in the budget", "", "not ranked"])
             continue
         res = r.results["all"]
         det, ci = res.detection, res.intervals
+        accuracy = f"{pct(res.image_level.accuracy)} ({_interval(ci.accuracy if ci else None)})"
+        rows.append(cost + [pct(det.map50 if det else None), pct(det.map50_95 if det else None), accuracy])
+    return rows
+
+
+def ranking_rows(result: BenchmarkResult, subset: str = "all") -> list[list[str]]:
+    """The ranked models by image-level accuracy on the test photos: how far each is behind the best, with the
+    exact McNemar p-value of that pair, and what each costs."""
+
+    def accuracy(r: RaterRun) -> float:
+        return r.results[subset].image_level.accuracy or 0.0
+
+    models = sorted((r for r in _scored(result, subset) if r.kind == "model"), key=lambda r: -accuracy(r))
+    head = ["Rank", "Model", "Accuracy (95% CI)", "Behind the best (points)", "McNemar p vs the best"]
+    rows = [head + ["Parameters", "Train time", "ms/photo"]]
+    pairs = {frozenset((c["a"], c["b"])): c["p_value"] for c in result.comparisons}
+    for rank, r in enumerate(models, start=1):
+        ci = r.results[subset].intervals
+        p_value = pairs.get(frozenset((r.name, models[0].name))) if rank > 1 else None
         rows.append(
             [
+                str(rank),
                 r.name,
-                r.family or "",
+                f"{pct(r.results[subset].image_level.accuracy)} ({_interval(ci.accuracy if ci else None)})",
+                "" if rank == 1 else f"{100 * (accuracy(models[0]) - accuracy(r)):.1f}",
+                "" if p_value is None else f"{p_value:.4g}",
                 f"{r.parameters / 1e6:.2f} M" if r.parameters else "n/a",
                 _seconds(r.train_seconds),
-                _num(r.epochs, "{}"),
-                _num(r.inference_images_per_second),
-                pct(det.map50 if det else None),
-                pct(det.map50_95 if det else None),
-                f"{pct(res.image_level.accuracy)} ({_interval(ci.accuracy if ci else None)})",
+                _ms_per_photo(r),
             ]
         )
     return rows
+
+
+NOTHING_RANKED = "No rater to tabulate on these photos: no model learnt in its budget and no reader answered."
+MODELS_NOTE = (
+    "mAP from pycocotools COCOeval on the exported files in coco/. Epochs (stop): epochs run and why training ended "
+    "(patience, budget, epochs ceiling). ms/photo: the model alone on {device}, decoding excluded. Start: the "
+    "pretrained checkpoint (sha256 prefix) or scratch."
+)
+
+
+def _curve_lines(result: BenchmarkResult) -> list[str]:
+    """'- yolo11n: 0.0 1.3 4.2 ...' for every model whose training recorded a validation curve."""
+    return [
+        f"- {r.name}: " + " ".join(f"{100 * v:.1f}" for v in r.stopping.curve_map50)
+        for r in result.raters
+        if r.stopping is not None and r.stopping.curve_map50
+    ]
 
 
 def render_markdown(result: BenchmarkResult) -> str:
@@ -137,22 +229,26 @@ def render_markdown(result: BenchmarkResult) -> str:
         "threshold; Accuracy counts a photo right only when the predicted set of classes equals the true set. "
         "Specificity = TN/(TN+FP). n/a: undefined (class absent from these photos, or never predicted).",
         "",
+        protocol_line(result),
+        "",
     ]
     for subset in result.subset_sizes:
-        parts += [
-            f"## Table 1: {SUBSET_TITLES[subset]} (n = {result.subset_sizes[subset]})",
-            "",
-            _md_table(table1_rows(result, subset)),
-            "",
-        ]
+        table = _md_table(table1_rows(result, subset)) if _scored(result, subset) else NOTHING_RANKED
+        parts += [f"## Table 1: {SUBSET_TITLES[subset]} (n = {result.subset_sizes[subset]})", "", table, ""]
+    ranking = ranking_rows(result)
+    if len(ranking) > 1:
+        parts += ["## Which model: ranked by accuracy (all test photos)", "", _md_table(ranking), ""]
     parts += [
-        "## Models: cost and detection quality (all test photos)",
+        "## Models: cost, training and detection quality (all test photos)",
         "",
-        "mAP from pycocotools COCOeval on the exported files in coco/; inference img/s excludes decoding.",
+        MODELS_NOTE.format(device=result.settings.get("device", "auto")),
         "",
         _md_table(_model_rows(result)),
         "",
     ]
+    curves = _curve_lines(result)
+    if curves:
+        parts += ["## Validation mAP50 per epoch (percent)", "", *curves, ""]
     if result.warnings:
         parts += ["## Warnings", ""] + [f"- {w}" for w in result.warnings] + [""]
     return "\n".join(parts)
@@ -223,6 +319,29 @@ def pr_figure(run: RaterRun, subset: str = "all") -> str | None:
     return _png(fig)
 
 
+def curves_figure(result: BenchmarkResult) -> str | None:
+    """Every model's validation mAP50 per epoch (dashed: did not learn), with the learning floor."""
+    runs = [r for r in result.raters if r.stopping is not None and r.stopping.curve_map50]
+    if not runs:
+        return None
+    fig = _figure(6.5, 3.8)
+    ax = fig.add_subplot(1, 1, 1)
+    for r in runs:
+        assert r.stopping is not None
+        curve = r.stopping.curve_map50
+        reason = r.stopping.reason.value if r.stopping.reason is not None else "?"
+        label = f"{r.name} (stop: {reason}{'; did not learn' if not r.ranked else ''})"
+        ax.plot(range(1, len(curve) + 1), [100 * v for v in curve], "-" if r.ranked else "--", marker=".", label=label)
+    floor = result.settings.get("learned_val_map50")
+    if floor is not None:
+        ax.axhline(100 * floor, color="grey", linewidth=0.8, linestyle=":", label="learning floor")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("val mAP50 (%)")
+    ax.set_title("Learning curves: validation mAP50 per epoch", fontsize=9)
+    ax.legend(fontsize=7)
+    return _png(fig)
+
+
 def bars_figure(result: BenchmarkResult, subset: str = "all") -> str:
     raters = _scored(result, subset)
     fig = _figure(11, 3.4)
@@ -239,7 +358,8 @@ def bars_figure(result: BenchmarkResult, subset: str = "all") -> str:
         ax.set_ylim(0, 105)
         ax.set_title(title, fontsize=9)
     fig.axes[0].set_ylabel("percent")
-    fig.axes[-1].legend(fontsize=7, loc="lower right")
+    if raters:
+        fig.axes[-1].legend(fontsize=7, loc="lower right")
     return _png(fig)
 
 
@@ -265,6 +385,8 @@ def _html_table(rows: Sequence[Sequence[str]], header_rows: int = 1) -> str:
 
 def _table1_html(result: BenchmarkResult, subset: str) -> str:
     raters = _scored(result, subset)
+    if not raters:
+        return f"<p>{_esc(NOTHING_RANKED)}</p>"
     rows = table1_rows(result, subset)
     head = (
         "<tr><th></th>"
@@ -306,8 +428,8 @@ def _intervals_rows(result: BenchmarkResult, subset: str) -> list[list[str]]:
 
 def _ap_rows(result: BenchmarkResult) -> list[list[str]]:
     rows = [["Model", "mAP50", "mAP50-95"] + [f"AP50 {c}" for c in result.classes]]
-    for r in result.raters:
-        det = r.results["all"].detection if r.kind == "model" and "all" in r.results else None
+    for r in _scored(result, "all"):
+        det = r.results["all"].detection if r.kind == "model" else None
         if det is not None:
             rows.append(
                 [r.name, pct(det.map50), pct(det.map50_95)] + [pct(det.per_class[c]["ap50"]) for c in result.classes]
@@ -333,8 +455,32 @@ def _comparison_rows(result: BenchmarkResult) -> list[list[str]]:
     return rows
 
 
+def _img(b64: str) -> str:
+    return f'<img src="data:image/png;base64,{b64}">'
+
+
 def render_html(result: BenchmarkResult) -> str:
-    img = lambda b64: f'<img src="data:image/png;base64,{b64}">'  # noqa: E731
+    """The whole report as one self-contained page: its head, Table 1 per subset, the models, the figures."""
+    parts = _html_head(result)
+    for subset in result.subset_sizes:
+        parts += [f"<h2>Table 1: {SUBSET_TITLES[subset]} (n = {result.subset_sizes[subset]})</h2>"]
+        parts.append(_table1_html(result, subset))
+        if _scored(result, subset):
+            parts += ["<h3>Accuracy with 95% bootstrap intervals</h3>", _html_table(_intervals_rows(result, subset))]
+            parts.append(_img(bars_figure(result, subset)))
+    parts += _html_models(result)
+    parts.append("<h2>Confusion matrices and PR curves (all test photos)</h2>")
+    for r in _scored(result, "all"):
+        parts.append(f"<h3>{_esc(r.name)}</h3>" + _img(confusion_figure(r, result.classes)))
+        pr = pr_figure(r)
+        if pr:
+            parts.append(_img(pr))
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def _html_head(result: BenchmarkResult) -> list[str]:
+    """Title, photo counts, the protocol, the reading rules and the warnings."""
     parts = [
         f"<!doctype html><html><head><meta charset='utf-8'><title>PSL benchmark</title><style>{_CSS}</style>"
         "</head><body><h1>PSL detection benchmark</h1>",
@@ -342,39 +488,32 @@ def render_html(result: BenchmarkResult) -> str:
         + ", ".join(f"{SUBSET_TITLES[s]}: {n}" for s, n in result.subset_sizes.items())
         + f"; train {result.split_sizes.get('train', 0)}, val {result.split_sizes.get('val', 0)}. Settings: "
         f"{_esc(json.dumps(result.settings))}</p>",
+        f"<p><b>{_esc(protocol_line(result))}</b></p>",
         "<p>Image level, percent. A class is present on a photo when any box of it scores at or above its "
         "threshold. Accuracy: a photo is right only when the set of predicted classes equals the true set. "
         "Specificity = TN/(TN+FP) (the study's printed TN/(FP+FN) is a typo). n/a: undefined.</p>",
     ]
-    for w in result.warnings:
-        parts.append(f'<p class="warn">{_esc(w)}</p>')
-    for subset in result.subset_sizes:
-        parts += [
-            f"<h2>Table 1: {SUBSET_TITLES[subset]} (n = {result.subset_sizes[subset]})</h2>",
-            _table1_html(result, subset),
-            "<h3>Accuracy with 95% bootstrap intervals</h3>",
-            _html_table(_intervals_rows(result, subset)),
-            img(bars_figure(result, subset)),
-        ]
+    return parts + [f'<p class="warn">{_esc(w)}</p>' for w in result.warnings]
+
+
+def _html_models(result: BenchmarkResult) -> list[str]:
+    """The ranking, the models' cost and training, their learning curves and the paired comparisons."""
+    parts = []
+    ranking = ranking_rows(result)
+    if len(ranking) > 1:
+        parts += ["<h2>Which model: ranked by accuracy (all test photos)</h2>", _html_table(ranking)]
     parts += [
-        "<h2>Models: cost and detection quality</h2>",
-        "<p>mAP: pycocotools COCOeval (area all, 100 detections) on the files in <code>coco/</code>. "
-        "Inference images/s: the model alone, decoding excluded.</p>",
+        "<h2>Models: cost, training and detection quality</h2>",
+        f"<p>{_esc(MODELS_NOTE.format(device=result.settings.get('device', 'auto')))}</p>",
         _html_table(_model_rows(result)),
         _html_table(_ap_rows(result)),
     ]
+    curves = curves_figure(result)
+    if curves:
+        parts += ["<h2>Learning curves</h2>", _img(curves)]
     if result.comparisons:
         parts += ["<h2>Paired comparisons (all test photos)</h2>", _html_table(_comparison_rows(result))]
-    parts.append("<h2>Confusion matrices and PR curves (all test photos)</h2>")
-    for r in result.raters:
-        if "all" not in r.results:
-            continue
-        parts.append(f"<h3>{_esc(r.name)}</h3>" + img(confusion_figure(r, result.classes)))
-        pr = pr_figure(r)
-        if pr:
-            parts.append(img(pr))
-    parts.append("</body></html>")
-    return "\n".join(parts)
+    return parts
 
 
 def write_reports(result: BenchmarkResult, out_dir: Path) -> BenchmarkResult:

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from training.detectors.stopping import StopRecord
 from training.metrics import ClinicalResult
 
 
@@ -31,6 +32,17 @@ class RaterRun:
     predictions_file: str | None = None
     train_metrics: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    stopping: StopRecord | None = None  # why its training ended, and its validation curve
+    applied: dict[str, Any] = field(default_factory=dict)  # the training arguments it ran with (run_args.json)
+    pretrained: dict[str, Any] | None = None  # the checkpoint it started from (PretrainedWeights), None: scratch
+    # under the benchmark's protocol: whether its best val mAP50 reached the learning floor (False: not ranked);
+    # None: not judged (no protocol, a reader, or a model evaluated as built)
+    learned: bool | None = None
+
+    @property
+    def ranked(self) -> bool:
+        """Whether its scores are a result: every reader, every model not marked as not having learnt."""
+        return self.learned is not False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -45,6 +57,10 @@ class RaterRun:
             "predictions_file": self.predictions_file,
             "train_metrics": _jsonable(self.train_metrics),
             "error": self.error,
+            "stopping": None if self.stopping is None else self.stopping.to_dict(),
+            "applied": _jsonable(self.applied),
+            "pretrained": self.pretrained,
+            "learned": self.learned,
             "results": {s: r.to_dict() for s, r in self.results.items()},
         }
 

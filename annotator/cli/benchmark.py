@@ -8,8 +8,9 @@ appears, and other commands never import the detector families."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional, TypeVar
 
 import typer
 from rich.progress import TaskID
@@ -18,6 +19,12 @@ from typer.core import TyperCommand, TyperOption
 from annotator.cli.common import JsonOption, WorkspaceOption, handle_errors
 from annotator.console import console, print_json, progress_bar, say, tagged
 from training.constants import BOOTSTRAP_RESAMPLES  # a constant alone: no detector family is imported
+from training.protocol import PROFILES  # the profiles' table alone, likewise
+
+if TYPE_CHECKING:
+    from training.benchmark import BenchmarkSettings
+
+T = TypeVar("T")
 
 
 def models_help() -> str:
@@ -42,19 +49,56 @@ class BenchmarkCommand(TyperCommand):
 @handle_errors
 def benchmark(
     workspace: WorkspaceOption = Path("."),
+    profile: Annotated[
+        Optional[str],
+        typer.Option(
+            help=f"The protocol: {' | '.join(PROFILES)} (docs/benchmark-protocol.md): the models, the photos, the "
+            "image size, early stopping and a time budget per family, each family's own recipe. The flags below "
+            "override its values. Without one: a smoke run of --epochs with the tool's recipe."
+        ),
+    ] = None,
     models: Annotated[
-        str,
+        Optional[str],
         typer.Option(
             "--models",
             "-m",
             help="Comma list of model names, a local .pt/.yaml path, or 'all' (BenchmarkCommand names the models).",
         ),
-    ] = "yolo11n,ssdlite",
-    epochs: Annotated[int, typer.Option(min=0, help="Training epochs per model (0: evaluate as built/loaded).")] = 30,
+    ] = None,
+    epochs: Annotated[
+        Optional[int],
+        typer.Option(
+            min=0,
+            help="Training epochs per model, a ceiling under a profile (0: evaluate as built/loaded). Default: the "
+            "profile's, else 30.",
+        ),
+    ] = None,
     imgsz: Annotated[
-        int, typer.Option(min=32, max=8192, help="Input size (long side) for training and prediction.")
-    ] = 640,
-    batch: Annotated[int, typer.Option(min=1, help="Training batch size.")] = 16,
+        Optional[int],
+        typer.Option(
+            min=32,
+            max=8192,
+            help="Input size (long side) for training and prediction. Default: the profile's, else 640.",
+        ),
+    ] = None,
+    batch: Annotated[
+        Optional[int], typer.Option(min=1, help="Training batch size. Default: the profile's, else 16.")
+    ] = None,
+    patience: Annotated[
+        Optional[int], typer.Option(min=1, help="Epochs without a better val mAP50-95 before a model stops.")
+    ] = None,
+    budget_minutes: Annotated[
+        Optional[float], typer.Option(min=0.1, help="Training minutes per model (its stopping rule's budget).")
+    ] = None,
+    max_photos: Annotated[
+        Optional[int], typer.Option(min=1, help="Train + val photos kept (a fixed subset; the test split stays whole).")
+    ] = None,
+    pretrained: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            help="MODEL=PATH: the local checkpoint MODEL starts from (recorded in the report); repeat per model."
+        ),
+    ] = None,
     out: Annotated[
         Optional[Path],
         typer.Option(help="Report folder (default: <workspace>/reports/benchmark-<time>).", file_okay=False),
@@ -80,20 +124,38 @@ def benchmark(
             dir_okay=False,
         ),
     ] = None,
-    device: Annotated[Optional[str], typer.Option(help="cpu, 0, 0,1 ... (default: first GPU, else CPU).")] = None,
+    device: Annotated[
+        Optional[str], typer.Option(help="cpu, 0, 0,1 ... (default: the profile's, else the first GPU, else CPU).")
+    ] = None,
     seed: Annotated[int, typer.Option(help="Training and bootstrap seed.")] = 0,
     resamples: Annotated[
         int, typer.Option(min=0, help="Bootstrap resamples for the 95% intervals (0: none).")
     ] = BOOTSTRAP_RESAMPLES,
-    workers: Annotated[int, typer.Option(min=0, help="Data-loading worker processes.")] = 2,
+    workers: Annotated[
+        Optional[int], typer.Option(min=0, help="Data-loading worker processes. Default: the profile's, else 2.")
+    ] = None,
     json_out: JsonOption = False,
 ) -> None:
     """Compare detector families and human readers on the test split (Table 1 of the study)."""
     from annotator.store import Workspace
     from bootstrap.rounds import ensure_splits
-    from training.benchmark import default_reader_files, parse_models, run_benchmark
+    from training.benchmark import default_reader_files, run_benchmark
 
-    names = parse_models(models)
+    names, settings = _settings(
+        profile,
+        models,
+        pretrained or [],
+        epochs=epochs,
+        imgsz=imgsz,
+        batch=batch,
+        patience=patience,
+        budget_minutes=budget_minutes,
+        max_photos=max_photos,
+        device=device,
+        seed=seed,
+        workers=workers,
+        n_resamples=resamples,
+    )
     with Workspace.open(workspace, write=True) as ws:
         # A fully hand-labelled workspace (the study's case) needs no bootstrap: the fixed splits are
         # made here if no command made them before, and are the same ones every round will use.
@@ -114,19 +176,7 @@ def benchmark(
                 bar.update(tasks[key], completed=done, total=total)
 
             result = run_benchmark(
-                ws,
-                names,
-                out_dir,
-                epochs=epochs,
-                imgsz=imgsz,
-                batch=batch,
-                readers=reader_files,
-                device_csv=device_csv,
-                device=device,
-                seed=seed,
-                workers=workers,
-                n_resamples=resamples,
-                progress=progress,
+                ws, names, out_dir, settings=settings, readers=reader_files, device_csv=device_csv, progress=progress
             )
     if json_out:
         print_json(result.to_dict())
@@ -137,3 +187,27 @@ def benchmark(
     console.print(
         f"report: {result.files['html']}\ntable: {result.files['markdown']}\njson: {result.files['json']}", markup=False
     )
+
+
+def _settings(
+    profile: str | None, models: str | None, pretrained: list[str], **given: Any
+) -> tuple[list[str], BenchmarkSettings]:
+    """The models and the benchmark's settings: the profile's, each replaced by a flag given (not None)."""
+    from training.benchmark import BenchmarkSettings, default_models, parse_models, parse_pretrained
+    from training.protocol import profile_named
+
+    if profile is not None:
+        _flagged("--profile", profile_named, profile)
+    names = _flagged("--models", parse_models, models) if models is not None else default_models(profile)
+    starts = _flagged("--pretrained", parse_pretrained, pretrained, names)
+    return names, BenchmarkSettings.for_profile(profile, pretrained=starts, **given)
+
+
+def _flagged(flag: str, parse: Callable[..., T], *args: Any) -> T:
+    """parse(*args), its error prefixed with the flag the value came from."""
+    from annotator.errors import ConfigError
+
+    try:
+        return parse(*args)
+    except ConfigError as exc:
+        raise ConfigError(f"{flag}: {exc}") from exc

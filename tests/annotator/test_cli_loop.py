@@ -139,3 +139,11 @@ def test_bootstrap_starts_from_a_pretrained_checkpoint_and_records_it(make_works
     assert pretrained is not None
     assert pretrained["name"] == "start.pt" and pretrained["tensors"] > 0
     assert pretrained["sha256"] == hashlib.sha256((tmp_path / "start.pt").read_bytes()).hexdigest()
+
+
+def test_benchmark_flags_are_checked_before_the_workspace_is_opened(tmp_path):
+    """A wrong profile or start names its flag, and nothing trains."""
+    result = _invoke("benchmark", "-w", str(tmp_path / "none"), "--profile", "tpu-huge")
+    assert result.exit_code != 0 and "--profile: unknown profile 'tpu-huge'" in result.output
+    result = _invoke("benchmark", "-w", str(tmp_path / "none"), "--profile", "cpu-small", "--pretrained", "ssd300=x.pt")
+    assert result.exit_code != 0 and "--pretrained: 'ssd300=x.pt': ssd300 is not among the models" in result.output

@@ -174,3 +174,147 @@ def test_yolov4_yaml_builds_with_ultralytics_and_runs_forward():
     assert 1_000_000 < sum(p.numel() for p in tiny.model.parameters()) < 5_000_000
     full = YOLO(str(models_dir / "yolov4l-csp.yaml"))  # the paper's size
     assert sum(p.numel() for p in full.model.parameters()) > 50_000_000
+
+
+# ---- the protocol (issue 24): every family on the same split, image size and stopping rule ----------------------
+
+PROTOCOL_MODELS = ["yolo11n", "fasterrcnn_mobilenet"]  # one Ultralytics, one torchvision family
+
+
+@pytest.fixture(scope="module")
+def protocol_run(tmp_path_factory, synth_set):
+    """The cpu-small profile on 14 synthetic photos, overridden down to 2 epochs at 64 px on 6 train + val photos."""
+    from annotator.config import Config
+    from annotator.ingest import ingest
+    from annotator.store import Workspace
+    from bootstrap.rounds import ensure_splits
+    from training.benchmark import BenchmarkSettings
+
+    root = tmp_path_factory.mktemp("protocol")
+    data = synth_set(14, 1.0, 24)
+    ws = Workspace.create(root / "ws", Config(images=data / "images", labels=data / "labels", test_fraction=0.3))
+    ingest(ws, images=ws.config.images, labels=ws.config.labels)
+    ensure_splits(ws)
+    settings = BenchmarkSettings.for_profile(
+        "cpu-small", epochs=2, imgsz=64, batch=4, patience=1, budget_minutes=5.0, max_photos=6, n_resamples=0
+    )
+    result = run_benchmark(ws, PROTOCOL_MODELS, root / "report", settings=settings)
+    ws.close()
+    return result, root / "report"
+
+
+@pytest.mark.slow
+def test_protocol_gives_every_family_the_same_split_image_size_and_stopping_rule(protocol_run):
+    """Read back from each run's recorded arguments (run_args.json, and Ultralytics' own args.yaml)."""
+    import yaml
+
+    from training.benchmark import read_run_args
+
+    result, out = protocol_run
+    assert all(r.error is None for r in result.raters), [r.error for r in result.raters]
+    runs = {name: read_run_args(out, name) for name in PROTOCOL_MODELS}
+    assert {runs[n]["family"] for n in PROTOCOL_MODELS} == {"ultralytics", "torchvision"}
+    first, second = (runs[n] for n in PROTOCOL_MODELS)
+    assert first["applied"]["split"] == second["applied"]["split"]  # the same photos, by digest
+    assert first["applied"]["split"]["train"]["photos"] + first["applied"]["split"]["val"]["photos"] == 6
+    for run in runs.values():
+        applied, stopping = run["applied"], run["stopping"]
+        assert (applied["imgsz"], applied["patience"], applied["budget_minutes"], applied["epochs"]) == (64, 1, 5.0, 2)
+        assert (stopping["patience"], stopping["budget_minutes"], stopping["ceiling"]) == (1, 5.0, 2)
+        assert applied["recipe"] == "reference" and run["protocol"] == first["protocol"]
+        assert len(stopping["curve_map50"]) == stopping["epochs_run"] <= 2  # every epoch validated, none past 2
+        assert stopping["reason"] in ("patience", "epochs")
+        assert (stopping["reason"] == "patience") == (stopping["epochs_run"] - stopping["best_epoch"] >= 1)
+    ultralytics_args = yaml.safe_load((out / "runs" / "yolo11n" / "train" / "args.yaml").read_text())
+    assert (ultralytics_args["imgsz"], ultralytics_args["patience"], ultralytics_args["epochs"]) == (64, 1, 2)
+    assert runs["fasterrcnn_mobilenet"]["applied"]["input_side"] == 64
+
+
+@pytest.mark.slow
+def test_report_names_the_profile_each_stop_reason_and_the_cost(protocol_run):
+    result, out = protocol_run
+    markdown = (out / "table1.md").read_text()
+    assert "Protocol: profile cpu-small" in markdown and "within 5 min per family" in markdown
+    for rater in result.raters:
+        row = next(line for line in markdown.splitlines() if line.startswith(f"| {rater.name} | {rater.family} |"))
+        assert f"({rater.stopping.reason.value})" in row and "scratch" in row
+    data = json.loads((out / "benchmark.json").read_text())
+    assert data["settings"]["profile"] == "cpu-small" and data["settings"]["learned_val_map50"] == 0.05
+    assert all(r["stopping"]["curve_map50"] for r in data["raters"])
+
+
+@pytest.mark.slow
+def test_a_family_that_did_not_learn_is_named_not_ranked(protocol_run):
+    """Its row says so; it has no Table 1 column, no rank and no McNemar pair."""
+    import dataclasses
+
+    from training.benchmark import compare_raters
+    from training.report import ranking_rows, render_markdown, table1_rows
+
+    result, _ = protocol_run
+    learnt, stuck = (dataclasses.replace(r, learned=n == 0) for n, r in enumerate(result.raters))
+    raters = [learnt, stuck]
+    judged = dataclasses.replace(result, raters=raters, comparisons=compare_raters(raters))
+    markdown = render_markdown(judged)
+    row = next(line for line in markdown.splitlines() if line.startswith(f"| {stuck.name} | {stuck.family} |"))
+    assert "did not learn in the budget" in row and "not ranked" in row
+    assert stuck.name not in table1_rows(judged)[0] and learnt.name in table1_rows(judged)[0]
+    assert [r[1] for r in ranking_rows(judged)[1:]] == [learnt.name]
+    assert judged.comparisons == []
+
+
+def test_the_learning_floor_judges_only_runs_under_a_budget(tmp_path):
+    from training.benchmark import BenchmarkSettings, learned
+    from training.detectors.base import TrainResult
+    from training.detectors.stopping import EarlyStop
+
+    def trained(*map50: float) -> TrainResult:
+        stop = EarlyStop(ceiling=10, started=0.0)
+        for n, v in enumerate(map50, start=1):
+            stop.epoch_done(v, v / 2, now=float(n))
+        return TrainResult(tmp_path, {}, 1.0, len(map50), stopping=stop.record())
+
+    profile = BenchmarkSettings.for_profile("cpu-small")
+    assert learned(trained(0.0, 0.01, 0.03), profile) is False
+    assert learned(trained(0.0, 0.2, 0.1), profile) is True  # the best epoch counts
+    assert learned(trained(0.0, 0.01), BenchmarkSettings()) is None  # a smoke run is not judged
+    assert learned(None, profile) is None
+
+
+def test_a_profile_sets_the_protocol_and_a_flag_given_overrides_it():
+    from training.benchmark import BenchmarkSettings, default_models
+    from training.detectors.base import Recipe
+    from training.protocol import PROFILES
+
+    cpu = BenchmarkSettings.for_profile("cpu-small", imgsz=512, device=None)
+    assert (cpu.imgsz, cpu.patience, cpu.budget_minutes, cpu.recipe) == (512, 10, 15.0, Recipe.REFERENCE)
+    assert cpu.device == "cpu" and cpu.max_photos == PROFILES["cpu-small"].max_photos
+    assert BenchmarkSettings.for_profile(None) == BenchmarkSettings()  # no profile: the smoke run's defaults
+    assert len(default_models("cpu-small")) == 5 and default_models(None) == ["yolo11n", "ssdlite"]
+    with pytest.raises(ConfigError, match="unknown profile"):
+        BenchmarkSettings.for_profile("tpu-huge")
+
+
+def test_capped_splits_keep_the_test_split_and_a_seeded_subset_of_train_and_val():
+    from training.protocol import capped_splits
+
+    splits = {f"t{i}": "train" for i in range(30)} | {f"v{i}": "val" for i in range(10)} | {"x": "test", "y": "test"}
+    capped = capped_splits(splits, 8, seed=3)
+    assert [s for s in capped.values()].count("train") == 6 and [s for s in capped.values()].count("val") == 2
+    assert {p for p, s in capped.items() if s == "test"} == {"x", "y"}
+    assert capped == capped_splits(dict(reversed(list(splits.items()))), 8, seed=3)  # order of the dict is no matter
+    assert capped_splits(splits, None) == splits == capped_splits(splits, 100)
+
+
+def test_pretrained_names_a_model_of_the_run_and_a_file(tmp_path):
+    from training.benchmark import parse_pretrained
+
+    weights = tmp_path / "y.pt"
+    weights.write_bytes(b"x")
+    assert parse_pretrained([f"yolo11n={weights}"], ["yolo11n", "ssdlite"]) == {"yolo11n": str(weights)}
+    with pytest.raises(ConfigError, match="MODEL=PATH"):
+        parse_pretrained([str(weights)], ["yolo11n"])
+    with pytest.raises(ConfigError, match="not among the models"):
+        parse_pretrained([f"ssd300={weights}"], ["yolo11n"])
+    with pytest.raises(ConfigError, match="not found"):
+        parse_pretrained([f"yolo11n={tmp_path / 'missing.pt'}"], ["yolo11n"])

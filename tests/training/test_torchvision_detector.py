@@ -150,3 +150,46 @@ def test_registered_with_make_detector():
 
     det = make_detector("ssdlite", CLASSES)
     assert isinstance(det, TorchvisionDetector) and det.arch == "ssdlite"
+
+
+def test_reference_schedule_warms_up_through_the_first_epoch_then_steps_at_its_milestones():
+    from training.detectors.torchvision import reference_factor
+
+    rcnn, ssdlite = ARCHS["fasterrcnn_resnet50"].reference, ARCHS["ssdlite"].reference
+    assert reference_factor(0, 10, 26, rcnn) == pytest.approx(0.001)  # engine.py: from 1/1000 ...
+    assert reference_factor(9, 10, 26, rcnn) == 1.0  # ... to 1 over min(1000, iterations - 1)
+    assert reference_factor(15 * 10, 10, 26, rcnn) == 1.0  # epochs 16 and 22 of 26 (0-based 16, 22) drop it x0.1
+    assert reference_factor(16 * 10, 10, 26, rcnn) == pytest.approx(0.1)
+    assert reference_factor(22 * 10, 10, 26, rcnn) == pytest.approx(0.01)
+    assert reference_factor(8 * 10, 10, 13, rcnn) == pytest.approx(0.1)  # a budget-fitted run of 13: at 8 and 11
+    assert reference_factor(5 * 10, 10, 10, ssdlite) == pytest.approx(0.5)  # cosine annealing, half-way
+
+
+@pytest.mark.slow
+def test_training_stops_for_patience_keeps_the_best_epoch_and_records_its_recipe(
+    tiny_view: TrainingView, tmp_path: Path, monkeypatch
+):
+    """With patience, every epoch is validated: the run stops `patience` epochs after its best one, records why and
+    its curve, and keeps that epoch's weights; the reference recipe's SGD rate is scaled to the batch."""
+    from training.detectors.base import Recipe
+
+    scores = iter([0.30, 0.40, 0.35, 0.20, 0.10])
+    kept = {}
+
+    def validate(self, view, split, **kwargs):
+        score = next(scores)
+        kept[score] = {k: v.clone() for k, v in self.model.state_dict().items()}
+        return {"map50": 2 * score, "map50_95": score, "per_class": {}, "images": 2}
+
+    monkeypatch.setattr(TorchvisionDetector, "validate", validate)
+    det = TorchvisionDetector(CLASSES, "fasterrcnn_mobilenet")
+    settings = TrainSettings(epochs=5, imgsz=64, batch=3, workers=0, device="cpu", patience=2, recipe=Recipe.REFERENCE)
+    result = det.train(tiny_view, settings, tmp_path / "work")
+    assert result.stopping.reason == "patience" and result.epochs_run == 4 and result.stopping.best_epoch == 2
+    assert result.stopping.curve_map50_95 == (0.30, 0.40, 0.35, 0.20)
+    assert result.metrics["val_map50_95"] == 0.40
+    assert all(torch.equal(v, kept[0.40][k]) for k, v in det.model.state_dict().items())
+    applied = result.applied
+    assert (applied["optimizer"], applied["recipe"], applied["patience"]) == ("SGD", "reference", 2)
+    assert applied["lr"] == pytest.approx(0.02 * 3 / 16) and applied["input_side"] == 64
+    assert applied["split"]["train"]["photos"] == 6

@@ -71,3 +71,19 @@ def test_early_stopping_waits_half_the_run_unless_told():
     assert recipe_args(72, 6, TrainSettings(epochs=40), warm_start=False)["patience"] == 20
     assert recipe_args(72, 6, TrainSettings(epochs=8), warm_start=True)["patience"] == 10
     assert recipe_args(72, 6, TrainSettings(epochs=40, patience=5), warm_start=False)["patience"] == 5
+
+
+def test_reference_recipe_is_ultralytics_own_defaults_with_the_protocols_fixed_parts():
+    from training.detectors.base import Recipe, TrainSettings
+    from training.detectors.ultralytics import reference_args
+
+    args = reference_args(TrainSettings(epochs=100, batch=16, patience=10, recipe=Recipe.REFERENCE))
+    assert args["optimizer"] == "auto" and "lr0" not in args and "warmup_epochs" not in args  # Ultralytics decides
+    assert args["nbs"] == 16 and args["patience"] == 10 and args["fliplr"] == 0.5 and args["flipud"] == 0.0
+
+
+def test_a_scale_of_a_yaml_we_ship_resolves_beside_it():
+    from training.detectors.ultralytics import SHIPPED_MODELS_DIR, _resolve_spec
+
+    assert _resolve_spec("yolov4l-csp.yaml") == str(SHIPPED_MODELS_DIR / "yolov4l-csp.yaml")
+    assert _resolve_spec("yolo11n.yaml") == "yolo11n.yaml"  # Ultralytics' own

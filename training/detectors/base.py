@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import abc
 import copy
+import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,7 @@ import numpy as np
 from annotator.types import Box
 from training.constants import PREDICT_FLOOR
 from training.detectors.pretrained import PretrainedWeights
+from training.detectors.stopping import StopRecord
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,22 @@ class TrainingView:
     classes: tuple[str, ...]
     images: dict[str, list[tuple[Path, str]]] = field(default_factory=dict)
 
+    def split_record(self) -> dict[str, dict[str, Any]]:
+        """split -> {"photos": n, "sha256": digest of its sorted workspace paths}: what a run records of its data,
+        so two runs can be shown to have trained and validated on the same photos."""
+        out = {}
+        for split, items in sorted(self.images.items()):
+            paths = sorted(rel for _, rel in items)
+            out[split] = {"photos": len(paths), "sha256": hashlib.sha256("\n".join(paths).encode()).hexdigest()}
+        return out
+
+
+class Recipe(StrEnum):
+    """Whose learning rate and schedule a family trains with."""
+
+    TOOL = "tool"  # the tool's own, measured on small seed sets (docs/training-recipe.md): what rounds use
+    REFERENCE = "reference"  # the family's own documented defaults (docs/benchmark-protocol.md): the benchmark's
+
 
 @dataclass(frozen=True)
 class TrainSettings:
@@ -46,6 +65,9 @@ class TrainSettings:
     # data loader (min(8, cores - 1) threads: one thread on a 2-core machine); measured in benchmarks/train_threads.py
     threads: int | None = None
     patience: int | None = None  # epochs without val improvement before stopping; None: the family's recipe
+    # wall-clock minutes for the whole training run; None: no budget (training.detectors.stopping has the rule)
+    budget_minutes: float | None = None
+    recipe: Recipe = Recipe.TOOL
     verbose: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -56,6 +78,8 @@ class TrainResult:
     metrics: dict[str, Any]
     train_seconds: float
     epochs_run: int
+    stopping: StopRecord | None = None  # why the run ended, and its validation curve
+    applied: dict[str, Any] = field(default_factory=dict)  # the training arguments the family actually used
 
 
 ProgressCallback = Callable[[int, int], None]  # (epoch done, epochs total)

@@ -26,11 +26,33 @@ from annotator.formats.yolo import label_path_for, read_yolo_labels
 from annotator.images import decode_displayed
 from annotator.types import Box
 from training.constants import EVAL_CONF, PREDICT_FLOOR
-from training.detectors.base import Detector, ProgressCallback, TrainingView, TrainResult, TrainSettings
+from training.detectors.base import Detector, ProgressCallback, Recipe, TrainingView, TrainResult, TrainSettings
 from training.detectors.pretrained import PretrainedWeights, checkpoint_file, record
 from training.detectors.registry import DetectorFamily, register_family
+from training.detectors.stopping import EarlyStop
 
 FILE_FORMAT = "annotator-torchvision/1"
+
+
+@dataclass(frozen=True)
+class ReferenceRecipe:
+    """torchvision's own recipe for one architecture (vision/references/detection: its README's command and
+    train.py's defaults), as `Recipe.REFERENCE` applies it: SGD with momentum 0.9 at `lr` scaled linearly from the
+    reference's total batch to ours (train.py: "0.02/8*$NGPU"), a linear warm-up through the first epoch (engine.py:
+    from 1/1000 over min(1000, iterations - 1)), then a per-epoch decay spread over the run's horizon."""
+
+    lr: float  # at the reference's total batch
+    batch: int  # the reference's total batch: 8 GPUs x images per GPU
+    weight_decay: float
+    milestones: tuple[float, ...] | None  # MultiStepLR (x0.1) at these fractions of the run; None: cosine annealing
+    command: str  # the README's flags they come from
+
+
+REFERENCE_MOMENTUM = 0.9
+REFERENCE_WARMUP_FACTOR, REFERENCE_WARMUP_ITERATIONS = 0.001, 1000  # engine.train_one_epoch's warm-up, epoch 0
+_RCNN_REFERENCE = ReferenceRecipe(
+    0.02, 16, 1e-4, (16 / 26, 22 / 26), "--epochs 26 --lr-steps 16 22 (train.py: --lr 0.02 --wd 1e-4, 8 GPUs x 2)"
+)
 
 
 @dataclass(frozen=True)
@@ -38,13 +60,30 @@ class _Arch:
     builder: str  # torchvision.models.detection function
     fixed_size: int | None  # SSDs resize every photo to a fixed square; Faster R-CNN follows imgsz
     description: str
+    reference: ReferenceRecipe
 
 
 ARCHS: dict[str, _Arch] = {
-    "ssdlite": _Arch("ssdlite320_mobilenet_v3_large", 320, "SSDlite 320, MobileNetV3-Large"),
-    "ssd300": _Arch("ssd300_vgg16", 300, "SSD300, VGG16"),
-    "fasterrcnn_mobilenet": _Arch("fasterrcnn_mobilenet_v3_large_fpn", None, "Faster R-CNN, MobileNetV3-Large FPN"),
-    "fasterrcnn_resnet50": _Arch("fasterrcnn_resnet50_fpn", None, "Faster R-CNN, ResNet-50 FPN"),
+    "ssdlite": _Arch(
+        "ssdlite320_mobilenet_v3_large",
+        320,
+        "SSDlite 320, MobileNetV3-Large",
+        ReferenceRecipe(
+            0.15, 8 * 24, 4e-5, None, "--lr-scheduler cosineannealinglr --lr 0.15 --batch-size 24 --wd 4e-5"
+        ),
+    ),
+    "ssd300": _Arch(
+        "ssd300_vgg16",
+        300,
+        "SSD300, VGG16",
+        ReferenceRecipe(
+            0.002, 8 * 4, 5e-4, (80 / 120, 110 / 120), "--epochs 120 --lr-steps 80 110 --lr 0.002 -b 4 --wd 5e-4"
+        ),
+    ),
+    "fasterrcnn_mobilenet": _Arch(
+        "fasterrcnn_mobilenet_v3_large_fpn", None, "Faster R-CNN, MobileNetV3-Large FPN", _RCNN_REFERENCE
+    ),
+    "fasterrcnn_resnet50": _Arch("fasterrcnn_resnet50_fpn", None, "Faster R-CNN, ResNet-50 FPN", _RCNN_REFERENCE),
 }
 
 
@@ -215,17 +254,63 @@ def _optimizer(params: list[torch.nn.Parameter], settings: TrainSettings) -> tor
     return torch.optim.AdamW(params, lr=lr, weight_decay=float(settings.extra.get("weight_decay", 1e-4)))
 
 
-def _warmup_cosine(optimizer: torch.optim.Optimizer, *, total: int) -> torch.optim.lr_scheduler.LambdaLR:
-    """Linear warm-up over a tenth of the steps (at most 100), then cosine down to 5 % of the learning rate."""
+def warmup_cosine_factor(step: int, total: int) -> float:
+    """The tool's schedule: linear warm-up over a tenth of the steps (at most 100), then cosine down to 5 % of the
+    learning rate at `total` steps."""
     warmup = min(100, max(1, total // 10))
-    return torch.optim.lr_scheduler.LambdaLR(
-        optimizer,
-        lambda s: (
-            (s + 1) / warmup
-            if s < warmup
-            else 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * (s - warmup) / max(1, total - warmup)))
-        ),
+    if step < warmup:
+        return (step + 1) / warmup
+    return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+
+
+def reference_factor(step: int, steps_per_epoch: int, horizon: int, recipe: ReferenceRecipe) -> float:
+    """torchvision's reference schedule at optimizer step `step` of a run of `horizon` epochs: the first epoch's
+    linear warm-up, times MultiStepLR's 0.1 per milestone passed or CosineAnnealingLR's factor (both per epoch)."""
+    epoch = step // max(1, steps_per_epoch)
+    warm = min(REFERENCE_WARMUP_ITERATIONS, steps_per_epoch - 1)
+    start = REFERENCE_WARMUP_FACTOR
+    warmup = start + (1 - start) * step / warm if epoch == 0 and step < warm else 1.0
+    if recipe.milestones is None:
+        return warmup * 0.5 * (1 + math.cos(math.pi * epoch / max(1, horizon)))
+    passed = sum(epoch >= max(1, round(m * horizon)) for m in recipe.milestones)
+    return warmup * 0.1**passed
+
+
+Schedule = tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR, dict[str, Any]]
+
+
+def _recipe(
+    params: list[torch.nn.Parameter], settings: TrainSettings, arch: str, steps_per_epoch: int, stop: EarlyStop
+) -> Schedule:
+    """The optimizer and per-step schedule of `settings.recipe`, its length read from the rule's horizon (fitted to
+    the budget after the first epoch), and what they are, for the run's record."""
+    if settings.recipe is Recipe.REFERENCE:
+        return _reference_recipe(params, settings.batch, ARCHS[arch].reference, steps_per_epoch, stop)
+    optimizer = _optimizer(params, settings)
+    factor = lambda s: warmup_cosine_factor(s, max(1, stop.horizon * steps_per_epoch))  # noqa: E731
+    group = optimizer.param_groups[0]
+    described = {"optimizer": type(optimizer).__name__, "lr": group["lr"], "weight_decay": group["weight_decay"]}
+    described["schedule"] = "linear warm-up (a tenth of the steps, at most 100), cosine to 5 % over the run"
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor), {"recipe": Recipe.TOOL.value, **described}
+
+
+def _reference_recipe(
+    params: list[torch.nn.Parameter], batch: int, ref: ReferenceRecipe, steps_per_epoch: int, stop: EarlyStop
+) -> Schedule:
+    """torchvision's reference SGD and schedule for one architecture, its learning rate scaled to our batch."""
+    lr = ref.lr * max(1, batch) / ref.batch
+    optimizer = torch.optim.SGD(params, lr=lr, momentum=REFERENCE_MOMENTUM, weight_decay=ref.weight_decay)
+    factor = lambda s: reference_factor(s, steps_per_epoch, stop.horizon, ref)  # noqa: E731
+    decay = (
+        "cosine annealing over the run"
+        if ref.milestones is None
+        else "x0.1 at " + " and ".join(f"{m:.0%}" for m in ref.milestones) + " of the run"
     )
+    described = {"recipe": Recipe.REFERENCE.value, "optimizer": "SGD", "lr": lr, "momentum": REFERENCE_MOMENTUM}
+    described["weight_decay"] = ref.weight_decay
+    described["schedule"] = f"linear warm-up through epoch 1 from {REFERENCE_WARMUP_FACTOR}, then {decay}"
+    described["source"] = f"torchvision references/detection {ref.command}; lr x {max(1, batch)}/{ref.batch}"
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor), described
 
 
 # ---- the detector ---------------------------------------------------------------------------
@@ -293,41 +378,94 @@ class TorchvisionDetector(Detector):
     def train(
         self, view: TrainingView, settings: TrainSettings, workdir: Path, progress: ProgressCallback | None = None
     ) -> TrainResult:
-        """AdamW (or SGD) with a linear warm-up and a cosine decay; the last epoch's weights, validated on val."""
+        """Train with `settings.recipe` (the tool's AdamW with warm-up and cosine decay, or torchvision's reference
+        SGD) epoch by epoch until the stopping rule ends the run (training.detectors.stopping). With patience or a
+        budget every epoch is validated on val and the best epoch's weights are kept; without, the last epoch's are,
+        validated once at the end."""
         items = self._training_items(view)
         workdir.mkdir(parents=True, exist_ok=True)
-        started = time.perf_counter()
+        stop = EarlyStop(ceiling=settings.epochs, patience=settings.patience, budget_minutes=settings.budget_minutes)
+        self._prepare(settings)
+        loader = self._loader(items, settings)
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        optimizer, scheduler, recipe = _recipe(params, settings, self.arch, len(loader), stop)
+        watched = settings.patience is not None or settings.budget_minutes is not None
+        metrics = self._fit(view, settings, (loader, optimizer, scheduler, params), stop, watched, progress)
+        weights = self.save(workdir / "weights.pt")
+        if not watched:
+            val = self.validate(view, "val", imgsz=self.imgsz, batch=max(1, settings.batch), workdir=workdir)
+            if val:
+                metrics.update(val_map50=val["map50"], val_map50_95=val["map50_95"])
+        stopping = stop.record()
+        return TrainResult(
+            weights=weights,
+            metrics=metrics,
+            train_seconds=time.perf_counter() - stop.started,
+            epochs_run=stopping.epochs_run,
+            stopping=stopping,
+            applied=self._applied(view, settings, recipe),
+        )
+
+    def _prepare(self, settings: TrainSettings) -> None:
+        """Seeds, the input size and the device for a training run."""
         torch.manual_seed(settings.seed)
         random.seed(settings.seed)
         self.imgsz = int(settings.imgsz)
         self._configure(self.imgsz)
         self._to(_device(settings.device))
-        loader = self._loader(items, settings)
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        optimizer = _optimizer(params, settings)
-        scheduler = _warmup_cosine(optimizer, total=max(1, settings.epochs * len(loader)))
+
+    def _fit(
+        self,
+        view: TrainingView,
+        settings: TrainSettings,
+        step: tuple[Any, torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR, list[torch.nn.Parameter]],
+        stop: EarlyStop,
+        watched: bool,
+        progress: ProgressCallback | None,
+    ) -> dict[str, Any]:
+        """Epochs until the rule stops the run; `watched`: each validated on val, the best epoch's weights kept."""
+        loader, optimizer, scheduler, params = step
         history: list[float] = []
         skipped = 0
-        for epoch in range(settings.epochs):
+        best_state: dict[str, torch.Tensor] | None = None
+        best_val: dict[str, Any] = {}
+        while settings.epochs > 0 and stop.reason is None:
             loss, skipped_now = self._train_epoch(loader, optimizer, scheduler, params)
             history.append(loss)
             skipped += skipped_now
+            val = self.validate(view, "val", imgsz=self.imgsz, batch=max(1, settings.batch)) if watched else {}
+            stop.epoch_done(val.get("map50"), val.get("map50_95"))
+            if watched and stop.improved:
+                best_state = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
+                best_val = val
             if settings.verbose or self.verbose:
-                print(f"epoch {epoch + 1}/{settings.epochs} loss {history[-1]:.4f}")
+                print(f"epoch {stop.epochs}/{stop.horizon} loss {loss:.4f} val mAP50 {val.get('map50', 'n/a')}")
             if progress:
-                progress(epoch + 1, settings.epochs)
-        weights = self.save(workdir / "weights.pt")
-        metrics: dict[str, Any] = {
-            "loss": history[-1] if history else None,
-            "loss_history": history,
-            "skipped_batches": skipped,
+                progress(stop.epochs, stop.horizon)
+        if best_state is not None:
+            self.model.load_state_dict(best_state)
+        metrics: dict[str, Any] = {"loss": history[-1] if history else None, "loss_history": history}
+        metrics["skipped_batches"] = skipped
+        if best_val:
+            metrics.update(val_map50=best_val["map50"], val_map50_95=best_val["map50_95"], best_epoch=stop.best_epoch)
+        return metrics
+
+    def _applied(self, view: TrainingView, settings: TrainSettings, recipe: dict[str, Any]) -> dict[str, Any]:
+        """The arguments this run trained with, as the benchmark records them beside every other family's."""
+        return {
+            "split": view.split_record(),
+            "imgsz": settings.imgsz,
+            "input_side": self._input_side(settings.imgsz),  # SSDs take their fixed square whatever imgsz says
+            "batch": settings.batch,
+            "epochs": settings.epochs,
+            "patience": settings.patience,
+            "budget_minutes": settings.budget_minutes,
+            "seed": settings.seed,
+            "device": str(self.device),
+            "augmentation": {"fliplr": 0.5},  # `_ViewDataset`: a mirrored face is a plausible face
+            "pretrained": None if self.pretrained is None else self.pretrained.to_dict(),
+            **recipe,
         }
-        val = self.validate(view, "val", imgsz=self.imgsz, batch=max(1, settings.batch), workdir=workdir)
-        if val:
-            metrics.update(val_map50=val["map50"], val_map50_95=val["map50_95"])
-        return TrainResult(
-            weights=weights, metrics=metrics, train_seconds=time.perf_counter() - started, epochs_run=settings.epochs
-        )
 
     def _training_items(self, view: TrainingView) -> list[tuple[Path, str]]:
         """The view's training photos, refused when the view is for other classes or has none."""

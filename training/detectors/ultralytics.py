@@ -12,10 +12,11 @@ import copy
 import logging
 import math
 import os
+import re
 import shutil
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +25,10 @@ import numpy as np
 from annotator.errors import TrainingError
 from annotator.types import Box
 from training.constants import PREDICT_FLOOR
-from training.detectors.base import Detector, ProgressCallback, TrainingView, TrainResult, TrainSettings
+from training.detectors.base import Detector, ProgressCallback, Recipe, TrainingView, TrainResult, TrainSettings
 from training.detectors.pretrained import PretrainedWeights, checkpoint_file, plain_state_dict, record, transfer_by_name
 from training.detectors.registry import DetectorFamily, register_family
+from training.detectors.stopping import EarlyStop
 from training.offline import prepare_ultralytics
 from training.pretraining.starts import read_start, transferable
 
@@ -39,7 +41,10 @@ def _resolve_spec(spec: str) -> str:
     if path.exists():
         return str(path.resolve())
     ours = SHIPPED_MODELS_DIR / (spec if spec.endswith(".yaml") else spec + ".yaml")
-    if ours.exists():
+    # a scale of a YAML we ship ("yolov4l-csp.yaml" for yolov4-csp.yaml's "l"): Ultralytics reads the scale from the
+    # name and the file from the name without it, with this same pattern
+    unscaled = ours.with_name(re.sub(r"(\d+)([nslmx])(.+)?$", r"\1\3", ours.name))
+    if ours.exists() or unscaled.exists():
         return str(ours)
     if spec.endswith((".yaml", ".yml")):
         return spec  # resolved by Ultralytics from its packaged cfg/models
@@ -159,6 +164,52 @@ def recipe_args(n_train: int, n_classes: int, settings: TrainSettings, *, warm_s
     }
 
 
+def reference_args(settings: TrainSettings) -> dict[str, Any]:
+    """Ultralytics train arguments for `Recipe.REFERENCE`: its own defaults for the optimizer, learning rate and
+    schedule (`optimizer=auto`: AdamW at 0.002 * 5 / (4 + classes) up to 10,000 iterations, MuSGD at 0.01 beyond;
+    lrf 0.01 linear decay; 3 warm-up epochs; weight decay 5e-4), with what the benchmark's protocol fixes for every
+    family: one optimizer step per batch (`nbs` = batch, as the torchvision loop steps), the face augmentation, the
+    protocol's patience, and the photos kept decoded in RAM (docs/benchmark-protocol.md)."""
+    return {
+        "nbs": settings.batch,
+        "optimizer": "auto",
+        "patience": settings.patience if settings.patience is not None else 100,  # Ultralytics' default
+        "close_mosaic": 10,
+        "cache": "ram",
+        **FACE_AUGMENTATION,
+    }
+
+
+Callbacks = list[tuple[str, Callable[[Any], None]]]  # (Ultralytics event, callback)
+
+
+def _stop_callbacks(stop: EarlyStop) -> Callbacks:
+    """Callbacks feeding each epoch's val mAPs to the stopping rule at `on_fit_epoch_end`: its horizon becomes the
+    trainer's `epochs` (Ultralytics' linear schedule and its last-epoch test read it each step), its stop the
+    trainer's (checked right after). Ultralytics calls `on_fit_epoch_end` once more after its final validation of
+    best.pt; that call follows no `on_train_epoch_end`, is no epoch, and is ignored."""
+    trained = [False]  # an epoch has trained since the rule last counted one
+
+    def on_train_epoch_end(trainer: Any) -> None:
+        trained[0] = True
+
+    def on_fit_epoch_end(trainer: Any) -> None:
+        if not trained[0]:
+            return
+        trained[0] = False
+        metrics = trainer.metrics or {}
+        reason = stop.epoch_done(metrics.get("metrics/mAP50(B)"), metrics.get("metrics/mAP50-95(B)"))
+        if stop.horizon < trainer.epochs:
+            trainer.epochs = trainer.args.epochs = stop.horizon
+        if reason is not None:
+            trainer.stop = True
+
+    return [("on_train_epoch_end", on_train_epoch_end), ("on_fit_epoch_end", on_fit_epoch_end)]
+
+
+AUGMENTATION_ARGS = ("fliplr", "flipud", "degrees", "hsv_h", "hsv_s", "hsv_v", "mosaic", "close_mosaic", "scale")
+
+
 class UltralyticsDetector(Detector):
     family = "ultralytics"
 
@@ -228,17 +279,41 @@ class UltralyticsDetector(Detector):
     def train(
         self, view: TrainingView, settings: TrainSettings, workdir: Path, progress: ProgressCallback | None = None
     ) -> TrainResult:
+        """Ultralytics' trainer with `settings.recipe`'s arguments, stopped by the rule every family shares
+        (training.detectors.stopping, fed from an epoch-end callback); its best epoch on val is the model."""
         workdir.mkdir(parents=True, exist_ok=True)
         device = settings.device or default_device()
-        started = time.perf_counter()
-        if progress:
-            self.model.add_callback("on_fit_epoch_end", lambda trainer: progress(trainer.epoch + 1, trainer.epochs))
+        args = self._train_args(view, settings, workdir, device)
+        stop = EarlyStop(
+            ceiling=settings.epochs, patience=args["patience"] or None, budget_minutes=settings.budget_minutes
+        )
+        callbacks = self._callbacks(stop, settings, device, progress)
+        # Ultralytics rebuilds a YAML-built model from scratch in its trainer: start it from the transferred weights
+        trainer = None if self.warm_start or self.pretrained is None else _trainer_starting_from(self.model)
         import torch
 
-        if device == "cpu":
-            # after Ultralytics' select_device has set its own thread count, before the first batch
-            threads = cpu_threads(settings.threads)
-            self.model.add_callback("on_pretrain_routine_start", lambda trainer: torch.set_num_threads(threads))
+        threads_before = torch.get_num_threads()
+        try:
+            # Ultralytics writes some progress (the image cache's bar) to stdout whatever its verbosity: keep
+            # stdout for the tool's own output (`--json`)
+            with contextlib.redirect_stdout(sys.stderr):
+                self.model.train(trainer=trainer, **args)
+        except (FileNotFoundError, RuntimeError) as exc:
+            raise TrainingError(f"training failed ({exc}); see {workdir}/train") from exc
+        finally:
+            torch.set_num_threads(threads_before)  # Ultralytics' select_device (and our callback) changed it
+            for event, callback in callbacks:
+                self.model.callbacks[event].remove(callback)
+        return self._trained(view, settings, stop)
+
+    def _train_args(self, view: TrainingView, settings: TrainSettings, workdir: Path, device: str) -> dict[str, Any]:
+        """Ultralytics' train arguments for this run (recorded, less the paths, as `train_args`)."""
+        n_train = len(view.images.get("train", []))
+        recipe = (
+            reference_args(settings)
+            if settings.recipe is Recipe.REFERENCE
+            else recipe_args(n_train, len(self.classes), settings, warm_start=self.warm_start)
+        )
         args: dict[str, Any] = {
             "data": str(view.data_yaml),
             "epochs": settings.epochs,
@@ -254,35 +329,71 @@ class UltralyticsDetector(Detector):
             "workers": settings.workers,
             "verbose": settings.verbose,
             "amp": device != "cpu",
-            **recipe_args(len(view.images.get("train", [])), len(self.classes), settings, warm_start=self.warm_start),
+            **recipe,
             **settings.extra,
         }
         self.train_args = {k: v for k, v in args.items() if k not in ("data", "project", "name", "exist_ok")}
         if device == "cpu":
-            self.train_args["threads"] = threads
-        # Ultralytics rebuilds a YAML-built model from scratch in its trainer: start it from the transferred weights
-        trainer = None if self.warm_start or self.pretrained is None else _trainer_starting_from(self.model)
-        threads_before = torch.get_num_threads()
-        try:
-            # Ultralytics writes some progress (the image cache's bar) to stdout whatever its verbosity: keep
-            # stdout for the tool's own output (`--json`)
-            with contextlib.redirect_stdout(sys.stderr):
-                self.model.train(trainer=trainer, **args)
-        except (FileNotFoundError, RuntimeError) as exc:
-            raise TrainingError(f"training failed ({exc}); see {workdir}/train") from exc
-        finally:
-            torch.set_num_threads(threads_before)  # Ultralytics' select_device (and our callback) changed it
+            self.train_args["threads"] = cpu_threads(settings.threads)
+        return args
+
+    def _callbacks(
+        self, stop: EarlyStop, settings: TrainSettings, device: str, progress: ProgressCallback | None
+    ) -> Callbacks:
+        """Add this run's callbacks to the model (the stopping rule, progress, CPU threads); returns them."""
+        import torch
+
+        callbacks = _stop_callbacks(stop)
+        if progress:  # capped: the final validation's call comes at epoch + 1
+            callbacks.append(("on_fit_epoch_end", lambda t: progress(min(t.epoch + 1, t.epochs), t.epochs)))
+        if device == "cpu":
+            # after Ultralytics' select_device has set its own thread count, before the first batch
+            threads = cpu_threads(settings.threads)
+            callbacks.append(("on_pretrain_routine_start", lambda trainer: torch.set_num_threads(threads)))
+        for event, callback in callbacks:
+            self.model.add_callback(event, callback)
+        return callbacks
+
+    def _trained(self, view: TrainingView, settings: TrainSettings, stop: EarlyStop) -> TrainResult:
+        """The best epoch's weights loaded as this detector's model, and what the run recorded."""
         trainer = self.model.trainer
         best = Path(trainer.best) if Path(trainer.best).exists() else Path(trainer.last)
+        applied = self._applied(trainer, view, settings)
         self.model = type(self.model)(str(best))
         self._quiet()
-        metrics = {k: float(v) for k, v in (trainer.metrics or {}).items()}
         return TrainResult(
             weights=best,
-            metrics=metrics,
-            train_seconds=time.perf_counter() - started,
+            metrics={k: float(v) for k, v in (trainer.metrics or {}).items()},
+            train_seconds=time.perf_counter() - stop.started,
             epochs_run=int(trainer.epoch) + 1,
+            stopping=stop.record(),
+            applied=applied,
         )
+
+    def _applied(self, trainer: Any, view: TrainingView, settings: TrainSettings) -> dict[str, Any]:
+        """The arguments the trainer ran with (`optimizer=auto` resolved), as the benchmark records them."""
+        a = trainer.args
+        group = trainer.optimizer.param_groups[0] if getattr(trainer, "optimizer", None) else {}
+        return {
+            "split": view.split_record(),
+            "imgsz": a.imgsz,
+            "batch": a.batch,
+            "epochs": settings.epochs,  # the ceiling (the trainer's own `epochs` ends as the rule's horizon)
+            "patience": a.patience,
+            "budget_minutes": settings.budget_minutes,
+            "seed": a.seed,
+            "device": str(a.device),
+            "augmentation": {k: getattr(a, k) for k in AUGMENTATION_ARGS},
+            "pretrained": None if self.pretrained is None else self.pretrained.to_dict(),
+            "recipe": settings.recipe.value,
+            "optimizer": a.optimizer,
+            "lr": a.lr0,
+            "momentum": group.get("momentum", (group.get("betas") or (a.momentum,))[0]),
+            "weight_decay": a.weight_decay,
+            "nbs": a.nbs,
+            "warmup_epochs": a.warmup_epochs,
+            "schedule": f"{'cosine' if a.cos_lr else 'linear'} from lr0 to lr0 x {a.lrf} over the run (Ultralytics)",
+        }
 
     def validate(
         self, view: TrainingView, split: str, *, imgsz: int, batch: int, workdir: Path, device: str | None = None
