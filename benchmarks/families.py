@@ -89,6 +89,7 @@ def _synthetic_workspace(root: Path, args: argparse.Namespace) -> Workspace:
 def _real_workspace(root: Path, args: argparse.Namespace) -> Workspace:
     """The real set: its valid split the test split, --labelled photos of its train split 80 % train, 20 % val."""
     from benchmarks.real_photos import prepare
+    from bootstrap.rounds import fix_splits
 
     real = prepare(args.real, root / "data", labelled=args.labelled, pool=0, seed=args.seed)
     train = sorted(set(real.labelled) - set(real.test))
@@ -97,9 +98,7 @@ def _real_workspace(root: Path, args: argparse.Namespace) -> Workspace:
     config = Config(images=real.images, labels=real.root / "labels", classes=real.classes, seed=args.seed)
     ws = Workspace.create(root / "ws", config)
     ingest(ws, images=config.images, labels=config.labels)
-    with ws.store.transaction():  # fixed here, so ensure_splits (and the benchmark) keep them
-        ws.store.labels.set_splits(splits)
-        ws.store.set_meta("splits_fixed", "1")
+    fix_splits(ws, splits)  # fixed here, so ensure_splits (and the benchmark) keep them
     return ws
 
 

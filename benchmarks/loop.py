@@ -187,6 +187,7 @@ def _workspace(run: SeedRun, args: argparse.Namespace) -> Any:
     from annotator.config import Config
     from annotator.ingest import ingest
     from annotator.store import Workspace
+    from bootstrap.rounds import splits_fixed
 
     cfg = Config(images=run.data.root / "images", labels=run.data.root / "labels", classes=run.data.classes,
                  imgsz=args.imgsz, epochs=args.epochs, retrain_epochs=args.retrain_epochs, batch=16, test_size=150,
@@ -194,7 +195,7 @@ def _workspace(run: SeedRun, args: argparse.Namespace) -> Any:
     root = run.folder / "ws"
     ws = Workspace.create(root, cfg) if not (root / "annotator.toml").exists() else Workspace.open(root, write=True)
     ingest(ws, images=cfg.images, labels=cfg.labels)
-    if run.data.test and ws.store.get_meta("splits_fixed") is None:
+    if run.data.test and not splits_fixed(ws):
         _fix_test_split(ws, run.data.test)
     return ws
 
@@ -204,7 +205,7 @@ def _fix_test_split(ws: Any, test: Sequence[str]) -> None:
     the fixed evaluation set drawn from the pool by the tool's own rules (make_splits with no test share,
     fixed_evaluation_set), as ensure_splits would."""
     from annotator.types import Source
-    from bootstrap.rounds import fixed_evaluation_set
+    from bootstrap.rounds import fix_splits, fixed_evaluation_set
     from bootstrap.split import SplitCandidate, make_splits
 
     cfg, held_out = ws.config, set(test)
@@ -217,9 +218,7 @@ def _fix_test_split(ws: Any, test: Sequence[str]) -> None:
     splits = make_splits(candidates, test_size=0, val_fraction=cfg.val_fraction, seed=cfg.seed)
     splits |= {path: "test" for path in test}  # the split names of make_splits
     splits |= fixed_evaluation_set(ws, size=cfg.eval_size, seed=cfg.seed)
-    with ws.store.transaction():
-        ws.store.labels.set_splits(splits)
-        ws.store.set_meta("splits_fixed", "1")
+    fix_splits(ws, splits)
 
 
 def _run_rounds(ws: Any, queue: Any, client: Any, run: SeedRun, args: argparse.Namespace) -> dict[str, float]:

@@ -110,6 +110,7 @@ def _workspace(variant: str, data: Data, args: argparse.Namespace) -> Any:
     from annotator.ingest import ingest
     from annotator.store import Workspace
     from annotator.types import EVAL_SPLIT
+    from bootstrap.rounds import fix_splits, splits_fixed
 
     root = args.dir / f"ws-{variant}"
     cfg = Config(images=data.root / "images", labels=data.root / "labels", classes=data.classes, imgsz=args.imgsz,
@@ -118,10 +119,8 @@ def _workspace(variant: str, data: Data, args: argparse.Namespace) -> Any:
     ws = Workspace.open(root, write=True) if (root / "annotator.toml").exists() else Workspace.create(root, cfg)
     if not ws.store.labels.images():
         ingest(ws, images=cfg.images, labels=cfg.labels)
-    if data.splits and ws.store.get_meta("splits_fixed") is None:
-        with ws.store.transaction():  # the same splits in every variant's workspace
-            ws.store.labels.set_splits({p: (EVAL_SPLIT if s == "eval" else s) for p, s in data.splits.items()})
-            ws.store.set_meta("splits_fixed", "1")
+    if data.splits and not splits_fixed(ws):  # the same splits in every variant's workspace
+        fix_splits(ws, {p: (EVAL_SPLIT if s == "eval" else s) for p, s in data.splits.items()})
     return ws
 
 

@@ -256,12 +256,20 @@ def resolve_model(ws: Workspace, round_no: int, spec: str | None) -> str:
     return spec
 
 
+SPLITS_FIXED_KEY = "splits_fixed"  # store meta: set once the splits are fixed
+
+
+def splits_fixed(ws: Workspace) -> bool:
+    """True once the workspace's splits are fixed (by `ensure_splits` or `fix_splits`)."""
+    return ws.store.get_meta(SPLITS_FIXED_KEY) is not None
+
+
 def ensure_splits(ws: Workspace) -> dict[str, str]:
     """Fix the splits once (at bootstrap); later-labelled photos join train/val, never test."""
     cfg = ws.config
     labelled = {p: v for p, v in ws.store.labels.current_labels(TRAINABLE_SOURCES).items() if not v.excluded}
     records = {r.path: r for r in ws.store.labels.images()}
-    if ws.store.get_meta("splits_fixed") is None:
+    if not splits_fixed(ws):
         manual = [
             SplitCandidate(p, frozenset(b.label for b in v.boxes), records[p].device_class.value)
             for p, v in labelled.items()
@@ -280,14 +288,20 @@ def ensure_splits(ws: Workspace) -> dict[str, str]:
             seed=cfg.seed,
         )
         splits.update(fixed_evaluation_set(ws, size=cfg.eval_size, seed=cfg.seed))
-        with ws.store.transaction():
-            ws.store.labels.set_splits(splits)
-            ws.store.set_meta("splits_fixed", "1")
+        fix_splits(ws, splits)
     existing = ws.store.labels.splits()
     late = {p: late_split(p, cfg.val_fraction) for p in labelled if p not in existing}
     if late:
         ws.store.labels.set_splits(late)
     return ws.store.labels.splits()
+
+
+def fix_splits(ws: Workspace, splits: dict[str, str]) -> None:
+    """Record `splits` (path -> split) as the workspace's fixed splits, in one transaction: `ensure_splits` keeps
+    them from then on (a benchmark that chooses its own test split fixes it here before round 0)."""
+    with ws.store.transaction():
+        ws.store.labels.set_splits(splits)
+        ws.store.set_meta(SPLITS_FIXED_KEY, "1")
 
 
 def fixed_evaluation_set(ws: Workspace, *, size: int, seed: int) -> dict[str, str]:
