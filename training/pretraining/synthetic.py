@@ -9,7 +9,6 @@ with other classes takes everything but the class scores (the start lists them a
 from __future__ import annotations
 
 import hashlib
-import os
 import random
 import shutil
 from collections.abc import Callable
@@ -22,8 +21,8 @@ import torch
 from annotator.boxes import voc_to_box
 from annotator.classes import CLASS_NAMES
 from annotator.formats.voc import read_voc
-from annotator.formats.yolo import label_path_for, write_data_yaml, yolo_label_text
 from annotator.synthetic import PRESETS, generate
+from training.dataset import ViewPhoto, write_view
 from training.detectors import make_detector
 from training.detectors.base import TrainingView, TrainSettings
 from training.pretraining.starts import MadeStart, Start, StartKey, cached_start
@@ -134,21 +133,15 @@ def folder_view(
 ) -> TrainingView:
     """A YOLO training view (links, labels in the displayed frame) of photos with one truth VOC each, split
     at random into train and val."""
-    shutil.rmtree(out, ignore_errors=True)
     photos = sorted(p for p in images.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
     random.Random(seed).shuffle(photos)
     val_count = max(1, round(len(photos) * val_fraction))
     split_of = {p: ("val" if i < val_count else "train") for i, p in enumerate(photos)}
-    view: dict[str, list[tuple[Path, str]]] = {"train": [], "val": [], "test": []}
-    for split in view:
-        (out / "images" / split).mkdir(parents=True, exist_ok=True)
-        (out / "labels" / split).mkdir(parents=True, exist_ok=True)
-    for photo, split in sorted(split_of.items()):
-        voc = read_voc(truth / f"{photo.stem}.xml")
-        boxes = [voc_to_box(o.name, o.xmin, o.ymin, o.xmax, o.ymax) for o in voc.objects]
-        link = out / "images" / split / photo.name
-        os.symlink(photo.resolve(), link)
-        label_path_for(link).write_text(yolo_label_text(boxes, classes, voc.width or 0, voc.height or 0))
-        view[split].append((link, photo.name))
-    data_yaml = write_data_yaml(out / "data.yaml", out, {s: f"images/{s}" for s in view}, classes)
-    return TrainingView(root=out, data_yaml=data_yaml, classes=tuple(classes), images=view)
+    return write_view(out, classes, (_view_photo(photo, split, truth) for photo, split in sorted(split_of.items())))
+
+
+def _view_photo(photo: Path, split: str, truth: Path) -> ViewPhoto:
+    """A photo of the folder with the boxes of its truth VOC."""
+    voc = read_voc(truth / f"{photo.stem}.xml")
+    boxes = [voc_to_box(o.name, o.xmin, o.ymin, o.xmax, o.ymax) for o in voc.objects]
+    return ViewPhoto(photo, photo.name, photo.name, split, boxes, voc.width or 0, voc.height or 0)
