@@ -6,7 +6,6 @@ into annotator.toml so bootstrap takes it, and every round's record names it (do
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,18 +19,8 @@ from annotator.types import EVAL_SPLIT
 from bootstrap.rounds import ensure_splits, resolve_model, starts_fresh
 from training.detectors.pretrained import sha256_of
 from training.pretraining.selfsupervised import SelfSupervisedSettings, pretrain_backbone
-from training.pretraining.starts import MadeStart, Start, StartKey, cached_start, files_digest
+from training.pretraining.starts import MadeStart, Start, StartKey, StartKind, cached_start, files_digest
 from training.pretraining.synthetic import SyntheticSettings, synthetic_start
-
-PHOTOS_KIND = "photos"
-
-
-class StartKind(str, enum.Enum):
-    """What a start is made from."""
-
-    SYNTHETIC = "synthetic"  # a detector trained on synthetic faces
-    PHOTOS = "photos"  # the backbone, self-supervised on the workspace's photos (no labels)
-    BOTH = "both"  # the photos' backbone, then the synthetic detector grown from it
 
 
 @dataclass(frozen=True)
@@ -120,7 +109,7 @@ def photos_start(
     photos = unlabelled_training_photos(ws)
     ssl = settings.photos
     recipe = {k: v for k, v in asdict(ssl).items() if k not in ("threads", "device")}
-    key = StartKey(PHOTOS_KIND, model, ssl.imgsz, recipe, sources=files_digest(photos))
+    key = StartKey(StartKind.PHOTOS.value, model, ssl.imgsz, recipe, sources=files_digest(photos))
 
     def make(workdir: Path) -> MadeStart:
         workdir.mkdir(parents=True, exist_ok=True)

@@ -10,6 +10,7 @@ change of any of them builds a new start and an unchanged one is reused at no co
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import json
 import os
@@ -29,11 +30,19 @@ START_FILE, PROVENANCE_FILE = "start.pt", "start.json"
 PROVENANCE_MARK = "annotator-start"  # the sidecar's "format" value, so a stray JSON beside a user file is not read
 
 
+class StartKind(str, enum.Enum):
+    """What a start is made from."""
+
+    SYNTHETIC = "synthetic"  # a detector trained on synthetic faces
+    PHOTOS = "photos"  # the backbone, self-supervised on the workspace's photos (no labels)
+    BOTH = "both"  # the photos' backbone, then the synthetic detector grown from it
+
+
 @dataclass(frozen=True)
 class StartKey:
     """What a start is made from; two equal keys make the same weights (up to the framework's nondeterminism)."""
 
-    kind: str  # "synthetic" | "photos" (self-supervised) | "photos+synthetic"
+    kind: str  # a StartKind's value: what made this start ("both" is a synthetic start with a photos parent)
     model: str  # the YAML the network is built from, e.g. "yolo11n.yaml"
     imgsz: int
     recipe: Mapping[str, Any] = field(default_factory=dict)  # epochs, photos, preset, seed, ...
@@ -105,10 +114,6 @@ def cache_root() -> Path:
     return (Path(base).expanduser() if base else Path.home() / ".cache" / "annotator") / "starts"
 
 
-# Makes a start's tensors into the folder it is given; returns the provenance fields it measured.
-Maker = Callable[[Path], "MadeStart"]
-
-
 @dataclass(frozen=True)
 class MadeStart:
     """What a maker returns: the tensors, the classes their head scores (None: no head) and its measurements."""
@@ -117,6 +122,10 @@ class MadeStart:
     classes: tuple[str, ...] | None = None
     class_head: tuple[str, ...] = ()
     details: Mapping[str, Any] = field(default_factory=dict)
+
+
+# Makes a start in the work folder it is given: its tensors and what it measured.
+Maker = Callable[[Path], MadeStart]
 
 
 def cached_start(key: StartKey, make: Maker, *, root: Path | None = None, rebuild: bool = False) -> Start:

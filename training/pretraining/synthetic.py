@@ -25,9 +25,7 @@ from annotator.synthetic import PRESETS, generate
 from training.dataset import ViewPhoto, write_view
 from training.detectors import make_detector
 from training.detectors.base import TrainingView, TrainSettings
-from training.pretraining.starts import MadeStart, Start, StartKey, cached_start
-
-SYNTHETIC_KIND = "synthetic"
+from training.pretraining.starts import MadeStart, Start, StartKey, StartKind, cached_start
 
 
 @dataclass(frozen=True)
@@ -56,7 +54,7 @@ def generator_version() -> str:
 def synthetic_key(model: str, imgsz: int, settings: SyntheticSettings, *, parent: str = "") -> StartKey:
     """The cache key of a synthetic start (`parent`: the sha256 of the start it grew from, if any)."""
     recipe = {k: v for k, v in asdict(settings).items() if k != "workers"}  # workers draw the same photos
-    return StartKey(SYNTHETIC_KIND, model, imgsz, recipe, sources=generator_version(), parent=parent)
+    return StartKey(StartKind.SYNTHETIC.value, model, imgsz, recipe, sources=generator_version(), parent=parent)
 
 
 def synthetic_start(
