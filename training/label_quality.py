@@ -105,11 +105,10 @@ def score_labels(
     if not photos:
         return []
     from cleanlab.object_detection.filter import find_label_issues
-    from cleanlab.object_detection.rank import get_label_quality_scores
 
     cl_labels = [cleanlab_label(b, classes) for b in labels]
     cl_preds = [cleanlab_prediction(b, classes) for b in predictions]
-    scores = get_label_quality_scores(cl_labels, cl_preds, verbose=False)
+    scores = _image_scores(cl_labels, cl_preds, high_probability)
     flagged = find_label_issues(cl_labels, cl_preds)
     per_box = _box_scores(cl_labels, cl_preds, high_probability)
     out = [
@@ -123,6 +122,23 @@ def score_labels(
         for i, photo in enumerate(photos)
     ]
     return sorted(out, key=lambda q: (q.score, q.photo))
+
+
+def _image_scores(
+    cl_labels: list[dict[str, Any]], cl_preds: list[list[np.ndarray]], high_probability: float | None
+) -> np.ndarray:
+    """cleanlab's image label quality scores, with the same confident-box score as the per-box issues.
+
+    `get_label_quality_scores` fixes that score at 0.95 inside; the function it calls (cleanlab 2.9's
+    `_get_subtype_label_quality_scores`, private, the version pinned) takes it, so a set `high_probability` moves
+    the ranking as it moves the issues. None: `get_label_quality_scores` itself."""
+    from cleanlab.object_detection.rank import _get_subtype_label_quality_scores, get_label_quality_scores
+
+    if high_probability is None:
+        return np.asarray(get_label_quality_scores(cl_labels, cl_preds, verbose=False))
+    return np.asarray(
+        _get_subtype_label_quality_scores(cl_labels, cl_preds, high_probability_threshold=high_probability)
+    )
 
 
 def _box_scores(

@@ -169,6 +169,15 @@ def labels_command(
         bool, typer.Option("--skip-test", help="Leave the fixed test split out of the audit.")
     ] = False,
     device: Annotated[str | None, typer.Option(help="Training device: cpu, 0 (GPU); default: the GPU if any.")] = None,
+    high_probability: Annotated[
+        float | None,
+        typer.Option(
+            min=0.01,
+            max=1.0,
+            help="The score a fold model's box needs to charge an overlooked or swapped box (cleanlab's default "
+            "0.95); a briefly trained model rarely reaches it.",
+        ),
+    ] = None,
     push: Annotated[
         bool, typer.Option("--push", help="Serve the flagged photos in Label Studio's label audit.")
     ] = False,
@@ -184,7 +193,14 @@ def labels_command(
     from review_queue.label_audit import pull_label_audit, push_label_audit
     from review_queue.labelstudio.client import connect
 
-    settings = LabelAuditSettings(folds=folds, epochs=epochs, imgsz=imgsz, device=device, include_test=not skip_test)
+    settings = LabelAuditSettings(
+        folds=folds,
+        epochs=epochs,
+        imgsz=imgsz,
+        device=device,
+        include_test=not skip_test,
+        high_probability=high_probability,
+    )
     with Workspace.open(workspace, write=True) as ws:
         if pull:
             pulled = pull_label_audit(ws, connect(ws, url=url))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from annotator.types import Box
 from training.label_quality import IssueKind, cleanlab_label, cleanlab_prediction, score_labels
@@ -49,3 +50,18 @@ def test_each_slip_is_found_with_its_kind_and_the_models_suggestion():
 def test_photos_come_back_worst_first():
     ranked = score_labels(["clean", "missing"], [TRUTH, ()], [CONFIDENT, CONFIDENT], CLASSES)
     assert [q.photo for q in ranked] == ["missing", "clean"]
+
+
+def test_the_confident_box_score_moves_the_ranking_as_it_moves_the_issues():
+    """A briefly trained model's boxes score well under cleanlab's 0.95: an overlooked lesion at 0.6 counts only
+    once `high_probability` is lowered, in the photo's score (the ranking) as in its issues."""
+    unsure = tuple(Box(b.label, b.x1, b.y1, b.x2, b.y2, score=0.6) for b in TRUTH)
+    photos, labels, preds = ["clean", "missing"], [TRUTH, TRUTH[1:]], [unsure, unsure]
+    default = {q.photo: q for q in score_labels(photos, labels, preds, CLASSES)}
+    lowered = {q.photo: q for q in score_labels(photos, labels, preds, CLASSES, high_probability=0.5)}
+    assert IssueKind.OVERLOOKED not in default["missing"].kinds
+    assert IssueKind.OVERLOOKED in lowered["missing"].kinds
+    assert lowered["missing"].score < default["missing"].score
+    assert lowered["clean"].score == pytest.approx(default["clean"].score, abs=1e-6)
+    at_default = {q.photo: q.score for q in score_labels(photos, labels, preds, CLASSES, high_probability=0.95)}
+    assert at_default == pytest.approx({p: q.score for p, q in default.items()}, abs=1e-6), "0.95 is cleanlab's own"
