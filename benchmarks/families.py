@@ -12,6 +12,12 @@ stopping and the time budget per family (docs/benchmark-protocol.md); a flag giv
 profile the run is a smoke run (2 epochs, the tool's recipe), not a result. --real DIR: the face-photo set of
 benchmarks/real_photos.py (its valid split is the test split; --labelled photos of its train split, 80 % train and
 20 % val). Otherwise a synthetic set of --images photos of --preset, all labelled, --test-fraction held out.
+
+Readers: --readers N (default 2) SIMULATED dermatologists read the same test photos blinded, as the reader-study
+commands do (`review readers push`, `simulate --profile`, `pull` through a Label Studio started for the run), each
+the `--reader-profile` reviewer (default realistic: its misses and confusions, docs/reviewer-profiles.md) boxing
+the photo without predictions; their reads are the reader rows of the report. --add-readers: only that, beside the
+models of the benchmark already in --out (no training).
 """
 
 from __future__ import annotations
@@ -55,6 +61,11 @@ def _args() -> argparse.Namespace:
     parser.add_argument("--resamples", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--out", type=Path, default=None, help="keep the workspace and report here")
+    parser.add_argument("--readers", type=int, default=2, help="simulated readers of the test photos (0: none)")
+    parser.add_argument("--reader-profile", default="realistic", help="the simulated readers' reviewer profile")
+    parser.add_argument(
+        "--add-readers", action="store_true", help="only the readers, beside the finished benchmark in --out"
+    )
     return parser.parse_args()
 
 
@@ -102,13 +113,55 @@ def _real_workspace(root: Path, args: argparse.Namespace) -> Workspace:
     return ws
 
 
+def reader_study(ws: Workspace, readers: int, profile: str, seed: int) -> list[Path]:
+    """SIMULATION: `readers` simulated dermatologists of `profile` read the test photos blinded in Label Studio
+    (push, simulate, pull: the reader-study commands); the reader CSV, or nothing for 0 readers."""
+    from review_queue.labelstudio.client import connect
+    from review_queue.labelstudio.server import start_server, stop_server
+    from review_queue.readers import pull_readers, push_readers, simulate_readers
+    from review_queue.reviewer import profile_named
+    from training.readers import READER_READS_FILE
+
+    if readers == 0:
+        return []
+    reviewer = profile_named(profile)
+    start_server(ws)
+    try:
+        client = connect(ws)
+        push_readers(ws, client, readers=readers)
+        done = simulate_readers(ws, client, readers=readers, seed=seed, profile=reviewer)
+        pulled = pull_readers(ws, client, out=ws.reports_dir / READER_READS_FILE)
+    finally:
+        stop_server(ws)
+    print(f"readers ({profile} profile, blinded): " + ", ".join(f"{r} {n}" for r, n in done.items()), flush=True)
+    return [Path(pulled.reads_file)]
+
+
+def _add_readers_only(args: argparse.Namespace) -> None:
+    """--add-readers: the reader study on the workspace in --out, scored beside its finished benchmark."""
+    from training.benchmark import add_readers
+
+    if args.out is None:
+        raise SystemExit("--add-readers needs --out: the folder of a finished run")
+    with Workspace.open(args.out / "ws", write=True) as ws:
+        reads = reader_study(ws, args.readers, args.reader_profile, args.seed)
+        result = add_readers(ws, args.out / "report", reads)
+    print()
+    print(render_markdown(result))
+    print(f"report: {result.files['html']}")
+
+
 def main() -> None:
     args = _args()
+    if args.add_readers:
+        _add_readers_only(args)
+        return
     models, settings = _settings(args)
     root = args.out or Path(tempfile.mkdtemp(prefix="families-"))
     started = time.perf_counter()
     ws = _real_workspace(root, args) if args.real is not None else _synthetic_workspace(root, args)
     print(f"workspace ready in {time.perf_counter() - started:.1f} s: {root / 'ws'}; profile {settings.profile}")
+    reads = reader_study(ws, args.readers, args.reader_profile, args.seed)
 
     finished: set[tuple[str, str]] = set()
 
@@ -119,7 +172,7 @@ def main() -> None:
             print(f"  {name}: {what} at {time.perf_counter() - started:.0f} s", flush=True)
 
     try:
-        result = run_benchmark(ws, models, root / "report", settings=settings, progress=progress)
+        result = run_benchmark(ws, models, root / "report", settings=settings, readers=reads, progress=progress)
     finally:
         ws.close()
     print()

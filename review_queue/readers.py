@@ -29,6 +29,7 @@ from annotator.classes import ClassTable
 from annotator.errors import ConfigError, LabelStudioError
 from annotator.fsutil import atomic_write_text
 from annotator.store import Workspace
+from annotator.types import Box
 from review_queue.labelstudio.client import ReviewClient
 from review_queue.labelstudio.convert import CLASSES_TAG, IMAGE_TAG, NO_LESION, PHOTO_FIELD, local_file_url
 from review_queue.labelstudio.project import (
@@ -39,6 +40,7 @@ from review_queue.labelstudio.project import (
     import_tasks,
     stored_project_id,
 )
+from review_queue.reviewer import ReviewerProfile
 
 READERS_TASKS_KEY = "review.readers_tasks"  # JSON {photo: task id}
 
@@ -171,10 +173,13 @@ def simulate_readers(
     truth_dir: Path | None = None,
     noise: float = 0.0,
     seed: int = 0,
+    profile: ReviewerProfile | None = None,
 ) -> dict[str, int]:
     """SIMULATION: readers 1..`readers` (their own Label Studio users) read every photo the label stream
     serves them from the ground truth's classes; with probability `noise` a read misses one present class
-    or, on a photo without one, names a random class. Returns reader -> photos read."""
+    or, on a photo without one, names a random class. With a reviewer `profile` instead, a read is the classes
+    of what that reviewer boxes on the photo shown blind (`draw_from_scratch`: its misses by size and contrast,
+    its confusions; `noise` is then not used). Returns reader -> photos read."""
     from review_queue.people import client_as
     from review_queue.simulate import read_truth
 
@@ -195,12 +200,15 @@ def simulate_readers(
             if task is None or int(task["id"]) in served:
                 break
             served.add(int(task["id"]))
-            truth = read_truth(truth_root, str((task.get("data") or {}).get(PHOTO_FIELD)), classes)
+            photo = str((task.get("data") or {}).get(PHOTO_FIELD))
+            truth = read_truth(truth_root, photo, classes)
             if truth is None:
                 acting.postpone(int(task["id"]))
                 continue
             named = sorted({b.label for b in truth})
-            if noise and rng.random() < noise:
+            if profile is not None:
+                named = _blind_read(ws, photo, truth, profile, rng)
+            elif noise and rng.random() < noise:
                 if named:
                     named.remove(rng.choice(named))
                 else:
@@ -210,3 +218,19 @@ def simulate_readers(
             acting.annotate(int(task["id"]), result, what=f"reading task {task['id']}")
             done[email] += 1
     return done
+
+
+def _blind_read(
+    ws: Workspace, photo: str, truth: Sequence[Box], profile: ReviewerProfile, rng: random.Random
+) -> list[str]:
+    """The classes a reviewer of `profile` names on a photo shown without predictions: those of the boxes it
+    draws there (the reader study is blinded, so nothing anchors it)."""
+    from review_queue.reviewer import draw_from_scratch, photo_contrasts
+
+    record = ws.store.labels.image(photo)
+    if record is None:
+        raise ConfigError(f"{photo}: a reader-study photo the workspace does not know; run `annotator init`")
+    path = ws.image_path(record.path)
+    contrast = photo_contrasts(path, truth) if profile.uses_contrast and truth else None
+    drawn = draw_from_scratch(truth, profile, rng, width=record.width, height=record.height, contrast=contrast)
+    return sorted({b.label for b in drawn})

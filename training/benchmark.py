@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from annotator.errors import AnnotatorError, ConfigError, WorkspaceError
-from annotator.formats.coco import coco_ground_truth, coco_results, write_coco
+from annotator.formats.coco import coco_ground_truth, coco_results, results_by_photo, write_coco
 from annotator.images import decode_displayed
 from annotator.store import Workspace
 from annotator.types import LABEL_AUDIT_KEY, Box, LabelVersion, Source
@@ -28,6 +28,7 @@ from training.constants import BOOTSTRAP_RESAMPLES, EVAL_CONF, LEARNED_VAL_MAP50
 from training.dataset import build_training_view
 from training.detectors.base import Detector, Recipe, TrainingView, TrainResult, TrainSettings
 from training.detectors.registry import model_names
+from training.detectors.stopping import StopRecord
 from training.metrics import (
     ClinicalEvaluation,
     ClinicalResult,
@@ -448,17 +449,126 @@ def _score_model(
     predictions: dict[str, tuple[Box, ...]], run: _Run, name: str
 ) -> tuple[dict[str, ClinicalResult], Path]:
     """A model's scores per subset, and its predictions written as a COCO results file."""
-    test, s = run.test, run.settings
+    test = run.test
+    predictions_file = run.out_dir / "coco" / f"{_safe(name)}.predictions.json"
+    write_coco(predictions_file, coco_results([predictions[p] for p in test.photos], test.classes))
+    return _clinical_results(predictions, test, run.settings), predictions_file
+
+
+def _clinical_results(
+    predictions: Mapping[str, Sequence[Box]], test: HeldOut, settings: BenchmarkSettings
+) -> dict[str, ClinicalResult]:
+    """A model's scores per subset of the test split."""
     evaluation = ClinicalEvaluation(test.classes, thresholds=test.thresholds)
     for p in test.photos:
         evaluation.update(test.truth[p], predictions[p], p, subset=test.devices[p], size=test.sizes[p])
-    predictions_file = run.out_dir / "coco" / f"{_safe(name)}.predictions.json"
-    write_coco(predictions_file, coco_results([predictions[p] for p in test.photos], test.classes))
-    results = {
-        subset: evaluation.compute(None if subset == "all" else subset, n_resamples=s.n_resamples, seed=s.seed)
+    return {
+        subset: evaluation.compute(
+            None if subset == "all" else subset, n_resamples=settings.n_resamples, seed=settings.seed
+        )
         for subset in test.subsets
     }
-    return results, predictions_file
+
+
+# ---- readers beside a finished benchmark -----------------------------------------------------
+
+
+def add_readers(
+    ws: Workspace, out_dir: Path, readers: Sequence[Path], device_csv: Path | None = None
+) -> BenchmarkResult:
+    """Score `readers` beside the models of the benchmark already written to `out_dir`, without training again.
+
+    Readers often finish after the models are trained. Each model is scored again from its recorded predictions
+    on the same test split (the same scores as before: the predictions, truth and thresholds are the same), the
+    readers are scored, every pair compared; the report is written again. Its training records stay as they were."""
+    recorded = _recorded_benchmark(Path(out_dir))
+    settings = _recorded_settings(recorded["settings"])
+    labels = labels_for(ws)
+    splits = {p: s for p, s in ws.store.labels.splits().items() if p in labels}
+    capped = capped_splits(splits, settings.max_photos, seed=settings.seed)
+    test = held_out(ws, labels, capped, settings, device_csv)
+    if list(recorded["test_photos"]) != test.photos:
+        raise WorkspaceError(
+            f"{out_dir}: its benchmark was scored on another test split than the workspace's now; run "
+            "`annotator benchmark` again to score models and readers together"
+        )
+    if dict(recorded["subset_sizes"]) != {k: len(v) for k, v in test.subsets.items()}:
+        raise ConfigError(
+            f"{out_dir}: its subsets were {recorded['subset_sizes']}; name the --device-csv the benchmark was run with"
+        )
+    models = [_recorded_model(r, test, settings) for r in recorded["raters"] if r["kind"] == "model"]
+    warnings = [f"{r.name}: {r.error}" for r in models if r.error] + _protocol_warnings(models, settings)
+    warnings += _label_audit_warning(ws)
+    raters = models + _score_readers(ws, readers, test, settings, warnings)
+    result = _result(
+        recorded["settings"]["models"],
+        test,
+        settings,
+        raters,
+        warnings,
+        Path(recorded["ground_truth_file"]),
+        int(recorded["settings"].get("torch_threads", torch_threads())),
+    )
+    return write_reports(replace(result, settings=recorded["settings"]), Path(out_dir))
+
+
+def _recorded_benchmark(out_dir: Path) -> dict[str, Any]:
+    """benchmark.json of a finished benchmark (a clear error when there is none)."""
+    path = out_dir / "benchmark.json"
+    try:
+        return dict(json.loads(path.read_text()))
+    except (OSError, ValueError) as exc:
+        raise WorkspaceError(
+            f"{path}: no finished benchmark to add readers to ({exc}); run `annotator benchmark`"
+        ) from exc
+
+
+def _recorded_settings(recorded: Mapping[str, Any]) -> BenchmarkSettings:
+    """The protocol values scoring depends on (seed, resamples, photo cap, budget: the learning floor)."""
+    return BenchmarkSettings(
+        epochs=int(recorded["epochs"]),
+        imgsz=int(recorded["imgsz"]),
+        batch=int(recorded["batch"]),
+        seed=int(recorded["seed"]),
+        n_resamples=int(recorded["bootstrap_resamples"]),
+        patience=recorded.get("patience"),
+        budget_minutes=recorded.get("budget_minutes"),
+        max_photos=recorded.get("max_photos"),
+        profile=recorded.get("profile"),
+        recipe=Recipe(recorded["recipe"]),
+    )
+
+
+def _recorded_model(row: Mapping[str, Any], test: HeldOut, settings: BenchmarkSettings) -> RaterRun:
+    """A model's run as recorded, scored again from its predictions file."""
+    results: dict[str, ClinicalResult] = {}
+    if row.get("predictions_file"):
+        path = Path(row["predictions_file"])
+        try:
+            found = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise WorkspaceError(f"{path}: cannot read {row['name']}'s recorded predictions ({exc})") from exc
+        predictions = results_by_photo(found, test.photos, test.classes, source=str(path))
+        results = _clinical_results(predictions, test, settings)
+    stopping = row.get("stopping")
+    return RaterRun(
+        row["name"],
+        "model",
+        results,
+        family=row.get("family"),
+        parameters=row.get("parameters"),
+        train_seconds=row.get("train_seconds"),
+        epochs=row.get("epochs"),
+        inference_images_per_second=row.get("inference_images_per_second"),
+        weights=row.get("weights"),
+        predictions_file=row.get("predictions_file"),
+        train_metrics=dict(row.get("train_metrics") or {}),
+        error=row.get("error"),
+        stopping=None if stopping is None else StopRecord.from_dict(stopping),
+        applied=dict(row.get("applied") or {}),
+        pretrained=row.get("pretrained"),
+        learned=row.get("learned"),
+    )
 
 
 def _score_readers(

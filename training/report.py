@@ -200,6 +200,36 @@ def ranking_rows(result: BenchmarkResult, subset: str = "all") -> list[list[str]
     return rows
 
 
+def reader_rows(result: BenchmarkResult, subset: str = "all") -> list[list[str]]:
+    """Each human reader beside the best ranked model on the same photos: the study's question (readers vs the
+    model), with the reader's accuracy interval and the exact McNemar p-value of the pair. Only the header when
+    there is no reader or no ranked model."""
+    scored = _scored(result, subset)
+    models = [r for r in scored if r.kind == "model"]
+    head = ["Reader", "Accuracy (95% CI)", "Best model", "Best model's accuracy", "Reader - model (points)"]
+    rows = [head + ["McNemar p"]]
+    if not models:
+        return rows
+    best = max(models, key=lambda r: r.results[subset].image_level.accuracy or 0.0)
+    pairs = {frozenset((c["a"], c["b"])): c["p_value"] for c in result.comparisons}
+    best_accuracy = best.results[subset].image_level.accuracy or 0.0
+    for r in (r for r in scored if r.kind == "reader"):
+        accuracy = r.results[subset].image_level.accuracy or 0.0
+        ci = r.results[subset].intervals
+        p_value = pairs.get(frozenset((r.name, best.name)))
+        rows.append(
+            [
+                r.name,
+                f"{pct(accuracy)} ({_interval(ci.accuracy if ci else None)})",
+                best.name,
+                pct(best_accuracy),
+                f"{100 * (accuracy - best_accuracy):+.1f}",
+                "" if p_value is None else f"{p_value:.4g}",
+            ]
+        )
+    return rows
+
+
 NOTHING_RANKED = "No rater to tabulate on these photos: no model learnt in its budget and no reader answered."
 MODELS_NOTE = (
     "mAP from pycocotools COCOeval on the exported files in coco/. Epochs (stop): epochs run and why training ended "
@@ -238,6 +268,9 @@ def render_markdown(result: BenchmarkResult) -> str:
     ranking = ranking_rows(result)
     if len(ranking) > 1:
         parts += ["## Which model: ranked by accuracy (all test photos)", "", _md_table(ranking), ""]
+    readers = reader_rows(result)
+    if len(readers) > 1:
+        parts += ["## Readers beside the best model (all test photos)", "", _md_table(readers), ""]
     parts += [
         "## Models: cost, training and detection quality (all test photos)",
         "",
@@ -502,6 +535,9 @@ def _html_models(result: BenchmarkResult) -> list[str]:
     ranking = ranking_rows(result)
     if len(ranking) > 1:
         parts += ["<h2>Which model: ranked by accuracy (all test photos)</h2>", _html_table(ranking)]
+    readers = reader_rows(result)
+    if len(readers) > 1:
+        parts += ["<h2>Readers beside the best model (all test photos)</h2>", _html_table(readers)]
     parts += [
         "<h2>Models: cost, training and detection quality</h2>",
         f"<p>{_esc(MODELS_NOTE.format(device=result.settings.get('device', 'auto')))}</p>",

@@ -23,6 +23,7 @@ from training.protocol import PROFILES  # the profiles' table alone, likewise
 
 if TYPE_CHECKING:
     from training.benchmark import BenchmarkSettings
+    from training.results import BenchmarkResult
 
 T = TypeVar("T")
 
@@ -134,12 +135,24 @@ def benchmark(
     workers: Annotated[
         Optional[int], typer.Option(min=0, help="Data-loading worker processes. Default: the profile's, else 2.")
     ] = None,
+    add_readers: Annotated[
+        bool,
+        typer.Option(
+            "--add-readers",
+            help="Score the readers beside the models of the finished benchmark in --out, without training again "
+            "(the models are scored again from their recorded predictions).",
+        ),
+    ] = False,
     json_out: JsonOption = False,
 ) -> None:
     """Compare detector families and human readers on the test split (Table 1 of the study)."""
     from annotator.store import Workspace
     from bootstrap.rounds import ensure_splits
     from training.benchmark import default_reader_files, run_benchmark
+
+    if add_readers:
+        _add_readers(workspace, out, readers, device_csv, json_out)
+        return
 
     names, settings = _settings(
         profile,
@@ -178,6 +191,32 @@ def benchmark(
             result = run_benchmark(
                 ws, names, out_dir, settings=settings, readers=reader_files, device_csv=device_csv, progress=progress
             )
+    _print_result(result, json_out)
+
+
+def _add_readers(
+    workspace: Path, out: Path | None, readers: list[Path] | None, device_csv: Path | None, json_out: bool
+) -> None:
+    """The readers scored beside a finished benchmark's models (`--add-readers`)."""
+    from annotator.errors import ConfigError
+    from annotator.store import Workspace
+    from training.benchmark import add_readers, default_reader_files
+
+    if out is None:
+        raise ConfigError("--add-readers needs --out: the folder of the finished benchmark")
+    with Workspace.open(workspace) as ws:
+        reader_files = readers or default_reader_files(ws)
+        if not reader_files:
+            raise ConfigError(
+                "no reads to add: name a reader CSV with --readers, or pull the reader study's reads first "
+                "(`annotator review readers pull`)"
+            )
+        result = add_readers(ws, out, reader_files, device_csv)
+    _print_result(result, json_out)
+
+
+def _print_result(result: BenchmarkResult, json_out: bool) -> None:
+    """The report's table and warnings (or the whole result as JSON) and where the files are."""
     if json_out:
         print_json(result.to_dict())
         return

@@ -531,14 +531,26 @@ def readers_simulate(
         float, typer.Option("--noise", min=0.0, max=1.0, help="Probability of a misread photo, 0-1.")
     ] = 0.0,
     seed: Annotated[int, typer.Option("--seed", min=0)] = 0,
+    profile: Annotated[
+        Optional[str],
+        typer.Option(
+            "--profile",
+            help="Read as this simulated reviewer profile (careful, realistic) boxes the photo blind: its misses "
+            "and confusions (--noise is then not used). Default: the truth's classes, with --noise.",
+        ),
+    ] = None,
     json_out: JsonOption = False,
 ) -> None:
     """SIMULATION: simulated readers (their own Label Studio users) read every test photo from ground truth."""
     with Workspace.open(workspace) as ws:
         from review_queue.labelstudio.client import connect
         from review_queue.readers import simulate_readers
+        from review_queue.reviewer import profile_named
 
-        done = simulate_readers(ws, connect(ws, url=url), readers=readers, truth_dir=truth, noise=noise, seed=seed)
+        reviewer = None if profile is None else profile_named(profile)
+        done = simulate_readers(
+            ws, connect(ws, url=url), readers=readers, truth_dir=truth, noise=noise, seed=seed, profile=reviewer
+        )
     if json_out:
         print_json(done)
         return

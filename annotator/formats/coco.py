@@ -98,6 +98,25 @@ def coco_results(boxes: Sequence[Sequence[Box]], classes: Sequence[str]) -> list
     ]
 
 
+def results_by_photo(
+    results: Sequence[Mapping[str, Any]], photos: Sequence[str], classes: Sequence[str], source: str = "<coco>"
+) -> dict[str, tuple[Box, ...]]:
+    """The inverse of `coco_results` for the same photo and class order: photo -> its scored boxes (a photo with
+    none maps to ()). A result naming an image or category outside them is an InputFileError."""
+    found: dict[str, list[Box]] = {p: [] for p in photos}
+    try:
+        for r in results:
+            image, category = int(r["image_id"]), int(r["category_id"])
+            if not (1 <= image <= len(photos) and 1 <= category <= len(classes)):
+                raise InputFileError(
+                    source, "bad-coco", f"result for image {image}, category {category} is out of range"
+                )
+            found[photos[image - 1]].append(coco_to_box(classes[category - 1], r["bbox"], score=float(r["score"])))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputFileError(source, "bad-coco", f"not a COCO results list ({type(exc).__name__}: {exc})") from exc
+    return {p: tuple(b) for p, b in found.items()}
+
+
 def write_coco(path: Path, document: dict[str, Any] | list[dict[str, Any]]) -> Path:
     """Write a document or results list as JSON, atomically."""
     atomic_write_text(path, json.dumps(document))

@@ -96,3 +96,19 @@ def test_a_file_that_is_not_a_coco_document_is_one_clear_error(tmp_path: Path):
         read_coco(tmp_path / "a.json")
     with pytest.raises(InputFileError, match="not a COCO ground-truth document"):
         read_coco(tmp_path / "b.json")
+
+
+def test_a_results_list_reads_back_per_photo_in_the_order_it_was_written():
+    from annotator.formats.coco import results_by_photo
+
+    classes = ("sl", "fre", "mel")
+    boxes = [
+        [Box("mel", 1.5, 2, 30.25, 40, score=0.9), Box("sl", 5, 5, 9, 9, score=0.31)],
+        [],
+        [Box("fre", 0, 0, 4, 4)],
+    ]
+    back = results_by_photo(coco_results(boxes, classes), ["a.jpg", "b.jpg", "c.jpg"], classes)
+    assert back["a.jpg"] == tuple(boxes[0]) and back["b.jpg"] == ()
+    assert back["c.jpg"] == (Box("fre", 0, 0, 4, 4, score=1.0),), "an unscored box was written with score 1"
+    with pytest.raises(InputFileError, match="out of range"):
+        results_by_photo(coco_results(boxes, classes), ["a.jpg"], classes)

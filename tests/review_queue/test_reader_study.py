@@ -5,6 +5,7 @@ the reader (DOCTOR) rows of the benchmark, scored as a hand computation says."""
 from __future__ import annotations
 
 import csv
+from dataclasses import replace
 
 import pytest
 
@@ -144,3 +145,20 @@ def test_pull_before_push_says_what_to_run(review_setup):
     s = _study(review_setup)
     with pytest.raises(LabelStudioError, match="readers push"):
         pull_readers(s.ws, s.client, out=s.ws.reports_dir / READER_READS_FILE)
+
+
+def test_a_reviewer_profile_reads_what_it_would_box_blind(review_setup):
+    """With a profile, a read is the classes of the reviewer's blind boxes: one that reads every melasma as Hori's
+    nevus and overlooks nothing else names hori on p0 (truth mel, fre) and keeps the other photos' classes."""
+    from review_queue.reviewer import CAREFUL
+
+    s = _study(review_setup)
+    push_readers(s.ws, s.client, readers=1)
+    confuses = replace(CAREFUL, name="confuses", confusions=(("mel", "hori", 1.0),))
+    done = simulate_readers(s.ws, s.client, readers=1, truth_dir=s.folder / "truth", profile=confuses)
+    assert list(done.values()) == [4]
+    out = s.ws.reports_dir / READER_READS_FILE
+    pull_readers(s.ws, s.client, out=out)
+    with out.open(newline="") as f:
+        reads = {row["photo"]: row["classes"] for row in csv.DictReader(f)}
+    assert reads == {"p0.jpg": "fre;hori", "p1.jpg": "sl", "p2.jpg": "caf;hori", "p3.jpg": ""}

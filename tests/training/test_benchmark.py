@@ -318,3 +318,46 @@ def test_pretrained_names_a_model_of_the_run_and_a_file(tmp_path):
         parse_pretrained([f"ssd300={weights}"], ["yolo11n"])
     with pytest.raises(ConfigError, match="not found"):
         parse_pretrained([f"yolo11n={tmp_path / 'missing.pt'}"], ["yolo11n"])
+
+
+@pytest.mark.slow
+def test_readers_added_to_a_finished_benchmark_beside_its_models_as_they_were(protocol_run, tmp_path):
+    """Readers who finish after the models: scored beside them without training again; each model's scores,
+    stopping record and learning verdict stay what the benchmark wrote, and every ranked pair is compared."""
+    import shutil
+
+    from annotator.store import Workspace
+    from training.benchmark import add_readers
+
+    result, report = protocol_run
+    out = tmp_path / "report"
+    shutil.copytree(report, out)
+    ws = Workspace.open(report.parent / "ws", write=False)
+    truth = ws.store.labels.current_labels()
+    lines = ["photo,reader,classes"] + [
+        f"{p},DOCTOR A,{'|'.join(sorted({b.label for b in truth[p].boxes}))}" for p in result.test_photos
+    ]
+    (tmp_path / "reads.csv").write_text("\n".join(lines) + "\n")
+    added = add_readers(ws, out, [tmp_path / "reads.csv"])
+    ws.close()
+    before = {r.name: r for r in result.raters}
+    after = {r.name: r for r in added.raters}
+    assert list(after) == [*before, "DOCTOR A"]
+    for name, run in before.items():
+        assert after[name].results["all"].correct.tolist() == run.results["all"].correct.tolist()
+        assert after[name].results["all"].image_level == run.results["all"].image_level
+        assert (after[name].stopping, after[name].learned, after[name].epochs) == (
+            run.stopping,
+            run.learned,
+            run.epochs,
+        )
+    assert after["DOCTOR A"].results["all"].image_level.accuracy == 1.0
+    ranked = [r.name for r in added.raters if r.ranked and r.kind == "model"]
+    pairs = {(c["a"], c["b"]) for c in added.comparisons}
+    assert all((m, "DOCTOR A") in pairs for m in ranked)
+    markdown = (out / "table1.md").read_text()
+    assert "DOCTOR A" in markdown
+    if ranked:
+        section = markdown.split("## Readers beside the best model")[1].split("##")[0]
+        assert "| DOCTOR A | 100.0 (" in section and "McNemar p" in section
+    assert json.loads((out / "benchmark.json").read_text())["settings"] == result.settings
