@@ -249,7 +249,10 @@ def _curve_lines(result: BenchmarkResult) -> list[str]:
 
 def render_markdown(result: BenchmarkResult) -> str:
     """Table 1 per subset (percent), then the models' cost and detection quality."""
-    subset_counts = ", ".join(f"{SUBSET_TITLES[s]}: {n}" for s, n in result.subset_sizes.items() if s != "all")
+    subset_counts = (
+        ", ".join(f"{SUBSET_TITLES[s]}: {n}" for s, n in result.subset_sizes.items() if s != "all")
+        or "device subsets: none, no photo's device class is known"
+    )
     parts = [
         "# PSL detection benchmark",
         "",

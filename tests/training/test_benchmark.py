@@ -361,3 +361,11 @@ def test_readers_added_to_a_finished_benchmark_beside_its_models_as_they_were(pr
         section = markdown.split("## Readers beside the best model")[1].split("##")[0]
         assert "| DOCTOR A | 100.0 (" in section and "McNemar p" in section
     assert json.loads((out / "benchmark.json").read_text())["settings"] == result.settings
+
+
+def test_no_device_subset_is_printed_as_none():
+    from training.report import render_markdown
+    from training.results import BenchmarkResult
+
+    result = BenchmarkResult(("sl",), ("a.jpg",), {"all": 1}, {"train": 1}, {}, [], [], [], "gt.json")
+    assert "Test photos: 1 (device subsets: none, no photo's device class is known)" in render_markdown(result)
