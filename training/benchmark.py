@@ -28,7 +28,6 @@ from training.constants import BOOTSTRAP_RESAMPLES, EVAL_CONF, LEARNED_VAL_MAP50
 from training.dataset import build_training_view
 from training.detectors.base import Detector, Recipe, TrainingView, TrainResult, TrainSettings
 from training.detectors.registry import model_names
-from training.detectors.stopping import StopRecord
 from training.metrics import (
     ClinicalEvaluation,
     ClinicalResult,
@@ -539,7 +538,7 @@ def _recorded_settings(recorded: Mapping[str, Any]) -> BenchmarkSettings:
     )
 
 
-def _recorded_model(row: Mapping[str, Any], test: HeldOut, settings: BenchmarkSettings) -> RaterRun:
+def _recorded_model(row: dict[str, Any], test: HeldOut, settings: BenchmarkSettings) -> RaterRun:
     """A model's run as recorded, scored again from its predictions file."""
     results: dict[str, ClinicalResult] = {}
     if row.get("predictions_file"):
@@ -550,25 +549,7 @@ def _recorded_model(row: Mapping[str, Any], test: HeldOut, settings: BenchmarkSe
             raise WorkspaceError(f"{path}: cannot read {row['name']}'s recorded predictions ({exc})") from exc
         predictions = results_by_photo(found, test.photos, test.classes, source=str(path))
         results = _clinical_results(predictions, test, settings)
-    stopping = row.get("stopping")
-    return RaterRun(
-        row["name"],
-        "model",
-        results,
-        family=row.get("family"),
-        parameters=row.get("parameters"),
-        train_seconds=row.get("train_seconds"),
-        epochs=row.get("epochs"),
-        inference_images_per_second=row.get("inference_images_per_second"),
-        weights=row.get("weights"),
-        predictions_file=row.get("predictions_file"),
-        train_metrics=dict(row.get("train_metrics") or {}),
-        error=row.get("error"),
-        stopping=None if stopping is None else StopRecord.from_dict(stopping),
-        applied=dict(row.get("applied") or {}),
-        pretrained=row.get("pretrained"),
-        learned=row.get("learned"),
-    )
+    return RaterRun.from_dict(row, results)
 
 
 def _score_readers(

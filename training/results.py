@@ -64,6 +64,29 @@ class RaterRun:
             "results": {s: r.to_dict() for s, r in self.results.items()},
         }
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], results: dict[str, ClinicalResult]) -> RaterRun:
+        """A run as `to_dict` recorded it, with `results` scored again (the record keeps no per-photo scores)."""
+        stopping = data.get("stopping")
+        return cls(
+            data["name"],
+            data["kind"],
+            results,
+            family=data.get("family"),
+            parameters=data.get("parameters"),
+            train_seconds=data.get("train_seconds"),
+            epochs=data.get("epochs"),
+            inference_images_per_second=data.get("inference_images_per_second"),
+            weights=data.get("weights"),
+            predictions_file=data.get("predictions_file"),
+            train_metrics=dict(data.get("train_metrics") or {}),
+            error=data.get("error"),
+            stopping=None if stopping is None else StopRecord.from_dict(stopping),
+            applied=dict(data.get("applied") or {}),
+            pretrained=data.get("pretrained"),
+            learned=data.get("learned"),
+        )
+
 
 @dataclass(frozen=True)
 class BenchmarkResult:
