@@ -148,7 +148,8 @@ def summary_lines(records: Sequence[SeedFigures]) -> list[str]:
 
 def gain_lines(records: Sequence[SeedFigures]) -> list[str]:
     """Per figure that has a direction: whether it gained from round 0 to the last round on every seed, on some
-    seeds only (which, and from what to what) or on none; seeds that lack either figure are not judged."""
+    seeds only (which, and from what to what) or on none; seeds that lack either figure are not judged. A gain is
+    one visible at the digits the figure is printed with."""
     last = max((r.round_no for record in records for r in record.rounds), default=0)
     if last == 0:
         return []
@@ -156,7 +157,10 @@ def gain_lines(records: Sequence[SeedFigures]) -> list[str]:
     for figure in (f for f in FIGURES if f.per_round and f.better is not Better.NEITHER):
         pairs = {rec.seed: (rec.value(figure, 0), rec.value(figure, last)) for rec in records}
         judged = {seed: (a, b) for seed, (a, b) in pairs.items() if a is not None and b is not None}
-        flat = {seed: (a, b) for seed, (a, b) in judged.items() if (b - a) * figure.better.value <= 0}
+        # a change the table cannot show (under its printed digits, e.g. mAP50 0.000005 -> 0.00002) is no gain
+        flat = {
+            seed: (a, b) for seed, (a, b) in judged.items() if round((b - a) * figure.better.value, figure.digits) <= 0
+        }
         span = f"{figure.label}: from round 0 to round {last}"
         if not judged:
             lines.append(f"{span}: not measured on any seed")

@@ -71,6 +71,10 @@ def test_no_gain_is_said_per_figure_on_every_or_some_seeds():
     flat = [_seed(s, (0.3, 0.3), (0.5, 0.6), None) for s in (1, 2)]
     assert any(x.startswith("test mAP50") and "NO GAIN on every seed (2 of 2)" in x for x in gain_lines(flat))
     assert line["scratch_seconds"] is None and line["final_f1"] is None, "a baseline or a final figure: no gain line"
+    noise = [_seed(7, (0.000005, 0.00002), (1.0, 1.0), None)]  # the real-photo loop from random weights
+    assert any(x.startswith("test mAP50") and "NO GAIN on every seed" in x for x in gain_lines(noise)), (
+        "a gain under the printed digits (0.000 -> 0.000) is no gain"
+    )
 
 
 def test_the_records_and_the_summary_round_trip_through_json():
