@@ -225,12 +225,9 @@ def _blind_read(
 ) -> list[str]:
     """The classes a reviewer of `profile` names on a photo shown without predictions: those of the boxes it
     draws there (the reader study is blinded, so nothing anchors it)."""
-    from review_queue.reviewer import draw_from_scratch, photo_contrasts
+    from review_queue.simulate import blind_boxes
 
     record = ws.store.labels.image(photo)
     if record is None:
         raise ConfigError(f"{photo}: a reader-study photo the workspace does not know; run `annotator init`")
-    path = ws.image_path(record.path)
-    contrast = photo_contrasts(path, truth) if profile.uses_contrast and truth else None
-    drawn = draw_from_scratch(truth, profile, rng, width=record.width, height=record.height, contrast=contrast)
-    return sorted({b.label for b in drawn})
+    return sorted({b.label for b in blind_boxes(ws, record, truth, rng, profile=profile)})

@@ -253,13 +253,21 @@ def _plan(
     )
 
 
+def blind_boxes(
+    ws: Workspace, record: ImageRecord, truth: Sequence[Box], rng: random.Random, *, profile: ReviewerProfile
+) -> tuple[Box, ...]:
+    """The boxes a reviewer of `profile` draws on a photo shown without predictions (the truth clipped to the
+    frame, each lesion's contrast read from the photo when the profile uses it)."""
+    clipped = [clip_box(b, record.width, record.height) for b in truth]
+    contrast = photo_contrasts(ws.image_path(record.path), clipped) if profile.uses_contrast and clipped else None
+    return draw_from_scratch(clipped, profile, rng, width=record.width, height=record.height, contrast=contrast)
+
+
 def _draw_blind(
     ws: Workspace, record: ImageRecord, truth: list[Box], rng: random.Random, *, profile: ReviewerProfile
 ) -> tuple[list[tuple[str, Box]], list[ReviewAction]]:
     """What the reviewer boxes on a photo served without predictions (`draw_from_scratch`: no anchoring)."""
-    truth = [clip_box(b, record.width, record.height) for b in truth]
-    contrast = photo_contrasts(ws.image_path(record.path), truth) if profile.uses_contrast and truth else None
-    boxes = draw_from_scratch(truth, profile, rng, width=record.width, height=record.height, contrast=contrast)
+    boxes = blind_boxes(ws, record, truth, rng, profile=profile)
     regions = [(f"drawn-{i}", box) for i, box in enumerate(boxes)]
     return regions, [
         ReviewAction(EditKind.ADDED, rid, draw_seconds(box, record.width, record.height)) for rid, box in regions
